@@ -1,0 +1,125 @@
+"""Options and error handling every command shares, so all commands print and fail the same way."""
+
+from __future__ import annotations
+
+import csv
+import functools
+import io
+import json
+import math
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import click
+
+FORMATS = ("table", "csv", "json")
+
+# Exit codes scripts can rely on: 0 ok, 1 a failure while working, 2 bad input (click's own usage errors too).
+EXIT_FAILURE = 1
+EXIT_BAD_INPUT = 2
+
+
+class BadInput(click.ClickException):
+    """Bad input from the user: one line on stderr, exit code 2."""
+
+    exit_code = EXIT_BAD_INPUT
+
+
+def output_options(command: Callable) -> Callable:
+    """Give a command ``--format table|csv|json``, passed on as ``output_format``."""
+    return click.option(
+        "--format",
+        "output_format",
+        type=click.Choice(FORMATS),
+        default="table",
+        show_default=True,
+        help="How to print rows.",
+    )(command)
+
+
+def one_line_errors(*bad_input: type[BaseException], failure: Sequence[type[BaseException]] = ()) -> Callable:
+    """Turn library exceptions into one clean line: ``bad_input`` types exit 2, ``failure`` types exit 1."""
+
+    def decorate(command: Callable) -> Callable:
+        @functools.wraps(command)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return command(*args, **kwargs)
+            except bad_input as exc:
+                raise BadInput(_one_line(exc)) from None
+            except tuple(failure) as exc:
+                raise click.ClickException(_one_line(exc)) from None
+
+        return wrapper
+
+    return decorate
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return " ".join(text.split())
+
+
+def emit_rows(rows: Iterable[dict[str, Any]], output_format: str, columns: Sequence[str] | None = None) -> None:
+    """Print rows (dicts) as an aligned table, CSV or JSON lines."""
+    rows = list(rows)
+    if columns is None:
+        columns = list(rows[0]) if rows else []
+    if output_format == "json":
+        for row in rows:
+            click.echo(json.dumps({c: _json_value(row.get(c)) for c in columns}))
+        return
+    if output_format == "csv":
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(columns)
+        for row in rows:
+            writer.writerow(["" if row.get(c) is None else row.get(c) for c in columns])
+        click.echo(buffer.getvalue(), nl=False)
+        return
+    click.echo(format_table(rows, columns))
+
+
+def format_table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
+    cells = [[_cell(row.get(c)) for c in columns] for row in rows]
+    widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths)).rstrip()]
+    lines.append("  ".join("-" * w for w in widths))
+    for r in cells:
+        lines.append("  ".join(v.rjust(w) if _numeric(v) else v.ljust(w) for v, w in zip(r, widths)).rstrip())
+    if not rows:
+        lines.append("(no rows)")
+    return "\n".join(lines)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _numeric(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return str(value)
+
+
+def progress(message: str) -> None:
+    """Progress for long work goes to stderr, so stdout stays clean for tables and JSON."""
+    click.echo(message, err=True)
+    sys.stderr.flush()

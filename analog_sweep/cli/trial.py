@@ -1,0 +1,135 @@
+"""``analog-sweep trial``: run one fine-tuning trial from the command line."""
+
+from __future__ import annotations
+
+import json
+
+import click
+import torch
+
+from analog_sweep.cli.output import BadInput, one_line_errors, progress
+from workers.config import ALGORITHMS, MODES, TABLE_I, AlgorithmConfig, ConfigError, DataConfig, DevicePoint
+from workers.config import ModelConfig, PretrainConfig, TrialConfig
+from workers.data import DataError
+from workers.devices import TileBackendError
+from workers.metrics import EpochReport
+from workers.models import PRESETS, ModelError
+from workers.trial import run_trial
+
+_COLUMNS = ("epoch", "train_loss", "test_error", "test_accuracy", "seconds")
+
+
+def _key_values(option: str, pairs: tuple[str, ...]) -> dict[str, object]:
+    """Parse ``KEY=VALUE`` options, reading values as YAML scalars (so ``10``, ``0.5``, ``true``, ``[2,2]`` work)."""
+    import yaml
+
+    parsed = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise BadInput(f"{option}: expected KEY=VALUE, got {pair!r}")
+        parsed[key.strip()] = yaml.safe_load(value)
+    return parsed
+
+
+@click.command()
+@click.option("--mode", type=click.Choice(MODES), default="analog_tl", show_default=True)
+@click.option("--dataset", type=click.Choice(["digits", "cifar"]), default="digits", show_default=True,
+              help="digits: embedded (scikit-learn), no download. cifar: CIFAR-10 source, CIFAR-100 target.")
+@click.option("--classes", default="5,8", show_default=True, help="Target classes, comma-separated (CIFAR-100 fine labels for cifar).")
+@click.option("--data-root", envvar="ANALOG_SWEEP_DATA", type=click.Path(file_okay=False),
+              help="Folder with cifar-10-batches-py/ and cifar-100-python/ [env: ANALOG_SWEEP_DATA].")
+@click.option("--download", is_flag=True, help="Download CIFAR into --data-root first (needs internet).")
+@click.option("--image-size", type=click.IntRange(4), default=16, show_default=True)
+@click.option("--train-limit", type=click.IntRange(1), help="Use at most this many target training images.")
+@click.option("--test-limit", type=click.IntRange(1), help="Use at most this many target test images.")
+@click.option("--preset", type=click.Choice(list(PRESETS)), default="swin_micro", show_default=True)
+@click.option("--model-set", "model_set", multiple=True, metavar="KEY=VALUE", help="Override a preset setting, e.g. embed_dim=32.")
+@click.option("--algorithm", type=click.Choice(ALGORITHMS), default="c-ttv2", show_default=True)
+@click.option("--algo-set", "algo_set", multiple=True, metavar="KEY=VALUE",
+              help=f"Override a Table I setting ({', '.join(TABLE_I)}).")
+@click.option("--transfer-noise", type=click.FloatRange(0), default=0.0, show_default=True, help="Weight transfer noise, percent of max|W|.")
+@click.option("--sp-skew", type=click.FloatRange(0), default=0.0, show_default=True, help="Symmetry-point skew, percent of the weight range.")
+@click.option("--sp-variability", type=click.FloatRange(0), default=0.0, show_default=True, help="Symmetry-point spread, percent of the weight range.")
+@click.option("--pulse-noise", type=click.FloatRange(0), default=0.0, show_default=True, help="Cycle-to-cycle pulse-size variation.")
+@click.option("--dtod", type=click.FloatRange(0), default=0.0, show_default=True, help="Device-to-device variation of the pulse size.")
+@click.option("--lr", type=click.FloatRange(0, min_open=True), default=0.01, show_default=True)
+@click.option("--batch-size", type=click.IntRange(1), default=8, show_default=True)
+@click.option("--epochs", type=click.IntRange(1), default=2, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--pretrain-epochs", type=click.IntRange(1), default=PretrainConfig.epochs, show_default=True)
+@click.option("--pretrain-optimizer", type=click.Choice(["adamw", "sgd"]), default=PretrainConfig.optimizer, show_default=True)
+@click.option("--pretrain-lr", type=click.FloatRange(0, min_open=True), default=PretrainConfig.lr, show_default=True)
+@click.option("--cache-dir", type=click.Path(file_okay=False), default="sweep-store/cache", show_default=True,
+              help="Where pretrained models are cached (reused across trials).")
+@click.option("--checkpoint-dir", type=click.Path(file_okay=False), help="Checkpoint every epoch here; rerun to continue.")
+@click.option("--device", default="cpu", show_default=True, help="cpu or cuda[:N] (cuda needs a CUDA build of aihwkit).")
+@click.option("--threads", type=click.IntRange(1), help="Torch CPU threads (default: torch's choice).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object per epoch instead of a table.")
+@one_line_errors(ConfigError, DataError, ModelError, TileBackendError)
+def trial(**options: object) -> None:
+    """Run one trial: pretrain once (cached), convert, fine-tune, report test error per epoch.
+
+    \b
+    Example:
+        analog-sweep trial --mode analog_tl --classes 5,8 --transfer-noise 10 --epochs 2
+        analog-sweep trial --mode digital_scratch --json
+    """
+    if options["threads"]:
+        torch.set_num_threads(int(options["threads"]))
+    if options["download"]:
+        from workers.data import download_cifar
+
+        if not options["data_root"]:
+            raise BadInput("--download needs --data-root")
+        download_cifar(options["data_root"])
+    config = TrialConfig(
+        mode=options["mode"],
+        data=DataConfig(
+            dataset=options["dataset"],
+            classes=tuple(c.strip() for c in str(options["classes"]).split(",") if c.strip()),
+            data_root=options["data_root"],
+            image_size=options["image_size"],
+            train_limit=options["train_limit"],
+            test_limit=options["test_limit"],
+        ),
+        model=ModelConfig(preset=options["preset"], overrides=tuple(_key_values("--model-set", options["model_set"]).items())),
+        pretrain=PretrainConfig(
+            optimizer=options["pretrain_optimizer"], lr=options["pretrain_lr"], epochs=options["pretrain_epochs"]
+        ),
+        algorithm=AlgorithmConfig(name=options["algorithm"], settings=tuple(_key_values("--algo-set", options["algo_set"]).items())),
+        device=DevicePoint(
+            transfer_noise=options["transfer_noise"],
+            sp_skew=options["sp_skew"],
+            sp_variability=options["sp_variability"],
+            pulse_noise=options["pulse_noise"],
+            dtod=options["dtod"],
+        ),
+        lr=options["lr"],
+        batch_size=options["batch_size"],
+        epochs=options["epochs"],
+        seed=options["seed"],
+    )
+    as_json = bool(options["as_json"])
+    if not as_json:
+        click.echo("  ".join(f"{c:>13}" for c in _COLUMNS))
+
+    def show(report: EpochReport) -> None:
+        row = report.to_dict()
+        if as_json:
+            click.echo(json.dumps({"mode": config.mode, **row}))
+        else:
+            click.echo(f"{row['epoch']:>13d}  " + "  ".join(f"{row[c]:>13.4f}" for c in _COLUMNS[1:]))
+
+    result = run_trial(
+        config,
+        cache_dir=options["cache_dir"],
+        checkpoint_dir=options["checkpoint_dir"],
+        device=str(options["device"]),
+        on_epoch=show,
+        progress=progress,
+    )
+    progress(
+        f"{config.mode}: final test error {result.final_test_error:.2f} % after {len(result.reports)} epochs "
+        f"({result.parameters:,} parameters, {result.analog_layers} analog layers)"
+    )

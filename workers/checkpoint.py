@@ -1,0 +1,96 @@
+"""Per-epoch trial checkpoints in a folder: everything needed to continue a trial after the last finished epoch.
+
+``static.pt`` holds what never changes during training (the tiles' device-to-device planes: bounds, pulse sizes,
+references), written once per trial; ``latest.pt`` holds the rest (the changing tile planes and weights, digital
+parameters, optimizer and RNG state, and the epoch reports so far), replaced atomically after every epoch. Both are
+checksummed (``workers.verified_files``): a damaged ``latest.pt`` falls back to the previous epoch's copy
+(``previous.pt``), and a damaged ``static.pt`` means starting the trial over, never training from garbage.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from workers.metrics import EpochReport
+from workers.tile_state import load_model_state, model_state, split_static
+from workers.verified_files import CorruptFileError, load_verified, save_verified
+
+
+class TrialCheckpoint:
+    """The checkpoint folder of one trial, bound to its config key so a folder is never reused by another config."""
+
+    def __init__(self, folder: str | os.PathLike, config_key: str) -> None:
+        self.folder = Path(folder)
+        self.config_key = config_key
+        self.folder.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def static_path(self) -> Path:
+        return self.folder / "static.pt"
+
+    @property
+    def latest_path(self) -> Path:
+        return self.folder / "latest.pt"
+
+    @property
+    def previous_path(self) -> Path:
+        return self.folder / "previous.pt"
+
+    def start_over(self, model: torch.nn.Module) -> None:
+        """Begin the trial afresh: drop any epoch checkpoints and store the static planes of this new model."""
+        for path in (self.latest_path, self.previous_path):
+            path.unlink(missing_ok=True)
+        static, _ = split_static(model_state(model))
+        save_verified({"config_key": self.config_key, "state": static}, self.static_path)
+
+    def save(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, reports: list[EpochReport]) -> None:
+        _, dynamic = split_static(model_state(model))
+        payload = {
+            "config_key": self.config_key,
+            "state": dynamic,
+            "optimizer": optimizer.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            "reports": [r.to_dict() for r in reports],
+        }
+        if self.latest_path.exists():
+            os.replace(self.latest_path, self.previous_path)
+        save_verified(payload, self.latest_path)
+
+    def restore(
+        self,
+        model: torch.nn.Module,
+        optimizer: torch.optim.Optimizer,
+        progress: Callable[[str], None] | None = None,
+    ) -> list[EpochReport]:
+        """Load the newest good checkpoint into ``model`` and ``optimizer``; return its reports ([] if none)."""
+        static = self._load(self.static_path, progress)
+        if static is None:
+            return []
+        for path in (self.latest_path, self.previous_path):
+            payload = self._load(path, progress)
+            if payload is None:
+                continue
+            load_model_state(model, {**static["state"], **payload["state"]})
+            optimizer.load_state_dict(payload["optimizer"])
+            torch.set_rng_state(payload["torch_rng"])
+            return [EpochReport(**r) for r in payload["reports"]]
+        return []
+
+    def _load(self, path: Path, progress: Callable[[str], None] | None) -> dict | None:
+        if not path.exists():
+            return None
+        try:
+            payload = load_verified(path)
+        except CorruptFileError as exc:
+            if progress:
+                progress(f"checkpoint not used: {exc}")
+            return None
+        if payload.get("config_key") != self.config_key:
+            if progress:
+                progress(f"checkpoint not used: {path} belongs to another trial config")
+            return None
+        return payload

@@ -1,0 +1,190 @@
+"""The plain, serialisable description of one trial.
+
+A trial config is what the orchestrator hands a worker: frozen dataclasses of plain values, so it hashes, pickles
+through Ray, and round-trips through JSON (``to_dict`` / ``from_dict``) without the worker importing anything upstream.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+MODES = ("analog_tl", "digital_tl", "analog_scratch", "digital_scratch")
+ALGORITHMS = ("c-ttv2", "ttv2", "agad", "sgd")
+DEVICE_AXES = ("transfer_noise", "sp_skew", "sp_variability", "pulse_noise", "dtod")
+
+# The paper's Table I for c-TTv2; every key can be overridden through ``AlgorithmConfig.settings``.
+TABLE_I = {
+    "transfer_every": 1.0,
+    "auto_granularity": 10000,
+    "momentum": 0.0,
+    "auto_scale": True,
+    "in_chop_prob": 0.10,
+    "units_in_mbatch": False,
+    "forget_buffer": True,
+    "auto_momentum": 0.99,
+}
+
+
+class ConfigError(ValueError):
+    """A trial config that cannot run; the message names the field."""
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Which data: ``digits`` (embedded, sklearn) or ``cifar`` (CIFAR-10 source, CIFAR-100 target)."""
+
+    dataset: str = "digits"
+    classes: tuple[str, ...] = ("5", "8")
+    data_root: str | None = None
+    image_size: int = 16
+    train_limit: int | None = None
+    test_limit: int | None = None
+    source_limit: int | None = None
+    split_seed: int = 0
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """A model preset by name (see ``workers.models``) and keyword overrides for it."""
+
+    preset: str = "swin_micro"
+    overrides: tuple[tuple[str, Any], ...] = ()
+
+    def override_dict(self) -> dict[str, Any]:
+        return dict(self.overrides)
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    """Digital pretraining on the source task; its defaults measurably pretrain well (FACTS.md)."""
+
+    optimizer: str = "adamw"
+    lr: float = 2e-3
+    weight_decay: float = 0.05
+    momentum: float = 0.9
+    epochs: int = 60
+    batch_size: int = 64
+    augment: bool = True
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class AlgorithmConfig:
+    """The analog training algorithm and its settings (Table I defaults for c-TTv2)."""
+
+    name: str = "c-ttv2"
+    settings: tuple[tuple[str, Any], ...] = ()
+
+    def settings_dict(self) -> dict[str, Any]:
+        merged = dict(TABLE_I)
+        merged.update(dict(self.settings))
+        return merged
+
+
+@dataclass(frozen=True)
+class DevicePoint:
+    """One point on the paper's device axes, in the paper's units (see ``workers.devices`` for the mapping)."""
+
+    transfer_noise: float = 0.0
+    sp_skew: float = 0.0
+    sp_variability: float = 0.0
+    pulse_noise: float = 0.0
+    dtod: float = 0.0
+
+
+@dataclass(frozen=True)
+class TrialConfig:
+    """Everything one fine-tuning trial needs."""
+
+    mode: str = "analog_tl"
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    pretrain: PretrainConfig = field(default_factory=PretrainConfig)
+    algorithm: AlgorithmConfig = field(default_factory=AlgorithmConfig)
+    device: DevicePoint = field(default_factory=DevicePoint)
+    lr: float = 0.01
+    batch_size: int = 8
+    epochs: int = 3
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ConfigError(f"mode: unknown mode {self.mode!r}; choose one of {', '.join(MODES)}")
+        if self.algorithm.name not in ALGORITHMS:
+            raise ConfigError(
+                f"algorithm.name: unknown algorithm {self.algorithm.name!r}; choose one of {', '.join(ALGORITHMS)}"
+            )
+        unknown = set(dict(self.algorithm.settings)) - set(TABLE_I)
+        if unknown:
+            raise ConfigError(f"algorithm.settings: unknown setting(s) {', '.join(sorted(unknown))}")
+        for name in ("lr",):
+            value = getattr(self, name)
+            if not (value > 0 and value < float("inf")):
+                raise ConfigError(f"{name}: must be a positive finite number, got {value!r}")
+        for name in ("batch_size", "epochs"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name}: must be at least 1, got {getattr(self, name)!r}")
+        for axis in DEVICE_AXES:
+            value = getattr(self.device, axis)
+            if not (value >= 0 and value < float("inf")):
+                raise ConfigError(f"device.{axis}: must be a non-negative finite number, got {value!r}")
+
+    @property
+    def is_analog(self) -> bool:
+        return self.mode.startswith("analog")
+
+    @property
+    def is_transfer(self) -> bool:
+        return self.mode.endswith("_tl")
+
+    def to_dict(self) -> dict[str, Any]:
+        return _plain(dataclasses.asdict(self))
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> TrialConfig:
+        raw = dict(raw)
+        data = dict(raw.pop("data", {}))
+        if "classes" in data:
+            data["classes"] = tuple(str(c) for c in data["classes"])
+        model = dict(raw.pop("model", {}))
+        model["overrides"] = _pairs(model.get("overrides", ()))
+        algorithm = dict(raw.pop("algorithm", {}))
+        algorithm["settings"] = _pairs(algorithm.get("settings", ()))
+        return cls(
+            data=DataConfig(**data),
+            model=ModelConfig(**model),
+            pretrain=PretrainConfig(**raw.pop("pretrain", {})),
+            algorithm=AlgorithmConfig(**algorithm),
+            device=DevicePoint(**raw.pop("device", {})),
+            **raw,
+        )
+
+    def key(self) -> str:
+        """A stable content hash of the whole config."""
+        return content_hash(self.to_dict())
+
+
+def _pairs(value: Any) -> tuple[tuple[str, Any], ...]:
+    items = value.items() if isinstance(value, dict) else value
+    return tuple(sorted((str(k), v) for k, v in items))
+
+
+def _plain(value: Any) -> Any:
+    """Dataclass dicts to JSON-ready values: tuples of pairs become dicts, tuples become lists."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (tuple, list)):
+        if value and all(isinstance(v, tuple) and len(v) == 2 and isinstance(v[0], str) for v in value):
+            return {k: _plain(v) for k, v in value}
+        return [_plain(v) for v in value]
+    return value
+
+
+def content_hash(value: Any) -> str:
+    """SHA-256 of the canonical JSON of ``value``, first 16 hex digits."""
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]

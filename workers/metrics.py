@@ -1,0 +1,36 @@
+"""What a trial reports each epoch, and how test error is measured."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(frozen=True)
+class EpochReport:
+    """One epoch of one trial; ``epoch`` counts from 1, errors are percent."""
+
+    epoch: int
+    train_loss: float
+    test_error: float
+    test_accuracy: float
+    seconds: float
+
+    def to_dict(self) -> dict[str, float | int]:
+        return dataclasses.asdict(self)
+
+
+@torch.no_grad()
+def test_error_percent(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int) -> float:
+    """Percent of ``images`` misclassified, in eval mode (no dropout, no stochastic depth)."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    wrong = 0
+    for start in range(0, len(labels), batch_size):
+        logits = model(images[start : start + batch_size].to(device))
+        wrong += int((logits.argmax(dim=1).cpu() != labels[start : start + batch_size]).sum())
+    model.train(was_training)
+    return 100.0 * wrong / max(len(labels), 1)

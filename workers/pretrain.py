@@ -1,0 +1,128 @@
+"""Digital pretraining on the source task, trained once per key and reused from a content-addressed cache.
+
+The key hashes everything that decides the pretrained weights: the source data (data set, image size, source limit,
+split seed), the model preset and overrides, and the pretraining settings with their seed. A second trial with the
+same key loads the file; a file lock makes concurrent trials on one machine wait for the first to finish training
+instead of training twice. A damaged cache file fails its checksum and is trained again, never used.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from workers.config import DataConfig, ModelConfig, PretrainConfig, content_hash
+from workers.data import batches, load_source
+from workers.metrics import test_error_percent
+from workers.models import create_model
+from workers.verified_files import CorruptFileError, load_verified, save_verified
+
+PRETRAIN_OPTIMIZERS = ("adamw", "sgd")
+
+
+@dataclass(frozen=True)
+class PretrainedModel:
+    """A cached pretraining result: the digital weights and how well they learned the source task."""
+
+    key: str
+    path: Path
+    state_dict: dict[str, torch.Tensor]
+    source_train_error: float
+    source_test_error: float
+    seconds: float
+    trained_now: bool
+
+
+def pretrain_key(data: DataConfig, model: ModelConfig, pretrain: PretrainConfig) -> str:
+    source = {
+        "dataset": data.dataset,
+        "image_size": data.image_size,
+        "source_limit": data.source_limit,
+        "split_seed": data.split_seed,
+    }
+    return content_hash({"source": source, "model": [model.preset, list(model.overrides)], "pretrain": asdict(pretrain)})
+
+
+def pretrained_model(
+    data: DataConfig,
+    model: ModelConfig,
+    pretrain: PretrainConfig,
+    cache_dir: str | Path,
+    progress: Callable[[str], None] | None = None,
+) -> PretrainedModel:
+    """Return the pretrained weights for this key, training them only if no good cached copy exists."""
+    key = pretrain_key(data, model, pretrain)
+    cache_dir = Path(cache_dir)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    path = cache_dir / f"pretrain-{key}.pt"
+    with open(cache_dir / f"pretrain-{key}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        cached = _load_cached(path, key, progress)
+        if cached is not None:
+            return cached
+        result = _train(data, model, pretrain, progress)
+        save_verified({"key": key, **result}, path)
+        return PretrainedModel(key=key, path=path, trained_now=True, **result)
+
+
+def _load_cached(path: Path, key: str, progress: Callable[[str], None] | None) -> PretrainedModel | None:
+    if not path.exists():
+        return None
+    try:
+        stored = load_verified(path)
+    except CorruptFileError as exc:
+        if progress:
+            progress(f"pretraining cache unusable ({exc}); training again")
+        return None
+    if stored.get("key") != key:
+        return None
+    stored.pop("key")
+    return PretrainedModel(key=key, path=path, trained_now=False, **stored)
+
+
+def _train(
+    data: DataConfig, model_config: ModelConfig, pretrain: PretrainConfig, progress: Callable[[str], None] | None
+) -> dict:
+    if pretrain.optimizer not in PRETRAIN_OPTIMIZERS:
+        raise ValueError(
+            f"pretrain.optimizer: unknown optimizer {pretrain.optimizer!r}; choose one of {', '.join(PRETRAIN_OPTIMIZERS)}"
+        )
+    started = time.perf_counter()
+    train_set, test_set = load_source(data)
+    torch.manual_seed(pretrain.seed)
+    model = create_model(
+        model_config.preset,
+        num_classes=len(train_set.class_names),
+        img_size=data.image_size,
+        **model_config.override_dict(),
+    )
+    if pretrain.optimizer == "adamw":
+        optimizer = torch.optim.AdamW(model.parameters(), lr=pretrain.lr, weight_decay=pretrain.weight_decay)
+    else:
+        optimizer = torch.optim.SGD(
+            model.parameters(), lr=pretrain.lr, momentum=pretrain.momentum, weight_decay=pretrain.weight_decay
+        )
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=pretrain.epochs)
+    generator = torch.Generator().manual_seed(pretrain.seed)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    model.train()
+    for epoch in range(1, pretrain.epochs + 1):
+        for images, labels in batches(train_set, pretrain.batch_size, shuffle=True, generator=generator, augment=pretrain.augment):
+            optimizer.zero_grad()
+            loss_fn(model(images), labels).backward()
+            optimizer.step()
+        schedule.step()
+        if progress and (epoch == pretrain.epochs or epoch % 10 == 0):
+            progress(f"pretraining epoch {epoch}/{pretrain.epochs}")
+    batch = max(pretrain.batch_size, 64)
+    return {
+        "state_dict": {k: v.detach().clone() for k, v in model.state_dict().items()},
+        "source_train_error": test_error_percent(model, train_set.images, train_set.labels, batch),
+        "source_test_error": test_error_percent(model, test_set.images, test_set.labels, batch),
+        "seconds": time.perf_counter() - started,
+    }

@@ -1,0 +1,125 @@
+"""One fine-tuning trial: the unit every sweep is made of.
+
+``run_trial`` takes a plain ``TrialConfig`` and does what the paper does for one mode at one device point and one
+learning rate: build the model (pretrained on the source task for the TL modes, fresh for the scratch modes), give it
+a head for the target classes, convert it to analog with the point's device settings (analog modes), add the weight
+transfer noise once, and fine-tune, measuring test error after every epoch. It checkpoints after every epoch and,
+given the same checkpoint folder again, continues after the last finished epoch.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from workers.checkpoint import TrialCheckpoint
+from workers.config import TrialConfig
+from workers.data import batches, load_target
+from workers.devices import analog_optimizer, apply_transfer_noise, build_rpu_config, place_on_device, to_analog
+from workers.metrics import EpochReport, test_error_percent
+from workers.models import create_model, parameter_count, replace_head
+from workers.pretrain import PretrainedModel, pretrained_model
+
+
+@dataclass
+class TrialResult:
+    """What a finished trial reports: every epoch, and what it was built from."""
+
+    reports: list[EpochReport]
+    parameters: int
+    analog_layers: int
+    pretrained: PretrainedModel | None = field(default=None, repr=False)
+
+    @property
+    def final_test_error(self) -> float:
+        return self.reports[-1].test_error
+
+
+def build_model(
+    config: TrialConfig, num_classes: int, cache_dir: str | Path, progress: Callable[[str], None] | None = None
+) -> tuple[torch.nn.Module, PretrainedModel | None]:
+    """The trial's model before training: pretrained or fresh, analog or digital, transfer noise applied."""
+    pretrained = None
+    overrides = config.model.override_dict()
+    if config.is_transfer:
+        pretrained = pretrained_model(config.data, config.model, config.pretrain, cache_dir, progress)
+        source_classes = pretrained.state_dict["head.fc.weight"].shape[0]
+        model = create_model(config.model.preset, num_classes=source_classes, img_size=config.data.image_size, **overrides)
+        model.load_state_dict(pretrained.state_dict)
+        torch.manual_seed(config.seed)
+        replace_head(model, num_classes)
+    else:
+        torch.manual_seed(config.seed)
+        model = create_model(config.model.preset, num_classes=num_classes, img_size=config.data.image_size, **overrides)
+    if config.is_analog:
+        model = to_analog(model, build_rpu_config(config.algorithm, config.device))
+        apply_transfer_noise(model, config.device.transfer_noise, seed=config.seed)
+    return model, pretrained
+
+
+def make_optimizer(config: TrialConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
+    """Analog modes: aihwkit's AnalogSGD drives the tiles' pulsed update. Digital modes: plain SGD (Table I)."""
+    if config.is_analog:
+        return analog_optimizer(model, config.lr)
+    return torch.optim.SGD(model.parameters(), lr=config.lr)
+
+
+def run_trial(
+    config: TrialConfig,
+    *,
+    cache_dir: str | Path,
+    checkpoint_dir: str | Path | None = None,
+    device: str = "cpu",
+    on_epoch: Callable[[EpochReport], None] | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> TrialResult:
+    """Fine-tune for ``config.epochs`` epochs; resume from ``checkpoint_dir`` if it holds a checkpoint of this config.
+
+    ``on_epoch`` is called after each epoch's checkpoint is safely on disk, so whatever it reports can be recovered.
+    """
+    train_set, test_set = load_target(config.data)
+    num_classes = len(train_set.class_names)
+    model, pretrained = build_model(config, num_classes, cache_dir, progress)
+    place_on_device(model, device)
+    optimizer = make_optimizer(config, model)
+    checkpoint = TrialCheckpoint(checkpoint_dir, config.key()) if checkpoint_dir is not None else None
+    reports: list[EpochReport] = []
+    if checkpoint is not None:
+        reports = checkpoint.restore(model, optimizer, progress)
+        if not reports:
+            checkpoint.start_over(model)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    target = torch.device(device)
+    for epoch in range(len(reports) + 1, config.epochs + 1):
+        started = time.perf_counter()
+        # The order of an epoch depends only on (seed, epoch), so a resumed trial sees the same batches.
+        generator = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
+        model.train()
+        total_loss, seen = 0.0, 0
+        for images, labels in batches(train_set, config.batch_size, shuffle=True, generator=generator):
+            images, labels = images.to(target), labels.to(target)
+            optimizer.zero_grad()
+            loss = loss_fn(model(images), labels)
+            loss.backward()
+            optimizer.step()
+            total_loss += float(loss) * len(labels)
+            seen += len(labels)
+        error = test_error_percent(model, test_set.images, test_set.labels, max(config.batch_size, 64))
+        report = EpochReport(
+            epoch=epoch,
+            train_loss=total_loss / max(seen, 1),
+            test_error=error,
+            test_accuracy=100.0 - error,
+            seconds=time.perf_counter() - started,
+        )
+        reports.append(report)
+        if checkpoint is not None:
+            checkpoint.save(model, optimizer, reports)
+        if on_epoch is not None:
+            on_epoch(report)
+    analog_layers = sum(1 for m in model.modules() if m.__class__.__module__.startswith("aihwkit.nn"))
+    return TrialResult(reports=reports, parameters=parameter_count(model), analog_layers=analog_layers, pretrained=pretrained)
