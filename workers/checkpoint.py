@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from workers.metrics import EpochReport
-from workers.tile_state import load_model_state, model_state, split_static
+from workers.tile_state import TileStateError, join_static, load_model_state, model_state, split_static
 from workers.verified_files import CorruptFileError, load_verified, save_verified
 
 
@@ -74,7 +74,13 @@ class TrialCheckpoint:
             payload = self._load(path, progress)
             if payload is None:
                 continue
-            load_model_state(model, {**static["state"], **payload["state"]})
+            try:
+                state = join_static(static["state"], payload["state"])
+            except TileStateError as exc:
+                if progress:
+                    progress(f"checkpoint not used: {path}: {exc}")
+                continue
+            load_model_state(model, state)
             optimizer.load_state_dict(payload["optimizer"])
             torch.set_rng_state(payload["torch_rng"])
             return [EpochReport(**r) for r in payload["reports"]]

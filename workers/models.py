@@ -48,9 +48,12 @@ def create_model(preset: str, *, num_classes: int, img_size: int, **overrides: A
     settings = dict(PRESETS[preset])
     settings.update({k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()})
     try:
-        return SwinTransformer(img_size=img_size, in_chans=3, num_classes=num_classes, **settings)
-    except (AssertionError, ValueError, RuntimeError) as exc:
+        model = SwinTransformer(img_size=img_size, in_chans=3, num_classes=num_classes, **settings)
+        with torch.no_grad():  # timm checks some shapes only when data flows; find out now, not mid-trial
+            model.eval()(torch.zeros(1, 3, img_size, img_size))
+    except Exception as exc:  # any failure to build from these settings is a bad model config
         raise ModelError(f"model: preset {preset!r} cannot be built at img_size {img_size}: {exc}") from None
+    return model.train()
 
 
 def replace_head(model: SwinTransformer, num_classes: int) -> None:

@@ -9,6 +9,7 @@ given the same checkpoint folder again, continues after the last finished epoch.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,7 +20,14 @@ import torch
 from workers.checkpoint import TrialCheckpoint
 from workers.config import TrialConfig
 from workers.data import batches, load_target
-from workers.devices import analog_optimizer, apply_transfer_noise, build_rpu_config, place_on_device, to_analog
+from workers.devices import (
+    analog_optimizer,
+    apply_transfer_noise,
+    build_rpu_config,
+    count_analog_layers,
+    place_on_device,
+    to_analog,
+)
 from workers.metrics import EpochReport, test_error_percent
 from workers.models import create_model, parameter_count, replace_head
 from workers.pretrain import PretrainedModel, pretrained_model
@@ -30,6 +38,7 @@ class TrialResult:
     """What a finished trial reports: every epoch, and what it was built from."""
 
     reports: list[EpochReport]
+    restored_epochs: int
     parameters: int
     analog_layers: int
     pretrained: PretrainedModel | None = field(default=None, repr=False)
@@ -80,18 +89,26 @@ def run_trial(
     """Fine-tune for ``config.epochs`` epochs; resume from ``checkpoint_dir`` if it holds a checkpoint of this config.
 
     ``on_epoch`` is called after each epoch's checkpoint is safely on disk, so whatever it reports can be recovered.
+    On resume it is first called again for every restored epoch (without training them again), so a listener that
+    missed them before the interruption gets them now.
     """
     train_set, test_set = load_target(config.data)
     num_classes = len(train_set.class_names)
     model, pretrained = build_model(config, num_classes, cache_dir, progress)
     place_on_device(model, device)
     optimizer = make_optimizer(config, model)
-    checkpoint = TrialCheckpoint(checkpoint_dir, config.key()) if checkpoint_dir is not None else None
+    # A checkpoint belongs to everything but the epoch count, so a finished trial can also be continued for longer.
+    training_key = dataclasses.replace(config, epochs=1).key()
+    checkpoint = TrialCheckpoint(checkpoint_dir, training_key) if checkpoint_dir is not None else None
     reports: list[EpochReport] = []
     if checkpoint is not None:
         reports = checkpoint.restore(model, optimizer, progress)
         if not reports:
             checkpoint.start_over(model)
+    restored_epochs = len(reports)
+    if on_epoch is not None:
+        for report in reports:
+            on_epoch(report)
     loss_fn = torch.nn.CrossEntropyLoss()
     target = torch.device(device)
     for epoch in range(len(reports) + 1, config.epochs + 1):
@@ -106,7 +123,7 @@ def run_trial(
             loss = loss_fn(model(images), labels)
             loss.backward()
             optimizer.step()
-            total_loss += float(loss) * len(labels)
+            total_loss += float(loss.detach()) * len(labels)
             seen += len(labels)
         error = test_error_percent(model, test_set.images, test_set.labels, max(config.batch_size, 64))
         report = EpochReport(
@@ -121,5 +138,8 @@ def run_trial(
             checkpoint.save(model, optimizer, reports)
         if on_epoch is not None:
             on_epoch(report)
-    analog_layers = sum(1 for m in model.modules() if m.__class__.__module__.startswith("aihwkit.nn"))
-    return TrialResult(reports=reports, parameters=parameter_count(model), analog_layers=analog_layers, pretrained=pretrained)
+    return TrialResult(
+        reports=reports,
+        restored_epochs=restored_epochs,
+        parameters=parameter_count(model), analog_layers=count_analog_layers(model), pretrained=pretrained
+    )

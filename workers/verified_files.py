@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -47,4 +48,7 @@ def load_verified(path: str | os.PathLike) -> Any:
     digest, data = blob[len(MAGIC) : head - 1], blob[head:]
     if hashlib.sha256(data).hexdigest().encode() != digest:
         raise CorruptFileError(f"{path}: checksum mismatch (truncated or altered)")
-    return torch.load(io.BytesIO(data), weights_only=True)
+    try:
+        return torch.load(io.BytesIO(data), weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise CorruptFileError(f"{path}: refused content that is not plain tensors and values ({exc})") from None

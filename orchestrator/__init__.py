@@ -1,0 +1,36 @@
+"""The sweep orchestrator: expands a spec, pretrains once per key, runs the learning-rate searches on Ray Tune.
+
+``run_sweep`` starts a sweep, ``resume_sweep`` continues an interrupted one; both write every report to the results
+store as it arrives. The Ray Tune pieces (the per-point Optuna searcher, the pruning scheduler, the trial function,
+the store and progress callbacks) each live in their own private module.
+"""
+
+from orchestrator._driver import (
+    ClusterError,
+    SweepOutcome,
+    SweepPaths,
+    SweepStateError,
+    ray_session,
+    resume_sweep,
+    run_sweep,
+    sweep_paths,
+    trial_resources,
+)
+from orchestrator._recorder import StoreGaveUp, with_retries
+from orchestrator._search import LearningRateSearch, trial_id_for
+
+__all__ = [
+    "ClusterError",
+    "LearningRateSearch",
+    "StoreGaveUp",
+    "SweepOutcome",
+    "SweepPaths",
+    "SweepStateError",
+    "ray_session",
+    "resume_sweep",
+    "run_sweep",
+    "sweep_paths",
+    "trial_id_for",
+    "trial_resources",
+    "with_retries",
+]

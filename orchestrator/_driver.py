@@ -1,0 +1,320 @@
+"""The sweep driver: spec in, Ray Tune trials out, every report into the store; resumable after any interruption.
+
+A sweep's durable state lives in three places, all under its folder in the storage path plus the store:
+- ``optuna.journal``: one Optuna study per point, the record of which trials exist and how they ended;
+- ``trials/<trial id>/``: each trial's per-epoch checkpoint;
+- the results store: sweeps, points, trials and epochs, written only by this driver.
+``resume`` rebuilds the plan from the spec kept in the store and runs a new Ray Tune experiment
+(``ray/run-N``) over the same studies: finished trials are never handed out again, interrupted ones continue from
+their checkpoints under their own ids, and replayed reports land on the rows they already have.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import ray
+from ray import tune
+
+from orchestrator._progress import ProgressLine, format_duration
+from orchestrator._pruning import OptunaPruning
+from orchestrator._recorder import StoreRecorder, with_retries
+from orchestrator._search import LearningRateSearch
+from orchestrator._trainable import fine_tune
+from results import NotFound, Store
+from workers.config import DEVICE_AXES
+from sweeps import Point, SweepSpec, expand, pretrain_keys, spec_from_mapping, spec_hash
+
+# Quiet Ray Tune: the driver prints its own progress, and keeps its own per-trial records.
+os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)  # no result.json: by design
+os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+
+
+class SweepStateError(ValueError):
+    """The sweep cannot be run or resumed in its present state; the message says what to do instead."""
+
+
+class ClusterError(RuntimeError):
+    """The Ray cluster cannot give the sweep what its spec asks for; the message lists what it has."""
+
+
+@dataclass(frozen=True)
+class SweepPaths:
+    """Where one sweep keeps its files; ``cache`` (pretrained models) is shared by every sweep in the storage path."""
+
+    root: Path
+
+    @property
+    def trials(self) -> Path:
+        return self.root / "trials"
+
+    @property
+    def journal(self) -> Path:
+        return self.root / "optuna.journal"
+
+    @property
+    def ray(self) -> Path:
+        return self.root / "ray"
+
+    @property
+    def cache(self) -> Path:
+        return self.root.parent / "cache"
+
+    @property
+    def lock(self) -> Path:
+        return self.root / "driver.lock"
+
+    def next_run_name(self) -> str:
+        runs = [int(p.name[4:]) for p in self.ray.glob("run-*") if p.name[4:].isdigit()] if self.ray.exists() else []
+        return f"run-{max(runs, default=0) + 1}"
+
+
+@dataclass(frozen=True)
+class SweepOutcome:
+    name: str
+    status: str
+    points_done: int
+    points: int
+    seconds: float
+    message: str
+
+
+def sweep_paths(storage_root: str | os.PathLike, name: str) -> SweepPaths:
+    return SweepPaths(Path(storage_root).resolve() / name)
+
+
+def run_sweep(
+    spec: SweepSpec,
+    store: Store,
+    *,
+    storage_root: str | os.PathLike,
+    address: str | None = None,
+    cpu_fallback: bool = False,
+    echo: Callable[[str], None] = print,
+) -> SweepOutcome:
+    """Start a new sweep. A finished sweep of the same spec does nothing; an interrupted one must be resumed."""
+    paths = sweep_paths(storage_root, spec.name)
+    digest = spec_hash(spec)
+    try:
+        known = store.get_sweep(spec.name)
+    except NotFound:
+        known = None
+    if known is not None:
+        if known["spec_hash"] != digest:
+            raise SweepStateError(
+                f"a different sweep named {spec.name!r} is already in the store (spec hash {known['spec_hash']}); "
+                "rename the new sweep"
+            )
+        if known["status"] == "finished":
+            return SweepOutcome(spec.name, "finished", 0, 0, 0.0, f"sweep {spec.name!r} already finished: nothing new to run")
+        raise SweepStateError(
+            f"sweep {spec.name!r} was started before and is {known['status']}: continue it with "
+            f"'analog-sweep resume {spec.name}'"
+        )
+    paths.root.mkdir(parents=True, exist_ok=True)
+    with_retries(lambda: store.record_sweep(spec.name, spec.raw, digest, "pending", str(paths.root)))
+    return _execute(spec, store, paths, address=address, cpu_fallback=cpu_fallback, echo=echo)
+
+
+def resume_sweep(
+    name: str,
+    store: Store,
+    *,
+    address: str | None = None,
+    cpu_fallback: bool = False,
+    echo: Callable[[str], None] = print,
+) -> SweepOutcome:
+    """Continue an interrupted sweep from the store's spec, the Optuna studies and the trials' checkpoints."""
+    known = store.get_sweep(name)
+    if known["status"] == "finished":
+        return SweepOutcome(name, "finished", 0, 0, 0.0, f"sweep {name!r} already finished: nothing to resume")
+    if not known["experiment_path"]:
+        raise SweepStateError(f"sweep {name!r} has no storage path recorded; start it again with 'analog-sweep run'")
+    spec = spec_from_mapping(known["spec"], source=f"sweep {name!r} in the store")
+    paths = SweepPaths(Path(known["experiment_path"]))
+    if not paths.root.is_dir():
+        raise SweepStateError(f"sweep {name!r}: its storage path {paths.root} is missing; was it moved?")
+    return _execute(spec, store, paths, address=address, cpu_fallback=cpu_fallback, echo=echo)
+
+
+def _execute(
+    spec: SweepSpec,
+    store: Store,
+    paths: SweepPaths,
+    *,
+    address: str | None,
+    cpu_fallback: bool,
+    echo: Callable[[str], None],
+) -> SweepOutcome:
+    started = time.monotonic()
+    points = expand(spec)
+    with _driver_lock(paths, spec.name):
+        for point in points:
+            _record_point(store, spec.name, point)
+        with_retries(lambda: store.record_sweep(spec.name, spec.raw, spec_hash(spec), "running", str(paths.root)))
+        try:
+            with ray_session(address):
+                cpu, gpu, slots = trial_resources(spec, cpu_fallback)
+                _pretrain_stage(spec, paths, cpu, gpu, echo)
+                search = LearningRateSearch(
+                    points,
+                    spec.lr_search,
+                    paths.journal,
+                    {"trials_dir": str(paths.trials), "cache_dir": str(paths.cache), "threads": cpu, "gpu": gpu},
+                )
+                total = len(points) * spec.lr_search.trials_per_point
+                echo(f"sweep {spec.name}: {len(points)} points, {total} trials, {slots} at a time "
+                     f"({cpu:g} CPU{f', {gpu:g} GPU' if gpu else ''} each)")
+                progress = ProgressLine(search, total, slots, echo)
+                tuner = tune.Tuner(
+                    tune.with_resources(fine_tune, {"cpu": cpu, "gpu": gpu}),
+                    tune_config=tune.TuneConfig(
+                        search_alg=search,
+                        scheduler=OptunaPruning(search),
+                        num_samples=-1,
+                        max_concurrent_trials=slots,
+                        reuse_actors=True,
+                        trial_name_creator=_trial_name,
+                        trial_dirname_creator=_trial_name,
+                    ),
+                    run_config=tune.RunConfig(
+                        name=paths.next_run_name(),
+                        storage_path=str(paths.ray),
+                        callbacks=[StoreRecorder(store, spec.name, search), progress],
+                        failure_config=tune.FailureConfig(max_failures=spec.max_retries),
+                        verbose=0,
+                    ),
+                )
+                tuner.fit()
+                progress.print_if_changed()
+                done = _close_points(store, spec.name, search)
+        except KeyboardInterrupt:
+            with_retries(lambda: store.set_sweep_status(spec.name, "interrupted"))
+            raise
+        seconds = time.monotonic() - started
+        if done == len(points):
+            with_retries(lambda: store.set_sweep_status(spec.name, "finished"))
+            return SweepOutcome(spec.name, "finished", done, len(points), seconds,
+                                f"sweep {spec.name} finished in {format_duration(seconds)}")
+        with_retries(lambda: store.set_sweep_status(spec.name, "interrupted"))
+        return SweepOutcome(
+            spec.name, "interrupted", done, len(points), seconds,
+            f"sweep {spec.name} stopped with {done}/{len(points)} points done: continue with "
+            f"'analog-sweep resume {spec.name}'",
+        )
+
+
+def _trial_name(trial: Any) -> str:
+    return f"{trial.config['trial_id']}_{trial.trial_id}"
+
+
+def _record_point(store: Store, sweep: str, point: Point) -> None:
+    axes = {axis: getattr(point.device, axis) for axis in DEVICE_AXES}
+    with_retries(
+        lambda: store.record_point(
+            sweep, point.key, mode=point.mode, task=point.task, classes=list(point.classes), seed=point.seed, axes=axes
+        )
+    )
+
+
+def _close_points(store: Store, sweep: str, search: LearningRateSearch) -> int:
+    """Choose the best trial of every point whose search has ended; return how many have."""
+    done = 0
+    for point in search.points:
+        if search.point_finished(point.key):
+            with_retries(lambda key=point.key: store.choose_best(sweep, key))
+            done += 1
+    return done
+
+
+@contextmanager
+def _driver_lock(paths: SweepPaths, name: str) -> Iterator[None]:
+    """One driver per sweep: a second ``run``/``resume`` of a sweep that is running is refused, not interleaved."""
+    paths.root.mkdir(parents=True, exist_ok=True)
+    with open(paths.lock, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            raise SweepStateError(f"sweep {name!r} is running in another process ({handle.read().strip()})") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}\n")
+        handle.flush()
+        yield
+
+
+@contextmanager
+def ray_session(address: str | None) -> Iterator[None]:
+    """Join the Ray cluster at ``address``, or start a local instance on this machine's cores; leave it after."""
+    if ray.is_initialized():
+        yield
+        return
+    ray.init(
+        address=address,
+        include_dashboard=False,
+        log_to_driver=False,
+        logging_level="WARNING",
+        configure_logging=True,
+    )
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+def trial_resources(spec: SweepSpec, cpu_fallback: bool) -> tuple[float, float, int]:
+    """CPUs and GPUs per trial and how many trials fit at once; refuse at once what the cluster cannot give."""
+    total = ray.cluster_resources()
+    cpus, gpus = float(total.get("CPU", 0)), float(total.get("GPU", 0))
+    have = f"the cluster has {cpus:g} CPU, {gpus:g} GPU, {total.get('memory', 0) / 2**30:.1f} GiB memory"
+    cpu, gpu = spec.resources.cpu, spec.resources.gpu
+    if gpu > 0 and gpus == 0:
+        if not cpu_fallback:
+            raise ClusterError(f"the sweep asks for {gpu:g} GPU per trial but {have}; pass --cpu-fallback to run on CPUs")
+        gpu = 0.0
+    if gpu > gpus > 0:
+        raise ClusterError(f"the sweep asks for {gpu:g} GPU per trial but {have}")
+    if cpu > cpus:
+        raise ClusterError(f"the sweep asks for {cpu:g} CPU per trial but {have}")
+    slots = int(cpus // cpu) if cpu > 0 else int(cpus)
+    if gpu > 0:
+        slots = min(slots, int(gpus // gpu))
+    return cpu, gpu, max(1, slots)
+
+
+@ray.remote
+def _pretrain_job(job: Any, cache_dir: str, threads: int) -> dict[str, Any]:
+    import torch
+
+    from workers.pretrain import pretrained_model
+
+    torch.set_num_threads(max(1, threads))
+    result = pretrained_model(job.data, job.model, job.pretrain, cache_dir)
+    return {"trained_now": result.trained_now, "seconds": result.seconds,
+            "source_test_error": result.source_test_error, "source_train_error": result.source_train_error}
+
+
+def _pretrain_stage(spec: SweepSpec, paths: SweepPaths, cpu: float, gpu: float, echo: Callable[[str], None]) -> None:
+    """Pretrain each distinct pretraining key once, before any fine-tuning trial needs it."""
+    jobs = list(pretrain_keys(spec).values())
+    if not jobs:
+        return
+    echo(f"pretraining: {len(jobs)} model(s) needed")
+    remote = _pretrain_job.options(num_cpus=cpu, num_gpus=gpu)
+    refs = {remote.remote(job, str(paths.cache), int(max(1, cpu))): job for job in jobs}
+    for ref in refs:
+        result = ray.get(ref)
+        how = f"trained in {format_duration(result['seconds'])}" if result["trained_now"] else "from cache"
+        echo(f"pretraining {refs[ref].key}: {how}, source test error {result['source_test_error']:.1f} %")

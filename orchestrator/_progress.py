@@ -1,0 +1,80 @@
+"""Progress of a running sweep, as a line every few seconds: points done, trials by state, best so far, time left."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from ray import tune
+
+from orchestrator._search import LearningRateSearch
+
+
+def format_duration(seconds: float) -> str:
+    seconds = max(0, int(round(seconds)))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
+
+
+class ProgressLine(tune.Callback):
+    """Prints a status line when a trial ends and at most every ``interval`` seconds otherwise."""
+
+    def __init__(self, search: LearningRateSearch, total_trials: int, slots: int, echo: Callable[[str], None],
+                 interval: float = 15.0) -> None:
+        self.search = search
+        self.total_trials = total_trials
+        self.slots = max(1, slots)
+        self.echo = echo
+        self.interval = interval
+        self.started = time.monotonic()
+        self._last = 0.0
+        self._last_line = ""
+        self._trial_seconds: list[float] = []
+        self._best: tuple[float, str] | None = None
+        self._labels = {point.key: point.label for point in search.points}
+
+    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
+        error = result.get("test_error")
+        if error is not None and (self._best is None or error < self._best[0]):
+            label = self._labels.get(trial.config.get("point_key"), "?")
+            self._best = (float(error), f"{label} lr={trial.config['lr']:.3g}")
+        self._maybe_print(force=False)
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        result = trial.last_result or {}
+        if "time_total_s" in result:
+            self._trial_seconds.append(float(result["time_total_s"]))
+        self._maybe_print(force=True)
+
+    def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
+        self._maybe_print(force=False)
+
+    def _maybe_print(self, force: bool) -> None:
+        now = time.monotonic()
+        if not force and now - self._last < self.interval:
+            return
+        self._last = now
+        self.print_if_changed()
+
+    def print_if_changed(self) -> None:
+        line = self.line()
+        if line.split("] ", 1)[-1] != self._last_line.split("] ", 1)[-1]:
+            self.echo(line)
+        self._last_line = line
+
+    def line(self) -> str:
+        counts = self.search.counts()
+        ended = counts["complete"] + counts["pruned"] + counts["failed"]
+        elapsed = time.monotonic() - self.started
+        left = "?"
+        if self._trial_seconds:
+            mean = sum(self._trial_seconds) / len(self._trial_seconds)
+            left = "~" + format_duration(max(0, self.total_trials - ended) * mean / self.slots)
+        best = f"{self._best[0]:.2f} % ({self._best[1]})" if self._best else "-"
+        return (
+            f"[{format_duration(elapsed)}] points {counts['points_done']}/{len(self.search.points)} done | trials "
+            f"{counts['running']} running, {counts['complete']} done, {counts['pruned']} pruned, "
+            f"{counts['failed']} failed of {self.total_trials} | best so far {best} | left {left}"
+        )

@@ -1,0 +1,230 @@
+"""The learning-rate search: one Optuna study per sweep point, served to Ray Tune as a single searcher.
+
+Ray Tune asks one searcher for trials; the paper searches the learning rate separately at every device point. This
+searcher keeps one Optuna study per point (TPE over a log range, or a fixed grid) and hands out trials breadth-first,
+so every point gets its first trial before any gets its second. The studies live in an Optuna journal file beside the
+sweep's checkpoints: they are the durable record of which trials exist, which finished, and with what result. A
+study trial that was handed out but never told (the driver died) is handed out again on resume under the same trial
+id, so its worker continues from that trial's own checkpoint instead of starting a new trial.
+"""
+
+from __future__ import annotations
+
+import pickle
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.storages import JournalStorage
+from optuna.storages.journal import JournalFileBackend
+from optuna.trial import TrialState
+from ray.tune.search import Searcher
+
+from sweeps import LrSearchSpec, Point, trial_config
+
+METRIC = "test_error"
+_FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+@dataclass(frozen=True)
+class IssuedTrial:
+    point_key: str
+    number: int
+    trial_id: str
+
+
+def trial_id_for(point_key: str, number: int) -> str:
+    return f"{point_key}-lr{number}"
+
+
+class LearningRateSearch(Searcher):
+    """A Ray Tune searcher over per-point Optuna studies; also tells the pruning scheduler when to stop a trial."""
+
+    def __init__(
+        self,
+        points: list[Point],
+        lr_search: LrSearchSpec,
+        journal_path: str | Path,
+        trial_settings: dict[str, Any],
+    ) -> None:
+        super().__init__(metric=METRIC, mode="min")
+        self.points = list(points)
+        self.lr_search = lr_search
+        self.journal_path = str(journal_path)
+        self.trial_settings = dict(trial_settings)
+        self._issued: dict[str, IssuedTrial] = {}
+        self._pruned: set[str] = set()
+        self._studies: dict[str, optuna.Study] = {}
+        self._storage: JournalStorage | None = None
+        self._lock = threading.RLock()
+
+    # --- studies -------------------------------------------------------------------------------------------------
+
+    def study(self, point_key: str) -> optuna.Study:
+        with self._lock:
+            if point_key not in self._studies:
+                if self._storage is None:
+                    Path(self.journal_path).parent.mkdir(parents=True, exist_ok=True)
+                    self._storage = JournalStorage(JournalFileBackend(self.journal_path))
+                study = optuna.create_study(
+                    study_name=point_key,
+                    storage=self._storage,
+                    direction="minimize",
+                    sampler=self._sampler(point_key),
+                    pruner=self._pruner(),
+                    load_if_exists=True,
+                )
+                if self.lr_search.method == "grid" and not study.trials:
+                    # A fixed list: queue every value once; each ask takes the next (resumes keep the queue).
+                    for lr in self.lr_search.values:
+                        study.enqueue_trial({"lr": lr})
+                self._studies[point_key] = study
+            return self._studies[point_key]
+
+    def _sampler(self, point_key: str) -> optuna.samplers.BaseSampler:
+        seed = self.lr_search.seed + int(point_key[:8], 16)  # point keys are hex content hashes
+        startup = max(1, min(10, self.lr_search.trials_per_point // 2))
+        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup)
+
+    def _pruner(self) -> optuna.pruners.BasePruner:
+        options = dict(self.lr_search.pruner_options)
+        if self.lr_search.pruner == "median":
+            return optuna.pruners.MedianPruner(**options)
+        if self.lr_search.pruner == "hyperband":
+            return optuna.pruners.HyperbandPruner(**options)
+        if self.lr_search.pruner == "successive_halving":
+            return optuna.pruners.SuccessiveHalvingPruner(**options)
+        return optuna.pruners.NopPruner()
+
+    # --- Ray Tune's searcher interface ----------------------------------------------------------------------------
+
+    def suggest(self, ray_trial_id: str) -> dict[str, Any] | None:
+        with self._lock:
+            issued = self._interrupted_trial() or self._new_trial()
+            if issued is None:
+                return Searcher.FINISHED if not self._issued else None
+            self._issued[ray_trial_id] = issued
+            point = self._point(issued.point_key)
+            lr = self.study(issued.point_key).trials[issued.number].params["lr"]
+            trial = trial_config(point, lr).to_dict()
+            return {"trial_id": issued.trial_id, "point_key": point.key, "lr": lr, "trial": trial, **self.trial_settings}
+
+    def _interrupted_trial(self) -> IssuedTrial | None:
+        """A study trial handed out before an interruption and never finished: it runs again under its own id."""
+        live = {issued.trial_id for issued in self._issued.values()}
+        for point in self.points:
+            for frozen in self.study(point.key).get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+                trial_id = trial_id_for(point.key, frozen.number)
+                if trial_id not in live:
+                    return IssuedTrial(point.key, frozen.number, trial_id)
+        return None
+
+    def _new_trial(self) -> IssuedTrial | None:
+        budget = self.lr_search.trials_per_point
+        counts = {point.key: len(self._asked(point.key)) for point in self.points}
+        for round_ in range(budget):
+            for point in self.points:
+                if counts[point.key] == round_:
+                    study = self.study(point.key)
+                    trial = study.ask()
+                    if self.lr_search.method == "grid":
+                        trial.suggest_categorical("lr", list(self.lr_search.values))  # the queued value
+                    else:
+                        trial.suggest_float("lr", self.lr_search.low, self.lr_search.high, log=True)
+                    return IssuedTrial(point.key, trial.number, trial_id_for(point.key, trial.number))
+        return None
+
+    def _asked(self, point_key: str) -> list[optuna.trial.FrozenTrial]:
+        """The study's trials that were handed out (queued grid values waiting for their turn are not)."""
+        return [t for t in self.study(point_key).get_trials(deepcopy=False) if t.state != TrialState.WAITING]
+
+    def should_prune(self, ray_trial_id: str, result: dict[str, Any]) -> bool:
+        """Report an epoch's test error to the point's study; True if its pruner says stop."""
+        with self._lock:
+            issued = self._issued.get(ray_trial_id)
+            if issued is None or METRIC not in result:
+                return False
+            study = self.study(issued.point_key)
+            frozen = study.trials[issued.number]
+            if frozen.state != TrialState.RUNNING:
+                return False
+            trial = optuna.trial.Trial(study, frozen._trial_id)
+            step = int(result["epoch"])
+            if step not in frozen.intermediate_values:
+                trial.report(float(result[METRIC]), step)
+            if trial.should_prune():
+                self._pruned.add(ray_trial_id)
+                return True
+            return False
+
+    def was_pruned(self, ray_trial_id: str) -> bool:
+        return ray_trial_id in self._pruned
+
+    def issued(self, ray_trial_id: str) -> IssuedTrial | None:
+        return self._issued.get(ray_trial_id)
+
+    def on_trial_complete(self, ray_trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        with self._lock:
+            issued = self._issued.pop(ray_trial_id, None)
+            if issued is None:
+                return
+            study = self.study(issued.point_key)
+            if study.trials[issued.number].state in _FINISHED_STATES:
+                return
+            if ray_trial_id in self._pruned:
+                study.tell(issued.number, state=TrialState.PRUNED)
+            elif error or not result or METRIC not in result:
+                study.tell(issued.number, state=TrialState.FAIL)
+            else:
+                study.tell(issued.number, float(result[METRIC]))
+
+    # --- progress -------------------------------------------------------------------------------------------------
+
+    def point_finished(self, point_key: str) -> bool:
+        """Whether the point has used its whole budget and every trial of it has ended."""
+        trials = self.study(point_key).get_trials(deepcopy=False)
+        return sum(t.state in _FINISHED_STATES for t in trials) >= self.lr_search.trials_per_point
+
+    def counts(self) -> dict[str, int]:
+        """Trials by state over all points, and how many points have used their whole budget."""
+        totals = {"complete": 0, "pruned": 0, "failed": 0, "running": 0, "points_done": 0}
+        for point in self.points:
+            trials = self.study(point.key).get_trials(deepcopy=False)
+            states = [t.state for t in trials]
+            totals["complete"] += states.count(TrialState.COMPLETE)
+            totals["pruned"] += states.count(TrialState.PRUNED)
+            totals["failed"] += states.count(TrialState.FAIL)
+            totals["running"] += states.count(TrialState.RUNNING)
+            totals["points_done"] += sum(s in _FINISHED_STATES for s in states) >= self.lr_search.trials_per_point
+        return totals
+
+    def _point(self, key: str) -> Point:
+        return next(p for p in self.points if p.key == key)
+
+    # Only the plan travels when Ray Tune saves the searcher: the studies are reopened from the journal.
+    def get_state(self) -> dict:
+        return {"points": self.points, "lr_search": self.lr_search, "journal_path": self.journal_path,
+                "trial_settings": self.trial_settings}
+
+    def set_state(self, state: dict) -> None:
+        self.__init__(state["points"], state["lr_search"], state["journal_path"], state["trial_settings"])
+
+    def save(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "wb") as handle:
+            pickle.dump(self.get_state(), handle)
+
+    def restore(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "rb") as handle:
+            self.set_state(pickle.load(handle))
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_studies": {}, "_storage": None, "_lock": None}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.RLock()
+

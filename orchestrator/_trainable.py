@@ -1,0 +1,38 @@
+"""The function Ray Tune runs for each trial: a thin wrapper that hands the worker its config and relays reports.
+
+Each trial checkpoints into its own folder under the sweep's storage path (``trials/<trial id>``), named by the
+trial id the searcher gives it, so a retry after a lost worker, or the same trial handed out again after a driver
+crash, continues from the last finished epoch. A file lock on that folder keeps two processes from ever training the
+same trial at once.
+"""
+
+from __future__ import annotations
+
+import fcntl
+from pathlib import Path
+from typing import Any
+
+import torch
+from ray import tune
+
+from workers.config import TrialConfig
+from workers.trial import run_trial
+
+
+def fine_tune(config: dict[str, Any]) -> None:
+    """Run one trial from the searcher's suggestion and report every epoch to Ray Tune."""
+    threads = max(1, int(config["threads"]))
+    torch.set_num_threads(threads)
+    trial = TrialConfig.from_dict(config["trial"])
+    folder = Path(config["trials_dir"]) / config["trial_id"]
+    folder.mkdir(parents=True, exist_ok=True)
+    device = "cuda" if config["gpu"] > 0 and torch.cuda.is_available() else "cpu"
+    with open(folder / "lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        run_trial(
+            trial,
+            cache_dir=config["cache_dir"],
+            checkpoint_dir=folder,
+            device=device,
+            on_epoch=lambda report: tune.report({**report.to_dict(), "trial_id": config["trial_id"]}),
+        )

@@ -1,0 +1,255 @@
+"""What a sweep will cost, and a dry-run report that says so before anything runs.
+
+The time model (seconds, FACTS.md measurements on 2 CPU cores, batch 8) charges a Swin model by its *work units*
+``embed_dim**2 x tokens x blocks`` (tokens = (image_size / patch_size)**2, blocks = sum(depths)): every Swin stage
+halves the tokens' side and doubles the width, so each block costs about the same, proportional to that product.
+The pulsed analog update, about 90 % of an analog step, fits it within 15 % from 77 K to 12 M parameters:
+
+- analog training: ``ANALOG_TRAIN_SECONDS`` per unit and sample (0.52 s per step of the 77 K micro model,
+  84.7 s per step at 12 M);
+- digital training: ``DIGITAL_STEP_SECONDS`` per step plus ``DIGITAL_TRAIN_SECONDS`` per unit and sample
+  (0.052 s and 0.225 s per step at 302 K / 12 M);
+- test-set evaluation after each epoch: ``ANALOG_EVAL_SECONDS`` / ``DIGITAL_EVAL_SECONDS`` per unit and sample;
+- ``TRIAL_OVERHEAD_SECONDS`` of Ray Tune start-up per trial;
+- on a GPU, the CPU figures divided by ``GPU_SPEEDUP`` (assumed, not measured: no GPU measurements yet).
+
+Trial counts assume every trial runs all epochs (a pruner only makes it cheaper).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from workers.data import CIFAR10_FOLDER, CIFAR10_TRAIN_FILES, CIFAR100_FOLDER, DATA_ROOT_ENV, DIGITS_TEST_FRACTION
+from workers.models import PRESETS
+
+from sweeps._expand import Point, format_value
+from sweeps._loader import spec_hash
+from sweeps._schema import SweepSpec
+
+ANALOG_TRAIN_SECONDS = 5.0e-7
+ANALOG_EVAL_SECONDS = 1.5e-8
+DIGITAL_STEP_SECONDS = 0.033
+DIGITAL_TRAIN_SECONDS = 1.0e-9
+DIGITAL_EVAL_SECONDS = 3.0e-10
+TRIAL_OVERHEAD_SECONDS = 3.0
+GPU_SPEEDUP = {"analog": 20.0, "digital": 10.0}
+# Images per class in each split (digits: about 180 per class, split 70/30; CIFAR: the official splits).
+TRAIN_PER_CLASS = {"digits": 180 * (1 - DIGITS_TEST_FRACTION), "cifar": 500}
+TEST_PER_CLASS = {"digits": 180 * DIGITS_TEST_FRACTION, "cifar": 100}
+SOURCE_TRAIN_IMAGES = {"digits": 630, "cifar": 50_000}
+POINTS_SHOWN = 100
+
+
+@dataclass(frozen=True)
+class Environment:
+    """What this machine offers a sweep; ``aihwkit_cuda`` is None when aihwkit cannot be imported."""
+
+    cpus: int
+    gpus: int
+    aihwkit_cuda: bool | None
+    data_root: str | None = None  # $ANALOG_SWEEP_DATA, the data folder when the spec names none
+    notes: tuple[str, ...] = ()  # what could not be detected
+
+
+@dataclass(frozen=True)
+class CostEstimate:
+    """The size of a sweep and a rough single-machine time for it."""
+
+    points: int
+    trials: int
+    trial_epochs: int
+    pretrain_jobs: int
+    trial_seconds: float  # all trials, one after another, each on its requested resources
+    pretrain_seconds: float
+
+    def wall_seconds(self, parallel_trials: int) -> float:
+        return (self.trial_seconds + self.pretrain_seconds) / max(parallel_trials, 1)
+
+
+def detect_environment() -> Environment:
+    """Look at CPUs, visible GPUs and the aihwkit build; never raises (what fails is noted instead)."""
+    notes = []
+    gpus = 0
+    try:
+        import torch
+
+        gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    except Exception as error:  # noqa: BLE001 - a dry run reports, it does not fail
+        notes.append(f"torch could not be checked ({type(error).__name__}: {error})")
+    aihwkit_cuda = None
+    try:
+        from aihwkit.simulator.rpu_base import cuda
+
+        aihwkit_cuda = bool(cuda.is_compiled())
+    except Exception as error:  # noqa: BLE001
+        notes.append(f"aihwkit could not be imported ({type(error).__name__}: {error})")
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return Environment(
+        cpus=cpus,
+        gpus=gpus,
+        aihwkit_cuda=aihwkit_cuda,
+        data_root=os.environ.get(DATA_ROOT_ENV),
+        notes=tuple(" ".join(note.split()) for note in notes),
+    )
+
+
+def estimate_cost(spec: SweepSpec, points: Sequence[Point]) -> CostEstimate:
+    """Trials, trial-epochs and seconds of the sweep's ``points`` (see the module docstring for the model)."""
+    units = work_units(spec)
+    on_gpu = spec.resources.gpu > 0
+    trial_seconds = 0.0
+    for point in points:
+        kind = "analog" if point.mode.startswith("analog") else "digital"
+        train, test = _target_sizes(spec, len(point.classes))
+        if kind == "analog":
+            epoch = train * ANALOG_TRAIN_SECONDS * units + test * ANALOG_EVAL_SECONDS * units
+        else:
+            epoch = _digital_train_seconds(train, spec.batch_size, units) + test * DIGITAL_EVAL_SECONDS * units
+        seconds = spec.epochs * epoch / (GPU_SPEEDUP[kind] if on_gpu else 1.0)
+        trial_seconds += spec.lr_search.trials_per_point * (TRIAL_OVERHEAD_SECONDS + seconds)
+    pretrain_jobs = len({point.pretrain_key for point in points if point.mode.endswith("_tl")})
+    source = SOURCE_TRAIN_IMAGES[spec.data.dataset]
+    if spec.data.source_limit is not None:
+        source = min(source, spec.data.source_limit)
+    settings = spec.pretrain.settings
+    pretrain_seconds = pretrain_jobs * settings.epochs * _digital_train_seconds(source, settings.batch_size, units)
+    trials = len(points) * spec.lr_search.trials_per_point
+    return CostEstimate(
+        points=len(points),
+        trials=trials,
+        trial_epochs=trials * spec.epochs,
+        pretrain_jobs=pretrain_jobs,
+        trial_seconds=trial_seconds,
+        pretrain_seconds=pretrain_seconds / (GPU_SPEEDUP["digital"] if on_gpu else 1.0),
+    )
+
+
+def work_units(spec: SweepSpec) -> float:
+    """``embed_dim**2 x tokens x blocks`` of the spec's model at its image size (preset values where an override
+    is not a usable number)."""
+    settings: dict[str, Any] = dict(PRESETS[spec.model.preset])
+    preset = dict(settings)
+    settings.update(spec.model.override_dict())
+    embed = _positive(settings.get("embed_dim"), preset["embed_dim"])
+    patch = _positive(settings.get("patch_size"), preset["patch_size"])
+    depths = settings.get("depths")
+    if not isinstance(depths, (tuple, list)) or not all(_positive(d, 0) for d in depths):
+        depths = preset["depths"]
+    tokens = max(spec.data.image_size // patch, 1) ** 2
+    return float(embed) ** 2 * tokens * sum(depths)
+
+
+def dry_run_report(spec: SweepSpec, points: Sequence[Point], *, environment: Environment) -> str:
+    """The expanded points, trial count, cost estimate, and warnings about this machine; never fails on them."""
+    cost = estimate_cost(spec, points)
+    lr = spec.lr_search
+    search = (
+        f"TPE over [{lr.low:g}, {lr.high:g}] (log)" if lr.method == "tpe" else f"grid {[float(v) for v in lr.values]}"
+    )
+    axes = "; ".join(f"{axis} {', '.join(map(format_value, values))}" for axis, values in spec.axes.values) or "none"
+    lines = [
+        f"Sweep {spec.name} ({spec.source}), spec hash {spec_hash(spec)}",
+        *([f"Overrides: {' '.join('--set ' + o for o in spec.overrides)}"] if spec.overrides else []),
+        f"Data: {spec.data.dataset}, tasks {', '.join('-'.join(t) for t in spec.data.tasks)}; "
+        f"model {spec.model.preset} at {spec.data.image_size}px; modes {', '.join(spec.modes)}",
+        f"Axes ({spec.axes.expand}): {axes}; seeds {list(spec.seeds)}",
+        f"Learning rate: {search}, {lr.trials_per_point} trial(s) per point, pruner {lr.pruner}",
+        "",
+        f"Points ({len(points)}):",
+        f"  {'#':>5}  {'key':16}  label",
+    ]
+    for number, point in enumerate(points[:POINTS_SHOWN], start=1):
+        lines.append(f"  {number:>5}  {point.key:16}  {point.label}")
+    if len(points) > POINTS_SHOWN:
+        lines.append(f"  ... and {len(points) - POINTS_SHOWN} more")
+    slots = _parallel_trials(spec, environment)
+    where = f"{spec.resources.cpu:g} CPU" + (f" + {spec.resources.gpu:g} GPU" if spec.resources.gpu else "")
+    lines += [
+        "",
+        f"Trials: {cost.trials} ({cost.points} points x {lr.trials_per_point}), {cost.trial_epochs} trial-epochs, "
+        f"{cost.pretrain_jobs} pretraining run(s)",
+        f"Estimated compute: {_duration(cost.trial_seconds)} of trials + {_duration(cost.pretrain_seconds)} of "
+        f"pretraining, each trial on {where} (rough model, see sweeps/README.md)",
+        f"Estimated wall time here: {_duration(cost.wall_seconds(slots))} with {slots} trial(s) at a time"
+        if slots
+        else "Estimated wall time here: cannot run, this machine lacks the requested resources",
+    ]
+    warnings = _warnings(spec, environment, slots)
+    if warnings:
+        lines += ["", "Warnings:", *(f"  - {warning}" for warning in warnings)]
+    return "\n".join(lines)
+
+
+def _warnings(spec: SweepSpec, environment: Environment, slots: int) -> list[str]:
+    warnings = list(environment.notes)
+    analog = any(mode.startswith("analog") for mode in spec.modes)
+    if spec.data.dataset == "cifar":
+        warnings += _missing_cifar(spec.data.data_root or environment.data_root)
+    if spec.resources.gpu > 0 and environment.gpus == 0:
+        warnings.append(f"resources.gpu is {spec.resources.gpu:g} but no GPU is visible (torch.cuda.is_available())")
+    if spec.resources.gpu > 0 and analog and environment.aihwkit_cuda is False:
+        warnings.append("GPUs requested, but this aihwkit is built without CUDA: analog tiles would run on the CPU")
+    if analog and environment.aihwkit_cuda is None:
+        warnings.append("analog modes requested, but aihwkit cannot be imported here")
+    if spec.resources.cpu > environment.cpus:
+        warnings.append(f"resources.cpu is {spec.resources.cpu:g} but this machine has {environment.cpus} CPU(s)")
+    if spec.axes.values and not analog:
+        warnings.append("device axes are swept, but no analog mode is: digital modes ignore the device")
+    if slots == 0 and not warnings:
+        warnings.append("no trial fits on this machine's resources")
+    return warnings
+
+
+def _missing_cifar(root: str | None) -> list[str]:
+    if not root:
+        return [f"cifar data: no data.data_root and ${DATA_ROOT_ENV} is unset"]
+    wanted = [Path(root, CIFAR10_FOLDER, name) for name in (*CIFAR10_TRAIN_FILES, "test_batch", "batches.meta")]
+    wanted += [Path(root, CIFAR100_FOLDER, name) for name in ("train", "test", "meta")]
+    try:
+        missing = [path for path in wanted if not path.expanduser().is_file()]
+    except OSError as error:
+        return [f"cifar data: cannot check {root} ({error})"]
+    if not missing:
+        return []
+    return [f"cifar data: {len(missing)} of {len(wanted)} files missing under {root}, e.g. {missing[0]}"]
+
+
+def _parallel_trials(spec: SweepSpec, environment: Environment) -> int:
+    slots = math.floor(environment.cpus / spec.resources.cpu)
+    if spec.resources.gpu > 0:
+        slots = min(slots, math.floor(environment.gpus / spec.resources.gpu))
+    return slots
+
+
+def _target_sizes(spec: SweepSpec, classes: int) -> tuple[float, float]:
+    train = TRAIN_PER_CLASS[spec.data.dataset] * classes
+    test = TEST_PER_CLASS[spec.data.dataset] * classes
+    if spec.data.train_limit is not None:
+        train = min(train, spec.data.train_limit)
+    if spec.data.test_limit is not None:
+        test = min(test, spec.data.test_limit)
+    return train, test
+
+
+def _digital_train_seconds(samples: float, batch_size: int, units: float) -> float:
+    return math.ceil(samples / batch_size) * DIGITAL_STEP_SECONDS + samples * DIGITAL_TRAIN_SECONDS * units
+
+
+def _positive(value: Any, fallback: int) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else fallback
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 172_800:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86_400:.1f} days"

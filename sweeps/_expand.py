@@ -1,0 +1,181 @@
+"""From a spec to its points: device points per mode, times tasks (class sets), times seeds.
+
+Which device axes a mode responds to (``MODE_AXES``) decides what it is multiplied by:
+
+- ``analog_tl`` responds to all five axes;
+- ``analog_scratch`` to all but ``transfer_noise``: the paper's transfer noise is the error of programming
+  *pretrained* digital weights into the analog tiles, and a model trained from scratch has none to program;
+- the digital modes to none: they train in floating point, and the paper compares them at the baseline.
+
+A mode is expanded only along the swept axes it responds to; every other axis stays at the base point (``device``).
+So a sweep of three transfer-noise levels over all four modes gives 3 + 1 + 1 + 1 device points per task and seed.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass, replace
+
+from sweeps._schema import SweepSpec
+from workers.config import (
+    DEVICE_AXES,
+    AlgorithmConfig,
+    DataConfig,
+    DevicePoint,
+    ModelConfig,
+    PretrainConfig,
+    TrialConfig,
+    content_hash,
+)
+from workers.pretrain import pretrain_key
+
+MODE_AXES: dict[str, tuple[str, ...]] = {
+    "analog_tl": DEVICE_AXES,
+    "analog_scratch": tuple(axis for axis in DEVICE_AXES if axis != "transfer_noise"),
+    "digital_tl": (),
+    "digital_scratch": (),
+}
+
+
+@dataclass(frozen=True)
+class Point:
+    """One point of a sweep: a mode, a task, a device point and a seed; the learning-rate search runs inside it.
+
+    ``key`` hashes everything that decides the trial except the learning rate (and the data folder, which says where
+    the data is, not what it is), so it stays the same across runs and machines. ``label`` is the readable name,
+    e.g. ``analog_tl/beaver-otter/transfer_noise=10/seed0``; ``axes`` holds the swept axes this mode responds to.
+    """
+
+    key: str
+    label: str
+    mode: str
+    task: str
+    classes: tuple[str, ...]
+    axes: tuple[tuple[str, float], ...]
+    seed: int
+    device: DevicePoint
+    data: DataConfig
+    model: ModelConfig
+    pretrain: PretrainConfig
+    algorithm: AlgorithmConfig
+    epochs: int
+    batch_size: int
+
+    @property
+    def axes_dict(self) -> dict[str, float]:
+        return dict(self.axes)
+
+    @property
+    def pretrain_key(self) -> str | None:
+        """The pretrained model a transfer-learning point starts from (None for the scratch modes)."""
+        return pretrain_key(self.data, self.model, self.pretrain) if self.mode.endswith("_tl") else None
+
+
+@dataclass(frozen=True)
+class PretrainJob:
+    """One digital pretraining the sweep's transfer-learning points share: the arguments of
+    ``workers.pretrain.pretrained_model``."""
+
+    key: str
+    data: DataConfig
+    model: ModelConfig
+    pretrain: PretrainConfig
+
+
+def trial_config(point: Point, lr: float) -> TrialConfig:
+    """The worker's config for ``point`` at learning rate ``lr``."""
+    return TrialConfig(
+        mode=point.mode,
+        data=point.data,
+        model=point.model,
+        pretrain=point.pretrain,
+        algorithm=point.algorithm,
+        device=point.device,
+        lr=lr,
+        batch_size=point.batch_size,
+        epochs=point.epochs,
+        seed=point.seed,
+    )
+
+
+def device_points(spec: SweepSpec, mode: str) -> list[tuple[tuple[str, float], ...]]:
+    """The swept-axis values of ``mode``'s device points, base point first (one_at_a_time) or in grid order."""
+    base = spec.device
+    swept = [(axis, values) for axis, values in spec.axes.values if axis in MODE_AXES[mode]]
+    if spec.axes.expand == "grid":
+        names = [axis for axis, _ in swept]
+        return [tuple(zip(names, combo)) for combo in itertools.product(*(values for _, values in swept))]
+    at_base = tuple((axis, getattr(base, axis)) for axis, _ in swept)
+    points = [at_base]
+    for index, (axis, values) in enumerate(swept):
+        for value in values:
+            if value != getattr(base, axis):
+                points.append(at_base[:index] + ((axis, value),) + at_base[index + 1 :])
+    return points
+
+
+def count_points(spec: SweepSpec) -> int:
+    """How many points ``expand`` makes; a grid is counted without being made, so a huge one is refused cheaply."""
+    per_task_seed = 0
+    for mode in spec.modes:
+        if spec.axes.expand == "grid":
+            per_task_seed += math.prod(len(values) for axis, values in spec.axes.values if axis in MODE_AXES[mode])
+        else:
+            per_task_seed += len(device_points(spec, mode))
+    return per_task_seed * len(spec.data.tasks) * len(spec.seeds)
+
+
+def expand(spec: SweepSpec) -> list[Point]:
+    """Every point of the sweep, ordered by task, mode, device point, seed."""
+    points = []
+    for classes in spec.data.tasks:
+        data = spec.data.config(classes)
+        task = "-".join(classes)
+        for mode in spec.modes:
+            for axes in device_points(spec, mode):
+                device = replace(spec.device, **dict(axes))
+                changed = [f"{axis}={format_value(v)}" for axis, v in axes if v != getattr(spec.device, axis)]
+                for seed in spec.seeds:
+                    pretrain_seed = seed if spec.pretrain.seed is None else spec.pretrain.seed
+                    pretrain = replace(spec.pretrain.settings, seed=pretrain_seed)
+                    point = Point(
+                        key="",
+                        label=f"{mode}/{task}/{','.join(changed) or 'base'}/seed{seed}",
+                        mode=mode,
+                        task=task,
+                        classes=classes,
+                        axes=axes,
+                        seed=seed,
+                        device=device,
+                        data=data,
+                        model=spec.model,
+                        pretrain=pretrain,
+                        algorithm=spec.algorithm,
+                        epochs=spec.epochs,
+                        batch_size=spec.batch_size,
+                    )
+                    points.append(replace(point, key=_point_key(point)))
+    return points
+
+
+def pretrain_keys(spec: SweepSpec) -> dict[str, PretrainJob]:
+    """The distinct pretrainings the sweep's transfer-learning points need, by key, in first-use order."""
+    jobs: dict[str, PretrainJob] = {}
+    for point in expand(spec):
+        key = point.pretrain_key
+        if key is not None and key not in jobs:
+            jobs[key] = PretrainJob(key=key, data=point.data, model=point.model, pretrain=point.pretrain)
+    return jobs
+
+
+def _point_key(point: Point) -> str:
+    content = trial_config(point, lr=1.0).to_dict()
+    del content["lr"]
+    del content["data"]["data_root"]
+    return content_hash(content)
+
+
+def format_value(value: float) -> str:
+    """A device value as a label shows it: 10.0 as ``10``, 2.5 as ``2.5``."""
+    return str(int(value)) if value.is_integer() else repr(value)

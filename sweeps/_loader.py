@@ -1,0 +1,62 @@
+"""Reading a sweep spec: YAML text, then ``--set`` overrides on the raw mapping, then validation."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import os
+from collections.abc import Iterable
+from typing import Any
+
+from sweeps._expand import count_points
+from sweeps._overrides import apply_overrides
+from sweeps._schema import SpecError, SweepSpec, build_spec
+from sweeps._yaml import parse_yaml
+from workers.config import content_hash
+
+# Larger files are not sweep specs; refusing them early keeps a wrong path from being read whole.
+MAX_FILE_BYTES = 1_000_000
+
+
+def load_spec(path: str | os.PathLike[str], overrides: Iterable[str] = ()) -> SweepSpec:
+    """Read, override and validate the sweep spec at ``path``; any problem raises a one-line ``SpecError``."""
+    source = os.fspath(path)
+    try:
+        with open(source, "rb") as handle:
+            text = handle.read(MAX_FILE_BYTES + 1)
+    except OSError as error:
+        raise SpecError(f"{source}: cannot read: {error.strerror or error}") from None
+    if len(text) > MAX_FILE_BYTES:
+        raise SpecError(f"{source}: larger than {MAX_FILE_BYTES} bytes; not a sweep spec")
+    return spec_from_mapping(parse_yaml(text, source=source), source=source, overrides=overrides)
+
+
+def spec_from_mapping(raw: Any, *, source: str = "<mapping>", overrides: Iterable[str] = ()) -> SweepSpec:
+    """Validate an already parsed mapping (a copy is kept as ``raw``), after applying ``overrides``."""
+    overrides = tuple(overrides)
+    submitted = copy.deepcopy(raw)
+    set_by = apply_overrides(submitted, overrides, source=source)
+    spec = build_spec(submitted, source=source, set_by=set_by)
+    points = count_points(spec)
+    if points > spec.max_points:
+        raise SpecError(
+            f"{source}: max_points: the sweep expands to {points} points, more than max_points={spec.max_points}; "
+            "sweep fewer values or raise max_points"
+        )
+    return dataclasses.replace(spec, overrides=overrides)
+
+
+def spec_hash(spec: SweepSpec) -> str:
+    """A content hash of the validated spec (defaults filled in), independent of file name, layout and spelling."""
+    content = {f.name: getattr(spec, f.name) for f in dataclasses.fields(spec) if f.compare}
+    return content_hash(_plain(content))
+
+
+def _plain(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value

@@ -1,0 +1,538 @@
+"""The sweep spec: its fields, their defaults, and the validation that turns a raw YAML mapping into a frozen tree.
+
+Validation is strict and happens before anything runs: every field is type- and range-checked, unknown fields are
+refused, and the first problem becomes a one-line ``SpecError`` naming the file, the field path and what is wrong.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from workers.config import (
+    ALGORITHMS,
+    DEVICE_AXES,
+    MODES,
+    TABLE_I,
+    AlgorithmConfig,
+    DataConfig,
+    DevicePoint,
+    ModelConfig,
+    PretrainConfig,
+)
+from workers.data import DataError, target_classes
+from workers.models import PRESETS
+from workers.pretrain import PRETRAIN_OPTIMIZERS
+
+DATASETS = ("digits", "cifar")
+EXPANSIONS = ("one_at_a_time", "grid")
+LR_METHODS = ("tpe", "grid")
+# Each pruner's options and the smallest value each accepts (all are integers).
+PRUNER_OPTIONS: dict[str, dict[str, int]] = {
+    "none": {},
+    "median": {"n_startup_trials": 0, "n_warmup_steps": 0},
+    "hyperband": {"min_resource": 1, "reduction_factor": 2},
+    "successive_halving": {"min_resource": 1, "reduction_factor": 2},
+}
+# Table I settings that are numbers, with their allowed range (low, high, high inclusive); the rest are booleans.
+SETTING_RANGES: dict[str, tuple[float, float, bool]] = {
+    "transfer_every": (0.0, math.inf, False),
+    "auto_granularity": (0.0, math.inf, False),
+    "momentum": (0.0, 1.0, False),
+    "in_chop_prob": (0.0, 1.0, True),
+    "auto_momentum": (0.0, 1.0, True),
+}
+DEFAULT_IMAGE_SIZE = {"digits": 16, "cifar": 32}
+DEFAULT_MAX_POINTS = 10_000
+DEFAULT_TRIALS_PER_POINT = 8
+DEFAULT_LR_RANGE = (1e-3, 0.3)  # around Table I's 0.01; FACTS.md's best analog rate at micro scale was 0.05
+# Counts, sizes and seeds stay below this, so every later product of them is an ordinary float.
+MAX_INT = 2**31 - 1
+NAME_PATTERN = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}")
+
+TOP_FIELDS = (
+    "name", "data", "model", "pretrain", "modes", "algorithm", "device", "axes", "lr_search",
+    "epochs", "batch_size", "seeds", "resources", "max_retries", "max_points",
+)  # fmt: skip
+SECTION_FIELDS: dict[str, tuple[str, ...]] = {
+    "data": (
+        "dataset", "classes", "data_root", "image_size", "train_limit", "limit", "test_limit", "source_limit",
+        "split_seed",
+    ),
+    "model": ("preset", "overrides"),
+    "pretrain": ("optimizer", "lr", "weight_decay", "momentum", "epochs", "batch_size", "augment", "seed"),
+    "algorithm": ("name", "settings"),
+    "device": DEVICE_AXES,
+    "axes": ("expand", *DEVICE_AXES),
+    "lr_search": ("method", "low", "high", "values", "trials_per_point", "pruner", "pruner_options", "seed"),
+    "resources": ("cpu", "gpu"),
+}  # fmt: skip
+# Free-form mappings inside a section, with the keys they accept (None: any key, checked where it is used).
+OPEN_MAPPINGS: dict[str, tuple[str, ...] | None] = {
+    "model.overrides": None,
+    "algorithm.settings": tuple(TABLE_I),
+    "lr_search.pruner_options": tuple(sorted({name for opts in PRUNER_OPTIONS.values() for name in opts})),
+}
+
+
+class SpecError(ValueError):
+    """A sweep spec that cannot run; the one-line message names the file, the field path and the problem."""
+
+
+class FieldError(Exception):
+    """One invalid field, before the file name is known; ``build_spec`` turns it into a ``SpecError``."""
+
+    def __init__(self, path: str, problem: str) -> None:
+        super().__init__(f"{path}: {problem}")
+        self.path = path
+        self.problem = problem
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """The data set and the target tasks, one class set each (canonical class names)."""
+
+    dataset: str
+    tasks: tuple[tuple[str, ...], ...]
+    data_root: str | None
+    image_size: int
+    train_limit: int | None
+    test_limit: int | None
+    source_limit: int | None
+    split_seed: int
+
+    def config(self, classes: tuple[str, ...]) -> DataConfig:
+        return DataConfig(
+            dataset=self.dataset,
+            classes=classes,
+            data_root=self.data_root,
+            image_size=self.image_size,
+            train_limit=self.train_limit,
+            test_limit=self.test_limit,
+            source_limit=self.source_limit,
+            split_seed=self.split_seed,
+        )
+
+
+@dataclass(frozen=True)
+class PretrainSpec:
+    """Pretraining settings; ``seed`` None means each sweep seed pretrains its own model with that seed."""
+
+    settings: PretrainConfig
+    seed: int | None
+
+
+@dataclass(frozen=True)
+class AxesSpec:
+    """The swept device axes (in ``DEVICE_AXES`` order) and how they combine."""
+
+    expand: str
+    values: tuple[tuple[str, tuple[float, ...]], ...]
+
+
+@dataclass(frozen=True)
+class LrSearchSpec:
+    """The learning-rate search run at every point: TPE over [low, high] (log scale) or a fixed grid of values."""
+
+    method: str
+    low: float | None
+    high: float | None
+    values: tuple[float, ...]
+    trials_per_point: int
+    pruner: str
+    pruner_options: tuple[tuple[str, int], ...]
+    seed: int
+
+
+@dataclass(frozen=True)
+class ResourcesSpec:
+    """What one trial reserves; ``gpu`` may be a fraction (e.g. 0.25: four trials share a GPU)."""
+
+    cpu: float
+    gpu: float
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    """A validated sweep. ``raw`` is the mapping as submitted (overrides applied), kept for the result store."""
+
+    name: str
+    data: DataSpec
+    model: ModelConfig
+    pretrain: PretrainSpec
+    modes: tuple[str, ...]
+    algorithm: AlgorithmConfig
+    device: DevicePoint
+    axes: AxesSpec
+    lr_search: LrSearchSpec
+    epochs: int
+    batch_size: int
+    seeds: tuple[int, ...]
+    resources: ResourcesSpec
+    max_retries: int
+    max_points: int
+    source: str = field(default="<mapping>", compare=False)
+    overrides: tuple[str, ...] = field(default=(), compare=False)
+    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+
+def show(value: Any) -> str:
+    """A value as an error message quotes it: repr, so newlines stay escaped, and shortened."""
+    try:
+        text = repr(value)
+    except ValueError:  # an integer too long for Python to print
+        text = f"an integer of {value.bit_length()} bits"
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def join(path: str, key: Any) -> str:
+    """The path of ``key`` inside ``path``; a key that is not plain printable text is quoted, so a message stays
+    one line."""
+    plain = isinstance(key, str) and key and key.isprintable() and key.strip() == key
+    text = key if plain else show(key)
+    return f"{path}.{text}" if path else text
+
+
+def build_spec(raw: Any, *, source: str, set_by: dict[str, str] | None = None) -> SweepSpec:
+    """Validate ``raw`` (a YAML mapping) into a ``SweepSpec``; the first problem raises ``SpecError``, naming the
+    override behind the field when ``set_by`` (dotted path -> ``--set`` text) has one."""
+    try:
+        return _build(raw, source)
+    except FieldError as error:
+        behind = [text for path, text in (set_by or {}).items() if _within(error.path, path)]
+        suffix = f" (from --set {show(behind[-1])})" if behind else ""
+        raise SpecError(f"{source}: {error.path}: {error.problem}{suffix}") from None
+
+
+def _within(path: str, outer: str) -> bool:
+    return path == outer or path.startswith((f"{outer}.", f"{outer}["))
+
+
+# --- field checkers: each takes the value and its path, returns the clean value or raises FieldError --------------
+
+
+def _mapping(value: Any, path: str, allowed: tuple[str, ...] | None) -> dict[Any, Any]:
+    if not isinstance(value, dict):
+        raise FieldError(path, f"must be a mapping, got {show(value)}")
+    if allowed is not None:
+        for key in value:
+            if key not in allowed:
+                raise FieldError(join(path, key), f"unknown field; choose from {', '.join(allowed)}")
+    return value
+
+
+def _get(mapping: dict[Any, Any], name: str, default: Any = None) -> Any:
+    """A field's value; null counts as omitted, so ``--set field=null`` restores the default."""
+    value = mapping.get(name)
+    return default if value is None else value
+
+
+def _section(raw: dict[Any, Any], name: str) -> dict[Any, Any]:
+    return _mapping(_get(raw, name, {}), name, SECTION_FIELDS[name])
+
+
+def _integer(value: Any, path: str, minimum: int, maximum: int = MAX_INT) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise FieldError(path, f"must be an integer, got {show(value)}")
+    if not minimum <= value <= maximum:
+        raise FieldError(path, f"must be an integer from {minimum} to {maximum}, got {show(value)}")
+    return value
+
+
+def _optional_integer(value: Any, path: str, minimum: int) -> int | None:
+    return None if value is None else _integer(value, path, minimum)
+
+
+def _number(value: Any, path: str, low: float = 0.0, high: float = math.inf, *, low_open: bool = False,
+            high_open: bool = True) -> float:  # fmt: skip
+    """A finite real number in the range; ints are accepted and become floats."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise FieldError(path, f"must be a number, got {show(value)}")
+    try:
+        number = float(value)
+    except OverflowError:
+        number = math.inf
+    if not math.isfinite(number):
+        raise FieldError(path, f"must be a finite number, got {show(value)}")
+    if number < low or (low_open and number == low):
+        kind = "positive" if low == 0 and low_open else "non-negative" if low == 0 else f"at least {low:g}"
+        raise FieldError(path, f"must be a {kind} number, got {show(value)}")
+    if number > high or (high_open and number == high):
+        raise FieldError(path, f"must be {'below' if high_open else 'at most'} {high:g}, got {show(value)}")
+    return number
+
+
+def _choice(value: Any, path: str, choices: tuple[str, ...], what: str) -> str:
+    if not isinstance(value, str) or value not in choices:
+        raise FieldError(path, f"unknown {what} {show(value)}; choose one of {', '.join(choices)}")
+    return value
+
+
+def _list(value: Any, path: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise FieldError(path, f"must be a list, got {show(value)}")
+    if not value:
+        raise FieldError(path, "must not be empty")
+    return value
+
+
+def _unique(items: list[Any], path: str, what: str) -> None:
+    for index, item in enumerate(items):
+        if item in items[:index]:
+            raise FieldError(f"{path}[{index}]", f"duplicate {what} {show(item)}")
+
+
+def _boolean(value: Any, path: str) -> bool:
+    if not isinstance(value, bool):
+        raise FieldError(path, f"must be true or false, got {show(value)}")
+    return value
+
+
+# --- sections -------------------------------------------------------------------------------------------------------
+
+
+def _name(value: Any) -> str:
+    if value is None:
+        raise FieldError("name", "required: the sweep's name (also its folder name)")
+    if not isinstance(value, str) or not NAME_PATTERN.fullmatch(value):
+        raise FieldError(
+            "name",
+            "must be 1-100 letters, digits, '.', '_' or '-', not starting with '.' (it names a folder), "
+            f"got {show(value)}",
+        )
+    return value
+
+
+def _data(raw: dict[Any, Any]) -> DataSpec:
+    section = _section(raw, "data")
+    dataset = _choice(_get(section, "dataset", "digits"), "data.dataset", DATASETS, "data set")
+    if _get(section, "classes") is None:
+        raise FieldError("data.classes", "required: a list of class sets, e.g. [[beaver, otter]]")
+    tasks = _tasks(section["classes"], dataset)
+    data_root = _get(section, "data_root")
+    if data_root is not None and (not isinstance(data_root, str) or not data_root or "\0" in data_root):
+        raise FieldError("data.data_root", f"must be a folder path or null, got {show(data_root)}")
+    if _get(section, "limit") is not None and _get(section, "train_limit") is not None:
+        raise FieldError("data.limit", "is shorthand for data.train_limit; give only one of them")
+    train_limit = _get(section, "train_limit", _get(section, "limit"))
+    train_path = "data.train_limit" if _get(section, "train_limit") is not None else "data.limit"
+    return DataSpec(
+        dataset=dataset,
+        tasks=tasks,
+        data_root=data_root,
+        image_size=_integer(_get(section, "image_size", DEFAULT_IMAGE_SIZE[dataset]), "data.image_size", 4, 1024),
+        train_limit=_optional_integer(train_limit, train_path, 1),
+        test_limit=_optional_integer(_get(section, "test_limit"), "data.test_limit", 1),
+        source_limit=_optional_integer(_get(section, "source_limit"), "data.source_limit", 1),
+        split_seed=_integer(_get(section, "split_seed", 0), "data.split_seed", 0),
+    )
+
+
+def _tasks(value: Any, dataset: str) -> tuple[tuple[str, ...], ...]:
+    """Each class set checked and spelled canonically by the data module; no class twice, no set twice."""
+    tasks: list[tuple[str, ...]] = []
+    for index, class_set in enumerate(_list(value, "data.classes")):
+        path = f"data.classes[{index}]"
+        if not isinstance(class_set, list):
+            raise FieldError(path, f"must be a list of class names (one task), got {show(class_set)}")
+        names = []
+        for position, name in enumerate(class_set):
+            if isinstance(name, int) and not isinstance(name, bool):
+                name = str(name)  # YAML reads the digits classes 5..9 as integers
+            if not isinstance(name, str):
+                raise FieldError(f"{path}[{position}]", f"must be a class name, got {show(name)}")
+            names.append(name)
+        try:
+            canonical = target_classes(DataConfig(dataset=dataset, classes=tuple(names)))
+        except DataError as error:
+            raise FieldError(path, " ".join(str(error).removeprefix("classes: ").split())) from None
+        for earlier, other in enumerate(tasks):
+            if set(other) == set(canonical):
+                raise FieldError(path, f"duplicate class set: same classes as data.classes[{earlier}]")
+        tasks.append(canonical)
+    return tuple(tasks)
+
+
+def _model(raw: dict[Any, Any]) -> ModelConfig:
+    section = _section(raw, "model")
+    preset = _choice(_get(section, "preset", "swin_micro"), "model.preset", tuple(PRESETS), "model preset")
+    overrides = _get(section, "overrides")
+    pairs = []
+    for key, value in _mapping({} if overrides is None else overrides, "model.overrides", None).items():
+        path = join("model.overrides", key)
+        if not isinstance(key, str) or not key.isidentifier():
+            raise FieldError(path, "keys must be keyword names")
+        pairs.append((key, _override_value(value, path)))
+    return ModelConfig(preset=preset, overrides=tuple(sorted(pairs)))
+
+
+def _override_value(value: Any, path: str, *, in_list: bool = False) -> Any:
+    """Model keyword values: scalars, or lists of scalars (kept as tuples so the config stays hashable)."""
+    if isinstance(value, list) and not in_list:
+        return tuple(_override_value(item, f"{path}[{i}]", in_list=True) for i, item in enumerate(value))
+    if isinstance(value, float) and not math.isfinite(value):
+        raise FieldError(path, f"must be a finite number, got {show(value)}")
+    if value is not None and not isinstance(value, (str, int, float, bool)):
+        raise FieldError(path, f"must be a number, text, true/false or a list of them, got {show(value)}")
+    return value
+
+
+def _pretrain(raw: dict[Any, Any]) -> PretrainSpec:
+    section = _section(raw, "pretrain")
+    defaults = PretrainConfig()
+
+    def get(name: str) -> Any:
+        return _get(section, name, getattr(defaults, name))
+
+    seed = _get(section, "seed")
+    settings = PretrainConfig(
+        optimizer=_choice(get("optimizer"), "pretrain.optimizer", PRETRAIN_OPTIMIZERS, "optimizer"),
+        lr=_number(get("lr"), "pretrain.lr", low_open=True),
+        weight_decay=_number(get("weight_decay"), "pretrain.weight_decay"),
+        momentum=_number(get("momentum"), "pretrain.momentum", 0.0, 1.0),
+        epochs=_integer(get("epochs"), "pretrain.epochs", 1),
+        batch_size=_integer(get("batch_size"), "pretrain.batch_size", 1),
+        augment=_boolean(get("augment"), "pretrain.augment"),
+        seed=0 if seed is None else _integer(seed, "pretrain.seed", 0),
+    )
+    return PretrainSpec(settings=settings, seed=None if seed is None else settings.seed)
+
+
+def _modes(raw: dict[Any, Any]) -> tuple[str, ...]:
+    if _get(raw, "modes") is None:
+        return MODES
+    modes = _list(raw["modes"], "modes")
+    for index, mode in enumerate(modes):
+        _choice(mode, f"modes[{index}]", MODES, "mode")
+    _unique(modes, "modes", "mode")
+    return tuple(modes)
+
+
+def _algorithm(raw: dict[Any, Any]) -> AlgorithmConfig:
+    section = _section(raw, "algorithm")
+    name = _choice(_get(section, "name", "c-ttv2"), "algorithm.name", ALGORITHMS, "algorithm")
+    settings = _get(section, "settings")
+    pairs = []
+    for key, value in _mapping({} if settings is None else settings, "algorithm.settings", tuple(TABLE_I)).items():
+        path = join("algorithm.settings", key)
+        if key in SETTING_RANGES:
+            low, high, high_inclusive = SETTING_RANGES[key]
+            number = _number(value, path, low, high, low_open=high == math.inf, high_open=not high_inclusive)
+            pairs.append((key, int(number) if isinstance(TABLE_I[key], int) and number.is_integer() else number))
+        else:
+            pairs.append((key, _boolean(value, path)))
+    return AlgorithmConfig(name=name, settings=tuple(sorted(pairs)))
+
+
+def _device(raw: dict[Any, Any]) -> DevicePoint:
+    section = _section(raw, "device")
+    return DevicePoint(**{axis: _number(_get(section, axis, 0.0), f"device.{axis}") for axis in DEVICE_AXES})
+
+
+def _axes(raw: dict[Any, Any]) -> AxesSpec:
+    if _get(raw, "axes") is None:
+        return AxesSpec(expand="one_at_a_time", values=())
+    section = _mapping(raw["axes"], "axes", SECTION_FIELDS["axes"])
+    expand = _choice(_get(section, "expand", "one_at_a_time"), "axes.expand", EXPANSIONS, "expansion")
+    values = []
+    for axis in DEVICE_AXES:
+        if _get(section, axis) is not None:
+            items = _list(section[axis], f"axes.{axis}")
+            numbers = [_number(item, f"axes.{axis}[{i}]") for i, item in enumerate(items)]
+            _unique(numbers, f"axes.{axis}", "value")
+            values.append((axis, tuple(numbers)))
+    if not values:
+        raise FieldError("axes", f"names no axis; sweep at least one of {', '.join(DEVICE_AXES)} (or omit axes)")
+    return AxesSpec(expand=expand, values=tuple(values))
+
+
+def _lr_search(raw: dict[Any, Any], epochs: int) -> LrSearchSpec:
+    section = _section(raw, "lr_search")
+    method = _choice(_get(section, "method", "tpe" if _get(section, "values") is None else "grid"), "lr_search.method",
+                     LR_METHODS, "search method")  # fmt: skip
+    low = high = None
+    values: tuple[float, ...] = ()
+    if method == "tpe":
+        if _get(section, "values") is not None:
+            raise FieldError("lr_search.values", "belongs to method grid; tpe searches [low, high]")
+        low = _number(_get(section, "low", DEFAULT_LR_RANGE[0]), "lr_search.low", low_open=True)
+        high = _number(_get(section, "high", DEFAULT_LR_RANGE[1]), "lr_search.high", low_open=True)
+        if low >= high:
+            raise FieldError("lr_search.low", f"must be below lr_search.high ({high:g}), got {show(low)}")
+        trials = _integer(
+            _get(section, "trials_per_point", DEFAULT_TRIALS_PER_POINT), "lr_search.trials_per_point", 1
+        )
+    else:
+        for bound in ("low", "high"):
+            if _get(section, bound) is not None:
+                raise FieldError(f"lr_search.{bound}", "belongs to method tpe; grid tries lr_search.values")
+        if _get(section, "values") is None:
+            raise FieldError("lr_search.values", "required for method grid (the learning rates to try)")
+        items = _list(section["values"], "lr_search.values")
+        values = tuple(_number(item, f"lr_search.values[{i}]", low_open=True) for i, item in enumerate(items))
+        _unique(list(values), "lr_search.values", "learning rate")
+        trials = _integer(_get(section, "trials_per_point", len(values)), "lr_search.trials_per_point", 1)
+        if trials != len(values):
+            raise FieldError("lr_search.trials_per_point", f"must equal the {len(values)} grid values, got {trials}")
+    pruner = _choice(_get(section, "pruner", "none"), "lr_search.pruner", tuple(PRUNER_OPTIONS), "pruner")
+    options = _get(section, "pruner_options")
+    allowed = tuple(PRUNER_OPTIONS[pruner])
+    pairs = []
+    for key, value in _mapping({} if options is None else options, "lr_search.pruner_options", allowed).items():
+        minimum, maximum = PRUNER_OPTIONS[pruner][key], epochs if key == "min_resource" else MAX_INT
+        pairs.append((key, _integer(value, join("lr_search.pruner_options", key), minimum, maximum)))
+    return LrSearchSpec(
+        method=method,
+        low=low,
+        high=high,
+        values=values,
+        trials_per_point=trials,
+        pruner=pruner,
+        pruner_options=tuple(sorted(pairs)),
+        seed=_integer(_get(section, "seed", 0), "lr_search.seed", 0),
+    )
+
+
+def _resources(raw: dict[Any, Any]) -> ResourcesSpec:
+    section = _section(raw, "resources")
+    cpu = _number(_get(section, "cpu", 1), "resources.cpu", low_open=True, high=1024.0, high_open=False)
+    gpu = _number(_get(section, "gpu", 0), "resources.gpu", high=64.0, high_open=False)
+    if gpu > 1 and not gpu.is_integer():
+        raise FieldError("resources.gpu", f"must be a fraction up to 1 or a whole number of GPUs, got {show(gpu)}")
+    return ResourcesSpec(cpu=cpu, gpu=gpu)
+
+
+def _seeds(raw: dict[Any, Any]) -> tuple[int, ...]:
+    if _get(raw, "seeds") is None:
+        return (0,)
+    seeds = [_integer(seed, f"seeds[{i}]", 0) for i, seed in enumerate(_list(raw["seeds"], "seeds"))]
+    _unique(seeds, "seeds", "seed")
+    return tuple(seeds)
+
+
+def _build(raw: Any, source: str) -> SweepSpec:
+    if not isinstance(raw, dict):
+        raise FieldError("(top level)", f"must be a mapping of the sweep's fields, got {show(raw)}")
+    _mapping(raw, "", TOP_FIELDS)
+    epochs = _integer(_get(raw, "epochs", 3), "epochs", 1)
+    return SweepSpec(
+        name=_name(_get(raw, "name")),
+        data=_data(raw),
+        model=_model(raw),
+        pretrain=_pretrain(raw),
+        modes=_modes(raw),
+        algorithm=_algorithm(raw),
+        device=_device(raw),
+        axes=_axes(raw),
+        lr_search=_lr_search(raw, epochs),
+        epochs=epochs,
+        batch_size=_integer(_get(raw, "batch_size", 8), "batch_size", 1),
+        seeds=_seeds(raw),
+        resources=_resources(raw),
+        max_retries=_integer(_get(raw, "max_retries", 2), "max_retries", 0, 100),
+        max_points=_integer(_get(raw, "max_points", DEFAULT_MAX_POINTS), "max_points", 1),
+        source=source,
+        raw=raw,
+    )

@@ -1,0 +1,84 @@
+"""``--set`` overrides, applied to the raw mapping before validation, the way Hydra users expect."""
+
+from __future__ import annotations
+
+import pytest
+
+from sweeps import SpecError, load_spec, shipped_specs
+
+QUICKSTART = shipped_specs()["quickstart"]
+
+
+def test_overrides_set_scalars_lists_and_presets():
+    spec = load_spec(
+        QUICKSTART,
+        overrides=[
+            "epochs=1",
+            "data.train_limit=null",
+            "data.limit=64",
+            "model.preset=swin_tiny_cpu",
+            "axes.transfer_noise=[0, 5]",
+            "axes.expand=grid",
+            "lr_search.values=[0.1]",
+            "resources.gpu=0.5",
+            "algorithm.settings.in_chop_prob=0.2",
+            "model.overrides.embed_dim=32",
+        ],
+    )
+    assert spec.epochs == 1
+    assert spec.data.train_limit == 64
+    assert spec.model.preset == "swin_tiny_cpu" and spec.model.override_dict() == {"embed_dim": 32}
+    assert spec.axes.expand == "grid" and dict(spec.axes.values)["transfer_noise"] == (0.0, 5.0)
+    assert spec.lr_search.values == (0.1,) and spec.lr_search.trials_per_point == 1
+    assert spec.resources.gpu == 0.5
+    assert spec.algorithm.settings_dict()["in_chop_prob"] == 0.2
+
+
+def test_an_override_creates_a_missing_section(tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_text('name: s\ndata: {classes: [["5", "8"]]}\n')
+    assert load_spec(path, overrides=["axes.dtod=[0.1]"]).axes.values == (("dtod", (0.1,)),)
+    assert load_spec(path, overrides=["lr_search.low=1e-3", "lr_search.high=1e-1"]).lr_search.low == 0.001
+
+
+def test_the_last_override_wins():
+    assert load_spec(QUICKSTART, overrides=["epochs=1", "epochs=4"]).epochs == 4
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("data.limt=64", "--set 'data.limt=64': unknown field 'data.limt'; data has dataset, classes"),
+        ("epoch=2", "unknown field 'epoch'; top-level fields are name"),
+        ("epochs.value=2", "unknown field 'epochs.value'; epochs has no sub-fields"),
+        ("data.classes.x=1", "data.classes has no sub-fields"),
+        ("algorithm.settings.chop=1", "algorithm.settings has transfer_every"),
+        ("axes.temperature=[1]", "unknown field 'axes.temperature'"),
+        ("epochs", "expected path=value"),
+        ("data..limit=3", "is not a dotted field path"),
+        ("axes.transfer_noise=[0, 10", "--set axes.transfer_noise:1:"),
+        (
+            "axes.transfer_noise=[0, -10]",
+            "axes.transfer_noise[1]: must be a non-negative number, got -10 "
+            "(from --set 'axes.transfer_noise=[0, -10]')",
+        ),
+        ("epochs=-1", "epochs: must be an integer from 1 to 2147483647, got -1 (from --set 'epochs=-1')"),
+        ("model.preset=resnet", "model.preset: unknown model preset 'resnet'"),
+        ("data.classes=[[beaver, otter]]", "data.classes[0]: unknown digits class 'beaver'"),
+        ("data.limit=64", "data.limit: is shorthand for data.train_limit"),  # quickstart sets train_limit
+        ("data.dataset.x=1", "data.dataset has no sub-fields"),
+    ],
+)
+def test_bad_overrides_are_refused_naming_the_field(override, expected):
+    with pytest.raises(SpecError) as caught:
+        load_spec(QUICKSTART, overrides=[override])
+    message = str(caught.value)
+    assert "\n" not in message and message.startswith(str(QUICKSTART))
+    assert expected in message
+
+
+def test_an_override_into_a_scalar_is_refused(tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_text('name: s\ndata: {classes: [["5", "8"]]}\nresources: 4\n')
+    with pytest.raises(SpecError, match=r"--set 'resources.gpu=1': resources is 4, not a mapping"):
+        load_spec(path, overrides=["resources.gpu=1"])

@@ -1,0 +1,75 @@
+"""The shipped specs validate, and every file of the broken corpus is refused with a one-line, field-naming error."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from sweeps import SpecError, count_points, expand, load_spec, shipped_specs, spec_from_mapping, trial_config
+from workers.config import TrialConfig
+
+BROKEN = sorted((Path(__file__).parent / "broken").glob("*.yaml"))
+SHIPPED_COUNTS = {  # name: (points, trials)
+    "quickstart": (6, 12),
+    "paper_fig2_modes": (8, 64),
+    "paper_fig3_transfer_noise": (20, 160),
+    "paper_fig4_symmetry_point": (22, 176),
+    "paper_fig5_pulse_noise_dtod": (24, 192),
+}
+
+
+def test_the_expected_specs_are_shipped():
+    assert set(shipped_specs()) == set(SHIPPED_COUNTS)
+
+
+@pytest.mark.parametrize("name", sorted(SHIPPED_COUNTS))
+def test_shipped_spec_validates_and_expands(name):
+    spec = load_spec(shipped_specs()[name])
+    points = expand(spec)
+    assert spec.name == name
+    assert (len(points), len(points) * spec.lr_search.trials_per_point) == SHIPPED_COUNTS[name]
+    assert count_points(spec) == len(points)
+    assert len({point.key for point in points}) == len(points)
+    assert isinstance(trial_config(points[0], lr=0.01), TrialConfig)
+
+
+def test_quickstart_stays_small():
+    spec = load_spec(shipped_specs()["quickstart"])
+    assert spec.data.dataset == "digits" and spec.model.preset == "swin_micro"
+    assert set(spec.modes) == {"analog_tl", "digital_tl", "analog_scratch", "digital_scratch"}
+    assert len(expand(spec)) * spec.lr_search.trials_per_point <= 12
+
+
+@pytest.mark.parametrize("name", [n for n in sorted(SHIPPED_COUNTS) if n.startswith("paper_")])
+def test_paper_specs_run_at_paper_scale(name):
+    spec = load_spec(shipped_specs()[name])
+    assert spec.data.dataset == "cifar" and spec.model.preset == "swin_paper"
+    assert spec.data.tasks == (("beaver", "otter"), ("apple", "man", "beetle", "tiger", "otter"))
+    assert (spec.epochs, spec.batch_size) == (100, 8)
+    assert spec.resources.gpu > 0
+
+
+def test_the_corpus_covers_the_kinds_of_mistake():
+    assert len(BROKEN) >= 60
+
+
+@pytest.mark.parametrize("path", BROKEN, ids=[p.stem for p in BROKEN])
+def test_broken_spec_is_refused_with_a_one_line_message(path):
+    expected = path.read_text().splitlines()[0].removeprefix("# expect: ")
+    with pytest.raises(SpecError) as caught:
+        load_spec(path)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert message.startswith(str(path))
+    assert expected in message
+
+
+def test_a_missing_file_is_a_spec_error(tmp_path):
+    with pytest.raises(SpecError, match=r"nope\.yaml: cannot read"):
+        load_spec(tmp_path / "nope.yaml")
+
+
+def test_spec_error_is_a_value_error():
+    with pytest.raises(ValueError, match=r"^<mapping>: name: required"):
+        spec_from_mapping({"data": {"classes": [["5", "8"]]}})
