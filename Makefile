@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml constraints.txt
 install: $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/analog-sweep trial --mode analog_tl --classes 5,8 --epochs 2 --train-limit 96 --test-limit 96 --pretrain-epochs 30
+	$(BIN)/analog-sweep run sweeps/quickstart.yaml
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

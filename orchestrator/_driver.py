@@ -30,8 +30,9 @@ from orchestrator._recorder import StoreRecorder, with_retries
 from orchestrator._search import LearningRateSearch
 from orchestrator._trainable import fine_tune
 from results import NotFound, Store
+from workers.checkpoint import TrialCheckpoint
 from workers.config import DEVICE_AXES
-from sweeps import Point, SweepSpec, expand, pretrain_keys, spec_from_mapping, spec_hash
+from sweeps import Point, SweepSpec, expand, pretrain_keys, spec_from_mapping, spec_hash, trial_config
 
 # Quiet Ray Tune: the driver prints its own progress, and keeps its own per-trial records.
 os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
@@ -104,7 +105,6 @@ def run_sweep(
     echo: Callable[[str], None] = print,
 ) -> SweepOutcome:
     """Start a new sweep. A finished sweep of the same spec does nothing; an interrupted one must be resumed."""
-    paths = sweep_paths(storage_root, spec.name)
     digest = spec_hash(spec)
     try:
         known = store.get_sweep(spec.name)
@@ -122,9 +122,8 @@ def run_sweep(
             f"sweep {spec.name!r} was started before and is {known['status']}: continue it with "
             f"'analog-sweep resume {spec.name}'"
         )
-    paths.root.mkdir(parents=True, exist_ok=True)
-    with_retries(lambda: store.record_sweep(spec.name, spec.raw, digest, "pending", str(paths.root)))
-    return _execute(spec, store, paths, address=address, cpu_fallback=cpu_fallback, echo=echo)
+    return _execute(spec, store, sweep_paths(storage_root, spec.name), address=address, cpu_fallback=cpu_fallback,
+                    echo=echo)
 
 
 def resume_sweep(
@@ -160,12 +159,13 @@ def _execute(
     started = time.monotonic()
     points = expand(spec)
     with _driver_lock(paths, spec.name):
-        for point in points:
-            _record_point(store, spec.name, point)
-        with_retries(lambda: store.record_sweep(spec.name, spec.raw, spec_hash(spec), "running", str(paths.root)))
         try:
             with ray_session(address):
+                # What the cluster cannot give is refused before anything is written.
                 cpu, gpu, slots = trial_resources(spec, cpu_fallback)
+                with_retries(lambda: store.record_sweep(spec.name, spec.raw, spec_hash(spec), "running", str(paths.root)))
+                for point in points:
+                    _record_point(store, spec.name, point)
                 _pretrain_stage(spec, paths, cpu, gpu, echo)
                 search = LearningRateSearch(
                     points,
@@ -173,6 +173,7 @@ def _execute(
                     paths.journal,
                     {"trials_dir": str(paths.trials), "cache_dir": str(paths.cache), "threads": cpu, "gpu": gpu},
                 )
+                _reconcile(store, spec, search, paths)
                 total = len(points) * spec.lr_search.trials_per_point
                 echo(f"sweep {spec.name}: {len(points)} points, {total} trials, {slots} at a time "
                      f"({cpu:g} CPU{f', {gpu:g} GPU' if gpu else ''} each)")
@@ -226,6 +227,23 @@ def _record_point(store: Store, sweep: str, point: Point) -> None:
             sweep, point.key, mode=point.mode, task=point.task, classes=list(point.classes), seed=point.seed, axes=axes
         )
     )
+
+
+def _reconcile(store: Store, spec: SweepSpec, search: LearningRateSearch, paths: SweepPaths) -> None:
+    """Bring the store up to the studies after a crash: a trial the study saw end but the store did not (the driver
+    died between the two writes) gets its end status, and its epochs replayed from the trial's own checkpoint."""
+    known = {row["trial_id"]: row for row in store.list_trials(spec.name)}
+    for point in search.points:
+        for trial_id, lr, status in search.ended_trials(point.key):
+            row = known.get(trial_id)
+            complete = status != "completed" or (row is not None and row["epochs_done"] == spec.epochs)
+            if row is not None and row["status"] == status and complete:
+                continue
+            with_retries(lambda: store.record_trial(trial_id, spec.name, point.key, lr=lr, status=status))
+            checkpoint = TrialCheckpoint(paths.trials / trial_id, trial_config(point, lr).checkpoint_key())
+            for report in checkpoint.reports():
+                fields = {k: v for k, v in report.to_dict().items() if k != "epoch"}
+                with_retries(lambda: store.record_epoch(trial_id, report.epoch, **fields))
 
 
 def _close_points(store: Store, sweep: str, search: LearningRateSearch) -> int:

@@ -189,6 +189,14 @@ class LearningRateSearch(Searcher):
         trials = self.study(point_key).get_trials(deepcopy=False)
         return sum(t.state in _FINISHED_STATES for t in trials) >= self.lr_search.trials_per_point
 
+    def ended_trials(self, point_key: str) -> list[tuple[str, float, str]]:
+        """(trial id, lr, store status) of every trial of the point that the study knows has ended."""
+        names = {TrialState.COMPLETE: "completed", TrialState.PRUNED: "pruned", TrialState.FAIL: "failed"}
+        return [
+            (trial_id_for(point_key, t.number), t.params["lr"], names[t.state])
+            for t in self.study(point_key).get_trials(deepcopy=False, states=_FINISHED_STATES)
+        ]
+
     def counts(self) -> dict[str, int]:
         """Trials by state over all points, and how many points have used their whole budget."""
         totals = {"complete": 0, "pruned": 0, "failed": 0, "running": 0, "points_done": 0}

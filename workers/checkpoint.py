@@ -86,6 +86,14 @@ class TrialCheckpoint:
             return [EpochReport(**r) for r in payload["reports"]]
         return []
 
+    def reports(self) -> list[EpochReport]:
+        """The epoch reports of the newest good checkpoint, without loading any model ([] if none)."""
+        for path in (self.latest_path, self.previous_path):
+            payload = self._load(path, None)
+            if payload is not None:
+                return [EpochReport(**r) for r in payload["reports"]]
+        return []
+
     def _load(self, path: Path, progress: Callable[[str], None] | None) -> dict | None:
         if not path.exists():
             return None

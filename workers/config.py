@@ -167,6 +167,11 @@ class TrialConfig:
         """A stable content hash of the whole config."""
         return content_hash(self.to_dict())
 
+    def checkpoint_key(self) -> str:
+        """The key a trial's checkpoints belong to: everything but the epoch count, so a trial can be continued
+        for longer than it first ran."""
+        return dataclasses.replace(self, epochs=1).key()
+
 
 def _pairs(value: Any) -> tuple[tuple[str, Any], ...]:
     items = value.items() if isinstance(value, dict) else value

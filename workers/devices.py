@@ -20,9 +20,9 @@ axis               unit                            aihwkit field(s) on each lear
                                                    settled read-out mean +0.10 (positive sign = offset upwards).
 ``sp_variability`` percent of the weight range     ``reference_std = sp_variability / 100 * (w_max - w_min)``:
                    (5 % = 0.10, as in the paper)   device-to-device std of the settled read-out.
-``pulse_noise``    fraction of the device's pulse  ``dw_min_std = pulse_noise``: cycle-to-cycle std of one pulse,
-                   size (1.0 = std equal to the    relative to that device's mean pulse. aihwkit's ReRAM preset
-                   mean step)                      has 3.75.
+``pulse_noise``    fraction of the device's pulse  ``dw_min_std = pulse_noise``: cycle-to-cycle std of one pulse
+                   size (1.0 = std equal to the    (additive: ``dw_i (1 - w / bound + pulse_noise * N(0, 1))``),
+                   mean step)                      relative to that device's ``dw_i``. aihwkit's preset has 3.75.
 ``dtod``           fraction of ``dw_min``          ``dw_min_dtod = dtod``: device-to-device std of the mean pulse
                    (0.3 = 30 %)                    size (normal, not log-normal; keep it below about 0.5, since
                                                    steps drawn negative are flipped). aihwkit's preset has 0.3.
@@ -36,8 +36,12 @@ response), not the preset's 3.75 and 0.3: a sweep that wants the preset as its b
 Each learning device also sets ``apply_write_noise_on_set=False``: the preset's write noise (56 ``dw_min``, a
 std of 0.112) would otherwise land on every weight written by ``set_weights`` (the digital-to-analog conversion
 too), so the transferred weights would carry about 11 % of a unit weight of noise even at ``transfer_noise`` 0.
-Write noise still applies whenever training touches a device. Programming is exact up to each device's own
+Write noise still applies whenever training touches a device, in device units: the presets' mapping does no
+weight scaling, so a layer's weights are programmed as they are. Programming is exact up to each device's own
 bounds: the preset's bound variation (``w_min_dtod`` 0.4, ``w_max_dtod`` 0.24) clips weights beyond them.
+
+tests/workers/test_devices.py measures each mapping on driven tiles (settled read-out, single pulses, the
+programmed noise); the numbers are in its test tolerances.
 
 Table I (``AlgorithmConfig.settings_dict()``) lands on the transfer compound's fields of the same names:
 ``transfer_every``, ``auto_granularity``, ``momentum`` (the buffer's "device momentum"), ``auto_scale``,
@@ -59,6 +63,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator
+from typing import TypeAlias
 
 import torch
 from aihwkit.nn import AnalogConv2d, AnalogLinear
@@ -81,7 +86,7 @@ TRANSFER_PRESETS = {
 }
 ANALOG_CONVERSION = {torch.nn.Linear: AnalogLinear, torch.nn.Conv2d: AnalogConv2d}
 
-RpuConfig = SingleRPUConfig | UnitCellRPUConfig
+RpuConfig: TypeAlias = SingleRPUConfig | UnitCellRPUConfig
 
 
 class TileBackendError(RuntimeError):
@@ -170,7 +175,7 @@ def apply_transfer_noise(model: torch.nn.Module, tau_percent: float, seed: int) 
 
 
 def analog_optimizer(model: torch.nn.Module, lr: float) -> AnalogSGD:
-    """AnalogSGD with each analog layer in its own parameter group, the tiles' learning rate set to ``lr``."""
+    """AnalogSGD with each analog tile in its own parameter group (aihwkit's regrouping), tiles' lr = ``lr``."""
     optimizer = AnalogSGD(model.parameters(), lr=lr)
     optimizer.regroup_param_groups(model)
     return optimizer

@@ -9,7 +9,6 @@ given the same checkpoint folder again, continues after the last finished epoch.
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -97,9 +96,7 @@ def run_trial(
     model, pretrained = build_model(config, num_classes, cache_dir, progress)
     place_on_device(model, device)
     optimizer = make_optimizer(config, model)
-    # A checkpoint belongs to everything but the epoch count, so a finished trial can also be continued for longer.
-    training_key = dataclasses.replace(config, epochs=1).key()
-    checkpoint = TrialCheckpoint(checkpoint_dir, training_key) if checkpoint_dir is not None else None
+    checkpoint = TrialCheckpoint(checkpoint_dir, config.checkpoint_key()) if checkpoint_dir is not None else None
     reports: list[EpochReport] = []
     if checkpoint is not None:
         reports = checkpoint.restore(model, optimizer, progress)

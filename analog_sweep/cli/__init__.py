@@ -2,17 +2,37 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 import click
 
 from analog_sweep import __version__
-from analog_sweep.cli.results import results
-from analog_sweep.cli.trial import trial
+
+# Each command is imported only when used: ``results`` needs no torch, Ray or aihwkit, and starts in a second.
+COMMANDS = {
+    "run": "analog_sweep.cli.run:run",
+    "resume": "analog_sweep.cli.run:resume",
+    "status": "analog_sweep.cli.run:status",
+    "results": "analog_sweep.cli.results:results",
+    "trial": "analog_sweep.cli.trial:trial",
+}
 
 
 class OneLineErrors(click.Group):
-    """A group whose errors, usage errors included, are one line on stderr: ``Error: ...`` and the exit code."""
+    """A group whose errors, usage errors included, are one line on stderr: ``Error: ...`` and the exit code.
+
+    Its commands are loaded lazily from ``COMMANDS``.
+    """
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in COMMANDS:
+            return None
+        module, attribute = COMMANDS[name].split(":")
+        return getattr(importlib.import_module(module), attribute)
 
     def main(self, *args, standalone_mode: bool = True, **kwargs):  # type: ignore[override]
         if not standalone_mode:
@@ -43,8 +63,6 @@ def cli() -> None:
     """
 
 
-cli.add_command(trial)
-cli.add_command(results)
 
 
 def main() -> None:

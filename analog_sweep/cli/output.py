@@ -9,9 +9,12 @@ import json
 import math
 import sys
 from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
 from typing import Any
 
 import click
+
+from results import STORE_ENV
 
 FORMATS = ("table", "csv", "json")
 
@@ -117,6 +120,29 @@ def _json_value(value: Any) -> Any:
     if isinstance(value, (str, int, float, bool)) or value is None:
         return value
     return str(value)
+
+
+def store_option(command: Callable) -> Callable:
+    """Give a command ``--store URL``, passed on as ``store_url``."""
+    return click.option(
+        "--store",
+        "store_url",
+        metavar="URL",
+        help=f"SQLAlchemy URL of the results store [default: ${STORE_ENV}, else sqlite:///sweep-store/results.db].",
+    )(command)
+
+
+def display_rows(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Times as ISO text to the second and class lists as comma-joined text, for tables and CSV alike."""
+
+    def cell(value: Any) -> Any:
+        if isinstance(value, datetime):
+            return value.isoformat(timespec="seconds")
+        if isinstance(value, list):
+            return ",".join(map(str, value))
+        return value
+
+    return [{key: cell(value) for key, value in row.items()} for row in rows]
 
 
 def progress(message: str) -> None:

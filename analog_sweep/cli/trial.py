@@ -8,8 +8,18 @@ import click
 import torch
 
 from analog_sweep.cli.output import BadInput, one_line_errors, progress
-from workers.config import ALGORITHMS, MODES, TABLE_I, AlgorithmConfig, ConfigError, DataConfig, DevicePoint
-from workers.config import ModelConfig, PretrainConfig, TrialConfig
+from workers.config import (
+    ALGORITHMS,
+    MODES,
+    TABLE_I,
+    AlgorithmConfig,
+    ConfigError,
+    DataConfig,
+    DevicePoint,
+    ModelConfig,
+    PretrainConfig,
+    TrialConfig,
+)
 from workers.data import DataError
 from workers.devices import TileBackendError
 from workers.metrics import EpochReport

@@ -92,7 +92,7 @@ def settled_readout(device: ReRamSBPresetDevice, rows: int = 40, cols: int = 50)
     return total / snapshots
 
 
-def pulse_steps(device: ReRamSBPresetDevice, repeats: int, rows: int = 20, cols: int = 50):
+def pulse_steps(device: ReRamSBPresetDevice, repeats: int, rows: int = 40, cols: int = 50):
     """Single-pulse weight changes: (up steps, down step sizes) as [repeats, devices], and each device's dw_min.
 
     Up and down pulses alternate, which keeps each device near its start (0), where the soft-bounds factor is
@@ -240,16 +240,16 @@ def test_settled_readout_with_preset_pulse_noise_on_every_learning_device(name):
 def measured_pulse_statistics(device: ReRamSBPresetDevice, repeats: int) -> tuple[float, float, float]:
     """Measured (cycle-to-cycle std, device-to-device std, median |mean step / dw_min - 1|) of single pulses.
 
-    The cycle-to-cycle std of each device's steps is taken relative to that device's dw_min. The pulse noise
-    makes the mean of all steps uncertain by a few percent (aihwkit's CPU noise is not fully independent), so
-    the device-to-device std of the per-device mean step, taken relative to their average, is corrected for
-    the sampling noise of those means.
+    The cycle-to-cycle std of each device's steps is taken relative to that device's dw_min; the
+    device-to-device std of the per-device mean step relative to the configured mean ``dw_min`` (the unit of
+    ``dw_min_dtod``), corrected for the sampling noise of those means. (The mean of all steps is not a good
+    unit under pulse noise: it scatters by a few percent between runs, more than independent noise would.)
     """
     ups, downs, dw_min = pulse_steps(device, repeats)
     cycle = (torch.cat([ups, downs]).std(dim=0) / dw_min).mean()
     per_device = (ups.mean(dim=0) + downs.mean(dim=0)) / 2
     sampling_var = ((ups.var(dim=0) + downs.var(dim=0)) / (4 * repeats)).mean()
-    device_to_device = (per_device.var() - sampling_var).clamp(min=0).sqrt() / per_device.mean()
+    device_to_device = (per_device.var() - sampling_var).clamp(min=0).sqrt() / device.dw_min
     step_error = (per_device / dw_min - 1).abs().median()
     return cycle.item(), device_to_device.item(), step_error.item()
 
@@ -258,11 +258,11 @@ def measured_pulse_statistics(device: ReRamSBPresetDevice, repeats: int) -> tupl
 def test_pulse_statistics_follow_pulse_noise_and_dtod(pulse_noise, dtod):
     rpu_config = build_rpu_config(AlgorithmConfig("c-ttv2"), DevicePoint(pulse_noise=pulse_noise, dtod=dtod))
     cycle, device_to_device, step_error = measured_pulse_statistics(rpu_config.device.unit_cell_devices[1], 100)
-    # Cycle-to-cycle: about 1000 devices x 200 pulses; the estimate scatters by under 1 %.
+    # Cycle-to-cycle: about 1900 devices x 200 pulses; the estimate scatters by under 1 %.
     assert cycle == pytest.approx(pulse_noise, rel=0.03, abs=0.005)
-    # Device-to-device: a std over about 1000 devices has 2.2 % relative standard error; the mean step and the
-    # sampling correction add up to about 0.015 at pulse noise 3.75 (100 pulses each way).
-    assert device_to_device == pytest.approx(dtod, rel=0.1, abs=0.02 * pulse_noise / 3.75 + 0.005)
+    # Device-to-device: a std over about 1900 devices has 1.6 % relative standard error; the sampling
+    # correction leaves about 0.01 at pulse noise 3.75 (100 pulses each way).
+    assert device_to_device == pytest.approx(dtod, rel=0.08, abs=0.03 * pulse_noise / 3.75 + 0.005)
     if pulse_noise == 0:
         # Without pulse noise a typical step is the device's own pulse size: one pulse per update, times the
         # soft-bounds factor 1 - w / bound at w = the symmetry point (a few 0.01; more for the rare devices
@@ -276,7 +276,7 @@ def test_pulse_statistics_follow_pulse_noise_and_dtod(pulse_noise, dtod):
 def two_layer_model() -> torch.nn.Module:
     """A Linear (max|W| 0.05) and a Conv2d (max|W| 0.2): the noise must scale with each layer's own max."""
     generator = torch.Generator().manual_seed(1)
-    model = torch.nn.Sequential(torch.nn.Conv2d(3, 16, 3), torch.nn.Flatten(), torch.nn.Linear(64, 40))
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 64, 3), torch.nn.Flatten(), torch.nn.Linear(256, 40))
     with torch.no_grad():
         model[0].weight.copy_((torch.rand(model[0].weight.shape, generator=generator) * 2 - 1) * 0.2)
         model[2].weight.copy_((torch.rand(model[2].weight.shape, generator=generator) * 2 - 1) * 0.05)
@@ -306,8 +306,8 @@ def test_transfer_noise_spread_is_tau_percent_of_each_layers_max(tau):
         assert kept.float().mean() > 0.9
         delta = (new - old)[kept]
         requested = tau / 100 * old.abs().max()
-        # Relative standard error of a std over >= 1000 entries: <= 2.2 %; mean: requested / sqrt(1000).
-        assert delta.std().item() == pytest.approx(requested.item(), rel=0.09)
+        # Relative standard error of a std over >= 1728 entries (the conv): <= 1.7 %; mean: requested / sqrt(n).
+        assert delta.std().item() == pytest.approx(requested.item(), rel=0.08)
         assert abs(delta.mean().item()) <= 4 * requested.item() / math.sqrt(delta.numel())
 
 
@@ -330,7 +330,8 @@ def test_transfer_noise_scale_is_the_whole_layers_max_when_the_layer_spans_tiles
 
 
 def test_transfer_noise_is_reproducible_per_seed_and_zero_leaves_weights_unchanged():
-    """Each conversion draws new device bounds, so the noise is compared where no copy clipped it."""
+    """Each conversion draws new device bounds, so the noise is compared where no copy clipped it, and in
+    units of each copy's layer max (a clipped largest weight changes that scale)."""
     rpu_config = build_rpu_config(AlgorithmConfig("c-ttv2"), DevicePoint())
     digital = two_layer_model()
     models = [to_analog(digital, rpu_config) for _ in range(3)]
@@ -344,9 +345,9 @@ def test_transfer_noise_is_reproducible_per_seed_and_zero_leaves_weights_unchang
         for layer, o, n in zip(layers, old, new):
             kept &= inside_bounds(layer, o) & inside_bounds(layer, n)
         assert kept.float().mean() > 0.9
-        noise = [(n - o)[kept] for o, n in zip(old, new)]
-        assert torch.equal(noise[0], noise[1])
-        assert not torch.allclose(noise[0], noise[2])
+        noise = [((n - o) / o.abs().max())[kept] for o, n in zip(old, new)]
+        assert torch.allclose(noise[0], noise[1], rtol=1e-4, atol=1e-6)
+        assert not torch.allclose(noise[0], noise[2], rtol=0.5)
 
     untouched = to_analog(digital, rpu_config)
     converted = [layer.get_weights()[0] for layer in analog_layers(untouched)]

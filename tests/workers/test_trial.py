@@ -119,7 +119,7 @@ def test_analog_resume_restores_the_checkpointed_tile_state(tmp_path):
     saved = join_static(load_verified(ckpt / "static.pt")["state"], load_verified(ckpt / "latest.pt")["state"])
     # Rebuild the trial's model as a resume does and load the checkpoint into it.
     model, _ = build_model(config, 2, tmp_path)
-    reports = TrialCheckpoint(ckpt, config.key()).restore(model, make_optimizer(config, model))
+    reports = TrialCheckpoint(ckpt, config.checkpoint_key()).restore(model, make_optimizer(config, model))
     assert [r.epoch for r in reports] == [1]
     restored = model_state(model)
     assert restored["digital"].keys() == saved["digital"].keys()

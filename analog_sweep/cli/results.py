@@ -1,0 +1,221 @@
+"""``analog-sweep results ...``: read the results store (tables, curves, plots, Parquet, read-only SQL).
+
+A thin layer over the ``results`` library: every command opens the store read-side (``must_exist``, so a
+mistyped path is an error, not a new empty store) and prints rows with the shared ``--format`` option.
+Exit codes: 0 ok, 1 the store could not be used (unreachable server), 2 bad input.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+
+import click
+
+from analog_sweep.cli.output import (
+    display_rows,
+    emit_rows,
+    one_line_errors,
+    output_options,
+    progress,
+    store_option,
+)
+from results import (
+    AXES,
+    StoreError,
+    StoreInputError,
+    open_store,
+    plot_axis_curve,
+    plot_epoch_curves,
+)
+
+_store_errors = one_line_errors(StoreInputError, failure=(StoreError, OSError))
+
+
+@click.group()
+def results() -> None:
+    """Query the results store: progress, best learning rates, curves, Parquet export, read-only SQL.
+
+    \b
+    Example:
+        analog-sweep results sweeps --store postgresql+psycopg://me@db-host/sweeps
+    """
+
+
+@results.command()
+@store_option
+@output_options
+@_store_errors
+def sweeps(store_url: str | None, output_format: str) -> None:
+    """List sweeps with their status, points done of total, and trials by status.
+
+    \b
+    Example:
+        analog-sweep results sweeps --format csv
+    """
+    with open_store(store_url, must_exist=True) as store:
+        emit_rows(display_rows(store.sweep_progress()), output_format, columns=_SWEEP_COLUMNS)
+
+
+_SWEEP_COLUMNS = (
+    "sweep", "status", "points_done", "points_total", "points_failed",
+    "trials_running", "trials_completed", "trials_pruned", "trials_failed", "started_at", "ended_at",
+)
+
+
+@results.command()
+@click.argument("sweep")
+@click.option("--axis", type=click.Choice(AXES), help="Show the curve of test error against this device axis.")
+@click.option(
+    "--plot", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE.png",
+    help="Also draw the --axis curve to this PNG (log x for transfer_noise, as in the paper).",
+)
+@store_option
+@output_options
+@_store_errors
+def best(sweep: str, axis: str | None, plot: Path | None, store_url: str | None, output_format: str) -> None:
+    """Per point: the device axes, the chosen learning rate and its final test error.
+
+    The chosen trial is the completed one with the lowest final test error (ties: smaller learning rate).
+    With --axis, one row per axis value and curve instead (the paper's Figures 3-5).
+
+    \b
+    Examples:
+        analog-sweep results best noise-sweep
+        analog-sweep results best noise-sweep --axis transfer_noise --plot fig3.png
+    """
+    if plot is not None and axis is None:
+        raise click.UsageError("--plot needs --axis")
+    with open_store(store_url, must_exist=True) as store:
+        if axis is None:
+            emit_rows(display_rows(store.best_points(sweep)), output_format, columns=_BEST_COLUMNS)
+            return
+        curve = store.axis_curve(sweep, axis)
+    if plot is not None:
+        plot_axis_curve(curve, axis, plot)
+        progress(f"wrote {plot}")
+    emit_rows(curve, output_format)
+
+
+_BEST_COLUMNS = ("point_key", "mode", "task", "seed", *AXES, "status", "trials", "lr", "final_test_error")
+
+
+@results.command()
+@click.argument("sweep")
+@click.option("--point", "point_key", metavar="KEY", help="Only this point, and say why its best trial won.")
+@store_option
+@output_options
+@_store_errors
+def trials(sweep: str, point_key: str | None, store_url: str | None, output_format: str) -> None:
+    """List the trials (learning rates) of a sweep or point, marking each point's chosen trial.
+
+    \b
+    Example:
+        analog-sweep results trials noise-sweep --point tn=10
+    """
+    with open_store(store_url, must_exist=True) as store:
+        chosen = {row["trial_id"] for row in store.best_points(sweep)}
+        rows = [{**row, "chosen": row["trial_id"] in chosen} for row in store.list_trials(sweep, point_key)]
+        if point_key is not None:
+            progress(store.best_trial(sweep, point_key).why())
+    emit_rows(display_rows(rows), output_format, columns=_TRIAL_COLUMNS)
+
+
+_TRIAL_COLUMNS = (
+    "point_key", "trial_id", "lr", "status", "chosen", "epochs_done", "final_test_error", "best_test_error",
+    "error",
+)
+
+
+@results.command()
+@click.argument("sweep")
+@click.option("--point", "point_key", metavar="KEY", help="Only this point.")
+@click.option(
+    "--plot", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE.png",
+    help="Also draw test error against epoch, log-log, to this PNG.",
+)
+@store_option
+@output_options
+@_store_errors
+def curves(sweep: str, point_key: str | None, plot: Path | None, store_url: str | None, output_format: str) -> None:
+    """Test error per epoch of each point's chosen trial (the paper's Figure 2).
+
+    \b
+    Example:
+        analog-sweep results curves tl-vs-ref --plot fig2.png
+    """
+    with open_store(store_url, must_exist=True) as store:
+        rows = store.epoch_curves(sweep, point_key)
+    if plot is not None:
+        plot_epoch_curves(rows, plot)
+        progress(f"wrote {plot}")
+    emit_rows(rows, output_format, columns=_CURVE_COLUMNS)
+
+
+_CURVE_COLUMNS = ("point_key", "mode", "task", "lr", "epoch", "test_error", "test_accuracy", "train_loss")
+
+
+@results.command()
+@click.argument("sweep")
+@click.option(
+    "--out", required=True, type=click.Path(dir_okay=False, path_type=Path), metavar="FILE.parquet",
+    help="Parquet file to write (replaced if it exists).",
+)
+@click.option(
+    "--per", type=click.Choice(["epoch", "point"]), default="epoch", show_default=True,
+    help="epoch: one row per trial and epoch, with every point column. point: one row per point.",
+)
+@store_option
+@output_options
+@_store_errors
+def export(sweep: str, out: Path, per: str, store_url: str | None, output_format: str) -> None:
+    """Write a sweep as a tidy Parquet table that pandas, pyarrow and DuckDB read as is.
+
+    \b
+    Examples:
+        analog-sweep results export noise-sweep --out noise.parquet
+        analog-sweep results export noise-sweep --out points.parquet --per point
+    """
+    with open_store(store_url, must_exist=True) as store:
+        count = store.export_trials(sweep, out) if per == "epoch" else store.export_points(sweep, out)
+    emit_rows([{"file": str(out), "per": per, "rows": count}], output_format)
+
+
+@results.command()
+@click.argument("sql")
+@click.option(
+    "--limit", type=click.IntRange(1), default=1000, show_default=True, help="Print at most this many rows."
+)
+@store_option
+@output_options
+@_store_errors
+def query(sql: str, limit: int, store_url: str | None, output_format: str) -> None:
+    """Run one read-only SQL statement (SQL "-" reads it from stdin).
+
+    Statements that would write or change the schema (INSERT, UPDATE, DELETE, DROP, CREATE, ALTER, ATTACH,
+    PRAGMA other than schema lookups, writing CTEs, several statements) are refused, and exit 2.
+    Tables: sweeps, points, trials, epochs, schema_version.
+
+    \b
+    Example:
+        analog-sweep results query "SELECT mode, min(final_test_error) FROM trials JOIN points USING (sweep, point_key) GROUP BY mode"
+    """
+    if sql == "-":
+        sql = sys.stdin.read()
+    with open_store(store_url, must_exist=True) as store:
+        result = store.run_readonly_query(sql, max_rows=limit)
+    columns = _unique(result.columns)
+    emit_rows(display_rows(dict(zip(columns, row)) for row in result.rows), output_format, columns=columns)
+    if result.truncated:
+        progress(f"(only the first {limit} rows; raise --limit for more)")
+
+
+def _unique(names: Iterable[str]) -> list[str]:
+    """Column names made unique (``a``, ``a_2``), so rows keyed by name lose no column."""
+    seen: dict[str, int] = {}
+    unique = []
+    for name in names:
+        seen[name] = seen.get(name, 0) + 1
+        unique.append(name if seen[name] == 1 else f"{name}_{seen[name]}")
+    return unique

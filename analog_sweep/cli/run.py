@@ -1,0 +1,129 @@
+"""``analog-sweep run``, ``resume`` and ``status``: start a sweep from a YAML file, continue it, watch it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from analog_sweep.cli.output import (
+    display_rows,
+    emit_rows,
+    one_line_errors,
+    output_options,
+    progress,
+    store_option,
+)
+from orchestrator import (
+    ClusterError,
+    StoreGaveUp,
+    SweepStateError,
+    resume_sweep,
+    run_sweep,
+)
+from results import StoreError, StoreInputError, open_store
+from sweeps import SpecError, detect_environment, dry_run_report, expand, load_spec
+from workers.config import DEVICE_AXES
+
+STORAGE_ENV = "ANALOG_SWEEP_STORAGE"
+_sweep_errors = one_line_errors(
+    SpecError, SweepStateError, StoreInputError, failure=(ClusterError, StoreGaveUp, StoreError, OSError)
+)
+
+
+def _cluster_options(command: Any) -> Any:
+    command = click.option("--address", metavar="ADDR",
+                           help="Join this Ray cluster (e.g. auto, or ray://head:10001) instead of starting a local one.")(command)
+    command = click.option("--cpu-fallback", is_flag=True,
+                           help="If the spec asks for GPUs and the cluster has none, run the trials on CPUs.")(command)
+    return store_option(command)
+
+
+def _point_table(store: Any, name: str, output_format: str, *, with_status: bool = False) -> None:
+    """The best learning rate and its final test error at every point, with the axes the sweep varies."""
+    rows = store.best_points(name)
+    varied = [axis for axis in DEVICE_AXES if len({row[axis] for row in rows}) > 1]
+    rows.sort(key=lambda row: (row["task"], row["mode"], *(row[axis] for axis in varied), row["seed"]))
+    columns = ["mode", "task", *varied, "seed", *(["status"] if with_status else []), "trials", "lr", "final_test_error"]
+    emit_rows(display_rows(rows), output_format, columns=columns)
+
+
+@click.command()
+@click.argument("spec_file", type=click.Path(dir_okay=False))
+@click.option("--set", "overrides", multiple=True, metavar="PATH=VALUE",
+              help="Override a spec field, e.g. --set epochs=2 --set data.train_limit=64 (repeatable).")
+@click.option("--dry-run", is_flag=True, help="Print the points, trial count and cost estimate; run nothing.")
+@click.option("--storage-path", envvar=STORAGE_ENV, default="sweep-store", show_default=True,
+              type=click.Path(file_okay=False),
+              help=f"Folder for checkpoints, Optuna studies, Ray experiments and the pretraining cache [env: {STORAGE_ENV}]. "
+                   "Must be shared by all nodes of a cluster.")
+@_cluster_options
+@output_options
+@_sweep_errors
+def run(spec_file: str, overrides: tuple[str, ...], dry_run: bool, storage_path: str, address: str | None,
+        cpu_fallback: bool, store_url: str | None, output_format: str) -> None:
+    """Run the sweep described by SPEC_FILE, then print the best learning rate and test error per point.
+
+    \b
+    Example:
+        analog-sweep run sweeps/quickstart.yaml
+        analog-sweep run sweeps/paper_fig3_transfer_noise.yaml --dry-run
+        analog-sweep run sweeps/paper_fig2_modes.yaml --set epochs=1 --set data.dataset=digits --cpu-fallback
+    """
+    spec = load_spec(spec_file, overrides)
+    if dry_run:
+        click.echo(dry_run_report(spec, expand(spec), environment=detect_environment()))
+        return
+    with open_store(store_url) as store:
+        outcome = run_sweep(spec, store, storage_root=storage_path, address=address, cpu_fallback=cpu_fallback,
+                            echo=progress)
+        progress(outcome.message)
+        if outcome.points_done or outcome.status == "finished":
+            _point_table(store, spec.name, output_format)
+        progress(f"results store: {store.url}")
+        if outcome.status != "finished":
+            raise SystemExit(1)
+
+
+@click.command()
+@click.argument("sweep")
+@_cluster_options
+@output_options
+@_sweep_errors
+def resume(sweep: str, address: str | None, cpu_fallback: bool, store_url: str | None, output_format: str) -> None:
+    """Continue an interrupted sweep: finished trials are kept, interrupted ones continue from their checkpoints.
+
+    \b
+    Example:
+        analog-sweep resume quickstart
+        analog-sweep resume fig3-transfer-noise --address auto --store postgresql+psycopg://me@db/sweeps
+    """
+    with open_store(store_url, must_exist=True) as store:
+        outcome = resume_sweep(sweep, store, address=address, cpu_fallback=cpu_fallback, echo=progress)
+        progress(outcome.message)
+        _point_table(store, sweep, output_format)
+        if outcome.status != "finished":
+            raise SystemExit(1)
+
+
+@click.command()
+@click.argument("sweep", required=False)
+@store_option
+@output_options
+@one_line_errors(StoreInputError, failure=(StoreError, OSError))
+def status(sweep: str | None, store_url: str | None, output_format: str) -> None:
+    """Show every sweep's progress, or one sweep's points with their best trial so far.
+
+    \b
+    Example:
+        analog-sweep status
+        analog-sweep status quickstart --format json
+    """
+    with open_store(store_url, must_exist=True) as store:
+        if sweep is None:
+            emit_rows(display_rows(store.sweep_progress()), output_format)
+            return
+        known = store.get_sweep(sweep)
+        progress(f"sweep {sweep}: {known['status']}, storage {known['experiment_path'] or '-'}")
+        _point_table(store, sweep, output_format, with_status=True)
+

@@ -1,0 +1,48 @@
+"""The results store of analog-sweep: every number a sweep produces, in one SQLite or PostgreSQL database.
+
+``open_store`` gives a ``Store``; the sweep driver writes sweeps, points, trials and epochs to it with
+idempotent upserts, and the ``analog-sweep results`` commands read it back (tables, curves, Parquet, SQL).
+"""
+
+from results._best import BestTrial, Candidate
+from results._engine import STORE_ENV
+from results._errors import (
+    BadStoreURL,
+    NotFound,
+    QueryFailed,
+    QueryRefused,
+    SchemaVersionError,
+    SpecConflict,
+    StoreError,
+    StoreInputError,
+    StoreUnavailable,
+)
+from results._plots import plot_axis_curve, plot_epoch_curves
+from results._readonly import QueryResult
+from results._schema import AXES, POINT_STATUSES, SCHEMA_VERSION, SWEEP_STATUSES, TRIAL_STATUSES
+from results._store import Store, open_store
+
+__all__ = [
+    "AXES",
+    "BadStoreURL",
+    "BestTrial",
+    "Candidate",
+    "NotFound",
+    "POINT_STATUSES",
+    "QueryFailed",
+    "QueryRefused",
+    "QueryResult",
+    "SCHEMA_VERSION",
+    "STORE_ENV",
+    "SWEEP_STATUSES",
+    "SchemaVersionError",
+    "SpecConflict",
+    "Store",
+    "StoreError",
+    "StoreInputError",
+    "StoreUnavailable",
+    "TRIAL_STATUSES",
+    "open_store",
+    "plot_axis_curve",
+    "plot_epoch_curves",
+]

@@ -1,0 +1,113 @@
+"""Turning a store URL into a SQLAlchemy engine, and database failures into one-line store errors."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.pool import StaticPool
+
+from results._errors import BadStoreURL, StoreError, StoreUnavailable
+
+STORE_ENV = "ANALOG_SWEEP_STORE"
+DEFAULT_FOLDER = "sweep-store"
+DEFAULT_FILE = "results.db"
+SUPPORTED_DIALECTS = ("sqlite", "postgresql")
+
+# How long SQLite waits for the writer's lock, and PostgreSQL for a connection, before giving up.
+SQLITE_BUSY_SECONDS = 30
+POSTGRES_CONNECT_SECONDS = 10
+
+
+def resolve_url(url: str | None) -> sa.URL:
+    """The URL given, else ``$ANALOG_SWEEP_STORE``, else a SQLite file under ``./sweep-store/`` (created)."""
+    text = url or os.environ.get(STORE_ENV)
+    if not text:
+        folder = Path.cwd() / DEFAULT_FOLDER
+        folder.mkdir(parents=True, exist_ok=True)
+        return sa.URL.create("sqlite", database=str(folder / DEFAULT_FILE))
+    try:
+        parsed = sa.make_url(text)
+    except sa.exc.ArgumentError:
+        raise BadStoreURL(f"not a database URL: {text!r} (e.g. sqlite:///results.db)") from None
+    if parsed.get_backend_name() not in SUPPORTED_DIALECTS:
+        raise BadStoreURL(
+            f"unsupported store database {parsed.get_backend_name()!r} in {label(parsed)}: "
+            "use sqlite:///FILE or postgresql+psycopg://USER@HOST/DB"
+        )
+    if parsed.drivername == "postgresql":  # psycopg 3 is what the project installs, not psycopg2
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed
+
+
+def is_memory_sqlite(url: sa.URL) -> bool:
+    return url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
+
+
+def create_engine(url: sa.URL, *, must_exist: bool) -> sa.Engine:
+    """An engine for ``url``; a SQLite file gets WAL mode, a busy timeout and enforced foreign keys.
+
+    ``must_exist`` refuses a SQLite file that is not there yet instead of creating an empty one,
+    so a mistyped path in a read command is an error rather than an empty store.
+    """
+    if url.get_backend_name() == "sqlite":
+        return _sqlite_engine(url, must_exist=must_exist)
+    connect_args = {} if "connect_timeout" in url.query else {"connect_timeout": POSTGRES_CONNECT_SECONDS}
+    try:
+        return sa.create_engine(url, connect_args=connect_args, pool_pre_ping=True)
+    except (sa.exc.NoSuchModuleError, ImportError) as exc:
+        raise BadStoreURL(f"cannot use {label(url)}: {exc}") from None
+
+
+def _sqlite_engine(url: sa.URL, *, must_exist: bool) -> sa.Engine:
+    if is_memory_sqlite(url):
+        engine = sa.create_engine(url, poolclass=StaticPool, connect_args={"check_same_thread": False})
+    else:
+        path = Path(str(url.database)).expanduser()
+        if must_exist and not path.is_file():
+            raise BadStoreURL(f"no store at {path}")
+        if not path.parent.is_dir():
+            if must_exist:
+                raise BadStoreURL(f"no folder {path.parent} for store {path}")
+            path.parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(url, connect_args={"timeout": SQLITE_BUSY_SECONDS})
+
+    @sa.event.listens_for(engine, "connect")
+    def _set_pragmas(dbapi_connection: sqlite3.Connection, _record: object) -> None:
+        cursor = dbapi_connection.cursor()
+        if not is_memory_sqlite(url):
+            cursor.execute("PRAGMA journal_mode=WAL")  # readers never block the single writer
+            # Safe from corruption in WAL mode; a power cut may lose the last commits, which a replay restores.
+            cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    return engine
+
+
+@contextlib.contextmanager
+def database_errors(url: sa.URL) -> Iterator[None]:
+    """Re-raise driver errors as store errors with one line: unreachable or locked means ``StoreUnavailable``."""
+    try:
+        yield
+    except StoreError:
+        raise
+    except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
+        raise StoreUnavailable(f"cannot use store {label(url)}: {first_line(exc.orig)}") from exc
+    except sa.exc.DBAPIError as exc:
+        raise StoreError(f"store {label(url)} failed: {first_line(exc.orig)}") from exc
+
+
+def first_line(exc: BaseException | None) -> str:
+    text = str(exc).strip() if exc is not None else ""
+    return text.splitlines()[0].strip() if text else type(exc).__name__
+
+
+def label(url: sa.URL) -> str:
+    """The URL as text for messages, password hidden."""
+    return url.render_as_string(hide_password=True)
+

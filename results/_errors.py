@@ -1,0 +1,39 @@
+"""Exceptions of the results store: one line each, split by whose fault it is so callers can map exit codes."""
+
+from __future__ import annotations
+
+
+class StoreError(Exception):
+    """Anything the results store cannot do."""
+
+
+class StoreUnavailable(StoreError):
+    """The database could not be reached or opened; retrying later may work (exit code 1)."""
+
+
+class StoreInputError(StoreError, ValueError):
+    """The caller asked for something wrong; retrying the same request will fail again (exit code 2)."""
+
+
+class BadStoreURL(StoreInputError):
+    """The store URL cannot be parsed, names an unsupported database, or points nowhere."""
+
+
+class SchemaVersionError(StoreInputError):
+    """The database holds a store schema this version of analog-sweep cannot read or upgrade."""
+
+
+class NotFound(StoreInputError):
+    """A sweep, point or trial the caller named is not in the store."""
+
+
+class SpecConflict(StoreInputError):
+    """A sweep was recorded again under the same name but with a different spec."""
+
+
+class QueryRefused(StoreInputError):
+    """A read-only query tried to write, change the schema, or run more than one statement."""
+
+
+class QueryFailed(StoreInputError):
+    """A read-only query is not valid SQL for this database (syntax, unknown table or column)."""

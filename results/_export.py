@@ -1,0 +1,87 @@
+"""Parquet exports with fixed, plain Arrow types, so pandas, pyarrow and DuckDB read them as they are.
+
+The schema is written out rather than inferred, so an empty sweep or an all-null column still gets the
+right types, and the file is written next to its target and renamed, so a crash never leaves half a file.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from results._errors import StoreInputError
+from results._schema import AXES
+
+_TIME = pa.timestamp("us", tz="UTC")
+
+_POINT_FIELDS = [
+    pa.field("sweep", pa.string()),
+    pa.field("point_key", pa.string()),
+    pa.field("mode", pa.string()),
+    pa.field("task", pa.string()),
+    pa.field("classes", pa.list_(pa.string())),
+    pa.field("seed", pa.int64()),
+    *(pa.field(axis, pa.float64()) for axis in AXES),
+]
+
+TRIALS_SCHEMA = pa.schema(
+    [
+        *_POINT_FIELDS,
+        pa.field("point_status", pa.string()),
+        pa.field("trial_id", pa.string()),
+        pa.field("lr", pa.float64()),
+        pa.field("trial_status", pa.string()),
+        pa.field("chosen", pa.bool_()),
+        pa.field("ray_trial_id", pa.string()),
+        pa.field("started_at", _TIME),
+        pa.field("ended_at", _TIME),
+        pa.field("epochs_done", pa.int64()),
+        pa.field("final_test_error", pa.float64()),
+        pa.field("best_test_error", pa.float64()),
+        pa.field("best_epoch", pa.int64()),
+        pa.field("error", pa.string()),
+        pa.field("epoch", pa.int64()),
+        pa.field("train_loss", pa.float64()),
+        pa.field("test_error", pa.float64()),
+        pa.field("test_accuracy", pa.float64()),
+        pa.field("seconds", pa.float64()),
+    ]
+)
+
+POINTS_SCHEMA = pa.schema(
+    [
+        *_POINT_FIELDS,
+        pa.field("status", pa.string()),
+        pa.field("trials", pa.int64()),
+        pa.field("trial_id", pa.string()),
+        pa.field("lr", pa.float64()),
+        pa.field("final_test_error", pa.float64()),
+        pa.field("best_test_error", pa.float64()),
+        pa.field("epochs_done", pa.int64()),
+    ]
+)
+
+
+def write_trials(rows: list[dict[str, Any]], path: Path) -> int:
+    return _write(rows, TRIALS_SCHEMA, path)
+
+
+def write_points(rows: list[dict[str, Any]], path: Path) -> int:
+    return _write(rows, POINTS_SCHEMA, path)
+
+
+def _write(rows: list[dict[str, Any]], schema: pa.Schema, path: Path) -> int:
+    if not path.parent.is_dir():
+        raise StoreInputError(f"cannot write {path}: no folder {path.parent}")
+    table = pa.Table.from_pylist(rows, schema=schema)
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        pq.write_table(table, partial)
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+    return table.num_rows

@@ -1,0 +1,112 @@
+"""The store's tables, written once with SQLAlchemy Core types that mean the same on SQLite and PostgreSQL.
+
+Natural keys are the primary keys (a sweep's name, a point's ``(sweep, point_key)``, a trial's id, a trial's
+``(trial_id, epoch)``), so every write can be an upsert and a replay can never add a row.
+Times are UTC. Test errors are stored as the worker reports them (the paper reports percent).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from typing import Any
+
+import sqlalchemy as sa
+
+# Bump when the tables change, and add the step from the previous version to ``_versions.UPGRADES``.
+SCHEMA_VERSION = 2
+
+# The five device axes a sweep varies, stored as REAL columns on each point.
+AXES = ("transfer_noise", "sp_skew", "sp_variability", "pulse_noise", "dtod")
+
+SWEEP_STATUSES = ("pending", "running", "interrupted", "finished", "failed")
+POINT_STATUSES = ("pending", "running", "done", "failed")
+TRIAL_STATUSES = ("running", "completed", "pruned", "failed")
+
+# Statuses after which a sweep or trial has an end time.
+SWEEP_ENDED = ("interrupted", "finished", "failed")
+TRIAL_ENDED = ("completed", "pruned", "failed")
+
+metadata = sa.MetaData()
+
+schema_version = sa.Table(
+    "schema_version",
+    metadata,
+    sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
+)
+
+sweeps = sa.Table(
+    "sweeps",
+    metadata,
+    sa.Column("name", sa.String(200), primary_key=True),
+    sa.Column("spec", sa.JSON, nullable=False),
+    sa.Column("spec_hash", sa.String(128), nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("experiment_path", sa.Text),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("started_at", sa.DateTime(timezone=True)),
+    sa.Column("ended_at", sa.DateTime(timezone=True)),
+)
+
+points = sa.Table(
+    "points",
+    metadata,
+    sa.Column("sweep", sa.String(200), sa.ForeignKey("sweeps.name", ondelete="CASCADE"), primary_key=True),
+    sa.Column("point_key", sa.String(200), primary_key=True),
+    sa.Column("mode", sa.String(50), nullable=False),
+    sa.Column("task", sa.String(100), nullable=False),
+    sa.Column("classes", sa.JSON, nullable=False),
+    sa.Column("seed", sa.Integer, nullable=False),
+    *(sa.Column(axis, sa.Float, nullable=False) for axis in AXES),
+    sa.Column("status", sa.String(20), nullable=False),
+    # Written by ``Store.choose_best``; no foreign key, since trials already point at points.
+    sa.Column("chosen_trial_id", sa.String(200)),
+)
+
+trials = sa.Table(
+    "trials",
+    metadata,
+    sa.Column("trial_id", sa.String(200), primary_key=True),
+    sa.Column("sweep", sa.String(200), nullable=False),
+    sa.Column("point_key", sa.String(200), nullable=False),
+    sa.Column("lr", sa.Float, nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("ray_trial_id", sa.String(200)),
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("ended_at", sa.DateTime(timezone=True)),
+    sa.Column("epochs_done", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("final_test_error", sa.Float),
+    sa.Column("best_test_error", sa.Float),
+    sa.Column("best_epoch", sa.Integer),  # added in schema version 2
+    sa.Column("error", sa.Text),
+    sa.ForeignKeyConstraint(
+        ["sweep", "point_key"], ["points.sweep", "points.point_key"], ondelete="CASCADE"
+    ),
+    sa.Index("ix_trials_point", "sweep", "point_key"),
+)
+
+epochs = sa.Table(
+    "epochs",
+    metadata,
+    sa.Column(
+        "trial_id", sa.String(200), sa.ForeignKey("trials.trial_id", ondelete="CASCADE"), primary_key=True
+    ),
+    sa.Column("epoch", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("train_loss", sa.Float),
+    sa.Column("test_error", sa.Float),
+    sa.Column("test_accuracy", sa.Float),
+    sa.Column("seconds", sa.Float),
+)
+
+# The tables users may read with ``results query``, in dependency order.
+DATA_TABLES = (sweeps, points, trials, epochs)
+
+
+def as_utc(moment: datetime) -> datetime:
+    """SQLite hands back naive datetimes; every time in the store is UTC, so say so."""
+    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
+
+
+def utc_row(row: Mapping[Any, Any]) -> dict[str, Any]:
+    """A result row as a dict, its datetimes in UTC."""
+    return {key: as_utc(value) if isinstance(value, datetime) else value for key, value in row.items()}

@@ -1,0 +1,422 @@
+"""The results store: what the sweep driver writes (idempotent upserts) and what the CLI reads.
+
+Only one process writes (the sweep driver); workers report to it and never open the database.
+Every write is an upsert on a natural key, so replaying a sweep's reports after a crash or a resume leaves
+exactly the rows a single run would have left.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Iterator, Mapping
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from results import _best, _export, _queries, _readonly
+from results._engine import create_engine, database_errors, label, resolve_url
+from results._errors import NotFound, SpecConflict, StoreInputError
+from results._schema import (
+    AXES,
+    POINT_STATUSES,
+    SWEEP_ENDED,
+    SWEEP_STATUSES,
+    TRIAL_ENDED,
+    TRIAL_STATUSES,
+    epochs,
+    points,
+    sweeps,
+    trials,
+    utc_row,
+)
+from results._summaries import refresh_trial_summary
+from results._versions import ensure_schema
+
+
+def open_store(url: str | None = None, *, must_exist: bool = False) -> Store:
+    """Open (creating or upgrading the schema as needed) the store at ``url``.
+
+    ``url`` is any SQLAlchemy URL for SQLite or PostgreSQL; None means ``$ANALOG_SWEEP_STORE``, else
+    ``sqlite:///<cwd>/sweep-store/results.db``. ``must_exist`` (for readers) refuses to create a new store.
+    Raises ``BadStoreURL`` for a bad or empty URL, ``StoreUnavailable`` when the server cannot be reached,
+    ``SchemaVersionError`` for a store newer than this code.
+    """
+    resolved = resolve_url(url)
+    engine = create_engine(resolved, must_exist=must_exist)
+    try:
+        with database_errors(resolved), engine.begin() as connection:
+            ensure_schema(connection, where=label(resolved), must_exist=must_exist)
+    except BaseException:
+        engine.dispose()
+        raise
+    return Store(engine)
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _check(value: str, allowed: tuple[str, ...], what: str) -> None:
+    if value not in allowed:
+        raise StoreInputError(f"unknown {what} status {value!r}: expected one of {', '.join(allowed)}")
+
+
+def _axis_values(axes: Mapping[str, float]) -> dict[str, float]:
+    missing = [a for a in AXES if a not in axes]
+    extra = sorted(set(axes) - set(AXES))
+    if missing or extra:
+        raise StoreInputError(f"a point needs exactly the axes {', '.join(AXES)} (missing {missing}, extra {extra})")
+    values = {a: float(axes[a]) for a in AXES}
+    bad = [a for a, v in values.items() if not math.isfinite(v)]
+    if bad:
+        raise StoreInputError(f"axis values must be finite numbers: {', '.join(bad)}")
+    return values
+
+
+# Marks an upsert column that takes the value being inserted.
+_NEW = object()
+
+
+def _upsert(connection: sa.Connection, table: sa.Table, values: dict[str, Any], update: dict[str, Any]) -> None:
+    """INSERT, or UPDATE the ``update`` columns when the primary key exists (ON CONFLICT on both dialects)."""
+    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(table).values(**values)
+    keys = [c.name for c in table.primary_key.columns]
+    set_ = {name: (statement.excluded[name] if value is _NEW else value) for name, value in update.items()}
+    connection.execute(statement.on_conflict_do_update(index_elements=keys, set_=set_))
+
+
+class Store:
+    """A results store on one SQLAlchemy engine. Use ``open_store`` to get one; close it when done."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+
+    @property
+    def url(self) -> str:
+        """The store's full URL, password included, so another process can ``open_store`` the same store."""
+        return self.engine.url.render_as_string(hide_password=False)
+
+    @property
+    def label(self) -> str:
+        """The store's URL for messages and logs, password hidden."""
+        return label(self.engine.url)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sa.Connection]:
+        """One transaction, with database failures turned into store errors."""
+        with database_errors(self.engine.url), self.engine.begin() as connection:
+            yield connection
+
+    # ---- writes (the sweep driver) ----
+
+    def record_sweep(
+        self,
+        name: str,
+        spec: Mapping[str, Any],
+        spec_hash: str,
+        status: str = "pending",
+        experiment_path: str | None = None,
+    ) -> None:
+        """Record a sweep, or update the status (and experiment path, if given) of one already recorded.
+
+        Raises ``SpecConflict`` when ``name`` exists with a different ``spec_hash``: one name, one spec.
+        """
+        _check(status, SWEEP_STATUSES, "sweep")
+        now = _now()
+        with self.transaction() as connection:
+            known = connection.scalar(sa.select(sweeps.c.spec_hash).where(sweeps.c.name == name))
+            if known is not None and known != spec_hash:
+                raise SpecConflict(f"sweep {name!r} exists with spec hash {known}, not {spec_hash}")
+            values = dict(
+                name=name,
+                spec=dict(spec),
+                spec_hash=spec_hash,
+                status=status,
+                experiment_path=experiment_path,
+                created_at=now,
+                **_sweep_times(status, now),
+            )
+            update = {
+                "status": _NEW,
+                "experiment_path": sa.func.coalesce(sa.literal(experiment_path, sa.Text), sweeps.c.experiment_path),
+                **_sweep_time_updates(status, now),
+            }
+            _upsert(connection, sweeps, values, update)
+
+    def set_sweep_status(self, name: str, status: str) -> None:
+        """Move a sweep to ``status``; running sets the start time once, an end status sets the end time."""
+        _check(status, SWEEP_STATUSES, "sweep")
+        with self.transaction() as connection:
+            done = connection.execute(
+                sa.update(sweeps)
+                .where(sweeps.c.name == name)
+                .values(status=status, **_sweep_time_updates(status, _now()))
+            )
+            if done.rowcount == 0:
+                raise NotFound(f"unknown sweep {name!r}")
+
+    def record_point(
+        self,
+        sweep: str,
+        point_key: str,
+        *,
+        mode: str,
+        task: str,
+        classes: list[str],
+        seed: int,
+        axes: Mapping[str, float],
+        status: str | None = None,
+    ) -> None:
+        """Record one point of a sweep: the five device axes, mode, task and classes, seed.
+
+        ``status`` None means pending for a new point and unchanged for a known one, so re-recording the
+        points on a resume does not reset their progress.
+        """
+        if status is not None:
+            _check(status, POINT_STATUSES, "point")
+        values = dict(
+            sweep=sweep,
+            point_key=point_key,
+            mode=mode,
+            task=task,
+            classes=list(classes),
+            seed=int(seed),
+            status=status or "pending",
+            **_axis_values(axes),
+        )
+        update = {name: _NEW for name in ("mode", "task", "classes", "seed", *AXES)}
+        if status is not None:
+            update["status"] = _NEW
+        with self.transaction() as connection:
+            self._require_sweep(connection, sweep)
+            _upsert(connection, points, values, update)
+
+    def set_point_status(self, sweep: str, point_key: str, status: str) -> None:
+        """Move a point to ``status`` (``choose_best`` does this itself when a point's trials are over)."""
+        _check(status, POINT_STATUSES, "point")
+        with self.transaction() as connection:
+            done = connection.execute(
+                sa.update(points).where(points.c.sweep == sweep, points.c.point_key == point_key).values(status=status)
+            )
+            if done.rowcount == 0:
+                raise NotFound(f"unknown point {point_key!r} of sweep {sweep!r}")
+
+    def record_trial(
+        self,
+        trial_id: str,
+        sweep: str,
+        point_key: str,
+        *,
+        lr: float,
+        status: str,
+        ray_trial_id: str | None = None,
+        error: str | None = None,
+    ) -> None:
+        """Record a trial (one learning rate at one point) or update its status.
+
+        The start time is set once, and so is the end time, when the trial first reaches an end status
+        (completed, pruned, failed): a replay of its reports after a crash moves neither.
+        A missing ``ray_trial_id`` keeps the one recorded before; ``error`` is replaced (None clears it).
+        Epoch counts and test errors are kept up to date by ``record_epoch``, not here.
+        """
+        _check(status, TRIAL_STATUSES, "trial")
+        now = _now()
+        ended = now if status in TRIAL_ENDED else None
+        values = dict(
+            trial_id=trial_id,
+            sweep=sweep,
+            point_key=point_key,
+            lr=float(lr),
+            status=status,
+            ray_trial_id=ray_trial_id,
+            started_at=now,
+            ended_at=ended,
+            error=error,
+        )
+        update = {
+            "lr": _NEW,
+            "status": _NEW,
+            "error": _NEW,
+            "ray_trial_id": sa.func.coalesce(sa.literal(ray_trial_id, sa.String), trials.c.ray_trial_id),
+        }
+        if ended:
+            update["ended_at"] = sa.func.coalesce(trials.c.ended_at, sa.literal(ended, sa.DateTime(timezone=True)))
+        with self.transaction() as connection:
+            self._require_point(connection, sweep, point_key)
+            _upsert(connection, trials, values, update)
+
+    def record_epoch(
+        self,
+        trial_id: str,
+        epoch: int,
+        *,
+        train_loss: float | None,
+        test_error: float | None,
+        test_accuracy: float | None,
+        seconds: float | None,
+    ) -> None:
+        """Record (or overwrite) one epoch of a trial and refresh the trial's epochs done, final and best error."""
+        values = dict(
+            trial_id=trial_id,
+            epoch=int(epoch),
+            train_loss=_real(train_loss),
+            test_error=_real(test_error),
+            test_accuracy=_real(test_accuracy),
+            seconds=_real(seconds),
+        )
+        update = {name: _NEW for name in ("train_loss", "test_error", "test_accuracy", "seconds")}
+        with self.transaction() as connection:
+            if connection.scalar(sa.select(trials.c.trial_id).where(trials.c.trial_id == trial_id)) is None:
+                raise NotFound(f"unknown trial {trial_id!r}")
+            _upsert(connection, epochs, values, update)
+            refresh_trial_summary(connection, trial_id)
+
+    def choose_best(self, sweep: str, point_key: str) -> _best.BestTrial:
+        """Write the point's best trial onto it and close it: done with a chosen trial, failed without one.
+
+        Call it once the point's trials are over; ``best_trial`` says the same without writing.
+        """
+        with self.transaction() as connection:
+            best = self._best_trial(connection, sweep, point_key)
+            connection.execute(
+                sa.update(points)
+                .where(points.c.sweep == sweep, points.c.point_key == point_key)
+                .values(
+                    chosen_trial_id=best.chosen.trial_id if best.chosen else None,
+                    status="done" if best.chosen else "failed",
+                )
+            )
+        return best
+
+    # ---- reads ----
+
+    def best_trial(self, sweep: str, point_key: str) -> _best.BestTrial:
+        """The best trial of a point (lowest final test error of the completed trials, ties: smaller lr), and
+        all candidates with their learning rate, status and final error, best first, to say why."""
+        with self.transaction() as connection:
+            return self._best_trial(connection, sweep, point_key)
+
+    def get_sweep(self, name: str) -> dict[str, Any]:
+        """A sweep's row (name, spec, spec_hash, status, experiment_path, times); ``NotFound`` if unknown."""
+        with self.transaction() as connection:
+            row = connection.execute(sa.select(sweeps).where(sweeps.c.name == name)).mappings().first()
+        if row is None:
+            raise NotFound(f"unknown sweep {name!r}")
+        return utc_row(row)
+
+    def list_points(self, sweep: str) -> list[dict[str, Any]]:
+        """The points of a sweep, by point key."""
+        with self.transaction() as connection:
+            self._require_sweep(connection, sweep)
+            rows = connection.execute(sa.select(points).where(points.c.sweep == sweep).order_by(points.c.point_key))
+            return [dict(r) for r in rows.mappings()]
+
+    def list_trials(self, sweep: str, point_key: str | None = None) -> list[dict[str, Any]]:
+        """The trials of a sweep (or of one point), by point key and learning rate."""
+        with self.transaction() as connection:
+            self._require_sweep(connection, sweep)
+            query = sa.select(trials).where(trials.c.sweep == sweep)
+            if point_key is not None:
+                self._require_point(connection, sweep, point_key)
+                query = query.where(trials.c.point_key == point_key)
+            rows = connection.execute(query.order_by(trials.c.point_key, trials.c.lr, trials.c.trial_id))
+            return [utc_row(r) for r in rows.mappings()]
+
+    def sweep_progress(self) -> list[dict[str, Any]]:
+        """Every sweep with its status, times, points done/total and trials by status."""
+        with self.transaction() as connection:
+            return _queries.sweep_progress(connection)
+
+    def best_points(self, sweep: str) -> list[dict[str, Any]]:
+        """One row per point: its columns plus the best trial's id, lr, final and best test error."""
+        with self.transaction() as connection:
+            self._require_sweep(connection, sweep)
+            return _queries.best_points(connection, sweep)
+
+    def axis_curve(self, sweep: str, axis: str) -> list[dict[str, Any]]:
+        """Test error of the best trials against one device axis (the paper's Figures 3-5)."""
+        return _queries.axis_curve(self.best_points(sweep), axis)
+
+    def epoch_curves(self, sweep: str, point_key: str | None = None) -> list[dict[str, Any]]:
+        """Per-epoch rows of each point's best trial (the paper's Figure 2); one point if ``point_key``."""
+        with self.transaction() as connection:
+            self._require_sweep(connection, sweep)
+            if point_key is not None:
+                self._require_point(connection, sweep, point_key)
+            return _queries.epoch_curves(connection, sweep, point_key)
+
+    def export_trials(self, sweep: str, path: str | Path) -> int:
+        """Write one Parquet row per trial and epoch, with every point column; return the row count."""
+        with self.transaction() as connection:
+            self._require_sweep(connection, sweep)
+            rows = _queries.trial_epoch_rows(connection, sweep)
+        return _export.write_trials(rows, Path(path))
+
+    def export_points(self, sweep: str, path: str | Path) -> int:
+        """Write one Parquet row per point, with its best trial; return the row count."""
+        return _export.write_points(self.best_points(sweep), Path(path))
+
+    def run_readonly_query(self, sql: str, max_rows: int | None = None) -> _readonly.QueryResult:
+        """Run one read-only SQL statement; writes, schema changes and multiple statements raise ``QueryRefused``."""
+        return _readonly.run_readonly_query(self.engine, sql, max_rows=max_rows)
+
+    # ---- helpers ----
+
+    def _best_trial(self, connection: sa.Connection, sweep: str, point_key: str) -> _best.BestTrial:
+        self._require_point(connection, sweep, point_key)
+        return _best.pick(sweep, point_key, _queries.candidates(connection, sweep, point_key))
+
+    @staticmethod
+    def _require_sweep(connection: sa.Connection, sweep: str) -> None:
+        if connection.scalar(sa.select(sweeps.c.name).where(sweeps.c.name == sweep)) is None:
+            raise NotFound(f"unknown sweep {sweep!r}")
+
+    @classmethod
+    def _require_point(cls, connection: sa.Connection, sweep: str, point_key: str) -> None:
+        found = connection.scalar(
+            sa.select(points.c.point_key).where(points.c.sweep == sweep, points.c.point_key == point_key)
+        )
+        if found is None:
+            cls._require_sweep(connection, sweep)
+            raise NotFound(f"unknown point {point_key!r} of sweep {sweep!r}")
+
+
+def _sweep_times(status: str, now: datetime) -> dict[str, datetime | None]:
+    return {
+        "started_at": now if status == "running" else None,
+        "ended_at": now if status in SWEEP_ENDED else None,
+    }
+
+
+def _sweep_time_updates(status: str, now: datetime) -> dict[str, Any]:
+    """Start time set the first time a sweep runs; end time set when it stops, cleared when it runs again."""
+    stamp = sa.DateTime(timezone=True)
+    updates: dict[str, Any] = {}
+    if status == "running":
+        updates["started_at"] = sa.func.coalesce(sweeps.c.started_at, sa.literal(now, stamp))
+    updates["ended_at"] = (
+        sa.func.coalesce(sweeps.c.ended_at, sa.literal(now, stamp)) if status in SWEEP_ENDED else None
+    )
+    return updates
+
+
+def _real(value: float | None) -> float | None:
+    """A float, or None for missing and NaN (SQLite cannot store NaN; PostgreSQL could, but both must agree)."""
+    if value is None:
+        return None
+    value = float(value)
+    return None if math.isnan(value) else value

@@ -1,0 +1,53 @@
+"""Schema versions: create a fresh store, upgrade an older one step by step, refuse a newer or foreign one."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import sqlalchemy as sa
+
+from results._errors import BadStoreURL, SchemaVersionError
+from results._schema import SCHEMA_VERSION, metadata, schema_version, trials
+from results._summaries import best_epoch_subquery
+
+
+def _add_trials_best_epoch(connection: sa.Connection) -> None:
+    """Version 1 -> 2: trials gain ``best_epoch``, filled in from the epochs already recorded."""
+    connection.execute(sa.text("ALTER TABLE trials ADD COLUMN best_epoch INTEGER"))
+    connection.execute(sa.update(trials).values(best_epoch=best_epoch_subquery()))
+
+
+# UPGRADES[v] turns a version-v store into version v + 1.
+UPGRADES: dict[int, Callable[[sa.Connection], None]] = {1: _add_trials_best_epoch}
+OLDEST_UPGRADABLE = min(UPGRADES)
+
+
+def ensure_schema(connection: sa.Connection, *, where: str, must_exist: bool) -> int:
+    """Bring the database at ``where`` to ``SCHEMA_VERSION``; return the version it had (0 when created)."""
+    inspector = sa.inspect(connection)
+    if not inspector.has_table(schema_version.name):
+        if inspector.has_table("sweeps"):
+            raise SchemaVersionError(f"{where} has a sweeps table but no schema_version: not an analog-sweep store")
+        if must_exist:
+            raise BadStoreURL(f"no analog-sweep store at {where}")
+        metadata.create_all(connection)
+        connection.execute(sa.insert(schema_version).values(version=SCHEMA_VERSION))
+        return 0
+    # FOR UPDATE (PostgreSQL) makes a second process that opens the store meanwhile wait for this upgrade.
+    versions = connection.scalars(sa.select(schema_version.c.version).with_for_update()).all()
+    if not versions:
+        raise SchemaVersionError(f"store at {where} has an empty schema_version table")
+    found = max(versions)
+    if found > SCHEMA_VERSION:
+        raise SchemaVersionError(
+            f"store at {where} has schema version {found}, newer than this analog-sweep reads "
+            f"({SCHEMA_VERSION}): upgrade analog-sweep"
+        )
+    if found < OLDEST_UPGRADABLE:
+        raise SchemaVersionError(f"store at {where} has schema version {found}, too old to upgrade")
+    for version in range(found, SCHEMA_VERSION):
+        UPGRADES[version](connection)
+    if found != SCHEMA_VERSION:
+        connection.execute(sa.delete(schema_version))
+        connection.execute(sa.insert(schema_version).values(version=SCHEMA_VERSION))
+    return found

@@ -1,0 +1,23 @@
+"""One local Ray instance for the orchestrator tests (starting Ray costs seconds; the tests share it)."""
+
+from __future__ import annotations
+
+import pytest
+import ray
+
+NANO_SWEEP = [
+    "data.train_limit=16",
+    "data.test_limit=16",
+    "data.source_limit=100",
+    "model.overrides.depths=[1,1]",
+    "model.overrides.embed_dim=12",
+    "pretrain.epochs=2",
+    "epochs=2",
+]
+
+
+@pytest.fixture(scope="session")
+def local_ray():
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="WARNING")
+    yield
+    ray.shutdown()

@@ -1,0 +1,63 @@
+"""The sweep driver end to end on a local Ray instance: points, trials and epochs land in the store once."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+
+from orchestrator import ClusterError, SweepStateError, resume_sweep, run_sweep
+from results import open_store
+from sweeps import expand, load_spec, shipped_specs
+
+from .conftest import NANO_SWEEP
+
+
+def row_counts(store):
+    with store.engine.connect() as connection:
+        return {
+            table: connection.scalar(sa.text(f"SELECT count(*) FROM {table}"))
+            for table in ("sweeps", "points", "trials", "epochs")
+        }
+
+
+@pytest.fixture
+def store(tmp_path):
+    with open_store(f"sqlite:///{tmp_path}/results.db") as opened:
+        yield opened
+
+
+def test_quickstart_runs_every_point_and_records_each_row_once(tmp_path, store, local_ray):
+    spec = load_spec(shipped_specs()["quickstart"], NANO_SWEEP)
+    lines = []
+    outcome = run_sweep(spec, store, storage_root=tmp_path / "storage", echo=lines.append)
+    points = expand(spec)
+    assert outcome.status == "finished" and outcome.points_done == len(points)
+    trials = len(points) * spec.lr_search.trials_per_point
+    assert row_counts(store) == {"sweeps": 1, "points": len(points), "trials": trials, "epochs": trials * spec.epochs}
+    best = store.best_points(spec.name)
+    assert all(row["status"] == "done" and row["trial_id"] for row in best)
+    assert all(row["lr"] in spec.lr_search.values for row in best)
+    assert store.get_sweep(spec.name)["status"] == "finished"
+    assert any("pretraining" in line for line in lines) and any("points 6/6 done" in line for line in lines)
+    # Running the finished sweep again does nothing new and says so.
+    again = run_sweep(spec, store, storage_root=tmp_path / "storage", echo=lines.append)
+    assert again.status == "finished" and "nothing new" in again.message
+    assert row_counts(store)["epochs"] == trials * spec.epochs
+    # Resume of a finished sweep: nothing to do either.
+    assert "nothing to resume" in resume_sweep(spec.name, store, echo=lines.append).message
+    # The same name with another spec is refused, and nothing is written.
+    other = load_spec(shipped_specs()["quickstart"], [*NANO_SWEEP, "epochs=1"])
+    with pytest.raises(SweepStateError, match="different sweep named 'quickstart'"):
+        run_sweep(other, store, storage_root=tmp_path / "storage", echo=lines.append)
+    assert row_counts(store)["epochs"] == trials * spec.epochs
+
+
+def test_gpu_request_on_a_cluster_without_gpus_fails_at_once_unless_cpu_fallback(tmp_path, store, local_ray):
+    spec = load_spec(
+        shipped_specs()["quickstart"], [*NANO_SWEEP, "resources.gpu=0.5", "modes=[digital_scratch]", "epochs=1"]
+    )
+    with pytest.raises(ClusterError, match=r"asks for 0.5 GPU per trial but the cluster has 2 CPU, 0 GPU"):
+        run_sweep(spec, store, storage_root=tmp_path / "storage", echo=print)
+    assert row_counts(store) == {"sweeps": 0, "points": 0, "trials": 0, "epochs": 0}
+    outcome = run_sweep(spec, store, storage_root=tmp_path / "storage", cpu_fallback=True, echo=print)
+    assert outcome.status == "finished"

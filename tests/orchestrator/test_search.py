@@ -1,0 +1,116 @@
+"""The per-point learning-rate search: budgets, order, grid values, pruning, and hand-out again after a crash."""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from orchestrator import LearningRateSearch, trial_id_for
+from sweeps import expand, load_spec, shipped_specs
+
+QUICK = ["data.train_limit=16", "data.test_limit=16", "epochs=3"]
+
+
+def make_search(tmp_path, overrides=()):
+    spec = load_spec(shipped_specs()["quickstart"], [*QUICK, *overrides])
+    settings = {"trials_dir": str(tmp_path / "trials"), "cache_dir": str(tmp_path / "cache"), "threads": 1, "gpu": 0}
+    return spec, LearningRateSearch(expand(spec), spec.lr_search, tmp_path / "optuna.journal", settings)
+
+
+def drain(search, prefix="ray"):
+    """Ask until the searcher has nothing more to hand out; return the suggestions by Ray trial id."""
+    suggestions = {}
+    while True:
+        ray_id = f"{prefix}{len(suggestions)}"
+        suggestion = search.suggest(ray_id)
+        if suggestion is None or suggestion == LearningRateSearch.FINISHED:
+            return suggestions
+        suggestions[ray_id] = suggestion
+
+
+def test_grid_search_hands_out_every_value_once_per_point_breadth_first(tmp_path):
+    spec, search = make_search(tmp_path)
+    suggestions = list(drain(search).values())
+    points = expand(spec)
+    assert len(suggestions) == len(points) * len(spec.lr_search.values)
+    # Breadth-first: every point gets its first trial before any gets its second.
+    assert [s["point_key"] for s in suggestions[: len(points)]] == [p.key for p in points]
+    for point in points:
+        lrs = sorted(s["lr"] for s in suggestions if s["point_key"] == point.key)
+        assert lrs == sorted(spec.lr_search.values)
+    first = suggestions[0]
+    assert first["trial"]["lr"] == first["lr"] and first["trial"]["mode"] == points[0].mode
+    assert first["trial_id"] == trial_id_for(first["point_key"], 0)
+
+
+def test_tpe_search_respects_the_budget_and_range(tmp_path):
+    spec, search = make_search(
+        tmp_path, ["lr_search.method=tpe", "lr_search.values=null", "lr_search.low=0.001", "lr_search.high=0.1",
+                   "lr_search.trials_per_point=3"]
+    )
+    suggestions = list(drain(search).values())
+    assert len(suggestions) == len(expand(spec)) * 3
+    assert all(0.001 <= s["lr"] <= 0.1 for s in suggestions)
+
+
+def test_completed_trials_are_told_and_the_search_then_finishes(tmp_path):
+    _, search = make_search(tmp_path)
+    suggestions = drain(search)
+    for ray_id, suggestion in suggestions.items():
+        search.on_trial_complete(ray_id, {"test_error": 10 * suggestion["lr"], "epoch": 3})
+    assert search.suggest("another") == LearningRateSearch.FINISHED
+    counts = search.counts()
+    assert counts["complete"] == len(suggestions) and counts["points_done"] == len(search.points)
+    assert all(search.point_finished(p.key) for p in search.points)
+
+
+def test_trials_interrupted_by_a_driver_crash_are_handed_out_again_under_their_own_ids(tmp_path):
+    _, search = make_search(tmp_path)
+    suggestions = drain(search)
+    finished = dict(list(suggestions.items())[:4])
+    for ray_id, suggestion in finished.items():
+        search.on_trial_complete(ray_id, {"test_error": 5.0, "epoch": 3})
+    # The driver dies here. A new searcher on the same journal hands out exactly the unfinished trials, once each.
+    _, resumed = make_search(tmp_path)
+    again = drain(resumed, prefix="new")
+    assert sorted(s["trial_id"] for s in again.values()) == sorted(
+        s["trial_id"] for r, s in suggestions.items() if r not in finished
+    )
+    assert {s["trial_id"]: s["lr"] for s in again.values()} == {
+        s["trial_id"]: s["lr"] for r, s in suggestions.items() if r not in finished
+    }
+
+
+def test_a_failed_trial_is_recorded_as_failed_and_not_retried_by_the_search(tmp_path):
+    _, search = make_search(tmp_path)
+    ray_id, suggestion = next(iter(drain(search).items()))
+    search.on_trial_complete(ray_id, None, error=True)
+    study = search.study(suggestion["point_key"])
+    assert study.trials[0].state == TrialState.FAIL
+
+
+@pytest.mark.parametrize("pruner", ["median", "successive_halving"])
+def test_pruning_stops_a_trial_that_is_worse_than_its_finished_rivals(tmp_path, pruner):
+    options = (["lr_search.pruner_options.n_startup_trials=1"] if pruner == "median"
+               else ["lr_search.pruner_options.min_resource=1", "lr_search.pruner_options.reduction_factor=2"])
+    _, search = make_search(tmp_path, [f"lr_search.pruner={pruner}", *options])
+    suggestions = drain(search)
+    point = search.points[0].key
+    good, bad = [r for r, s in suggestions.items() if s["point_key"] == point]
+    for epoch in (1, 2, 3):
+        assert not search.should_prune(good, {"test_error": 5.0, "epoch": epoch})
+    search.on_trial_complete(good, {"test_error": 5.0, "epoch": 3})
+    pruned_at = next(epoch for epoch in (1, 2, 3) if search.should_prune(bad, {"test_error": 90.0, "epoch": epoch}))
+    assert pruned_at <= 2 and search.was_pruned(bad) and not search.was_pruned(good)
+    search.on_trial_complete(bad, {"test_error": 90.0, "epoch": pruned_at})
+    states = [t.state for t in search.study(point).trials if t.state != TrialState.WAITING]
+    assert sorted(s.name for s in states) == ["COMPLETE", "PRUNED"]
+
+
+def test_the_studies_persist_in_the_journal(tmp_path):
+    _, search = make_search(tmp_path)
+    drain(search)
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(tmp_path / "optuna.journal")))
+    names = {s.study_name for s in optuna.get_all_study_summaries(storage)}
+    assert names == {p.key for p in search.points}

@@ -1,0 +1,171 @@
+"""``analog-sweep results ...`` through click's CliRunner, and once through a real process."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from click.testing import CliRunner
+
+import results
+from analog_sweep.cli import cli
+
+REPO = Path(__file__).resolve().parents[2]
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture
+def run(store_url):
+    """Run ``analog-sweep results ARGS --store URL``; return (exit code, stdout, stderr)."""
+
+    def invoke(*args: str, store: str | None = store_url, env: dict[str, str] | None = None):
+        store_args = ["--store", store] if store else []
+        outcome = CliRunner().invoke(cli, ["results", *args, *store_args], env=env)
+        return outcome.exit_code, outcome.stdout, outcome.stderr
+
+    return invoke
+
+
+@pytest.fixture
+def filled_url(filled_store, store_url) -> str:
+    return store_url
+
+
+def _json_lines(text: str) -> list[dict]:
+    return [json.loads(line) for line in text.splitlines()]
+
+
+def test_sweeps_lists_progress(filled_url, run, sample):
+    code, out, _ = run("sweeps", "--format", "json")
+    points = len(sample.modes) * len(sample.noises)
+    assert code == 0
+    [row] = _json_lines(out)
+    assert (row["sweep"], row["status"], row["points_done"], row["points_total"]) == ("noise", "finished", points, points)
+    assert row["trials_failed"] == len(sample.noises)
+    code, out, _ = run("sweeps", "--format", "csv")
+    assert next(csv.reader(io.StringIO(out)))[:4] == ["sweep", "status", "points_done", "points_total"]
+
+
+def test_store_comes_from_the_environment(filled_url, run):
+    code, out, _ = run("sweeps", "--format", "json", store=None, env={results.STORE_ENV: filled_url})
+    assert code == 0 and _json_lines(out)[0]["sweep"] == "noise"
+
+
+def test_best_shows_chosen_lr_per_point(filled_url, run, sample):
+    code, out, _ = run("best", "noise", "--format", "json")
+    assert code == 0
+    rows = _json_lines(out)
+    assert len(rows) == len(sample.modes) * len(sample.noises)
+    assert {r["lr"] for r in rows} == {0.05}
+    assert set(rows[0]) >= {"point_key", "mode", "task", *results.AXES, "lr", "final_test_error"}
+    code, out, _ = run("best", "noise")
+    assert code == 0 and out.splitlines()[0].split()[:3] == ["point_key", "mode", "task"]
+
+
+def test_best_axis_curve_and_plot(filled_url, run, sample, tmp_path):
+    plot = tmp_path / "fig3.png"
+    code, out, err = run("best", "noise", "--axis", "transfer_noise", "--plot", str(plot), "--format", "json")
+    assert code == 0, err
+    rows = _json_lines(out)
+    assert [(r["mode"], r["transfer_noise"]) for r in rows] == [(m, n) for m in sample.modes for n in sample.noises]
+    assert plot.read_bytes().startswith(PNG_MAGIC)
+
+
+def test_curves_and_plot(filled_url, run, sample, tmp_path):
+    plot = tmp_path / "fig2.png"
+    code, out, err = run("curves", "noise", "--plot", str(plot), "--format", "csv")
+    assert code == 0, err
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert len(rows) == len(sample.modes) * len(sample.noises) * sample.epochs
+    assert plot.read_bytes().startswith(PNG_MAGIC)
+
+
+def test_trials_of_a_point_say_why(filled_url, run, sample):
+    key = sample.point_key("analog_tl", 1.0)
+    code, out, err = run("trials", "noise", "--point", key, "--format", "json")
+    assert code == 0
+    rows = _json_lines(out)
+    assert [(r["lr"], r["status"], r["chosen"]) for r in rows] == [
+        (0.01, "completed", False), (0.05, "completed", True), (0.1, "pruned", False),
+    ]
+    assert "lr=0.05 has the lowest final test error" in err
+
+
+@pytest.mark.parametrize("per", ["epoch", "point"])
+def test_export(filled_url, run, tmp_path, per):
+    out_file = tmp_path / f"{per}.parquet"
+    code, out, _ = run("export", "noise", "--out", str(out_file), "--per", per, "--format", "json")
+    assert code == 0
+    [summary] = _json_lines(out)
+    assert summary["rows"] == pq.read_table(out_file).num_rows > 0
+
+
+def test_query_reads_and_refuses_writes(filled_url, filled_store, run, count_rows):
+    code, out, _ = run("query", "SELECT count(*) AS n FROM points", "--format", "json")
+    assert (code, _json_lines(out)) == (0, [{"n": 6}])
+    before = count_rows(filled_store)
+    for sql in ("DELETE FROM epochs", "SELECT 1; DROP TABLE epochs", "WITH x AS (SELECT 1) UPDATE trials SET lr = 0"):
+        code, out, err = run("query", sql)
+        assert code == 2 and out == ""
+        assert err.startswith("Error: refused") and err.count("\n") == 1
+    assert count_rows(filled_store) == before
+
+
+BAD_INPUTS = [
+    ("best", "nope"),
+    ("curves", "nope"),
+    ("export", "nope", "--out", "x.parquet"),
+    ("trials", "noise", "--point", "nope"),
+    ("best", "noise", "--plot", "x.png"),
+    ("best", "noise", "--axis", "volume"),
+    ("query", "SELECT * FROM nowhere"),
+]
+
+
+def test_bad_input_exits_2_with_one_line(filled_url, run):
+    for args in BAD_INPUTS:
+        code, out, err = run(*args)
+        assert code == 2, args
+        assert err.startswith("Error: ") and err.count("\n") == 1 and "Traceback" not in err, err
+
+
+def test_missing_store_and_bad_urls_exit_2(run, tmp_path):
+    for url in (f"sqlite:///{tmp_path / 'typo.db'}", "nonsense", "mysql://u@h/db"):
+        code, _, err = run("sweeps", store=url)
+        assert code == 2 and err.count("\n") == 1, err
+    assert not (tmp_path / "typo.db").exists()
+
+
+def test_unreachable_server_exits_1(run):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    code, _, err = run("sweeps", store=f"postgresql+psycopg://postgres@127.0.0.1:{port}/test")
+    assert code == 1 and "Connection refused" in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("command", ["sweeps", "best", "trials", "curves", "export", "query"])
+def test_help_shows_an_example(command):
+    outcome = CliRunner().invoke(cli, ["results", command, "--help"])
+    assert outcome.exit_code == 0
+    assert "Example" in outcome.stdout and "--store" in outcome.stdout and "--format" in outcome.stdout
+
+
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+def test_real_process_refuses_a_write_with_exit_2_and_one_line(filled_url, filled_store, count_rows):
+    before = count_rows(filled_store)
+    done = subprocess.run(
+        [sys.executable, "-m", "analog_sweep", "results", "query", "SELECT 1; DELETE FROM epochs", "--store", filled_url],
+        cwd=REPO, capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    assert done.returncode == 2, done.stderr
+    assert done.stdout == "" and done.stderr.startswith("Error: refused") and done.stderr.count("\n") == 1
+    assert count_rows(filled_store) == before

@@ -1,0 +1,89 @@
+"""Store URLs: the default SQLite file, the environment variable, bad URLs and unreachable servers."""
+
+from __future__ import annotations
+
+import socket
+import sqlite3
+
+import pytest
+import sqlalchemy as sa
+
+import results
+
+
+def test_default_store_is_sqlite_in_wal_mode_under_sweep_store(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv(results.STORE_ENV, raising=False)
+    with results.open_store() as store:
+        store.record_sweep("s", {}, "h")
+    database = tmp_path / "sweep-store" / "results.db"
+    connection = sqlite3.connect(database)
+    assert connection.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    assert connection.execute("SELECT name FROM sweeps").fetchall() == [("s",)]
+    connection.close()
+
+
+def test_environment_variable_names_the_store(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv(results.STORE_ENV, f"sqlite:///{tmp_path / 'elsewhere.db'}")
+    results.open_store().close()
+    assert (tmp_path / "elsewhere.db").is_file()
+    assert not (tmp_path / "sweep-store").exists()
+
+
+@pytest.mark.parametrize("store_url", ["postgresql"], indirect=True)
+def test_plain_postgresql_url_uses_psycopg_3(store_url):
+    with results.open_store(store_url.replace("postgresql+psycopg://", "postgresql://")) as store:
+        assert store.engine.url.drivername == "postgresql+psycopg"
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("not a url", "not a database URL"),
+        ("mysql://user@host/db", "unsupported store database 'mysql'"),
+        ("postgresql+nosuchdriver://user@host/db", "cannot use"),
+    ],
+)
+def test_bad_urls_are_input_errors(url, message):
+    with pytest.raises(results.BadStoreURL, match=message):
+        results.open_store(url)
+
+
+def test_unreachable_server_is_unavailable_not_bad_input():
+    with socket.socket() as probe:  # a port that was free a moment ago: nothing listens there
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with pytest.raises(results.StoreUnavailable, match=f"port {port} failed") as raised:
+        results.open_store(f"postgresql+psycopg://postgres@127.0.0.1:{port}/test")
+    assert "\n" not in str(raised.value)
+    assert not isinstance(raised.value, results.StoreInputError)
+
+
+def test_missing_sqlite_file_for_readers(tmp_path):
+    with pytest.raises(results.BadStoreURL, match="no store at"):
+        results.open_store(f"sqlite:///{tmp_path / 'typo.db'}", must_exist=True)
+    assert not (tmp_path / "typo.db").exists()
+
+
+def test_sqlite_readers_do_not_block_the_writer(tmp_path):
+    database = tmp_path / "results.db"
+    with results.open_store(f"sqlite:///{database}") as store:
+        store.record_sweep("first", {}, "h")
+        reader = sqlite3.connect(database, isolation_level=None)
+        reader.execute("BEGIN")
+        assert reader.execute("SELECT count(*) FROM sweeps").fetchone() == (1,)  # holds a read snapshot
+        store.record_sweep("second", {}, "h")  # commits while the read is open (WAL)
+        assert reader.execute("SELECT count(*) FROM sweeps").fetchone() == (1,)
+        reader.execute("COMMIT")
+        assert reader.execute("SELECT count(*) FROM sweeps").fetchone() == (2,)
+        reader.close()
+
+
+def test_url_reopens_the_store_and_label_hides_the_password(tmp_path):
+    with results.open_store(f"sqlite:///{tmp_path / 'results.db'}") as store:
+        store.record_sweep("s", {}, "h")
+        with results.open_store(store.url, must_exist=True) as again:
+            assert again.get_sweep("s")["name"] == "s"
+    server = results.Store(sa.create_engine("postgresql+psycopg://me:secret@db-host/sweeps"))
+    assert "secret" in server.url and "secret" not in server.label
