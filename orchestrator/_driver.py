@@ -168,6 +168,7 @@ def _execute(
                     _record_point(store, spec.name, point)
                 _pretrain_stage(spec, paths, cpu, gpu, echo)
                 search = LearningRateSearch(
+                    spec.name,
                     points,
                     spec.lr_search,
                     paths.journal,

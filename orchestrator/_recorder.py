@@ -4,12 +4,21 @@ The driver is the only writer of the store; workers only report to Ray Tune. Eve
 natural keys, so reports replayed after a resume land on the same rows. A store that is briefly unavailable (SQLite
 locked by another process, a dropped PostgreSQL connection) is retried with back-off; a store that stays away stops
 the sweep (``StoreGaveUp``), and ``resume`` later replays what the trials have checkpointed.
+
+How long "briefly" is can be set from the environment (read at each write, so tests can shorten it):
+``ANALOG_SWEEP_STORE_RETRIES`` retries after the first try (default 5, 0 to 100) and
+``ANALOG_SWEEP_STORE_RETRY_DELAY`` the first wait in seconds (default 0.25), doubled after each retry up to 30 s.
+With the defaults a write gives up after about 8 s of waits (plus SQLite's busy timeout on each try; see
+``ANALOG_SWEEP_SQLITE_BUSY_SECONDS`` in ``results``). Each retry prints one line on stderr.
 """
 
 from __future__ import annotations
 
+import os
+import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from ray import tune
@@ -19,23 +28,77 @@ from results import Store, StoreUnavailable, open_store
 
 T = TypeVar("T")
 _EPOCH_FIELDS = ("train_loss", "test_error", "test_accuracy", "seconds")
+RETRIES_ENV = "ANALOG_SWEEP_STORE_RETRIES"
+RETRY_DELAY_ENV = "ANALOG_SWEEP_STORE_RETRY_DELAY"
+DEFAULT_RETRIES = 5
+DEFAULT_FIRST_DELAY = 0.25
+MAX_DELAY = 30.0
 
 
 class StoreGaveUp(RuntimeError):
     """The store stayed unavailable through every retry; the sweep stops and can be resumed."""
 
 
-def with_retries(write: Callable[[], T], *, attempts: int = 6, first_delay: float = 0.25) -> T:
-    """Run ``write``, retrying while the store is unavailable: delays double from ``first_delay`` (0.25 .. 8 s)."""
-    delay = first_delay
-    for attempt in range(1, attempts + 1):
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how patiently a store write is retried: ``retries`` after the first try, the first wait
+    ``first_delay`` seconds, doubled after each retry up to ``MAX_DELAY``."""
+
+    retries: int = DEFAULT_RETRIES
+    first_delay: float = DEFAULT_FIRST_DELAY
+
+    def delays(self) -> list[float]:
+        return [min(MAX_DELAY, self.first_delay * 2**n) for n in range(self.retries)]
+
+
+def retry_policy() -> RetryPolicy:
+    """The retry policy from ``$ANALOG_SWEEP_STORE_RETRIES`` and ``$ANALOG_SWEEP_STORE_RETRY_DELAY`` (defaults if
+    unset); a value that is not a number in range raises ``ValueError`` with a one-line message."""
+    retries, delay = DEFAULT_RETRIES, DEFAULT_FIRST_DELAY
+    text = os.environ.get(RETRIES_ENV, "").strip()
+    if text:
+        try:
+            retries = int(text)
+        except ValueError:
+            retries = -1
+        if not 0 <= retries <= 100:
+            raise ValueError(f"{RETRIES_ENV} must be a whole number from 0 to 100, got {text!r}")
+    text = os.environ.get(RETRY_DELAY_ENV, "").strip()
+    if text:
+        try:
+            delay = float(text)
+        except ValueError:
+            delay = -1.0
+        if not 0 <= delay <= MAX_DELAY:  # NaN fails too
+            raise ValueError(f"{RETRY_DELAY_ENV} must be a number of seconds from 0 to {MAX_DELAY:g}, got {text!r}")
+    return RetryPolicy(retries, delay)
+
+
+def _notice(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def with_retries(
+    write: Callable[[], T],
+    *,
+    policy: RetryPolicy | None = None,
+    notice: Callable[[str], None] | None = _notice,
+) -> T:
+    """Run ``write``, retrying while the store is unavailable (``retry_policy()`` unless ``policy`` is given);
+    each retry is announced through ``notice``. Raises ``StoreGaveUp`` when the last retry fails too."""
+    policy = policy or retry_policy()
+    delays = policy.delays()
+    for attempt in range(len(delays) + 1):
         try:
             return write()
         except StoreUnavailable as exc:
-            if attempt == attempts:
-                raise StoreGaveUp(f"results store unavailable after {attempts} attempts: {exc}") from None
-            time.sleep(delay)
-            delay *= 2
+            if attempt == len(delays):
+                tries = "1 try" if attempt == 0 else f"{attempt + 1} tries"
+                raise StoreGaveUp(f"results store unavailable after {tries}: {exc}") from None
+            if notice is not None:
+                notice(f"results store unavailable ({exc}); retry {attempt + 1} of {len(delays)} "
+                       f"in {delays[attempt]:g} s")
+            time.sleep(delays[attempt])
     raise AssertionError("unreachable")
 
 
@@ -46,6 +109,16 @@ class StoreRecorder(tune.Callback):
         self.store = store
         self.sweep = sweep
         self.search = search
+        # Ray Tune wraps an exception raised in a callback into a TuneError holding only its traceback text; the
+        # driver (or the command line) finds the real reason here, or in the TuneError's ``__context__``.
+        self.gave_up: StoreGaveUp | None = None
+
+    def _write(self, write: Callable[[], T]) -> T:
+        try:
+            return with_retries(write)
+        except StoreGaveUp as exc:
+            self.gave_up = exc
+            raise
 
     # Ray Tune pickles its callbacks with the experiment: keep the store's URL, not its connections.
     def __getstate__(self) -> dict[str, Any]:
@@ -57,7 +130,7 @@ class StoreRecorder(tune.Callback):
 
     def _record_trial(self, trial: Any, status: str, error: str | None = None) -> None:
         config = trial.config
-        with_retries(
+        self._write(
             lambda: self.store.record_trial(
                 config["trial_id"], self.sweep, config["point_key"], lr=config["lr"], status=status,
                 ray_trial_id=trial.trial_id, error=error,
@@ -71,7 +144,7 @@ class StoreRecorder(tune.Callback):
         if "epoch" not in result:
             return
         fields = {name: result.get(name) for name in _EPOCH_FIELDS}
-        with_retries(lambda: self.store.record_epoch(trial.config["trial_id"], int(result["epoch"]), **fields))
+        self._write(lambda: self.store.record_epoch(trial.config["trial_id"], int(result["epoch"]), **fields))
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._record_trial(trial, "pruned" if self.search.was_pruned(trial.trial_id) else "completed")
@@ -84,7 +157,7 @@ class StoreRecorder(tune.Callback):
 
     def _choose_best_if_done(self, point_key: str) -> None:
         if self.search.point_finished(point_key):
-            with_retries(lambda: self.store.choose_best(self.sweep, point_key))
+            self._write(lambda: self.store.choose_best(self.sweep, point_key))
 
 
 def _last_line(path: str) -> str | None:

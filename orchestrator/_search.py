@@ -37,8 +37,9 @@ class IssuedTrial:
     trial_id: str
 
 
-def trial_id_for(point_key: str, number: int) -> str:
-    return f"{point_key}-lr{number}"
+def trial_id_for(sweep: str, point_key: str, number: int) -> str:
+    """A trial's id in the store and its checkpoint folder's name: unique across sweeps that share points."""
+    return f"{sweep}-{point_key}-lr{number}"
 
 
 class LearningRateSearch(Searcher):
@@ -46,12 +47,14 @@ class LearningRateSearch(Searcher):
 
     def __init__(
         self,
+        sweep: str,
         points: list[Point],
         lr_search: LrSearchSpec,
         journal_path: str | Path,
         trial_settings: dict[str, Any],
     ) -> None:
         super().__init__(metric=METRIC, mode="min")
+        self.sweep = sweep
         self.points = list(points)
         self.lr_search = lr_search
         self.journal_path = str(journal_path)
@@ -95,7 +98,8 @@ class LearningRateSearch(Searcher):
         if self.lr_search.pruner == "median":
             return optuna.pruners.MedianPruner(**options)
         if self.lr_search.pruner == "hyperband":
-            return optuna.pruners.HyperbandPruner(**options)
+            # The epoch count is known, so brackets exist from the first trial on (Optuna's "auto" waits for one to end).
+            return optuna.pruners.HyperbandPruner(max_resource=self.points[0].epochs, **options)
         if self.lr_search.pruner == "successive_halving":
             return optuna.pruners.SuccessiveHalvingPruner(**options)
         return optuna.pruners.NopPruner()
@@ -109,7 +113,7 @@ class LearningRateSearch(Searcher):
                 return Searcher.FINISHED if not self._issued else None
             self._issued[ray_trial_id] = issued
             point = self._point(issued.point_key)
-            lr = self.study(issued.point_key).trials[issued.number].params["lr"]
+            lr = self._learning_rate(issued)
             trial = trial_config(point, lr).to_dict()
             return {"trial_id": issued.trial_id, "point_key": point.key, "lr": lr, "trial": trial, **self.trial_settings}
 
@@ -118,7 +122,7 @@ class LearningRateSearch(Searcher):
         live = {issued.trial_id for issued in self._issued.values()}
         for point in self.points:
             for frozen in self.study(point.key).get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-                trial_id = trial_id_for(point.key, frozen.number)
+                trial_id = trial_id_for(self.sweep, point.key, frozen.number)
                 if trial_id not in live:
                     return IssuedTrial(point.key, frozen.number, trial_id)
         return None
@@ -129,14 +133,25 @@ class LearningRateSearch(Searcher):
         for round_ in range(budget):
             for point in self.points:
                 if counts[point.key] == round_:
-                    study = self.study(point.key)
-                    trial = study.ask()
-                    if self.lr_search.method == "grid":
-                        trial.suggest_categorical("lr", list(self.lr_search.values))  # the queued value
-                    else:
-                        trial.suggest_float("lr", self.lr_search.low, self.lr_search.high, log=True)
-                    return IssuedTrial(point.key, trial.number, trial_id_for(point.key, trial.number))
+                    trial = self.study(point.key).ask()
+                    self._draw_lr(trial)
+                    return IssuedTrial(point.key, trial.number, trial_id_for(self.sweep, point.key, trial.number))
         return None
+
+    def _draw_lr(self, trial: optuna.trial.Trial) -> float:
+        if self.lr_search.method == "grid":
+            return trial.suggest_categorical("lr", list(self.lr_search.values))  # the queued value
+        return trial.suggest_float("lr", self.lr_search.low, self.lr_search.high, log=True)
+
+    def _learning_rate(self, issued: IssuedTrial) -> float:
+        """The trial's learning rate. A trial asked just before the driver died may have none yet (asking and
+        drawing are two journal writes): it never reached a worker, so its value is drawn now (a grid trial gets
+        its queued value)."""
+        study = self.study(issued.point_key)
+        frozen = study.trials[issued.number]
+        if "lr" not in frozen.params:
+            return self._draw_lr(optuna.trial.Trial(study, frozen._trial_id))
+        return frozen.params["lr"]
 
     def _asked(self, point_key: str) -> list[optuna.trial.FrozenTrial]:
         """The study's trials that were handed out (queued grid values waiting for their turn are not)."""
@@ -193,7 +208,7 @@ class LearningRateSearch(Searcher):
         """(trial id, lr, store status) of every trial of the point that the study knows has ended."""
         names = {TrialState.COMPLETE: "completed", TrialState.PRUNED: "pruned", TrialState.FAIL: "failed"}
         return [
-            (trial_id_for(point_key, t.number), t.params["lr"], names[t.state])
+            (trial_id_for(self.sweep, point_key, t.number), t.params["lr"], names[t.state])
             for t in self.study(point_key).get_trials(deepcopy=False, states=_FINISHED_STATES)
         ]
 
@@ -215,11 +230,11 @@ class LearningRateSearch(Searcher):
 
     # Only the plan travels when Ray Tune saves the searcher: the studies are reopened from the journal.
     def get_state(self) -> dict:
-        return {"points": self.points, "lr_search": self.lr_search, "journal_path": self.journal_path,
-                "trial_settings": self.trial_settings}
+        return {"sweep": self.sweep, "points": self.points, "lr_search": self.lr_search,
+                "journal_path": self.journal_path, "trial_settings": self.trial_settings}
 
     def set_state(self, state: dict) -> None:
-        self.__init__(state["points"], state["lr_search"], state["journal_path"], state["trial_settings"])
+        self.__init__(state["sweep"], state["points"], state["lr_search"], state["journal_path"], state["trial_settings"])
 
     def save(self, checkpoint_path: str) -> None:
         with open(checkpoint_path, "wb") as handle:

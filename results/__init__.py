@@ -16,6 +16,7 @@ from results._errors import (
     StoreError,
     StoreInputError,
     StoreUnavailable,
+    TrialConflict,
 )
 from results._plots import plot_axis_curve, plot_epoch_curves
 from results._readonly import QueryResult
@@ -42,6 +43,7 @@ __all__ = [
     "StoreInputError",
     "StoreUnavailable",
     "TRIAL_STATUSES",
+    "TrialConflict",
     "open_store",
     "plot_axis_curve",
     "plot_epoch_curves",

@@ -21,6 +21,7 @@ SUPPORTED_DIALECTS = ("sqlite", "postgresql")
 # How long SQLite waits for the writer's lock, and PostgreSQL for a connection, before giving up.
 SQLITE_BUSY_SECONDS = 30
 POSTGRES_CONNECT_SECONDS = 10
+SQLITE_BUSY_ENV = "ANALOG_SWEEP_SQLITE_BUSY_SECONDS"  # overrides SQLITE_BUSY_SECONDS (tests use a fraction of a second)
 
 
 def resolve_url(url: str | None) -> sa.URL:
@@ -68,13 +69,15 @@ def _sqlite_engine(url: sa.URL, *, must_exist: bool) -> sa.Engine:
         engine = sa.create_engine(url, poolclass=StaticPool, connect_args={"check_same_thread": False})
     else:
         path = Path(str(url.database)).expanduser()
+        if "\0" in str(path):
+            raise BadStoreURL(f"store path {str(path)!r} contains a NUL byte")
         if must_exist and not path.is_file():
             raise BadStoreURL(f"no store at {path}")
         if not path.parent.is_dir():
             if must_exist:
                 raise BadStoreURL(f"no folder {path.parent} for store {path}")
             path.parent.mkdir(parents=True, exist_ok=True)
-        engine = sa.create_engine(url, connect_args={"timeout": SQLITE_BUSY_SECONDS})
+        engine = sa.create_engine(url, connect_args={"timeout": sqlite_busy_seconds()})
 
     @sa.event.listens_for(engine, "connect")
     def _set_pragmas(dbapi_connection: sqlite3.Connection, _record: object) -> None:
@@ -89,6 +92,21 @@ def _sqlite_engine(url: sa.URL, *, must_exist: bool) -> sa.Engine:
     return engine
 
 
+def sqlite_busy_seconds() -> float:
+    """How long a SQLite connection waits for another process's write lock: ``$ANALOG_SWEEP_SQLITE_BUSY_SECONDS``,
+    else ``SQLITE_BUSY_SECONDS``. After that the write fails as ``StoreUnavailable`` (and the driver retries)."""
+    text = os.environ.get(SQLITE_BUSY_ENV, "").strip()
+    if not text:
+        return SQLITE_BUSY_SECONDS
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds <= 3600:  # NaN fails too
+        raise BadStoreURL(f"{SQLITE_BUSY_ENV} must be a number of seconds from 0 to 3600, got {text!r}")
+    return seconds
+
+
 @contextlib.contextmanager
 def database_errors(url: sa.URL) -> Iterator[None]:
     """Re-raise driver errors as store errors with one line: unreachable or locked means ``StoreUnavailable``."""
@@ -96,7 +114,13 @@ def database_errors(url: sa.URL) -> Iterator[None]:
         yield
     except StoreError:
         raise
-    except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
+    except sa.exc.DatabaseError as exc:
+        if getattr(exc.orig, "sqlite_errorcode", None) == sqlite3.SQLITE_NOTADB:  # the URL names some other file
+            raise BadStoreURL(f"{label(url)} is not a store: {first_line(exc.orig)}") from None
+        if isinstance(exc, sa.exc.OperationalError):
+            raise StoreUnavailable(f"cannot use store {label(url)}: {first_line(exc.orig)}") from exc
+        raise StoreError(f"store {label(url)} failed: {first_line(exc.orig)}") from exc
+    except sa.exc.InterfaceError as exc:
         raise StoreUnavailable(f"cannot use store {label(url)}: {first_line(exc.orig)}") from exc
     except sa.exc.DBAPIError as exc:
         raise StoreError(f"store {label(url)} failed: {first_line(exc.orig)}") from exc

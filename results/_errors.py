@@ -31,6 +31,10 @@ class SpecConflict(StoreInputError):
     """A sweep was recorded again under the same name but with a different spec."""
 
 
+class TrialConflict(StoreInputError):
+    """A trial id was recorded again for another sweep or point: replays may update a row, never move it."""
+
+
 class QueryRefused(StoreInputError):
     """A read-only query tried to write, change the schema, or run more than one statement."""
 

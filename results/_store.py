@@ -19,7 +19,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from results import _best, _export, _queries, _readonly
 from results._engine import create_engine, database_errors, label, resolve_url
-from results._errors import NotFound, SpecConflict, StoreInputError
+from results._errors import NotFound, SpecConflict, StoreInputError, TrialConflict
 from results._schema import (
     AXES,
     POINT_STATUSES,
@@ -257,6 +257,14 @@ class Store:
             update["ended_at"] = sa.func.coalesce(trials.c.ended_at, sa.literal(ended, sa.DateTime(timezone=True)))
         with self.transaction() as connection:
             self._require_point(connection, sweep, point_key)
+            owner = connection.execute(
+                sa.select(trials.c.sweep, trials.c.point_key).where(trials.c.trial_id == trial_id)
+            ).first()
+            if owner is not None and tuple(owner) != (sweep, point_key):
+                raise TrialConflict(
+                    f"trial {trial_id!r} belongs to point {owner.point_key!r} of sweep {owner.sweep!r}, "
+                    f"not to point {point_key!r} of sweep {sweep!r}"
+                )
             _upsert(connection, trials, values, update)
 
     def record_epoch(

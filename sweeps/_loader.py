@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import os
+import stat
 from collections.abc import Iterable
 from typing import Any
 
@@ -21,9 +22,18 @@ MAX_FILE_BYTES = 1_000_000
 def load_spec(path: str | os.PathLike[str], overrides: Iterable[str] = ()) -> SweepSpec:
     """Read, override and validate the sweep spec at ``path``; any problem raises a one-line ``SpecError``."""
     source = os.fspath(path)
+    if "\0" in source:
+        raise SpecError(f"{source!r}: cannot read: the path contains a NUL byte")
     try:
-        with open(source, "rb") as handle:
-            text = handle.read(MAX_FILE_BYTES + 1)
+        # O_NONBLOCK: a FIFO or device given by mistake is refused below instead of blocking the open.
+        descriptor = os.open(source, os.O_RDONLY | os.O_NONBLOCK)
+        try:
+            if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+                raise SpecError(f"{source}: not a regular file")
+            with os.fdopen(os.dup(descriptor), "rb") as handle:
+                text = handle.read(MAX_FILE_BYTES + 1)
+        finally:
+            os.close(descriptor)
     except OSError as error:
         raise SpecError(f"{source}: cannot read: {error.strerror or error}") from None
     if len(text) > MAX_FILE_BYTES:

@@ -19,8 +19,7 @@ def broken_stack(step: str, error: BaseException) -> str:
     found = ", ".join(f"{name} {version}" for name, version in versions.items())
     return (
         f"the torch/aihwkit pair is broken at {step}: {type(error).__name__}: {error}. "
-        f"{PINNED}; found {found}: reinstall the pins of pyproject.toml "
-        "(pip install torch==2.10.0 torchvision==0.25.0 aihwkit==1.1.0) in a fresh virtualenv"
+        f"{PINNED}; found {found}: reinstall the pinned stack with `rm -rf .venv && make install`"
     )
 
 

@@ -103,8 +103,38 @@ class TrialCheckpoint:
             if progress:
                 progress(f"checkpoint not used: {exc}")
             return None
-        if payload.get("config_key") != self.config_key:
+        if not isinstance(payload, dict) or payload.get("config_key") != self.config_key:
             if progress:
                 progress(f"checkpoint not used: {path} belongs to another trial config")
             return None
+        problem = _malformed(payload, static=path == self.static_path)
+        if problem:
+            if progress:
+                progress(f"checkpoint not used: {path}: {problem}")
+            return None
         return payload
+
+
+def _malformed(payload: dict, *, static: bool) -> str | None:
+    """Why a payload that passed its checksum still cannot be used (written by another version, or by hand), or
+    None. Checked before anything is loaded, so a bad file never leaves a model or optimizer half restored."""
+    if not isinstance(payload.get("state"), dict):
+        return "no model state"
+    if static:
+        return None
+    optimizer = payload.get("optimizer")
+    if not isinstance(optimizer, dict) or not isinstance(optimizer.get("state"), dict) or not isinstance(
+        optimizer.get("param_groups"), list
+    ):
+        return "no optimizer state"
+    rng = payload.get("torch_rng")
+    if not isinstance(rng, torch.Tensor) or rng.dtype != torch.uint8:
+        return "no random number generator state"
+    reports = payload.get("reports")
+    try:
+        epochs = [EpochReport(**r).epoch for r in reports]
+    except TypeError:
+        return "unreadable epoch reports"
+    if epochs != list(range(1, len(epochs) + 1)):
+        return f"epoch reports out of order ({epochs})"
+    return None

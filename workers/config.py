@@ -60,14 +60,15 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class PretrainConfig:
-    """Digital pretraining on the source task; its defaults measurably pretrain well (FACTS.md)."""
+    """Digital pretraining on the source task. The defaults pretrain the micro Swin on digits 0-4 to 2.1 % source
+    training error (1.5 % test) in 60 epochs; batch 64 left 7.5 %."""
 
     optimizer: str = "adamw"
     lr: float = 2e-3
     weight_decay: float = 0.05
     momentum: float = 0.9
     epochs: int = 60
-    batch_size: int = 64
+    batch_size: int = 32
     augment: bool = True
     seed: int = 0
 

@@ -78,19 +78,21 @@ class TensorSet:
     """A labelled image set held as tensors, so batching is indexing rather than per-sample Python work.
 
     ``images`` are normalised float32 [N, 3, S, S] with S = ``DataConfig.image_size``; ``labels`` are int64 [N] in
-    0..k-1, indexing ``class_names``.
+    0..k-1, indexing ``class_names``. ``mirrorable`` says whether a mirror image is still the same class (photos:
+    yes; handwritten digits: no, a mirrored 2 is no 2), so augmentation flips only where that holds.
     """
 
     images: torch.Tensor
     labels: torch.Tensor
     class_names: tuple[str, ...]
+    mirrorable: bool = True
 
     def __len__(self) -> int:
         return len(self.labels)
 
     def select(self, indices: torch.Tensor) -> TensorSet:
         """The images at ``indices``, same classes."""
-        return TensorSet(self.images[indices], self.labels[indices], self.class_names)
+        return TensorSet(self.images[indices], self.labels[indices], self.class_names, self.mirrorable)
 
     def resized(self, size: int) -> TensorSet:
         """The same set with images resized to ``size`` (bilinear, antialiased when shrinking)."""
@@ -102,7 +104,7 @@ class TensorSet:
         images = F.interpolate(
             self.images, size=(size, size), mode="bilinear", align_corners=False, antialias=size < stored
         )
-        return TensorSet(images, self.labels, self.class_names)
+        return TensorSet(images, self.labels, self.class_names, self.mirrorable)
 
 
 def batches(
@@ -127,22 +129,23 @@ def batches(
         indices = order[start : start + batch_size]
         images = tensor_set.images[indices]
         if augment and generator is not None:
-            images = random_crop_flip(images, generator)
+            images = random_crop_flip(images, generator, flip=tensor_set.mirrorable)
         yield images, tensor_set.labels[indices]
 
 
-def random_crop_flip(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Pretraining augmentation: a random crop of the reflect-padded image (pad = size // 8, at least 1) and a random
-    horizontal flip, each drawn per image from ``generator`` and applied to the whole batch at once."""
+def random_crop_flip(images: torch.Tensor, generator: torch.Generator, flip: bool = True) -> torch.Tensor:
+    """Pretraining augmentation: a random crop of the reflect-padded image (pad = size // 8, at least 1) and, if
+    ``flip``, a random horizontal flip, each drawn per image from ``generator`` and applied to the whole batch at once."""
     count, _, height, width = images.shape
     pad = max(1, min(height, width) // 8)
     padded = F.pad(images, (pad, pad, pad, pad), mode="reflect")
     top = torch.randint(0, 2 * pad + 1, (count,), generator=generator)
     left = torch.randint(0, 2 * pad + 1, (count,), generator=generator)
-    flip = torch.rand(count, generator=generator) < 0.5
+    flipped = torch.rand(count, generator=generator) < 0.5
+    flipped &= flip
     rows = (top[:, None] + torch.arange(height))[:, :, None]  # [B, H, 1]
     cols = left[:, None] + torch.arange(width)  # [B, W]
-    cols = torch.where(flip[:, None], cols.flip(1), cols)[:, None, :]  # [B, 1, W]
+    cols = torch.where(flipped[:, None], cols.flip(1), cols)[:, None, :]  # [B, 1, W]
     batch = torch.arange(count)[:, None, None]
     # Advanced indices around the channel slice put the indexed dimensions first: [B, H, W, C].
     return padded[batch, :, rows, cols].permute(0, 3, 1, 2).contiguous()
@@ -246,7 +249,7 @@ def _digits_split(classes: tuple[str, ...], data: DataConfig) -> tuple[TensorSet
     wanted = torch.tensor([int(name) for name in classes])
     keep = torch.nonzero(torch.isin(digit_labels, wanted)).flatten()
     labels = torch.nonzero(digit_labels[keep, None] == wanted[None, :])[:, 1]
-    pool = TensorSet(images[keep], labels, classes)
+    pool = TensorSet(images[keep], labels, classes, mirrorable=False)
     test_count = math.ceil(DIGITS_TEST_FRACTION * len(pool))
     test_mask = torch.zeros(len(pool), dtype=torch.bool)
     test_mask[stratified_pick(pool.labels, test_count, data.split_seed)] = True

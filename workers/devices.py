@@ -156,6 +156,19 @@ def count_analog_layers(model: torch.nn.Module) -> int:
     return sum(1 for _ in analog_layers(model))
 
 
+def parameter_count(model: torch.nn.Module) -> int:
+    """Trainable numbers of a digital or analog model: torch parameters plus the analog layers' weights and biases,
+    which aihwkit keeps in its tiles rather than as parameters (its one-element ``analog_ctx`` handles are not
+    counted; a digital bias is a parameter already)."""
+    analog = 0
+    for layer in analog_layers(model):
+        weight, bias = layer.get_weights()
+        in_tile_bias = bias is not None and getattr(layer.analog_module, "bias", None) is None
+        analog += weight.numel() + (bias.numel() if in_tile_bias else 0)
+    digital = sum(p.numel() for name, p in model.named_parameters() if not name.endswith("analog_ctx"))
+    return analog + digital
+
+
 def apply_transfer_noise(model: torch.nn.Module, tau_percent: float, seed: int) -> None:
     """Weight transfer noise (paper eq. 1): each analog weight W += tau/100 * max|W of its layer| * N(0, 1).
 

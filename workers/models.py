@@ -60,6 +60,3 @@ def replace_head(model: SwinTransformer, num_classes: int) -> None:
     """Give a pretrained model a fresh classifier for the target task (initialised from the global torch RNG)."""
     model.reset_classifier(num_classes)
 
-
-def parameter_count(model: torch.nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())

@@ -79,9 +79,17 @@ def _load_cached(path: Path, key: str, progress: Callable[[str], None] | None) -
         if progress:
             progress(f"pretraining cache unusable ({exc}); training again")
         return None
-    if stored.get("key") != key:
+    if not isinstance(stored, dict) or stored.get("key") != key:
         return None
     stored.pop("key")
+    fields = {"state_dict", "source_train_error", "source_test_error", "seconds"}
+    weights = stored.get("state_dict")
+    if set(stored) != fields or not isinstance(weights, dict) or not all(
+        isinstance(v, torch.Tensor) for v in weights.values()
+    ):
+        if progress:
+            progress(f"pretraining cache unusable ({path}: not a pretraining result); training again")
+        return None
     return PretrainedModel(key=key, path=path, trained_now=False, **stored)
 
 

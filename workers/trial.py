@@ -24,11 +24,12 @@ from workers.devices import (
     apply_transfer_noise,
     build_rpu_config,
     count_analog_layers,
+    parameter_count,
     place_on_device,
     to_analog,
 )
 from workers.metrics import EpochReport, test_error_percent
-from workers.models import create_model, parameter_count, replace_head
+from workers.models import create_model, replace_head
 from workers.pretrain import PretrainedModel, pretrained_model
 
 
@@ -94,7 +95,7 @@ def run_trial(
     train_set, test_set = load_target(config.data)
     num_classes = len(train_set.class_names)
     model, pretrained = build_model(config, num_classes, cache_dir, progress)
-    place_on_device(model, device)
+    model = place_on_device(model, device)
     optimizer = make_optimizer(config, model)
     checkpoint = TrialCheckpoint(checkpoint_dir, config.checkpoint_key()) if checkpoint_dir is not None else None
     reports: list[EpochReport] = []

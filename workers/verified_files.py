@@ -51,4 +51,8 @@ def load_verified(path: str | os.PathLike) -> Any:
     try:
         return torch.load(io.BytesIO(data), weights_only=True)
     except pickle.UnpicklingError as exc:
-        raise CorruptFileError(f"{path}: refused content that is not plain tensors and values ({exc})") from None
+        # torch's message is a page of advice; keep the line that names what was refused ("Unsupported global: ...").
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        reason = next((line for line in lines if "Unsupported global" in line), lines[0] if lines else "")
+        reason = reason.split(". Please")[0]
+        raise CorruptFileError(f"{path}: refused content that is not plain tensors and values ({reason[:200]})") from None

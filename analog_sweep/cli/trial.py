@@ -61,8 +61,10 @@ def _key_values(option: str, pairs: tuple[str, ...]) -> dict[str, object]:
 @click.option("--transfer-noise", type=click.FloatRange(0), default=0.0, show_default=True, help="Weight transfer noise, percent of max|W|.")
 @click.option("--sp-skew", type=click.FloatRange(0), default=0.0, show_default=True, help="Symmetry-point skew, percent of the weight range.")
 @click.option("--sp-variability", type=click.FloatRange(0), default=0.0, show_default=True, help="Symmetry-point spread, percent of the weight range.")
-@click.option("--pulse-noise", type=click.FloatRange(0), default=0.0, show_default=True, help="Cycle-to-cycle pulse-size variation.")
-@click.option("--dtod", type=click.FloatRange(0), default=0.0, show_default=True, help="Device-to-device variation of the pulse size.")
+@click.option("--pulse-noise", type=click.FloatRange(0), default=3.75, show_default=True,
+              help="Cycle-to-cycle pulse-size std, as a fraction of the pulse size (aihwkit's ReRAM preset: 3.75).")
+@click.option("--dtod", type=click.FloatRange(0), default=0.3, show_default=True,
+              help="Device-to-device std of the mean pulse size, as a fraction (aihwkit's ReRAM preset: 0.3).")
 @click.option("--lr", type=click.FloatRange(0, min_open=True), default=0.01, show_default=True)
 @click.option("--batch-size", type=click.IntRange(1), default=8, show_default=True)
 @click.option("--epochs", type=click.IntRange(1), default=2, show_default=True)

@@ -4,57 +4,18 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
-import sqlalchemy as sa
 
 from results import open_store
 from sweeps import expand, load_spec, shipped_specs
 
 from .conftest import NANO_SWEEP
+from .faults import analog_sweep, snapshot, wait_for
 
 # Long enough epochs (48 images) that the kill lands while trials are running.
 KILL_SWEEP = [*NANO_SWEEP, "data.train_limit=48", "epochs=3", "modes=[analog_tl,digital_tl,analog_scratch]"]
-
-
-def analog_sweep(*args: str, **kwargs) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "analog_sweep", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,  # its own process group, so the test can clean up what the killed driver leaves
-        **kwargs,
-    )
-
-
-def snapshot(url: str) -> dict:
-    """Trials by status, and every epoch row, read through a separate connection while the driver writes."""
-    engine = sa.create_engine(url)
-    with engine.connect() as connection:
-        trials = {r.trial_id: r.status for r in connection.execute(sa.text("SELECT trial_id, status FROM trials"))}
-        epochs = {
-            (r.trial_id, r.epoch): r.seconds
-            for r in connection.execute(sa.text("SELECT trial_id, epoch, seconds FROM epochs"))
-        }
-    engine.dispose()
-    return {"trials": trials, "epochs": epochs}
-
-
-def wait_for(condition, url: str, timeout: float) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            state = snapshot(url)
-        except sa.exc.OperationalError:  # tables not created yet
-            state = None
-        if state and condition(state):
-            return state
-        time.sleep(0.5)
-    raise AssertionError(f"condition not reached in {timeout} s")
 
 
 @pytest.mark.slow

@@ -15,7 +15,7 @@ QUICK = ["data.train_limit=16", "data.test_limit=16", "epochs=3"]
 def make_search(tmp_path, overrides=()):
     spec = load_spec(shipped_specs()["quickstart"], [*QUICK, *overrides])
     settings = {"trials_dir": str(tmp_path / "trials"), "cache_dir": str(tmp_path / "cache"), "threads": 1, "gpu": 0}
-    return spec, LearningRateSearch(expand(spec), spec.lr_search, tmp_path / "optuna.journal", settings)
+    return spec, LearningRateSearch(spec.name, expand(spec), spec.lr_search, tmp_path / "optuna.journal", settings)
 
 
 def drain(search, prefix="ray"):
@@ -41,7 +41,7 @@ def test_grid_search_hands_out_every_value_once_per_point_breadth_first(tmp_path
         assert lrs == sorted(spec.lr_search.values)
     first = suggestions[0]
     assert first["trial"]["lr"] == first["lr"] and first["trial"]["mode"] == points[0].mode
-    assert first["trial_id"] == trial_id_for(first["point_key"], 0)
+    assert first["trial_id"] == trial_id_for("quickstart", first["point_key"], 0)
 
 
 def test_tpe_search_respects_the_budget_and_range(tmp_path):
@@ -114,3 +114,13 @@ def test_the_studies_persist_in_the_journal(tmp_path):
     storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(tmp_path / "optuna.journal")))
     names = {s.study_name for s in optuna.get_all_study_summaries(storage)}
     assert names == {p.key for p in search.points}
+
+
+def test_two_sweeps_over_the_same_points_get_distinct_trial_ids(tmp_path):
+    spec, search = make_search(tmp_path / "a")
+    other = LearningRateSearch("other", search.points, spec.lr_search, tmp_path / "b" / "optuna.journal",
+                               search.trial_settings)
+    ours = {s["trial_id"] for s in drain(search).values()}
+    theirs = {s["trial_id"] for s in drain(other).values()}
+    assert len(ours) == len(theirs) == len(search.points) * spec.lr_search.trials_per_point
+    assert not ours & theirs

@@ -43,6 +43,21 @@ def test_replaying_a_sweep_finds_each_row_once(store, sample, count_rows):
     assert _rows(store, "trials", "trial_id") == trials_before
 
 
+def test_a_trial_id_never_moves_to_another_sweep_or_point(store, count_rows):
+    store.record_sweep("first", {}, "h1")
+    store.record_sweep("second", {}, "h2")
+    for sweep in ("first", "second"):
+        store.record_point(sweep, "p", mode="analog_tl", task="5-8", classes=["5", "8"], seed=0, axes=_axes())
+    store.record_point("first", "q", mode="analog_tl", task="5-8", classes=["5", "8"], seed=0, axes=_axes(dtod=0.3))
+    store.record_trial("t", "first", "p", lr=0.01, status="completed")
+    before = count_rows(store), _rows(store, "trials", "trial_id")
+    with pytest.raises(results.TrialConflict, match="belongs to point 'p' of sweep 'first'"):
+        store.record_trial("t", "second", "p", lr=0.3, status="running")
+    with pytest.raises(results.TrialConflict):
+        store.record_trial("t", "first", "q", lr=0.01, status="completed")
+    assert (count_rows(store), _rows(store, "trials", "trial_id")) == before
+
+
 def test_epoch_upsert_overwrites_and_refreshes_summaries(store):
     store.record_sweep("s", {}, "h")
     store.record_point("s", "p", mode="analog_tl", task="2-class", classes=["a", "b"], seed=1, axes=_axes())

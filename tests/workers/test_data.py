@@ -419,6 +419,29 @@ def test_augmentation_is_a_shifted_and_flipped_crop() -> None:
         assert any(torch.equal(result, crop) or torch.equal(result, crop.flip(2)) for crop in crops)
 
 
+@pytest.mark.parametrize("flip", [True, False])
+def test_augmentation_mirrors_only_when_asked(flip: bool) -> None:
+    """Without ``flip`` every output is an unmirrored crop; with it, some are mirrored."""
+    images = torch.randn(64, 3, 16, 16, generator=torch.Generator().manual_seed(1))
+    output = random_crop_flip(images, torch.Generator().manual_seed(2), flip=flip)
+    padded = torch.nn.functional.pad(images, (2, 2, 2, 2), mode="reflect")
+    mirrored = 0
+    for image, result in zip(padded, output, strict=True):
+        crops = [image[:, top : top + 16, left : left + 16] for top in range(5) for left in range(5)]
+        if not any(torch.equal(result, crop) for crop in crops):
+            assert any(torch.equal(result, crop.flip(2)) for crop in crops)
+            mirrored += 1
+    assert (mirrored > 10) if flip else (mirrored == 0)
+
+
+def test_digits_are_never_mirrored_but_cifar_images_are_mirrorable(cifar_root: Path) -> None:
+    digits_train, digits_test = load_source(DataConfig(dataset="digits"))
+    cifar_train, _ = load_target(DataConfig(dataset="cifar", classes=("beaver", "otter"), data_root=str(cifar_root)))
+    assert not digits_train.mirrorable and not digits_test.mirrorable
+    assert not digits_train.select(torch.arange(4)).resized(8).mirrorable
+    assert cifar_train.mirrorable
+
+
 def test_augmented_batches_have_the_model_size_and_repeat_with_the_seed() -> None:
     train, _ = load_target(DataConfig(image_size=16))
 

@@ -2,7 +2,8 @@
 
 import pytest
 
-from workers.models import PRESETS, ModelError, create_model, parameter_count, replace_head
+from workers.devices import parameter_count
+from workers.models import PRESETS, ModelError, create_model, replace_head
 
 
 def test_paper_preset_matches_the_documented_parameter_counts():

@@ -9,7 +9,7 @@ import torch
 
 from workers.checkpoint import TrialCheckpoint
 from workers.config import DataConfig, DevicePoint, ModelConfig, PretrainConfig, TrialConfig
-from workers.devices import count_analog_layers
+from workers.devices import count_analog_layers, parameter_count
 from workers.pretrain import pretrain_key, pretrained_model
 from workers.tile_state import join_static, model_state
 from workers.trial import build_model, make_optimizer, run_trial
@@ -40,6 +40,7 @@ def test_analog_modes_convert_every_linear_and_conv(mode, tmp_path):
     digital, _ = build_model(nano_config(mode.replace("analog", "digital")), 2, tmp_path)
     analog, _ = build_model(nano_config(mode), 2, tmp_path)
     assert count_analog_layers(analog) == layers_to_convert(digital) > 10
+    assert parameter_count(analog) == parameter_count(digital)  # weights moved into tiles, none lost or added
     assert not any(type(m) in (torch.nn.Linear, torch.nn.Conv2d) for m in analog.modules())
 
 
