@@ -20,13 +20,6 @@ tpe / grid <= 0.5); the grid's run-to-run spread at each device point, |best err
 (the largest pairwise difference when more than two seeds); and whether Optuna's choice is within it at every point,
 i.e. tpe error - grid error <= that point's spread (Optuna doing better than the grid counts as within).
 
-Store note: trial ids are ``<point key>-lr<n>`` and the point key does not depend on the sweep's name or
-learning-rate search, while a trial id is the primary key of the store's trials table. Two sweeps over the same
-points in one store would therefore write to the same trial rows. To keep one store, the tpe sweep sets
-``data.test_limit`` to ``--key-salt-limit`` (default 100000), larger than the test set (107 images), which leaves
-the test set unchanged (``workers.data._limited`` returns the whole set when the limit is not below its size)
-but gives the points different keys. ``--no-key-salt`` runs without it, to show the clash.
-
     .venv/bin/python bench/lr_search_cost.py [--grid-size 8] [--tpe-trials 8] [--pruner hyperband] [--seeds 0 1]
 """
 
@@ -124,9 +117,6 @@ def main() -> int:
     parser.add_argument("--n-warmup-steps", type=int, default=1, help="median (default: 1)")
     parser.add_argument("--search-seed", type=int, default=0, help="Optuna sampler seed (default: 0)")
     parser.add_argument("--order", choices=("grid-first", "tpe-first"), default="grid-first")
-    parser.add_argument("--key-salt-limit", type=int, default=100_000,
-                        help="data.test_limit of the tpe sweep, to give its points their own keys (see above)")
-    parser.add_argument("--no-key-salt", action="store_true", help="do not salt the keys (shows the trial-id clash)")
     parser.add_argument("--num-cpus", type=int, default=2, help="CPUs of the local Ray instance (default: 2)")
     parser.add_argument("--workdir", help="folder for the store and storage (default: a new temporary folder)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder and print its path")
@@ -146,8 +136,6 @@ def main() -> int:
     tpe_overrides = [*common, "lr_search.method=tpe", f"lr_search.low={args.lr_low}", f"lr_search.high={args.lr_high}",
                      f"lr_search.trials_per_point={args.tpe_trials}", f"lr_search.pruner={args.pruner}",
                      f"lr_search.pruner_options={options}", f"lr_search.seed={args.search_seed}"]
-    if not args.no_key_salt:
-        tpe_overrides.append(f"data.test_limit={args.key_salt_limit}")
 
     workdir = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="lr-search-cost-"))
     workdir.mkdir(parents=True, exist_ok=True)
@@ -227,7 +215,7 @@ def main() -> int:
     ratio = totals["tpe"] / totals["grid"] if totals["grid"] else float("nan")
     print(f"trial-epochs: grid {totals['grid']}, tpe {totals['tpe']}, ratio tpe/grid = {ratio:.3f}   "
           f"[{'MEETS' if ratio <= 0.5 else 'ABOVE'} target <= 0.5]")
-    print(f"grid run-to-run spread of the best error (|seed difference|): "
+    print("grid run-to-run spread of the best error (|seed difference|): "
           + ", ".join(f"{label}: {fmt(value)} pp" for label, value in spread.items()))
     print(f"tpe's chosen error within the grid's spread at every point: {'yes' if within_all else 'NO'}")
     print(f"wall time: grid sweep {seconds.get('grid', float('nan')):.0f} s, tpe sweep "

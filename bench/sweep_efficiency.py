@@ -49,7 +49,7 @@ from typing import Any
 import ray
 
 import orchestrator._driver as driver
-from orchestrator import run_sweep, sweep_paths
+from orchestrator import run_sweep
 from orchestrator._progress import ProgressLine
 from results import open_store
 from sweeps import estimate_cost, expand, load_spec

@@ -30,9 +30,17 @@ from orchestrator._recorder import StoreRecorder, with_retries
 from orchestrator._search import LearningRateSearch
 from orchestrator._trainable import fine_tune
 from results import NotFound, Store
+from sweeps import (
+    Point,
+    SweepSpec,
+    expand,
+    pretrain_keys,
+    spec_from_mapping,
+    spec_hash,
+    trial_config,
+)
 from workers.checkpoint import TrialCheckpoint
 from workers.config import DEVICE_AXES
-from sweeps import Point, SweepSpec, expand, pretrain_keys, spec_from_mapping, spec_hash, trial_config
 
 # Quiet Ray Tune: the driver prints its own progress, and keeps its own per-trial records.
 os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
@@ -107,7 +115,7 @@ def run_sweep(
     """Start a new sweep. A finished sweep of the same spec does nothing; an interrupted one must be resumed."""
     digest = spec_hash(spec)
     try:
-        known = store.get_sweep(spec.name)
+        known = with_retries(lambda: store.get_sweep(spec.name))
     except NotFound:
         known = None
     if known is not None:
@@ -135,7 +143,7 @@ def resume_sweep(
     echo: Callable[[str], None] = print,
 ) -> SweepOutcome:
     """Continue an interrupted sweep from the store's spec, the Optuna studies and the trials' checkpoints."""
-    known = store.get_sweep(name)
+    known = with_retries(lambda: store.get_sweep(name))
     if known["status"] == "finished":
         return SweepOutcome(name, "finished", 0, 0, 0.0, f"sweep {name!r} already finished: nothing to resume")
     if not known["experiment_path"]:
@@ -179,6 +187,7 @@ def _execute(
                 echo(f"sweep {spec.name}: {len(points)} points, {total} trials, {slots} at a time "
                      f"({cpu:g} CPU{f', {gpu:g} GPU' if gpu else ''} each)")
                 progress = ProgressLine(search, total, slots, echo)
+                recorder = StoreRecorder(store, spec.name, search)
                 tuner = tune.Tuner(
                     tune.with_resources(fine_tune, {"cpu": cpu, "gpu": gpu}),
                     tune_config=tune.TuneConfig(
@@ -193,12 +202,17 @@ def _execute(
                     run_config=tune.RunConfig(
                         name=paths.next_run_name(),
                         storage_path=str(paths.ray),
-                        callbacks=[StoreRecorder(store, spec.name, search), progress],
+                        callbacks=[recorder, progress],
                         failure_config=tune.FailureConfig(max_failures=spec.max_retries),
                         verbose=0,
                     ),
                 )
-                tuner.fit()
+                try:
+                    tuner.fit()
+                except Exception:
+                    if recorder.gave_up is not None:  # Ray Tune wraps it; say what really stopped the sweep
+                        raise recorder.gave_up from None
+                    raise
                 progress.print_if_changed()
                 done = _close_points(store, spec.name, search)
         except KeyboardInterrupt:
@@ -233,7 +247,7 @@ def _record_point(store: Store, sweep: str, point: Point) -> None:
 def _reconcile(store: Store, spec: SweepSpec, search: LearningRateSearch, paths: SweepPaths) -> None:
     """Bring the store up to the studies after a crash: a trial the study saw end but the store did not (the driver
     died between the two writes) gets its end status, and its epochs replayed from the trial's own checkpoint."""
-    known = {row["trial_id"]: row for row in store.list_trials(spec.name)}
+    known = {row["trial_id"]: row for row in with_retries(lambda: store.list_trials(spec.name))}
     for point in search.points:
         for trial_id, lr, status in search.ended_trials(point.key):
             row = known.get(trial_id)
@@ -331,8 +345,11 @@ def _pretrain_stage(spec: SweepSpec, paths: SweepPaths, cpu: float, gpu: float, 
     if not jobs:
         return
     echo(f"pretraining: {len(jobs)} model(s) needed")
-    remote = _pretrain_job.options(num_cpus=cpu, num_gpus=gpu)
-    refs = {remote.remote(job, str(paths.cache), int(max(1, cpu))): job for job in jobs}
+    # Nothing else runs during this stage: fewer jobs than CPUs share them out (up to one node's worth each).
+    largest_node = max((node["Resources"].get("CPU", 0) for node in ray.nodes() if node["Alive"]), default=cpu)
+    per_job = max(cpu, min(largest_node, ray.cluster_resources().get("CPU", cpu) // len(jobs)))
+    remote = _pretrain_job.options(num_cpus=per_job, num_gpus=gpu)
+    refs = {remote.remote(job, str(paths.cache), int(max(1, per_job))): job for job in jobs}
     for ref in refs:
         result = ray.get(ref)
         how = f"trained in {format_duration(result['seconds'])}" if result["trained_now"] else "from cache"

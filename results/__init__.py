@@ -20,7 +20,13 @@ from results._errors import (
 )
 from results._plots import plot_axis_curve, plot_epoch_curves
 from results._readonly import QueryResult
-from results._schema import AXES, POINT_STATUSES, SCHEMA_VERSION, SWEEP_STATUSES, TRIAL_STATUSES
+from results._schema import (
+    AXES,
+    POINT_STATUSES,
+    SCHEMA_VERSION,
+    SWEEP_STATUSES,
+    TRIAL_STATUSES,
+)
 from results._store import Store, open_store
 
 __all__ = [

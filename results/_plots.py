@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from results._errors import StoreInputError
+from results._schema import AXES
 
 # Axes the paper draws on a log scale (Fig. 3: weight transfer noise, 10^0 to 10^2).
 LOG_AXES = frozenset({"transfer_noise"})
@@ -52,15 +53,13 @@ def plot_epoch_curves(rows: list[dict[str, Any]], path: Path) -> None:
     lines: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
         lines[row["point_key"]].append(row)
-    per_mode_task: dict[tuple[str, str], int] = defaultdict(int)
-    for epochs in lines.values():
-        per_mode_task[(epochs[0]["mode"], epochs[0]["task"])] += 1
+    # Points that share mode and task are told apart by the device axes (and seed) that differ between them.
+    firsts = [epochs[0] for epochs in lines.values()]
+    varying = [c for c in (*AXES, "seed") if len({row[c] for row in firsts}) > 1]
     figure, ax = plt.subplots(figsize=(6, 4))
-    for point_key, epochs in lines.items():
+    for epochs in lines.values():
         first = epochs[0]
-        label = f"{first['mode']}, {first['task']}"
-        if per_mode_task[(first["mode"], first["task"])] > 1:
-            label += f" [{point_key}]"
+        label = ", ".join([first["mode"], first["task"], *(f"{c}={first[c]:g}" for c in varying)])
         kept = [r for r in epochs if r["test_error"] is not None]
         ax.plot([r["epoch"] for r in kept], [r["test_error"] for r in kept], label=label)
     ax.set_xscale("log")

@@ -14,7 +14,15 @@ import sqlalchemy as sa
 
 from results import _best
 from results._errors import StoreInputError
-from results._schema import AXES, TRIAL_STATUSES, epochs, points, sweeps, trials, utc_row
+from results._schema import (
+    AXES,
+    TRIAL_STATUSES,
+    epochs,
+    points,
+    sweeps,
+    trials,
+    utc_row,
+)
 
 POINT_COLUMNS = ("sweep", "point_key", "mode", "task", "classes", "seed", *AXES)
 

@@ -8,8 +8,23 @@ Data flows spec -> orchestrator -> worker -> store, so this package imports only
 
 from pathlib import Path
 
-from sweeps._cost import CostEstimate, Environment, detect_environment, dry_run_report, estimate_cost, work_units
-from sweeps._expand import MODE_AXES, Point, PretrainJob, count_points, expand, pretrain_keys, trial_config
+from sweeps._cost import (
+    CostEstimate,
+    Environment,
+    detect_environment,
+    dry_run_report,
+    estimate_cost,
+    work_units,
+)
+from sweeps._expand import (
+    MODE_AXES,
+    Point,
+    PretrainJob,
+    count_points,
+    expand,
+    pretrain_keys,
+    trial_config,
+)
 from sweeps._loader import load_spec, spec_from_mapping, spec_hash
 from sweeps._overrides import apply_overrides, parse_override
 from sweeps._schema import (

@@ -25,12 +25,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from workers.data import CIFAR10_FOLDER, CIFAR10_TRAIN_FILES, CIFAR100_FOLDER, DATA_ROOT_ENV, DIGITS_TEST_FRACTION
-from workers.models import PRESETS
-
 from sweeps._expand import Point, format_value
 from sweeps._loader import spec_hash
 from sweeps._schema import SweepSpec
+from workers.data import (
+    CIFAR10_FOLDER,
+    CIFAR10_TRAIN_FILES,
+    CIFAR100_FOLDER,
+    DATA_ROOT_ENV,
+    DIGITS_TEST_FRACTION,
+)
+from workers.models import PRESETS
 
 ANALOG_TRAIN_SECONDS = 5.0e-7
 ANALOG_EVAL_SECONDS = 1.5e-8

@@ -16,7 +16,13 @@ from pathlib import Path
 import torch
 
 from workers.metrics import EpochReport
-from workers.tile_state import TileStateError, join_static, load_model_state, model_state, split_static
+from workers.tile_state import (
+    TileStateError,
+    join_static,
+    load_model_state,
+    model_state,
+    split_static,
+)
 from workers.verified_files import CorruptFileError, load_verified, save_verified
 
 

@@ -71,7 +71,11 @@ from aihwkit.nn.conversion import convert_to_analog
 from aihwkit.nn.modules.base import AnalogLayerBase
 from aihwkit.optim import AnalogSGD
 from aihwkit.simulator.configs import SingleRPUConfig, UnitCellRPUConfig
-from aihwkit.simulator.presets import AGADReRamSBPreset, ChoppedTTv2ReRamSBPreset, TTv2ReRamSBPreset
+from aihwkit.simulator.presets import (
+    AGADReRamSBPreset,
+    ChoppedTTv2ReRamSBPreset,
+    TTv2ReRamSBPreset,
+)
 from aihwkit.simulator.presets.devices import ReRamSBPresetDevice
 from aihwkit.simulator.presets.utils import PresetIOParameters, PresetUpdateParameters
 from aihwkit.simulator.rpu_base import cuda as rpu_cuda

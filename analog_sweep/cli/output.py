@@ -10,13 +10,14 @@ import math
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
 from results import STORE_ENV
 
 FORMATS = ("table", "csv", "json")
+E = TypeVar("E", bound=BaseException)
 
 # Exit codes scripts can rely on: 0 ok, 1 a failure while working, 2 bad input (click's own usage errors too).
 EXIT_FAILURE = 1
@@ -27,6 +28,15 @@ class BadInput(click.ClickException):
     """Bad input from the user: one line on stderr, exit code 2."""
 
     exit_code = EXIT_BAD_INPUT
+
+
+class SafePath(click.Path):
+    """``click.Path`` that refuses a NUL byte as a usage error (exit 2) instead of letting ``os.stat`` raise."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str) and "\0" in value:
+            self.fail(f"{value!r} contains a NUL byte", param, ctx)
+        return super().convert(value, param, ctx)
 
 
 def output_options(command: Callable) -> Callable:

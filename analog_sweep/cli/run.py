@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
+from collections.abc import Iterator
 from typing import Any
 
 import click
 
 from analog_sweep.cli.output import (
+    BadInput,
+    SafePath,
     display_rows,
     emit_rows,
     one_line_errors,
@@ -21,14 +26,59 @@ from orchestrator import (
     resume_sweep,
     run_sweep,
 )
+from orchestrator._recorder import (
+    RETRIES_ENV,
+    RETRY_DELAY_ENV,
+    retry_policy,
+    with_retries,
+)
 from results import StoreError, StoreInputError, open_store
+from results._engine import SQLITE_BUSY_ENV
 from sweeps import SpecError, detect_environment, dry_run_report, expand, load_spec
 from workers.config import DEVICE_AXES
 
 STORAGE_ENV = "ANALOG_SWEEP_STORAGE"
+EXIT_INTERRUPTED = 130  # what a shell reports for a command stopped by Ctrl-C
 _sweep_errors = one_line_errors(
     SpecError, SweepStateError, StoreInputError, failure=(ClusterError, StoreGaveUp, StoreError, OSError)
 )
+# On Ctrl-C Ray Tune logs how to continue with its own API (Tuner.restore), and lists the trials it stopped; the
+# command says the one thing to do instead ('analog-sweep resume NAME').
+logging.getLogger("ray.tune.tune").setLevel(logging.CRITICAL)
+
+STORE_RETRY_HELP = (
+    "A store that is briefly unavailable (SQLite locked by another process, PostgreSQL connection lost) is "
+    f"retried with back-off: ${RETRIES_ENV} retries (default 5), the first after ${RETRY_DELAY_ENV} seconds (default "
+    f"0.25), doubling; SQLite also waits ${SQLITE_BUSY_ENV} (default 30) for a lock. A store that stays away stops "
+    "the sweep (exit code 1), and 'analog-sweep resume NAME' later recovers every report from the checkpoints."
+)
+
+
+class SweepInterrupted(click.ClickException):
+    """Ctrl-C: the trials were stopped, what finished is kept; exit code 130."""
+
+    exit_code = EXIT_INTERRUPTED
+
+
+@contextlib.contextmanager
+def _stops_cleanly(name: str) -> Iterator[None]:
+    """A sweep that stops early says, in one line, how to continue it: after Ctrl-C, and after the store stayed
+    unavailable through every retry."""
+    resume = f"continue it with 'analog-sweep resume {name}'"
+    try:
+        yield
+    except KeyboardInterrupt:
+        raise SweepInterrupted(f"sweep {name} interrupted: finished trials are kept; {resume}") from None
+    except StoreGaveUp as exc:
+        raise click.ClickException(f"{exc}; sweep {name} stopped: once the store is back, {resume}") from None
+
+
+def _check_environment() -> None:
+    """Refuse bad retry settings before anything is opened or written."""
+    try:
+        retry_policy()
+    except ValueError as exc:
+        raise BadInput(str(exc)) from None
 
 
 def _cluster_options(command: Any) -> Any:
@@ -41,20 +91,20 @@ def _cluster_options(command: Any) -> Any:
 
 def _point_table(store: Any, name: str, output_format: str, *, with_status: bool = False) -> None:
     """The best learning rate and its final test error at every point, with the axes the sweep varies."""
-    rows = store.best_points(name)
+    rows = with_retries(lambda: store.best_points(name))  # the sweep's results are in: worth a wait for the store
     varied = [axis for axis in DEVICE_AXES if len({row[axis] for row in rows}) > 1]
     rows.sort(key=lambda row: (row["task"], row["mode"], *(row[axis] for axis in varied), row["seed"]))
     columns = ["mode", "task", *varied, "seed", *(["status"] if with_status else []), "trials", "lr", "final_test_error"]
     emit_rows(display_rows(rows), output_format, columns=columns)
 
 
-@click.command()
-@click.argument("spec_file", type=click.Path(dir_okay=False))
+@click.command(epilog=STORE_RETRY_HELP)
+@click.argument("spec_file", type=SafePath(dir_okay=False))
 @click.option("--set", "overrides", multiple=True, metavar="PATH=VALUE",
               help="Override a spec field, e.g. --set epochs=2 --set data.train_limit=64 (repeatable).")
 @click.option("--dry-run", is_flag=True, help="Print the points, trial count and cost estimate; run nothing.")
 @click.option("--storage-path", envvar=STORAGE_ENV, default="sweep-store", show_default=True,
-              type=click.Path(file_okay=False),
+              type=SafePath(file_okay=False),
               help=f"Folder for checkpoints, Optuna studies, Ray experiments and the pretraining cache [env: {STORAGE_ENV}]. "
                    "Must be shared by all nodes of a cluster.")
 @_cluster_options
@@ -74,18 +124,20 @@ def run(spec_file: str, overrides: tuple[str, ...], dry_run: bool, storage_path:
     if dry_run:
         click.echo(dry_run_report(spec, expand(spec), environment=detect_environment()))
         return
+    _check_environment()
     with open_store(store_url) as store:
-        outcome = run_sweep(spec, store, storage_root=storage_path, address=address, cpu_fallback=cpu_fallback,
-                            echo=progress)
+        with _stops_cleanly(spec.name):
+            outcome = run_sweep(spec, store, storage_root=storage_path, address=address, cpu_fallback=cpu_fallback,
+                                echo=progress)
         progress(outcome.message)
         if outcome.points_done or outcome.status == "finished":
             _point_table(store, spec.name, output_format)
-        progress(f"results store: {store.url}")
+        progress(f"results store: {store.label}")
         if outcome.status != "finished":
             raise SystemExit(1)
 
 
-@click.command()
+@click.command(epilog=STORE_RETRY_HELP)
 @click.argument("sweep")
 @_cluster_options
 @output_options
@@ -98,8 +150,10 @@ def resume(sweep: str, address: str | None, cpu_fallback: bool, store_url: str |
         analog-sweep resume quickstart
         analog-sweep resume fig3-transfer-noise --address auto --store postgresql+psycopg://me@db/sweeps
     """
+    _check_environment()
     with open_store(store_url, must_exist=True) as store:
-        outcome = resume_sweep(sweep, store, address=address, cpu_fallback=cpu_fallback, echo=progress)
+        with _stops_cleanly(sweep):
+            outcome = resume_sweep(sweep, store, address=address, cpu_fallback=cpu_fallback, echo=progress)
         progress(outcome.message)
         _point_table(store, sweep, output_format)
         if outcome.status != "finished":

@@ -172,13 +172,48 @@ def kill_pids(pids: Iterable[int]) -> None:
             pass
 
 
+def session_pids(process: subprocess.Popen) -> list[int]:
+    """Processes still in the session ``process`` leads: the driver, and the Ray instance it started. Ray's workers
+    get process groups of their own, so a process-group kill misses them; the session catches them all."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[3]) == process.pid:  # after "pid (comm)": state, ppid, pgrp, session
+            found.append(int(stat.parent.name))
+    return found
+
+
+def kill_session(process: subprocess.Popen) -> None:
+    """SIGKILL the driver and everything it started (as a crashed machine would), and wait until all are gone."""
+    for _ in range(50):
+        pids = session_pids(process)
+        if not pids:
+            break
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.1)
+    if process.poll() is None:
+        process.wait()
+
+
+def reap_session(process: subprocess.Popen, grace: float = 15.0) -> bool:
+    """Wait up to ``grace`` s for everything the driver started to end; kill what is left. True if nothing was left
+    (a driver that stopped cleanly takes its local Ray instance, workers included, with it)."""
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        if not session_pids(process):
+            return True
+        time.sleep(0.25)
+    kill_session(process)
+    return False
+
+
 def kill_group(process: subprocess.Popen) -> None:
-    """SIGKILL a process started with ``analog_sweep`` and everything left in its process group; reap it."""
-    try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        pass
+    """SIGKILL a driver started with ``analog_sweep`` and everything it started, workers included; reap it."""
+    kill_session(process)

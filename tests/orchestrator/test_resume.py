@@ -12,7 +12,7 @@ from results import open_store
 from sweeps import expand, load_spec, shipped_specs
 
 from .conftest import NANO_SWEEP
-from .faults import analog_sweep, snapshot, wait_for
+from .faults import analog_sweep, kill_session, snapshot, wait_for
 
 # Long enough epochs (48 images) that the kill lands while trials are running.
 KILL_SWEEP = [*NANO_SWEEP, "data.train_limit=48", "epochs=3", "modes=[analog_tl,digital_tl,analog_scratch]"]
@@ -38,10 +38,7 @@ def test_sigkill_of_the_driver_mid_sweep_then_resume_completes_it(tmp_path):
         os.kill(driver.pid, signal.SIGKILL)
         driver.wait()
         time.sleep(2)
-        try:  # what the OS would reap: the local Ray instance the killed driver had started
-            os.killpg(driver.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        kill_session(driver)  # what the OS would reap: the local Ray instance the killed driver had started
     with open_store(url) as store:
         assert store.get_sweep("quickstart")["status"] == "running"  # killed: nobody could say otherwise
 

@@ -4,9 +4,21 @@ from __future__ import annotations
 
 import pytest
 
-from sweeps import Environment, detect_environment, dry_run_report, estimate_cost, expand, load_spec, shipped_specs
-from sweeps import work_units
-from sweeps._cost import ANALOG_TRAIN_SECONDS, DIGITAL_STEP_SECONDS, DIGITAL_TRAIN_SECONDS
+from sweeps import (
+    Environment,
+    detect_environment,
+    dry_run_report,
+    estimate_cost,
+    expand,
+    load_spec,
+    shipped_specs,
+    work_units,
+)
+from sweeps._cost import (
+    ANALOG_TRAIN_SECONDS,
+    DIGITAL_STEP_SECONDS,
+    DIGITAL_TRAIN_SECONDS,
+)
 
 LAPTOP = Environment(cpus=2, gpus=0, aihwkit_cuda=False)
 

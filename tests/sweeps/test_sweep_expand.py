@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from sweeps import MODE_AXES, count_points, expand, pretrain_keys, spec_from_mapping, spec_hash, trial_config
+from sweeps import (
+    MODE_AXES,
+    count_points,
+    expand,
+    pretrain_keys,
+    spec_from_mapping,
+    spec_hash,
+    trial_config,
+)
 from workers.config import DevicePoint
 
 

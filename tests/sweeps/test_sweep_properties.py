@@ -9,7 +9,14 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sweeps import SpecError, count_points, expand, shipped_specs, spec_from_mapping, trial_config
+from sweeps import (
+    SpecError,
+    count_points,
+    expand,
+    shipped_specs,
+    spec_from_mapping,
+    trial_config,
+)
 from sweeps._yaml import parse_yaml
 
 VALID = {

@@ -6,7 +6,15 @@ from pathlib import Path
 
 import pytest
 
-from sweeps import SpecError, count_points, expand, load_spec, shipped_specs, spec_from_mapping, trial_config
+from sweeps import (
+    SpecError,
+    count_points,
+    expand,
+    load_spec,
+    shipped_specs,
+    spec_from_mapping,
+    trial_config,
+)
 from workers.config import TrialConfig
 
 BROKEN = sorted((Path(__file__).parent / "broken").glob("*.yaml"))

@@ -8,7 +8,13 @@ import pytest
 import torch
 
 from workers.checkpoint import TrialCheckpoint
-from workers.config import DataConfig, DevicePoint, ModelConfig, PretrainConfig, TrialConfig
+from workers.config import (
+    DataConfig,
+    DevicePoint,
+    ModelConfig,
+    PretrainConfig,
+    TrialConfig,
+)
 from workers.devices import count_analog_layers, parameter_count
 from workers.pretrain import pretrain_key, pretrained_model
 from workers.tile_state import join_static, model_state
