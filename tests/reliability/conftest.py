@@ -13,13 +13,11 @@ import os
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 import ray
 import sqlalchemy as sa
@@ -28,17 +26,12 @@ from results import open_store
 from sweeps import expand, load_spec, shipped_specs
 from workers.verified_files import CorruptFileError, load_verified
 
+from ..conftest import fresh_schema, require_postgres, schema_url
+from ..orchestrator.conftest import NANO_SWEEP
+
 QUICKSTART = str(shipped_specs()["quickstart"])
-POSTGRES_URL = os.environ.get("ANALOG_SWEEP_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 # The quickstart shrunk to seconds: a 12-channel one-block Swin, 16 images, 2 pretraining epochs.
-NANO = [
-    "data.train_limit=16",
-    "data.test_limit=16",
-    "data.source_limit=100",
-    "model.overrides.depths=[1,1]",
-    "model.overrides.embed_dim=12",
-    "pretrain.epochs=2",
-]
+NANO = [item for item in NANO_SWEEP if not item.startswith("epochs=")]
 # Two points (one transfer-learning, so the pretraining cache is used), two learning rates each, three epochs.
 SMALL_SWEEP = [*NANO, "epochs=3", "modes=[digital_tl,digital_scratch]", "axes=null"]
 # Longer epochs (48 images) and a slow analog point, so a signal or a kill lands while trials are running.
@@ -185,22 +178,6 @@ def ray_cluster() -> Iterator[None]:
     ray.shutdown()
 
 
-@pytest.fixture(scope="session")
-def postgres_admin() -> Iterator[psycopg.Connection | str]:
-    """An autocommit connection to the test server, or the reason there is none (as in tests/results)."""
-    url = sa.make_url(POSTGRES_URL)
-    try:
-        connection = psycopg.connect(
-            host=url.host, port=url.port or 5432, user=url.username, password=url.password,
-            dbname=url.database, autocommit=True, connect_timeout=3,
-        )
-    except psycopg.Error as exc:
-        yield f"PostgreSQL at {url.render_as_string(hide_password=True)} unreachable: {str(exc).splitlines()[0]}"
-        return
-    yield connection
-    connection.close()
-
-
 @dataclass(frozen=True)
 class PostgresStore:
     url: str
@@ -211,23 +188,16 @@ class PostgresStore:
 @pytest.fixture
 def postgres_store(postgres_admin) -> Iterator[PostgresStore]:
     """An empty store in a fresh PostgreSQL schema (as the results tests do), dropped afterwards."""
-    if isinstance(postgres_admin, str):
-        if os.environ.get("CI"):
-            pytest.fail(f"{postgres_admin} (CI is set, so this fails instead of skipping)")
-        pytest.skip(postgres_admin)
-    tag = uuid.uuid4().hex[:12]
-    schema, application = f"reliability_{tag}", f"analog-sweep-test-{tag}"
-    postgres_admin.execute(f"CREATE SCHEMA {schema}")
+    admin = require_postgres(postgres_admin)
+    schema = fresh_schema(admin, "reliability")
+    application = f"analog-sweep-test-{schema}"
     try:
-        url = sa.make_url(POSTGRES_URL).update_query_dict(
-            {"options": f"-csearch_path={schema}", "application_name": application}
-        )
-        yield PostgresStore(url.render_as_string(hide_password=False), schema, application)
+        yield PostgresStore(schema_url(schema, application_name=application), schema, application)
     finally:
-        postgres_admin.execute(
+        admin.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s", (application,)
         )
-        postgres_admin.execute(f"DROP SCHEMA {schema} CASCADE")
+        admin.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
 @pytest.fixture

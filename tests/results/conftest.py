@@ -7,32 +7,14 @@ Set ``ANALOG_SWEEP_TEST_POSTGRES`` to use another server.
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Callable, Iterator
 
-import psycopg
 import pytest
 import sqlalchemy as sa
 
 import results
 
-POSTGRES_URL = os.environ.get("ANALOG_SWEEP_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-
-@pytest.fixture(scope="session")
-def postgres_admin() -> Iterator[psycopg.Connection | str]:
-    """An autocommit connection to the test server, or the reason there is none."""
-    url = sa.make_url(POSTGRES_URL)
-    try:
-        connection = psycopg.connect(
-            host=url.host, port=url.port or 5432, user=url.username, password=url.password,
-            dbname=url.database, autocommit=True, connect_timeout=3,
-        )
-    except psycopg.Error as exc:
-        yield f"PostgreSQL at {url.render_as_string(hide_password=True)} unreachable: {str(exc).splitlines()[0]}"
-        return
-    yield connection
-    connection.close()
+from ..conftest import fresh_schema, require_postgres, schema_url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -41,17 +23,12 @@ def store_url(request: pytest.FixtureRequest, tmp_path, postgres_admin) -> Itera
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'results.db'}"
         return
-    if isinstance(postgres_admin, str):
-        if os.environ.get("CI"):
-            pytest.fail(f"{postgres_admin} (CI is set, so this fails instead of skipping)")
-        pytest.skip(postgres_admin)
-    schema = f"results_test_{uuid.uuid4().hex[:12]}"
-    postgres_admin.execute(f"CREATE SCHEMA {schema}")
+    admin = require_postgres(postgres_admin)
+    schema = fresh_schema(admin, "results_test")
     try:
-        url = sa.make_url(POSTGRES_URL).update_query_dict({"options": f"-csearch_path={schema}"})
-        yield url.render_as_string(hide_password=False)
+        yield schema_url(schema)
     finally:
-        postgres_admin.execute(f"DROP SCHEMA {schema} CASCADE")
+        admin.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
 @pytest.fixture

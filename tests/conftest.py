@@ -1,0 +1,55 @@
+"""Fixtures shared across the test tree: the PostgreSQL server the store tests run against.
+
+PostgreSQL at 127.0.0.1:5432 (database ``test``; ``ANALOG_SWEEP_TEST_POSTGRES`` names another). Being unreachable
+skips the PostgreSQL tests, or fails them when ``CI`` is set.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+import sqlalchemy as sa
+
+POSTGRES_URL = os.environ.get("ANALOG_SWEEP_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture(scope="session")
+def postgres_admin() -> Iterator[psycopg.Connection | str]:
+    """An autocommit connection to the test server, or the reason there is none."""
+    url = sa.make_url(POSTGRES_URL)
+    try:
+        connection = psycopg.connect(
+            host=url.host, port=url.port or 5432, user=url.username, password=url.password,
+            dbname=url.database, autocommit=True, connect_timeout=3,
+        )
+    except psycopg.Error as exc:
+        yield f"PostgreSQL at {url.render_as_string(hide_password=True)} unreachable: {str(exc).splitlines()[0]}"
+        return
+    yield connection
+    connection.close()
+
+
+def require_postgres(postgres_admin: psycopg.Connection | str) -> psycopg.Connection:
+    """The admin connection; skip the test without one, or fail it when ``CI`` is set."""
+    if isinstance(postgres_admin, str):
+        if os.environ.get("CI"):
+            pytest.fail(f"{postgres_admin} (CI is set, so this fails instead of skipping)")
+        pytest.skip(postgres_admin)
+    return postgres_admin
+
+
+def fresh_schema(admin: psycopg.Connection, prefix: str) -> str:
+    """Create an empty schema with a unique name; the caller drops it."""
+    schema = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    admin.execute(f"CREATE SCHEMA {schema}")
+    return schema
+
+
+def schema_url(schema: str, **query: str) -> str:
+    """The test server's URL with ``search_path`` set to ``schema`` (plus any extra query parameters)."""
+    url = sa.make_url(POSTGRES_URL).update_query_dict({"options": f"-csearch_path={schema}", **query})
+    return url.render_as_string(hide_password=False)
