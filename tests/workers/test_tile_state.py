@@ -111,9 +111,16 @@ def test_without_write_noise_every_plane_comes_back_exactly():
     train(model, 20)
     restored = conv_and_linear(config)
 
-    assert load_model_state(restored, model_state(model)) == {}
+    report = load_model_state(restored, model_state(model))
+    # Exact, but for the rare weight that training carried past a device bound (aihwkit clips it when setting).
+    assert {key.rsplit(".", 1)[1] for key in report} <= {"hidden_weights_0", "hidden_weights_1"}
     for a, b in zip(tiles(model), tiles(restored)):
-        assert all(torch.equal(x, y) for x, y in zip(planes(a).values(), planes(b).values()))
+        saved, back = planes(a), planes(b)
+        for name, value in saved.items():
+            if name.startswith("hidden_weights"):
+                k = name[-1]
+                value = value.clamp(saved[f"min_bound_{k}"], saved[f"max_bound_{k}"])
+            assert torch.equal(back[name], value), name
         assert b.tile.dump_extra() == a.tile.dump_extra()
 
 

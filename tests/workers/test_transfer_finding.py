@@ -9,11 +9,13 @@ from workers.trial import run_trial
 
 
 @pytest.mark.slow
-def test_analog_tl_ends_below_analog_scratch_after_the_same_epochs(tmp_path):
+def test_analog_tl_stays_below_analog_scratch_over_the_same_epochs(tmp_path):
     """Same data (digits 5 vs 8), model (swin_micro), c-TTv2 device (aihwkit's ReRAM preset pulse response), lr and
     epochs; only the starting point differs: the digitally pretrained body (TL) or a random one (scratch).
-    aihwkit's tile noise cannot be seeded, so the margin, not the exact numbers, is what repeats: measured at
-    4 epochs, TL 29.9 % against scratch 52.3 % (README), and 28.1 % against 50.0 % in the quickstart."""
+    aihwkit's tile noise cannot be seeded and one epoch's error on 107 test images swings by 10 points, so the
+    test compares the whole trace (mean test error over the epochs, the paper's Fig. 2 view), not one epoch. Measured
+    means over 4 epochs, TL against scratch: 44.1 vs 51.9, 45.6 vs 51.2 and 40.0 vs 47.7 %; final epochs once went
+    the other way (48.6 vs 46.7 %)."""
     base = dict(
         data=DataConfig(classes=("5", "8"), train_limit=160),
         device=DevicePoint(pulse_noise=3.75, dtod=0.3),
@@ -24,6 +26,5 @@ def test_analog_tl_ends_below_analog_scratch_after_the_same_epochs(tmp_path):
     tl = run_trial(TrialConfig(mode="analog_tl", **base), cache_dir=tmp_path)
     scratch = run_trial(TrialConfig(mode="analog_scratch", **base), cache_dir=tmp_path)
     assert tl.pretrained is not None and tl.pretrained.source_train_error < 10.0  # a pretraining worth transferring
-    assert tl.final_test_error < scratch.final_test_error, (
-        [r.test_error for r in tl.reports], [r.test_error for r in scratch.reports]
-    )
+    tl_errors, scratch_errors = [r.test_error for r in tl.reports], [r.test_error for r in scratch.reports]
+    assert sum(tl_errors) / len(tl_errors) < sum(scratch_errors) / len(scratch_errors), (tl_errors, scratch_errors)
