@@ -26,7 +26,7 @@ from ray import tune
 
 from orchestrator._progress import ProgressLine, format_duration
 from orchestrator._pruning import OptunaPruning
-from orchestrator._recorder import StoreRecorder, with_retries
+from orchestrator._recorder import StoreGaveUpStopper, StoreRecorder, with_retries
 from orchestrator._search import LearningRateSearch
 from orchestrator._trainable import fine_tune
 from results import NotFound, Store
@@ -204,15 +204,13 @@ def _execute(
                         storage_path=str(paths.ray),
                         callbacks=[recorder, progress],
                         failure_config=tune.FailureConfig(max_failures=spec.max_retries),
+                        stop=StoreGaveUpStopper(recorder),
                         verbose=0,
                     ),
                 )
-                try:
-                    tuner.fit()
-                except Exception:
-                    if recorder.gave_up is not None:  # Ray Tune wraps it; say what really stopped the sweep
-                        raise recorder.gave_up from None
-                    raise
+                tuner.fit()
+                if recorder.gave_up is not None:
+                    raise recorder.gave_up
                 progress.print_if_changed()
                 done = _close_points(store, spec.name, search)
         except KeyboardInterrupt:

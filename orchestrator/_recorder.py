@@ -113,12 +113,16 @@ class StoreRecorder(tune.Callback):
         # driver (or the command line) finds the real reason here, or in the TuneError's ``__context__``.
         self.gave_up: StoreGaveUp | None = None
 
-    def _write(self, write: Callable[[], T]) -> T:
+    def _write(self, write: Callable[[], T]) -> T | None:
+        """Write with retries. Once the store is given up on, nothing more is written; ``StoreGaveUpStopper``
+        then stops the sweep (raising here would go through Ray Tune, which logs a traceback on some paths)."""
+        if self.gave_up is not None:
+            return None
         try:
             return with_retries(write)
         except StoreGaveUp as exc:
             self.gave_up = exc
-            raise
+            return None
 
     # Ray Tune pickles its callbacks with the experiment: keep the store's URL, not its connections.
     def __getstate__(self) -> dict[str, Any]:
@@ -147,7 +151,10 @@ class StoreRecorder(tune.Callback):
         self._write(lambda: self.store.record_epoch(trial.config["trial_id"], int(result["epoch"]), **fields))
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self._record_trial(trial, "pruned" if self.search.was_pruned(trial.trial_id) else "completed")
+        pruned = self.search.was_pruned(trial.trial_id)
+        if not pruned and not self.search.ran_every_epoch(trial.config["point_key"], trial.last_result):
+            return  # stopped early by the driver: it stays running until resume finishes it
+        self._record_trial(trial, "pruned" if pruned else "completed")
         self._choose_best_if_done(trial.config["point_key"])
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
@@ -158,6 +165,19 @@ class StoreRecorder(tune.Callback):
     def _choose_best_if_done(self, point_key: str) -> None:
         if self.search.point_finished(point_key):
             self._write(lambda: self.store.choose_best(self.sweep, point_key))
+
+
+class StoreGaveUpStopper(tune.Stopper):
+    """Stops the whole sweep once the recorder has given up on the store."""
+
+    def __init__(self, recorder: StoreRecorder) -> None:
+        self.recorder = recorder
+
+    def __call__(self, trial_id: str, result: dict) -> bool:
+        return False
+
+    def stop_all(self) -> bool:
+        return self.recorder.gave_up is not None
 
 
 def _last_line(path: str) -> str | None:

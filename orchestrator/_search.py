@@ -194,8 +194,14 @@ class LearningRateSearch(Searcher):
                 study.tell(issued.number, state=TrialState.PRUNED)
             elif error or not result or METRIC not in result:
                 study.tell(issued.number, state=TrialState.FAIL)
+            elif not self.ran_every_epoch(issued.point_key, result):
+                return  # stopped early by the driver (Ctrl-C, store gone): stays open, resume continues it
             else:
                 study.tell(issued.number, float(result[METRIC]))
+
+    def ran_every_epoch(self, point_key: str, result: dict | None) -> bool:
+        """Whether a trial's last result is its point's final epoch (a trial stopped before that is unfinished)."""
+        return bool(result) and int(result.get("epoch", 0)) >= self._point(point_key).epochs
 
     # --- progress -------------------------------------------------------------------------------------------------
 
