@@ -24,10 +24,10 @@ from typing import Any, TypeVar
 from ray import tune
 
 from orchestrator._search import LearningRateSearch
-from results import Store, StoreUnavailable, open_store
+from results import ACTIVITY_FIELDS, Store, StoreUnavailable, open_store
 
 T = TypeVar("T")
-_EPOCH_FIELDS = ("train_loss", "test_error", "test_accuracy", "seconds")
+_EPOCH_FIELDS = ("train_loss", "test_error", "test_accuracy", "seconds", *ACTIVITY_FIELDS)
 RETRIES_ENV = "ANALOG_SWEEP_STORE_RETRIES"
 RETRY_DELAY_ENV = "ANALOG_SWEEP_STORE_RETRY_DELAY"
 DEFAULT_RETRIES = 5

@@ -4,6 +4,7 @@
 idempotent upserts, and the ``analog-sweep results`` commands read it back (tables, curves, Parquet, SQL).
 """
 
+from results._activity import activity_warnings
 from results._best import BestTrial, Candidate
 from results._engine import STORE_ENV
 from results._errors import (
@@ -21,15 +22,18 @@ from results._errors import (
 from results._plots import plot_axis_curve, plot_epoch_curves
 from results._readonly import QueryResult
 from results._schema import (
+    ACTIVITY_FIELDS,
     AXES,
     POINT_STATUSES,
     SCHEMA_VERSION,
     SWEEP_STATUSES,
+    TRIAL_ACTIVITY_FIELDS,
     TRIAL_STATUSES,
 )
 from results._store import Store, open_store
 
 __all__ = [
+    "ACTIVITY_FIELDS",
     "AXES",
     "BadStoreURL",
     "BestTrial",
@@ -48,8 +52,10 @@ __all__ = [
     "StoreError",
     "StoreInputError",
     "StoreUnavailable",
+    "TRIAL_ACTIVITY_FIELDS",
     "TRIAL_STATUSES",
     "TrialConflict",
+    "activity_warnings",
     "open_store",
     "plot_axis_curve",
     "plot_epoch_curves",

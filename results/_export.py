@@ -14,9 +14,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from results._errors import StoreInputError
-from results._schema import AXES
+from results._schema import ACTIVITY_FIELDS, AXES, TRIAL_ACTIVITY_FIELDS
 
 _TIME = pa.timestamp("us", tz="UTC")
+
+def _activity_fields(names: tuple[str, ...]) -> list[pa.Field]:
+    return [pa.field(n, pa.int64() if n.endswith("_transfers") else pa.float64()) for n in names]
+
 
 _POINT_FIELDS = [
     pa.field("sweep", pa.string()),
@@ -49,6 +53,7 @@ TRIALS_SCHEMA = pa.schema(
         pa.field("test_error", pa.float64()),
         pa.field("test_accuracy", pa.float64()),
         pa.field("seconds", pa.float64()),
+        *_activity_fields(ACTIVITY_FIELDS),
     ]
 )
 
@@ -62,6 +67,7 @@ POINTS_SCHEMA = pa.schema(
         pa.field("final_test_error", pa.float64()),
         pa.field("best_test_error", pa.float64()),
         pa.field("epochs_done", pa.int64()),
+        *_activity_fields(TRIAL_ACTIVITY_FIELDS),
     ]
 )
 

@@ -15,7 +15,9 @@ import sqlalchemy as sa
 from results import _best
 from results._errors import StoreInputError
 from results._schema import (
+    ACTIVITY_FIELDS,
     AXES,
+    TRIAL_ACTIVITY_FIELDS,
     TRIAL_STATUSES,
     epochs,
     points,
@@ -95,6 +97,7 @@ def best_points(connection: sa.Connection, sweep: str) -> list[dict[str, Any]]:
                 "final_test_error": chosen.get("final_test_error"),
                 "best_test_error": chosen.get("best_test_error"),
                 "epochs_done": chosen.get("epochs_done"),
+                **{name: chosen.get(name) for name in TRIAL_ACTIVITY_FIELDS},
             }
         )
     return rows
@@ -146,7 +149,8 @@ def epoch_curves(connection: sa.Connection, sweep: str, point_key: str | None) -
         rows.append(
             {
                 **{c: point[c] for c in (*POINT_COLUMNS, "trial_id", "lr")},
-                **{c: epoch[c] for c in ("epoch", "train_loss", "test_error", "test_accuracy", "seconds")},
+                **{c: epoch[c] for c in ("epoch", "train_loss", "test_error", "test_accuracy", "seconds",
+                                         *ACTIVITY_FIELDS)},
             }
         )
     rows.sort(key=lambda r: (r["point_key"], r["epoch"]))
@@ -176,6 +180,7 @@ def trial_epoch_rows(connection: sa.Connection, sweep: str) -> list[dict[str, An
             epochs.c.test_error,
             epochs.c.test_accuracy,
             epochs.c.seconds,
+            *(epochs.c[name] for name in ACTIVITY_FIELDS),
         )
         .select_from(
             points.join(trials, sa.and_(trials.c.sweep == points.c.sweep, trials.c.point_key == points.c.point_key))

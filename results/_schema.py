@@ -14,10 +14,22 @@ from typing import Any
 import sqlalchemy as sa
 
 # Bump when the tables change, and add the step from the previous version to ``_versions.UPGRADES``.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # The five device axes a sweep varies, stored as REAL columns on each point.
 AXES = ("transfer_noise", "sp_skew", "sp_variability", "pulse_noise", "dtod")
+
+# Analog learning activity per layer group (``workers.activity``), added in schema version 3. Each epoch row has all
+# of them (NULL for digital trials): ``*_moved`` percent of the group's analog weights changed since conversion,
+# ``*_rel`` mean|dW| / mean|W| since conversion, ``*_transfers`` c-TTv2 transfer events so far.
+ACTIVITY_GROUPS = ("embed", "blocks", "head")
+ACTIVITY_FIELDS = tuple(f"{g}_{m}" for g in ACTIVITY_GROUPS for m in ("moved", "rel", "transfers"))
+# The trial keeps its last epoch's moved and rel per group (refreshed with the other summaries).
+TRIAL_ACTIVITY_FIELDS = tuple(f for f in ACTIVITY_FIELDS if not f.endswith("_transfers"))
+
+
+def _activity_columns(names: tuple[str, ...]) -> list[sa.Column]:
+    return [sa.Column(n, sa.Integer if n.endswith("_transfers") else sa.Float) for n in names]
 
 SWEEP_STATUSES = ("pending", "running", "interrupted", "finished", "failed")
 POINT_STATUSES = ("pending", "running", "done", "failed")
@@ -79,6 +91,7 @@ trials = sa.Table(
     sa.Column("best_test_error", sa.Float),
     sa.Column("best_epoch", sa.Integer),  # added in schema version 2
     sa.Column("error", sa.Text),
+    *_activity_columns(TRIAL_ACTIVITY_FIELDS),  # added in schema version 3
     sa.ForeignKeyConstraint(
         ["sweep", "point_key"], ["points.sweep", "points.point_key"], ondelete="CASCADE"
     ),
@@ -96,6 +109,7 @@ epochs = sa.Table(
     sa.Column("test_error", sa.Float),
     sa.Column("test_accuracy", sa.Float),
     sa.Column("seconds", sa.Float),
+    *_activity_columns(ACTIVITY_FIELDS),  # added in schema version 3
 )
 
 # The tables users may read with ``results query``, in dependency order.

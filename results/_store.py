@@ -21,6 +21,7 @@ from results import _best, _export, _queries, _readonly
 from results._engine import create_engine, database_errors, label, resolve_url
 from results._errors import NotFound, SpecConflict, StoreInputError, TrialConflict
 from results._schema import (
+    ACTIVITY_FIELDS,
     AXES,
     POINT_STATUSES,
     SWEEP_ENDED,
@@ -276,8 +277,18 @@ class Store:
         test_error: float | None,
         test_accuracy: float | None,
         seconds: float | None,
+        **activity: float | int | None,
     ) -> None:
-        """Record (or overwrite) one epoch of a trial and refresh the trial's epochs done, final and best error."""
+        """Record (or overwrite) one epoch of a trial and refresh the trial's epochs done, final and best error and
+        last activity.
+
+        ``activity`` takes the analog learning activity fields (``ACTIVITY_FIELDS``: ``head_moved`` percent,
+        ``head_rel`` ratio, ``head_transfers`` count, and the same for ``embed`` and ``blocks``); missing ones are
+        stored as NULL (digital trials). An unknown field raises ``StoreInputError``.
+        """
+        unknown = sorted(set(activity) - set(ACTIVITY_FIELDS))
+        if unknown:
+            raise StoreInputError(f"unknown epoch field(s) {', '.join(unknown)}: expected {', '.join(ACTIVITY_FIELDS)}")
         values = dict(
             trial_id=trial_id,
             epoch=int(epoch),
@@ -285,8 +296,14 @@ class Store:
             test_error=_real(test_error),
             test_accuracy=_real(test_accuracy),
             seconds=_real(seconds),
+            **{
+                name: (None if activity.get(name) is None else int(activity[name]))
+                if name.endswith("_transfers")
+                else _real(activity.get(name))
+                for name in ACTIVITY_FIELDS
+            },
         )
-        update = {name: _NEW for name in ("train_loss", "test_error", "test_accuracy", "seconds")}
+        update = {name: _NEW for name in ("train_loss", "test_error", "test_accuracy", "seconds", *ACTIVITY_FIELDS)}
         with self.transaction() as connection:
             if connection.scalar(sa.select(trials.c.trial_id).where(trials.c.trial_id == trial_id)) is None:
                 raise NotFound(f"unknown trial {trial_id!r}")

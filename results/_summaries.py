@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from results._schema import epochs, trials
+from results._schema import TRIAL_ACTIVITY_FIELDS, epochs, trials
 
 _of_trial = epochs.c.trial_id == trials.c.trial_id
 
@@ -24,18 +24,19 @@ def best_epoch_subquery() -> sa.ScalarSelect:
     )
 
 
+def _last_epoch(column: sa.Column) -> sa.ScalarSelect:
+    return sa.select(column).where(_of_trial).order_by(epochs.c.epoch.desc()).limit(1).scalar_subquery()
+
+
 def refresh_trial_summary(connection: sa.Connection, trial_id: str) -> None:
-    """Recompute one trial's summary columns from its epochs."""
+    """Recompute one trial's summary columns from its epochs (the activity columns: its last epoch's)."""
     connection.execute(
         sa.update(trials)
         .where(trials.c.trial_id == trial_id)
         .values(
             epochs_done=sa.select(sa.func.count()).where(_of_trial).scalar_subquery(),
-            final_test_error=sa.select(epochs.c.test_error)
-            .where(_of_trial)
-            .order_by(epochs.c.epoch.desc())
-            .limit(1)
-            .scalar_subquery(),
+            final_test_error=_last_epoch(epochs.c.test_error),
+            **{name: _last_epoch(epochs.c[name]) for name in TRIAL_ACTIVITY_FIELDS},
             best_test_error=sa.select(sa.func.min(epochs.c.test_error)).where(_of_trial).scalar_subquery(),
             best_epoch=best_epoch_subquery(),
         )

@@ -7,7 +7,15 @@ from collections.abc import Callable
 import sqlalchemy as sa
 
 from results._errors import BadStoreURL, SchemaVersionError
-from results._schema import SCHEMA_VERSION, metadata, schema_version, trials
+from results._schema import (
+    ACTIVITY_FIELDS,
+    SCHEMA_VERSION,
+    TRIAL_ACTIVITY_FIELDS,
+    epochs,
+    metadata,
+    schema_version,
+    trials,
+)
 from results._summaries import best_epoch_subquery
 
 
@@ -17,8 +25,17 @@ def _add_trials_best_epoch(connection: sa.Connection) -> None:
     connection.execute(sa.update(trials).values(best_epoch=best_epoch_subquery()))
 
 
+def _add_activity_columns(connection: sa.Connection) -> None:
+    """Version 2 -> 3: epochs and trials gain the analog activity columns, NULL for what was recorded before
+    (those trials were not measured)."""
+    for table, names in ((epochs, ACTIVITY_FIELDS), (trials, TRIAL_ACTIVITY_FIELDS)):
+        for name in names:
+            kind = table.c[name].type.compile(dialect=connection.dialect)
+            connection.execute(sa.text(f"ALTER TABLE {table.name} ADD COLUMN {name} {kind}"))
+
+
 # UPGRADES[v] turns a version-v store into version v + 1.
-UPGRADES: dict[int, Callable[[sa.Connection], None]] = {1: _add_trials_best_epoch}
+UPGRADES: dict[int, Callable[[sa.Connection], None]] = {1: _add_trials_best_epoch, 2: _add_activity_columns}
 OLDEST_UPGRADABLE = min(UPGRADES)
 
 

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from workers.config import (
+    ALGORITHM_SETTINGS,
     ALGORITHMS,
     DEVICE_AXES,
     MODES,
@@ -19,6 +20,7 @@ from workers.config import (
     AlgorithmConfig,
     DataConfig,
     DevicePoint,
+    MappingConfig,
     ModelConfig,
     PretrainConfig,
 )
@@ -43,7 +45,11 @@ SETTING_RANGES: dict[str, tuple[float, float, bool]] = {
     "momentum": (0.0, 1.0, False),
     "in_chop_prob": (0.0, 1.0, True),
     "auto_momentum": (0.0, 1.0, True),
+    "fast_lr": (0.0, math.inf, False),
 }
+# ``algorithm.mapping`` (``workers.config.MappingConfig``): omega is a device value, at most the devices' range.
+MAPPING_FIELDS = tuple(f.name for f in fields(MappingConfig))
+MAX_OMEGA = 2.0
 DEFAULT_IMAGE_SIZE = {"digits": 16, "cifar": 32}
 DEFAULT_MAX_POINTS = 10_000
 DEFAULT_TRIALS_PER_POINT = 8
@@ -63,7 +69,7 @@ SECTION_FIELDS: dict[str, tuple[str, ...]] = {
     ),
     "model": ("preset", "overrides"),
     "pretrain": ("optimizer", "lr", "weight_decay", "momentum", "epochs", "batch_size", "augment", "seed"),
-    "algorithm": ("name", "settings"),
+    "algorithm": ("name", "settings", "mapping"),
     "device": DEVICE_AXES,
     "axes": ("expand", *DEVICE_AXES),
     "lr_search": ("method", "low", "high", "values", "trials_per_point", "pruner", "pruner_options", "seed"),
@@ -72,7 +78,8 @@ SECTION_FIELDS: dict[str, tuple[str, ...]] = {
 # Free-form mappings inside a section, with the keys they accept (None: any key, checked where it is used).
 OPEN_MAPPINGS: dict[str, tuple[str, ...] | None] = {
     "model.overrides": None,
-    "algorithm.settings": tuple(TABLE_I),
+    "algorithm.settings": ALGORITHM_SETTINGS,
+    "algorithm.mapping": MAPPING_FIELDS,
     "lr_search.pruner_options": tuple(sorted({name for opts in PRUNER_OPTIONS.values() for name in opts})),
 }
 
@@ -415,15 +422,32 @@ def _algorithm(raw: dict[Any, Any]) -> AlgorithmConfig:
     name = _choice(_get(section, "name", "c-ttv2"), "algorithm.name", ALGORITHMS, "algorithm")
     settings = _get(section, "settings")
     pairs = []
-    for key, value in _mapping({} if settings is None else settings, "algorithm.settings", tuple(TABLE_I)).items():
+    for key, value in _mapping({} if settings is None else settings, "algorithm.settings", ALGORITHM_SETTINGS).items():
         path = join("algorithm.settings", key)
         if key in SETTING_RANGES:
             low, high, high_inclusive = SETTING_RANGES[key]
             number = _number(value, path, low, high, low_open=high == math.inf, high_open=not high_inclusive)
-            pairs.append((key, int(number) if isinstance(TABLE_I[key], int) and number.is_integer() else number))
+            integral = isinstance(TABLE_I.get(key), int) and number.is_integer()
+            pairs.append((key, int(number) if integral else number))
         else:
             pairs.append((key, _boolean(value, path)))
-    return AlgorithmConfig(name=name, settings=tuple(sorted(pairs)))
+    return AlgorithmConfig(name=name, settings=tuple(sorted(pairs)), mapping=_weight_mapping(section))
+
+
+def _weight_mapping(section: dict[Any, Any]) -> MappingConfig:
+    raw = _mapping(_get(section, "mapping", {}), "algorithm.mapping", MAPPING_FIELDS)
+    defaults = MappingConfig()
+    values = {}
+    for name in MAPPING_FIELDS:
+        value = _get(raw, name, getattr(defaults, name))
+        path = f"algorithm.mapping.{name}"
+        if name == "weight_scaling_omega":
+            values[name] = _number(value, path, 0.0, MAX_OMEGA, high_open=False)
+        else:
+            values[name] = _boolean(value, path)
+    if values["out_scaling_columnwise"] and not values["learn_out_scaling"]:
+        raise FieldError("algorithm.mapping.out_scaling_columnwise", "needs learn_out_scaling: true")
+    return MappingConfig(**values)
 
 
 def _device(raw: dict[Any, Any]) -> DevicePoint:

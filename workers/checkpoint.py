@@ -33,6 +33,9 @@ class TrialCheckpoint:
         self.folder = Path(folder)
         self.config_key = config_key
         self.folder.mkdir(parents=True, exist_ok=True)
+        # The tiles' weights right after conversion (``workers.activity.reference_weights``), set by ``start_over``
+        # and by a successful ``restore``: what the activity of later epochs is measured against.
+        self.activity_reference: dict[str, torch.Tensor] = {}
 
     @property
     def static_path(self) -> Path:
@@ -46,12 +49,17 @@ class TrialCheckpoint:
     def previous_path(self) -> Path:
         return self.folder / "previous.pt"
 
-    def start_over(self, model: torch.nn.Module) -> None:
-        """Begin the trial afresh: drop any epoch checkpoints and store the static planes of this new model."""
+    def start_over(self, model: torch.nn.Module, activity_reference: dict[str, torch.Tensor] | None = None) -> None:
+        """Begin the trial afresh: drop any epoch checkpoints and store the static planes of this new model, with the
+        weights its analog activity is measured against (written once per trial, like the static planes)."""
         for path in (self.latest_path, self.previous_path):
             path.unlink(missing_ok=True)
         static, _ = split_static(model_state(model))
-        save_verified({"config_key": self.config_key, "state": static}, self.static_path)
+        self.activity_reference = dict(activity_reference or {})
+        save_verified(
+            {"config_key": self.config_key, "state": static, "activity_reference": self.activity_reference},
+            self.static_path,
+        )
 
     def save(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, reports: list[EpochReport]) -> None:
         _, dynamic = split_static(model_state(model))
@@ -89,6 +97,7 @@ class TrialCheckpoint:
             load_model_state(model, state)
             optimizer.load_state_dict(payload["optimizer"])
             torch.set_rng_state(payload["torch_rng"])
+            self.activity_reference = dict(static["activity_reference"])
             return [EpochReport(**r) for r in payload["reports"]]
         return []
 
@@ -127,6 +136,9 @@ def _malformed(payload: dict, *, static: bool) -> str | None:
     if not isinstance(payload.get("state"), dict):
         return "no model state"
     if static:
+        reference = payload.get("activity_reference")
+        if not isinstance(reference, dict) or not all(isinstance(v, torch.Tensor) for v in reference.values()):
+            return "no activity reference weights"
         return None
     optimizer = payload.get("optimizer")
     if not isinstance(optimizer, dict) or not isinstance(optimizer.get("state"), dict) or not isinstance(

@@ -27,6 +27,10 @@ TABLE_I = {
     "forget_buffer": True,
     "auto_momentum": 0.99,
 }
+# c-TTv2 settings beyond Table I that may be overridden too (aihwkit ``ChoppedTransferCompound`` fields). Unset, they
+# keep aihwkit's ``ChoppedTTv2ReRamSBPreset`` value (``fast_lr`` 0.5).
+EXTRA_SETTINGS = ("fast_lr",)
+ALGORITHM_SETTINGS = (*TABLE_I, *EXTRA_SETTINGS)
 
 
 class ConfigError(ValueError):
@@ -74,11 +78,30 @@ class PretrainConfig:
 
 
 @dataclass(frozen=True)
+class MappingConfig:
+    """How digital weights are mapped onto the analog devices (aihwkit ``rpu_config.mapping``; see
+    ``workers.devices`` for what each choice does and the measurements behind the default).
+
+    ``weight_scaling_omega``: the device value (device units, the ReRAM preset's bounds are about -1..1) that a
+    weight block's largest |W| is programmed to; 0 programs the weights as they are (no scaling).
+    ``weight_scaling_columnwise``: one scale per output (row of W) rather than one per layer.
+    ``learn_out_scaling`` / ``out_scaling_columnwise``: the digital output scales are trained (per layer or per
+    output) instead of fixed at their programmed values.
+    """
+
+    weight_scaling_omega: float = 0.6
+    weight_scaling_columnwise: bool = True
+    learn_out_scaling: bool = False
+    out_scaling_columnwise: bool = False
+
+
+@dataclass(frozen=True)
 class AlgorithmConfig:
-    """The analog training algorithm and its settings (Table I defaults for c-TTv2)."""
+    """The analog training algorithm, its settings (Table I defaults for c-TTv2) and the weight mapping."""
 
     name: str = "c-ttv2"
     settings: tuple[tuple[str, Any], ...] = ()
+    mapping: MappingConfig = field(default_factory=MappingConfig)
 
     def settings_dict(self) -> dict[str, Any]:
         merged = dict(TABLE_I)
@@ -111,6 +134,10 @@ class TrialConfig:
     batch_size: int = 8
     epochs: int = 3
     seed: int = 0
+    # Diagnostic ablation: the analog tiles are never updated (their weights stay as converted), while digital
+    # parameters (biases, norms, output scales) still train. Its gap to the same trial with learning tiles measures
+    # what the tiles themselves learned.
+    freeze_analog: bool = False
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -119,7 +146,7 @@ class TrialConfig:
             raise ConfigError(
                 f"algorithm.name: unknown algorithm {self.algorithm.name!r}; choose one of {', '.join(ALGORITHMS)}"
             )
-        unknown = set(dict(self.algorithm.settings)) - set(TABLE_I)
+        unknown = set(dict(self.algorithm.settings)) - set(ALGORITHM_SETTINGS)
         if unknown:
             raise ConfigError(f"algorithm.settings: unknown setting(s) {', '.join(sorted(unknown))}")
         for name in ("lr",):
@@ -129,6 +156,9 @@ class TrialConfig:
         for name in ("batch_size", "epochs"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name}: must be at least 1, got {getattr(self, name)!r}")
+        omega = self.algorithm.mapping.weight_scaling_omega
+        if not (omega >= 0 and omega < float("inf")):
+            raise ConfigError(f"algorithm.mapping.weight_scaling_omega: must be a non-negative finite number, got {omega!r}")
         for axis in DEVICE_AXES:
             value = getattr(self.device, axis)
             if not (value >= 0 and value < float("inf")):
@@ -155,6 +185,7 @@ class TrialConfig:
         model["overrides"] = _pairs(model.get("overrides", ()))
         algorithm = dict(raw.pop("algorithm", {}))
         algorithm["settings"] = _pairs(algorithm.get("settings", ()))
+        algorithm["mapping"] = MappingConfig(**algorithm.get("mapping", {}))
         return cls(
             data=DataConfig(**data),
             model=ModelConfig(**model),

@@ -33,11 +33,38 @@ axis               unit                            aihwkit field(s) on each lear
 A ``DevicePoint`` of zeros therefore means no pulse noise and no pulse-size variation (an ideal pulse
 response), not the preset's 3.75 and 0.3: a sweep that wants the preset as its baseline passes those values.
 
+Weight mapping (``AlgorithmConfig.mapping``, a ``MappingConfig``; aihwkit's ``rpu_config.mapping``, a
+``MappingParameter``), applied to every analog algorithm:
+
+=============================  ===================================================================================
+field                          what it does
+=============================  ===================================================================================
+``weight_scaling_omega``       0: the digital weights are programmed as they are (pretrained weights are a few
+                               hundredths, far below the device's write noise std 0.112 and step 0.002). > 0:
+                               each weight block is divided by ``max|W| / omega`` before programming, so its
+                               largest weight sits at ``omega`` in device units; the factor is applied digitally
+                               at the tile's output (aihwkit's ``mapping_scales``), and the gradient reaching the
+                               tile is divided by it, so pulses act in device units.
+``weight_scaling_columnwise``  one factor per output (row of W, aihwkit's "column") instead of one per layer: every
+                               output uses the device range, not only the one with the largest weight.
+``learn_out_scaling``          the output factors become digital parameters trained with the network (per layer,
+``out_scaling_columnwise``     or per output); off, they stay as programmed.
+=============================  ===================================================================================
+
+The trade-off is measured, not assumed (``bench/calibrate_mapping.py``; the table is in ``sweeps/README.md``,
+"Weight mapping and time constants"): a larger ``omega`` lifts the weights above write noise and pulse
+granularity, but the preset's lower bound (-0.75 with device-to-device std 0.3) clips more of them when they are
+programmed (a 64x32 layer, preset device: 1.2 % of weights clipped at omega 0.3, 5.6 % at 0.6, 10 % at 0.8).
+
+Transfer noise keeps the paper's unit whatever the mapping: :func:`apply_transfer_noise` reads each layer's
+weights in digital units (``get_weights`` undoes the mapping), adds ``tau`` percent of the layer's digital max|W|
+and programs them again (the mapping recomputes its factors from the noisy weights).
+
 Each learning device also sets ``apply_write_noise_on_set=False``: the preset's write noise (56 ``dw_min``, a
 std of 0.112) would otherwise land on every weight written by ``set_weights`` (the digital-to-analog conversion
 too), so the transferred weights would carry about 11 % of a unit weight of noise even at ``transfer_noise`` 0.
-Write noise still applies whenever training touches a device, in device units: the presets' mapping does no
-weight scaling, so a layer's weights are programmed as they are. Programming is exact up to each device's own
+Write noise still applies whenever training touches a device, in device units, which is why the weight mapping
+above matters. Programming is exact up to each device's own
 bounds: the preset's bound variation (``w_min_dtod`` 0.4, ``w_max_dtod`` 0.24) clips weights beyond them.
 
 tests/workers/test_devices.py measures each mapping on driven tiles (settled read-out, single pulses, the
@@ -70,7 +97,9 @@ from aihwkit.nn import AnalogConv2d, AnalogLinear
 from aihwkit.nn.conversion import convert_to_analog
 from aihwkit.nn.modules.base import AnalogLayerBase
 from aihwkit.optim import AnalogSGD
+from aihwkit.optim.context import AnalogContext
 from aihwkit.simulator.configs import SingleRPUConfig, UnitCellRPUConfig
+from aihwkit.simulator.parameters import MappingParameter
 from aihwkit.simulator.presets import (
     AGADReRamSBPreset,
     ChoppedTTv2ReRamSBPreset,
@@ -81,7 +110,7 @@ from aihwkit.simulator.presets.utils import PresetIOParameters, PresetUpdatePara
 from aihwkit.simulator.rpu_base import cuda as rpu_cuda
 from aihwkit.simulator.tiles.module import TileModule
 
-from workers.config import AlgorithmConfig, ConfigError, DevicePoint
+from workers.config import AlgorithmConfig, ConfigError, DevicePoint, MappingConfig
 
 TRANSFER_PRESETS = {
     "c-ttv2": ChoppedTTv2ReRamSBPreset,
@@ -110,14 +139,26 @@ def learning_device(device: DevicePoint) -> ReRamSBPresetDevice:
     )
 
 
+def mapping_parameter(mapping: MappingConfig) -> MappingParameter:
+    """aihwkit's ``MappingParameter`` for the trial's weight mapping (see the module's mapping table)."""
+    return MappingParameter(
+        weight_scaling_omega=mapping.weight_scaling_omega,
+        weight_scaling_columnwise=mapping.weight_scaling_columnwise,
+        learn_out_scaling=mapping.learn_out_scaling,
+        out_scaling_columnwise=mapping.out_scaling_columnwise,
+    )
+
+
 def build_rpu_config(algorithm: AlgorithmConfig, device: DevicePoint) -> RpuConfig:
-    """The rpu config of one trial: the algorithm's compound (Table I applied) on the mapped devices."""
+    """The rpu config of one trial: the algorithm's compound (Table I applied) on the mapped devices, with the
+    algorithm's weight mapping."""
     if algorithm.name == "sgd":
         return SingleRPUConfig(
             device=learning_device(device),
             forward=PresetIOParameters(),
             backward=PresetIOParameters(),
             update=PresetUpdateParameters(),
+            mapping=mapping_parameter(algorithm.mapping),
         )
     if algorithm.name not in TRANSFER_PRESETS:
         raise ConfigError(f"algorithm.name: no rpu config for {algorithm.name!r}")
@@ -134,6 +175,7 @@ def build_rpu_config(algorithm: AlgorithmConfig, device: DevicePoint) -> RpuConf
         if key not in field_names:
             raise ConfigError(f"algorithm.settings: {type(compound).__name__} has no field {key!r}")
         setattr(compound, key, value)
+    rpu_config.mapping = mapping_parameter(algorithm.mapping)
     return rpu_config
 
 
@@ -191,10 +233,19 @@ def apply_transfer_noise(model: torch.nn.Module, tau_percent: float, seed: int) 
         layer.set_weights(weight + tau_percent / 100.0 * weight.abs().max() * noise, bias)
 
 
-def analog_optimizer(model: torch.nn.Module, lr: float) -> AnalogSGD:
-    """AnalogSGD with each analog tile in its own parameter group (aihwkit's regrouping), tiles' lr = ``lr``."""
+def analog_optimizer(model: torch.nn.Module, lr: float, *, freeze_analog: bool = False) -> AnalogSGD:
+    """AnalogSGD with each analog tile in its own parameter group (aihwkit's regrouping), tiles' lr = ``lr``.
+
+    ``freeze_analog`` (a diagnostic ablation) gives every tile's group learning rate 0, which aihwkit's
+    ``AnalogSGD.step`` treats as "no update": the tiles receive no pulses and no transfers, while the digital
+    parameters (biases, norms, learned output scales) still train at ``lr``.
+    """
     optimizer = AnalogSGD(model.parameters(), lr=lr)
     optimizer.regroup_param_groups(model)
+    if freeze_analog:
+        for group in optimizer.param_groups:
+            if any(isinstance(p, AnalogContext) for p in group["params"]):
+                group["lr"] = 0.0
     return optimizer
 
 

@@ -10,15 +10,29 @@ import torch
 
 @dataclass(frozen=True)
 class EpochReport:
-    """One epoch of one trial; ``epoch`` counts from 1, errors are percent."""
+    """One epoch of one trial; ``epoch`` counts from 1, errors are percent.
+
+    The activity fields (analog trials only, None otherwise; see ``workers.activity``) are per layer group
+    (``embed``, ``blocks``, ``head``): ``*_moved`` percent of the group's analog weights changed since conversion,
+    ``*_rel`` mean|dW| / mean|W| since conversion, ``*_transfers`` c-TTv2 transfer events so far.
+    """
 
     epoch: int
     train_loss: float
     test_error: float
     test_accuracy: float
     seconds: float
+    embed_moved: float | None = None
+    embed_rel: float | None = None
+    embed_transfers: int | None = None
+    blocks_moved: float | None = None
+    blocks_rel: float | None = None
+    blocks_transfers: int | None = None
+    head_moved: float | None = None
+    head_rel: float | None = None
+    head_transfers: int | None = None
 
-    def to_dict(self) -> dict[str, float | int]:
+    def to_dict(self) -> dict[str, float | int | None]:
         return dataclasses.asdict(self)
 
 

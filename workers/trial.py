@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from workers.activity import activity_fields, measure, reference_weights
 from workers.checkpoint import TrialCheckpoint
 from workers.config import TrialConfig
 from workers.data import batches, load_target
@@ -73,7 +74,7 @@ def build_model(
 def make_optimizer(config: TrialConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
     """Analog modes: aihwkit's AnalogSGD drives the tiles' pulsed update. Digital modes: plain SGD (Table I)."""
     if config.is_analog:
-        return analog_optimizer(model, config.lr)
+        return analog_optimizer(model, config.lr, freeze_analog=config.freeze_analog)
     return torch.optim.SGD(model.parameters(), lr=config.lr)
 
 
@@ -95,14 +96,17 @@ def run_trial(
     train_set, test_set = load_target(config.data)
     num_classes = len(train_set.class_names)
     model, pretrained = build_model(config, num_classes, cache_dir, progress)
+    reference = reference_weights(model)  # the converted weights (empty for digital): activity is measured from here
     model = place_on_device(model, device)
     optimizer = make_optimizer(config, model)
     checkpoint = TrialCheckpoint(checkpoint_dir, config.checkpoint_key()) if checkpoint_dir is not None else None
     reports: list[EpochReport] = []
     if checkpoint is not None:
         reports = checkpoint.restore(model, optimizer, progress)
-        if not reports:
-            checkpoint.start_over(model)
+        if reports:
+            reference = checkpoint.activity_reference
+        else:
+            checkpoint.start_over(model, reference)
     restored_epochs = len(reports)
     if on_epoch is not None:
         for report in reports:
@@ -130,6 +134,7 @@ def run_trial(
             test_error=error,
             test_accuracy=100.0 - error,
             seconds=time.perf_counter() - started,
+            **(activity_fields(measure(model, reference)) if reference else {}),
         )
         reports.append(report)
         if checkpoint is not None:

@@ -98,7 +98,11 @@ def best(sweep: str, axis: str | None, plot: Path | None, store_url: str | None,
     emit_rows(curve, output_format)
 
 
-_BEST_COLUMNS = ("point_key", "mode", "task", "seed", *AXES, "status", "trials", "lr", "final_test_error")
+# The analog activity of the chosen trial's last epoch (workers.activity): head and body moved %, body rel change.
+_ACTIVITY_COLUMNS = ("head_moved", "blocks_moved", "blocks_rel")
+_BEST_COLUMNS = (
+    "point_key", "mode", "task", "seed", *AXES, "status", "trials", "lr", "final_test_error", *_ACTIVITY_COLUMNS,
+)
 
 
 @results.command()
@@ -124,7 +128,7 @@ def trials(sweep: str, point_key: str | None, store_url: str | None, output_form
 
 _TRIAL_COLUMNS = (
     "point_key", "trial_id", "lr", "status", "chosen", "epochs_done", "final_test_error", "best_test_error",
-    "error",
+    *_ACTIVITY_COLUMNS, "error",
 )
 
 
@@ -153,7 +157,9 @@ def curves(sweep: str, point_key: str | None, plot: Path | None, store_url: str 
     emit_rows(rows, output_format, columns=_CURVE_COLUMNS)
 
 
-_CURVE_COLUMNS = ("point_key", "mode", "task", "lr", "epoch", "test_error", "test_accuracy", "train_loss")
+_CURVE_COLUMNS = (
+    "point_key", "mode", "task", "lr", "epoch", "test_error", "test_accuracy", "train_loss", *_ACTIVITY_COLUMNS,
+)
 
 
 @results.command()

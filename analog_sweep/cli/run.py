@@ -32,7 +32,8 @@ from orchestrator._recorder import (
     retry_policy,
     with_retries,
 )
-from results import StoreError, StoreInputError, open_store
+from results import StoreError, StoreInputError, activity_warnings, open_store
+from results._replicates import replicate_rows
 from results._engine import SQLITE_BUSY_ENV
 from sweeps import SpecError, detect_environment, dry_run_report, expand, load_spec
 from workers.config import DEVICE_AXES
@@ -89,13 +90,32 @@ def _cluster_options(command: Any) -> Any:
     return store_option(command)
 
 
+# The chosen trial's analog activity at its last epoch (workers.activity): head and body moved %, body rel change.
+_ACTIVITY_COLUMNS = ["head_moved", "blocks_moved", "blocks_rel"]
+
+
 def _point_table(store: Any, name: str, output_format: str, *, with_status: bool = False) -> None:
-    """The best learning rate and its final test error at every point, with the axes the sweep varies."""
+    """The best learning rate and its final test error at every point, with the axes the sweep varies, then one
+    warning line per point whose analog tiles did not learn (or overwrote the pretrained weights).
+
+    ``with_status`` (``status``): one row per point and seed. Otherwise (the end of ``run`` and ``resume``): seeds
+    are replicates, one row per point with the mean, standard deviation and 95 % interval half-width across seeds.
+    """
     rows = with_retries(lambda: store.best_points(name))  # the sweep's results are in: worth a wait for the store
     varied = [axis for axis in DEVICE_AXES if len({row[axis] for row in rows}) > 1]
     rows.sort(key=lambda row: (row["task"], row["mode"], *(row[axis] for axis in varied), row["seed"]))
-    columns = ["mode", "task", *varied, "seed", *(["status"] if with_status else []), "trials", "lr", "final_test_error"]
-    emit_rows(display_rows(rows), output_format, columns=columns)
+    if with_status:
+        columns = ["mode", "task", *varied, "seed", "status", "trials", "lr", "final_test_error", *_ACTIVITY_COLUMNS]
+        emit_rows(display_rows(rows), output_format, columns=columns)
+    else:
+        columns = ["mode", "task", *varied, "seeds", "lr", "test_error_mean", "test_error_sd", "test_error_ci95",
+                   *_ACTIVITY_COLUMNS]
+        emit_rows(display_rows(replicate_rows(rows)), output_format, columns=columns)
+    for row in rows:
+        problems = activity_warnings(row)
+        if problems:
+            label = "/".join([row["mode"], row["task"], *(f"{a}={row[a]:g}" for a in varied), f"seed{row['seed']}"])
+            progress(f"warning: {label}: {'; '.join(problems)}")
 
 
 @click.command(epilog=STORE_RETRY_HELP)

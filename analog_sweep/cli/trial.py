@@ -11,11 +11,12 @@ from analog_sweep.cli.output import BadInput, one_line_errors, progress
 from workers.config import (
     ALGORITHMS,
     MODES,
-    TABLE_I,
+    ALGORITHM_SETTINGS,
     AlgorithmConfig,
     ConfigError,
     DataConfig,
     DevicePoint,
+    MappingConfig,
     ModelConfig,
     PretrainConfig,
     TrialConfig,
@@ -27,6 +28,23 @@ from workers.models import PRESETS, ModelError
 from workers.trial import run_trial
 
 _COLUMNS = ("epoch", "train_loss", "test_error", "test_accuracy", "seconds")
+# Analog activity (workers.activity): percent of head / body weights moved since conversion, body mean|dW|/mean|W|.
+_ACTIVITY_COLUMNS = ("head_moved", "blocks_moved", "blocks_rel")
+
+
+def _mapping(values: dict[str, object]) -> MappingConfig:
+    """``--mapping-set`` values over the default mapping; an unknown key or a wrong type is bad input."""
+    defaults = MappingConfig()
+    unknown = sorted(set(values) - {f for f in defaults.__dataclass_fields__})
+    if unknown:
+        raise BadInput(f"--mapping-set: unknown key(s) {', '.join(unknown)}; "
+                       f"choose from {', '.join(defaults.__dataclass_fields__)}")
+    for key, value in values.items():
+        wanted = type(getattr(defaults, key))
+        if isinstance(value, bool) != (wanted is bool) or not isinstance(value, (int, float)):
+            raise BadInput(f"--mapping-set {key}: expected {'true or false' if wanted is bool else 'a number'}, "
+                           f"got {value!r}")
+    return MappingConfig(**values)
 
 
 def _key_values(option: str, pairs: tuple[str, ...]) -> dict[str, object]:
@@ -57,7 +75,12 @@ def _key_values(option: str, pairs: tuple[str, ...]) -> dict[str, object]:
 @click.option("--model-set", "model_set", multiple=True, metavar="KEY=VALUE", help="Override a preset setting, e.g. embed_dim=32.")
 @click.option("--algorithm", type=click.Choice(ALGORITHMS), default="c-ttv2", show_default=True)
 @click.option("--algo-set", "algo_set", multiple=True, metavar="KEY=VALUE",
-              help=f"Override a Table I setting ({', '.join(TABLE_I)}).")
+              help=f"Override a c-TTv2 setting ({', '.join(ALGORITHM_SETTINGS)}).")
+@click.option("--mapping-set", "mapping_set", multiple=True, metavar="KEY=VALUE",
+              help="Override the weight mapping (weight_scaling_omega, weight_scaling_columnwise, learn_out_scaling, "
+                   "out_scaling_columnwise); defaults: omega 0.6 per output, fixed output scales.")
+@click.option("--freeze-analog", is_flag=True,
+              help="Diagnostic ablation: never update the analog tiles (digital parameters still train).")
 @click.option("--transfer-noise", type=click.FloatRange(0), default=0.0, show_default=True, help="Weight transfer noise, percent of max|W|.")
 @click.option("--sp-skew", type=click.FloatRange(0), default=0.0, show_default=True, help="Symmetry-point skew, percent of the weight range.")
 @click.option("--sp-variability", type=click.FloatRange(0), default=0.0, show_default=True, help="Symmetry-point spread, percent of the weight range.")
@@ -109,7 +132,11 @@ def trial(**options: object) -> None:
         pretrain=PretrainConfig(
             optimizer=options["pretrain_optimizer"], lr=options["pretrain_lr"], epochs=options["pretrain_epochs"]
         ),
-        algorithm=AlgorithmConfig(name=options["algorithm"], settings=tuple(_key_values("--algo-set", options["algo_set"]).items())),
+        algorithm=AlgorithmConfig(
+            name=options["algorithm"],
+            settings=tuple(_key_values("--algo-set", options["algo_set"]).items()),
+            mapping=_mapping(_key_values("--mapping-set", options["mapping_set"])),
+        ),
         device=DevicePoint(
             transfer_noise=options["transfer_noise"],
             sp_skew=options["sp_skew"],
@@ -121,17 +148,19 @@ def trial(**options: object) -> None:
         batch_size=options["batch_size"],
         epochs=options["epochs"],
         seed=options["seed"],
+        freeze_analog=bool(options["freeze_analog"]),
     )
     as_json = bool(options["as_json"])
+    columns = _COLUMNS + (_ACTIVITY_COLUMNS if config.is_analog else ())
     if not as_json:
-        click.echo("  ".join(f"{c:>13}" for c in _COLUMNS))
+        click.echo("  ".join(f"{c:>13}" for c in columns))
 
     def show(report: EpochReport) -> None:
         row = report.to_dict()
         if as_json:
             click.echo(json.dumps({"mode": config.mode, **row}))
         else:
-            click.echo(f"{row['epoch']:>13d}  " + "  ".join(f"{row[c]:>13.4f}" for c in _COLUMNS[1:]))
+            click.echo(f"{row['epoch']:>13d}  " + "  ".join(f"{row[c]:>13.4f}" for c in columns[1:]))
 
     result = run_trial(
         config,

@@ -13,6 +13,8 @@ NANO_SWEEP = [
     "model.overrides.embed_dim=12",
     "pretrain.epochs=2",
     "epochs=2",
+    "seeds=[0]",
+    "lr_search.values=[0.01,0.05]",
 ]
 
 

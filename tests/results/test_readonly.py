@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 import results
+from results import ACTIVITY_FIELDS
 
 # Statements refused on both databases. The ones starting with a reading keyword get past the first,
 # text-only check, so the database itself must refuse them.
@@ -77,7 +78,7 @@ def test_reads_work(filled_store, sample):
 @pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
 def test_schema_lookups_are_allowed_on_sqlite(filled_store):
     columns = [row[1] for row in filled_store.run_readonly_query("PRAGMA table_info(epochs)").rows]
-    assert columns == ["trial_id", "epoch", "train_loss", "test_error", "test_accuracy", "seconds"]
+    assert columns == ["trial_id", "epoch", "train_loss", "test_error", "test_accuracy", "seconds", *ACTIVITY_FIELDS]
 
 
 def test_max_rows_truncates(filled_store):

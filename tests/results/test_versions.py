@@ -24,16 +24,27 @@ def _scalar(url: str, query: str):
     return value
 
 
+def _drop_activity_columns(url: str) -> None:
+    """Make a store look like version 2: no activity columns on epochs and trials."""
+    _execute(
+        url,
+        *(f"ALTER TABLE epochs DROP COLUMN {name}" for name in results.ACTIVITY_FIELDS),
+        *(f"ALTER TABLE trials DROP COLUMN {name}" for name in results.TRIAL_ACTIVITY_FIELDS),
+        "UPDATE schema_version SET version = 2",
+    )
+
+
 def test_version_1_store_is_upgraded_and_keeps_its_data(store_url, sample, count_rows):
     with results.open_store(store_url) as store:
         sample.write(store)
         before = count_rows(store)
-    # Make it a version-1 store by hand: no trials.best_epoch yet.
+    # Make it a version-1 store by hand: no trials.best_epoch and no activity columns yet.
+    _drop_activity_columns(store_url)
     _execute(store_url, "ALTER TABLE trials DROP COLUMN best_epoch", "UPDATE schema_version SET version = 1")
 
     with results.open_store(store_url) as store:
         assert count_rows(store) == before
-        assert _scalar(store_url, "SELECT version FROM schema_version") == results.SCHEMA_VERSION == 2
+        assert _scalar(store_url, "SELECT version FROM schema_version") == results.SCHEMA_VERSION == 3
         trials = {t["trial_id"]: t for t in store.list_trials("noise")}
         completed = trials[sample.trial_id("analog_tl", 10.0, 0.05)]
         assert completed["best_epoch"] == sample.epochs  # errors fall every epoch, so the last is best
@@ -43,6 +54,44 @@ def test_version_1_store_is_upgraded_and_keeps_its_data(store_url, sample, count
         store.record_epoch(completed["trial_id"], 4, train_loss=0.1, test_error=0.5, test_accuracy=99.5, seconds=1)
         upgraded = {t["trial_id"]: t for t in store.list_trials("noise", completed["point_key"])}
         assert upgraded[completed["trial_id"]]["best_epoch"] == 4
+
+
+def test_version_2_store_gains_activity_columns_and_keeps_its_data(store_url, sample, count_rows):
+    with results.open_store(store_url) as store:
+        sample.write(store)
+        before = count_rows(store)
+        old_trials = {t["trial_id"]: t for t in store.list_trials("noise")}
+    _drop_activity_columns(store_url)
+
+    with results.open_store(store_url) as store:
+        assert count_rows(store) == before
+        assert _scalar(store_url, "SELECT version FROM schema_version") == 3
+        trials = {t["trial_id"]: t for t in store.list_trials("noise")}
+        keep = ("lr", "status", "epochs_done", "final_test_error", "best_test_error", "best_epoch")
+        assert {k: {c: t[c] for c in keep} for k, t in trials.items()} == {
+            k: {c: t[c] for c in keep} for k, t in old_trials.items()
+        }
+        # What was recorded before version 3 was not measured: NULL, not 0.
+        assert all(t[name] is None for t in trials.values() for name in results.TRIAL_ACTIVITY_FIELDS)
+        assert _scalar(store_url, "SELECT count(*) FROM epochs WHERE head_moved IS NOT NULL") == 0
+        # New epochs carry activity, and the trial keeps its last epoch's.
+        completed = sample.trial_id("analog_tl", 10.0, 0.05)
+        store.record_epoch(completed, sample.epochs + 1, train_loss=0.1, test_error=1.0, test_accuracy=99.0,
+                           seconds=1.0, head_moved=12.5, head_rel=0.3, head_transfers=40, blocks_moved=90.0,
+                           blocks_rel=0.4, blocks_transfers=900)
+        trial = {t["trial_id"]: t for t in store.list_trials("noise")}[completed]
+        assert (trial["head_moved"], trial["blocks_moved"], trial["blocks_rel"]) == (12.5, 90.0, 0.4)
+        assert trial["embed_moved"] is None
+        assert _scalar(store_url, f"SELECT head_transfers FROM epochs WHERE trial_id = '{completed}' "
+                                  f"AND epoch = {sample.epochs + 1}") == 40
+
+
+def test_unknown_activity_field_is_refused(store_url, sample):
+    with results.open_store(store_url) as store:
+        sample.write(store)
+        with pytest.raises(results.StoreInputError, match="unknown epoch field.*head_mooved"):
+            store.record_epoch(sample.trial_id("analog_tl", 10.0, 0.05), 1, train_loss=0.1, test_error=1.0,
+                               test_accuracy=99.0, seconds=1.0, head_mooved=3.0)
 
 
 def test_newer_store_is_refused_and_left_alone(store_url):

@@ -29,7 +29,7 @@ from aihwkit.simulator.presets.utils import PresetIOParameters
 from aihwkit.simulator.rpu_base import cuda as rpu_cuda
 from aihwkit.simulator.tiles import AnalogTile
 
-from workers.config import TABLE_I, AlgorithmConfig, ConfigError, DevicePoint
+from workers.config import TABLE_I, AlgorithmConfig, ConfigError, DevicePoint, MappingConfig
 from workers.devices import (
     TileBackendError,
     analog_layers,
@@ -283,8 +283,14 @@ def two_layer_model() -> torch.nn.Module:
     return model
 
 
+# These tests check the mechanics of conversion and transfer noise with the weights programmed as they are; the
+# default mapping's scaling is checked on its own below (test_default_mapping_...).
+UNSCALED = AlgorithmConfig("c-ttv2", mapping=MappingConfig(weight_scaling_omega=0.0, weight_scaling_columnwise=False))
+
+
 def inside_bounds(layer: AnalogLayerBase, weight: torch.Tensor) -> torch.Tensor:
-    """Where ``weight`` lies strictly inside the visible device's bounds, i.e. ``set_weights`` did not clip it.
+    """Where ``weight`` (in device units) lies strictly inside the visible device's bounds, i.e. ``set_weights``
+    did not clip it.
 
     ``set_weights`` clips the read-out weight at the hidden ``min_bound`` / ``max_bound`` planes as they are.
     """
@@ -295,9 +301,15 @@ def inside_bounds(layer: AnalogLayerBase, weight: torch.Tensor) -> torch.Tensor:
     return (weight < upper - 1e-6) & (weight > lower + 1e-6)
 
 
+def device_weights(layer: AnalogLayerBase) -> torch.Tensor:
+    """The tile's programmed weights in device units (the mapping's digital scales not applied)."""
+    (tile,) = layer.analog_tiles()
+    return tile.tile.get_weights().detach()
+
+
 @pytest.mark.parametrize("tau", [10.0, 20.0])
 def test_transfer_noise_spread_is_tau_percent_of_each_layers_max(tau):
-    model = to_analog(two_layer_model(), build_rpu_config(AlgorithmConfig("c-ttv2"), DevicePoint()))
+    model = to_analog(two_layer_model(), build_rpu_config(UNSCALED, DevicePoint()))
     before = [layer.get_weights()[0] for layer in analog_layers(model)]
     apply_transfer_noise(model, tau, seed=3)
     for layer, old in zip(analog_layers(model), before):
@@ -332,7 +344,7 @@ def test_transfer_noise_scale_is_the_whole_layers_max_when_the_layer_spans_tiles
 def test_transfer_noise_is_reproducible_per_seed_and_zero_leaves_weights_unchanged():
     """Each conversion draws new device bounds, so the noise is compared where no copy clipped it, and in
     units of each copy's layer max (a clipped largest weight changes that scale)."""
-    rpu_config = build_rpu_config(AlgorithmConfig("c-ttv2"), DevicePoint())
+    rpu_config = build_rpu_config(UNSCALED, DevicePoint())
     digital = two_layer_model()
     models = [to_analog(digital, rpu_config) for _ in range(3)]
     before = [[layer.get_weights()[0] for layer in analog_layers(m)] for m in models]
@@ -359,12 +371,44 @@ def test_transfer_noise_is_reproducible_per_seed_and_zero_leaves_weights_unchang
 def test_conversion_programs_weights_without_write_noise():
     """The preset's write noise (0.112) would swamp weights of 0.05; inside the device bounds they are exact."""
     digital = two_layer_model()
-    model = to_analog(digital, build_rpu_config(AlgorithmConfig("c-ttv2"), DevicePoint()))
+    model = to_analog(digital, build_rpu_config(UNSCALED, DevicePoint()))
     for layer, source in zip(analog_layers(model), (digital[0], digital[2])):
         weight, _ = layer.get_weights()
         source_weight = source.weight.detach().reshape(weight.shape)
         kept = inside_bounds(layer, source_weight)
         assert torch.allclose(weight[kept], source_weight[kept], atol=1e-6)
+
+
+def test_default_mapping_programs_each_outputs_largest_weight_at_omega_and_reads_back_digital_weights():
+    """Column-wise weight scaling (the default): device weights = W / (max|W of the output| / 0.6); ``get_weights``
+    undoes it, so inside the device bounds the digital weights come back exactly, and no write noise is added."""
+    digital = two_layer_model()
+    model = to_analog(digital, build_rpu_config(AlgorithmConfig("c-ttv2"), DevicePoint()))
+    for layer, source in zip(analog_layers(model), (digital[0], digital[2])):
+        weight, _ = layer.get_weights()
+        source_weight = source.weight.detach().reshape(weight.shape)
+        scales = source_weight.abs().amax(dim=1, keepdim=True) / MappingConfig().weight_scaling_omega
+        programmed = source_weight / scales
+        kept = inside_bounds(layer, programmed)
+        assert kept.float().mean() > 0.9
+        assert torch.allclose(device_weights(layer)[kept], programmed[kept], atol=1e-6)
+        assert torch.allclose(weight[kept], source_weight[kept], atol=1e-6)
+        assert device_weights(layer).abs().max() <= 0.6 + 1e-6
+
+
+@pytest.mark.parametrize("tau", [10.0, 20.0])
+def test_transfer_noise_keeps_the_papers_unit_under_the_default_mapping(tau):
+    """With weight scaling the noise is still tau percent of the layer's max|W| in digital units (paper eq. 1)."""
+    model = to_analog(two_layer_model(), build_rpu_config(AlgorithmConfig("c-ttv2"), DevicePoint()))
+    before = [(layer.get_weights()[0], inside_bounds(layer, device_weights(layer))) for layer in analog_layers(model)]
+    apply_transfer_noise(model, tau, seed=3)
+    for layer, (old, old_inside) in zip(analog_layers(model), before):
+        new, _ = layer.get_weights()
+        kept = old_inside & inside_bounds(layer, device_weights(layer))
+        assert kept.float().mean() > 0.8
+        delta = (new - old)[kept]
+        requested = tau / 100 * old.abs().max()
+        assert delta.std().item() == pytest.approx(requested.item(), rel=0.1)
 
 
 # ---- conversion, optimizer, torch device ----

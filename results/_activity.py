@@ -1,0 +1,42 @@
+"""What a trial's analog learning activity says about its numbers: one warning per problem, naming what to change.
+
+The activity columns (``ACTIVITY_FIELDS``, measured by the worker after every epoch; see ``workers.activity``) tell
+whether c-TTv2 changed the analog weights at all (``*_moved``, percent of weights) and how far from the converted
+weights training took them (``*_rel``, mean|dW| / mean|W|). Two ways an analog number can mislead:
+
+- a group barely moved (under ``BARELY_MOVED_PERCENT`` of its weights): whatever the trial learned, the digital
+  biases and norms learned it, not the analog tiles;
+- in a transfer-learning trial the body's rel reached ``OVERWRITTEN_REL``: write noise and updates replaced the
+  pretrained weights, so the trial no longer measures transfer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+BARELY_MOVED_PERCENT = 1.0
+OVERWRITTEN_REL = 1.0
+
+
+def activity_warnings(row: Mapping[str, Any]) -> list[str]:
+    """Problems with one trial's (or point's best trial's) final activity, each a phrase naming what to change; []
+    when the tiles learned or the row has no activity (digital trials, stores from before schema version 3).
+
+    ``row`` needs ``mode`` and the trial activity columns (``head_moved``, ``blocks_moved``, ``blocks_rel``, ...).
+    """
+    problems = []
+    for group, what in (("head", "head"), ("blocks", "body")):
+        moved = row.get(f"{group}_moved")
+        if moved is not None and moved < BARELY_MOVED_PERCENT:
+            problems.append(
+                f"analog {what} barely moved ({moved:.2g} % of its weights): shorten c-TTv2's time constant "
+                "(algorithm.settings.auto_granularity), train longer or raise the learning rate"
+            )
+    rel = row.get("blocks_rel")
+    if str(row.get("mode", "")).endswith("_tl") and rel is not None and rel >= OVERWRITTEN_REL:
+        problems.append(
+            f"analog body overwritten (mean|dW|/mean|W| = {rel:.2f}): the pretrained weights are lost; use weight "
+            "scaling (algorithm.mapping), a longer time constant (auto_granularity) or a lower learning rate"
+        )
+    return problems

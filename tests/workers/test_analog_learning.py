@@ -1,0 +1,101 @@
+"""Does the analog simulation learn? The quickstart's trials with the shipped defaults, over seeds.
+
+Every trial here is built from ``sweeps/quickstart.yaml`` exactly as the sweep builds it (``trial_config`` of its
+base points), at each of its learning rates; per seed the better learning rate is kept, as the sweep does. This
+fails if the tiles stop learning (the head never moves, the body is overwritten, or the trained tiles do no better
+than frozen ones), and it measures the paper's first two findings with Welch 95 % intervals
+(``results._replicates.difference``).
+
+aihwkit's tile noise cannot be seeded (its generators are seeded from the clock), so each number varies from run to
+run even at a fixed seed; the margins below come from repeated measurements, written beside each assertion.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import statistics
+from concurrent.futures import ProcessPoolExecutor
+
+import pytest
+
+from results._replicates import difference
+from sweeps import expand, load_spec, shipped_specs, trial_config
+from workers.config import TrialConfig
+
+SEEDS = (0, 1, 2, 3)
+
+
+def _run(config: TrialConfig, cache_dir: str) -> dict:
+    import torch
+
+    from workers.trial import run_trial
+
+    torch.set_num_threads(1)
+    return run_trial(config, cache_dir=cache_dir).reports[-1].to_dict()
+
+
+@pytest.fixture(scope="module")
+def outcomes(tmp_path_factory):
+    """Per (mode or "frozen", seed): the final epoch of the better of the quickstart's learning rates."""
+    spec = load_spec(shipped_specs()["quickstart"], [f"seeds={list(SEEDS)}"])
+    cache = str(tmp_path_factory.mktemp("cache"))
+    base = {(p.mode, p.seed): p for p in expand(spec) if p.device.transfer_noise == 0}
+    jobs = []
+    for seed in SEEDS:
+        for mode in ("analog_tl", "analog_scratch", "digital_tl"):
+            jobs += [((mode, seed), trial_config(base[mode, seed], lr)) for lr in spec.lr_search.values]
+        jobs += [(("frozen", seed), dataclasses.replace(trial_config(base["analog_tl", seed], lr), freeze_analog=True))
+                 for lr in spec.lr_search.values]
+    _run(jobs[0][1], cache)  # pretrain once, before the workers start
+    with ProcessPoolExecutor(2) as pool:
+        finals = list(pool.map(_run, [config for _, config in jobs], [cache] * len(jobs)))
+    chosen: dict[tuple[str, int], dict] = {}
+    for (key, _), final in zip(jobs, finals):
+        if key not in chosen or final["test_error"] < chosen[key]["test_error"]:
+            chosen[key] = final
+    return chosen
+
+
+def errors(outcomes, what: str) -> list[float]:
+    return [outcomes[what, seed]["test_error"] for seed in SEEDS]
+
+
+@pytest.mark.slow
+def test_the_analog_tiles_learn_and_keep_the_pretrained_weights(outcomes):
+    tl = [outcomes["analog_tl", seed] for seed in SEEDS]
+    # Measured with the shipped defaults (column-wise omega 0.6, auto_granularity 960): the head moved 36-42 % of
+    # its weights and the body's rel change was 0.50-0.52 in every run; 10 % and 0.75 leave room for the tile noise
+    # while still failing for Table I's 10000 (head 0 %) or an unscaled mapping (rel 2.0-2.7).
+    assert min(t["head_moved"] for t in tl) > 10.0, tl
+    assert max(t["blocks_rel"] for t in tl) < 0.75, tl
+    assert min(t["blocks_moved"] for t in tl) > 50.0, tl
+
+
+@pytest.mark.slow
+def test_trained_tiles_beat_frozen_tiles(outcomes, record_property):
+    """The ablation: the same trials with every analog weight frozen (digital biases, norms still train)."""
+    frozen = [outcomes["frozen", seed] for seed in SEEDS]
+    assert all(f["head_moved"] == f["blocks_moved"] == 0.0 for f in frozen)
+    gap = difference(errors(outcomes, "analog_tl"), errors(outcomes, "frozen"))
+    record_property("tiles_minus_frozen", str(gap))
+    # Same seed, same head initialisation and batch order: compare seed by seed, and on the mean. Measured gaps
+    # (learning - frozen, mean over 3-4 seeds) were -11 to -21 points; the frozen model's error swings by 15 points
+    # between seeds, so only the mean must clear the 5-point margin, and at most one seed may tie or lose.
+    assert gap.difference < -5.0, gap
+    wins = sum(t < f for t, f in zip(errors(outcomes, "analog_tl"), errors(outcomes, "frozen")))
+    assert wins >= len(SEEDS) - 1, (errors(outcomes, "analog_tl"), errors(outcomes, "frozen"))
+
+
+@pytest.mark.slow
+def test_the_papers_first_findings_on_the_embedded_default(outcomes, record_property):
+    """F1: analog TL beats analog training from scratch. F2: digital TL beats analog TL by a small margin (the
+    paper: about 2 points). Both differences are reported with Welch 95 % intervals."""
+    f1 = difference(errors(outcomes, "analog_tl"), errors(outcomes, "analog_scratch"))
+    f2 = difference(errors(outcomes, "analog_tl"), errors(outcomes, "digital_tl"))
+    record_property("F1_analog_tl_minus_analog_scratch", str(f1))
+    record_property("F2_analog_tl_minus_digital_tl", str(f2))
+    print(json.dumps({"F1": str(f1), "F2": str(f2)}))
+    assert f1.difference < 0, f1  # analog TL has the lower mean error
+    assert f2.difference > 0, f2  # digital TL has the lower mean error
+    assert statistics.fmean(errors(outcomes, "digital_tl")) < 15.0
