@@ -81,12 +81,28 @@ class LearningRateSearch(Searcher):
                     pruner=self._pruner(),
                     load_if_exists=True,
                 )
-                if self.lr_search.method == "grid" and not study.trials:
-                    # A fixed list: queue every value once; each ask takes the next (resumes keep the queue).
-                    for lr in self.lr_search.values:
-                        study.enqueue_trial({"lr": lr})
+                if self.lr_search.method == "grid":
+                    self._queue_grid(study)
                 self._studies[point_key] = study
             return self._studies[point_key]
+
+    def _queue_grid(self, study: optuna.Study) -> None:
+        """Queue every grid value the study does not hold yet; each ask takes the next queued one.
+
+        Queueing is one journal write per value, so a driver stopped part way leaves part of the grid queued. The
+        study's trials, queued or asked, say which values it already has (a queued value is the trial's fixed
+        parameter until it is drawn), so this runs at every opening and queues exactly the rest, in grid order:
+        after any interruption every value is run once."""
+        held: list[float] = []
+        for trial in study.get_trials(deepcopy=False):
+            lr = trial.params.get("lr", trial.system_attrs.get("fixed_params", {}).get("lr"))
+            if lr is not None:
+                held.append(lr)
+        for lr in self.lr_search.values:
+            if lr in held:
+                held.remove(lr)
+            else:
+                study.enqueue_trial({"lr": lr})
 
     def _sampler(self, point_key: str) -> optuna.samplers.BaseSampler:
         seed = self.lr_search.seed + int(point_key[:8], 16)  # point keys are hex content hashes
