@@ -21,6 +21,7 @@ from analog_sweep.cli.output import (
 )
 from orchestrator import (
     ClusterError,
+    JournalDamaged,
     StoreGaveUp,
     SweepStateError,
     resume_sweep,
@@ -40,7 +41,7 @@ from workers.config import DEVICE_AXES
 STORAGE_ENV = "ANALOG_SWEEP_STORAGE"
 EXIT_INTERRUPTED = 130  # what a shell reports for a command stopped by Ctrl-C
 _sweep_errors = one_line_errors(
-    SpecError, SweepStateError, StoreInputError, failure=(ClusterError, StoreGaveUp, StoreError, OSError)
+    SpecError, SweepStateError, StoreInputError, failure=(ClusterError, JournalDamaged, StoreGaveUp, StoreError, OSError)
 )
 # On Ctrl-C Ray Tune logs how to continue with its own API (Tuner.restore), and lists the trials it stopped; the
 # command says the one thing to do instead ('analog-sweep resume NAME').
