@@ -174,7 +174,7 @@ def status(sweep: str | None, store_url: str | None, output_format: str) -> None
         analog-sweep status
         analog-sweep status quickstart --format json
     """
-    with open_store(store_url, must_exist=True) as store:
+    with open_store(store_url, read_only=True) as store:
         if sweep is None:
             emit_rows(display_rows(store.sweep_progress()), output_format)
             return
