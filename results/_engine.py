@@ -160,7 +160,20 @@ def first_line(exc: BaseException | None) -> str:
     return text.splitlines()[0].strip() if text else type(exc).__name__
 
 
+# Query parameters of a store URL that hold secrets (libpq connection parameters).
+SECRET_QUERY_KEYS = ("password", "sslpassword")
+
+
 def label(url: sa.URL) -> str:
-    """The URL as text for messages, password hidden."""
-    return url.render_as_string(hide_password=True)
+    """The URL as text for messages, password hidden (also one given as a query parameter)."""
+    hidden = {key: "***" for key in SECRET_QUERY_KEYS if key in url.query}
+    return (url.update_query_dict(hidden) if hidden else url).render_as_string(hide_password=True)
+
+
+def without_secrets(url: sa.URL) -> sa.URL:
+    """``url`` with no password, in the authority or the query: what may be written to a file. Reopening it takes
+    the password from where libpq finds one (``PGPASSWORD``, ``~/.pgpass``, ``PGPASSFILE``)."""
+    query = {key: value for key, value in url.query.items() if key not in SECRET_QUERY_KEYS}
+    return sa.URL.create(url.drivername, username=url.username, host=url.host, port=url.port,
+                         database=url.database, query=query)
 
