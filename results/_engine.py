@@ -93,9 +93,7 @@ def _sqlite_engine(url: sa.URL, *, must_exist: bool, read_only: bool = False) ->
     @sa.event.listens_for(engine, "connect")
     def _set_pragmas(dbapi_connection: sqlite3.Connection, _record: object) -> None:
         cursor = dbapi_connection.cursor()
-        if read_only:
-            cursor.execute("PRAGMA query_only=ON")  # a reader never writes, even by mistake
-        elif not is_memory_sqlite(url):
+        if not read_only and not is_memory_sqlite(url):
             cursor.execute("PRAGMA journal_mode=WAL")  # readers never block the single writer
             # Safe from corruption in WAL mode; a power cut may lose the last commits, which a replay restores.
             cursor.execute("PRAGMA synchronous=NORMAL")

@@ -41,7 +41,8 @@ from workers.config import DEVICE_AXES
 STORAGE_ENV = "ANALOG_SWEEP_STORAGE"
 EXIT_INTERRUPTED = 130  # what a shell reports for a command stopped by Ctrl-C
 _sweep_errors = one_line_errors(
-    SpecError, SweepStateError, StoreInputError, failure=(ClusterError, JournalDamaged, StoreGaveUp, StoreError, OSError)
+    SpecError, SweepStateError, StoreInputError,
+    failure=(ClusterError, JournalDamaged, StoreGaveUp, StoreError, OSError),
 )
 # On Ctrl-C Ray Tune logs how to continue with its own API (Tuner.restore), and lists the trials it stopped; the
 # command says the one thing to do instead ('analog-sweep resume NAME').
