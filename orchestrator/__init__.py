@@ -17,16 +17,18 @@ from orchestrator._driver import (
     trial_resources,
 )
 from orchestrator._recorder import StoreGaveUp, with_retries
-from orchestrator._search import LearningRateSearch, trial_id_for
+from orchestrator._search import JournalDamaged, LearningRateSearch, repair_journal, trial_id_for
 
 __all__ = [
     "ClusterError",
+    "JournalDamaged",
     "LearningRateSearch",
     "StoreGaveUp",
     "SweepOutcome",
     "SweepPaths",
     "SweepStateError",
     "ray_session",
+    "repair_journal",
     "resume_sweep",
     "run_sweep",
     "sweep_paths",

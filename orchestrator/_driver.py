@@ -27,7 +27,7 @@ from ray import tune
 from orchestrator._progress import ProgressLine, format_duration
 from orchestrator._pruning import OptunaPruning
 from orchestrator._recorder import StoreGaveUpStopper, StoreRecorder, with_retries
-from orchestrator._search import LearningRateSearch
+from orchestrator._search import JournalDamaged, LearningRateSearch, repair_journal
 from orchestrator._trainable import fine_tune
 from results import NotFound, Store
 from sweeps import (
@@ -167,6 +167,7 @@ def _execute(
     started = time.monotonic()
     points = expand(spec)
     with _driver_lock(paths, spec.name):
+        _check_journal(store, spec.name, paths, echo)
         try:
             with ray_session(address):
                 # What the cluster cannot give is refused before anything is written.
@@ -227,6 +228,23 @@ def _execute(
             f"sweep {spec.name} stopped with {done}/{len(points)} points done: continue with "
             f"'analog-sweep resume {spec.name}'",
         )
+
+
+def _check_journal(store: Store, name: str, paths: SweepPaths, echo: Callable[[str], None]) -> None:
+    """Repair a torn last record of the sweep's Optuna journal (saying so), before Ray starts or anything is
+    written. Damage that cannot be repaired safely raises ``JournalDamaged``; a sweep the store still calls
+    ``running`` (its driver died: this one holds the lock) is then marked ``interrupted``, so ``status`` tells the
+    truth while the journal is fixed."""
+    try:
+        repair_journal(paths.journal, echo)
+    except JournalDamaged as damaged:
+        try:
+            status = with_retries(lambda: store.get_sweep(name))["status"]
+        except NotFound:
+            status = None
+        if status == "running":
+            with_retries(lambda: store.set_sweep_status(name, "interrupted"))
+        raise damaged
 
 
 def _trial_name(trial: Any) -> str:

@@ -17,6 +17,8 @@ from __future__ import annotations
 import os
 import sys
 import time
+import uuid
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -25,6 +27,7 @@ from ray import tune
 
 from orchestrator._search import LearningRateSearch
 from results import ACTIVITY_FIELDS, Store, StoreUnavailable, open_store
+from results._engine import without_secrets
 
 T = TypeVar("T")
 _EPOCH_FIELDS = ("train_loss", "test_error", "test_accuracy", "seconds", *ACTIVITY_FIELDS)
@@ -124,13 +127,20 @@ class StoreRecorder(tune.Callback):
             self.gave_up = exc
             return None
 
-    # Ray Tune pickles its callbacks with the experiment: keep the store's URL, not its connections.
+    # Ray Tune pickles its callbacks (and, through the stopper, this recorder) into the experiment's files
+    # (tuner.pkl, search_gen_state-*.json): they must hold no connection and no secret. The pickle carries a token
+    # for the open store of this process and the store's URL without its password; unpickled here, the recorder
+    # uses the same store, elsewhere it reopens the URL (the password then comes from PGPASSWORD or ~/.pgpass).
     def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "store": self.store.url}
+        token = self.__dict__.get("_store_token") or uuid.uuid4().hex
+        self.__dict__["_store_token"] = token
+        _OPEN_STORES[token] = self.store
+        url = without_secrets(self.store.engine.url).render_as_string(hide_password=False)
+        return {**self.__dict__, "store": url}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
-        self.store = open_store(state["store"])
+        self.store = _OPEN_STORES.get(state.get("_store_token", "")) or open_store(state["store"])
 
     def _record_trial(self, trial: Any, status: str, error: str | None = None) -> None:
         config = trial.config
@@ -165,6 +175,10 @@ class StoreRecorder(tune.Callback):
     def _choose_best_if_done(self, point_key: str) -> None:
         if self.search.point_finished(point_key):
             self._write(lambda: self.store.choose_best(self.sweep, point_key))
+
+
+# The stores recorders of this process write to, by the token their pickles carry instead of a URL with a password.
+_OPEN_STORES: weakref.WeakValueDictionary[str, Store] = weakref.WeakValueDictionary()
 
 
 class StoreGaveUpStopper(tune.Stopper):

@@ -10,8 +10,13 @@ id, so its worker continues from that trial's own checkpoint instead of starting
 
 from __future__ import annotations
 
+import json
+import os
 import pickle
+import shutil
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +33,85 @@ METRIC = "test_error"
 _FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+class JournalDamaged(RuntimeError):
+    """The Optuna journal is damaged in a way that cannot be repaired safely; the message names the file and what
+    to do. Nothing was written to it."""
+
+
+def repair_journal(path: str | Path, notice: Callable[[str], None]) -> None:
+    """Check a sweep's Optuna journal before it is opened; repair a torn last record, refuse any other damage.
+
+    Optuna appends one JSON record a line. A crash, a power cut or a full disk can leave the last record cut short,
+    or a run of NUL bytes where it should be. Optuna skips such a line when it reads, but its next record is then
+    appended onto it, and from then on every read of the journal fails. A damaged *last* record is the write that
+    did not happen (the search is built to survive a stop between any two of its writes), so it is removed: the
+    file is first copied to ``<journal>.damaged-<time>`` and ``notice`` says so in one line. Damage anywhere else
+    (a record that is not one, followed by more records), or records Optuna cannot replay, raises
+    ``JournalDamaged`` and leaves the file as it is."""
+    path = Path(path)
+    if not path.exists():
+        return
+    if not path.is_file():
+        raise JournalDamaged(f"optuna journal {path} is not a file: move it away, then resume")
+    data = path.read_bytes()
+    lines = data.splitlines(keepends=True)
+    good = 0
+    for number, line in enumerate(lines, start=1):
+        if _is_record(line):
+            good += len(line)
+        elif number < len(lines):
+            raise JournalDamaged(
+                f"optuna journal {path} is damaged at line {number} of {len(lines)} ({_describe(line)}), not at its "
+                "end, so it cannot be repaired safely; nothing was changed: restore the file from a backup, or run "
+                "the sweep again under a new name"
+            )
+    if good < len(data):
+        backup = _backup_name(path)
+        shutil.copy2(path, backup)
+        with open(backup, "rb+") as handle:
+            os.fsync(handle.fileno())
+        with open(path, "rb+") as handle:
+            handle.truncate(good)
+            os.fsync(handle.fileno())
+        notice(f"optuna journal {path}: removed a torn last record ({len(data) - good} bytes, as a crash or a full "
+               f"disk leaves it); the damaged file is kept as {backup}")
+    try:
+        JournalStorage(JournalFileBackend(str(path)))  # replays every record
+    except Exception as exc:  # noqa: BLE001 - whatever Optuna's replay raises, the cause is the file
+        reason = " ".join(str(exc).split())[:200] or type(exc).__name__
+        raise JournalDamaged(
+            f"optuna journal {path} cannot be replayed ({type(exc).__name__}: {reason}); nothing was changed: "
+            "restore the file from a backup, or run the sweep again under a new name"
+        ) from None
+
+
+def _is_record(line: bytes) -> bool:
+    """Whether ``line`` is a whole journal record: newline-terminated JSON object with an operation code."""
+    if not line.endswith(b"\n"):
+        return False
+    try:
+        record = json.loads(line)
+    except ValueError:  # JSONDecodeError, UnicodeDecodeError
+        return False
+    return isinstance(record, dict) and isinstance(record.get("op_code"), int) and "worker_id" in record
+
+
+def _describe(line: bytes) -> str:
+    if line.strip(b"\0\n") == b"":
+        return f"{len(line)} NUL bytes"
+    return f"not a journal record: {line[:40]!r}"
+
+
+def _backup_name(path: Path) -> Path:
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    backup = path.with_name(f"{path.name}.damaged-{stamp}")
+    n = 1
+    while backup.exists():
+        n += 1
+        backup = path.with_name(f"{path.name}.damaged-{stamp}-{n}")
+    return backup
 
 
 @dataclass(frozen=True)
@@ -81,12 +165,28 @@ class LearningRateSearch(Searcher):
                     pruner=self._pruner(),
                     load_if_exists=True,
                 )
-                if self.lr_search.method == "grid" and not study.trials:
-                    # A fixed list: queue every value once; each ask takes the next (resumes keep the queue).
-                    for lr in self.lr_search.values:
-                        study.enqueue_trial({"lr": lr})
+                if self.lr_search.method == "grid":
+                    self._queue_grid(study)
                 self._studies[point_key] = study
             return self._studies[point_key]
+
+    def _queue_grid(self, study: optuna.Study) -> None:
+        """Queue every grid value the study does not hold yet; each ask takes the next queued one.
+
+        Queueing is one journal write per value, so a driver stopped part way leaves part of the grid queued. The
+        study's trials, queued or asked, say which values it already has (a queued value is the trial's fixed
+        parameter until it is drawn), so this runs at every opening and queues exactly the rest, in grid order:
+        after any interruption every value is run once."""
+        held: list[float] = []
+        for trial in study.get_trials(deepcopy=False):
+            lr = trial.params.get("lr", trial.system_attrs.get("fixed_params", {}).get("lr"))
+            if lr is not None:
+                held.append(lr)
+        for lr in self.lr_search.values:
+            if lr in held:
+                held.remove(lr)
+            else:
+                study.enqueue_trial({"lr": lr})
 
     def _sampler(self, point_key: str) -> optuna.samplers.BaseSampler:
         seed = self.lr_search.seed + int(point_key[:8], 16)  # point keys are hex content hashes

@@ -7,6 +7,7 @@ import os
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 import sqlalchemy as sa
 from sqlalchemy.pool import StaticPool
@@ -49,14 +50,16 @@ def is_memory_sqlite(url: sa.URL) -> bool:
     return url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
 
 
-def create_engine(url: sa.URL, *, must_exist: bool) -> sa.Engine:
+def create_engine(url: sa.URL, *, must_exist: bool, read_only: bool = False) -> sa.Engine:
     """An engine for ``url``; a SQLite file gets WAL mode, a busy timeout and enforced foreign keys.
 
     ``must_exist`` refuses a SQLite file that is not there yet instead of creating an empty one,
-    so a mistyped path in a read command is an error rather than an empty store.
+    so a mistyped path in a read command is an error rather than an empty store. ``read_only`` (readers; implies
+    ``must_exist``) opens a SQLite store that this process may not write, in a read-only folder or on a read-only
+    mount, without creating any file there (see ``sqlite_read_target``).
     """
     if url.get_backend_name() == "sqlite":
-        return _sqlite_engine(url, must_exist=must_exist)
+        return _sqlite_engine(url, must_exist=must_exist or read_only, read_only=read_only)
     connect_args = {} if "connect_timeout" in url.query else {"connect_timeout": POSTGRES_CONNECT_SECONDS}
     try:
         return sa.create_engine(url, connect_args=connect_args, pool_pre_ping=True)
@@ -64,7 +67,8 @@ def create_engine(url: sa.URL, *, must_exist: bool) -> sa.Engine:
         raise BadStoreURL(f"cannot use {label(url)}: {exc}") from None
 
 
-def _sqlite_engine(url: sa.URL, *, must_exist: bool) -> sa.Engine:
+def _sqlite_engine(url: sa.URL, *, must_exist: bool, read_only: bool = False) -> sa.Engine:
+    reading_elsewhere = False  # a read-only connection to a store in a place this process cannot write
     if is_memory_sqlite(url):
         engine = sa.create_engine(url, poolclass=StaticPool, connect_args={"check_same_thread": False})
     else:
@@ -77,12 +81,19 @@ def _sqlite_engine(url: sa.URL, *, must_exist: bool) -> sa.Engine:
             if must_exist:
                 raise BadStoreURL(f"no folder {path.parent} for store {path}")
             path.parent.mkdir(parents=True, exist_ok=True)
-        engine = sa.create_engine(url, connect_args={"timeout": sqlite_busy_seconds()})
+        timeout = sqlite_busy_seconds()
+        database, reading_elsewhere = sqlite_read_target(path) if read_only else (str(path), False)
+        if reading_elsewhere:
+            engine = sa.create_engine(
+                url, creator=lambda: sqlite3.connect(database, uri=True, timeout=timeout, check_same_thread=False)
+            )
+        else:
+            engine = sa.create_engine(url, connect_args={"timeout": timeout})
 
     @sa.event.listens_for(engine, "connect")
     def _set_pragmas(dbapi_connection: sqlite3.Connection, _record: object) -> None:
         cursor = dbapi_connection.cursor()
-        if not is_memory_sqlite(url):
+        if not read_only and not is_memory_sqlite(url):
             cursor.execute("PRAGMA journal_mode=WAL")  # readers never block the single writer
             # Safe from corruption in WAL mode; a power cut may lose the last commits, which a replay restores.
             cursor.execute("PRAGMA synchronous=NORMAL")
@@ -90,6 +101,22 @@ def _sqlite_engine(url: sa.URL, *, must_exist: bool) -> sa.Engine:
         cursor.close()
 
     return engine
+
+
+def sqlite_read_target(path: Path) -> tuple[str, bool]:
+    """How to open the SQLite store at ``path`` only to read it: (what to connect to, whether it is a URI).
+
+    A store in a place this process can write is opened as usual: then, like every writer's, the last connection
+    to close merges the write-ahead log and removes the ``-wal`` and ``-shm`` files (a ``mode=ro`` connection would
+    create them and leave them behind). A store it cannot write (a read-only folder, file or mount, or an immutable
+    folder) is opened ``mode=ro``; with ``immutable=1`` as well when no write-ahead log is pending, because SQLite
+    cannot create the ``-shm`` file it otherwise needs there (and nothing can be writing the store: a writer keeps a
+    ``-wal`` file beside it)."""
+    if os.access(path, os.W_OK) and os.access(path.parent, os.W_OK):
+        return str(path), False
+    wal = path.with_name(path.name + "-wal")
+    pending = wal.exists() and wal.stat().st_size > 0
+    return f"file:{quote(str(path.resolve()))}?mode=ro{'' if pending else '&immutable=1'}", True
 
 
 def sqlite_busy_seconds() -> float:
@@ -131,7 +158,20 @@ def first_line(exc: BaseException | None) -> str:
     return text.splitlines()[0].strip() if text else type(exc).__name__
 
 
+# Query parameters of a store URL that hold secrets (libpq connection parameters).
+SECRET_QUERY_KEYS = ("password", "sslpassword")
+
+
 def label(url: sa.URL) -> str:
-    """The URL as text for messages, password hidden."""
-    return url.render_as_string(hide_password=True)
+    """The URL as text for messages, password hidden (also one given as a query parameter)."""
+    hidden = {key: "***" for key in SECRET_QUERY_KEYS if key in url.query}
+    return (url.update_query_dict(hidden) if hidden else url).render_as_string(hide_password=True)
+
+
+def without_secrets(url: sa.URL) -> sa.URL:
+    """``url`` with no password, in the authority or the query: what may be written to a file. Reopening it takes
+    the password from where libpq finds one (``PGPASSWORD``, ``~/.pgpass``, ``PGPASSFILE``)."""
+    query = {key: value for key, value in url.query.items() if key not in SECRET_QUERY_KEYS}
+    return sa.URL.create(url.drivername, username=url.username, host=url.host, port=url.port,
+                         database=url.database, query=query)
 

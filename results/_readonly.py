@@ -27,7 +27,7 @@ from urllib.parse import quote
 
 import sqlalchemy as sa
 
-from results._engine import first_line, is_memory_sqlite, label
+from results._engine import first_line, is_memory_sqlite, label, sqlite_read_target
 from results._errors import QueryFailed, QueryRefused, StoreInputError, StoreUnavailable
 
 READING_KEYWORDS = ("select", "with", "values", "table", "explain", "show", "pragma")
@@ -97,9 +97,19 @@ def _run_sqlite(url: sa.URL, sql: str, max_rows: int | None) -> QueryResult:
     if is_memory_sqlite(url):
         raise StoreInputError("read-only queries need a store in a file or on a server, not in memory")
     path = Path(str(url.database)).expanduser().resolve()
+    database, elsewhere = sqlite_read_target(path)
+    janitor = None
     try:
-        connection = sqlite3.connect(f"file:{quote(str(path))}?mode=ro", uri=True, timeout=30)
+        if not elsewhere:
+            # The store's place is writable: a plain connection, open across the query and closed last, merges
+            # and removes the -wal and -shm files that the read-only one would otherwise leave behind.
+            janitor = sqlite3.connect(str(path), timeout=30)
+            janitor.execute("SELECT count(*) FROM sqlite_master").fetchall()
+            database = f"file:{quote(str(path))}?mode=ro"
+        connection = sqlite3.connect(database, uri=True, timeout=30)
     except sqlite3.Error as exc:
+        if janitor is not None:
+            janitor.close()
         raise StoreUnavailable(f"cannot open {path} read-only: {first_line(exc)}") from None
     try:
         connection.execute("PRAGMA query_only=ON")
@@ -117,6 +127,8 @@ def _run_sqlite(url: sa.URL, sql: str, max_rows: int | None) -> QueryResult:
         raise QueryFailed(f"query failed: {message}") from None
     finally:
         connection.close()
+        if janitor is not None:
+            janitor.close()
 
 
 def _run_postgresql(engine: sa.Engine, sql: str, max_rows: int | None) -> QueryResult:

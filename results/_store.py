@@ -38,19 +38,21 @@ from results._summaries import refresh_trial_summary
 from results._versions import ensure_schema
 
 
-def open_store(url: str | None = None, *, must_exist: bool = False) -> Store:
+def open_store(url: str | None = None, *, must_exist: bool = False, read_only: bool = False) -> Store:
     """Open (creating or upgrading the schema as needed) the store at ``url``.
 
     ``url`` is any SQLAlchemy URL for SQLite or PostgreSQL; None means ``$ANALOG_SWEEP_STORE``, else
     ``sqlite:///<cwd>/sweep-store/results.db``. ``must_exist`` (for readers) refuses to create a new store.
+    ``read_only`` (for commands that only read; implies ``must_exist``) never writes, and opens a SQLite store in a
+    place this process cannot write (a read-only folder or mount) without leaving any file behind.
     Raises ``BadStoreURL`` for a bad or empty URL, ``StoreUnavailable`` when the server cannot be reached,
     ``SchemaVersionError`` for a store newer than this code.
     """
     resolved = resolve_url(url)
-    engine = create_engine(resolved, must_exist=must_exist)
+    engine = create_engine(resolved, must_exist=must_exist, read_only=read_only)
     try:
         with database_errors(resolved), engine.begin() as connection:
-            ensure_schema(connection, where=label(resolved), must_exist=must_exist)
+            ensure_schema(connection, where=label(resolved), must_exist=must_exist or read_only)
     except BaseException:
         engine.dispose()
         raise

@@ -1,6 +1,6 @@
 """``analog-sweep results ...``: read the results store (tables, curves, plots, Parquet, read-only SQL).
 
-A thin layer over the ``results`` library: every command opens the store read-side (``must_exist``, so a
+A thin layer over the ``results`` library: every command opens the store read-only (``read_only``: it must exist, so a
 mistyped path is an error, not a new empty store) and prints rows with the shared ``--format`` option.
 Exit codes: 0 ok, 1 the store could not be used (unreachable server), 2 bad input.
 """
@@ -54,7 +54,7 @@ def sweeps(store_url: str | None, output_format: str) -> None:
     Example:
         analog-sweep results sweeps --format csv
     """
-    with open_store(store_url, must_exist=True) as store:
+    with open_store(store_url, read_only=True) as store:
         emit_rows(display_rows(store.sweep_progress()), output_format, columns=_SWEEP_COLUMNS)
 
 
@@ -87,7 +87,7 @@ def best(sweep: str, axis: str | None, plot: Path | None, store_url: str | None,
     """
     if plot is not None and axis is None:
         raise click.UsageError("--plot needs --axis")
-    with open_store(store_url, must_exist=True) as store:
+    with open_store(store_url, read_only=True) as store:
         if axis is None:
             emit_rows(display_rows(store.best_points(sweep)), output_format, columns=_BEST_COLUMNS)
             return
@@ -118,7 +118,7 @@ def trials(sweep: str, point_key: str | None, store_url: str | None, output_form
     Example:
         analog-sweep results trials noise-sweep --point tn=10
     """
-    with open_store(store_url, must_exist=True) as store:
+    with open_store(store_url, read_only=True) as store:
         chosen = {row["trial_id"] for row in store.best_points(sweep)}
         rows = [{**row, "chosen": row["trial_id"] in chosen} for row in store.list_trials(sweep, point_key)]
         if point_key is not None:
@@ -149,7 +149,7 @@ def curves(sweep: str, point_key: str | None, plot: Path | None, store_url: str 
     Example:
         analog-sweep results curves tl-vs-ref --plot fig2.png
     """
-    with open_store(store_url, must_exist=True) as store:
+    with open_store(store_url, read_only=True) as store:
         rows = store.epoch_curves(sweep, point_key)
     if plot is not None:
         plot_epoch_curves(rows, plot)
@@ -183,7 +183,7 @@ def export(sweep: str, out: Path, per: str, store_url: str | None, output_format
         analog-sweep results export noise-sweep --out noise.parquet
         analog-sweep results export noise-sweep --out points.parquet --per point
     """
-    with open_store(store_url, must_exist=True) as store:
+    with open_store(store_url, read_only=True) as store:
         count = store.export_trials(sweep, out) if per == "epoch" else store.export_points(sweep, out)
     emit_rows([{"file": str(out), "per": per, "rows": count}], output_format)
 
@@ -209,7 +209,7 @@ def query(sql: str, limit: int, store_url: str | None, output_format: str) -> No
     """
     if sql == "-":
         sql = sys.stdin.read()
-    with open_store(store_url, must_exist=True) as store:
+    with open_store(store_url, read_only=True) as store:
         result = store.run_readonly_query(sql, max_rows=limit)
     columns = _unique(result.columns)
     emit_rows(display_rows(dict(zip(columns, row)) for row in result.rows), output_format, columns=columns)

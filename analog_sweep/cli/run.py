@@ -21,6 +21,7 @@ from analog_sweep.cli.output import (
 )
 from orchestrator import (
     ClusterError,
+    JournalDamaged,
     StoreGaveUp,
     SweepStateError,
     resume_sweep,
@@ -41,7 +42,8 @@ from workers.config import DEVICE_AXES
 STORAGE_ENV = "ANALOG_SWEEP_STORAGE"
 EXIT_INTERRUPTED = 130  # what a shell reports for a command stopped by Ctrl-C
 _sweep_errors = one_line_errors(
-    SpecError, SweepStateError, StoreInputError, failure=(ClusterError, StoreGaveUp, StoreError, OSError)
+    SpecError, SweepStateError, StoreInputError,
+    failure=(ClusterError, JournalDamaged, StoreGaveUp, StoreError, OSError),
 )
 # On Ctrl-C Ray Tune logs how to continue with its own API (Tuner.restore), and lists the trials it stopped; the
 # command says the one thing to do instead ('analog-sweep resume NAME').
@@ -193,7 +195,7 @@ def status(sweep: str | None, store_url: str | None, output_format: str) -> None
         analog-sweep status
         analog-sweep status quickstart --format json
     """
-    with open_store(store_url, must_exist=True) as store:
+    with open_store(store_url, read_only=True) as store:
         if sweep is None:
             emit_rows(display_rows(store.sweep_progress()), output_format)
             return

@@ -57,3 +57,37 @@ def test_a_trial_asked_but_not_yet_given_its_learning_rate_is_handed_out_with_on
         for point in points:
             lrs = sorted(s["lr"] for s in handed.values() if s["point_key"] == point.key)
             assert lrs == sorted(spec.lr_search.values)
+
+
+GRID4 = ["lr_search.values=[0.001,0.01,0.03,0.1]"]
+
+
+def _run_to_the_end(search: LearningRateSearch, epochs: int, prefix: str) -> None:
+    """What the driver does with the search: every trial handed out (breadth-first), then each one told."""
+    for ray_id in drain(search, prefix):
+        search.on_trial_complete(ray_id, {"test_error": 10.0, "epoch": epochs})
+
+
+def test_every_grid_value_runs_once_whichever_journal_write_the_driver_died_after(tmp_path):
+    """Issue 10, item 3: the grid is queued one ``enqueue_trial`` (one journal write) at a time, and asking and
+    telling are journal writes too. The driver is stopped after each write in turn, of set-up and of the whole
+    search (a journal cut after N records is exactly what a driver killed after its N-th write leaves), then
+    resumed: every point runs its four values, each once, and nothing else."""
+    spec = spec_for([*FAULT_SWEEP, *GRID4])
+    points = expand(spec)
+    assert spec.lr_search.trials_per_point == 4 and len(points) == 2
+    reference = tmp_path / "reference.journal"
+    _run_to_the_end(LearningRateSearch(spec.name, points, spec.lr_search, reference, SETTINGS), spec.epochs, "r")
+    records = reference.read_bytes().splitlines(keepends=True)
+    grid = sorted(spec.lr_search.values)
+    for cut in range(len(records) + 1):
+        journal = tmp_path / f"cut-{cut}.journal"
+        journal.write_bytes(b"".join(records[:cut]))
+        resumed = LearningRateSearch(spec.name, points, spec.lr_search, journal, SETTINGS)
+        _run_to_the_end(resumed, spec.epochs, f"cut{cut}-")
+        for point in points:
+            assert resumed.point_finished(point.key), (cut, point.key)
+            ended = resumed.ended_trials(point.key)
+            assert sorted(lr for _, lr, _ in ended) == grid, (cut, point.key, ended)
+            assert len({trial_id for trial_id, _, _ in ended}) == len(ended) == 4, (cut, ended)
+        assert drain(LearningRateSearch(spec.name, points, spec.lr_search, journal, SETTINGS), "again") == {}
