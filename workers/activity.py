@@ -71,7 +71,7 @@ class GroupActivity:
     """One layer group's activity since conversion: ``moved`` percent, ``rel`` ratio, ``transfers`` count."""
 
     moved: float
-    rel: float
+    rel: float | None
     transfers: int | None
 
 
@@ -106,7 +106,7 @@ def measure(model: torch.nn.Module, reference: dict[str, torch.Tensor]) -> dict[
     return {
         g: GroupActivity(
             moved=100.0 * moved[g] / count[g],
-            rel=change[g] / size[g] if size[g] > 0 else float("inf") if change[g] > 0 else 0.0,
+            rel=change[g] / size[g] if size[g] > 0 else None,  # all-zero converted weights: no relative change
             transfers=transfers[g],
         )
         for g in GROUPS

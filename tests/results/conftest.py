@@ -65,6 +65,16 @@ class SampleSweep:
     def epoch_error(self, mode: str, noise: float, lr: float, epoch: int) -> float:
         return self.final_error(mode, noise, lr) + 5.0 * (self.epochs - epoch)
 
+    @staticmethod
+    def activity(mode: str, noise: float, epoch: int) -> dict[str, float | int]:
+        """Made up analog activity: moves grow with the epoch; the noisiest point's head never moves. Digital: none."""
+        if not mode.startswith("analog"):
+            return {}
+        head = 0.0 if noise == 100.0 else 10.0 * epoch
+        return {"embed_moved": 5.0 * epoch, "embed_rel": 0.1 * epoch, "embed_transfers": 7 * epoch,
+                "blocks_moved": 20.0 * epoch, "blocks_rel": 0.2 * epoch, "blocks_transfers": 100 * epoch,
+                "head_moved": head, "head_rel": head / 100, "head_transfers": 3 * epoch}
+
     def write(self, store: results.Store, name: str = "noise") -> None:
         spec = {"name": name, "axes": {"transfer_noise": list(self.noises)}}
         store.record_sweep(name, spec, "hash-1", "running", "/ray/exp")
@@ -87,7 +97,8 @@ class SampleSweep:
             return
         for epoch in range(1, (1 if lr == 0.1 else self.epochs) + 1):
             error = self.epoch_error(mode, noise, lr, epoch)
-            store.record_epoch(tid, epoch, train_loss=1.0 / epoch, test_error=error, test_accuracy=100.0 - error, seconds=2.5)
+            store.record_epoch(tid, epoch, train_loss=1.0 / epoch, test_error=error, test_accuracy=100.0 - error,
+                               seconds=2.5, **self.activity(mode, noise, epoch))
         store.record_trial(tid, name, key, lr=lr, status="pruned" if lr == 0.1 else "completed")
 
 

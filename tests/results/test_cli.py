@@ -169,3 +169,29 @@ def test_real_process_refuses_a_write_with_exit_2_and_one_line(filled_url, fille
     assert done.returncode == 2, done.stderr
     assert done.stdout == "" and done.stderr.startswith("Error: refused") and done.stderr.count("\n") == 1
     assert count_rows(filled_store) == before
+
+
+def test_trials_best_and_curves_show_the_analog_activity(filled_url, run, sample):
+    code, out, _ = run("trials", "noise", "--format", "json")
+    assert code == 0
+    rows = {r["trial_id"]: r for r in _json_lines(out)}
+    analog = rows[sample.trial_id("analog_tl", 10.0, 0.05)]
+    # The trial keeps its last epoch's activity (epoch 3 of the made-up sample).
+    assert (analog["head_moved"], analog["blocks_moved"], analog["blocks_rel"]) == pytest.approx((30.0, 60.0, 0.6))
+    assert rows[sample.trial_id("digital_tl", 10.0, 0.05)]["head_moved"] is None
+    code, out, _ = run("best", "noise", "--format", "json")
+    best = {(r["mode"], r["transfer_noise"]): r for r in _json_lines(out)}
+    assert best["analog_tl", 100.0]["head_moved"] == 0.0 and best["analog_tl", 1.0]["head_moved"] == 30.0
+    code, out, _ = run("curves", "noise", "--format", "json")
+    epochs = [r for r in _json_lines(out) if r["point_key"] == sample.point_key("analog_tl", 1.0)]
+    assert [r["head_moved"] for r in epochs] == [10.0, 20.0, 30.0]
+
+
+def test_status_warns_once_per_point_whose_analog_head_did_not_move(filled_url, sample):
+    outcome = CliRunner().invoke(cli, ["status", "noise", "--store", filled_url])
+    assert outcome.exit_code == 0
+    warnings = [line for line in outcome.stderr.splitlines() if line.startswith("warning:")]
+    # Only the analog point at transfer noise 100 has a head that never moved; digital points have no tiles.
+    assert len(warnings) == 1, outcome.stderr
+    assert "analog_tl/2-class/transfer_noise=100/seed0" in warnings[0]
+    assert "head barely moved (0 % of its weights)" in warnings[0] and "auto_granularity" in warnings[0]

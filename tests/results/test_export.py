@@ -56,6 +56,15 @@ def test_trials_export_has_one_row_per_trial_and_epoch_with_point_columns(filled
     assert table.schema.field("epoch").type == pa.int64()
     assert table.schema.field("started_at").type == pa.timestamp("us", tz="UTC")
     assert table.schema.field("transfer_noise").type == pa.float64()
+    # The analog activity of every epoch, as the store has it (NULL for the digital trials).
+    activity = _query(
+        filled_store,
+        "SELECT e.trial_id, e.epoch, e.head_moved, e.blocks_rel, e.blocks_transfers FROM epochs e",
+    )
+    exported = table.select(["trial_id", "epoch", "head_moved", "blocks_rel", "blocks_transfers"]).to_pylist()
+    assert _sorted(tuple(r.values()) for r in exported if r["epoch"] is not None) == _sorted(activity)
+    assert any(r["head_moved"] for r in exported) and any(r["head_moved"] is None for r in exported)
+    assert table.schema.field("blocks_transfers").type == pa.int64()
     frame = pytest.importorskip("pandas").read_parquet(path)
     assert list(frame.columns) == table.column_names and len(frame) == written
 

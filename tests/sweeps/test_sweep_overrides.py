@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
-from sweeps import SpecError, load_spec, shipped_specs
+from sweeps import SpecError, expand, load_spec, shipped_specs
+from workers.config import MappingConfig
 
 QUICKSTART = shipped_specs()["quickstart"]
 
@@ -82,3 +85,40 @@ def test_an_override_into_a_scalar_is_refused(tmp_path):
     path.write_text('name: s\ndata: {classes: [["5", "8"]]}\nresources: 4\n')
     with pytest.raises(SpecError, match=r"--set 'resources.gpu=1': resources is 4, not a mapping"):
         load_spec(path, overrides=["resources.gpu=1"])
+
+
+def test_the_weight_mapping_and_fast_lr_are_spec_settings():
+    spec = load_spec(
+        QUICKSTART,
+        overrides=[
+            "algorithm.mapping.weight_scaling_omega=0.3",
+            "algorithm.mapping.weight_scaling_columnwise=false",
+            "algorithm.mapping.learn_out_scaling=true",
+            "algorithm.settings.fast_lr=0.1",
+        ],
+    )
+    mapping = spec.algorithm.mapping
+    assert (mapping.weight_scaling_omega, mapping.weight_scaling_columnwise, mapping.learn_out_scaling) == (
+        0.3, False, True,
+    )
+    assert spec.algorithm.settings_dict()["fast_lr"] == 0.1
+    # The mapping decides the trials, so it is part of the point keys.
+    assert {p.key for p in expand(spec)}.isdisjoint({p.key for p in expand(load_spec(QUICKSTART))})
+    # Left out, the mapping is the documented default.
+    assert load_spec(QUICKSTART, overrides=["algorithm.mapping=null"]).algorithm.mapping == MappingConfig()
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("algorithm.mapping.weight_scaling_omega=-1", "algorithm.mapping.weight_scaling_omega: must be a non-negative"),
+        ("algorithm.mapping.weight_scaling_omega=3", "algorithm.mapping.weight_scaling_omega: must be at most 2"),
+        ("algorithm.mapping.weight_scaling_columnwise=1", "weight_scaling_columnwise: must be true or false"),
+        ("algorithm.mapping.out_scaling_columnwise=true", "out_scaling_columnwise: needs learn_out_scaling: true"),
+        ("algorithm.mapping.omega=0.5", "algorithm.mapping has weight_scaling_omega"),
+        ("algorithm.settings.fast_lr=0", "algorithm.settings.fast_lr: must be a positive number"),
+    ],
+)
+def test_bad_mapping_settings_are_refused_naming_the_field(override, expected):
+    with pytest.raises(SpecError, match=re.escape(expected)):
+        load_spec(QUICKSTART, overrides=[override])

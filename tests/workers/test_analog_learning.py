@@ -51,9 +51,12 @@ def outcomes(tmp_path_factory):
     with ProcessPoolExecutor(2) as pool:
         finals = list(pool.map(_run, [config for _, config in jobs], [cache] * len(jobs)))
     chosen: dict[tuple[str, int], dict] = {}
-    for (key, _), final in zip(jobs, finals):
+    for (key, config), final in zip(jobs, finals):
         if key not in chosen or final["test_error"] < chosen[key]["test_error"]:
-            chosen[key] = final
+            chosen[key] = {**final, "lr": config.lr}
+    for (what, seed), final in sorted(chosen.items()):  # shown with pytest -s: the numbers behind the margins
+        print(f"{what:<15} seed {seed}  lr {final['lr']:<5g} test error {final['test_error']:5.1f} %  "
+              f"head moved {final['head_moved']}  body moved {final['blocks_moved']}  body rel {final['blocks_rel']}")
     return chosen
 
 
