@@ -89,11 +89,12 @@ def main() -> None:
                 for frozen in (False, True) if options.freeze else (False,):
                     extra = (("fast_lr", options.fast_lr),) if options.fast_lr is not None else ()
                     algorithm = AlgorithmConfig(
-                        settings=(("auto_granularity", granularity), *extra), mapping=mapping_from_text(mapping_text)
+                        settings=(("auto_granularity", granularity), *extra), mapping=mapping_from_text(mapping_text),
+                        freeze_analog=frozen,
                     )
                     label = (mapping_text, granularity, lr, frozen)
                     configs = [
-                        dataclasses.replace(base, algorithm=algorithm, lr=lr, seed=seed, freeze_analog=frozen)
+                        dataclasses.replace(base, algorithm=algorithm, lr=lr, seed=seed)
                         for seed in options.seeds
                     ]
                     settings.append((label, configs))
@@ -105,7 +106,7 @@ def main() -> None:
         for (config, _), result in zip(jobs, pool.map(run_one, jobs)):
             results.append(result)
             print(f"[{len(results)}/{len(jobs)}] {dict(config.algorithm.settings)} {config.algorithm.mapping} "
-                  f"lr {config.lr:g} seed {config.seed} frozen {config.freeze_analog}: "
+                  f"lr {config.lr:g} seed {config.seed} frozen {config.algorithm.freeze_analog}: "
                   f"errors {result['errors']} head {result['head_moved']} body {result['blocks_moved']} "
                   f"rel {result['blocks_rel']}", file=sys.stderr, flush=True)
     print(f"analog TL, digits 5 vs 8, {options.train_limit} training images, {options.epochs} epochs, "

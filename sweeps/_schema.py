@@ -69,7 +69,7 @@ SECTION_FIELDS: dict[str, tuple[str, ...]] = {
     ),
     "model": ("preset", "overrides"),
     "pretrain": ("optimizer", "lr", "weight_decay", "momentum", "epochs", "batch_size", "augment", "seed"),
-    "algorithm": ("name", "settings", "mapping"),
+    "algorithm": ("name", "settings", "mapping", "freeze_analog"),
     "device": DEVICE_AXES,
     "axes": ("expand", *DEVICE_AXES),
     "lr_search": ("method", "low", "high", "values", "trials_per_point", "pruner", "pruner_options", "seed"),
@@ -431,7 +431,12 @@ def _algorithm(raw: dict[Any, Any]) -> AlgorithmConfig:
             pairs.append((key, int(number) if integral else number))
         else:
             pairs.append((key, _boolean(value, path)))
-    return AlgorithmConfig(name=name, settings=tuple(sorted(pairs)), mapping=_weight_mapping(section))
+    return AlgorithmConfig(
+        name=name,
+        settings=tuple(sorted(pairs)),
+        mapping=_weight_mapping(section),
+        freeze_analog=_boolean(_get(section, "freeze_analog", False), "algorithm.freeze_analog"),
+    )
 
 
 def _weight_mapping(section: dict[Any, Any]) -> MappingConfig:

@@ -97,11 +97,17 @@ class MappingConfig:
 
 @dataclass(frozen=True)
 class AlgorithmConfig:
-    """The analog training algorithm, its settings (Table I defaults for c-TTv2) and the weight mapping."""
+    """The analog training algorithm, its settings (Table I defaults for c-TTv2) and the weight mapping.
+
+    ``freeze_analog`` is a diagnostic ablation: the analog tiles are never updated (their weights stay as converted),
+    while digital parameters (biases, norms, learned output scales) still train. Its gap to the same trial with
+    learning tiles measures what the tiles themselves learned.
+    """
 
     name: str = "c-ttv2"
     settings: tuple[tuple[str, Any], ...] = ()
     mapping: MappingConfig = field(default_factory=MappingConfig)
+    freeze_analog: bool = False
 
     def settings_dict(self) -> dict[str, Any]:
         merged = dict(TABLE_I)
@@ -134,10 +140,6 @@ class TrialConfig:
     batch_size: int = 8
     epochs: int = 3
     seed: int = 0
-    # Diagnostic ablation: the analog tiles are never updated (their weights stay as converted), while digital
-    # parameters (biases, norms, output scales) still train. Its gap to the same trial with learning tiles measures
-    # what the tiles themselves learned.
-    freeze_analog: bool = False
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:

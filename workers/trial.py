@@ -74,7 +74,7 @@ def build_model(
 def make_optimizer(config: TrialConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
     """Analog modes: aihwkit's AnalogSGD drives the tiles' pulsed update. Digital modes: plain SGD (Table I)."""
     if config.is_analog:
-        return analog_optimizer(model, config.lr, freeze_analog=config.freeze_analog)
+        return analog_optimizer(model, config.lr, freeze_analog=config.algorithm.freeze_analog)
     return torch.optim.SGD(model.parameters(), lr=config.lr)
 
 

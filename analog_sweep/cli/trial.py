@@ -136,6 +136,7 @@ def trial(**options: object) -> None:
             name=options["algorithm"],
             settings=tuple(_key_values("--algo-set", options["algo_set"]).items()),
             mapping=_mapping(_key_values("--mapping-set", options["mapping_set"])),
+            freeze_analog=bool(options["freeze_analog"]),
         ),
         device=DevicePoint(
             transfer_noise=options["transfer_noise"],
@@ -148,7 +149,6 @@ def trial(**options: object) -> None:
         batch_size=options["batch_size"],
         epochs=options["epochs"],
         seed=options["seed"],
-        freeze_analog=bool(options["freeze_analog"]),
     )
     as_json = bool(options["as_json"])
     columns = _COLUMNS + (_ACTIVITY_COLUMNS if config.is_analog else ())

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from sweeps import SpecError, expand, load_spec, shipped_specs
+from sweeps import SpecError, expand, load_spec, shipped_specs, trial_config
 from workers.config import MappingConfig
 
 QUICKSTART = shipped_specs()["quickstart"]
@@ -122,3 +122,12 @@ def test_the_weight_mapping_and_fast_lr_are_spec_settings():
 def test_bad_mapping_settings_are_refused_naming_the_field(override, expected):
     with pytest.raises(SpecError, match=re.escape(expected)):
         load_spec(QUICKSTART, overrides=[override])
+
+
+def test_the_frozen_tile_ablation_is_a_spec_setting_that_reaches_every_analog_trial():
+    spec = load_spec(QUICKSTART, overrides=["algorithm.freeze_analog=true"])
+    configs = [trial_config(point, 0.05) for point in expand(spec)]
+    assert all(config.algorithm.freeze_analog for config in configs)
+    assert not load_spec(QUICKSTART).algorithm.freeze_analog
+    with pytest.raises(SpecError, match="algorithm.freeze_analog: must be true or false"):
+        load_spec(QUICKSTART, overrides=["algorithm.freeze_analog=1"])

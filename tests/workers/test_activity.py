@@ -114,7 +114,8 @@ def test_trial_reports_activity_for_analog_and_none_for_digital(tmp_path):
     assert analog["head_moved"] > 0 and analog["blocks_moved"] > 0
     digital = run_trial(nano_config(mode="digital_tl"), cache_dir=tmp_path).reports[-1].to_dict()
     assert all(digital[f] is None for f in ACTIVITY_FIELDS)
-    frozen = run_trial(nano_config(freeze_analog=True), cache_dir=tmp_path).reports[-1].to_dict()
+    frozen_algorithm = dataclasses.replace(FAST, freeze_analog=True)
+    frozen = run_trial(nano_config(algorithm=frozen_algorithm), cache_dir=tmp_path).reports[-1].to_dict()
     assert frozen["head_moved"] == frozen["blocks_moved"] == frozen["embed_moved"] == 0.0
 
 

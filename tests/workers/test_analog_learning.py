@@ -26,6 +26,10 @@ from workers.config import TrialConfig
 SEEDS = (0, 1, 2, 3)
 
 
+def _frozen(config: TrialConfig) -> TrialConfig:
+    return dataclasses.replace(config, algorithm=dataclasses.replace(config.algorithm, freeze_analog=True))
+
+
 def _run(config: TrialConfig, cache_dir: str) -> dict:
     import torch
 
@@ -45,8 +49,7 @@ def outcomes(tmp_path_factory):
     for seed in SEEDS:
         for mode in ("analog_tl", "analog_scratch", "digital_tl"):
             jobs += [((mode, seed), trial_config(base[mode, seed], lr)) for lr in spec.lr_search.values]
-        jobs += [(("frozen", seed), dataclasses.replace(trial_config(base["analog_tl", seed], lr), freeze_analog=True))
-                 for lr in spec.lr_search.values]
+        jobs += [(("frozen", seed), _frozen(trial_config(base["analog_tl", seed], lr))) for lr in spec.lr_search.values]
     _run(jobs[0][1], cache)  # pretrain once, before the workers start
     with ProcessPoolExecutor(2) as pool:
         finals = list(pool.map(_run, [config for _, config in jobs], [cache] * len(jobs)))
