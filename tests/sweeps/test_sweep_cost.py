@@ -30,7 +30,7 @@ def load(name, *overrides):
 def test_quickstart_cost_is_small():
     spec = load("quickstart")
     cost = estimate_cost(spec, expand(spec))
-    assert (cost.points, cost.trials, cost.trial_epochs, cost.pretrain_jobs) == (18, 54, 162, 1)
+    assert (cost.points, cost.trials, cost.trial_epochs, cost.pretrain_jobs) == (18, 36, 108, 1)
     assert 0 < cost.wall_seconds(2) < 10 * 60
 
 
