@@ -12,6 +12,7 @@ from workers.config import (
     ALGORITHMS,
     MODES,
     ALGORITHM_SETTINGS,
+    DEFAULT_DEVICE,
     AlgorithmConfig,
     ConfigError,
     DataConfig,
@@ -81,13 +82,16 @@ def _key_values(option: str, pairs: tuple[str, ...]) -> dict[str, object]:
                    "out_scaling_columnwise); defaults: omega 0.6 per output, fixed output scales.")
 @click.option("--freeze-analog", is_flag=True,
               help="Diagnostic ablation: never update the analog tiles (digital parameters still train).")
-@click.option("--transfer-noise", type=click.FloatRange(0), default=0.0, show_default=True, help="Weight transfer noise, percent of max|W|.")
-@click.option("--sp-skew", type=click.FloatRange(0), default=0.0, show_default=True, help="Symmetry-point skew, percent of the weight range.")
-@click.option("--sp-variability", type=click.FloatRange(0), default=0.0, show_default=True, help="Symmetry-point spread, percent of the weight range.")
-@click.option("--pulse-noise", type=click.FloatRange(0), default=3.75, show_default=True,
-              help="Cycle-to-cycle pulse-size std, as a fraction of the pulse size (aihwkit's ReRAM preset: 3.75).")
-@click.option("--dtod", type=click.FloatRange(0), default=0.3, show_default=True,
-              help="Device-to-device std of the mean pulse size, as a fraction (aihwkit's ReRAM preset: 0.3).")
+@click.option("--transfer-noise", type=click.FloatRange(0), default=DEFAULT_DEVICE.transfer_noise, show_default=True,
+              help="Weight transfer noise, percent of max|W|.")
+@click.option("--sp-skew", type=click.FloatRange(0), default=DEFAULT_DEVICE.sp_skew, show_default=True,
+              help="Symmetry-point skew, percent of the weight range.")
+@click.option("--sp-variability", type=click.FloatRange(0), default=DEFAULT_DEVICE.sp_variability, show_default=True,
+              help="Symmetry-point spread, percent of the weight range.")
+@click.option("--pulse-noise", type=click.FloatRange(0), default=DEFAULT_DEVICE.pulse_noise, show_default=True,
+              help="Cycle-to-cycle pulse-size std, as a fraction of the pulse size (aihwkit's ReRAM preset).")
+@click.option("--dtod", type=click.FloatRange(0), default=DEFAULT_DEVICE.dtod, show_default=True,
+              help="Device-to-device std of the mean pulse size, as a fraction (aihwkit's ReRAM preset).")
 @click.option("--lr", type=click.FloatRange(0, min_open=True), default=0.01, show_default=True)
 @click.option("--batch-size", type=click.IntRange(1), default=8, show_default=True)
 @click.option("--epochs", type=click.IntRange(1), default=2, show_default=True)
@@ -104,6 +108,9 @@ def _key_values(option: str, pairs: tuple[str, ...]) -> dict[str, object]:
 @one_line_errors(ConfigError, DataError, ModelError, TileBackendError)
 def trial(**options: object) -> None:
     """Run one trial: pretrain once (cached), convert, fine-tune, report test error per epoch.
+
+    Without device options the device is the default one (workers.config.DEFAULT_DEVICE), the same as in a sweep
+    spec without a device section: aihwkit's ReRAM preset pulse response, no transfer noise or symmetry-point offset.
 
     \b
     Example:
