@@ -29,6 +29,7 @@ from workers.devices import (
     place_on_device,
     to_analog,
 )
+from workers.divergence import check_finite
 from workers.metrics import EpochReport, test_error_percent
 from workers.models import create_model, replace_head
 from workers.pretrain import PretrainedModel, pretrained_model
@@ -141,6 +142,7 @@ def run_trial(
             optimizer.step()
             total_loss += float(loss.detach()) * len(labels)
             seen += len(labels)
+        check_finite(model, total_loss / max(seen, 1), epoch, config.lr)  # raises TrainingDiverged
         error = test_error_percent(model, test_set.images, test_set.labels, max(config.batch_size, 64))
         report = EpochReport(
             epoch=epoch,

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
-
 import click
 import torch
 
-from analog_sweep.cli.output import BadInput, one_line_errors, progress
+from analog_sweep.cli.output import BadInput, json_line, one_line_errors, progress
 from workers.config import (
     ALGORITHMS,
     MODES,
@@ -24,6 +22,7 @@ from workers.config import (
 )
 from workers.data import DataError
 from workers.devices import TileBackendError
+from workers.divergence import TrainingDiverged
 from workers.metrics import EpochReport
 from workers.models import PRESETS, ModelError
 from workers.trial import run_trial
@@ -105,7 +104,7 @@ def _key_values(option: str, pairs: tuple[str, ...]) -> dict[str, object]:
 @click.option("--device", default="cpu", show_default=True, help="cpu or cuda[:N] (cuda needs a CUDA build of aihwkit).")
 @click.option("--threads", type=click.IntRange(1), help="Torch CPU threads (default: torch's choice).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per epoch instead of a table.")
-@one_line_errors(ConfigError, DataError, ModelError, TileBackendError)
+@one_line_errors(ConfigError, DataError, ModelError, TileBackendError, failure=(TrainingDiverged,))
 def trial(**options: object) -> None:
     """Run one trial: pretrain once (cached), convert, fine-tune, report test error per epoch.
 
@@ -165,7 +164,7 @@ def trial(**options: object) -> None:
     def show(report: EpochReport) -> None:
         row = report.to_dict()
         if as_json:
-            click.echo(json.dumps({"mode": config.mode, **row}))
+            click.echo(json_line({"mode": config.mode, **row}))
         else:
             click.echo(f"{row['epoch']:>13d}  " + "  ".join(f"{row[c]:>13.4f}" for c in columns[1:]))
 
