@@ -54,6 +54,10 @@ os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
 
 
+# How often a pretraining job that has not finished is checked to be placeable still.
+PLACEMENT_CHECK_SECONDS = 30.0
+
+
 class SweepStateError(ValueError):
     """The sweep cannot be run or resumed in its present state; the message says what to do instead."""
 
@@ -503,6 +507,7 @@ def _pretrain_stage(spec: SweepSpec, paths: SweepPaths, cpu: float, gpu: float, 
     refs = {remote.remote(job, str(paths.cache), int(max(1, per_job))): job for job in jobs}
     try:
         for ref in refs:
+            _wait_placeable(ref, per_job, gpu)
             try:
                 result = ray.get(ref)
             except ray.exceptions.RayTaskError as exc:
@@ -513,6 +518,17 @@ def _pretrain_stage(spec: SweepSpec, paths: SweepPaths, cpu: float, gpu: float, 
         for ref in refs:  # the jobs still running are not needed any more
             ray.cancel(ref, force=True)
         raise
+
+
+def _wait_placeable(ref: Any, cpu: float, gpu: float, every: float = PLACEMENT_CHECK_SECONDS) -> None:
+    """Wait for a pretraining job, checking every ``every`` seconds that some live node can still hold it (nodes
+    come and go): a job no node can hold would wait forever, so that raises ``ClusterError``."""
+    while not ray.wait([ref], timeout=every)[0]:
+        nodes = _alive_nodes()
+        if not any(float(n.get("CPU", 0)) >= cpu and float(n.get("GPU", 0)) >= gpu for n in nodes):
+            largest = max((float(n.get("CPU", 0)) for n in nodes), default=0.0)
+            raise ClusterError(f"a pretraining job needs {cpu:g} CPU{f' and {gpu:g} GPU' if gpu else ''} on one node, "
+                               f"but no live node has that any more (the largest has {largest:g} CPU)")
 
 
 class PretrainingFailed(RuntimeError):
