@@ -1,10 +1,12 @@
-"""GPU worker smoke test: the CUDA build of aihwkit is present and one analog c-TTv2 trial runs on the GPU.
+"""GPU worker smoke test: the CUDA build of aihwkit is present, one analog c-TTv2 trial runs on the GPU, and a
+longer run of the same trial continues from its checkpoint on the GPU (what every retry and resume does).
 
     python docker/smoke_test.py            # exits 0 and prints the epoch results on success
 """
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import tempfile
 import time
@@ -33,8 +35,19 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as folder:
         result = run_trial(config, cache_dir=folder, checkpoint_dir=f"{folder}/ckpt", device="cuda",
                            on_epoch=lambda r: print(r.to_dict()))
-    print(f"OK: {len(result.reports)} epochs, {result.analog_layers} analog layers on cuda, "
-          f"{time.perf_counter() - started:.1f} s")
+        # Continue the same trial for one more epoch: the checkpoint is restored on the CPU, then moved.
+        longer = dataclasses.replace(config, epochs=config.epochs + 1)
+        continued = run_trial(longer, cache_dir=folder, checkpoint_dir=f"{folder}/ckpt", device="cuda",
+                              on_epoch=lambda r: print(r.to_dict()))
+    if continued.restored_epochs != config.epochs or len(continued.reports) != longer.epochs:
+        print(f"FAIL: the continued trial restored {continued.restored_epochs} epochs and ended with "
+              f"{len(continued.reports)}; expected {config.epochs} and {longer.epochs}", file=sys.stderr)
+        return 1
+    if [r.to_dict() for r in continued.reports[: config.epochs]] != [r.to_dict() for r in result.reports]:
+        print("FAIL: the continued trial's restored epochs differ from the first run's", file=sys.stderr)
+        return 1
+    print(f"OK: {len(result.reports)} epochs, then continued to {len(continued.reports)} from the checkpoint, "
+          f"{result.analog_layers} analog layers on cuda, {time.perf_counter() - started:.1f} s")
     return 0
 
 

@@ -26,14 +26,16 @@ from ray import tune
 
 from orchestrator._progress import ProgressLine, format_duration
 from orchestrator._pruning import OptunaPruning
-from orchestrator._recorder import StoreGaveUpStopper, StoreRecorder, with_retries
+from orchestrator._recorder import RetryPolicy, StoreGaveUp, StoreGaveUpStopper, StoreRecorder, with_retries
 from orchestrator._search import JournalDamaged, LearningRateSearch, repair_journal
 from orchestrator._trainable import fine_tune
 from results import NotFound, Store
 from sweeps import (
     Point,
     SweepSpec,
+    detect_environment,
     expand,
+    preflight_problems,
     pretrain_keys,
     spec_from_mapping,
     spec_hash,
@@ -48,6 +50,12 @@ logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERRO
 os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
 os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
 os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+# A trial that ends without a result reports why (``ended_as``, ``error``) instead of a test error.
+os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
+
+
+# How often a pretraining job that has not finished is checked to be placeable still.
+PLACEMENT_CHECK_SECONDS = 30.0
 
 
 class SweepStateError(ValueError):
@@ -56,6 +64,16 @@ class SweepStateError(ValueError):
 
 class ClusterError(RuntimeError):
     """The Ray cluster cannot give the sweep what its spec asks for; the message lists what it has."""
+
+
+class PreflightError(ValueError):
+    """The sweep cannot succeed as specified (its data files are missing, ...): found before Ray starts or anything
+    is written; the message says what to fix."""
+
+
+class SweepFailed(RuntimeError):
+    """The sweep stopped on an error after it was marked running; it is now marked ``failed`` and the message says
+    why and how to continue it."""
 
 
 @dataclass(frozen=True)
@@ -97,6 +115,8 @@ class SweepOutcome:
     points: int
     seconds: float
     message: str
+    failed_trials: int = 0  # trials that ended with an error (the message says how many and why)
+    diverged_trials: int = 0
 
 
 def sweep_paths(storage_root: str | os.PathLike, name: str) -> SweepPaths:
@@ -166,13 +186,16 @@ def _execute(
 ) -> SweepOutcome:
     started = time.monotonic()
     points = expand(spec)
+    preflight(spec, address=address, cpu_fallback=cpu_fallback)  # before Ray starts or any file is made
     with _driver_lock(paths, spec.name):
         _check_journal(store, spec.name, paths, echo)
+        marked_running = False
         try:
             with ray_session(address):
                 # What the cluster cannot give is refused before anything is written.
                 cpu, gpu, slots = trial_resources(spec, cpu_fallback)
                 with_retries(lambda: store.record_sweep(spec.name, spec.raw, spec_hash(spec), "running", str(paths.root)))
+                marked_running = True
                 for point in points:
                     _record_point(store, spec.name, point)
                 _pretrain_stage(spec, paths, cpu, gpu, echo)
@@ -217,17 +240,75 @@ def _execute(
         except KeyboardInterrupt:
             with_retries(lambda: store.set_sweep_status(spec.name, "interrupted"))
             raise
+        except StoreGaveUp:
+            if marked_running:  # the store is away: one try, so 'status' tells the truth if it is back already
+                _try_status(store, spec.name, "interrupted")
+            raise
+        except BaseException as exc:
+            if not marked_running:
+                raise
+            # Every other way out leaves a true status and a next step (the command line prints this one line).
+            _try_status(store, spec.name, "failed")
+            raise SweepFailed(
+                f"sweep {spec.name} failed: {error_summary(exc)}; it is marked failed: fix the cause, then continue "
+                f"it with 'analog-sweep resume {spec.name}'"
+            ) from exc
         seconds = time.monotonic() - started
+        failed, diverged, why = _ended_without_result(store, spec.name)
         if done == len(points):
             with_retries(lambda: store.set_sweep_status(spec.name, "finished"))
             return SweepOutcome(spec.name, "finished", done, len(points), seconds,
-                                f"sweep {spec.name} finished in {format_duration(seconds)}")
+                                f"sweep {spec.name} finished in {format_duration(seconds)}{why}", failed, diverged)
         with_retries(lambda: store.set_sweep_status(spec.name, "interrupted"))
         return SweepOutcome(
             spec.name, "interrupted", done, len(points), seconds,
-            f"sweep {spec.name} stopped with {done}/{len(points)} points done: continue with "
+            f"sweep {spec.name} stopped with {done}/{len(points)} points done{why}: continue with "
             f"'analog-sweep resume {spec.name}'",
+            failed, diverged,
         )
+
+
+def error_summary(exc: BaseException) -> str:
+    """One line for an error of any kind: a Ray task error is shown by its cause, a multi-line text (a traceback
+    Ray Tune wraps) by its last line."""
+    cause = getattr(exc, "cause", None)
+    if isinstance(exc, ray.exceptions.RayTaskError) and isinstance(cause, BaseException):
+        exc = cause
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    text = lines[-1] if len(lines) > 1 and "Traceback" in str(exc) else " ".join(lines)
+    if not text:
+        return type(exc).__name__
+    if isinstance(exc, (SweepFailed, PretrainingFailed)):
+        return text[:400]
+    return f"{type(exc).__name__}: {text}"[:400]
+
+
+def _try_status(store: Store, name: str, status: str) -> None:
+    """Set the sweep's status with one try and no retries; a store that is away is left as it is."""
+    try:
+        with_retries(lambda: store.set_sweep_status(name, status), policy=RetryPolicy(retries=0), notice=None)
+    except Exception:  # noqa: BLE001 - the error being reported matters more than this write
+        pass
+
+
+def _ended_without_result(store: Store, name: str) -> tuple[int, int, str]:
+    """How many of the sweep's trials failed and diverged, and a clause saying so with the reasons ('' if none)."""
+    rows = with_retries(lambda: store.list_trials(name))
+    failed = [row for row in rows if row["status"] == "failed"]
+    diverged = [row for row in rows if row["status"] == "diverged"]
+    parts = []
+    if failed:
+        reasons: dict[str, int] = {}
+        for row in failed:
+            reason = row["error"] or "no reason recorded"
+            reasons[reason] = reasons.get(reason, 0) + 1
+        shown = [f"{reason} ({count}x)" if count > 1 else reason for reason, count in reasons.items()]
+        listed = "; ".join(shown[:3]) + (f"; and {len(shown) - 3} other reasons" if len(shown) > 3 else "")
+        parts.append(f"{len(failed)} of {len(rows)} trials failed: {listed}")
+    if diverged:
+        rates = ", ".join(f"{row['lr']:g}" for row in diverged)
+        parts.append(f"{len(diverged)} of {len(rows)} trials diverged (lr {rates}; not chosen as best)")
+    return len(failed), len(diverged), "".join(f"; {part}" for part in parts)
 
 
 def _check_journal(store: Store, name: str, paths: SweepPaths, echo: Callable[[str], None]) -> None:
@@ -265,12 +346,14 @@ def _reconcile(store: Store, spec: SweepSpec, search: LearningRateSearch, paths:
     died between the two writes) gets its end status, and its epochs replayed from the trial's own checkpoint."""
     known = {row["trial_id"]: row for row in with_retries(lambda: store.list_trials(spec.name))}
     for point in search.points:
+        errors = search.ended_errors(point.key)
         for trial_id, lr, status in search.ended_trials(point.key):
             row = known.get(trial_id)
             complete = status != "completed" or (row is not None and row["epochs_done"] == spec.epochs)
             if row is not None and row["status"] == status and complete:
                 continue
-            with_retries(lambda: store.record_trial(trial_id, spec.name, point.key, lr=lr, status=status))
+            error = errors.get(trial_id) or (row or {}).get("error")
+            with_retries(lambda: store.record_trial(trial_id, spec.name, point.key, lr=lr, status=status, error=error))
             checkpoint = TrialCheckpoint(paths.trials / trial_id, trial_config(point, lr).checkpoint_key())
             for report in checkpoint.reports():
                 fields = {k: v for k, v in report.to_dict().items() if k != "epoch"}
@@ -304,6 +387,29 @@ def _driver_lock(paths: SweepPaths, name: str) -> Iterator[None]:
         yield
 
 
+def driver_alive(experiment_path: str | os.PathLike | None) -> bool | None:
+    """Whether a driver holds the sweep's lock now: True, False, or None when this machine cannot tell (no path,
+    or the sweep's folder is not here). Opens the lock file read-only and takes nothing."""
+    if not experiment_path:
+        return None
+    lock = SweepPaths(Path(experiment_path)).lock
+    try:
+        handle = open(lock)
+    except FileNotFoundError:
+        return False if Path(experiment_path).is_dir() else None
+    except OSError:
+        return None
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        except OSError:
+            return None
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        return False
+
+
 @contextmanager
 def ray_session(address: str | None) -> Iterator[None]:
     """Join the Ray cluster at ``address``, or start a local instance on this machine's cores; leave it after."""
@@ -323,24 +429,56 @@ def ray_session(address: str | None) -> Iterator[None]:
         ray.shutdown()
 
 
+def _alive_nodes() -> list[dict[str, float]]:
+    """The resources of each live node of the cluster."""
+    return [dict(node["Resources"]) for node in ray.nodes() if node.get("Alive")]
+
+
 def trial_resources(spec: SweepSpec, cpu_fallback: bool) -> tuple[float, float, int]:
-    """CPUs and GPUs per trial and how many trials fit at once; refuse at once what the cluster cannot give."""
+    """CPUs and GPUs per trial and how many trials fit at once; refuse at once what no node of the cluster can give
+    (a trial, and a pretraining job, runs on one node: a request above the largest node would wait forever)."""
     total = ray.cluster_resources()
     cpus, gpus = float(total.get("CPU", 0)), float(total.get("GPU", 0))
+    nodes = _alive_nodes() or [dict(total)]
+    node_cpus = max(float(node.get("CPU", 0)) for node in nodes)
+    node_gpus = max(float(node.get("GPU", 0)) for node in nodes)
+    count = f"{len(nodes)} node{'s' if len(nodes) != 1 else ''}"
     have = f"the cluster has {cpus:g} CPU, {gpus:g} GPU, {total.get('memory', 0) / 2**30:.1f} GiB memory"
     cpu, gpu = spec.resources.cpu, spec.resources.gpu
     if gpu > 0 and gpus == 0:
         if not cpu_fallback:
             raise ClusterError(f"the sweep asks for {gpu:g} GPU per trial but {have}; pass --cpu-fallback to run on CPUs")
         gpu = 0.0
-    if gpu > gpus > 0:
-        raise ClusterError(f"the sweep asks for {gpu:g} GPU per trial but {have}")
-    if cpu > cpus:
-        raise ClusterError(f"the sweep asks for {cpu:g} CPU per trial but {have}")
-    slots = int(cpus // cpu) if cpu > 0 else int(cpus)
-    if gpu > 0:
-        slots = min(slots, int(gpus // gpu))
+    if gpu > node_gpus:
+        raise ClusterError(f"the sweep asks for {gpu:g} GPU per trial but the largest node has {node_gpus:g} GPU "
+                           f"({have} over {count}); a trial runs on one node: lower resources.gpu")
+    if cpu > node_cpus:
+        raise ClusterError(f"the sweep asks for {cpu:g} CPU per trial but the largest node has {node_cpus:g} CPU "
+                           f"({have} over {count}); a trial runs on one node: lower resources.cpu")
+    if gpu > 0:  # a trial needs its CPUs and GPUs on the same node
+        fits = [node for node in nodes if float(node.get("CPU", 0)) >= cpu and float(node.get("GPU", 0)) >= gpu]
+        if not fits:
+            raise ClusterError(f"the sweep asks for {cpu:g} CPU and {gpu:g} GPU per trial but no node has both "
+                               f"({have} over {count})")
+    slots = 0
+    for node in nodes:
+        here = int(float(node.get("CPU", 0)) // cpu) if cpu > 0 else int(float(node.get("CPU", 0)))
+        if gpu > 0:
+            here = min(here, int(float(node.get("GPU", 0)) // gpu))
+        slots += here
     return cpu, gpu, max(1, slots)
+
+
+def preflight(spec: SweepSpec, *, address: str | None, cpu_fallback: bool) -> None:
+    """Refuse, before Ray starts or anything is written, a sweep that cannot succeed: what the dry run knows (data
+    files missing under the data root; on a local run, more CPUs or GPUs per trial than this machine has).
+    Raises ``PreflightError`` (bad input) or ``ClusterError``."""
+    local = address is None and not ray.is_initialized()
+    problems = preflight_problems(spec, environment=detect_environment() if local else None, cpu_fallback=cpu_fallback)
+    if problems.data:
+        raise PreflightError(f"sweep {spec.name} cannot run: {'; '.join(problems.data)}")
+    if problems.resources:
+        raise ClusterError(f"sweep {spec.name} cannot run here: {'; '.join(problems.resources)}")
 
 
 @ray.remote
@@ -362,11 +500,36 @@ def _pretrain_stage(spec: SweepSpec, paths: SweepPaths, cpu: float, gpu: float, 
         return
     echo(f"pretraining: {len(jobs)} model(s) needed")
     # Nothing else runs during this stage: fewer jobs than CPUs share them out (up to one node's worth each).
-    largest_node = max((node["Resources"].get("CPU", 0) for node in ray.nodes() if node["Alive"]), default=cpu)
+    # A job never asks for more than the largest node has (trial_resources checked that a trial's request fits).
+    largest_node = max((float(node.get("CPU", 0)) for node in _alive_nodes()), default=cpu)
     per_job = max(cpu, min(largest_node, ray.cluster_resources().get("CPU", cpu) // len(jobs)))
     remote = _pretrain_job.options(num_cpus=per_job, num_gpus=gpu)
     refs = {remote.remote(job, str(paths.cache), int(max(1, per_job))): job for job in jobs}
-    for ref in refs:
-        result = ray.get(ref)
-        how = f"trained in {format_duration(result['seconds'])}" if result["trained_now"] else "from cache"
-        echo(f"pretraining {refs[ref].key}: {how}, source test error {result['source_test_error']:.1f} %")
+    try:
+        for ref in refs:
+            _wait_placeable(ref, per_job, gpu)
+            try:
+                result = ray.get(ref)
+            except ray.exceptions.RayTaskError as exc:
+                raise PretrainingFailed(f"pretraining {refs[ref].key} failed: {error_summary(exc)}") from None
+            how = f"trained in {format_duration(result['seconds'])}" if result["trained_now"] else "from cache"
+            echo(f"pretraining {refs[ref].key}: {how}, source test error {result['source_test_error']:.1f} %")
+    except BaseException:
+        for ref in refs:  # the jobs still running are not needed any more
+            ray.cancel(ref, force=True)
+        raise
+
+
+def _wait_placeable(ref: Any, cpu: float, gpu: float, every: float = PLACEMENT_CHECK_SECONDS) -> None:
+    """Wait for a pretraining job, checking every ``every`` seconds that some live node can still hold it (nodes
+    come and go): a job no node can hold would wait forever, so that raises ``ClusterError``."""
+    while not ray.wait([ref], timeout=every)[0]:
+        nodes = _alive_nodes()
+        if not any(float(n.get("CPU", 0)) >= cpu and float(n.get("GPU", 0)) >= gpu for n in nodes):
+            largest = max((float(n.get("CPU", 0)) for n in nodes), default=0.0)
+            raise ClusterError(f"a pretraining job needs {cpu:g} CPU{f' and {gpu:g} GPU' if gpu else ''} on one node, "
+                               f"but no live node has that any more (the largest has {largest:g} CPU)")
+
+
+class PretrainingFailed(RuntimeError):
+    """A pretraining job raised; the message names its key and the cause in one line."""

@@ -66,7 +66,8 @@ class ProgressLine(tune.Callback):
 
     def line(self) -> str:
         counts = self.search.counts()
-        ended = counts["complete"] + counts["pruned"] + counts["failed"]
+        ended = counts["complete"] + counts["pruned"] + counts["failed"] + counts["diverged"]
+        diverged = f", {counts['diverged']} diverged" if counts["diverged"] else ""
         elapsed = time.monotonic() - self.started
         left = "?"
         if self._trial_seconds:
@@ -76,5 +77,5 @@ class ProgressLine(tune.Callback):
         return (
             f"[{format_duration(elapsed)}] points {counts['points_done']}/{len(self.search.points)} done | trials "
             f"{counts['running']} running, {counts['complete']} done, {counts['pruned']} pruned, "
-            f"{counts['failed']} failed of {self.total_trials} | best so far {best} | left {left}"
+            f"{counts['failed']} failed{diverged} of {self.total_trials} | best so far {best} | left {left}"
         )

@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 
 from ray import tune
 
-from orchestrator._search import LearningRateSearch
+from orchestrator._search import ENDED_AS, LearningRateSearch
 from results import ACTIVITY_FIELDS, Store, StoreUnavailable, open_store
 from results._engine import without_secrets
 
@@ -161,6 +161,11 @@ class StoreRecorder(tune.Callback):
         self._write(lambda: self.store.record_epoch(trial.config["trial_id"], int(result["epoch"]), **fields))
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        ended_as = (trial.last_result or {}).get(ENDED_AS)
+        if ended_as in ("failed", "diverged"):  # no result: bad data, diverged training (the reason beside it)
+            self._record_trial(trial, ended_as, error=trial.last_result.get("error") or ended_as)
+            self._choose_best_if_done(trial.config["point_key"])
+            return
         pruned = self.search.was_pruned(trial.trial_id)
         if not pruned and not self.search.ran_every_epoch(trial.config["point_key"], trial.last_result):
             return  # stopped early by the driver: it stays running until resume finishes it

@@ -30,6 +30,9 @@ from ray.tune.search import Searcher
 from sweeps import LrSearchSpec, Point, trial_config
 
 METRIC = "test_error"
+# The key of a trial's last report when it ended without a result (``orchestrator._trainable``): "failed" or
+# "diverged", with "error" beside it.
+ENDED_AS = "ended_as"
 _FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -112,6 +115,14 @@ def _backup_name(path: Path) -> Path:
         n += 1
         backup = path.with_name(f"{path.name}.damaged-{stamp}-{n}")
     return backup
+
+
+def _store_status(trial: optuna.trial.FrozenTrial) -> str:
+    """The store's status of an ended study trial: a failed one that diverged is ``diverged``."""
+    if trial.state == TrialState.FAIL and trial.user_attrs.get(ENDED_AS) == "diverged":
+        return "diverged"
+    names = {TrialState.COMPLETE: "completed", TrialState.PRUNED: "pruned", TrialState.FAIL: "failed"}
+    return names.get(trial.state, "running")
 
 
 @dataclass(frozen=True)
@@ -292,6 +303,12 @@ class LearningRateSearch(Searcher):
                 return
             if ray_trial_id in self._pruned:
                 study.tell(issued.number, state=TrialState.PRUNED)
+            elif result and result.get(ENDED_AS) in ("failed", "diverged"):
+                # Ended without a result (bad data, diverged training): a failed study trial that remembers why.
+                trial = optuna.trial.Trial(study, study.trials[issued.number]._trial_id)
+                trial.set_user_attr(ENDED_AS, result[ENDED_AS])
+                trial.set_user_attr("error", str(result.get("error") or ""))
+                study.tell(issued.number, state=TrialState.FAIL)
             elif error or not result or METRIC not in result:
                 study.tell(issued.number, state=TrialState.FAIL)
             elif not self.ran_every_epoch(issued.point_key, result):
@@ -311,22 +328,32 @@ class LearningRateSearch(Searcher):
         return sum(t.state in _FINISHED_STATES for t in trials) >= self.lr_search.trials_per_point
 
     def ended_trials(self, point_key: str) -> list[tuple[str, float, str]]:
-        """(trial id, lr, store status) of every trial of the point that the study knows has ended."""
-        names = {TrialState.COMPLETE: "completed", TrialState.PRUNED: "pruned", TrialState.FAIL: "failed"}
+        """(trial id, lr, store status) of every trial of the point that the study knows has ended; a diverged
+        trial's status is ``diverged``."""
         return [
-            (trial_id_for(self.sweep, point_key, t.number), t.params["lr"], names[t.state])
+            (trial_id_for(self.sweep, point_key, t.number), t.params["lr"], _store_status(t))
             for t in self.study(point_key).get_trials(deepcopy=False, states=_FINISHED_STATES)
         ]
 
+    def ended_errors(self, point_key: str) -> dict[str, str]:
+        """Why each trial of the point that ended without a result (failed on bad data, diverged) did, by trial id."""
+        return {
+            trial_id_for(self.sweep, point_key, t.number): t.user_attrs["error"]
+            for t in self.study(point_key).get_trials(deepcopy=False, states=(TrialState.FAIL,))
+            if t.user_attrs.get("error")
+        }
+
     def counts(self) -> dict[str, int]:
         """Trials by state over all points, and how many points have used their whole budget."""
-        totals = {"complete": 0, "pruned": 0, "failed": 0, "running": 0, "points_done": 0}
+        totals = {"complete": 0, "pruned": 0, "failed": 0, "diverged": 0, "running": 0, "points_done": 0}
         for point in self.points:
             trials = self.study(point.key).get_trials(deepcopy=False)
             states = [t.state for t in trials]
+            diverged = sum(_store_status(t) == "diverged" for t in trials)
             totals["complete"] += states.count(TrialState.COMPLETE)
             totals["pruned"] += states.count(TrialState.PRUNED)
-            totals["failed"] += states.count(TrialState.FAIL)
+            totals["failed"] += states.count(TrialState.FAIL) - diverged
+            totals["diverged"] += diverged
             totals["running"] += states.count(TrialState.RUNNING)
             totals["points_done"] += sum(s in _FINISHED_STATES for s in states) >= self.lr_search.trials_per_point
         return totals

@@ -4,6 +4,11 @@ Each trial checkpoints into its own folder under the sweep's storage path (``tri
 trial id the searcher gives it, so a retry after a lost worker, or the same trial handed out again after a driver
 crash, continues from the last finished epoch. A file lock on that folder keeps two processes from ever training the
 same trial at once.
+
+A trial that cannot succeed however often it is retried ends at once, without an exception through Ray Tune (whose
+``max_failures`` would retry it): bad data or config (``DataError``, ``ConfigError``, ``ModelError``) reports
+``ended_as: failed`` with the reason, diverged training (``TrainingDiverged``) reports ``ended_as: diverged``.
+Anything else (a lost worker, a full disk) raises, and is retried up to the sweep's ``max_retries``.
 """
 
 from __future__ import annotations
@@ -15,8 +20,15 @@ from typing import Any
 import torch
 from ray import tune
 
-from workers.config import TrialConfig
+from orchestrator._search import ENDED_AS
+from workers.config import ConfigError, TrialConfig
+from workers.data import DataError
+from workers.divergence import TrainingDiverged
+from workers.models import ModelError
 from workers.trial import run_trial
+
+# Errors a retry would only repeat: the trial fails at once, with its reason.
+DETERMINISTIC_ERRORS = (DataError, ConfigError, ModelError)
 
 
 def fine_tune(config: dict[str, Any]) -> None:
@@ -29,10 +41,20 @@ def fine_tune(config: dict[str, Any]) -> None:
     device = "cuda" if config["gpu"] > 0 and torch.cuda.is_available() else "cpu"
     with open(folder / "lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        run_trial(
-            trial,
-            cache_dir=config["cache_dir"],
-            checkpoint_dir=folder,
-            device=device,
-            on_epoch=lambda report: tune.report({**report.to_dict(), "trial_id": config["trial_id"]}),
-        )
+        try:
+            run_trial(
+                trial,
+                cache_dir=config["cache_dir"],
+                checkpoint_dir=folder,
+                device=device,
+                on_epoch=lambda report: tune.report({**report.to_dict(), "trial_id": config["trial_id"]}),
+            )
+        except TrainingDiverged as exc:
+            tune.report({ENDED_AS: "diverged", "error": _one_line(exc), "trial_id": config["trial_id"]})
+        except DETERMINISTIC_ERRORS as exc:
+            tune.report({ENDED_AS: "failed", "error": f"{type(exc).__name__}: {_one_line(exc)}",
+                         "trial_id": config["trial_id"]})
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:500] or type(exc).__name__

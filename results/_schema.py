@@ -33,11 +33,12 @@ def _activity_columns(names: tuple[str, ...]) -> list[sa.Column]:
 
 SWEEP_STATUSES = ("pending", "running", "interrupted", "finished", "failed")
 POINT_STATUSES = ("pending", "running", "done", "failed")
-TRIAL_STATUSES = ("running", "completed", "pruned", "failed")
+# ``diverged``: training produced a non-finite loss or weight (``workers.divergence``); never chosen as best.
+TRIAL_STATUSES = ("running", "completed", "pruned", "failed", "diverged")
 
 # Statuses after which a sweep or trial has an end time.
 SWEEP_ENDED = ("interrupted", "finished", "failed")
-TRIAL_ENDED = ("completed", "pruned", "failed")
+TRIAL_ENDED = ("completed", "pruned", "failed", "diverged")
 
 metadata = sa.MetaData()
 

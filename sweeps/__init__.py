@@ -11,9 +11,11 @@ from pathlib import Path
 from sweeps._cost import (
     CostEstimate,
     Environment,
+    Preflight,
     detect_environment,
     dry_run_report,
     estimate_cost,
+    preflight_problems,
     work_units,
 )
 from sweeps._expand import (
@@ -51,6 +53,7 @@ __all__ = [
     "Environment",
     "LrSearchSpec",
     "Point",
+    "Preflight",
     "PretrainJob",
     "PretrainSpec",
     "ResourcesSpec",
@@ -64,6 +67,7 @@ __all__ = [
     "expand",
     "load_spec",
     "parse_override",
+    "preflight_problems",
     "pretrain_keys",
     "shipped_specs",
     "spec_from_mapping",

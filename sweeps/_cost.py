@@ -191,6 +191,37 @@ def dry_run_report(spec: SweepSpec, points: Sequence[Point], *, environment: Env
     return "\n".join(lines)
 
 
+@dataclass(frozen=True)
+class Preflight:
+    """What stops a sweep before it runs: ``data`` problems (bad input) and ``resources`` this machine lacks."""
+
+    data: tuple[str, ...] = ()
+    resources: tuple[str, ...] = ()
+
+
+def preflight_problems(spec: SweepSpec, *, environment: Environment | None, cpu_fallback: bool = False) -> Preflight:
+    """The problems the dry run reports as warnings that make ``run`` fail for sure, found before Ray starts: data
+    files missing under the data root (CIFAR), and, given the ``environment`` of the machine a local run would use,
+    more CPUs or GPUs per trial than it has. (Unknown classes are refused when the spec is loaded.)"""
+    data: list[str] = []
+    if spec.data.dataset == "cifar":
+        root = spec.data.data_root or (environment.data_root if environment else None) or os.environ.get(DATA_ROOT_ENV)
+        data += [f"{problem}; set data.data_root or ${DATA_ROOT_ENV} to the folder holding {CIFAR10_FOLDER} and "
+                 f"{CIFAR100_FOLDER}" for problem in _missing_cifar(root)]
+    resources: list[str] = []
+    if environment is not None:
+        if spec.resources.cpu > environment.cpus:
+            resources.append(f"resources.cpu is {spec.resources.cpu:g} per trial but this machine has "
+                             f"{environment.cpus} CPU(s)")
+        if spec.resources.gpu > 0 and environment.gpus == 0 and not cpu_fallback:
+            resources.append(f"resources.gpu is {spec.resources.gpu:g} per trial but this machine has no GPU; pass "
+                             "--cpu-fallback to run on CPUs")
+        elif 0 < environment.gpus < spec.resources.gpu:
+            resources.append(f"resources.gpu is {spec.resources.gpu:g} per trial but this machine has "
+                             f"{environment.gpus} GPU(s)")
+    return Preflight(tuple(data), tuple(resources))
+
+
 def _warnings(spec: SweepSpec, environment: Environment, slots: int) -> list[str]:
     warnings = list(environment.notes)
     analog = any(mode.startswith("analog") for mode in spec.modes)

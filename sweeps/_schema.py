@@ -14,6 +14,7 @@ from typing import Any
 from workers.config import (
     ALGORITHM_SETTINGS,
     ALGORITHMS,
+    DEFAULT_DEVICE,
     DEVICE_AXES,
     MODES,
     TABLE_I,
@@ -456,8 +457,12 @@ def _weight_mapping(section: dict[Any, Any]) -> MappingConfig:
 
 
 def _device(raw: dict[Any, Any]) -> DevicePoint:
+    """The base device point; an axis the spec leaves out takes its value from ``DEFAULT_DEVICE`` (the same default
+    as ``analog-sweep trial``)."""
     section = _section(raw, "device")
-    return DevicePoint(**{axis: _number(_get(section, axis, 0.0), f"device.{axis}") for axis in DEVICE_AXES})
+    return DevicePoint(**{
+        axis: _number(_get(section, axis, getattr(DEFAULT_DEVICE, axis)), f"device.{axis}") for axis in DEVICE_AXES
+    })
 
 
 def _axes(raw: dict[Any, Any]) -> AxesSpec:

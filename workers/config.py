@@ -126,6 +126,13 @@ class DevicePoint:
     dtod: float = 0.0
 
 
+# The default device of the product: what a sweep spec without a ``device`` section (or without one of its axes) and
+# ``analog-sweep trial`` without device options mean. It is the paper's base device, aihwkit's ReRAM soft-bounds preset
+# pulse response (cycle-to-cycle pulse noise 3.75, device-to-device 0.3), with no transfer noise and an unskewed,
+# uniform symmetry point. ``DevicePoint()`` itself is the ideal device (0 on every axis), for measurements.
+DEFAULT_DEVICE = DevicePoint(transfer_noise=0.0, sp_skew=0.0, sp_variability=0.0, pulse_noise=3.75, dtod=0.3)
+
+
 @dataclass(frozen=True)
 class TrialConfig:
     """Everything one fine-tuning trial needs."""

@@ -29,6 +29,7 @@ from workers.devices import (
     place_on_device,
     to_analog,
 )
+from workers.divergence import check_finite
 from workers.metrics import EpochReport, test_error_percent
 from workers.models import create_model, replace_head
 from workers.pretrain import PretrainedModel, pretrained_model
@@ -78,6 +79,19 @@ def make_optimizer(config: TrialConfig, model: torch.nn.Module) -> torch.optim.O
     return torch.optim.SGD(model.parameters(), lr=config.lr)
 
 
+def _placed(
+    config: TrialConfig, model: torch.nn.Module, optimizer: torch.optim.Optimizer, device: str
+) -> tuple[torch.nn.Module, torch.optim.Optimizer]:
+    """The model moved to ``device`` and an optimizer for the moved model holding the CPU optimizer's state (a GPU
+    model gets new tiles, so the optimizer is rebuilt for them; on the CPU both are returned as they are)."""
+    placed = place_on_device(model, device)
+    if torch.device(device).type == "cpu":
+        return placed, optimizer
+    moved = make_optimizer(config, placed)
+    moved.load_state_dict(optimizer.state_dict())
+    return placed, moved
+
+
 def run_trial(
     config: TrialConfig,
     *,
@@ -97,7 +111,7 @@ def run_trial(
     num_classes = len(train_set.class_names)
     model, pretrained = build_model(config, num_classes, cache_dir, progress)
     reference = reference_weights(model)  # the converted weights (empty for digital): activity is measured from here
-    model = place_on_device(model, device)
+    # The checkpoint is read into the CPU model (aihwkit tile state only loads into CPU tiles), then moved.
     optimizer = make_optimizer(config, model)
     checkpoint = TrialCheckpoint(checkpoint_dir, config.checkpoint_key()) if checkpoint_dir is not None else None
     reports: list[EpochReport] = []
@@ -107,6 +121,7 @@ def run_trial(
             reference = checkpoint.activity_reference
         else:
             checkpoint.start_over(model, reference)
+    model, optimizer = _placed(config, model, optimizer, device)
     restored_epochs = len(reports)
     if on_epoch is not None:
         for report in reports:
@@ -127,6 +142,7 @@ def run_trial(
             optimizer.step()
             total_loss += float(loss.detach()) * len(labels)
             seen += len(labels)
+        check_finite(model, total_loss / max(seen, 1), epoch, config.lr)  # raises TrainingDiverged
         error = test_error_percent(model, test_set.images, test_set.labels, max(config.batch_size, 64))
         report = EpochReport(
             epoch=epoch,

@@ -81,7 +81,7 @@ def emit_rows(rows: Iterable[dict[str, Any]], output_format: str, columns: Seque
         columns = list(rows[0]) if rows else []
     if output_format == "json":
         for row in rows:
-            click.echo(json.dumps({c: _json_value(row.get(c)) for c in columns}))
+            click.echo(json_line({c: row.get(c) for c in columns}))
         return
     if output_format == "csv":
         buffer = io.StringIO()
@@ -122,6 +122,12 @@ def _numeric(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def json_line(row: dict[str, Any]) -> str:
+    """One row as strict JSON: inf and NaN (which JSON has no token for) become null, anything else not JSON-ready
+    becomes text; never a bare ``NaN``."""
+    return json.dumps({key: _json_value(value) for key, value in row.items()}, allow_nan=False)
 
 
 def _json_value(value: Any) -> Any:

@@ -60,7 +60,8 @@ def sweeps(store_url: str | None, output_format: str) -> None:
 
 _SWEEP_COLUMNS = (
     "sweep", "status", "points_done", "points_total", "points_failed",
-    "trials_running", "trials_completed", "trials_pruned", "trials_failed", "started_at", "ended_at",
+    "trials_running", "trials_completed", "trials_pruned", "trials_failed", "trials_diverged",
+    "started_at", "ended_at",
 )
 
 

@@ -22,8 +22,13 @@ from analog_sweep.cli.output import (
 from orchestrator import (
     ClusterError,
     JournalDamaged,
+    PreflightError,
+    PretrainingFailed,
     StoreGaveUp,
+    SweepFailed,
     SweepStateError,
+    driver_alive,
+    error_summary,
     resume_sweep,
     run_sweep,
 )
@@ -41,10 +46,8 @@ from workers.config import DEVICE_AXES
 
 STORAGE_ENV = "ANALOG_SWEEP_STORAGE"
 EXIT_INTERRUPTED = 130  # what a shell reports for a command stopped by Ctrl-C
-_sweep_errors = one_line_errors(
-    SpecError, SweepStateError, StoreInputError,
-    failure=(ClusterError, JournalDamaged, StoreGaveUp, StoreError, OSError),
-)
+_FAILURES = (ClusterError, JournalDamaged, StoreGaveUp, StoreError, SweepFailed, PretrainingFailed, OSError)
+_sweep_errors = one_line_errors(SpecError, SweepStateError, StoreInputError, PreflightError, failure=_FAILURES)
 # On Ctrl-C Ray Tune logs how to continue with its own API (Tuner.restore), and lists the trials it stopped; the
 # command says the one thing to do instead ('analog-sweep resume NAME').
 logging.getLogger("ray.tune.tune").setLevel(logging.CRITICAL)
@@ -74,6 +77,10 @@ def _stops_cleanly(name: str) -> Iterator[None]:
         raise SweepInterrupted(f"sweep {name} interrupted: finished trials are kept; {resume}") from None
     except StoreGaveUp as exc:
         raise click.ClickException(f"{exc}; sweep {name} stopped: once the store is back, {resume}") from None
+    except (click.ClickException, SpecError, SweepStateError, StoreInputError, PreflightError, *_FAILURES):
+        raise  # one line each, through _sweep_errors
+    except Exception as exc:  # noqa: BLE001 - anything else is still one line, never a traceback
+        raise click.ClickException(f"sweep {name} stopped: {error_summary(exc)}") from None
 
 
 def _check_environment() -> None:
@@ -155,7 +162,7 @@ def run(spec_file: str, overrides: tuple[str, ...], dry_run: bool, storage_path:
         if outcome.points_done or outcome.status == "finished":
             _point_table(store, spec.name, output_format)
         progress(f"results store: {store.label}")
-        if outcome.status != "finished":
+        if outcome.status != "finished" or outcome.failed_trials:
             raise SystemExit(1)
 
 
@@ -178,8 +185,22 @@ def resume(sweep: str, address: str | None, cpu_fallback: bool, store_url: str |
             outcome = resume_sweep(sweep, store, address=address, cpu_fallback=cpu_fallback, echo=progress)
         progress(outcome.message)
         _point_table(store, sweep, output_format)
-        if outcome.status != "finished":
+        if outcome.status != "finished" or outcome.failed_trials:
             raise SystemExit(1)
+
+
+def _status_line(name: str, known: dict[str, Any]) -> str:
+    """A sweep's status as the store has it, what it means, and the next step. A sweep the store calls ``running``
+    whose driver holds no lock (it was killed, or its machine died) is said to be stopped."""
+    resume = f"continue it with 'analog-sweep resume {name}'"
+    status = known["status"]
+    if status == "running" and driver_alive(known["experiment_path"]) is False:
+        return f"running in the store, but no driver is running it (it stopped without saying so): {resume}"
+    if status == "interrupted":
+        return f"interrupted (stopped before its end, finished trials are kept): {resume}"
+    if status == "failed":
+        return f"failed (it stopped on an error, finished trials are kept): fix the cause, then {resume}"
+    return status
 
 
 @click.command()
@@ -200,6 +221,6 @@ def status(sweep: str | None, store_url: str | None, output_format: str) -> None
             emit_rows(display_rows(store.sweep_progress()), output_format)
             return
         known = store.get_sweep(sweep)
-        progress(f"sweep {sweep}: {known['status']}, storage {known['experiment_path'] or '-'}")
+        progress(f"sweep {sweep}: {_status_line(sweep, known)}, storage {known['experiment_path'] or '-'}")
         _point_table(store, sweep, output_format, with_status=True)
 

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import json
-
 import click
 import torch
 
-from analog_sweep.cli.output import BadInput, one_line_errors, progress
+from analog_sweep.cli.output import BadInput, json_line, one_line_errors, progress
 from workers.config import (
     ALGORITHMS,
     MODES,
     ALGORITHM_SETTINGS,
+    DEFAULT_DEVICE,
     AlgorithmConfig,
     ConfigError,
     DataConfig,
@@ -23,6 +22,7 @@ from workers.config import (
 )
 from workers.data import DataError
 from workers.devices import TileBackendError
+from workers.divergence import TrainingDiverged
 from workers.metrics import EpochReport
 from workers.models import PRESETS, ModelError
 from workers.trial import run_trial
@@ -81,13 +81,16 @@ def _key_values(option: str, pairs: tuple[str, ...]) -> dict[str, object]:
                    "out_scaling_columnwise); defaults: omega 0.6 per output, fixed output scales.")
 @click.option("--freeze-analog", is_flag=True,
               help="Diagnostic ablation: never update the analog tiles (digital parameters still train).")
-@click.option("--transfer-noise", type=click.FloatRange(0), default=0.0, show_default=True, help="Weight transfer noise, percent of max|W|.")
-@click.option("--sp-skew", type=click.FloatRange(0), default=0.0, show_default=True, help="Symmetry-point skew, percent of the weight range.")
-@click.option("--sp-variability", type=click.FloatRange(0), default=0.0, show_default=True, help="Symmetry-point spread, percent of the weight range.")
-@click.option("--pulse-noise", type=click.FloatRange(0), default=3.75, show_default=True,
-              help="Cycle-to-cycle pulse-size std, as a fraction of the pulse size (aihwkit's ReRAM preset: 3.75).")
-@click.option("--dtod", type=click.FloatRange(0), default=0.3, show_default=True,
-              help="Device-to-device std of the mean pulse size, as a fraction (aihwkit's ReRAM preset: 0.3).")
+@click.option("--transfer-noise", type=click.FloatRange(0), default=DEFAULT_DEVICE.transfer_noise, show_default=True,
+              help="Weight transfer noise, percent of max|W|.")
+@click.option("--sp-skew", type=click.FloatRange(0), default=DEFAULT_DEVICE.sp_skew, show_default=True,
+              help="Symmetry-point skew, percent of the weight range.")
+@click.option("--sp-variability", type=click.FloatRange(0), default=DEFAULT_DEVICE.sp_variability, show_default=True,
+              help="Symmetry-point spread, percent of the weight range.")
+@click.option("--pulse-noise", type=click.FloatRange(0), default=DEFAULT_DEVICE.pulse_noise, show_default=True,
+              help="Cycle-to-cycle pulse-size std, as a fraction of the pulse size (aihwkit's ReRAM preset).")
+@click.option("--dtod", type=click.FloatRange(0), default=DEFAULT_DEVICE.dtod, show_default=True,
+              help="Device-to-device std of the mean pulse size, as a fraction (aihwkit's ReRAM preset).")
 @click.option("--lr", type=click.FloatRange(0, min_open=True), default=0.01, show_default=True)
 @click.option("--batch-size", type=click.IntRange(1), default=8, show_default=True)
 @click.option("--epochs", type=click.IntRange(1), default=2, show_default=True)
@@ -101,9 +104,12 @@ def _key_values(option: str, pairs: tuple[str, ...]) -> dict[str, object]:
 @click.option("--device", default="cpu", show_default=True, help="cpu or cuda[:N] (cuda needs a CUDA build of aihwkit).")
 @click.option("--threads", type=click.IntRange(1), help="Torch CPU threads (default: torch's choice).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per epoch instead of a table.")
-@one_line_errors(ConfigError, DataError, ModelError, TileBackendError)
+@one_line_errors(ConfigError, DataError, ModelError, TileBackendError, failure=(TrainingDiverged,))
 def trial(**options: object) -> None:
     """Run one trial: pretrain once (cached), convert, fine-tune, report test error per epoch.
+
+    Without device options the device is the default one (workers.config.DEFAULT_DEVICE), the same as in a sweep
+    spec without a device section: aihwkit's ReRAM preset pulse response, no transfer noise or symmetry-point offset.
 
     \b
     Example:
@@ -158,7 +164,7 @@ def trial(**options: object) -> None:
     def show(report: EpochReport) -> None:
         row = report.to_dict()
         if as_json:
-            click.echo(json.dumps({"mode": config.mode, **row}))
+            click.echo(json_line({"mode": config.mode, **row}))
         else:
             click.echo(f"{row['epoch']:>13d}  " + "  ".join(f"{row[c]:>13.4f}" for c in columns[1:]))
 

@@ -65,7 +65,7 @@ def test_one_at_a_time_varies_one_axis_and_keeps_the_base_point_once():
         "analog_tl/5-8/transfer_noise=30/seed0",
         "analog_tl/5-8/sp_skew=5/seed0",
     ]
-    assert points[3].device == DevicePoint(transfer_noise=10.0, sp_skew=5.0, pulse_noise=3.75)
+    assert points[3].device == DevicePoint(transfer_noise=10.0, sp_skew=5.0, pulse_noise=3.75, dtod=0.3)  # dtod: default
     assert points[3].axes_dict == {"transfer_noise": 10.0, "sp_skew": 5.0}
 
 
@@ -114,7 +114,7 @@ def test_pretrain_keys_one_per_source_model_settings_and_seed():
 
 def test_spec_hash_ignores_spelling_and_sees_content():
     plain = make()
-    spelled_out = make(epochs=3, batch_size=8, seeds=[0], device={"dtod": 0.0})
+    spelled_out = make(epochs=3, batch_size=8, seeds=[0], device={"dtod": 0.3})
     assert spec_hash(plain) == spec_hash(spelled_out)
     assert spec_hash(plain) != spec_hash(make(epochs=4))
 
