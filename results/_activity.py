@@ -19,20 +19,28 @@ BARELY_MOVED_PERCENT = 1.0
 OVERWRITTEN_REL = 1.0
 
 
-def activity_warnings(row: Mapping[str, Any]) -> list[str]:
+def activity_warnings(row: Mapping[str, Any], *, frozen: bool = False) -> list[str]:
     """Problems with one trial's (or point's best trial's) final activity, each a phrase naming what to change; []
     when the tiles learned or the row has no activity (digital trials, stores from before schema version 3).
 
     ``row`` needs ``mode`` and the trial activity columns (``head_moved``, ``blocks_moved``, ``blocks_rel``, ...).
+    ``frozen``: the sweep froze its tiles on purpose (``algorithm.freeze_analog``), so no movement is expected and
+    only movement would be a problem.
     """
+    still = [(what, row.get(f"{group}_moved")) for group, what in (("head", "head"), ("blocks", "body"))]
+    still = [(what, moved) for what, moved in still if moved is not None]
+    if frozen:
+        moving = [what for what, moved in still if moved > 0]
+        return [f"analog {' and '.join(moving)} moved although the tiles are frozen"] if moving else []
     problems = []
-    for group, what in (("head", "head"), ("blocks", "body")):
-        moved = row.get(f"{group}_moved")
-        if moved is not None and moved < BARELY_MOVED_PERCENT:
-            problems.append(
-                f"analog {what} barely moved ({moved:.2g} % of its weights): shorten c-TTv2's time constant "
-                "(algorithm.settings.auto_granularity), train longer or raise the learning rate"
-            )
+    barely = [(what, moved) for what, moved in still if moved < BARELY_MOVED_PERCENT]
+    if barely:
+        problems.append(
+            f"analog {' and '.join(w for w, _ in barely)} barely moved "
+            f"({', '.join(f'{m:.2g} %' for _, m in barely)} of {'its' if len(barely) == 1 else 'their'} weights): "
+            "shorten c-TTv2's time constant (algorithm.settings.auto_granularity), train longer or raise the "
+            "learning rate"
+        )
     rel = row.get("blocks_rel")
     if str(row.get("mode", "")).endswith("_tl") and rel is not None and rel >= OVERWRITTEN_REL:
         problems.append(

@@ -120,8 +120,12 @@ def _point_table(store: Any, name: str, output_format: str, *, with_status: bool
         columns = ["mode", "task", *varied, "seeds", "lr", "test_error_mean", "test_error_sd", "test_error_ci95",
                    *_ACTIVITY_COLUMNS]
         emit_rows(display_rows(replicate_rows(rows)), output_format, columns=columns)
+    spec = with_retries(lambda: store.get_sweep(name))["spec"]
+    frozen = bool((spec.get("algorithm") or {}).get("freeze_analog"))
+    if frozen:
+        progress("analog tiles frozen by algorithm.freeze_analog (a diagnostic ablation): no activity expected")
     for row in rows:
-        problems = activity_warnings(row)
+        problems = activity_warnings(row, frozen=frozen)
         if problems:
             label = "/".join([row["mode"], row["task"], *(f"{a}={row[a]:g}" for a in varied), f"seed{row['seed']}"])
             progress(f"warning: {label}: {'; '.join(problems)}")
