@@ -9,29 +9,20 @@ import torch
 
 from workers.activity import ACTIVITY_FIELDS, GROUPS, layer_group, measure, reference_weights, tile_weights
 from workers.checkpoint import TrialCheckpoint
-from workers.config import AlgorithmConfig, DataConfig, DevicePoint, MappingConfig, ModelConfig, PretrainConfig, TrialConfig
+from workers.config import AlgorithmConfig, DevicePoint, MappingConfig, TrialConfig
 from workers.devices import analog_optimizer, build_rpu_config, to_analog
 from workers.metrics import EpochReport
 from workers.trial import build_model, run_trial
 
-NANO = ModelConfig(preset="swin_micro", overrides=(("depths", (1, 1)), ("embed_dim", 12)))
+from .test_trial import nano_config as trial_nano_config
+
 # A short time constant, so that a few steps already transfer into the slow devices.
 FAST = AlgorithmConfig(settings=(("auto_granularity", 20),))
 
 
 def nano_config(**changes) -> TrialConfig:
-    base = TrialConfig(
-        mode="analog_tl",
-        data=DataConfig(classes=("5", "8"), train_limit=24, test_limit=24, source_limit=120),
-        model=NANO,
-        pretrain=PretrainConfig(epochs=2, batch_size=32),
-        algorithm=FAST,
-        device=DevicePoint(pulse_noise=3.75, dtod=0.3),
-        lr=0.05,
-        epochs=1,
-        seed=3,
-    )
-    return dataclasses.replace(base, **changes)
+    """test_trial's nano analog TL trial (24 images, a one-block 12-channel Swin), one epoch, the preset's device."""
+    return trial_nano_config(algorithm=FAST, device=DevicePoint(pulse_noise=3.75, dtod=0.3), epochs=1, **changes)
 
 
 def test_every_tile_of_a_swin_falls_in_its_group(tmp_path):

@@ -70,9 +70,10 @@ def errors(outcomes, what: str) -> list[float]:
 @pytest.mark.slow
 def test_the_analog_tiles_learn_and_keep_the_pretrained_weights(outcomes):
     tl = [outcomes["analog_tl", seed] for seed in SEEDS]
-    # Measured with the shipped defaults (column-wise omega 0.6, auto_granularity 960): the head moved 36-42 % of
-    # its weights and the body's rel change was 0.50-0.52 in every run; 10 % and 0.75 leave room for the tile noise
-    # while still failing for Table I's 10000 (head 0 %) or an unscaled mapping (rel 2.0-2.7).
+    # Measured with the shipped defaults (column-wise omega 0.6, auto_granularity 960, lr 0.05 or 0.1): the chosen
+    # trials' heads moved 31-79 % of their weights and the body's rel change was 0.49-0.54 (this test's 4 seeds and
+    # two quickstart runs); 10 % and 0.75 leave room for that spread while still failing for Table I's 10000
+    # (head 0 %) or an unscaled mapping (rel 2.0-2.7; sweeps/README.md, "Weight mapping and time constants").
     assert min(t["head_moved"] for t in tl) > 10.0, tl
     assert max(t["blocks_rel"] for t in tl) < 0.75, tl
     assert min(t["blocks_moved"] for t in tl) > 50.0, tl
@@ -85,10 +86,12 @@ def test_trained_tiles_beat_frozen_tiles(outcomes, record_property):
     assert all(f["head_moved"] == f["blocks_moved"] == 0.0 for f in frozen)
     gap = difference(errors(outcomes, "analog_tl"), errors(outcomes, "frozen"))
     record_property("tiles_minus_frozen", str(gap))
-    # Same seed, same head initialisation and batch order: compare seed by seed, and on the mean. Measured gaps
-    # (learning - frozen, mean over 3-4 seeds) were -11 to -21 points; the frozen model's error swings by 15 points
-    # between seeds, so only the mean must clear the 5-point margin, and at most one seed may tie or lose.
-    assert gap.difference < -5.0, gap
+    # Same seed, same head initialisation and batch order: compare seed by seed, and on the mean. Measured: all 7
+    # seed pairs favoured the trained tiles, by 2.8 to 34.5 points; mean gaps -20.1 (this test, 4 seeds) and -6.9
+    # (the README's frozen quickstart, 3 seeds). Frozen tiles still see clock-seeded read noise, so their error
+    # swings by up to 20 points between runs of one seed. A 3-point mean gap with at most one seed lost passes that
+    # spread, while a simulation whose tiles do not learn (gap about 0, half the seeds lost) fails it.
+    assert gap.difference < -3.0, gap
     wins = sum(t < f for t, f in zip(errors(outcomes, "analog_tl"), errors(outcomes, "frozen")))
     assert wins >= len(SEEDS) - 1, (errors(outcomes, "analog_tl"), errors(outcomes, "frozen"))
 
@@ -96,7 +99,12 @@ def test_trained_tiles_beat_frozen_tiles(outcomes, record_property):
 @pytest.mark.slow
 def test_the_papers_first_findings_on_the_embedded_default(outcomes, record_property):
     """F1: analog TL beats analog training from scratch. F2: digital TL beats analog TL by a small margin (the
-    paper: about 2 points). Both differences are reported with Welch 95 % intervals."""
+    paper: about 2 points). Both differences are reported with Welch 95 % intervals (``record_property``, and
+    printed with ``pytest -s``). Measured over 4 seeds: F1 -9.8 [-33.3, +13.6] and -13.6 [-28.8, +1.7] points;
+    F2 +15.7 [-7.2, +38.6] and +10.7 [+1.5, +20.0]. The means' directions held in every run (and in three
+    quickstart runs over 3 seeds: F1 -19.0, -9.0, -13.7; F2 +12.8, +15.6, +14.6); the intervals at 4 seeds do not
+    exclude 0 for F1, so only the directions are asserted. F2's gap is larger than the paper's 2 points: 3 epochs
+    of a micro model against the paper's 100 epochs of Swin-T."""
     f1 = difference(errors(outcomes, "analog_tl"), errors(outcomes, "analog_scratch"))
     f2 = difference(errors(outcomes, "analog_tl"), errors(outcomes, "digital_tl"))
     record_property("F1_analog_tl_minus_analog_scratch", str(f1))
@@ -104,4 +112,5 @@ def test_the_papers_first_findings_on_the_embedded_default(outcomes, record_prop
     print(json.dumps({"F1": str(f1), "F2": str(f2)}))
     assert f1.difference < 0, f1  # analog TL has the lower mean error
     assert f2.difference > 0, f2  # digital TL has the lower mean error
-    assert statistics.fmean(errors(outcomes, "digital_tl")) < 15.0
+    # Digital TL itself works: 6.5 and 10.1 % mean error measured (seeds swing from 2.8 to 17.8 %).
+    assert statistics.fmean(errors(outcomes, "digital_tl")) < 20.0
