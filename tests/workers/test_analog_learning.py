@@ -101,9 +101,9 @@ def test_the_papers_first_findings_on_the_embedded_default(outcomes, record_prop
     """F1: analog TL beats analog training from scratch. F2: digital TL beats analog TL by a small margin (the
     paper: about 2 points). Both differences are reported with Welch 95 % intervals (``record_property``, and
     printed with ``pytest -s``). Measured over 4 seeds: F1 -9.8 [-33.3, +13.6] and -13.6 [-28.8, +1.7] points;
-    F2 +15.7 [-7.2, +38.6] and +10.7 [+1.5, +20.0]. The means' directions held in every run (and in three
-    quickstart runs over 3 seeds, one with a third learning rate 0.01: F1 -19.0, -9.0, -13.7; F2 +12.8, +15.6, +14.6); the intervals at 4 seeds do not
-    exclude 0 for F1, so only the directions are asserted. F2's gap is larger than the paper's 2 points: 3 epochs
+    F2 +15.7 [-7.2, +38.6] and +10.7 [+1.5, +20.0]. The means' directions held in every run, and in three
+    quickstart runs over 3 seeds (one with a third learning rate, 0.01): F1 -19.0, -9.0, -13.7; F2 +12.8,
+    +15.6, +14.6. The intervals at 4 seeds do not exclude 0 for F1, so only the directions are asserted. F2's gap is larger than the paper's 2 points: 3 epochs
     of a micro model against the paper's 100 epochs of Swin-T."""
     f1 = difference(errors(outcomes, "analog_tl"), errors(outcomes, "analog_scratch"))
     f2 = difference(errors(outcomes, "analog_tl"), errors(outcomes, "digital_tl"))
