@@ -14,7 +14,6 @@ NANO_SWEEP = [
     "pretrain.epochs=2",
     "epochs=2",
     "seeds=[0]",
-    "lr_search.values=[0.01,0.05]",
 ]
 
 

@@ -9,7 +9,7 @@ from optuna.trial import TrialState
 from orchestrator import LearningRateSearch, trial_id_for
 from sweeps import expand, load_spec, shipped_specs
 
-QUICK = ["data.train_limit=16", "data.test_limit=16", "epochs=3", "seeds=[0]", "lr_search.values=[0.01,0.05]"]
+QUICK = ["data.train_limit=16", "data.test_limit=16", "epochs=3", "seeds=[0]"]
 
 
 def make_search(tmp_path, overrides=()):

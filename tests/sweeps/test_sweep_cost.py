@@ -58,7 +58,7 @@ def test_the_digital_time_model_matches_the_measurements(image_size, embed, meas
 
 
 def test_report_lists_points_trials_and_cost():
-    spec = load("quickstart", "epochs=1", "seeds=[0]", "lr_search.values=[0.01,0.05]")
+    spec = load("quickstart", "epochs=1", "seeds=[0]")
     report = dry_run_report(spec, expand(spec), environment=LAPTOP)
     assert "analog_tl/5-8/transfer_noise=10/seed0" in report
     assert "Trials: 12 (6 points x 2)" in report and "12 trial-epochs" in report
