@@ -417,7 +417,9 @@ def ray_session(address: str | None) -> Iterator[None]:
         yield
         return
     ray.init(
-        address=address,
+        # Without an address, a new local instance: "local", because Ray's default (None) joins whatever cluster a
+        # `ray start` on this machine last recorded in /tmp/ray, which may be someone else's, or gone.
+        address=address or "local",
         include_dashboard=False,
         log_to_driver=False,
         logging_level="WARNING",

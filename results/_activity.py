@@ -33,18 +33,25 @@ def activity_warnings(row: Mapping[str, Any], *, frozen: bool = False) -> list[s
         moving = [what for what, moved in still if moved > 0]
         return [f"analog {' and '.join(moving)} moved although the tiles are frozen"] if moving else []
     problems = []
+    rel = row.get("blocks_rel")
+    overwritten = str(row.get("mode", "")).endswith("_tl") and rel is not None and rel >= OVERWRITTEN_REL
     barely = [(what, moved) for what, moved in still if moved < BARELY_MOVED_PERCENT]
     if barely:
-        problems.append(
-            f"analog {' and '.join(w for w, _ in barely)} barely moved "
-            f"({', '.join(f'{m:.2g} %' for _, m in barely)} of {'its' if len(barely) == 1 else 'their'} weights): "
-            "shorten c-TTv2's time constant (algorithm.settings.auto_granularity), train longer or raise the "
+        # With the body overwritten, a shorter time constant or a larger rate would make it worse: the mapping
+        # comes first, and the overwritten phrase says so.
+        advice = "" if overwritten else (
+            ": shorten c-TTv2's time constant (algorithm.settings.auto_granularity), train longer or raise the "
             "learning rate"
         )
-    rel = row.get("blocks_rel")
-    if str(row.get("mode", "")).endswith("_tl") and rel is not None and rel >= OVERWRITTEN_REL:
+        problems.append(
+            f"analog {' and '.join(w for w, _ in barely)} barely moved "
+            f"({', '.join(f'{m:.2g} %' for _, m in barely)} of {'its' if len(barely) == 1 else 'their'} weights)"
+            + advice
+        )
+    if overwritten:
         problems.append(
             f"analog body overwritten (mean|dW|/mean|W| = {rel:.2f}): the pretrained weights are lost; use weight "
-            "scaling (algorithm.mapping), a longer time constant (auto_granularity) or a lower learning rate"
+            "scaling (algorithm.mapping) first, then a longer time constant (auto_granularity) or a lower "
+            "learning rate"
         )
     return problems

@@ -440,6 +440,15 @@ def _algorithm(raw: dict[Any, Any]) -> AlgorithmConfig:
     )
 
 
+def algorithm_from_mapping(raw: Any, *, source: str) -> AlgorithmConfig:
+    """Validate an ``algorithm`` section on its own (for tools that take it from elsewhere than a spec file, such as
+    ``analog-sweep trial``); raises ``SpecError`` naming ``source`` and the field."""
+    try:
+        return _algorithm({"algorithm": raw})
+    except FieldError as error:
+        raise SpecError(f"{source}: {error.path}: {error.problem}") from None
+
+
 def _weight_mapping(section: dict[Any, Any]) -> MappingConfig:
     raw = _mapping(_get(section, "mapping", {}), "algorithm.mapping", MAPPING_FIELDS)
     defaults = MappingConfig()

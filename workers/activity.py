@@ -17,12 +17,14 @@ c-TTv2 compound the read-out of the slow, weight-holding device, which is what t
 (before the mapping's digital output scales, which are fixed unless ``learn_out_scaling``). Per group:
 
 - ``moved``: percent of the group's analog weights whose value changed by more than ``MOVED_ATOL`` (1e-6) since the
-  reference. 0 % means c-TTv2 never transferred anything into those devices.
+  reference. 0 % means no transfer reached those devices' weights.
 - ``rel``: mean |W - W_ref| / mean |W_ref| over the group (a ratio; mapping scales cancel within a column). Above
   about 1 the converted (pretrained) weights are no longer recognisable: write noise and updates have replaced them.
-- ``transfers``: c-TTv2 transfer events (column reads of the fast device that may write onto the slow one) summed
-  over the group's tiles since the tile was built (aihwkit's ``transfer_counter`` in ``dump_extra``). aihwkit 1.1.0
-  counts device pulses only on CUDA (``count_pulses``), so pulse counts are not reported.
+- ``transfers``: aihwkit's ``transfer_counter`` (``dump_extra``) summed over the group's tiles: how often each tile
+  ran its transfer step since it was built, as aihwkit counts it. Measured, it grows by about one per ``in_size x
+  transfer_every`` matrix-vector products (a pass over the columns), and not at all with ``units_in_mbatch`` while
+  weights still move: compare it between trials of one setting, not as a count of writes. aihwkit 1.1.0 counts
+  device pulses only on CUDA (``count_pulses``), so pulse counts are not reported.
 
 Digital trials have no tiles: their activity is empty (None in the store). What a trial's activity means for its
 numbers (barely moved, pretrained weights overwritten) is judged downstream, in ``results`` (``activity_warnings``).

@@ -11,15 +11,15 @@ from workers.config import (
     MODES,
     ALGORITHM_SETTINGS,
     DEFAULT_DEVICE,
-    AlgorithmConfig,
     ConfigError,
     DataConfig,
     DevicePoint,
-    MappingConfig,
     ModelConfig,
     PretrainConfig,
     TrialConfig,
 )
+from sweeps import SpecError
+from sweeps._schema import algorithm_from_mapping
 from workers.data import DataError
 from workers.devices import TileBackendError
 from workers.divergence import TrainingDiverged
@@ -32,21 +32,6 @@ _COLUMNS = ("epoch", "train_loss", "test_error", "test_accuracy", "seconds")
 _ACTIVITY_COLUMNS = ("head_moved", "blocks_moved", "blocks_rel")
 
 
-def _mapping(values: dict[str, object]) -> MappingConfig:
-    """``--mapping-set`` values over the default mapping; an unknown key or a wrong type is bad input."""
-    defaults = MappingConfig()
-    unknown = sorted(set(values) - {f for f in defaults.__dataclass_fields__})
-    if unknown:
-        raise BadInput(f"--mapping-set: unknown key(s) {', '.join(unknown)}; "
-                       f"choose from {', '.join(defaults.__dataclass_fields__)}")
-    for key, value in values.items():
-        wanted = type(getattr(defaults, key))
-        if isinstance(value, bool) != (wanted is bool) or not isinstance(value, (int, float)):
-            raise BadInput(f"--mapping-set {key}: expected {'true or false' if wanted is bool else 'a number'}, "
-                           f"got {value!r}")
-    return MappingConfig(**values)
-
-
 def _key_values(option: str, pairs: tuple[str, ...]) -> dict[str, object]:
     """Parse ``KEY=VALUE`` options, reading values as YAML scalars (so ``10``, ``0.5``, ``true``, ``[2,2]`` work)."""
     import yaml
@@ -56,7 +41,10 @@ def _key_values(option: str, pairs: tuple[str, ...]) -> dict[str, object]:
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise BadInput(f"{option}: expected KEY=VALUE, got {pair!r}")
-        parsed[key.strip()] = yaml.safe_load(value)
+        try:
+            parsed[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise BadInput(f"{option}: {pair!r}: the value is not a YAML scalar or list") from None
     return parsed
 
 
@@ -104,7 +92,7 @@ def _key_values(option: str, pairs: tuple[str, ...]) -> dict[str, object]:
 @click.option("--device", default="cpu", show_default=True, help="cpu or cuda[:N] (cuda needs a CUDA build of aihwkit).")
 @click.option("--threads", type=click.IntRange(1), help="Torch CPU threads (default: torch's choice).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per epoch instead of a table.")
-@one_line_errors(ConfigError, DataError, ModelError, TileBackendError, failure=(TrainingDiverged,))
+@one_line_errors(ConfigError, DataError, ModelError, TileBackendError, SpecError, failure=(TrainingDiverged,))
 def trial(**options: object) -> None:
     """Run one trial: pretrain once (cached), convert, fine-tune, report test error per epoch.
 
@@ -138,11 +126,15 @@ def trial(**options: object) -> None:
         pretrain=PretrainConfig(
             optimizer=options["pretrain_optimizer"], lr=options["pretrain_lr"], epochs=options["pretrain_epochs"]
         ),
-        algorithm=AlgorithmConfig(
-            name=options["algorithm"],
-            settings=tuple(_key_values("--algo-set", options["algo_set"]).items()),
-            mapping=_mapping(_key_values("--mapping-set", options["mapping_set"])),
-            freeze_analog=bool(options["freeze_analog"]),
+        # Checked exactly as a spec's algorithm section is (one-line SpecError naming the field).
+        algorithm=algorithm_from_mapping(
+            {
+                "name": options["algorithm"],
+                "settings": _key_values("--algo-set", options["algo_set"]),
+                "mapping": _key_values("--mapping-set", options["mapping_set"]),
+                "freeze_analog": bool(options["freeze_analog"]),
+            },
+            source="--algo-set/--mapping-set",
         ),
         device=DevicePoint(
             transfer_noise=options["transfer_noise"],

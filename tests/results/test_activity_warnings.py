@@ -27,6 +27,12 @@ def test_an_overwritten_body_is_a_problem_for_transfer_learning_only():
     assert activity_warnings({**LEARNED, "mode": "analog_scratch", "blocks_rel": 2.5}) == []
 
 
+def test_a_still_head_beside_an_overwritten_body_gets_no_contradicting_advice():
+    still_head, overwritten = activity_warnings({**LEARNED, "head_moved": 0.0, "blocks_rel": 1.8})
+    assert still_head == "analog head barely moved (0 % of its weights)"
+    assert "weight scaling (algorithm.mapping) first" in overwritten
+
+
 def test_frozen_tiles_warn_only_if_they_moved():
     still = {**LEARNED, "head_moved": 0.0, "blocks_moved": 0.0, "blocks_rel": 0.0}
     assert activity_warnings(still, frozen=True) == []
