@@ -6,6 +6,8 @@ code: YAML ``!!python`` tags are refused and the command in them is not run.
 
 from __future__ import annotations
 
+import re
+
 import copy
 import os
 import subprocess
@@ -209,7 +211,10 @@ def test_a_sample_of_bad_input_through_the_real_cli_in_subprocesses(store, tmp_p
     """The same promises from ``python -m analog_sweep`` itself (start-up, click, the error handler, exit codes)."""
     marker = tmp_path / "RAN"
     evil = tmp_path / "evil.yaml"
-    evil.write_text(QUICKSTART_TEXT.replace("epochs: 2", f"epochs: !!python/object/apply:os.system ['touch {marker}']"))
+    evil_text = re.sub(r"^epochs: \d+$", f"epochs: !!python/object/apply:os.system ['touch {marker}']", QUICKSTART_TEXT,
+                       flags=re.MULTILINE)
+    assert "!!python" in evil_text  # else this would run the whole quickstart
+    evil.write_text(evil_text)
     cases = {  # a few, as each start-up imports torch, Ray and aihwkit
         "python tag": (run_args(evil, store, tmp_path), 2, "could not determine a constructor"),
         "unknown preset": (run_args(BROKEN_DIR / "unknown_preset.yaml", store, tmp_path), 2, "model.preset"),
