@@ -32,15 +32,26 @@ class ProgressLine(tune.Callback):
         self._last = 0.0
         self._last_line = ""
         self._trial_seconds: list[float] = []
-        self._best: tuple[float, str] | None = None
+        # Each trial's lowest test error so far; a trial that ends in an error (failed, diverged) leaves, so it is
+        # never shown as the best.
+        self._trial_best: dict[str, tuple[float, str]] = {}
         self._labels = {point.key: point.label for point in search.points}
+
+    @property
+    def _best(self) -> tuple[float, str] | None:
+        return min(self._trial_best.values(), default=None)
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
         error = result.get("test_error")
-        if error is not None and (self._best is None or error < self._best[0]):
+        known = self._trial_best.get(trial.trial_id)
+        if error is not None and (known is None or error < known[0]):
             label = self._labels.get(trial.config.get("point_key"), "?")
-            self._best = (float(error), f"{label} lr={trial.config['lr']:.3g}")
+            self._trial_best[trial.trial_id] = (float(error), f"{label} lr={trial.config['lr']:.3g}")
         self._maybe_print(force=False)
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._trial_best.pop(trial.trial_id, None)
+        self._maybe_print(force=True)
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         result = trial.last_result or {}

@@ -20,6 +20,7 @@ from workers.config import (
 )
 from sweeps import SpecError
 from sweeps._schema import algorithm_from_mapping
+from sweeps._yaml import parse_yaml
 from workers.data import DataError
 from workers.devices import TileBackendError
 from workers.divergence import TrainingDiverged
@@ -33,18 +34,14 @@ _ACTIVITY_COLUMNS = ("head_moved", "blocks_moved", "blocks_rel")
 
 
 def _key_values(option: str, pairs: tuple[str, ...]) -> dict[str, object]:
-    """Parse ``KEY=VALUE`` options, reading values as YAML scalars (so ``10``, ``0.5``, ``true``, ``[2,2]`` work)."""
-    import yaml
-
+    """Parse ``KEY=VALUE`` options, reading values as a sweep file's YAML does (``10``, ``0.5``, ``true``, ``[2,2]``;
+    values YAML 1.1 and 1.2 read differently, such as ``010`` or ``on``, are refused: sweeps/README.md)."""
     parsed = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise BadInput(f"{option}: expected KEY=VALUE, got {pair!r}")
-        try:
-            parsed[key.strip()] = yaml.safe_load(value)
-        except yaml.YAMLError:
-            raise BadInput(f"{option}: {pair!r}: the value is not a YAML scalar or list") from None
+        parsed[key.strip()] = parse_yaml(value, source=f"{option} {key.strip()}")
     return parsed
 
 

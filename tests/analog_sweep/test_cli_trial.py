@@ -31,7 +31,9 @@ def test_trial_prints_one_json_object_per_epoch(tmp_path):
         (["--algo-set", "fast_lr=abc"], "algorithm.settings.fast_lr: must be a number"),
         (["--algo-set", "fast_lr=-1"], "algorithm.settings.fast_lr: must be a positive number"),
         (["--algo-set", "units_in_mbatch=2"], "algorithm.settings.units_in_mbatch: must be true or false"),
-        (["--algo-set", "fast_lr=["], "is not a YAML scalar or list"),
+        (["--algo-set", "fast_lr=["], "--algo-set fast_lr"),
+        (["--model-set", "embed_dim=010"], "--model-set embed_dim"),  # YAML 1.1 reads 8, YAML 1.2 reads 10
+        (["--algo-set", "auto_scale=on"], "--algo-set auto_scale"),
         (["--mapping-set", "weight_scaling_omega=5"], "algorithm.mapping.weight_scaling_omega: must be at most 2"),
         (["--mapping-set", "out_scaling_columnwise=true"], "needs learn_out_scaling: true"),
         (["--mapping-set", "omega=0.5"], "algorithm.mapping.omega: unknown field"),

@@ -69,6 +69,9 @@ def test_a_diverged_trial_is_stored_as_diverged_never_chosen_and_shown_everywher
                                    "--storage-path", str(tmp_path / "storage")])
     assert run.exit_code == 0, (run.output, run.exception)  # a diverged trial is a finding, not a failure
     assert "1 of 2 trials diverged (lr 1000; not chosen as best)" in run.stderr
+    # Its good first epoch never stays the "best so far" of the progress line once it has diverged.
+    last_progress = [line for line in run.stderr.splitlines() if "best so far" in line][-1]
+    assert "lr=1e+03" not in last_progress and "lr=0.01" in last_progress, last_progress
 
     state = snapshot(url)
     by_lr = {trial_id.rsplit("-lr", 1)[1]: status for trial_id, (status, _) in state["trials"].items()}
