@@ -148,7 +148,7 @@ def main() -> int:
     order = ("grid", "tpe") if args.order == "grid-first" else ("tpe", "grid")
     seconds: dict[str, float] = {}
     started = time.time()
-    ray.init(num_cpus=args.num_cpus, include_dashboard=False, log_to_driver=False, logging_level="WARNING")
+    ray.init(address="local", num_cpus=args.num_cpus, include_dashboard=False, log_to_driver=False, logging_level="WARNING")
     try:
         for method in order:
             outcome, seconds[method] = run_one(names[method], args.spec,

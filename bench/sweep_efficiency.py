@@ -172,7 +172,7 @@ def main() -> int:
 
     driver.ProgressLine = TimedProgress  # bench-only: records arrival times (see the module docstring)
     t_begin = time.time()
-    ray.init(num_cpus=args.num_cpus, include_dashboard=False, log_to_driver=False, logging_level="WARNING")
+    ray.init(address="local", num_cpus=args.num_cpus, include_dashboard=False, log_to_driver=False, logging_level="WARNING")
     t_ray = time.time()
     try:
         outcome = run_sweep(spec, store, storage_root=storage, echo=echo)
