@@ -22,7 +22,8 @@ FAST = AlgorithmConfig(settings=(("auto_granularity", 20),))
 
 def nano_config(**changes) -> TrialConfig:
     """test_trial's nano analog TL trial (24 images, a one-block 12-channel Swin), one epoch, the preset's device."""
-    return trial_nano_config(algorithm=FAST, device=DevicePoint(pulse_noise=3.75, dtod=0.3), epochs=1, **changes)
+    return trial_nano_config(**{"algorithm": FAST, "device": DevicePoint(pulse_noise=3.75, dtod=0.3), "epochs": 1,
+                                **changes})
 
 
 def test_every_tile_of_a_swin_falls_in_its_group(tmp_path):
