@@ -74,6 +74,11 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(text.split())
 
 
+# The analog activity columns the tables show (workers.activity; the store has all of them): percent of head and body
+# weights moved since conversion, and the body's mean|dW| / mean|W|.
+ACTIVITY_COLUMNS = ("head_moved", "blocks_moved", "blocks_rel")
+
+
 def emit_rows(rows: Iterable[dict[str, Any]], output_format: str, columns: Sequence[str] | None = None) -> None:
     """Print rows (dicts) as an aligned table, CSV or JSON lines."""
     rows = list(rows)

@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 
 from analog_sweep.cli.output import (
+    ACTIVITY_COLUMNS,
     display_rows,
     emit_rows,
     one_line_errors,
@@ -99,10 +100,8 @@ def best(sweep: str, axis: str | None, plot: Path | None, store_url: str | None,
     emit_rows(curve, output_format)
 
 
-# The analog activity of the chosen trial's last epoch (workers.activity): head and body moved %, body rel change.
-_ACTIVITY_COLUMNS = ("head_moved", "blocks_moved", "blocks_rel")
 _BEST_COLUMNS = (
-    "point_key", "mode", "task", "seed", *AXES, "status", "trials", "lr", "final_test_error", *_ACTIVITY_COLUMNS,
+    "point_key", "mode", "task", "seed", *AXES, "status", "trials", "lr", "final_test_error", *ACTIVITY_COLUMNS,
 )
 
 
@@ -129,7 +128,7 @@ def trials(sweep: str, point_key: str | None, store_url: str | None, output_form
 
 _TRIAL_COLUMNS = (
     "point_key", "trial_id", "lr", "status", "chosen", "epochs_done", "final_test_error", "best_test_error",
-    *_ACTIVITY_COLUMNS, "error",
+    *ACTIVITY_COLUMNS, "error",
 )
 
 
@@ -159,7 +158,7 @@ def curves(sweep: str, point_key: str | None, plot: Path | None, store_url: str 
 
 
 _CURVE_COLUMNS = (
-    "point_key", "mode", "task", "lr", "epoch", "test_error", "test_accuracy", "train_loss", *_ACTIVITY_COLUMNS,
+    "point_key", "mode", "task", "lr", "epoch", "test_error", "test_accuracy", "train_loss", *ACTIVITY_COLUMNS,
 )
 
 

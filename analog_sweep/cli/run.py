@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from analog_sweep.cli.output import (
+    ACTIVITY_COLUMNS,
     BadInput,
     SafePath,
     display_rows,
@@ -99,8 +100,6 @@ def _cluster_options(command: Any) -> Any:
     return store_option(command)
 
 
-# The chosen trial's analog activity at its last epoch (workers.activity): head and body moved %, body rel change.
-_ACTIVITY_COLUMNS = ["head_moved", "blocks_moved", "blocks_rel"]
 
 
 def _point_table(store: Any, name: str, output_format: str, *, with_status: bool = False) -> None:
@@ -114,11 +113,11 @@ def _point_table(store: Any, name: str, output_format: str, *, with_status: bool
     varied = [axis for axis in DEVICE_AXES if len({row[axis] for row in rows}) > 1]
     rows.sort(key=lambda row: (row["task"], row["mode"], *(row[axis] for axis in varied), row["seed"]))
     if with_status:
-        columns = ["mode", "task", *varied, "seed", "status", "trials", "lr", "final_test_error", *_ACTIVITY_COLUMNS]
+        columns = ["mode", "task", *varied, "seed", "status", "trials", "lr", "final_test_error", *ACTIVITY_COLUMNS]
         emit_rows(display_rows(rows), output_format, columns=columns)
     else:
         columns = ["mode", "task", *varied, "seeds", "lr", "test_error_mean", "test_error_sd", "test_error_ci95",
-                   *_ACTIVITY_COLUMNS]
+                   *ACTIVITY_COLUMNS]
         emit_rows(display_rows(replicate_rows(rows)), output_format, columns=columns)
     spec = with_retries(lambda: store.get_sweep(name))["spec"]
     frozen = bool((spec.get("algorithm") or {}).get("freeze_analog"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 import torch
 
-from analog_sweep.cli.output import BadInput, json_line, one_line_errors, progress
+from analog_sweep.cli.output import ACTIVITY_COLUMNS, BadInput, json_line, one_line_errors, progress
 from workers.config import (
     ALGORITHMS,
     MODES,
@@ -29,8 +29,6 @@ from workers.models import PRESETS, ModelError
 from workers.trial import run_trial
 
 _COLUMNS = ("epoch", "train_loss", "test_error", "test_accuracy", "seconds")
-# Analog activity (workers.activity): percent of head / body weights moved since conversion, body mean|dW|/mean|W|.
-_ACTIVITY_COLUMNS = ("head_moved", "blocks_moved", "blocks_rel")
 
 
 def _key_values(option: str, pairs: tuple[str, ...]) -> dict[str, object]:
@@ -146,7 +144,7 @@ def trial(**options: object) -> None:
         seed=options["seed"],
     )
     as_json = bool(options["as_json"])
-    columns = _COLUMNS + (_ACTIVITY_COLUMNS if config.is_analog else ())
+    columns = _COLUMNS + (ACTIVITY_COLUMNS if config.is_analog else ())
     if not as_json:
         click.echo("  ".join(f"{c:>13}" for c in columns))
 
