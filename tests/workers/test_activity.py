@@ -128,3 +128,12 @@ def test_weight_scaling_programs_the_largest_weight_to_omega(columnwise):
     exact = (device - layer.weight.detach() / scales[:, None]).abs() < 1e-5
     assert exact.float().mean() > 0.9
     assert device.abs().max() <= 0.3 + 1e-6
+
+
+def test_the_worker_the_epoch_report_and_the_store_name_the_same_activity_fields():
+    """Data flows one way, so the store keeps its own list of activity columns; it must stay the worker's list, or
+    the driver would silently drop a measured field."""
+    from results import ACTIVITY_FIELDS as STORED
+
+    reported = [f.name for f in dataclasses.fields(EpochReport) if f.name.startswith(GROUPS)]
+    assert list(ACTIVITY_FIELDS) == list(STORED) == reported
