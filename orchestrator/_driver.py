@@ -14,6 +14,8 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import signal
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -416,6 +418,10 @@ def ray_session(address: str | None) -> Iterator[None]:
     if ray.is_initialized():
         yield
         return
+    # ray.init replaces the process's SIGTERM handler with one that exits at once (sys.exit in the middle of the
+    # Tune loop, then a core dump at shutdown); a handler the process owner installed (the command line's: SIGTERM
+    # stops the sweep like Ctrl-C) is put back.
+    owner_sigterm = signal.getsignal(signal.SIGTERM)
     ray.init(
         # Without an address, a new local instance: "local", because Ray's default (None) joins whatever cluster a
         # `ray start` on this machine last recorded in /tmp/ray, which may be someone else's, or gone.
@@ -425,6 +431,8 @@ def ray_session(address: str | None) -> Iterator[None]:
         logging_level="WARNING",
         configure_logging=True,
     )
+    if callable(owner_sigterm) and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, owner_sigterm)
     try:
         yield
     finally:

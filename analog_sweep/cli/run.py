@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import signal
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -47,6 +49,7 @@ from workers.config import DEVICE_AXES
 
 STORAGE_ENV = "ANALOG_SWEEP_STORAGE"
 EXIT_INTERRUPTED = 130  # what a shell reports for a command stopped by Ctrl-C
+EXIT_TERMINATED = 143  # ... and by SIGTERM (kill, docker stop, a batch scheduler's time limit)
 _FAILURES = (ClusterError, JournalDamaged, StoreGaveUp, StoreError, SweepFailed, PretrainingFailed, OSError)
 _sweep_errors = one_line_errors(SpecError, SweepStateError, StoreInputError, PreflightError, failure=_FAILURES)
 # On Ctrl-C Ray Tune logs how to continue with its own API (Tuner.restore), and lists the trials it stopped; the
@@ -62,26 +65,58 @@ STORE_RETRY_HELP = (
 
 
 class SweepInterrupted(click.ClickException):
-    """Ctrl-C: the trials were stopped, what finished is kept; exit code 130."""
+    """Ctrl-C or SIGTERM: the trials were stopped, what finished is kept; exit code 130 (143 after SIGTERM)."""
 
     exit_code = EXIT_INTERRUPTED
 
 
+class _Termination:
+    """Whether this process was asked to stop by SIGTERM (set by the handler ``_stops_cleanly`` installs)."""
+
+    received = False
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    """SIGTERM stops the sweep the way Ctrl-C does: hand it to whatever handles SIGINT now (Ray Tune's handler ends
+    the experiment gracefully; outside it Python raises KeyboardInterrupt)."""
+    _Termination.received = True
+    handler = signal.getsignal(signal.SIGINT)
+    if callable(handler):
+        handler(signal.SIGINT, frame)
+    else:
+        raise KeyboardInterrupt
+
+
+def _exit_code_if_stopped() -> int:
+    """The exit status of a sweep that did not finish: 143 after SIGTERM, otherwise 1."""
+    return EXIT_TERMINATED if _Termination.received else 1
+
+
 @contextlib.contextmanager
 def _stops_cleanly(name: str) -> Iterator[None]:
-    """A sweep that stops early says, in one line, how to continue it: after Ctrl-C, and after the store stayed
-    unavailable through every retry."""
+    """A sweep that stops early says, in one line, how to continue it: after Ctrl-C or SIGTERM, and after the store
+    stayed unavailable through every retry. SIGTERM is handled like Ctrl-C (the sweep is marked interrupted, never
+    failed), with exit code 143."""
     resume = f"continue it with 'analog-sweep resume {name}'"
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         yield
     except KeyboardInterrupt:
-        raise SweepInterrupted(f"sweep {name} interrupted: finished trials are kept; {resume}") from None
+        error = SweepInterrupted(f"sweep {name} interrupted: finished trials are kept; {resume}")
+        if _Termination.received:
+            error.exit_code = EXIT_TERMINATED
+        raise error from None
     except StoreGaveUp as exc:
         raise click.ClickException(f"{exc}; sweep {name} stopped: once the store is back, {resume}") from None
     except (click.ClickException, SpecError, SweepStateError, StoreInputError, PreflightError, *_FAILURES):
         raise  # one line each, through _sweep_errors
     except Exception as exc:  # noqa: BLE001 - anything else is still one line, never a traceback
         raise click.ClickException(f"sweep {name} stopped: {error_summary(exc)}") from None
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def _check_environment() -> None:
@@ -166,7 +201,7 @@ def run(spec_file: str, overrides: tuple[str, ...], dry_run: bool, storage_path:
             _point_table(store, spec.name, output_format)
         progress(f"results store: {store.label}")
         if outcome.status != "finished" or outcome.failed_trials:
-            raise SystemExit(1)
+            raise SystemExit(_exit_code_if_stopped())
 
 
 @click.command(epilog=STORE_RETRY_HELP)
@@ -189,7 +224,7 @@ def resume(sweep: str, address: str | None, cpu_fallback: bool, store_url: str |
         progress(outcome.message)
         _point_table(store, sweep, output_format)
         if outcome.status != "finished" or outcome.failed_trials:
-            raise SystemExit(1)
+            raise SystemExit(_exit_code_if_stopped())
 
 
 def _status_line(name: str, known: dict[str, Any]) -> str:

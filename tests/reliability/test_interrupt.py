@@ -72,3 +72,31 @@ def test_ctrl_c_stops_the_sweep_keeps_what_finished_and_resume_completes_it(tmp_
         if status == "completed":  # not run again
             assert all(after["epochs"][k] == v for k, v in before["epochs"].items() if k[0] == trial)
     print(f"exit {driver.returncode} {stopped_in:.1f} s after SIGINT; before: {before['trials']}")
+
+
+@pytest.mark.slow
+def test_sigterm_stops_the_sweep_like_ctrl_c_marks_it_interrupted_and_exits_143(tmp_path, ray_cluster):
+    """``kill PID`` (also what ``docker stop`` and batch schedulers send) reaches only the driver: Ray's own handler
+    would exit mid-loop and dump core (exit 134, sweep marked failed); the command stops like Ctrl-C instead."""
+    url, storage = f"sqlite:///{tmp_path / 'results.db'}", tmp_path / "storage"
+    driver = cli_process("run", QUICKSTART, *set_args(LONG_SWEEP), "--store", url, "--storage-path", str(storage),
+                         cwd=tmp_path)
+    try:
+        before = wait_for(finished_one_and_running, url, timeout=300, process=driver, poll=0.2)
+        os.kill(driver.pid, signal.SIGTERM)  # the driver alone, not its process group
+        out, err = driver.communicate(timeout=120)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+        clean = reap_session(driver)
+    assert driver.returncode == 143, (driver.returncode, err)
+    assert "Traceback" not in err and "Traceback" not in out, err
+    assert "core dumped" not in err and "SIGABRT" not in err, err
+    assert f"analog-sweep resume {SWEEP_NAME}" in err, err
+    assert clean, "trials or Ray processes were left running after the driver exited"
+    state = snapshot(url)
+    assert state["sweeps"] == {SWEEP_NAME: "interrupted"}
+    for trial, (status, epochs) in before["trials"].items():
+        if status == "completed":
+            assert state["trials"][trial] == ("completed", epochs)
+    print(f"exit {driver.returncode}; last lines: {err.strip().splitlines()[-2:]}")
