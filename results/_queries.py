@@ -33,7 +33,9 @@ def sweep_progress(connection: sa.Connection) -> list[dict[str, Any]]:
     point_counts = _counts(connection, points, ("done", "failed"))
     trial_counts = _counts(connection, trials, TRIAL_STATUSES)
     rows = []
-    query = sa.select(sweeps.c.name, sweeps.c.status, sweeps.c.started_at, sweeps.c.ended_at).order_by(
+    query = sa.select(
+        sweeps.c.name, sweeps.c.status, sweeps.c.started_at, sweeps.c.ended_at, sweeps.c.experiment_path
+    ).order_by(
         sweeps.c.created_at, sweeps.c.name
     )
     for sweep in connection.execute(query).mappings():
@@ -44,6 +46,7 @@ def sweep_progress(connection: sa.Connection) -> list[dict[str, Any]]:
         row["points_total"] = point_counts[name]["total"]
         row.update({f"trials_{status}": trial_counts[name][status] for status in TRIAL_STATUSES})
         row.update(utc_row({"started_at": sweep["started_at"], "ended_at": sweep["ended_at"]}))
+        row["experiment_path"] = sweep["experiment_path"]
         rows.append(row)
     return rows
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import click
 
+from analog_sweep.cli._liveness import with_live_status
 from analog_sweep.cli.output import (
     ACTIVITY_COLUMNS,
     display_rows,
@@ -49,14 +50,16 @@ def results() -> None:
 @output_options
 @_store_errors
 def sweeps(store_url: str | None, output_format: str) -> None:
-    """List sweeps with their status, points done of total, and trials by status.
+    """List sweeps with their status, points done of total, and trials by status. A sweep the store calls running
+    whose driver is gone (killed, or its machine died) is listed as stopped, with a line saying how to continue it.
 
     \b
     Example:
         analog-sweep results sweeps --format csv
     """
     with open_store(store_url, read_only=True) as store:
-        emit_rows(display_rows(store.sweep_progress()), output_format, columns=_SWEEP_COLUMNS)
+        rows = with_live_status(store.sweep_progress(), progress)
+        emit_rows(display_rows(rows), output_format, columns=_SWEEP_COLUMNS)
 
 
 _SWEEP_COLUMNS = (

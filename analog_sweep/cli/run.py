@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from analog_sweep.cli._liveness import STOPPED, live_status, resume_hint, with_live_status
 from analog_sweep.cli.output import (
     ACTIVITY_COLUMNS,
     BadInput,
@@ -30,7 +31,6 @@ from orchestrator import (
     StoreGaveUp,
     SweepFailed,
     SweepStateError,
-    driver_alive,
     error_summary,
     resume_sweep,
     run_sweep,
@@ -230,9 +230,9 @@ def resume(sweep: str, address: str | None, cpu_fallback: bool, store_url: str |
 def _status_line(name: str, known: dict[str, Any]) -> str:
     """A sweep's status as the store has it, what it means, and the next step. A sweep the store calls ``running``
     whose driver holds no lock (it was killed, or its machine died) is said to be stopped."""
-    resume = f"continue it with 'analog-sweep resume {name}'"
+    resume = resume_hint(name)
     status = known["status"]
-    if status == "running" and driver_alive(known["experiment_path"]) is False:
+    if live_status(status, known["experiment_path"]) == STOPPED:
         return f"running in the store, but no driver is running it (it stopped without saying so): {resume}"
     if status == "interrupted":
         return f"interrupted (stopped before its end, finished trials are kept): {resume}"
@@ -256,7 +256,7 @@ def status(sweep: str | None, store_url: str | None, output_format: str) -> None
     """
     with open_store(store_url, read_only=True) as store:
         if sweep is None:
-            emit_rows(display_rows(store.sweep_progress()), output_format)
+            emit_rows(display_rows(with_live_status(store.sweep_progress(), progress)), output_format)
             return
         known = store.get_sweep(sweep)
         progress(f"sweep {sweep}: {_status_line(sweep, known)}, storage {known['experiment_path'] or '-'}")

@@ -5,7 +5,8 @@
 - A pretraining failure (a data error while reading the source task) is one line naming the pretraining key and
   the cause, not a Ray traceback, and the sweep is ``failed``, not ``running``.
 - A sweep the store still calls ``running`` whose driver is gone (killed: no driver holds its lock) is shown as
-  stopped, with the resume step.
+  stopped, with the resume step, by every command that shows sweep statuses (``status NAME``, ``status``,
+  ``results sweeps``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,16 @@ from .conftest import NANO, QUICKSTART, assert_one_line_error, set_args, snapsho
 from .test_preflight import CIFAR, fake_cifar
 
 NO_PRETRAINING = [*NANO, "epochs=1", "modes=[digital_scratch]", "axes=null"]
+
+
+def listed_status(url: str, *command: str) -> tuple[str, str]:
+    """The sweep ``gone``'s status in the JSON rows of a listing command, and what it said on stderr."""
+    import json
+
+    result = CliRunner().invoke(cli, [*command, "--store", url, "--format", "json"])
+    assert result.exit_code == 0, result.output
+    rows = {row["sweep"]: row for row in map(json.loads, result.stdout.splitlines())}  # one JSON object a line
+    return rows["gone"]["status"], result.stderr
 
 
 def status_of(url: str, name: str = "quickstart") -> str:
@@ -83,6 +94,10 @@ def test_a_running_sweep_whose_driver_is_gone_is_shown_as_stopped_with_the_next_
         store.record_sweep("gone", {"name": "gone"}, "hash", "running", str(folder))
     line = status_of(url, "gone")
     assert "no driver is running it" in line and "analog-sweep resume gone" in line
+    for command in (["status"], ["results", "sweeps"]):
+        status, said = listed_status(url, *command)
+        assert status == "stopped", (command, status)
+        assert "analog-sweep resume gone" in said, (command, said)
 
     # While a driver holds the lock, running means running.
     import fcntl
@@ -90,3 +105,5 @@ def test_a_running_sweep_whose_driver_is_gone_is_shown_as_stopped_with_the_next_
     with open(folder / "driver.lock", "a+") as held:
         fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
         assert status_of(url, "gone").startswith("sweep gone: running, storage")
+        for command in (["status"], ["results", "sweeps"]):
+            assert listed_status(url, *command) == ("running", ""), command
