@@ -6,10 +6,13 @@ refused, and the first problem becomes a one-line ``SpecError`` naming the file,
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from dataclasses import dataclass, field, fields
 from typing import Any
+
+import torch
 
 from workers.config import (
     ALGORITHM_SETTINGS,
@@ -26,7 +29,7 @@ from workers.config import (
     PretrainConfig,
 )
 from workers.data import DataError, target_classes
-from workers.models import PRESETS
+from workers.models import PRESETS, ModelError, create_model
 from workers.pretrain import PRETRAIN_OPTIMIZERS
 
 DATASETS = ("digits", "cifar")
@@ -363,7 +366,9 @@ def _tasks(value: Any, dataset: str) -> tuple[tuple[str, ...], ...]:
     return tuple(tasks)
 
 
-def _model(raw: dict[Any, Any]) -> ModelConfig:
+def _model(raw: dict[Any, Any], image_size: int) -> ModelConfig:
+    """The model preset and its keyword overrides, built once (on the CPU, without touching the global RNG) at the
+    data's image size, so that a model that cannot be built is refused here, not in pretraining or a trial."""
     section = _section(raw, "model")
     preset = _choice(_get(section, "preset", "swin_micro"), "model.preset", tuple(PRESETS), "model preset")
     overrides = _get(section, "overrides")
@@ -373,7 +378,23 @@ def _model(raw: dict[Any, Any]) -> ModelConfig:
         if not isinstance(key, str) or not key.isidentifier():
             raise FieldError(path, "keys must be keyword names")
         pairs.append((key, _override_value(value, path)))
-    return ModelConfig(preset=preset, overrides=tuple(sorted(pairs)))
+    config = ModelConfig(preset=preset, overrides=tuple(sorted(pairs)))
+    problem = _model_problem(config.preset, config.overrides, image_size)
+    if problem:
+        path, _, text = problem.partition(": ")
+        raise FieldError(path, text)
+    return config
+
+
+@functools.lru_cache(maxsize=64)
+def _model_problem(preset: str, overrides: tuple[tuple[str, Any], ...], image_size: int) -> str | None:
+    """Why the model cannot be built (``path: problem``), or None. 0.2 s for swin_paper, once per distinct model."""
+    with torch.random.fork_rng(devices=[]):
+        try:
+            create_model(preset, num_classes=2, img_size=image_size, **dict(overrides))
+        except ModelError as error:
+            return str(error)
+    return None
 
 
 def _override_value(value: Any, path: str, *, in_list: bool = False) -> Any:
@@ -562,8 +583,8 @@ def _build(raw: Any, source: str) -> SweepSpec:
     epochs = _integer(_get(raw, "epochs", 3), "epochs", 1)
     return SweepSpec(
         name=_name(_get(raw, "name")),
-        data=_data(raw),
-        model=_model(raw),
+        data=(data := _data(raw)),
+        model=_model(raw, data.image_size),
         pretrain=_pretrain(raw),
         modes=_modes(raw),
         algorithm=_algorithm(raw),

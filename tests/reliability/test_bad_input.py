@@ -118,6 +118,10 @@ def test_yaml_python_tags_are_refused_and_never_run(line, store, tmp_path):
         ("device.pulse_noise=.inf", "device.pulse_noise: must be a finite number"),
         ("data.classes=[[5, bogus]]", "data.classes[0]"),
         ("model.preset=swin_giant", "model.preset: unknown model preset"),
+        # Models are built at load: an override the model rejects fails here, not in pretraining after Ray started.
+        ("model.overrides.bogus=1", "model.overrides: unknown key(s) bogus; allowed: attn_drop_rate"),
+        ("model.overrides.depths=[2, 2, 2]", "model: preset 'swin_micro' cannot be built at img_size 16"),
+        ("model.overrides.window_size=0", "Window sizes must be positive"),
         ("name=../x", "name: must be"),
         ("name=/etc/x", "name: must be"),
         ("name=a\0b", "--set name"),

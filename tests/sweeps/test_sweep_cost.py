@@ -51,9 +51,9 @@ def test_the_analog_time_model_matches_the_measurements(overrides, measured_step
 
 @pytest.mark.parametrize(("image_size", "embed", "measured_step"), [(32, 48, 0.052), (32, 96, 0.225)])
 def test_the_digital_time_model_matches_the_measurements(image_size, embed, measured_step):
-    depths = "[2, 2]" if embed == 48 else "[2, 2, 6]"
+    depths, heads = ("[2, 2]", "[2, 4]") if embed == 48 else ("[2, 2, 6]", "[3, 6, 12]")  # a model that builds
     spec = load("quickstart", f"data.image_size={image_size}", f"model.overrides.embed_dim={embed}",
-                f"model.overrides.depths={depths}")  # fmt: skip
+                f"model.overrides.depths={depths}", f"model.overrides.num_heads={heads}")  # fmt: skip
     assert DIGITAL_STEP_SECONDS + DIGITAL_TRAIN_SECONDS * work_units(spec) * 8 == pytest.approx(measured_step, rel=0.2)
 
 
