@@ -19,6 +19,7 @@ held at that size: CIFAR-10's 50,000 training images take 0.6 GB at 32 pixels bu
 from __future__ import annotations
 
 import difflib
+import hashlib
 import math
 import os
 import pickle
@@ -161,6 +162,39 @@ def load_source(data: DataConfig) -> tuple[TensorSet, TensorSet]:
         raise DataError(_unknown_dataset(data.dataset))
     train = _limited(train, data.source_limit, "source_limit", data.split_seed)
     return train.resized(data.image_size), test.resized(data.image_size)
+
+
+def source_fingerprint(data: DataConfig) -> str:
+    """A SHA-256 (hex, 64 characters) of the bytes the source task is read from: the CIFAR-10 files under the data
+    root (train batches, test batch, meta), or the embedded digits' pixels and labels. Pretraining is cached under
+    it, so the same settings on different or changed data train again instead of reusing weights learned elsewhere.
+
+    Raises DataError as ``load_source`` does when the files are missing. A file's hash is kept per process for as long
+    as its size and modification time do not change (170 MB of CIFAR-10 take about a second to hash).
+    """
+    if data.dataset == "digits":
+        images, labels = _all_digits()
+        digest = hashlib.sha256(images.numpy().tobytes())
+        digest.update(labels.numpy().tobytes())
+        return digest.hexdigest()
+    if data.dataset == "cifar":
+        paths = _cifar_files(data, "CIFAR-10", CIFAR10_FOLDER, (*CIFAR10_TRAIN_FILES, "test_batch", "batches.meta"))
+        digest = hashlib.sha256()
+        for path in paths:
+            stat = path.stat()
+            digest.update(_file_sha256(str(path.resolve()), stat.st_size, stat.st_mtime_ns).encode())
+        return digest.hexdigest()
+    raise DataError(_unknown_dataset(data.dataset))
+
+
+@lru_cache(maxsize=64)
+def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
+    """The file's SHA-256; size and mtime are part of the cache key so that a rewritten file is hashed again."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def load_target(data: DataConfig) -> tuple[TensorSet, TensorSet]:

@@ -1,8 +1,10 @@
 """Digital pretraining on the source task, trained once per key and reused from a content-addressed cache.
 
 The key hashes everything that decides the pretrained weights: the source data (data set, image size, source limit,
-split seed), the model preset and overrides, and the pretraining settings with their seed. A second trial with the
-same key loads the file; a file lock makes concurrent trials on one machine wait for the first to finish training
+split seed), the model preset and overrides, and the pretraining settings with their seed. The cache file is named by
+the key and a fingerprint of the source data's bytes (``workers.data.source_fingerprint``), so moved, replaced or
+edited data files are trained on again, never answered with weights learned on other data. A second trial with the
+same key and data loads the file; a file lock makes concurrent trials on one machine wait for the first to finish training
 instead of training twice. A damaged cache file fails its checksum and is trained again, never used.
 """
 
@@ -17,7 +19,7 @@ from pathlib import Path
 import torch
 
 from workers.config import DataConfig, ModelConfig, PretrainConfig, content_hash
-from workers.data import batches, load_source
+from workers.data import batches, load_source, source_fingerprint
 from workers.metrics import test_error_percent
 from workers.models import create_model
 from workers.verified_files import CorruptFileError, load_verified, save_verified
@@ -57,10 +59,11 @@ def pretrained_model(
 ) -> PretrainedModel:
     """Return the pretrained weights for this key, training them only if no good cached copy exists."""
     key = pretrain_key(data, model, pretrain)
+    stem = f"pretrain-{key}-data-{source_fingerprint(data)[:16]}"
     cache_dir = Path(cache_dir)
     cache_dir.mkdir(parents=True, exist_ok=True)
-    path = cache_dir / f"pretrain-{key}.pt"
-    with open(cache_dir / f"pretrain-{key}.lock", "w") as lock:
+    path = cache_dir / f"{stem}.pt"
+    with open(cache_dir / f"{stem}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         cached = _load_cached(path, key, progress)
         if cached is not None:

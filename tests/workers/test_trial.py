@@ -83,6 +83,33 @@ def test_pretraining_is_cached_by_key_and_never_retrained(tmp_path):
     assert len(list(tmp_path.glob("pretrain-*.pt"))) == 1
 
 
+def test_pretraining_is_cached_by_the_source_data_itself_not_its_path(tmp_path):
+    """The same settings on other data train again; the same bytes under another folder reuse the cache."""
+    import shutil
+
+    from .test_data import _write_cifar10
+
+    _write_cifar10(tmp_path / "a")
+    data = DataConfig(dataset="cifar", data_root=str(tmp_path / "a"), classes=("beaver", "otter"), image_size=8)
+    config = nano_config(data=data)
+    cache = tmp_path / "cache"
+    first = pretrained_model(config.data, config.model, config.pretrain, cache)
+    assert first.trained_now
+
+    shutil.copytree(tmp_path / "a", tmp_path / "moved")  # the same files in another place: reused
+    moved = dataclasses.replace(data, data_root=str(tmp_path / "moved"))
+    assert not pretrained_model(moved, config.model, config.pretrain, cache).trained_now
+
+    # Other images under the first folder (re-downloaded, edited, another data set in the same layout): trained
+    # again, and the weights learned on the earlier data stay where they are, under their own fingerprint.
+    batch = tmp_path / "a" / "cifar-10-batches-py" / "data_batch_1"
+    shutil.copy(tmp_path / "a" / "cifar-10-batches-py" / "data_batch_2", batch)
+    changed = pretrained_model(data, config.model, config.pretrain, cache)
+    assert changed.trained_now and changed.key == first.key and changed.path != first.path
+    assert first.path.exists()
+    assert not pretrained_model(moved, config.model, config.pretrain, cache).trained_now
+
+
 def test_a_corrupted_pretraining_cache_is_detected_and_retrained(tmp_path):
     config = nano_config()
     first = pretrained_model(config.data, config.model, config.pretrain, tmp_path)
