@@ -17,7 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from results import _best, _export, _queries, _readonly
+from results import _best, _export, _queries, _readonly, _timings
 from results._engine import create_engine, database_errors, label, resolve_url
 from results._errors import NotFound, SpecConflict, StoreInputError, TrialConflict
 from results._schema import (
@@ -385,6 +385,11 @@ class Store:
             if point_key is not None:
                 self._require_point(connection, sweep, point_key)
             return _queries.epoch_curves(connection, sweep, point_key)
+
+    def epoch_seconds(self) -> list[dict[str, Any]]:
+        """Every recorded epoch's seconds with its sweep's spec, across all sweeps (for dry-run cost estimates)."""
+        with self.transaction() as connection:
+            return _timings.epoch_seconds(connection)
 
     def export_trials(self, sweep: str, path: str | Path) -> int:
         """Write one Parquet row per trial and epoch, with every point column; return the row count."""

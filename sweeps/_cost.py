@@ -13,20 +13,27 @@ The pulsed analog update, about 90 % of an analog step, fits it within 15 % from
 - ``TRIAL_OVERHEAD_SECONDS`` of Ray Tune start-up per trial;
 - on a GPU, the CPU figures divided by ``GPU_SPEEDUP`` (assumed, not measured: no GPU measurements yet).
 
-Trial counts assume every trial runs all epochs (a pruner only makes it cheaper).
+Where earlier sweeps in the results store ran trials that do the same work (``sweeps._measured.timing_key``: model,
+image size, images per epoch, batch size, analog or digital, CPU or GPU), their median measured seconds per epoch
+replace the model for those trials, and the report says how many trials are priced that way.
+
+The estimate is a range: the upper bound runs every trial for all its epochs; the lower bound lets the pruner stop
+every trial it may at its first chance (``pruned_epochs``: the median pruner after its warm-up, successive halving and
+Hyperband at their rungs, with at least one trial per point run to the end). Without a pruner both are the same.
 """
 
 from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sweeps._expand import Point, format_value
 from sweeps._loader import spec_hash
+from sweeps._measured import MeasuredEpoch, TimingKey, timing_key
 from sweeps._schema import SweepSpec
 from workers.data import (
     CIFAR10_FOLDER,
@@ -64,17 +71,38 @@ class Environment:
 
 @dataclass(frozen=True)
 class CostEstimate:
-    """The size of a sweep and a rough single-machine time for it."""
+    """The size of a sweep and its compute time, as a range (see the module docstring).
+
+    Seconds are wall-clock seconds of one trial slot (``resources.cpu`` CPUs and ``resources.gpu`` GPUs), summed
+    over trials run one after another. ``on_gpu``: the trials are priced as GPU trials (``resources.gpu`` > 0 and no
+    ``--cpu-fallback`` onto a machine without GPUs).
+    """
 
     points: int
     trials: int
-    trial_epochs: int
+    trial_epochs: int  # upper bound: every trial runs every epoch
     pretrain_jobs: int
-    trial_seconds: float  # all trials, one after another, each on its requested resources
+    trial_seconds: float  # upper bound, all trials one after another, each on its requested resources
     pretrain_seconds: float
+    pruned_trial_epochs: int = 0  # lower bound: the pruner stops every trial it may at its first chance
+    pruned_trial_seconds: float = 0.0
+    measured_trials: int = 0  # trials priced from epochs measured in the store rather than by the model
+    measured_epochs: int = 0  # the stored epochs those prices rest on
+    measured_sweeps: tuple[str, ...] = ()
+    on_gpu: bool = False
+    gpus_per_trial: float = 0.0
 
-    def wall_seconds(self, parallel_trials: int) -> float:
-        return (self.trial_seconds + self.pretrain_seconds) / max(parallel_trials, 1)
+    def wall_seconds(self, parallel_trials: int, *, pruned: bool = False) -> float:
+        """Wall time with ``parallel_trials`` trials at a time (pretraining first, then the trials)."""
+        trials = self.pruned_trial_seconds if pruned else self.trial_seconds
+        return (trials + self.pretrain_seconds) / max(parallel_trials, 1)
+
+    def gpu_hours(self, *, pruned: bool = False) -> float:
+        """GPU-hours the trials and pretraining hold (0 for a CPU sweep)."""
+        if not self.on_gpu:
+            return 0.0
+        trials = self.pruned_trial_seconds if pruned else self.trial_seconds
+        return (trials + self.pretrain_seconds) * self.gpus_per_trial / 3600
 
 
 def detect_environment() -> Environment:
@@ -104,20 +132,43 @@ def detect_environment() -> Environment:
     )
 
 
-def estimate_cost(spec: SweepSpec, points: Sequence[Point]) -> CostEstimate:
-    """Trials, trial-epochs and seconds of the sweep's ``points`` (see the module docstring for the model)."""
+def estimate_cost(
+    spec: SweepSpec,
+    points: Sequence[Point],
+    *,
+    measured: Mapping[TimingKey, MeasuredEpoch] | None = None,
+    on_gpu: bool | None = None,
+) -> CostEstimate:
+    """Trials, trial-epochs and seconds of the sweep's ``points`` (see the module docstring for the model).
+
+    ``measured``: seconds per epoch from earlier sweeps (``sweeps._measured.measured_epochs``), used for the trials
+    they match. ``on_gpu``: price the trials as GPU trials (default: ``resources.gpu`` > 0); False for a GPU spec run
+    with ``--cpu-fallback`` on CPUs.
+    """
     units = work_units(spec)
-    on_gpu = spec.resources.gpu > 0
-    trial_seconds = 0.0
+    on_gpu = spec.resources.gpu > 0 if on_gpu is None else on_gpu
+    per_point = spec.lr_search.trials_per_point
+    pruned_epochs = pruned_trial_epochs(spec)
+    trial_seconds = pruned_seconds = 0.0
+    measured_trials = 0
+    used: dict[TimingKey, MeasuredEpoch] = {}
     for point in points:
         kind = "analog" if point.mode.startswith("analog") else "digital"
-        train, test = _target_sizes(spec, len(point.classes))
-        if kind == "analog":
-            epoch = train * ANALOG_TRAIN_SECONDS * units + test * ANALOG_EVAL_SECONDS * units
+        key = timing_key(spec, point, on_gpu=on_gpu)
+        found = (measured or {}).get(key)
+        if found is not None:
+            epoch = found.seconds
+            measured_trials += per_point
+            used[key] = found
         else:
-            epoch = _digital_train_seconds(train, spec.batch_size, units) + test * DIGITAL_EVAL_SECONDS * units
-        seconds = spec.epochs * epoch / (GPU_SPEEDUP[kind] if on_gpu else 1.0)
-        trial_seconds += spec.lr_search.trials_per_point * (TRIAL_OVERHEAD_SECONDS + seconds)
+            train, test = _target_sizes(spec, len(point.classes))
+            if kind == "analog":
+                epoch = train * ANALOG_TRAIN_SECONDS * units + test * ANALOG_EVAL_SECONDS * units
+            else:
+                epoch = _digital_train_seconds(train, spec.batch_size, units) + test * DIGITAL_EVAL_SECONDS * units
+            epoch /= GPU_SPEEDUP[kind] if on_gpu else 1.0
+        trial_seconds += per_point * TRIAL_OVERHEAD_SECONDS + per_point * spec.epochs * epoch
+        pruned_seconds += per_point * TRIAL_OVERHEAD_SECONDS + pruned_epochs * epoch
     pretrain_jobs = len({point.pretrain_key for point in points if point.mode.endswith("_tl")})
     source = SOURCE_TRAIN_IMAGES[spec.data.dataset]
     if spec.data.source_limit is not None:
@@ -132,7 +183,43 @@ def estimate_cost(spec: SweepSpec, points: Sequence[Point]) -> CostEstimate:
         pretrain_jobs=pretrain_jobs,
         trial_seconds=trial_seconds,
         pretrain_seconds=pretrain_seconds / (GPU_SPEEDUP["digital"] if on_gpu else 1.0),
+        pruned_trial_epochs=len(points) * pruned_epochs,
+        pruned_trial_seconds=pruned_seconds,
+        measured_trials=measured_trials,
+        measured_epochs=sum(found.epochs for found in used.values()),
+        measured_sweeps=tuple(sorted({sweep for found in used.values() for sweep in found.sweeps})),
+        on_gpu=on_gpu,
+        gpus_per_trial=spec.resources.gpu if on_gpu else 0.0,
     )
+
+
+def pruned_trial_epochs(spec: SweepSpec) -> int:
+    """The fewest trial-epochs one point's search can take: its pruner stops every trial it may at the first
+    chance, and at least one trial runs all ``epochs``. Epochs are 1-based, as the trials report them to Optuna.
+
+    - none: ``trials_per_point x epochs``;
+    - median (``n_startup_trials`` S, default 5; ``n_warmup_steps`` W, default 0): S trials run to the end, the others
+      stop after epoch max(W, 1);
+    - successive halving and Hyperband (``min_resource`` r, default 1; ``reduction_factor`` f, default 4 and 3): of n
+      trials at a rung of r x f^k epochs, ceil(n / f) go on (Hyperband's most aggressive bracket).
+    """
+    lr = spec.lr_search
+    trials, epochs = lr.trials_per_point, spec.epochs
+    options = dict(lr.pruner_options)
+    if lr.pruner == "median":
+        full = min(trials, max(options.get("n_startup_trials", 5), 1))
+        return full * epochs + (trials - full) * min(epochs, max(options.get("n_warmup_steps", 0), 1))
+    if lr.pruner in ("successive_halving", "hyperband"):
+        rung = options.get("min_resource", 1)
+        factor = options.get("reduction_factor", 4 if lr.pruner == "successive_halving" else 3)
+        total, alive = 0, trials
+        while alive > 1 and rung < epochs:
+            going_on = max(1, math.ceil(alive / factor))
+            total += (alive - going_on) * rung
+            alive = going_on
+            rung *= factor
+        return total + alive * epochs
+    return trials * epochs
 
 
 def work_units(spec: SweepSpec) -> float:
@@ -150,9 +237,23 @@ def work_units(spec: SweepSpec) -> float:
     return float(embed) ** 2 * tokens * sum(depths)
 
 
-def dry_run_report(spec: SweepSpec, points: Sequence[Point], *, environment: Environment) -> str:
-    """The expanded points, trial count, cost estimate, and warnings about this machine; never fails on them."""
-    cost = estimate_cost(spec, points)
+def dry_run_report(
+    spec: SweepSpec,
+    points: Sequence[Point],
+    *,
+    environment: Environment,
+    measured: Mapping[TimingKey, MeasuredEpoch] | None = None,
+    gpus: int | None = None,
+    cpu_fallback: bool = False,
+) -> str:
+    """The expanded points, trial count, cost estimate, and warnings about this machine; never fails on them.
+
+    ``measured``: seconds per epoch from the store (``sweeps._measured.measured_epochs``). ``gpus``: also give the
+    wall time on a cluster with that many GPUs. ``cpu_fallback``: price a GPU spec on this machine's CPUs when it has
+    no GPU, as ``run --cpu-fallback`` would run it.
+    """
+    falls_back = cpu_fallback and spec.resources.gpu > 0 and environment.gpus == 0
+    cost = estimate_cost(spec, points, measured=measured, on_gpu=spec.resources.gpu > 0 and not falls_back)
     lr = spec.lr_search
     search = (
         f"TPE over [{lr.low:g}, {lr.high:g}] (log)" if lr.method == "tpe" else f"grid {[float(v) for v in lr.values]}"
@@ -173,22 +274,83 @@ def dry_run_report(spec: SweepSpec, points: Sequence[Point], *, environment: Env
         lines.append(f"  {number:>5}  {point.key:16}  {point.label}")
     if len(points) > POINTS_SHOWN:
         lines.append(f"  ... and {len(points) - POINTS_SHOWN} more")
-    slots = _parallel_trials(spec, environment)
-    where = f"{spec.resources.cpu:g} CPU" + (f" + {spec.resources.gpu:g} GPU" if spec.resources.gpu else "")
+    slots = _parallel_trials(spec, environment, falls_back)
+    where = f"{spec.resources.cpu:g} CPU" + (f" + {spec.resources.gpu:g} GPU" if cost.on_gpu else "")
+    pruning = lr.pruner != "none"
+
+    def span(seconds: float, pruned: float) -> str:
+        return _range(pruned, seconds) if pruning else _duration(seconds)
+
+    epochs = (f"{cost.pruned_trial_epochs} to {cost.trial_epochs} trial-epochs (the fewer if pruner {lr.pruner} stops "
+              "every trial it may at its first chance)" if pruning else f"{cost.trial_epochs} trial-epochs")
     lines += [
         "",
-        f"Trials: {cost.trials} ({cost.points} points x {lr.trials_per_point}), {cost.trial_epochs} trial-epochs, "
+        f"Trials: {cost.trials} ({cost.points} points x {lr.trials_per_point}), {epochs}, "
         f"{cost.pretrain_jobs} pretraining run(s)",
-        f"Estimated compute: {_duration(cost.trial_seconds)} of trials + {_duration(cost.pretrain_seconds)} of "
-        f"pretraining, each trial on {where} (rough model, see sweeps/README.md)",
-        f"Estimated wall time here: {_duration(cost.wall_seconds(slots))} with {slots} trial(s) at a time"
-        if slots
-        else "Estimated wall time here: cannot run, this machine lacks the requested resources",
+        f"Epoch times: {_priced_by(cost)}",
+        f"Estimated compute: {span(cost.trial_seconds, cost.pruned_trial_seconds)} of trials + "
+        f"{_duration(cost.pretrain_seconds)} of pretraining, each trial on {where}"
+        + (" (--cpu-fallback: no GPU here, priced on CPUs)" if falls_back else ""),
     ]
+    if cost.on_gpu:
+        assumed = ("" if cost.measured_trials == cost.trials else
+                   f"; GPU speed-up over the CPU model assumed, not measured: x{GPU_SPEEDUP['analog']:g} analog, "
+                   f"x{GPU_SPEEDUP['digital']:g} digital")
+        hours = _hours(cost.gpu_hours(pruned=True) if pruning else None, cost.gpu_hours())
+        lines.append(f"GPU-hours: {hours} ({cost.gpus_per_trial:g} GPU per trial){assumed}")
+    lines.append(
+        f"Estimated wall time here: {span(cost.wall_seconds(slots), cost.wall_seconds(slots, pruned=True))} with "
+        f"{slots} trial(s) at a time"
+        if slots
+        else "Estimated wall time here: cannot run, this machine lacks the requested resources"
+        + (" (a GPU spec: --cpu-fallback runs it on CPUs)" if spec.resources.gpu > 0 and not cpu_fallback else "")
+    )
+    if gpus is not None:
+        on_cluster = cost if cost.on_gpu else estimate_cost(spec, points, measured=measured, on_gpu=True)
+        lines.append(_cluster_wall_line(spec, on_cluster, gpus, span))
     warnings = _warnings(spec, environment, slots)
     if warnings:
         lines += ["", "Warnings:", *(f"  - {warning}" for warning in warnings)]
     return "\n".join(lines)
+
+
+def _priced_by(cost: CostEstimate) -> str:
+    if cost.measured_trials == 0:
+        return "modelled for every trial (rough model fitted on 2 CPU cores, see sweeps/README.md); the store holds " \
+               "no earlier trials doing the same work"
+    sweeps = ", ".join(cost.measured_sweeps[:3]) + (" ..." if len(cost.measured_sweeps) > 3 else "")
+    rest = "" if cost.measured_trials == cost.trials else "; the rest modelled (rough model, see sweeps/README.md)"
+    return (f"measured for {cost.measured_trials} of {cost.trials} trials (median of {cost.measured_epochs} epochs "
+            f"in the store, from sweep(s) {sweeps}){rest}")
+
+
+def _hours(low: float | None, high: float) -> str:
+    def fmt(hours: float) -> str:
+        return f"{hours:.1f}" if hours < 100 else f"{hours:,.0f}"
+
+    return f"{fmt(low)} to {fmt(high)} h" if low is not None else f"{fmt(high)} h"
+
+
+def _range(low: float, high: float) -> str:
+    """``low`` to ``high`` seconds in words, the unit said once when both share it ('60.6 to 230.8 days')."""
+    first, second = _duration(low), _duration(high)
+    number, _, unit = first.partition(" ")
+    if second.endswith(" " + unit):
+        return f"{number} to {second}"
+    return f"{first} to {second}"
+
+
+def _cluster_wall_line(spec: SweepSpec, cost: CostEstimate, gpus: int, span: Any) -> str:
+    """The wall time on ``gpus`` GPUs, with as many trials at a time as ``run`` would start there."""
+    if spec.resources.gpu <= 0:
+        return (f"Estimated wall time on {gpus} GPU(s): the spec asks for no GPU per trial (resources.gpu: 0); its "
+                "trials run on CPUs")
+    slots = math.floor(gpus / spec.resources.gpu)
+    if slots == 0:
+        return f"Estimated wall time on {gpus} GPU(s): cannot run, each trial asks for {spec.resources.gpu:g} GPU(s)"
+    wall = span(cost.wall_seconds(slots), cost.wall_seconds(slots, pruned=True))
+    return (f"Estimated wall time on {gpus} GPU(s): {wall} with {slots} trial(s) at a time "
+            f"({spec.resources.gpu:g} GPU + {spec.resources.cpu:g} CPU each, assuming the nodes have the CPUs)")
 
 
 @dataclass(frozen=True)
@@ -256,9 +418,9 @@ def _missing_cifar(root: str | None) -> list[str]:
     return [f"cifar data: {len(missing)} of {len(wanted)} files missing under {root}, e.g. {missing[0]}"]
 
 
-def _parallel_trials(spec: SweepSpec, environment: Environment) -> int:
+def _parallel_trials(spec: SweepSpec, environment: Environment, cpu_fallback: bool = False) -> int:
     slots = math.floor(environment.cpus / spec.resources.cpu)
-    if spec.resources.gpu > 0:
+    if spec.resources.gpu > 0 and not cpu_fallback:
         slots = min(slots, math.floor(environment.gpus / spec.resources.gpu))
     return slots
 
@@ -288,4 +450,5 @@ def _duration(seconds: float) -> str:
         return f"{seconds / 60:.0f} min"
     if seconds < 172_800:
         return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 86_400:.1f} days"
+    days = seconds / 86_400
+    return f"{days:.1f} days" if days < 1000 else f"{days:,.0f} days"

@@ -45,6 +45,7 @@ from results import StoreError, StoreInputError, activity_warnings, open_store
 from results._replicates import replicate_rows
 from results._engine import SQLITE_BUSY_ENV
 from sweeps import SpecError, detect_environment, dry_run_report, expand, load_spec
+from sweeps._measured import measured_epochs
 from workers.config import DEVICE_AXES
 
 STORAGE_ENV = "ANALOG_SWEEP_STORAGE"
@@ -119,6 +120,18 @@ def _stops_cleanly(name: str) -> Iterator[None]:
             signal.signal(signal.SIGTERM, previous)
 
 
+def _measured_in_store(store_url: str | None) -> dict[Any, Any]:
+    """Epoch times of earlier sweeps in the store, for the dry run; none when there is no store yet. Read-only: a
+    dry run creates and changes nothing."""
+    try:
+        with open_store(store_url, read_only=True) as store:
+            return measured_epochs(store.epoch_seconds())
+    except (StoreInputError, StoreError) as exc:
+        if "no store at" in str(exc) or "no analog-sweep store" in str(exc):
+            return {}
+        raise
+
+
 def _check_environment() -> None:
     """Refuse bad retry settings before anything is opened or written."""
     try:
@@ -169,7 +182,11 @@ def _point_table(store: Any, name: str, output_format: str, *, with_status: bool
 @click.argument("spec_file", type=SafePath(dir_okay=False))
 @click.option("--set", "overrides", multiple=True, metavar="PATH=VALUE",
               help="Override a spec field, e.g. --set epochs=2 --set data.train_limit=64 (repeatable).")
-@click.option("--dry-run", is_flag=True, help="Print the points, trial count and cost estimate; run nothing.")
+@click.option("--dry-run", is_flag=True,
+              help="Print the points, trial count and cost estimate (from epoch times measured in the store where "
+                   "it holds trials doing the same work); run nothing.")
+@click.option("--gpus", type=click.IntRange(min=1), metavar="N",
+              help="With --dry-run: also estimate GPU-hours and the wall time on a cluster with N GPUs.")
 @click.option("--storage-path", envvar=STORAGE_ENV, default="sweep-store", show_default=True,
               type=SafePath(file_okay=False),
               help=f"Folder for checkpoints, Optuna studies, Ray experiments and the pretraining cache [env: {STORAGE_ENV}]. "
@@ -177,19 +194,22 @@ def _point_table(store: Any, name: str, output_format: str, *, with_status: bool
 @_cluster_options
 @output_options
 @_sweep_errors
-def run(spec_file: str, overrides: tuple[str, ...], dry_run: bool, storage_path: str, address: str | None,
-        cpu_fallback: bool, store_url: str | None, output_format: str) -> None:
+def run(spec_file: str, overrides: tuple[str, ...], dry_run: bool, gpus: int | None, storage_path: str,
+        address: str | None, cpu_fallback: bool, store_url: str | None, output_format: str) -> None:
     """Run the sweep described by SPEC_FILE, then print the best learning rate and test error per point.
 
     \b
     Example:
         analog-sweep run sweeps/quickstart.yaml
-        analog-sweep run sweeps/paper_fig3_transfer_noise.yaml --dry-run
+        analog-sweep run sweeps/paper_fig3_transfer_noise.yaml --dry-run --gpus 8
         analog-sweep run sweeps/paper_fig2_modes.yaml --set epochs=1 --set data.dataset=digits --cpu-fallback
     """
     spec = load_spec(spec_file, overrides)
+    if gpus is not None and not dry_run:
+        raise BadInput("--gpus N goes with --dry-run: it prices the sweep on N GPUs; a run uses what the cluster has")
     if dry_run:
-        click.echo(dry_run_report(spec, expand(spec), environment=detect_environment()))
+        click.echo(dry_run_report(spec, expand(spec), environment=detect_environment(),
+                                  measured=_measured_in_store(store_url), gpus=gpus, cpu_fallback=cpu_fallback))
         return
     _check_environment()
     with open_store(store_url) as store:

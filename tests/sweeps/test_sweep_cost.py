@@ -102,3 +102,113 @@ def test_report_notes_what_could_not_be_detected():
 def test_detect_environment_describes_this_machine():
     environment = detect_environment()
     assert environment.cpus >= 1 and environment.gpus >= 0
+
+
+# --- the range with and without pruning, GPU-hours, N GPUs, --cpu-fallback (issue 11) ---------------------------
+
+
+@pytest.mark.parametrize(
+    ("search", "expected"),
+    [
+        # 4 rates x 8 epochs, worked by hand from each pruner's rule (pruned_trial_epochs' docstring).
+        (["lr_search.pruner=none"], 32),
+        # median, 1 start-up trial, warm-up 2 epochs: 1 x 8 + 3 x 2.
+        (["lr_search.pruner=median", "lr_search.pruner_options={n_startup_trials: 1, n_warmup_steps: 2}"], 14),
+        # median defaults (5 start-up trials > 4 rates): nothing can be pruned.
+        (["lr_search.pruner=median"], 32),
+        # successive halving r=1, f=2: 4 at rung 1 (2 stop), 2 at rung 2 (1 stops), 1 runs 8: 2x1 + 1x2 + 8.
+        (["lr_search.pruner=successive_halving",
+          "lr_search.pruner_options={min_resource: 1, reduction_factor: 2}"], 12),
+        # Hyperband's default f=3: 4 at rung 1 (2 go on), 2 at rung 3 (1 goes on): 2x1 + 1x3 + 8.
+        (["lr_search.pruner=hyperband"], 13),
+    ],
+)
+def test_the_pruned_lower_bound_follows_each_pruners_schedule(search, expected):
+    from sweeps._cost import pruned_trial_epochs
+
+    spec = load("quickstart", "epochs=8", "lr_search.values=[0.01, 0.02, 0.05, 0.1]", *search)
+    assert pruned_trial_epochs(spec) == expected
+    cost = estimate_cost(spec, expand(spec))
+    assert cost.pruned_trial_epochs == expected * cost.points <= cost.trial_epochs
+    assert cost.pruned_trial_seconds <= cost.trial_seconds
+
+
+def test_a_pruned_sweep_is_priced_as_a_range_and_a_gpu_sweep_in_gpu_hours_and_on_n_gpus():
+    spec = load("paper_fig3_transfer_noise")
+    cost = estimate_cost(spec, expand(spec))
+    report = dry_run_report(spec, expand(spec), environment=LAPTOP, gpus=8)
+    assert f"{cost.pruned_trial_epochs} to {cost.trial_epochs} trial-epochs" in report
+    assert "GPU-hours:" in report and "assumed, not measured" in report
+    # 8 GPUs at 0.25 GPU a trial: 32 trials at a time, the wall time is the compute divided by 32.
+    assert "on 8 GPU(s)" in report and "with 32 trial(s) at a time" in report
+    assert cost.gpu_hours() == pytest.approx((cost.trial_seconds + cost.pretrain_seconds) * 0.25 / 3600)
+    assert cost.wall_seconds(32) == pytest.approx((cost.trial_seconds + cost.pretrain_seconds) / 32)
+
+
+def test_cpu_fallback_prices_a_gpu_spec_on_this_machines_cpus_instead_of_cannot_run():
+    spec = load("paper_fig3_transfer_noise")
+    assert "cannot run" in dry_run_report(spec, expand(spec), environment=LAPTOP)
+    report = dry_run_report(spec, expand(spec), environment=LAPTOP, cpu_fallback=True)
+    assert "cannot run" not in report and "with 1 trial(s) at a time" in report  # 2 CPUs a trial on 2 cores
+    assert "priced on CPUs" in report and "GPU-hours" not in report
+    on_cpu, on_gpu = (estimate_cost(spec, expand(spec), on_gpu=flag) for flag in (False, True))
+    assert on_cpu.trial_seconds > on_gpu.trial_seconds * 9  # the assumed GPU speed-ups are x10 and x20
+
+
+def test_measured_epoch_times_from_the_store_replace_the_model_for_trials_doing_the_same_work(tmp_path):
+    from results import AXES, open_store
+    from sweeps import spec_hash
+    from sweeps._measured import measured_epochs
+
+    earlier = load("quickstart", "name=earlier", "modes=[digital_tl, analog_tl]", "axes=null", "seeds=[0]")
+    with open_store(f"sqlite:///{tmp_path / 'results.db'}") as store:
+        store.record_sweep(earlier.name, earlier.raw, spec_hash(earlier), "finished")
+        for point in expand(earlier):
+            store.record_point(earlier.name, point.key, mode=point.mode, task=point.task, classes=list(point.classes),
+                               seed=point.seed, axes={axis: getattr(point.device, axis) for axis in AXES})
+            seconds = 2.0 if point.mode == "digital_tl" else 40.0
+            trial = f"t-{point.key}"
+            store.record_trial(trial, earlier.name, point.key, lr=0.1, status="completed")
+            for epoch in (1, 2, 3):
+                store.record_epoch(trial, epoch, train_loss=1.0, test_error=10.0, test_accuracy=90.0,
+                                   seconds=seconds + epoch)  # median: seconds + 2
+        measured = measured_epochs(store.epoch_seconds())
+
+    # Same model, data and batch: every quickstart trial does the work of one of the two (transfer learning and
+    # training from scratch cost the same per epoch: the whole model trains either way).
+    spec = load("quickstart")
+    cost = estimate_cost(spec, expand(spec), measured=measured)
+    assert cost.measured_trials == cost.trials and cost.measured_sweeps == ("earlier",)
+    assert cost.measured_epochs == 6  # 3 epochs each of the digital and the analog trial
+    expected = sum(
+        spec.lr_search.trials_per_point * (3.0 + spec.epochs * (4.0 if p.mode.startswith("digital") else 42.0))
+        for p in expand(spec))  # fmt: skip
+    assert cost.trial_seconds == pytest.approx(expected)
+    report = dry_run_report(spec, expand(spec), environment=LAPTOP, measured=measured)
+    assert f"measured for {cost.trials} of {cost.trials} trials (median of 6 epochs" in report
+
+    # Only the digital trials of a smaller test set: the analog ones of the same sweep stay modelled.
+    partly = load("quickstart", "modes=[digital_tl, analog_scratch]", "seeds=[0]")
+    partly_cost = estimate_cost(partly, expand(partly), measured={
+        key: value for key, value in measured.items() if "digital" in key})  # fmt: skip
+    assert 0 < partly_cost.measured_trials < partly_cost.trials
+    assert "the rest modelled" in dry_run_report(partly, expand(partly), environment=LAPTOP, measured={
+        key: value for key, value in measured.items() if "digital" in key})  # fmt: skip
+
+    # Another model does other work: nothing measured applies.
+    other = load("quickstart", "model.overrides.embed_dim=48")
+    assert estimate_cost(other, expand(other), measured=measured).measured_trials == 0
+
+
+def test_the_dry_run_command_reads_the_store_without_creating_or_changing_it(tmp_path):
+    from click.testing import CliRunner
+
+    from analog_sweep.cli import cli
+
+    absent = tmp_path / "absent.db"
+    result = CliRunner().invoke(cli, ["run", str(shipped_specs()["quickstart"]), "--dry-run", "--store",
+                                      f"sqlite:///{absent}"])
+    assert result.exit_code == 0, result.output
+    assert "modelled for every trial" in result.stdout and not absent.exists()
+    refused = CliRunner().invoke(cli, ["run", str(shipped_specs()["quickstart"]), "--gpus", "4"])
+    assert refused.exit_code == 2 and "--gpus N goes with --dry-run" in refused.stderr
