@@ -14,23 +14,30 @@ time, and so the ratio, larger (the model is fitted on an idle one).
 from __future__ import annotations
 
 import argparse
-import re
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-UNITS = {"s": 1, "min": 60, "h": 3600, "days": 86_400}
+def wall_estimate(spec_path: str, overrides: list[str], store_url: str | None) -> tuple[float, str]:
+    """The dry run's wall time here in seconds (the upper bound: no pruning in the quickstart), computed by the same
+    functions as ``run --dry-run`` but unrounded, and how the epoch times were priced."""
+    from results import open_store
+    from sweeps import detect_environment, dry_run_report, estimate_cost, expand, load_spec
+    from sweeps._cost import _parallel_trials
+    from sweeps._measured import measured_epochs
 
-
-def wall_estimate(report: str) -> tuple[float, str]:
-    """Seconds of 'Estimated wall time here: X unit' (the upper bound of a range), and the 'Epoch times' line."""
-    match = re.search(r"Estimated wall time here: (?:[\d.,]+ (?:\w+ )?to )?([\d.,]+) (s|min|h|days)", report)
-    if match is None:
-        raise SystemExit(f"no wall-time estimate in the dry run:\n{report}")
+    spec = load_spec(spec_path, overrides)
+    measured = {}
+    if store_url is not None:
+        with open_store(store_url, read_only=True) as store:
+            measured = measured_epochs(store.epoch_seconds())
+    slots = _parallel_trials(spec, detect_environment())
+    seconds = estimate_cost(spec, expand(spec), measured=measured).wall_seconds(slots)
+    report = dry_run_report(spec, expand(spec), environment=detect_environment(), measured=measured)
     priced = next(line for line in report.splitlines() if line.startswith("Epoch times:"))
-    return float(match.group(1).replace(",", "")) * UNITS[match.group(2)], priced
+    return seconds, priced
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:
@@ -44,16 +51,14 @@ def main() -> None:
     args = parser.parse_args()
     sets = [arg for item in args.overrides for arg in ("--set", item)]
     with tempfile.TemporaryDirectory() as folder:
-        store = ["--store", f"sqlite:///{Path(folder) / 'results.db'}"]
-        dry = cli("run", args.spec, *sets, "--dry-run", *store)
-        modelled, modelled_how = wall_estimate(dry.stdout)
+        url = f"sqlite:///{Path(folder) / 'results.db'}"
+        modelled, modelled_how = wall_estimate(args.spec, args.overrides, None)
         started = time.monotonic()
-        run = cli("run", args.spec, *sets, *store, "--storage-path", str(Path(folder) / "storage"))
+        run = cli("run", args.spec, *sets, "--store", url, "--storage-path", str(Path(folder) / "storage"))
         actual = time.monotonic() - started
         if run.returncode != 0:
             raise SystemExit(f"the sweep failed (exit {run.returncode}):\n{run.stderr[-2000:]}")
-        again = cli("run", args.spec, *sets, "--set", "name=estimate-check", "--dry-run", *store)
-        measured, measured_how = wall_estimate(again.stdout)
+        measured, measured_how = wall_estimate(args.spec, [*args.overrides, "name=estimate-check"], url)
     print(f"spec {args.spec} {' '.join(sets)}")
     print(f"actual wall time            {actual:8.0f} s")
     print(f"estimate, modelled          {modelled:8.0f} s   ratio estimate/actual {modelled / actual:.2f}")
