@@ -201,7 +201,7 @@ def query(sql: str, limit: int, store_url: str | None, output_format: str) -> No
 
     Statements that would write or change the schema (INSERT, UPDATE, DELETE, DROP, CREATE, ALTER, ATTACH,
     PRAGMA other than schema lookups, writing CTEs, several statements) are refused, and exit 2.
-    Tables: sweeps, points, trials, epochs, schema_version.
+    Tables: sweeps, points, trials, epochs, sweep_runs, pretrained_models, schema_version.
 
     \b
     Example:
