@@ -81,6 +81,8 @@ def test_a_store_password_is_in_no_file_the_sweep_or_ray_writes_nor_in_any_outpu
         runs = json.loads(later[2].stdout)["runs"]
         assert [r["kind"] for r in runs] == ["run", "resume"]
         assert "--store" in runs[0]["command"] and "***@" in runs[0]["command"], runs[0]["command"]
+        assert runs[0]["options"]["overrides"] == SMALL_SWEEP and runs[0]["options"]["store"].count("***") == 1
+        assert runs[0]["options"]["storage_path"] == str(storage.resolve())
         with open_store(url) as store, store.engine.connect() as connection:
             for table in ("sweeps", "points", "trials", "epochs", "sweep_runs", "pretrained_models"):
                 rows = [dict(row) for row in connection.execute(sa.text(f"SELECT * FROM {table}")).mappings()]
