@@ -2,6 +2,8 @@
 
 ``open_store`` gives a ``Store``; the sweep driver writes sweeps, points, trials and epochs to it with
 idempotent upserts, and the ``analog-sweep results`` commands read it back (tables, curves, Parquet, SQL).
+Each run and resume of a sweep also records how it was made (``Store.record_run``, ``record_pretrained``,
+``set_trial_rpu_config``), read back as one dict by ``Store.provenance``.
 """
 
 from results._activity import activity_warnings
@@ -19,12 +21,14 @@ from results._errors import (
     StoreUnavailable,
     TrialConflict,
 )
+from results._provenance import config_hash, redact
 from results._plots import plot_axis_curve, plot_epoch_curves
 from results._readonly import QueryResult
 from results._schema import (
     ACTIVITY_FIELDS,
     AXES,
     POINT_STATUSES,
+    RUN_KINDS,
     SCHEMA_VERSION,
     SWEEP_STATUSES,
     TRIAL_ACTIVITY_FIELDS,
@@ -43,6 +47,7 @@ __all__ = [
     "QueryFailed",
     "QueryRefused",
     "QueryResult",
+    "RUN_KINDS",
     "SCHEMA_VERSION",
     "STORE_ENV",
     "SWEEP_STATUSES",
@@ -56,7 +61,9 @@ __all__ = [
     "TRIAL_STATUSES",
     "TrialConflict",
     "activity_warnings",
+    "config_hash",
     "open_store",
     "plot_axis_curve",
     "plot_epoch_curves",
+    "redact",
 ]
