@@ -24,8 +24,27 @@ def _scalar(url: str, query: str):
     return value
 
 
+# What schema version 4 added (honest selection and point labels), by table.
+V4_COLUMNS = {
+    "epochs": ("validation_error",),
+    "trials": ("best_validation_error", "best_validation_epoch"),
+    "sweeps": ("selected_on", "selection_per_seed"),
+    "points": ("label", "selected_on", "chosen_epoch", "chosen_test_error", "chosen_validation_error"),
+}
+
+
+def _drop_selection_columns(url: str) -> None:
+    """Make a store look like version 3: no validation errors, selection rules, labels or stored choices."""
+    _execute(
+        url,
+        *(f"ALTER TABLE {table} DROP COLUMN {name}" for table, names in V4_COLUMNS.items() for name in names),
+        "UPDATE schema_version SET version = 3",
+    )
+
+
 def _drop_activity_columns(url: str) -> None:
     """Make a store look like version 2: no activity columns on epochs and trials."""
+    _drop_selection_columns(url)
     _execute(
         url,
         *(f"ALTER TABLE epochs DROP COLUMN {name}" for name in results.ACTIVITY_FIELDS),
@@ -44,7 +63,7 @@ def test_version_1_store_is_upgraded_and_keeps_its_data(store_url, sample, count
 
     with results.open_store(store_url) as store:
         assert count_rows(store) == before
-        assert _scalar(store_url, "SELECT version FROM schema_version") == results.SCHEMA_VERSION == 3
+        assert _scalar(store_url, "SELECT version FROM schema_version") == results.SCHEMA_VERSION
         trials = {t["trial_id"]: t for t in store.list_trials("noise")}
         completed = trials[sample.trial_id("analog_tl", 10.0, 0.05)]
         assert completed["best_epoch"] == sample.epochs  # errors fall every epoch, so the last is best
@@ -65,7 +84,7 @@ def test_version_2_store_gains_activity_columns_and_keeps_its_data(store_url, sa
 
     with results.open_store(store_url) as store:
         assert count_rows(store) == before
-        assert _scalar(store_url, "SELECT version FROM schema_version") == 3
+        assert _scalar(store_url, "SELECT version FROM schema_version") == results.SCHEMA_VERSION
         trials = {t["trial_id"]: t for t in store.list_trials("noise")}
         keep = ("lr", "status", "epochs_done", "final_test_error", "best_test_error", "best_epoch")
         assert {k: {c: t[c] for c in keep} for k, t in trials.items()} == {
@@ -84,6 +103,38 @@ def test_version_2_store_gains_activity_columns_and_keeps_its_data(store_url, sa
         assert trial["embed_moved"] is None
         assert _scalar(store_url, f"SELECT head_transfers FROM epochs WHERE trial_id = '{completed}' "
                                   f"AND epoch = {sample.epochs + 1}") == 40
+
+
+def test_version_3_store_keeps_its_choices_as_made_on_test_and_takes_validation_errors(store_url, sample, count_rows):
+    with results.open_store(store_url) as store:
+        sample.write(store)
+        before = count_rows(store)
+        old_best = store.best_points("noise")
+    _drop_selection_columns(store_url)
+
+    with results.open_store(store_url) as store:
+        assert count_rows(store) == before
+        assert _scalar(store_url, "SELECT version FROM schema_version") == results.SCHEMA_VERSION
+        # Every sweep before version 4 chose on test, each seed alone: so it still does, and says so.
+        assert store.selection("noise") == results.PAPER_RULE
+        best = store.best_points("noise")
+        assert [(r["point_key"], r["trial_id"], r["test_error"]) for r in best] == [
+            (r["point_key"], r["trial_id"], r["test_error"]) for r in old_best
+        ]
+        assert {r["selected_on"] for r in best} == {"test"}
+        stored = _scalar(store_url, "SELECT count(*) FROM points WHERE selected_on = 'test' AND chosen_epoch = 3 "
+                                    "AND chosen_test_error IS NOT NULL")
+        assert stored == len(best)
+        assert _scalar(store_url, "SELECT count(*) FROM epochs WHERE validation_error IS NOT NULL") == 0
+        # Choosing on validation is refused in one line: nothing was measured.
+        with pytest.raises(results.StoreInputError, match="recorded no validation error"):
+            store.best_points("noise", results.Selection("validation"))
+        # New epochs take a validation error, and the trial's summary follows.
+        trial_id = sample.trial_id("analog_tl", 10.0, 0.05)
+        store.record_epoch(trial_id, sample.epochs + 1, train_loss=0.1, test_error=1.0, test_accuracy=99.0,
+                           seconds=1.0, validation_error=7.5)
+        trial = {t["trial_id"]: t for t in store.list_trials("noise")}[trial_id]
+        assert (trial["best_validation_error"], trial["best_validation_epoch"]) == (7.5, sample.epochs + 1)
 
 
 def test_unknown_activity_field_is_refused(store_url, sample):
