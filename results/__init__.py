@@ -5,7 +5,7 @@ idempotent upserts, and the ``analog-sweep results`` commands read it back (tabl
 """
 
 from results._activity import activity_warnings
-from results._best import BestTrial, Candidate
+from results._best import PAPER_RULE, BestTrial, Candidate, Selection
 from results._engine import STORE_ENV
 from results._errors import (
     BadStoreURL,
@@ -19,6 +19,7 @@ from results._errors import (
     StoreUnavailable,
     TrialConflict,
 )
+from results._labels import matching_points, point_label, point_sort_key, resolve_point, resolve_replicates
 from results._plots import plot_axis_curve, plot_epoch_curves
 from results._readonly import QueryResult
 from results._schema import (
@@ -26,6 +27,7 @@ from results._schema import (
     AXES,
     POINT_STATUSES,
     SCHEMA_VERSION,
+    SELECTION_SPLITS,
     SWEEP_STATUSES,
     TRIAL_ACTIVITY_FIELDS,
     TRIAL_STATUSES,
@@ -39,14 +41,17 @@ __all__ = [
     "BestTrial",
     "Candidate",
     "NotFound",
+    "PAPER_RULE",
     "POINT_STATUSES",
     "QueryFailed",
     "QueryRefused",
     "QueryResult",
     "SCHEMA_VERSION",
+    "SELECTION_SPLITS",
     "STORE_ENV",
     "SWEEP_STATUSES",
     "SchemaVersionError",
+    "Selection",
     "SpecConflict",
     "Store",
     "StoreError",
@@ -56,7 +61,12 @@ __all__ = [
     "TRIAL_STATUSES",
     "TrialConflict",
     "activity_warnings",
+    "matching_points",
     "open_store",
     "plot_axis_curve",
     "plot_epoch_curves",
+    "point_label",
+    "point_sort_key",
+    "resolve_point",
+    "resolve_replicates",
 ]
