@@ -195,8 +195,9 @@ def _execute(
                 # What the cluster cannot give is refused before anything is written.
                 cpu, gpu, slots = trial_resources(spec, cpu_fallback)
                 selection = Selection(split=spec.selection.split, per_seed=spec.selection.per_seed)
-                with_retries(lambda: store.record_sweep(spec.name, spec.raw, spec_hash(spec), "running", str(paths.root),
-                                                        selection=selection))
+                with_retries(lambda: store.record_sweep(
+                    spec.name, spec.raw, spec_hash(spec), "running", str(paths.root), selection=selection
+                ))
                 marked_running = True
                 for point in points:
                     _record_point(store, spec.name, point)

@@ -414,8 +414,8 @@ class LearningRateSearch(Searcher):
                 "journal_path": self.journal_path, "trial_settings": self.trial_settings, "selection": self.selection}
 
     def set_state(self, state: dict) -> None:
-        self.__init__(state["sweep"], state["points"], state["lr_search"], state["journal_path"], state["trial_settings"],
-                      state.get("selection"))
+        self.__init__(state["sweep"], state["points"], state["lr_search"], state["journal_path"],
+                      state["trial_settings"], state.get("selection"))
 
     def save(self, checkpoint_path: str) -> None:
         with open(checkpoint_path, "wb") as handle:

@@ -416,7 +416,9 @@ class Store:
                 for key in keys:
                     self._require_point(connection, sweep, key)
                 query = query.where(trials.c.point_key.in_(list(keys)))
-            point_rows = [dict(r) for r in connection.execute(sa.select(points).where(points.c.sweep == sweep)).mappings()]
+            point_rows = [
+                dict(r) for r in connection.execute(sa.select(points).where(points.c.sweep == sweep)).mappings()
+            ]
             varied = _labels.varied_axes(point_rows) if point_rows else []
             order = {p["point_key"]: i for i, p in enumerate(sorted(point_rows, key=_labels.point_sort_key))}
             labels = {p["point_key"]: _labels.point_label(p, varied) for p in point_rows}

@@ -1,4 +1,5 @@
-"""Per-trial summaries (epochs done, final, best and best epoch; best validation error and its epoch) derived from the epochs table in SQL.
+"""Per-trial summaries (epochs done, final, best and best epoch; best validation error and its epoch) derived from
+the epochs table in SQL.
 
 They are recomputed from all of a trial's epochs on every epoch write, never incremented, so replaying
 epochs cannot skew them.
