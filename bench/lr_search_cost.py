@@ -83,7 +83,7 @@ def collect(store, sweep: str) -> dict[tuple[str, int], dict[str, Any]]:
         trials = trials_by_point[row["point_key"]]
         out[(point_label(row, varied), int(row["seed"]))] = {
             "lr": row["lr"],
-            "error": row["final_test_error"],
+            "error": row["test_error"],  # at the chosen epoch, chosen by the sweep's rule
             "trials": trials,
             "trial_epochs": sum(int(t["epochs_done"] or 0) for t in trials),
             "completed": sum(t["status"] == "completed" for t in trials),

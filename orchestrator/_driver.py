@@ -32,7 +32,7 @@ from orchestrator._pruning import OptunaPruning
 from orchestrator._recorder import RetryPolicy, StoreGaveUp, StoreGaveUpStopper, StoreRecorder, with_retries
 from orchestrator._search import JournalDamaged, LearningRateSearch, repair_journal
 from orchestrator._trainable import fine_tune
-from results import NotFound, Store
+from results import NotFound, Selection, Store
 from sweeps import (
     Point,
     SweepSpec,
@@ -212,7 +212,10 @@ def _execute(
             with ray_session(address):
                 # What the cluster cannot give is refused before anything is written.
                 cpu, gpu, slots = trial_resources(spec, cpu_fallback)
-                with_retries(lambda: store.record_sweep(spec.name, spec.raw, spec_hash(spec), "running", str(paths.root)))
+                selection = Selection(split=spec.selection.split, per_seed=spec.selection.per_seed)
+                with_retries(lambda: store.record_sweep(
+                    spec.name, spec.raw, spec_hash(spec), "running", str(paths.root), selection=selection
+                ))
                 marked_running = True
                 run = run_record(kind, environment, invocation, {
                     "address": address,
@@ -231,6 +234,7 @@ def _execute(
                     spec.lr_search,
                     paths.journal,
                     {"trials_dir": str(paths.trials), "cache_dir": str(paths.cache), "threads": cpu, "gpu": gpu},
+                    selection=spec.selection,
                 )
                 _reconcile(store, spec, search, paths)
                 total = len(points) * spec.lr_search.trials_per_point
@@ -373,7 +377,8 @@ def _record_point(store: Store, sweep: str, point: Point) -> None:
     axes = {axis: getattr(point.device, axis) for axis in DEVICE_AXES}
     with_retries(
         lambda: store.record_point(
-            sweep, point.key, mode=point.mode, task=point.task, classes=list(point.classes), seed=point.seed, axes=axes
+            sweep, point.key, mode=point.mode, task=point.task, classes=list(point.classes), seed=point.seed, axes=axes,
+            label=point.label,
         )
     )
 

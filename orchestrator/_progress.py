@@ -32,8 +32,8 @@ class ProgressLine(tune.Callback):
         self._last = 0.0
         self._last_line = ""
         self._trial_seconds: list[float] = []
-        # Each trial's lowest test error so far; a trial that ends in an error (failed, diverged) leaves, so it is
-        # never shown as the best.
+        # Each trial's lowest error so far on the split points are chosen on (validation, or test by the paper's
+        # rule); a trial that ends in an error (failed, diverged) leaves, so it is never shown as the best.
         self._trial_best: dict[str, tuple[float, str]] = {}
         self._labels = {point.key: point.label for point in search.points}
 
@@ -42,7 +42,7 @@ class ProgressLine(tune.Callback):
         return min(self._trial_best.values(), default=None)
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
-        error = result.get("test_error")
+        error = result.get(self.search.metric_name)
         known = self._trial_best.get(trial.trial_id)
         if error is not None and (known is None or error < known[0]):
             label = self._labels.get(trial.config.get("point_key"), "?")
@@ -84,7 +84,8 @@ class ProgressLine(tune.Callback):
         if self._trial_seconds:
             mean = sum(self._trial_seconds) / len(self._trial_seconds)
             left = "~" + format_duration(max(0, self.total_trials - ended) * mean / self.slots)
-        best = f"{self._best[0]:.2f} % ({self._best[1]})" if self._best else "-"
+        split = "validation" if self.search.metric_name == "validation_error" else "test"
+        best = f"{self._best[0]:.2f} % {split} ({self._best[1]})" if self._best else "-"
         return (
             f"[{format_duration(elapsed)}] points {counts['points_done']}/{len(self.search.points)} done | trials "
             f"{counts['running']} running, {counts['complete']} done, {counts['pruned']} pruned, "

@@ -30,7 +30,7 @@ from results import ACTIVITY_FIELDS, Store, StoreUnavailable, open_store
 from results._engine import without_secrets
 
 T = TypeVar("T")
-_EPOCH_FIELDS = ("train_loss", "test_error", "test_accuracy", "seconds", *ACTIVITY_FIELDS)
+_EPOCH_FIELDS = ("train_loss", "test_error", "test_accuracy", "seconds", "validation_error", *ACTIVITY_FIELDS)
 RETRIES_ENV = "ANALOG_SWEEP_STORE_RETRIES"
 RETRY_DELAY_ENV = "ANALOG_SWEEP_STORE_RETRY_DELAY"
 DEFAULT_RETRIES = 5
@@ -106,7 +106,8 @@ def with_retries(
 
 
 class StoreRecorder(tune.Callback):
-    """Records each trial's start, epochs and end in the store, and re-chooses the point's best trial on each end."""
+    """Records each trial's start, epochs and end in the store, and re-chooses the point's trial (with the sweep's
+    selection rule) once the point's trials are over."""
 
     def __init__(self, store: Store, sweep: str, search: LearningRateSearch) -> None:
         self.store = store

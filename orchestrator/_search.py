@@ -27,9 +27,12 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 from ray.tune.search import Searcher
 
-from sweeps import LrSearchSpec, Point, trial_config
+from sweeps import LrSearchSpec, Point, SelectionSpec, trial_config
 
+# What the studies optimise and prune on: the test error by the paper's rule (and for a searcher made without a
+# selection rule), the validation error when points are chosen on validation (``METRICS[split]``).
 METRIC = "test_error"
+METRICS = {"test": "test_error", "validation": "validation_error"}
 # The key of a trial's last report when it ended without a result (``orchestrator._trainable``): "failed" or
 # "diverged", with "error" beside it.
 ENDED_AS = "ended_as"
@@ -138,7 +141,14 @@ def trial_id_for(sweep: str, point_key: str, number: int) -> str:
 
 
 class LearningRateSearch(Searcher):
-    """A Ray Tune searcher over per-point Optuna studies; also tells the pruning scheduler when to stop a trial."""
+    """A Ray Tune searcher over per-point Optuna studies; also tells the pruning scheduler when to stop a trial.
+
+    ``selection`` (the spec's): on ``validation`` the studies minimise each trial's lowest validation error over its
+    epochs and prune on the validation error of each epoch; on ``test`` (or None) the final test error, as the
+    paper did. When seeds share one choice (``per_seed`` false) and the search is TPE, the first seed of each device
+    point runs the search and its other seeds run the learning rates it drew, in the same order, so every seed has
+    a trial at every rate (a grid gives every seed the same rates anyway).
+    """
 
     def __init__(
         self,
@@ -147,13 +157,17 @@ class LearningRateSearch(Searcher):
         lr_search: LrSearchSpec,
         journal_path: str | Path,
         trial_settings: dict[str, Any],
+        selection: SelectionSpec | None = None,
     ) -> None:
-        super().__init__(metric=METRIC, mode="min")
+        self.metric_name = METRICS[selection.split] if selection is not None else METRIC
+        super().__init__(metric=self.metric_name, mode="min")
         self.sweep = sweep
         self.points = list(points)
         self.lr_search = lr_search
         self.journal_path = str(journal_path)
         self.trial_settings = dict(trial_settings)
+        self.selection = selection
+        self._leaders = self._seed_leaders()
         self._issued: dict[str, IssuedTrial] = {}
         self._pruned: set[str] = set()
         self._studies: dict[str, optuna.Study] = {}
@@ -244,10 +258,34 @@ class LearningRateSearch(Searcher):
         for round_ in range(budget):
             for point in self.points:
                 if counts[point.key] == round_:
-                    trial = self.study(point.key).ask()
+                    study = self.study(point.key)
+                    leader = self._leaders.get(point.key)
+                    # A seed that follows its device point's first seed runs that seed's trial of the same number.
+                    # Points are in seed order, so the leader has been asked for this round already. Queueing and
+                    # asking are two journal writes: a value queued before a crash is asked now, not queued twice.
+                    if leader is not None and not study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+                        study.enqueue_trial({"lr": self._learning_rate(self._leader_trial(leader, round_))})
+                    trial = study.ask()
                     self._draw_lr(trial)
                     return IssuedTrial(point.key, trial.number, trial_id_for(self.sweep, point.key, trial.number))
         return None
+
+    def _seed_leaders(self) -> dict[str, str]:
+        """Follower point key -> the key of its device point's first seed, when seeds share a TPE search."""
+        if self.selection is None or self.selection.per_seed or self.lr_search.method != "tpe":
+            return {}
+        first: dict[tuple, str] = {}
+        leaders = {}
+        for point in self.points:
+            group = (point.mode, point.task, point.device)
+            if group in first:
+                leaders[point.key] = first[group]
+            else:
+                first[group] = point.key
+        return leaders
+
+    def _leader_trial(self, leader: str, number: int) -> IssuedTrial:
+        return IssuedTrial(leader, number, trial_id_for(self.sweep, leader, number))
 
     def _draw_lr(self, trial: optuna.trial.Trial) -> float:
         if self.lr_search.method == "grid":
@@ -269,10 +307,11 @@ class LearningRateSearch(Searcher):
         return [t for t in self.study(point_key).get_trials(deepcopy=False) if t.state != TrialState.WAITING]
 
     def should_prune(self, ray_trial_id: str, result: dict[str, Any]) -> bool:
-        """Report an epoch's test error to the point's study; True if its pruner says stop."""
+        """Report an epoch's error (validation or test: ``metric_name``) to the point's study; True if its pruner
+        says stop."""
         with self._lock:
             issued = self._issued.get(ray_trial_id)
-            if issued is None or METRIC not in result:
+            if issued is None or result.get(self.metric_name) is None:
                 return False
             study = self.study(issued.point_key)
             frozen = study.trials[issued.number]
@@ -281,7 +320,7 @@ class LearningRateSearch(Searcher):
             trial = optuna.trial.Trial(study, frozen._trial_id)
             step = int(result["epoch"])
             if step not in frozen.intermediate_values:
-                trial.report(float(result[METRIC]), step)
+                trial.report(float(result[self.metric_name]), step)
             if trial.should_prune():
                 self._pruned.add(ray_trial_id)
                 return True
@@ -309,12 +348,20 @@ class LearningRateSearch(Searcher):
                 trial.set_user_attr(ENDED_AS, result[ENDED_AS])
                 trial.set_user_attr("error", str(result.get("error") or ""))
                 study.tell(issued.number, state=TrialState.FAIL)
-            elif error or not result or METRIC not in result:
+            elif error or not result or result.get(self.metric_name) is None:
                 study.tell(issued.number, state=TrialState.FAIL)
             elif not self.ran_every_epoch(issued.point_key, result):
                 return  # stopped early by the driver (Ctrl-C, store gone): stays open, resume continues it
             else:
-                study.tell(issued.number, float(result[METRIC]))
+                study.tell(issued.number, self._objective(study.trials[issued.number], result))
+
+    def _objective(self, frozen: optuna.trial.FrozenTrial, result: dict[str, Any]) -> float:
+        """What the study minimises: the final test error, or (on validation) the lowest validation error of any
+        epoch, since the epoch is chosen on it too (the epochs' values are in the journal as intermediate values)."""
+        final = float(result[self.metric_name])
+        if self.metric_name == METRICS["validation"]:
+            return min([final, *frozen.intermediate_values.values()])
+        return final
 
     def ran_every_epoch(self, point_key: str, result: dict | None) -> bool:
         """Whether a trial's last result is its point's final epoch (a trial stopped before that is unfinished)."""
@@ -364,10 +411,11 @@ class LearningRateSearch(Searcher):
     # Only the plan travels when Ray Tune saves the searcher: the studies are reopened from the journal.
     def get_state(self) -> dict:
         return {"sweep": self.sweep, "points": self.points, "lr_search": self.lr_search,
-                "journal_path": self.journal_path, "trial_settings": self.trial_settings}
+                "journal_path": self.journal_path, "trial_settings": self.trial_settings, "selection": self.selection}
 
     def set_state(self, state: dict) -> None:
-        self.__init__(state["sweep"], state["points"], state["lr_search"], state["journal_path"], state["trial_settings"])
+        self.__init__(state["sweep"], state["points"], state["lr_search"], state["journal_path"],
+                      state["trial_settings"], state.get("selection"))
 
     def save(self, checkpoint_path: str) -> None:
         with open(checkpoint_path, "wb") as handle:

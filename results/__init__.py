@@ -7,7 +7,7 @@ Each run and resume of a sweep also records how it was made (``Store.record_run`
 """
 
 from results._activity import activity_warnings
-from results._best import BestTrial, Candidate
+from results._best import PAPER_RULE, BestTrial, Candidate, Selection
 from results._engine import STORE_ENV
 from results._errors import (
     BadStoreURL,
@@ -22,6 +22,7 @@ from results._errors import (
     TrialConflict,
 )
 from results._provenance import config_hash, redact
+from results._labels import matching_points, point_label, point_sort_key, resolve_point, resolve_replicates
 from results._plots import plot_axis_curve, plot_epoch_curves
 from results._readonly import QueryResult
 from results._schema import (
@@ -30,6 +31,7 @@ from results._schema import (
     POINT_STATUSES,
     RUN_KINDS,
     SCHEMA_VERSION,
+    SELECTION_SPLITS,
     SWEEP_STATUSES,
     TRIAL_ACTIVITY_FIELDS,
     TRIAL_STATUSES,
@@ -43,15 +45,18 @@ __all__ = [
     "BestTrial",
     "Candidate",
     "NotFound",
+    "PAPER_RULE",
     "POINT_STATUSES",
     "QueryFailed",
     "QueryRefused",
     "QueryResult",
     "RUN_KINDS",
     "SCHEMA_VERSION",
+    "SELECTION_SPLITS",
     "STORE_ENV",
     "SWEEP_STATUSES",
     "SchemaVersionError",
+    "Selection",
     "SpecConflict",
     "Store",
     "StoreError",
@@ -62,8 +67,13 @@ __all__ = [
     "TrialConflict",
     "activity_warnings",
     "config_hash",
+    "matching_points",
     "open_store",
     "plot_axis_curve",
     "plot_epoch_curves",
+    "point_label",
+    "point_sort_key",
     "redact",
+    "resolve_point",
+    "resolve_replicates",
 ]

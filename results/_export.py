@@ -1,6 +1,8 @@
 """Parquet exports with fixed, plain Arrow types, so pandas, pyarrow and DuckDB read them as they are.
 
-The schema is written out rather than inferred, so an empty sweep or an all-null column still gets the
+Every row that shows a chosen trial says what it was chosen on (``selected_on``: validation, or test by the paper's
+rule); ``test_error`` of a points export is the number to report: the chosen trial's test error at the chosen
+``epoch``. The schema is written out rather than inferred, so an empty sweep or an all-null column still gets the
 right types, and the file is written next to its target and renamed, so a crash never leaves half a file.
 """
 
@@ -30,6 +32,7 @@ _POINT_FIELDS = [
     pa.field("classes", pa.list_(pa.string())),
     pa.field("seed", pa.int64()),
     *(pa.field(axis, pa.float64()) for axis in AXES),
+    pa.field("label", pa.string()),
 ]
 
 TRIALS_SCHEMA = pa.schema(
@@ -40,6 +43,8 @@ TRIALS_SCHEMA = pa.schema(
         pa.field("lr", pa.float64()),
         pa.field("trial_status", pa.string()),
         pa.field("chosen", pa.bool_()),
+        pa.field("selected_on", pa.string()),
+        pa.field("chosen_epoch", pa.int64()),
         pa.field("ray_trial_id", pa.string()),
         pa.field("started_at", _TIME),
         pa.field("ended_at", _TIME),
@@ -47,9 +52,12 @@ TRIALS_SCHEMA = pa.schema(
         pa.field("final_test_error", pa.float64()),
         pa.field("best_test_error", pa.float64()),
         pa.field("best_epoch", pa.int64()),
+        pa.field("best_validation_error", pa.float64()),
+        pa.field("best_validation_epoch", pa.int64()),
         pa.field("error", pa.string()),
         pa.field("epoch", pa.int64()),
         pa.field("train_loss", pa.float64()),
+        pa.field("validation_error", pa.float64()),
         pa.field("test_error", pa.float64()),
         pa.field("test_accuracy", pa.float64()),
         pa.field("seconds", pa.float64()),
@@ -62,8 +70,12 @@ POINTS_SCHEMA = pa.schema(
         *_POINT_FIELDS,
         pa.field("status", pa.string()),
         pa.field("trials", pa.int64()),
+        pa.field("selected_on", pa.string()),
         pa.field("trial_id", pa.string()),
         pa.field("lr", pa.float64()),
+        pa.field("epoch", pa.int64()),
+        pa.field("test_error", pa.float64()),
+        pa.field("validation_error", pa.float64()),
         pa.field("final_test_error", pa.float64()),
         pa.field("best_test_error", pa.float64()),
         pa.field("epochs_done", pa.int64()),

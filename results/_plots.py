@@ -42,7 +42,7 @@ def plot_axis_curve(rows: list[dict[str, Any]], axis: str, path: Path) -> None:
             positive = [v for v in values if v > 0]
             ax.set_xscale("symlog", linthresh=min(positive) if positive else 1.0)
     ax.set_xlabel(axis)
-    ax.set_ylabel("test error")
+    ax.set_ylabel(f"test error, %{_chosen_on(rows)}")
     _finish(plt, figure, ax, path)
 
 
@@ -65,11 +65,21 @@ def plot_epoch_curves(rows: list[dict[str, Any]], path: Path) -> None:
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("epoch")
-    ax.set_ylabel("test error")
+    ax.set_ylabel(f"test error, %{_chosen_on(rows)}")
     _finish(plt, figure, ax, path)
 
 
-_CURVE_VALUES = frozenset({"test_error", "test_error_min", "test_error_max", "points"})
+_CURVE_VALUES = frozenset({"test_error", "test_error_min", "test_error_max", "points", "selected_on"})
+
+
+def _chosen_on(rows: list[dict[str, Any]]) -> str:
+    """What the plotted trials were chosen on, for the axis label: the paper's rule (test) is named as such."""
+    splits = {row.get("selected_on") for row in rows} - {None}
+    if not splits:
+        return ""
+    return " (trials chosen on " + " and ".join(
+        "test: the paper's rule" if split == "test" else split for split in sorted(splits)
+    ) + ")"
 
 
 def _pyplot() -> Any:

@@ -1,19 +1,22 @@
 """Read queries behind the ``results`` commands: progress, best trial per point, axis curves, epoch curves.
 
-All of them pick a point's best trial with the one rule in ``_best``, so a table, a curve and an export never
-disagree about which learning rate won.
+All of them pick a point's trial with the one rule in ``_best`` (the sweep's selection, or one given), so a table, a
+curve and an export never disagree about which learning rate and epoch won; all list points in one order
+(``_labels.point_sort_key``: mode, task, device axes, seed).
 """
 
 from __future__ import annotations
 
 import statistics
 from collections import defaultdict
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import sqlalchemy as sa
 
 from results import _best
 from results._errors import StoreInputError
+from results._labels import point_label, point_sort_key, varied_axes
 from results._schema import (
     ACTIVITY_FIELDS,
     AXES,
@@ -62,41 +65,113 @@ def _counts(connection: sa.Connection, table: sa.Table, statuses: tuple[str, ...
     return counts
 
 
-def candidates(connection: sa.Connection, sweep: str, point_key: str) -> list[_best.Candidate]:
-    query = sa.select(
-        trials.c.trial_id, trials.c.lr, trials.c.status, trials.c.final_test_error, trials.c.epochs_done
-    ).where(trials.c.sweep == sweep, trials.c.point_key == point_key)
-    return [_best.Candidate(**row) for row in connection.execute(query).mappings()]
+def sweep_selection(connection: sa.Connection, sweep: str) -> _best.Selection:
+    """The selection rule the sweep was recorded with."""
+    row = connection.execute(
+        sa.select(sweeps.c.selected_on, sweeps.c.selection_per_seed).where(sweeps.c.name == sweep)
+    ).first()
+    if row is None:
+        return _best.PAPER_RULE
+    return _best.Selection(split=row.selected_on, per_seed=bool(row.selection_per_seed))
 
 
-def best_points(connection: sa.Connection, sweep: str) -> list[dict[str, Any]]:
-    """Every point with its status, trial count and best trial (id, lr, final/best test error, epochs done)."""
+def _group_key(point: Mapping[str, Any]) -> tuple:
+    """Points with the same key differ only by seed: replicates of one device point."""
+    return (point["mode"], point["task"], *(point[a] for a in AXES))
+
+
+def _histories(connection: sa.Connection, trial_ids: list[str]) -> dict[str, list[tuple[int, Any, Any]]]:
+    histories: dict[str, list[tuple[int, Any, Any]]] = defaultdict(list)
+    if not trial_ids:
+        return histories
+    query = (
+        sa.select(epochs.c.trial_id, epochs.c.epoch, epochs.c.validation_error, epochs.c.test_error)
+        .where(epochs.c.trial_id.in_(trial_ids))
+        .order_by(epochs.c.trial_id, epochs.c.epoch)
+    )
+    for trial_id, epoch, validation, test in connection.execute(query):
+        histories[trial_id].append((epoch, validation, test))
+    return histories
+
+
+def choices(
+    connection: sa.Connection, sweep: str, selection: _best.Selection, point_keys: Iterable[str] | None = None
+) -> tuple[dict[str, _best.BestTrial], list[Mapping[str, Any]]]:
+    """The choice for the points of ``sweep`` (only those in ``point_keys``' seed groups, when given), and the
+    rows of the trials considered."""
+    point_rows = [
+        dict(row)
+        for row in connection.execute(
+            sa.select(*(points.c[c] for c in POINT_COLUMNS)).where(points.c.sweep == sweep)
+        ).mappings()
+    ]
+    if point_keys is not None:
+        wanted = {_group_key(p) for p in point_rows if p["point_key"] in set(point_keys)}
+        point_rows = [p for p in point_rows if _group_key(p) in wanted]
+    keys = [p["point_key"] for p in point_rows]
+    trial_rows = list(
+        connection.execute(
+            sa.select(trials).where(trials.c.sweep == sweep, trials.c.point_key.in_(keys))
+        ).mappings()
+    ) if keys else []
+    histories = _histories(connection, [t["trial_id"] for t in trial_rows])
     by_point: dict[str, list[_best.Candidate]] = defaultdict(list)
-    trial_rows = connection.execute(sa.select(trials).where(trials.c.sweep == sweep)).mappings()
-    trial_by_id = {}
     for trial in trial_rows:
-        trial_by_id[trial["trial_id"]] = trial
         by_point[trial["point_key"]].append(
             _best.Candidate(
                 trial_id=trial["trial_id"], lr=trial["lr"], status=trial["status"],
                 final_test_error=trial["final_test_error"], epochs_done=trial["epochs_done"],
+                history=tuple(histories.get(trial["trial_id"], ())),
             )
         )
+    groups: dict[tuple, list[str]] = defaultdict(list)
+    for point in point_rows:
+        groups[_group_key(point)].append(point["point_key"])
+    return _best.choose(sweep, by_point, groups.values(), selection), trial_rows
+
+
+def candidates(connection: sa.Connection, sweep: str, point_key: str) -> list[_best.Candidate]:
+    query = sa.select(
+        trials.c.trial_id, trials.c.lr, trials.c.status, trials.c.final_test_error, trials.c.epochs_done
+    ).where(trials.c.sweep == sweep, trials.c.point_key == point_key)
+    rows = list(connection.execute(query).mappings())
+    histories = _histories(connection, [row["trial_id"] for row in rows])
+    return [_best.Candidate(**row, history=tuple(histories.get(row["trial_id"], ()))) for row in rows]
+
+
+def best_points(
+    connection: sa.Connection, sweep: str, selection: _best.Selection | None = None
+) -> list[dict[str, Any]]:
+    """Every point with its label, status, trial count and chosen trial under ``selection`` (the sweep's own rule
+    when None): ``selected_on``, the trial's id and lr, the chosen ``epoch``, the ``test_error`` and
+    ``validation_error`` there (percent; the number to report), and the trial's final and best test error, epochs
+    done and last activity. Sorted by mode, task, device axes and seed."""
+    selection = selection or sweep_selection(connection, sweep)
+    chosen_by_point, trial_rows = choices(connection, sweep, selection)
+    trial_by_id = {trial["trial_id"]: trial for trial in trial_rows}
+    point_rows = [
+        dict(row)
+        for row in connection.execute(
+            sa.select(*(points.c[c] for c in POINT_COLUMNS), points.c.label, points.c.status)
+            .where(points.c.sweep == sweep)
+        ).mappings()
+    ]
+    varied = varied_axes(point_rows)
     rows = []
-    point_rows = connection.execute(
-        sa.select(*(points.c[c] for c in POINT_COLUMNS), points.c.status)
-        .where(points.c.sweep == sweep)
-        .order_by(points.c.point_key)
-    )
-    for point in point_rows.mappings():
-        best = _best.pick(sweep, point["point_key"], by_point[point["point_key"]])
+    for point in sorted(point_rows, key=point_sort_key):
+        best = chosen_by_point[point["point_key"]]
         chosen = trial_by_id[best.chosen.trial_id] if best.chosen else {}
         rows.append(
             {
                 **point,
+                "label": point_label(point, varied),
                 "trials": len(best.candidates),
+                "selected_on": best.selected_on,
                 "trial_id": chosen.get("trial_id"),
                 "lr": chosen.get("lr"),
+                "epoch": best.epoch,
+                "test_error": best.test_error,
+                "validation_error": best.validation_error,
                 "final_test_error": chosen.get("final_test_error"),
                 "best_test_error": chosen.get("best_test_error"),
                 "epochs_done": chosen.get("epochs_done"),
@@ -106,23 +181,33 @@ def best_points(connection: sa.Connection, sweep: str) -> list[dict[str, Any]]:
     return rows
 
 
-def axis_curve(best_rows: list[dict[str, Any]], axis: str) -> list[dict[str, Any]]:
-    """Best final test error against ``axis``, one curve per mode, task and setting of any other varying axis.
+def axis_curve(best_rows: list[dict[str, Any]], axis: str, sweep: str = "the sweep") -> list[dict[str, Any]]:
+    """The chosen trials' test error (``test_error`` of ``best_points``) against ``axis``, one curve per mode, task
+    and setting of any other varying axis; each row says what the trials were ``selected_on``.
 
     Points that share all of those (different seeds) are averaged; min and max show the spread.
-    Points without a completed trial have no error to plot and are left out.
+    Points without a chosen trial have no error to plot and are left out. An axis the sweep did not vary (one
+    value at every point) raises ``StoreInputError``.
     """
     if axis not in AXES:
         raise StoreInputError(f"unknown axis {axis!r}: expected one of {', '.join(AXES)}")
-    varying = [a for a in AXES if a != axis and len({r[a] for r in best_rows}) > 1]
+    varied = varied_axes(best_rows) if best_rows else []
+    if axis not in varied:
+        raise StoreInputError(
+            f"{sweep} did not vary {axis}: "
+            + (f"it varied {', '.join(varied)}" if varied else "it varied no device axis")
+        )
+    varying = [a for a in varied if a != axis]
     key_columns = ("mode", "task", *varying, axis)
     groups: dict[tuple, list[float]] = defaultdict(list)
+    selected_on = {row["selected_on"] for row in best_rows}
     for row in best_rows:
-        if row["final_test_error"] is not None:
-            groups[tuple(row[c] for c in key_columns)].append(row["final_test_error"])
+        if row["test_error"] is not None:
+            groups[tuple(row[c] for c in key_columns)].append(row["test_error"])
     return [
         {
             **dict(zip(key_columns, key)),
+            "selected_on": ",".join(sorted(selected_on)),
             "test_error": statistics.fmean(errors),
             "test_error_min": min(errors),
             "test_error_max": max(errors),
@@ -132,12 +217,21 @@ def axis_curve(best_rows: list[dict[str, Any]], axis: str) -> list[dict[str, Any
     ]
 
 
-def epoch_curves(connection: sa.Connection, sweep: str, point_key: str | None) -> list[dict[str, Any]]:
-    """Each epoch of each point's best trial, with the point's columns."""
+def epoch_curves(
+    connection: sa.Connection,
+    sweep: str,
+    point_keys: Iterable[str] | None,
+    selection: _best.Selection | None = None,
+) -> list[dict[str, Any]]:
+    """Each epoch of each point's chosen trial (of the points ``point_keys``, or all), with the point's columns,
+    ``selected_on`` and ``chosen_epoch``, the epoch the point's number is reported at. Sorted like the points."""
+    wanted = None if point_keys is None else set(point_keys)
+    best = best_points(connection, sweep, selection)
+    order = {row["point_key"]: index for index, row in enumerate(best)}
     chosen = {
         row["trial_id"]: row
-        for row in best_points(connection, sweep)
-        if row["trial_id"] is not None and (point_key is None or row["point_key"] == point_key)
+        for row in best
+        if row["trial_id"] is not None and (wanted is None or row["point_key"] in wanted)
     }
     if not chosen:
         return []
@@ -151,18 +245,25 @@ def epoch_curves(connection: sa.Connection, sweep: str, point_key: str | None) -
         point = chosen[epoch["trial_id"]]
         rows.append(
             {
-                **{c: point[c] for c in (*POINT_COLUMNS, "trial_id", "lr")},
-                **{c: epoch[c] for c in ("epoch", "train_loss", "test_error", "test_accuracy", "seconds",
-                                         *ACTIVITY_FIELDS)},
+                **{c: point[c] for c in (*POINT_COLUMNS, "label", "selected_on", "trial_id", "lr")},
+                "chosen_epoch": point["epoch"],
+                **{c: epoch[c] for c in ("epoch", "train_loss", "validation_error", "test_error", "test_accuracy",
+                                         "seconds", *ACTIVITY_FIELDS)},
             }
         )
-    rows.sort(key=lambda r: (r["point_key"], r["epoch"]))
+    rows.sort(key=lambda r: (order[r["point_key"]], r["epoch"]))
     return rows
 
 
-def trial_epoch_rows(connection: sa.Connection, sweep: str) -> list[dict[str, Any]]:
-    """One row per trial and epoch (a trial without epochs gives one row with empty epoch columns)."""
-    chosen_ids = {row["trial_id"] for row in best_points(connection, sweep) if row["trial_id"] is not None}
+def trial_epoch_rows(
+    connection: sa.Connection, sweep: str, selection: _best.Selection | None = None
+) -> list[dict[str, Any]]:
+    """One row per trial and epoch (a trial without epochs gives one row with empty epoch columns), with the
+    point's label, whether the trial is its point's ``chosen`` one, ``selected_on`` and the ``chosen_epoch``."""
+    best = best_points(connection, sweep, selection)
+    by_point = {row["point_key"]: row for row in best}
+    order = {row["point_key"]: index for index, row in enumerate(best)}
+    chosen_ids = {row["trial_id"] for row in best if row["trial_id"] is not None}
     query = (
         sa.select(
             *(points.c[c] for c in POINT_COLUMNS),
@@ -177,9 +278,12 @@ def trial_epoch_rows(connection: sa.Connection, sweep: str) -> list[dict[str, An
             trials.c.final_test_error,
             trials.c.best_test_error,
             trials.c.best_epoch,
+            trials.c.best_validation_error,
+            trials.c.best_validation_epoch,
             trials.c.error,
             epochs.c.epoch,
             epochs.c.train_loss,
+            epochs.c.validation_error,
             epochs.c.test_error,
             epochs.c.test_accuracy,
             epochs.c.seconds,
@@ -192,7 +296,17 @@ def trial_epoch_rows(connection: sa.Connection, sweep: str) -> list[dict[str, An
         .where(points.c.sweep == sweep)
         .order_by(points.c.point_key, trials.c.lr, trials.c.trial_id, epochs.c.epoch)
     )
-    return [
-        {**utc_row(row), "chosen": row["trial_id"] in chosen_ids} for row in connection.execute(query).mappings()
-    ]
+    rows = []
+    for row in connection.execute(query).mappings():
+        point = by_point[row["point_key"]]
+        chosen = row["trial_id"] in chosen_ids
+        rows.append({
+            **utc_row(row),
+            "label": point["label"],
+            "chosen": chosen,
+            "selected_on": point["selected_on"],
+            "chosen_epoch": point["epoch"] if chosen else None,
+        })
+    rows.sort(key=lambda r: (order[r["point_key"]], r["lr"], r["trial_id"], r["epoch"] or 0))
+    return rows
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from scipy import stats
 
+from results._labels import point_sort_key
 from results._schema import AXES, TRIAL_ACTIVITY_FIELDS
 
 CONFIDENCE = 0.95
@@ -73,20 +74,23 @@ def difference(a: Sequence[float], b: Sequence[float]) -> Difference:
 def replicate_rows(best_rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """One row per point without its seed (mode, task and the device axes), from ``Store.best_points`` rows.
 
-    Each row has ``seeds`` (how many points have a chosen trial), ``lr`` (the chosen learning rates, one per seed,
-    as text), ``test_error_mean``, ``test_error_sd`` and ``test_error_ci95`` (half-width of the mean's t interval;
-    sd and interval are None for one seed), and the mean of each trial activity column over the seeds (None for
-    digital modes). Points without a completed trial count in ``points`` but not in the statistics.
+    Each row has ``selected_on`` (validation, or test: the paper's rule), ``seeds`` (how many points have a chosen
+    trial), ``lr`` (the chosen learning rates, one per seed, as text), ``test_error_mean``, ``test_error_sd`` and
+    ``test_error_ci95`` (half-width of the mean's t interval; sd and interval are None for one seed) of the chosen
+    trials' test errors at their chosen epochs (``test_error`` of the rows), and the mean of each trial activity
+    column over the seeds (None for digital modes). Points without a chosen trial count in ``points`` but not in the
+    statistics. Sorted by mode, task and device axes.
     """
     groups: dict[tuple, list[Mapping[str, Any]]] = defaultdict(list)
     for row in best_rows:
         groups[(row["mode"], row["task"], *(row[a] for a in AXES))].append(row)
     summaries = []
     for key, rows in groups.items():
-        done = sorted((r for r in rows if r["final_test_error"] is not None), key=lambda r: r["seed"])
-        summary = Summary.of([r["final_test_error"] for r in done]) if done else None
+        done = sorted((r for r in rows if r["test_error"] is not None), key=lambda r: r["seed"])
+        summary = Summary.of([r["test_error"] for r in done]) if done else None
         out: dict[str, Any] = dict(zip(("mode", "task", *AXES), key))
         out.update(
+            selected_on=",".join(sorted({r["selected_on"] for r in rows})),
             points=len(rows),
             seeds=len(done),
             lr=",".join(f"{r['lr']:g}" for r in done) or None,
@@ -98,5 +102,5 @@ def replicate_rows(best_rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any
             values = [r[name] for r in done if r.get(name) is not None]
             out[name] = statistics.fmean(values) if values else None
         summaries.append(out)
-    summaries.sort(key=lambda r: (r["task"], r["mode"], *(r[a] for a in AXES)))
+    summaries.sort(key=point_sort_key)
     return summaries

@@ -14,7 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 
 # Bump when the tables change, and add the step from the previous version to ``_versions.UPGRADES``.
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 # The five device axes a sweep varies, stored as REAL columns on each point.
 AXES = ("transfer_noise", "sp_skew", "sp_variability", "pulse_noise", "dtod")
@@ -30,6 +30,11 @@ TRIAL_ACTIVITY_FIELDS = tuple(f for f in ACTIVITY_FIELDS if not f.endswith("_tra
 
 def _activity_columns(names: tuple[str, ...]) -> list[sa.Column]:
     return [sa.Column(n, sa.Integer if n.endswith("_transfers") else sa.Float) for n in names]
+
+
+# Where a point's learning rate and epoch were chosen (schema version 5): ``validation`` (the held-out split) or
+# ``test`` (the paper's rule; every sweep recorded before version 5 chose so).
+SELECTION_SPLITS = ("validation", "test")
 
 SWEEP_STATUSES = ("pending", "running", "interrupted", "finished", "failed")
 POINT_STATUSES = ("pending", "running", "done", "failed")
@@ -59,6 +64,9 @@ sweeps = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("started_at", sa.DateTime(timezone=True)),
     sa.Column("ended_at", sa.DateTime(timezone=True)),
+    # How the sweep chooses each point's trial (added in schema version 5; older sweeps: test, per seed).
+    sa.Column("selected_on", sa.String(20), nullable=False, server_default="test"),
+    sa.Column("selection_per_seed", sa.Boolean, nullable=False, server_default=sa.true()),
 )
 
 points = sa.Table(
@@ -74,6 +82,13 @@ points = sa.Table(
     sa.Column("status", sa.String(20), nullable=False),
     # Written by ``Store.choose_best``; no foreign key, since trials already point at points.
     sa.Column("chosen_trial_id", sa.String(200)),
+    # Added in schema version 5: the readable label (``analog_tl/5-8/transfer_noise=10/seed0``) and the choice:
+    # the split it was made on, the chosen epoch, and the chosen trial's test and validation error at that epoch.
+    sa.Column("label", sa.String(300)),
+    sa.Column("selected_on", sa.String(20)),
+    sa.Column("chosen_epoch", sa.Integer),
+    sa.Column("chosen_test_error", sa.Float),
+    sa.Column("chosen_validation_error", sa.Float),
 )
 
 trials = sa.Table(
@@ -93,6 +108,8 @@ trials = sa.Table(
     sa.Column("best_epoch", sa.Integer),  # added in schema version 2
     sa.Column("error", sa.Text),
     *_activity_columns(TRIAL_ACTIVITY_FIELDS),  # added in schema version 3
+    sa.Column("best_validation_error", sa.Float),  # added in schema version 5
+    sa.Column("best_validation_epoch", sa.Integer),  # added in schema version 5
     # The resolved aihwkit rpu config the trial ran with, as JSON (``workers.rpu_json``); NULL for digital trials and
     # for trials recorded before schema version 4.
     sa.Column("rpu_config", sa.JSON),
@@ -114,6 +131,7 @@ epochs = sa.Table(
     sa.Column("test_accuracy", sa.Float),
     sa.Column("seconds", sa.Float),
     *_activity_columns(ACTIVITY_FIELDS),  # added in schema version 3
+    sa.Column("validation_error", sa.Float),  # added in schema version 5
 )
 
 # Provenance (schema version 4): one row per ``run`` or ``resume`` of a sweep, with the environment it ran in.

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -17,13 +17,14 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from results import _best, _export, _provenance, _queries, _readonly, _timings
+from results import _best, _export, _labels, _provenance, _queries, _readonly, _timings
 from results._engine import create_engine, database_errors, label, resolve_url
 from results._errors import NotFound, SpecConflict, StoreInputError, TrialConflict
 from results._schema import (
     ACTIVITY_FIELDS,
     AXES,
     POINT_STATUSES,
+    SELECTION_SPLITS,
     SWEEP_ENDED,
     SWEEP_STATUSES,
     TRIAL_ENDED,
@@ -133,12 +134,17 @@ class Store:
         spec_hash: str,
         status: str = "pending",
         experiment_path: str | None = None,
+        selection: _best.Selection | None = None,
     ) -> None:
         """Record a sweep, or update the status (and experiment path, if given) of one already recorded.
 
+        ``selection`` is how its points' trials are chosen (``Selection``: on the validation split or on test,
+        seeds sharing or not); a sweep first recorded without one is chosen by the paper's rule (on test, each seed
+        alone: ``PAPER_RULE``), as every sweep was before selection existed; None later keeps what is recorded.
         Raises ``SpecConflict`` when ``name`` exists with a different ``spec_hash``: one name, one spec.
         """
         _check(status, SWEEP_STATUSES, "sweep")
+        rule = selection or _best.PAPER_RULE
         now = _now()
         with self.transaction() as connection:
             known = connection.scalar(sa.select(sweeps.c.spec_hash).where(sweeps.c.name == name))
@@ -151,10 +157,13 @@ class Store:
                 status=status,
                 experiment_path=experiment_path,
                 created_at=now,
+                selected_on=rule.split,
+                selection_per_seed=rule.per_seed,
                 **_sweep_times(status, now),
             )
             update = {
                 "status": _NEW,
+                **({"selected_on": _NEW, "selection_per_seed": _NEW} if selection is not None else {}),
                 "experiment_path": sa.func.coalesce(sa.literal(experiment_path, sa.Text), sweeps.c.experiment_path),
                 **_sweep_time_updates(status, now),
             }
@@ -183,8 +192,11 @@ class Store:
         seed: int,
         axes: Mapping[str, float],
         status: str | None = None,
+        label: str | None = None,
     ) -> None:
-        """Record one point of a sweep: the five device axes, mode, task and classes, seed.
+        """Record one point of a sweep: the five device axes, mode, task and classes, seed, and its readable
+        ``label`` (``sweeps.Point.label``, e.g. ``analog_tl/5-8/transfer_noise=10/seed0``; None keeps the one
+        recorded, and readers make one from the point's columns when there is none).
 
         ``status`` None means pending for a new point and unchanged for a known one, so re-recording the
         points on a resume does not reset their progress.
@@ -199,9 +211,12 @@ class Store:
             classes=list(classes),
             seed=int(seed),
             status=status or "pending",
+            label=label,
             **_axis_values(axes),
         )
         update = {name: _NEW for name in ("mode", "task", "classes", "seed", *AXES)}
+        if label is not None:
+            update["label"] = _NEW
         if status is not None:
             update["status"] = _NEW
         with self.transaction() as connection:
@@ -279,10 +294,13 @@ class Store:
         test_error: float | None,
         test_accuracy: float | None,
         seconds: float | None,
+        validation_error: float | None = None,
         **activity: float | int | None,
     ) -> None:
-        """Record (or overwrite) one epoch of a trial and refresh the trial's epochs done, final and best error and
-        last activity.
+        """Record (or overwrite) one epoch of a trial and refresh the trial's epochs done, final and best error,
+        best validation error and its epoch, and last activity.
+
+        Errors are percent; ``validation_error`` is measured on the held-out validation split (None without one).
 
         ``activity`` takes the analog learning activity fields (``ACTIVITY_FIELDS``: ``head_moved`` percent,
         ``head_rel`` ratio, ``head_transfers`` count, and the same for ``embed`` and ``blocks``); missing ones are
@@ -298,6 +316,7 @@ class Store:
             test_error=_real(test_error),
             test_accuracy=_real(test_accuracy),
             seconds=_real(seconds),
+            validation_error=_real(validation_error),
             **{
                 name: (None if activity.get(name) is None else int(activity[name]))
                 if name.endswith("_transfers")
@@ -305,7 +324,10 @@ class Store:
                 for name in ACTIVITY_FIELDS
             },
         )
-        update = {name: _NEW for name in ("train_loss", "test_error", "test_accuracy", "seconds", *ACTIVITY_FIELDS)}
+        update = {
+            name: _NEW
+            for name in ("train_loss", "test_error", "test_accuracy", "seconds", "validation_error", *ACTIVITY_FIELDS)
+        }
         with self.transaction() as connection:
             if connection.scalar(sa.select(trials.c.trial_id).where(trials.c.trial_id == trial_id)) is None:
                 raise NotFound(f"unknown trial {trial_id!r}")
@@ -313,21 +335,42 @@ class Store:
             refresh_trial_summary(connection, trial_id)
 
     def choose_best(self, sweep: str, point_key: str) -> _best.BestTrial:
-        """Write the point's best trial onto it and close it: done with a chosen trial, failed without one.
+        """Write the point's chosen trial onto it and close it: done with a chosen trial, failed without one.
 
-        Call it once the point's trials are over; ``best_trial`` says the same without writing.
+        The choice follows the sweep's selection rule (``record_sweep``). When seeds share a choice, the other seeds
+        of the point that are already closed are chosen again too (the shared choice may move as seeds finish), so
+        the stored choices always agree. Written: ``chosen_trial_id``, ``selected_on``, ``chosen_epoch``,
+        ``chosen_test_error`` and ``chosen_validation_error``. Call it once the point's trials are over;
+        ``best_trial`` says the same without writing.
         """
         with self.transaction() as connection:
-            best = self._best_trial(connection, sweep, point_key)
-            connection.execute(
-                sa.update(points)
-                .where(points.c.sweep == sweep, points.c.point_key == point_key)
-                .values(
-                    chosen_trial_id=best.chosen.trial_id if best.chosen else None,
-                    status="done" if best.chosen else "failed",
+            self._require_point(connection, sweep, point_key)
+            chosen, _ = _queries.choices(connection, sweep, _queries.sweep_selection(connection, sweep), [point_key])
+            closed = set(
+                connection.scalars(
+                    sa.select(points.c.point_key).where(
+                        points.c.sweep == sweep,
+                        points.c.point_key.in_(list(chosen)),
+                        points.c.status.in_(("done", "failed")),
+                    )
                 )
             )
-        return best
+            for key, best in chosen.items():
+                if key != point_key and key not in closed:
+                    continue
+                connection.execute(
+                    sa.update(points)
+                    .where(points.c.sweep == sweep, points.c.point_key == key)
+                    .values(
+                        chosen_trial_id=best.chosen.trial_id if best.chosen else None,
+                        selected_on=best.selected_on,
+                        chosen_epoch=best.epoch,
+                        chosen_test_error=best.test_error,
+                        chosen_validation_error=best.validation_error,
+                        status="done" if best.chosen else "failed",
+                    )
+                )
+        return chosen[point_key]
 
     # ---- provenance (the sweep driver) ----
 
@@ -388,11 +431,19 @@ class Store:
 
     # ---- reads ----
 
-    def best_trial(self, sweep: str, point_key: str) -> _best.BestTrial:
-        """The best trial of a point (lowest final test error of the completed trials, ties: smaller lr), and
-        all candidates with their learning rate, status and final error, best first, to say why."""
+    def selection(self, sweep: str) -> _best.Selection:
+        """The rule the sweep's points are chosen by; ``NotFound`` for an unknown sweep."""
         with self.transaction() as connection:
-            return self._best_trial(connection, sweep, point_key)
+            self._require_sweep(connection, sweep)
+            return _queries.sweep_selection(connection, sweep)
+
+    def best_trial(self, sweep: str, point_key: str, selection: _best.Selection | None = None) -> _best.BestTrial:
+        """The point's chosen trial under ``selection`` (the sweep's rule when None), the epoch, errors and all
+        candidates with their learning rate, status and errors, the chosen one first, to say why (``why()``)."""
+        with self.transaction() as connection:
+            self._require_point(connection, sweep, point_key)
+            rule = self._selection(connection, sweep, selection)
+            return _queries.choices(connection, sweep, rule, [point_key])[0][point_key]
 
     def get_sweep(self, name: str) -> dict[str, Any]:
         """A sweep's row (name, spec, spec_hash, status, experiment_path, times); ``NotFound`` if unknown."""
@@ -403,61 +454,104 @@ class Store:
         return utc_row(row)
 
     def list_points(self, sweep: str) -> list[dict[str, Any]]:
-        """The points of a sweep, by point key."""
+        """The points of a sweep, by mode, task, device axes and seed (``point_sort_key``)."""
         with self.transaction() as connection:
             self._require_sweep(connection, sweep)
-            rows = connection.execute(sa.select(points).where(points.c.sweep == sweep).order_by(points.c.point_key))
-            return [dict(r) for r in rows.mappings()]
+            rows = connection.execute(sa.select(points).where(points.c.sweep == sweep))
+            return sorted((dict(r) for r in rows.mappings()), key=_labels.point_sort_key)
 
-    def list_trials(self, sweep: str, point_key: str | None = None) -> list[dict[str, Any]]:
-        """The trials of a sweep (or of one point), by point key and learning rate."""
+    def list_trials(self, sweep: str, point_key: str | Sequence[str] | None = None) -> list[dict[str, Any]]:
+        """The trials of a sweep (or of one point, or of several), by point (``point_sort_key``), learning rate
+        and id; each with its point's ``label``."""
+        keys = [point_key] if isinstance(point_key, str) else point_key
         with self.transaction() as connection:
             self._require_sweep(connection, sweep)
-            query = sa.select(trials).where(trials.c.sweep == sweep)
-            if point_key is not None:
-                self._require_point(connection, sweep, point_key)
-                query = query.where(trials.c.point_key == point_key)
-            rows = connection.execute(query.order_by(trials.c.point_key, trials.c.lr, trials.c.trial_id))
-            return [utc_row(r) for r in rows.mappings()]
+            query = sa.select(trials, points.c.label.label("point_label")).join(
+                points, sa.and_(points.c.sweep == trials.c.sweep, points.c.point_key == trials.c.point_key)
+            ).where(trials.c.sweep == sweep)
+            if keys is not None:
+                for key in keys:
+                    self._require_point(connection, sweep, key)
+                query = query.where(trials.c.point_key.in_(list(keys)))
+            point_rows = [
+                dict(r) for r in connection.execute(sa.select(points).where(points.c.sweep == sweep)).mappings()
+            ]
+            varied = _labels.varied_axes(point_rows) if point_rows else []
+            order = {p["point_key"]: i for i, p in enumerate(sorted(point_rows, key=_labels.point_sort_key))}
+            labels = {p["point_key"]: _labels.point_label(p, varied) for p in point_rows}
+            rows = []
+            for row in connection.execute(query).mappings():
+                trial = utc_row(row)
+                trial.pop("point_label")
+                rows.append({**trial, "label": labels[trial["point_key"]]})
+            return sorted(rows, key=lambda r: (order[r["point_key"]], r["lr"], r["trial_id"]))
+
+    def resolve_point(self, sweep: str, label: str) -> str:
+        """The key of the one point of ``sweep`` that ``label`` names (a key, a stored label, or terms such as
+        ``transfer_noise=10,seed=0``: ``_labels``); ``StoreInputError`` (one line, listing candidates) for none or
+        several, ``NotFound`` for an unknown sweep."""
+        return _labels.resolve_point(self._points_for_labels(sweep), label)
+
+    def resolve_replicates(self, sweep: str, label: str) -> list[str]:
+        """The keys of the points (seeds of one device point) of ``sweep`` that ``label`` names, in seed order;
+        ``StoreInputError`` for none, or for points of several device points."""
+        return _labels.resolve_replicates(self._points_for_labels(sweep), label)
+
+    def _points_for_labels(self, sweep: str) -> list[dict[str, Any]]:
+        rows = self.list_points(sweep)
+        varied = _labels.varied_axes(rows) if rows else []
+        return [{**row, "label": _labels.point_label(row, varied)} for row in rows]
 
     def sweep_progress(self) -> list[dict[str, Any]]:
         """Every sweep with its status, times, points done/total and trials by status."""
         with self.transaction() as connection:
             return _queries.sweep_progress(connection)
 
-    def best_points(self, sweep: str) -> list[dict[str, Any]]:
-        """One row per point: its columns plus the best trial's id, lr, final and best test error."""
+    def best_points(self, sweep: str, selection: _best.Selection | None = None) -> list[dict[str, Any]]:
+        """One row per point (by mode, task, device axes, seed): its columns and ``label``, ``selected_on``, and the
+        chosen trial's id, lr, ``epoch``, ``test_error`` and ``validation_error`` at that epoch (the number to
+        report, percent), its final and best test error and activity. ``selection`` None: the sweep's own rule.
+        Choosing on validation a sweep that measured none raises ``StoreInputError``."""
         with self.transaction() as connection:
             self._require_sweep(connection, sweep)
-            return _queries.best_points(connection, sweep)
+            return _queries.best_points(connection, sweep, self._selection(connection, sweep, selection))
 
-    def axis_curve(self, sweep: str, axis: str) -> list[dict[str, Any]]:
-        """Test error of the best trials against one device axis (the paper's Figures 3-5)."""
-        return _queries.axis_curve(self.best_points(sweep), axis)
+    def axis_curve(self, sweep: str, axis: str, selection: _best.Selection | None = None) -> list[dict[str, Any]]:
+        """Test error of the chosen trials against one device axis (the paper's Figures 3-5); ``StoreInputError``
+        for an axis the sweep did not vary."""
+        return _queries.axis_curve(self.best_points(sweep, selection), axis, f"sweep {sweep!r}")
 
-    def epoch_curves(self, sweep: str, point_key: str | None = None) -> list[dict[str, Any]]:
-        """Per-epoch rows of each point's best trial (the paper's Figure 2); one point if ``point_key``."""
+    def epoch_curves(
+        self,
+        sweep: str,
+        point_key: str | Sequence[str] | None = None,
+        selection: _best.Selection | None = None,
+    ) -> list[dict[str, Any]]:
+        """Per-epoch rows of each point's chosen trial (the paper's Figure 2); only the given point(s) if
+        ``point_key`` (one key or several)."""
+        keys = [point_key] if isinstance(point_key, str) else point_key
         with self.transaction() as connection:
             self._require_sweep(connection, sweep)
-            if point_key is not None:
-                self._require_point(connection, sweep, point_key)
-            return _queries.epoch_curves(connection, sweep, point_key)
+            for key in keys or ():
+                self._require_point(connection, sweep, key)
+            return _queries.epoch_curves(connection, sweep, keys, self._selection(connection, sweep, selection))
 
     def epoch_seconds(self) -> list[dict[str, Any]]:
         """Every recorded epoch's seconds with its sweep's spec, across all sweeps (for dry-run cost estimates)."""
         with self.transaction() as connection:
             return _timings.epoch_seconds(connection)
 
-    def export_trials(self, sweep: str, path: str | Path) -> int:
-        """Write one Parquet row per trial and epoch, with every point column; return the row count."""
+    def export_trials(self, sweep: str, path: str | Path, selection: _best.Selection | None = None) -> int:
+        """Write one Parquet row per trial and epoch, with every point column, the validation and test errors, and
+        which trial and epoch were chosen (``chosen``, ``selected_on``, ``chosen_epoch``); return the row count."""
         with self.transaction() as connection:
             self._require_sweep(connection, sweep)
-            rows = _queries.trial_epoch_rows(connection, sweep)
+            rows = _queries.trial_epoch_rows(connection, sweep, self._selection(connection, sweep, selection))
         return _export.write_trials(rows, Path(path))
 
-    def export_points(self, sweep: str, path: str | Path) -> int:
-        """Write one Parquet row per point, with its best trial; return the row count."""
-        return _export.write_points(self.best_points(sweep), Path(path))
+    def export_points(self, sweep: str, path: str | Path, selection: _best.Selection | None = None) -> int:
+        """Write one Parquet row per point, with its chosen trial (``best_points``); return the row count."""
+        return _export.write_points(self.best_points(sweep, selection), Path(path))
 
     def run_readonly_query(self, sql: str, max_rows: int | None = None) -> _readonly.QueryResult:
         """Run one read-only SQL statement; writes, schema changes and multiple statements raise ``QueryRefused``."""
@@ -465,9 +559,30 @@ class Store:
 
     # ---- helpers ----
 
-    def _best_trial(self, connection: sa.Connection, sweep: str, point_key: str) -> _best.BestTrial:
-        self._require_point(connection, sweep, point_key)
-        return _best.pick(sweep, point_key, _queries.candidates(connection, sweep, point_key))
+    @staticmethod
+    def _selection(
+        connection: sa.Connection, sweep: str, selection: _best.Selection | None
+    ) -> _best.Selection:
+        """``selection``, or the sweep's own rule; choosing on validation where no validation error was recorded
+        (a sweep from before validation splits, or without one) is refused in one line."""
+        if selection is None:
+            return _queries.sweep_selection(connection, sweep)
+        if selection.split == "validation":
+            measured = connection.scalar(
+                sa.select(epochs.c.trial_id)
+                .join(trials, trials.c.trial_id == epochs.c.trial_id)
+                .where(trials.c.sweep == sweep, epochs.c.validation_error.is_not(None))
+                .limit(1)
+            )
+            recorded = connection.scalar(
+                sa.select(sa.func.count()).select_from(trials).where(trials.c.sweep == sweep)
+            )
+            if measured is None and recorded:
+                raise StoreInputError(
+                    f"sweep {sweep!r} recorded no validation error (it ran without a validation split): "
+                    f"choose on {', '.join(s for s in SELECTION_SPLITS if s != 'validation')} instead"
+                )
+        return selection
 
     @staticmethod
     def _require_sweep(connection: sa.Connection, sweep: str) -> None:

@@ -1,4 +1,5 @@
-"""Per-trial summaries (epochs done, final, best and best epoch) derived from the epochs table in SQL.
+"""Per-trial summaries (epochs done, final, best and best epoch; best validation error and its epoch) derived from
+the epochs table in SQL.
 
 They are recomputed from all of a trial's epochs on every epoch write, never incremented, so replaying
 epochs cannot skew them.
@@ -24,6 +25,17 @@ def best_epoch_subquery() -> sa.ScalarSelect:
     )
 
 
+def best_validation_epoch_subquery() -> sa.ScalarSelect:
+    """The epoch with the lowest validation error (earliest on ties) of the trial in the enclosing statement."""
+    return (
+        sa.select(epochs.c.epoch)
+        .where(_of_trial, epochs.c.validation_error.is_not(None))
+        .order_by(epochs.c.validation_error, epochs.c.epoch)
+        .limit(1)
+        .scalar_subquery()
+    )
+
+
 def _last_epoch(column: sa.Column) -> sa.ScalarSelect:
     return sa.select(column).where(_of_trial).order_by(epochs.c.epoch.desc()).limit(1).scalar_subquery()
 
@@ -39,5 +51,7 @@ def refresh_trial_summary(connection: sa.Connection, trial_id: str) -> None:
             **{name: _last_epoch(epochs.c[name]) for name in TRIAL_ACTIVITY_FIELDS},
             best_test_error=sa.select(sa.func.min(epochs.c.test_error)).where(_of_trial).scalar_subquery(),
             best_epoch=best_epoch_subquery(),
+            best_validation_error=sa.select(sa.func.min(epochs.c.validation_error)).where(_of_trial).scalar_subquery(),
+            best_validation_epoch=best_validation_epoch_subquery(),
         )
     )

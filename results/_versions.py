@@ -13,9 +13,11 @@ from results._schema import (
     TRIAL_ACTIVITY_FIELDS,
     epochs,
     metadata,
+    points,
     pretrained_models,
     schema_version,
     sweep_runs,
+    sweeps,
     trials,
 )
 from results._summaries import best_epoch_subquery
@@ -45,11 +47,45 @@ def _add_provenance(connection: sa.Connection) -> None:
     connection.execute(sa.text(f"ALTER TABLE trials ADD COLUMN rpu_config {kind}"))
 
 
+def _add_validation_selection(connection: sa.Connection) -> None:
+    """Version 4 -> 5: honest selection and point labels.
+
+    Epochs gain ``validation_error``, trials ``best_validation_error`` and ``best_validation_epoch`` (NULL: no
+    validation split was measured before). Sweeps gain their selection rule, ``selected_on`` and
+    ``selection_per_seed``, set to what every earlier sweep did: chosen on the test set, each seed alone. Points
+    gain ``label`` (NULL: readers fall back to the point's columns) and the choice already made on them:
+    ``selected_on`` test, ``chosen_epoch`` the chosen trial's last epoch, ``chosen_test_error`` its final test error.
+    """
+
+    def add(table: sa.Table, name: str, extra: str = "") -> None:
+        kind = table.c[name].type.compile(dialect=connection.dialect)
+        connection.execute(sa.text(f"ALTER TABLE {table.name} ADD COLUMN {name} {kind}{extra}"))
+
+    add(epochs, "validation_error")
+    add(trials, "best_validation_error")
+    add(trials, "best_validation_epoch")
+    add(sweeps, "selected_on", " NOT NULL DEFAULT 'test'")
+    add(sweeps, "selection_per_seed", " NOT NULL DEFAULT TRUE")
+    for name in ("label", "selected_on", "chosen_epoch", "chosen_test_error", "chosen_validation_error"):
+        add(points, name)
+    chosen = trials.c.trial_id == points.c.chosen_trial_id
+    connection.execute(
+        sa.update(points)
+        .where(points.c.chosen_trial_id.is_not(None))
+        .values(
+            selected_on="test",
+            chosen_epoch=sa.select(trials.c.epochs_done).where(chosen).scalar_subquery(),
+            chosen_test_error=sa.select(trials.c.final_test_error).where(chosen).scalar_subquery(),
+        )
+    )
+
+
 # UPGRADES[v] turns a version-v store into version v + 1.
 UPGRADES: dict[int, Callable[[sa.Connection], None]] = {
     1: _add_trials_best_epoch,
     2: _add_activity_columns,
     3: _add_provenance,
+    4: _add_validation_selection,
 }
 OLDEST_UPGRADABLE = min(UPGRADES)
 

@@ -35,6 +35,7 @@ from sweeps._schema import (
     LrSearchSpec,
     PretrainSpec,
     ResourcesSpec,
+    SelectionSpec,
     SpecError,
     SweepSpec,
 )
@@ -57,6 +58,7 @@ __all__ = [
     "PretrainJob",
     "PretrainSpec",
     "ResourcesSpec",
+    "SelectionSpec",
     "SpecError",
     "SweepSpec",
     "apply_overrides",

@@ -35,6 +35,10 @@ from workers.pretrain import PRETRAIN_OPTIMIZERS
 DATASETS = ("digits", "cifar")
 EXPANSIONS = ("one_at_a_time", "grid")
 LR_METHODS = ("tpe", "grid")
+# Where a point's learning rate and epoch are chosen: the held-out validation split, or the test set (the paper's
+# rule: the best of several test errors, an optimistic estimate).
+SELECTION_SPLITS = ("validation", "test")
+DEFAULT_VALIDATION_FRACTION = 0.1
 # Each pruner's options and the smallest value each accepts (all are integers).
 PRUNER_OPTIONS: dict[str, dict[str, int]] = {
     "none": {},
@@ -64,12 +68,12 @@ NAME_PATTERN = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}")
 
 TOP_FIELDS = (
     "name", "data", "model", "pretrain", "modes", "algorithm", "device", "axes", "lr_search",
-    "epochs", "batch_size", "seeds", "resources", "max_retries", "max_points",
+    "epochs", "batch_size", "seeds", "selection", "resources", "max_retries", "max_points",
 )  # fmt: skip
 SECTION_FIELDS: dict[str, tuple[str, ...]] = {
     "data": (
         "dataset", "classes", "data_root", "image_size", "train_limit", "limit", "test_limit", "source_limit",
-        "split_seed",
+        "split_seed", "validation_fraction",
     ),
     "model": ("preset", "overrides"),
     "pretrain": ("optimizer", "lr", "weight_decay", "momentum", "epochs", "batch_size", "augment", "seed"),
@@ -78,6 +82,7 @@ SECTION_FIELDS: dict[str, tuple[str, ...]] = {
     "axes": ("expand", *DEVICE_AXES),
     "lr_search": ("method", "low", "high", "values", "trials_per_point", "pruner", "pruner_options", "seed"),
     "resources": ("cpu", "gpu"),
+    "selection": ("split", "per_seed"),
 }  # fmt: skip
 # Free-form mappings inside a section, with the keys they accept (None: any key, checked where it is used).
 OPEN_MAPPINGS: dict[str, tuple[str, ...] | None] = {
@@ -113,6 +118,7 @@ class DataSpec:
     test_limit: int | None
     source_limit: int | None
     split_seed: int
+    validation_fraction: float
 
     def config(self, classes: tuple[str, ...]) -> DataConfig:
         return DataConfig(
@@ -124,6 +130,7 @@ class DataSpec:
             test_limit=self.test_limit,
             source_limit=self.source_limit,
             split_seed=self.split_seed,
+            validation_fraction=self.validation_fraction,
         )
 
 
@@ -158,6 +165,16 @@ class LrSearchSpec:
 
 
 @dataclass(frozen=True)
+class SelectionSpec:
+    """How each point's learning rate and epoch are chosen: on the ``validation`` split (its lowest validation
+    error) or on ``test`` (the paper's rule: the lowest final test error). ``per_seed`` False: points that differ only
+    by seed share one choice, made on their mean error."""
+
+    split: str
+    per_seed: bool
+
+
+@dataclass(frozen=True)
 class ResourcesSpec:
     """What one trial reserves; ``gpu`` may be a fraction (e.g. 0.25: four trials share a GPU)."""
 
@@ -181,6 +198,7 @@ class SweepSpec:
     epochs: int
     batch_size: int
     seeds: tuple[int, ...]
+    selection: SelectionSpec
     resources: ResourcesSpec
     max_retries: int
     max_points: int
@@ -338,6 +356,9 @@ def _data(raw: dict[Any, Any]) -> DataSpec:
         test_limit=_optional_integer(_get(section, "test_limit"), "data.test_limit", 1),
         source_limit=_optional_integer(_get(section, "source_limit"), "data.source_limit", 1),
         split_seed=_integer(_get(section, "split_seed", 0), "data.split_seed", 0),
+        validation_fraction=_number(
+            _get(section, "validation_fraction", DEFAULT_VALIDATION_FRACTION), "data.validation_fraction", 0.0, 1.0
+        ),
     )
 
 
@@ -576,24 +597,41 @@ def _seeds(raw: dict[Any, Any]) -> tuple[int, ...]:
     return tuple(seeds)
 
 
+def _selection(raw: dict[Any, Any], data: DataSpec) -> SelectionSpec:
+    section = _section(raw, "selection")
+    split = _choice(_get(section, "split", "validation"), "selection.split", SELECTION_SPLITS, "selection split")
+    per_seed = _boolean(_get(section, "per_seed", False), "selection.per_seed")
+    if split == "validation" and data.validation_fraction == 0:
+        raise FieldError(
+            "selection.split", "validation needs a validation split: set data.validation_fraction above 0 (e.g. 0.1), "
+            "or select on test (the paper's rule)"
+        )
+    return SelectionSpec(split=split, per_seed=per_seed)
+
+
 def _build(raw: Any, source: str) -> SweepSpec:
     if not isinstance(raw, dict):
         raise FieldError("(top level)", f"must be a mapping of the sweep's fields, got {show(raw)}")
     _mapping(raw, "", TOP_FIELDS)
     epochs = _integer(_get(raw, "epochs", 3), "epochs", 1)
+    name = _name(_get(raw, "name"))
+    data = _data(raw)
+    lr_search = _lr_search(raw, epochs)
+    seeds = _seeds(raw)
     return SweepSpec(
-        name=_name(_get(raw, "name")),
-        data=(data := _data(raw)),
+        name=name,
+        data=data,
         model=_model(raw, data.image_size),
         pretrain=_pretrain(raw),
         modes=_modes(raw),
         algorithm=_algorithm(raw),
         device=_device(raw),
         axes=_axes(raw),
-        lr_search=_lr_search(raw, epochs),
+        lr_search=lr_search,
         epochs=epochs,
         batch_size=_integer(_get(raw, "batch_size", 8), "batch_size", 1),
-        seeds=_seeds(raw),
+        seeds=seeds,
+        selection=_selection(raw, data),
         resources=_resources(raw),
         max_retries=_integer(_get(raw, "max_retries", 2), "max_retries", 0, 100),
         max_points=_integer(_get(raw, "max_points", DEFAULT_MAX_POINTS), "max_points", 1),

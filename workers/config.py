@@ -39,7 +39,12 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class DataConfig:
-    """Which data: ``digits`` (embedded, sklearn) or ``cifar`` (CIFAR-10 source, CIFAR-100 target)."""
+    """Which data: ``digits`` (embedded, sklearn) or ``cifar`` (CIFAR-10 source, CIFAR-100 target).
+
+    ``validation_fraction`` (0 <= f < 1) of the target task's training set is held out, seeded by ``split_seed`` and
+    stratified by class, as a validation set measured after every epoch (``workers.data.load_target_splits``); 0
+    holds out nothing (a bare trial's default; sweep specs default to 0.1).
+    """
 
     dataset: str = "digits"
     classes: tuple[str, ...] = ("5", "8")
@@ -49,6 +54,7 @@ class DataConfig:
     test_limit: int | None = None
     source_limit: int | None = None
     split_seed: int = 0
+    validation_fraction: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -162,6 +168,9 @@ class TrialConfig:
             value = getattr(self, name)
             if not (value > 0 and value < float("inf")):
                 raise ConfigError(f"{name}: must be a positive finite number, got {value!r}")
+        fraction = self.data.validation_fraction
+        if not 0 <= fraction < 1:
+            raise ConfigError(f"data.validation_fraction: must be a number from 0 to below 1, got {fraction!r}")
         for name in ("batch_size", "epochs"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name}: must be at least 1, got {getattr(self, name)!r}")
@@ -182,7 +191,12 @@ class TrialConfig:
         return self.mode.endswith("_tl")
 
     def to_dict(self) -> dict[str, Any]:
-        return _plain(dataclasses.asdict(self))
+        plain = _plain(dataclasses.asdict(self))
+        # Added after keys were first made: left out at its default, so configs without a validation split keep
+        # their keys (and their checkpoints and point keys stay valid).
+        if plain["data"]["validation_fraction"] == 0:
+            del plain["data"]["validation_fraction"]
+        return plain
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> TrialConfig:

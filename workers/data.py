@@ -12,6 +12,10 @@ Normalisation: every image, target included, is normalised per channel with fixe
 (CIFAR-10's mean/std; for digits the pixel mean/std of the 901 source digits), so the pretrained model sees target
 images on the scale it was pretrained on, and the transform depends on neither the split seed nor the limits.
 
+Validation: ``validation_fraction`` of the target task's *whole* training set (before ``train_limit``) is held out,
+stratified by class and seeded by ``split_seed`` (``load_target_splits``), so ``train_limit`` still counts training
+images and every trial of a sweep is validated on the same images. Train, validation and test are disjoint.
+
 Images are resized (bilinear) to ``image_size`` once, when loaded, after the limits are applied. A whole set is then
 held at that size: CIFAR-10's 50,000 training images take 0.6 GB at 32 pixels but 30 GB at 224.
 """
@@ -197,17 +201,75 @@ def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
     return digest.hexdigest()
 
 
+@dataclass(frozen=True)
+class TargetSplits:
+    """The target task's three disjoint sets; ``validation`` is None when ``validation_fraction`` is 0."""
+
+    train: TensorSet
+    validation: TensorSet | None
+    test: TensorSet
+
+
 def load_target(data: DataConfig) -> tuple[TensorSet, TensorSet]:
     """The target task's (train, test) sets for fine-tuning: the classes ``data.classes``, labelled 0..k-1 in that
-    order; ``train_limit`` and ``test_limit`` cap the two sets."""
+    order; ``train_limit`` and ``test_limit`` cap the two sets. The training set excludes the validation images
+    (``load_target_splits``)."""
+    splits = load_target_splits(data)
+    return splits.train, splits.test
+
+
+def load_target_splits(data: DataConfig) -> TargetSplits:
+    """The target task's train, validation and test sets.
+
+    The validation set is ``validation_count(n, fraction, k)`` images of the task's whole training set of n images
+    (k classes), drawn stratified by class with a seed derived from ``split_seed``; ``train_limit`` then caps what
+    is left. Raises ``DataError`` when the fraction leaves no training image of some class.
+    """
     classes = target_classes(data)
     if data.dataset == "digits":
         train, test = _digits_split(classes, data)
     else:
         train, test = _cifar100(classes, data)
+    train, validation = _hold_out_validation(train, data.validation_fraction, data.split_seed)
     train = _limited(train, data.train_limit, "train_limit", data.split_seed)
     test = _limited(test, data.test_limit, "test_limit", data.split_seed)
-    return train.resized(data.image_size), test.resized(data.image_size)
+    return TargetSplits(
+        train=train.resized(data.image_size),
+        validation=None if validation is None else validation.resized(data.image_size),
+        test=test.resized(data.image_size),
+    )
+
+
+def validation_count(size: int, fraction: float, classes: int) -> int:
+    """How many of ``size`` training images a ``fraction`` holds out: round(fraction x size), at least one per class
+    (0 when the fraction is 0)."""
+    if fraction <= 0:
+        return 0
+    return max(classes, round(fraction * size))
+
+
+# Mixed into ``split_seed`` so the validation draw is not the same permutation as the limits' draws.
+_VALIDATION_SEED_OFFSET = 7_919
+
+
+def _hold_out_validation(
+    train: TensorSet, fraction: float, seed: int
+) -> tuple[TensorSet, TensorSet | None]:
+    if not 0 <= fraction < 1:
+        raise DataError(f"validation_fraction: must be a number from 0 to below 1, got {fraction!r}")
+    classes = len(train.labels.unique())
+    count = validation_count(len(train), fraction, classes)
+    if count == 0:
+        return train, None
+    held = torch.zeros(len(train), dtype=torch.bool)
+    held[stratified_pick(train.labels, count, seed + _VALIDATION_SEED_OFFSET)] = True
+    rest = train.select(torch.nonzero(~held).flatten())
+    if len(rest.labels.unique()) < classes:
+        raise DataError(
+            f"validation_fraction: {fraction:g} of {len(train)} training images leaves no training image of some "
+            "class; lower it"
+        )
+    return rest, train.select(torch.nonzero(held).flatten())
 
 
 def target_classes(data: DataConfig) -> tuple[str, ...]:

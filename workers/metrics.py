@@ -12,6 +12,9 @@ import torch
 class EpochReport:
     """One epoch of one trial; ``epoch`` counts from 1, errors are percent.
 
+    ``validation_error`` is measured on the held-out validation split (``DataConfig.validation_fraction``), None
+    when the trial has none; a sweep chooses learning rate and epoch on it (``sweeps/README.md``, ``selection``).
+
     The activity fields (analog trials only, None otherwise; see ``workers.activity``) are per layer group
     (``embed``, ``blocks``, ``head``): ``*_moved`` percent of the group's analog weights changed since conversion,
     ``*_rel`` mean|dW| / mean|W| since conversion, ``*_transfers`` c-TTv2 transfer events so far.
@@ -22,6 +25,7 @@ class EpochReport:
     test_error: float
     test_accuracy: float
     seconds: float
+    validation_error: float | None = None
     embed_moved: float | None = None
     embed_rel: float | None = None
     embed_transfers: int | None = None

@@ -3,7 +3,7 @@
 ``run_trial`` takes a plain ``TrialConfig`` and does what the paper does for one mode at one device point and one
 learning rate: build the model (pretrained on the source task for the TL modes, fresh for the scratch modes), give it
 a head for the target classes, convert it to analog with the point's device settings (analog modes), add the weight
-transfer noise once, and fine-tune, measuring test error after every epoch. It checkpoints after every epoch and,
+transfer noise once, and fine-tune, measuring validation and test error after every epoch. It checkpoints after every epoch and,
 given the same checkpoint folder again, continues after the last finished epoch.
 """
 
@@ -19,7 +19,7 @@ import torch
 from workers.activity import activity_fields, measure, reference_weights
 from workers.checkpoint import TrialCheckpoint
 from workers.config import TrialConfig
-from workers.data import batches, load_target
+from workers.data import batches, load_target_splits
 from workers.devices import (
     analog_optimizer,
     apply_transfer_noise,
@@ -107,7 +107,8 @@ def run_trial(
     On resume it is first called again for every restored epoch (without training them again), so a listener that
     missed them before the interruption gets them now.
     """
-    train_set, test_set = load_target(config.data)
+    splits = load_target_splits(config.data)
+    train_set, validation_set, test_set = splits.train, splits.validation, splits.test
     num_classes = len(train_set.class_names)
     model, pretrained = build_model(config, num_classes, cache_dir, progress)
     reference = reference_weights(model)  # the converted weights (empty for digital): activity is measured from here
@@ -143,13 +144,19 @@ def run_trial(
             total_loss += float(loss.detach()) * len(labels)
             seen += len(labels)
         check_finite(model, total_loss / max(seen, 1), epoch, config.lr)  # raises TrainingDiverged
-        error = test_error_percent(model, test_set.images, test_set.labels, max(config.batch_size, 64))
+        eval_batch = max(config.batch_size, 64)
+        error = test_error_percent(model, test_set.images, test_set.labels, eval_batch)
+        validation_error = (
+            None if validation_set is None
+            else test_error_percent(model, validation_set.images, validation_set.labels, eval_batch)
+        )
         report = EpochReport(
             epoch=epoch,
             train_loss=total_loss / max(seen, 1),
             test_error=error,
             test_accuracy=100.0 - error,
             seconds=time.perf_counter() - started,
+            validation_error=validation_error,
             **(activity_fields(measure(model, reference)) if reference else {}),
         )
         reports.append(report)

@@ -154,21 +154,22 @@ def _cluster_options(command: Any) -> Any:
 
 
 def _point_table(store: Any, name: str, output_format: str, *, with_status: bool = False) -> None:
-    """The best learning rate and its final test error at every point, with the axes the sweep varies, then one
-    warning line per point whose analog tiles did not learn (or overwrote the pretrained weights).
+    """The chosen learning rate and epoch and the test error there at every point, with the axes the sweep varies and
+    what the choice was made on (``selected_on``: validation, or test by the paper's rule), then one warning line per
+    point whose analog tiles did not learn (or overwrote the pretrained weights).
 
     ``with_status`` (``status``): one row per point and seed. Otherwise (the end of ``run`` and ``resume``): seeds
     are replicates, one row per point with the mean, standard deviation and 95 % interval half-width across seeds.
     """
     rows = with_retries(lambda: store.best_points(name))  # the sweep's results are in: worth a wait for the store
     varied = [axis for axis in DEVICE_AXES if len({row[axis] for row in rows}) > 1]
-    rows.sort(key=lambda row: (row["task"], row["mode"], *(row[axis] for axis in varied), row["seed"]))
     if with_status:
-        columns = ["mode", "task", *varied, "seed", "status", "trials", "lr", "final_test_error", *ACTIVITY_COLUMNS]
+        columns = ["mode", "task", *varied, "seed", "status", "trials", "selected_on", "lr", "epoch", "test_error",
+                   "validation_error", *ACTIVITY_COLUMNS]
         emit_rows(display_rows(rows), output_format, columns=columns)
     else:
-        columns = ["mode", "task", *varied, "seeds", "lr", "test_error_mean", "test_error_sd", "test_error_ci95",
-                   *ACTIVITY_COLUMNS]
+        columns = ["mode", "task", *varied, "seeds", "selected_on", "lr", "test_error_mean", "test_error_sd",
+                   "test_error_ci95", *ACTIVITY_COLUMNS]
         emit_rows(display_rows(replicate_rows(rows)), output_format, columns=columns)
     spec = with_retries(lambda: store.get_sweep(name))["spec"]
     frozen = bool((spec.get("algorithm") or {}).get("freeze_analog"))
@@ -177,8 +178,7 @@ def _point_table(store: Any, name: str, output_format: str, *, with_status: bool
     for row in rows:
         problems = activity_warnings(row, frozen=frozen)
         if problems:
-            label = "/".join([row["mode"], row["task"], *(f"{a}={row[a]:g}" for a in varied), f"seed{row['seed']}"])
-            progress(f"warning: {label}: {'; '.join(problems)}")
+            progress(f"warning: {row['label']}: {'; '.join(problems)}")
 
 
 @click.command(epilog=STORE_RETRY_HELP)

@@ -54,6 +54,8 @@ def _key_values(option: str, pairs: tuple[str, ...]) -> dict[str, object]:
 @click.option("--image-size", type=click.IntRange(4), default=16, show_default=True)
 @click.option("--train-limit", type=click.IntRange(1), help="Use at most this many target training images.")
 @click.option("--test-limit", type=click.IntRange(1), help="Use at most this many target test images.")
+@click.option("--validation-fraction", type=click.FloatRange(0, 1, max_open=True), default=0.0, show_default=True,
+              help="Hold out this fraction of the training images (stratified, seeded) and report their error too.")
 @click.option("--preset", type=click.Choice(list(PRESETS)), default="swin_micro", show_default=True)
 @click.option("--model-set", "model_set", multiple=True, metavar="KEY=VALUE", help="Override a preset setting, e.g. embed_dim=32.")
 @click.option("--algorithm", type=click.Choice(ALGORITHMS), default="c-ttv2", show_default=True)
@@ -116,6 +118,7 @@ def trial(**options: object) -> None:
             image_size=options["image_size"],
             train_limit=options["train_limit"],
             test_limit=options["test_limit"],
+            validation_fraction=options["validation_fraction"],
         ),
         model=ModelConfig(preset=options["preset"], overrides=tuple(_key_values("--model-set", options["model_set"]).items())),
         pretrain=PretrainConfig(
@@ -144,7 +147,11 @@ def trial(**options: object) -> None:
         seed=options["seed"],
     )
     as_json = bool(options["as_json"])
-    columns = _COLUMNS + (ACTIVITY_COLUMNS if config.is_analog else ())
+    columns = (
+        _COLUMNS
+        + (("validation_error",) if config.data.validation_fraction > 0 else ())
+        + (ACTIVITY_COLUMNS if config.is_analog else ())
+    )
     if not as_json:
         click.echo("  ".join(f"{c:>13}" for c in columns))
 

@@ -6,7 +6,7 @@ import pytest
 import sqlalchemy as sa
 
 from orchestrator import ClusterError, SweepStateError, resume_sweep, run_sweep
-from results import open_store
+from results import Selection, open_store
 from sweeps import expand, load_spec, shipped_specs
 
 from .conftest import NANO_SWEEP
@@ -37,6 +37,16 @@ def test_quickstart_runs_every_point_and_records_each_row_once(tmp_path, store, 
     best = store.best_points(spec.name)
     assert all(row["status"] == "done" and row["trial_id"] for row in best)
     assert all(row["lr"] in spec.lr_search.values for row in best)
+    # Chosen on the validation split (the quickstart's rule), every epoch measured on it, each point labelled.
+    assert store.selection(spec.name) == Selection("validation", per_seed=False)
+    assert {row["selected_on"] for row in best} == {"validation"}
+    assert {row["label"] for row in best} == {point.label for point in points}
+    with store.engine.connect() as connection:
+        assert connection.scalar(sa.text("SELECT count(*) FROM epochs WHERE validation_error IS NULL")) == 0
+    for row in best:
+        epochs = {r["epoch"]: r for r in store.epoch_curves(spec.name, row["point_key"])}
+        assert row["validation_error"] == min(r["validation_error"] for r in epochs.values())
+        assert row["test_error"] == epochs[row["epoch"]]["test_error"]
     assert store.get_sweep(spec.name)["status"] == "finished"
     assert any("pretraining" in line for line in lines) and any("points 6/6 done" in line for line in lines)
     # Running the finished sweep again does nothing new and says so.

@@ -124,3 +124,65 @@ def test_two_sweeps_over_the_same_points_get_distinct_trial_ids(tmp_path):
     theirs = {s["trial_id"] for s in drain(other).values()}
     assert len(ours) == len(theirs) == len(search.points) * spec.lr_search.trials_per_point
     assert not ours & theirs
+
+
+def make_selecting_search(tmp_path, overrides=()):
+    spec = load_spec(shipped_specs()["quickstart"], [*QUICK, *overrides])
+    settings = {"trials_dir": str(tmp_path / "trials"), "cache_dir": str(tmp_path / "cache"), "threads": 1, "gpu": 0}
+    search = LearningRateSearch(spec.name, expand(spec), spec.lr_search, tmp_path / "optuna.journal", settings,
+                                selection=spec.selection)
+    return spec, search
+
+
+def test_on_validation_the_study_minimises_the_lowest_validation_error_and_prunes_on_it(tmp_path):
+    spec, search = make_selecting_search(tmp_path, ["lr_search.pruner=median",
+                                                    "lr_search.pruner_options.n_startup_trials=1"])
+    assert search.metric_name == "validation_error"
+    suggestions = drain(search)
+    point = search.points[0].key
+    good, bad = [r for r, s in suggestions.items() if s["point_key"] == point]
+    # The test error says nothing here: a low test error with a high validation error is not good.
+    for epoch, validation in ((1, 20.0), (2, 8.0), (3, 12.0)):
+        assert not search.should_prune(good, {"validation_error": validation, "test_error": 50.0, "epoch": epoch})
+    search.on_trial_complete(good, {"validation_error": 12.0, "test_error": 50.0, "epoch": 3})
+    assert search.study(point).trials[0].value == 8.0  # the best epoch's, since the epoch is chosen too
+    assert search.should_prune(bad, {"validation_error": 90.0, "test_error": 1.0, "epoch": 1})
+
+
+def test_seeds_sharing_a_tpe_search_run_the_first_seeds_learning_rates(tmp_path):
+    tpe = ["lr_search.method=tpe", "lr_search.values=null", "lr_search.trials_per_point=3", "seeds=[0,1,2]",
+           "axes=null", "modes=[analog_tl,digital_tl]"]
+    spec, search = make_selecting_search(tmp_path, tpe)
+    suggestions = list(drain(search).values())
+    by_point = {}
+    for s in suggestions:
+        by_point.setdefault(s["point_key"], []).append(s["lr"])
+    points = expand(spec)
+    for mode in ("analog_tl", "digital_tl"):
+        seeds = [by_point[p.key] for p in points if p.mode == mode]
+        assert len(seeds) == 3 and seeds[0] == seeds[1] == seeds[2] and len(set(seeds[0])) == 3
+    # Per seed, each draws its own.
+    _, alone = make_selecting_search(tmp_path / "alone", [*tpe, "selection.per_seed=true"])
+    drawn = {}
+    for s in drain(alone).values():
+        drawn.setdefault(s["point_key"], []).append(s["lr"])
+    assert len({tuple(v) for v in drawn.values()}) == len(drawn)
+
+
+def test_a_follower_value_queued_before_a_crash_is_asked_once(tmp_path):
+    tpe = ["lr_search.method=tpe", "lr_search.values=null", "lr_search.trials_per_point=2", "seeds=[0,1]",
+           "axes=null", "modes=[digital_tl]"]
+    spec, search = make_selecting_search(tmp_path, tpe)
+    leader, follower = expand(spec)
+    first = search.suggest("r0")
+    assert first["point_key"] == leader.key
+    # The driver queued the follower's value and died before asking it.
+    search.study(follower.key).enqueue_trial({"lr": first["lr"]})
+    _, resumed = make_selecting_search(tmp_path, tpe)
+    again = list(drain(resumed, prefix="new").values())
+    follower_lrs = [s["lr"] for s in again if s["point_key"] == follower.key]
+    leader_lrs = [first["lr"]] + [s["lr"] for s in again if s["point_key"] == leader.key and s["trial_id"] !=
+                                  first["trial_id"]]
+    assert follower_lrs == leader_lrs[:2] and len(follower_lrs) == 2
+    waiting = resumed.study(follower.key).get_trials(deepcopy=False, states=(TrialState.WAITING,))
+    assert waiting == []

@@ -65,9 +65,10 @@ def test_best_shows_chosen_lr_per_point(filled_url, run, sample):
     rows = _json_lines(out)
     assert len(rows) == len(sample.modes) * len(sample.noises)
     assert {r["lr"] for r in rows} == {0.05}
-    assert set(rows[0]) >= {"point_key", "mode", "task", *results.AXES, "lr", "final_test_error"}
+    assert set(rows[0]) >= {"point_key", "label", "mode", "task", *results.AXES, "lr", "epoch", "test_error"}
+    assert {r["selected_on"] for r in rows} == {"test"}  # recorded without a selection rule: the paper's
     code, out, _ = run("best", "noise")
-    assert code == 0 and out.splitlines()[0].split()[:3] == ["point_key", "mode", "task"]
+    assert code == 0 and out.splitlines()[0].split()[:3] == ["label", "mode", "task"]
 
 
 def test_best_axis_curve_and_plot(filled_url, run, sample, tmp_path):

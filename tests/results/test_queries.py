@@ -22,7 +22,10 @@ def test_axis_curve_has_one_row_per_mode_and_axis_value(filled_store, sample):
     for row in curve:
         assert row["test_error"] == pytest.approx(sample.final_error(row["mode"], row["transfer_noise"], 0.05))
         assert row["points"] == 1
-    assert set(curve[0]) == {"mode", "task", "transfer_noise", "test_error", "test_error_min", "test_error_max", "points"}
+    assert set(curve[0]) == {
+        "mode", "task", "transfer_noise", "selected_on", "test_error", "test_error_min", "test_error_max", "points",
+    }
+    assert curve[0]["selected_on"] == "test"
 
 
 def test_axis_curve_averages_seeds_and_separates_other_varying_axes(store):

@@ -24,8 +24,27 @@ def _scalar(url: str, query: str):
     return value
 
 
+# What schema version 5 added (honest selection and point labels), by table.
+V5_COLUMNS = {
+    "epochs": ("validation_error",),
+    "trials": ("best_validation_error", "best_validation_epoch"),
+    "sweeps": ("selected_on", "selection_per_seed"),
+    "points": ("label", "selected_on", "chosen_epoch", "chosen_test_error", "chosen_validation_error"),
+}
+
+
+def _drop_selection_columns(url: str) -> None:
+    """Make a store look like version 4: no validation errors, selection rules, labels or stored choices."""
+    _execute(
+        url,
+        *(f"ALTER TABLE {table} DROP COLUMN {name}" for table, names in V5_COLUMNS.items() for name in names),
+        "UPDATE schema_version SET version = 4",
+    )
+
+
 def _drop_provenance(url: str) -> None:
-    """Make a store look like version 3: no provenance tables, no trials.rpu_config."""
+    """Make a store look like version 3: no provenance tables, no trials.rpu_config (nor anything newer)."""
+    _drop_selection_columns(url)
     _execute(
         url,
         "DROP TABLE sweep_runs",
@@ -121,6 +140,38 @@ def test_version_3_store_gains_provenance_and_keeps_its_data(store_url, sample, 
         assert [r["kind"] for r in found["runs"]] == ["resume"] and len(found["pretrained"]) == 1
         assert found["rpu_configs"][0]["trial_ids"] == [trial_id]
     assert _scalar(store_url, "SELECT count(*) FROM sweep_runs") == 1
+
+
+def test_version_4_store_keeps_its_choices_as_made_on_test_and_takes_validation_errors(store_url, sample, count_rows):
+    with results.open_store(store_url) as store:
+        sample.write(store)
+        before = count_rows(store)
+        old_best = store.best_points("noise")
+    _drop_selection_columns(store_url)
+
+    with results.open_store(store_url) as store:
+        assert count_rows(store) == before
+        assert _scalar(store_url, "SELECT version FROM schema_version") == results.SCHEMA_VERSION
+        # Every sweep before version 5 chose on test, each seed alone: so it still does, and says so.
+        assert store.selection("noise") == results.PAPER_RULE
+        best = store.best_points("noise")
+        assert [(r["point_key"], r["trial_id"], r["test_error"]) for r in best] == [
+            (r["point_key"], r["trial_id"], r["test_error"]) for r in old_best
+        ]
+        assert {r["selected_on"] for r in best} == {"test"}
+        stored = _scalar(store_url, "SELECT count(*) FROM points WHERE selected_on = 'test' AND chosen_epoch = 3 "
+                                    "AND chosen_test_error IS NOT NULL")
+        assert stored == len(best)
+        assert _scalar(store_url, "SELECT count(*) FROM epochs WHERE validation_error IS NOT NULL") == 0
+        # Choosing on validation is refused in one line: nothing was measured.
+        with pytest.raises(results.StoreInputError, match="recorded no validation error"):
+            store.best_points("noise", results.Selection("validation"))
+        # New epochs take a validation error, and the trial's summary follows.
+        trial_id = sample.trial_id("analog_tl", 10.0, 0.05)
+        store.record_epoch(trial_id, sample.epochs + 1, train_loss=0.1, test_error=1.0, test_accuracy=99.0,
+                           seconds=1.0, validation_error=7.5)
+        trial = {t["trial_id"]: t for t in store.list_trials("noise")}[trial_id]
+        assert (trial["best_validation_error"], trial["best_validation_epoch"]) == (7.5, sample.epochs + 1)
 
 
 def test_unknown_activity_field_is_refused(store_url, sample):

@@ -7,12 +7,14 @@ from pathlib import Path
 import pytest
 
 from sweeps import (
+    SelectionSpec,
     SpecError,
     count_points,
     expand,
     load_spec,
     shipped_specs,
     spec_from_mapping,
+    spec_hash,
     trial_config,
 )
 from workers.config import TrialConfig
@@ -82,3 +84,25 @@ def test_a_missing_file_is_a_spec_error(tmp_path):
 def test_spec_error_is_a_value_error():
     with pytest.raises(ValueError, match=r"^<mapping>: name: required"):
         spec_from_mapping({"data": {"classes": [["5", "8"]]}})
+
+
+def test_selection_defaults_to_a_validation_split_shared_by_the_seeds():
+    spec = spec_from_mapping({"name": "s", "data": {"classes": [["5", "8"]]}})
+    assert spec.data.validation_fraction == 0.1
+    assert spec.selection == SelectionSpec(split="validation", per_seed=False)
+    point = expand(spec)[0]
+    assert trial_config(point, 0.1).data.validation_fraction == 0.1
+    # The split decides the trials, so it is part of the point key; the selection rule is not (same trials).
+    wider = spec_from_mapping({"name": "s", "data": {"classes": [["5", "8"]], "validation_fraction": 0.2}})
+    assert expand(wider)[0].key != point.key
+    paper = spec_from_mapping(
+        {"name": "s", "data": {"classes": [["5", "8"]]}, "selection": {"split": "test", "per_seed": True}}
+    )
+    assert paper.selection == SelectionSpec(split="test", per_seed=True)
+    assert expand(paper)[0].key == point.key and spec_hash(paper) != spec_hash(spec)
+
+
+@pytest.mark.parametrize("name", sorted(SHIPPED_COUNTS))
+def test_every_shipped_spec_states_its_selection(name):
+    raw = load_spec(shipped_specs()[name]).raw
+    assert raw["selection"]["split"] == "validation" and raw["data"]["validation_fraction"] > 0

@@ -4,6 +4,7 @@ class selection, limits, errors, and seeded batching and augmentation."""
 from __future__ import annotations
 
 import pickle
+from collections import Counter
 import urllib.error
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from workers.data import (
     download_cifar,
     load_source,
     load_target,
+    load_target_splits,
     random_crop_flip,
     stratified_pick,
     target_classes,
@@ -196,6 +198,40 @@ def test_digits_split_is_reproducible_and_depends_on_the_seed() -> None:
     assert not torch.equal(first.images, other.images)
 
 
+def _image_counts(tensor_set: TensorSet) -> Counter[bytes]:
+    """Each image's bytes, counted (digits holds a few identical images, so a multiset, not a set)."""
+    return Counter(image.numpy().tobytes() for image in tensor_set.images)
+
+
+def test_validation_split_partitions_the_training_set_stratified_and_seeded() -> None:
+    whole = load_target_splits(DataConfig(classes=("5", "8")))
+    assert whole.validation is None  # fraction 0: nothing held out
+    splits = load_target_splits(DataConfig(classes=("5", "8"), validation_fraction=0.2))
+    # round(0.2 x 249) = 50 held out; the 127 fives and 122 eights keep their shares (25.5 and 24.5) within one.
+    assert (len(splits.train), len(splits.validation), len(splits.test)) == (199, 50, 107)
+    fives, eights = torch.bincount(splits.validation.labels).tolist()
+    assert fives + eights == 50 and abs(fives - 25.5) <= 1 and abs(eights - 24.5) <= 1
+    # Train and validation together are exactly the whole training set (so disjoint), and test is untouched.
+    assert _image_counts(splits.train) + _image_counts(splits.validation) == _image_counts(whole.train)
+    assert torch.equal(splits.test.images, whole.test.images)
+    assert not set(_image_counts(splits.validation)) & set(_image_counts(splits.test))
+    again = load_target_splits(DataConfig(classes=("5", "8"), validation_fraction=0.2))
+    other = load_target_splits(DataConfig(classes=("5", "8"), validation_fraction=0.2, split_seed=1))
+    assert torch.equal(again.validation.images, splits.validation.images)
+    assert not torch.equal(other.validation.images, splits.validation.images)
+    # load_target hands out the same training set, without the validation images.
+    train, _ = load_target(DataConfig(classes=("5", "8"), validation_fraction=0.2))
+    assert torch.equal(train.images, splits.train.images)
+
+
+def test_train_limit_applies_after_the_validation_split() -> None:
+    free = load_target_splits(DataConfig(classes=("5", "8"), validation_fraction=0.2))
+    limited = load_target_splits(DataConfig(classes=("5", "8"), validation_fraction=0.2, train_limit=96))
+    assert (len(limited.train), len(limited.validation)) == (96, 50)
+    assert torch.equal(limited.validation.images, free.validation.images)  # the limit does not move the split
+    assert not set(_image_counts(limited.train)) - set(_image_counts(free.train))
+
+
 @pytest.mark.parametrize(
     ("classes", "expected"),
     [
@@ -284,6 +320,22 @@ def test_cifar_limits_cap_splits_stratified_and_seeded(cifar_root: Path) -> None
     other, _ = load_target(_cifar(cifar_root, classes=("apple", "man"), train_limit=6, split_seed=2))
     assert _serials(again) == _serials(train)
     assert _serials(other) != _serials(train)
+
+
+def test_cifar_validation_is_held_out_of_the_training_file_by_class(cifar_root: Path) -> None:
+    config = _cifar(cifar_root, classes=("apple", "man"), validation_fraction=0.5)
+    splits = load_target_splits(config)
+    assert torch.bincount(splits.validation.labels).tolist() == [3, 3]
+    assert torch.bincount(splits.train.labels).tolist() == [3, 3]
+    whole, _ = load_target(_cifar(cifar_root, classes=("apple", "man")))
+    assert sorted(_serials(splits.train) + _serials(splits.validation)) == sorted(_serials(whole))
+    assert not set(_serials(splits.train)) & set(_serials(splits.validation))
+
+
+def test_validation_fraction_that_leaves_a_class_without_training_images_raises(cifar_root: Path) -> None:
+    with pytest.raises(DataError) as excinfo:
+        load_target_splits(_cifar(cifar_root, classes=("apple", "man"), validation_fraction=0.95))
+    assert "validation_fraction: 0.95 of 12 training images leaves no training image" in _one_line_error(excinfo)
 
 
 def test_limit_below_one_raises(cifar_root: Path) -> None:

@@ -127,12 +127,24 @@ def test_a_corrupted_pretraining_cache_is_detected_and_retrained(tmp_path):
 
 def test_reports_every_epoch_with_consistent_metrics(tmp_path):
     seen = []
-    result = run_trial(nano_config("analog_scratch"), cache_dir=tmp_path, on_epoch=seen.append)
+    config = nano_config("analog_scratch", data=dataclasses.replace(nano_config().data, validation_fraction=0.1))
+    result = run_trial(config, cache_dir=tmp_path, on_epoch=seen.append)
     assert [r.epoch for r in result.reports] == [1, 2] and seen == result.reports
     for report in result.reports:
         assert 0.0 <= report.test_error <= 100.0
         assert report.test_error + report.test_accuracy == pytest.approx(100.0)
         assert report.train_loss > 0 and report.seconds > 0
+        # 25 validation images (round(0.1 x 249)): the error is a whole number of them.
+        assert (report.validation_error * 25 / 100) == pytest.approx(round(report.validation_error * 25 / 100))
+
+
+def test_a_trial_without_a_validation_split_reports_none_and_keeps_its_keys(tmp_path):
+    config = nano_config("digital_scratch", epochs=1)
+    assert all(r.validation_error is None for r in run_trial(config, cache_dir=tmp_path).reports)
+    assert "validation_fraction" not in config.to_dict()["data"]  # keys made before the field existed still hold
+    split = dataclasses.replace(config, data=dataclasses.replace(config.data, validation_fraction=0.1))
+    assert split.key() != config.key() and split.checkpoint_key() != config.checkpoint_key()
+    assert TrialConfig.from_dict(split.to_dict()).data == split.data
 
 
 def test_digital_resume_is_exactly_the_uninterrupted_run(tmp_path):
