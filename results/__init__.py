@@ -1,11 +1,13 @@
 """The results store of analog-sweep: every number a sweep produces, in one SQLite or PostgreSQL database.
 
 ``open_store`` gives a ``Store``; the sweep driver writes sweeps, points, trials and epochs to it with
-idempotent upserts, and the ``analog-sweep results`` commands read it back (tables, curves, Parquet, SQL).
+idempotent upserts, and the ``analog-sweep results`` commands read it back (tables, curves, critical points,
+Parquet, SQL).
 """
 
 from results._activity import activity_warnings
 from results._best import BestTrial, Candidate
+from results._elbows import Elbow, estimate_elbow, sweep_elbows
 from results._engine import STORE_ENV
 from results._errors import (
     BadStoreURL,
@@ -38,6 +40,7 @@ __all__ = [
     "BadStoreURL",
     "BestTrial",
     "Candidate",
+    "Elbow",
     "NotFound",
     "POINT_STATUSES",
     "QueryFailed",
@@ -56,7 +59,9 @@ __all__ = [
     "TRIAL_STATUSES",
     "TrialConflict",
     "activity_warnings",
+    "estimate_elbow",
     "open_store",
     "plot_axis_curve",
     "plot_epoch_curves",
+    "sweep_elbows",
 ]
