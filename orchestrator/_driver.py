@@ -29,6 +29,7 @@ from ray import tune
 from orchestrator._progress import ProgressLine, format_duration
 from orchestrator._provenance import Invocation, cluster_info, gather_environment, run_record, version_warnings
 from orchestrator._pruning import OptunaPruning
+from orchestrator._refine import LinePlan, plan_round, refinement_summary, round_points
 from orchestrator._recorder import RetryPolicy, StoreGaveUp, StoreGaveUpStopper, StoreRecorder, with_retries
 from orchestrator._search import JournalDamaged, LearningRateSearch, repair_journal
 from orchestrator._trainable import fine_tune
@@ -228,45 +229,11 @@ def _execute(
                 _pretrain_stage(spec, paths, cpu, gpu, echo,
                                 on_model=lambda model: with_retries(lambda: store.record_pretrained(
                                     spec.name, {**model, "run_id": run["run_id"]})))
-                search = LearningRateSearch(
-                    spec.name,
-                    points,
-                    spec.lr_search,
-                    paths.journal,
-                    {"trials_dir": str(paths.trials), "cache_dir": str(paths.cache), "threads": cpu, "gpu": gpu},
-                    selection=spec.selection,
-                )
-                _reconcile(store, spec, search, paths)
-                total = len(points) * spec.lr_search.trials_per_point
-                echo(f"sweep {spec.name}: {len(points)} points, {total} trials, {slots} at a time "
-                     f"({cpu:g} CPU{f', {gpu:g} GPU' if gpu else ''} each)")
-                progress = ProgressLine(search, total, slots, echo)
-                recorder = StoreRecorder(store, spec.name, search)
-                tuner = tune.Tuner(
-                    tune.with_resources(fine_tune, {"cpu": cpu, "gpu": gpu}),
-                    tune_config=tune.TuneConfig(
-                        search_alg=search,
-                        scheduler=OptunaPruning(search),
-                        num_samples=-1,
-                        max_concurrent_trials=slots,
-                        reuse_actors=True,
-                        trial_name_creator=_trial_name,
-                        trial_dirname_creator=_trial_name,
-                    ),
-                    run_config=tune.RunConfig(
-                        name=paths.next_run_name(),
-                        storage_path=str(paths.ray),
-                        callbacks=[recorder, progress],
-                        failure_config=tune.FailureConfig(max_failures=spec.max_retries),
-                        stop=StoreGaveUpStopper(recorder),
-                        verbose=0,
-                    ),
-                )
-                tuner.fit()
-                if recorder.gave_up is not None:
-                    raise recorder.gave_up
-                progress.print_if_changed()
-                done = _close_points(store, spec.name, search)
+                phase = _Phase(spec, store, paths, cpu, gpu, slots, echo)
+                done = phase.run(points, f"sweep {spec.name}")
+                if done == len(points) and spec.axes.refine:
+                    added, added_done = _refine(spec, store, phase, echo)
+                    points, done = points + added, done + added_done
         except KeyboardInterrupt:
             with_retries(lambda: store.set_sweep_status(spec.name, "interrupted"))
             raise
@@ -296,6 +263,89 @@ def _execute(
             f"'analog-sweep resume {spec.name}'",
             failed, diverged,
         )
+
+
+class _Phase:
+    """Runs one set of points to the end: a learning-rate search over them and one Ray Tune experiment
+    (``ray/run-N``); the grid is one phase and each refinement round another."""
+
+    def __init__(self, spec: SweepSpec, store: Store, paths: SweepPaths, cpu: float, gpu: float, slots: int,
+                 echo: Callable[[str], None]) -> None:
+        self.spec, self.store, self.paths, self.echo = spec, store, paths, echo
+        self.cpu, self.gpu, self.slots = cpu, gpu, slots
+
+    def run(self, points: list[Point], title: str) -> int:
+        """Run ``points`` (already recorded in the store); return how many ended (their best trial chosen)."""
+        spec, store, paths = self.spec, self.store, self.paths
+        search = LearningRateSearch(
+            spec.name,
+            points,
+            spec.lr_search,
+            paths.journal,
+            {"trials_dir": str(paths.trials), "cache_dir": str(paths.cache), "threads": self.cpu, "gpu": self.gpu},
+            selection=spec.selection,
+        )
+        _reconcile(store, spec, search, paths)
+        if all(search.point_finished(point.key) for point in points):
+            return _close_points(store, spec.name, search)  # a resume that finds this phase over: no experiment
+        total = len(points) * spec.lr_search.trials_per_point
+        self.echo(f"{title}: {len(points)} points, {total} trials, {self.slots} at a time "
+                  f"({self.cpu:g} CPU{f', {self.gpu:g} GPU' if self.gpu else ''} each)")
+        progress = ProgressLine(search, total, self.slots, self.echo)
+        recorder = StoreRecorder(store, spec.name, search)
+        tuner = tune.Tuner(
+            tune.with_resources(fine_tune, {"cpu": self.cpu, "gpu": self.gpu}),
+            tune_config=tune.TuneConfig(
+                search_alg=search,
+                scheduler=OptunaPruning(search),
+                num_samples=-1,
+                max_concurrent_trials=self.slots,
+                reuse_actors=True,
+                trial_name_creator=_trial_name,
+                trial_dirname_creator=_trial_name,
+            ),
+            run_config=tune.RunConfig(
+                name=paths.next_run_name(),
+                storage_path=str(paths.ray),
+                callbacks=[recorder, progress],
+                failure_config=tune.FailureConfig(max_failures=spec.max_retries),
+                stop=StoreGaveUpStopper(recorder),
+                verbose=0,
+            ),
+        )
+        tuner.fit()
+        if recorder.gave_up is not None:
+            raise recorder.gave_up
+        progress.print_if_changed()
+        return _close_points(store, spec.name, search)
+
+
+def _refine(spec: SweepSpec, store: Store, phase: _Phase, echo: Callable[[str], None]) -> tuple[list[Point], int]:
+    """Adaptive refinement after the grid (``orchestrator._refine``): plan a round from the store, run it, repeat.
+    Returns the points added and how many of them ended; a round left unfinished stops here (``resume`` re-plans
+    the same round from the store and continues it)."""
+    added: list[Point] = []
+    done = 0
+    first: dict[tuple[str, str, str], LinePlan] = {}
+    for round_ in range(1, max(r.rounds for r in spec.axes.refine) + 1):
+        plans = plan_round(spec, with_retries(lambda: store.best_points(spec.name)), round_)
+        for plan in plans:
+            first.setdefault((plan.axis, plan.mode, plan.task), plan)
+            echo(plan.describe())
+        points = round_points(spec, plans)
+        if not points:
+            break
+        for point in points:
+            _record_point(store, spec.name, point)
+        ended = phase.run(points, f"sweep {spec.name}, refinement round {round_}")
+        added += points
+        done += ended
+        if ended < len(points):
+            return added, done
+    final = refinement_summary(spec, with_retries(lambda: store.best_points(spec.name)), first.values())
+    for line in final:
+        echo(line)
+    return added, done
 
 
 def error_summary(exc: BaseException) -> str:

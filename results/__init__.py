@@ -1,13 +1,14 @@
 """The results store of analog-sweep: every number a sweep produces, in one SQLite or PostgreSQL database.
 
 ``open_store`` gives a ``Store``; the sweep driver writes sweeps, points, trials and epochs to it with
-idempotent upserts, and the ``analog-sweep results`` commands read it back (tables, curves, Parquet, SQL).
-Each run and resume of a sweep also records how it was made (``Store.record_run``, ``record_pretrained``,
-``set_trial_rpu_config``), read back as one dict by ``Store.provenance``.
+idempotent upserts, and the ``analog-sweep results`` commands read it back (tables, curves, critical points,
+Parquet, SQL). Each run and resume of a sweep also records how it was made (``Store.record_run``,
+``record_pretrained``, ``set_trial_rpu_config``), read back as one dict by ``Store.provenance``.
 """
 
 from results._activity import activity_warnings
 from results._best import PAPER_RULE, BestTrial, Candidate, Selection
+from results._elbows import Elbow, estimate_elbow, sweep_elbows
 from results._engine import STORE_ENV
 from results._errors import (
     BadStoreURL,
@@ -44,6 +45,7 @@ __all__ = [
     "BadStoreURL",
     "BestTrial",
     "Candidate",
+    "Elbow",
     "NotFound",
     "PAPER_RULE",
     "POINT_STATUSES",
@@ -67,6 +69,7 @@ __all__ = [
     "TrialConflict",
     "activity_warnings",
     "config_hash",
+    "estimate_elbow",
     "matching_points",
     "open_store",
     "plot_axis_curve",
@@ -76,4 +79,5 @@ __all__ = [
     "redact",
     "resolve_point",
     "resolve_replicates",
+    "sweep_elbows",
 ]

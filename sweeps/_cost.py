@@ -27,11 +27,11 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from sweeps._expand import Point, format_value
+from sweeps._expand import Point, format_value, line_points, refine_modes
 from sweeps._loader import spec_hash
 from sweeps._measured import MeasuredEpoch, TimingKey, timing_key
 from sweeps._schema import SweepSpec
@@ -308,6 +308,7 @@ def dry_run_report(
     if gpus is not None:
         on_cluster = cost if cost.on_gpu else estimate_cost(spec, points, measured=measured, on_gpu=True)
         lines.append(_cluster_wall_line(spec, on_cluster, gpus, span))
+    lines += _refinement_lines(spec, slots)
     warnings = _warnings(spec, environment, slots)
     if warnings:
         lines += ["", "Warnings:", *(f"  - {warning}" for warning in warnings)]
@@ -351,6 +352,35 @@ def _cluster_wall_line(spec: SweepSpec, cost: CostEstimate, gpus: int, span: Any
     wall = span(cost.wall_seconds(slots), cost.wall_seconds(slots, pruned=True))
     return (f"Estimated wall time on {gpus} GPU(s): {wall} with {slots} trial(s) at a time "
             f"({spec.resources.gpu:g} GPU + {spec.resources.cpu:g} CPU each, assuming the nodes have the CPUs)")
+
+
+def refinement_cost(spec: SweepSpec) -> CostEstimate:
+    """The most adaptive refinement may cost (``refinement_budget`` points; their values are only known once the
+    grid has run, and the cost does not depend on them)."""
+    budget: list[Point] = []
+    for refine in spec.axes.refine:
+        nominal = [getattr(spec.device, refine.axis)] * (refine.rounds * refine.points)
+        for mode in refine_modes(spec, refine.axis):
+            for classes in spec.data.tasks:
+                budget += line_points(spec, mode, classes, refine.axis, nominal)
+    cost = estimate_cost(spec, budget)
+    return replace(cost, pretrain_jobs=0, pretrain_seconds=0.0)  # the grid's pretrained models serve refinement
+
+
+def _refinement_lines(spec: SweepSpec, slots: int) -> list[str]:
+    if not spec.axes.refine:
+        return []
+    lines = ["", "Refinement, after the grid (new axis values inside each critical point's 95 % interval):"]
+    for refine in spec.axes.refine:
+        until = f"until narrower than {refine.width:g}" if refine.width is not None else "every round"
+        modes = ", ".join(refine_modes(spec, refine.axis)) or "none (no mode responds to it)"
+        lines.append(f"  {refine.axis}: up to {refine.rounds} round(s) x {refine.points} value(s) per mode and task, "
+                     f"{until}; modes {modes}")
+    cost = refinement_cost(spec)
+    lines.append(f"  Budget: at most {cost.points} more points, {cost.trials} trials, {cost.trial_epochs} trial-epochs, "
+                 f"{_duration(cost.trial_seconds)} of compute"
+                 + (f", {_duration(cost.wall_seconds(slots))} here" if slots else ""))
+    return lines
 
 
 @dataclass(frozen=True)

@@ -128,35 +128,62 @@ def count_points(spec: SweepSpec) -> int:
 
 def expand(spec: SweepSpec) -> list[Point]:
     """Every point of the sweep, ordered by task, mode, device point, seed."""
-    points = []
-    for classes in spec.data.tasks:
-        data = spec.data.config(classes)
-        task = "-".join(classes)
-        for mode in spec.modes:
-            for axes in device_points(spec, mode):
-                device = replace(spec.device, **dict(axes))
-                changed = [f"{axis}={format_value(v)}" for axis, v in axes if v != getattr(spec.device, axis)]
-                for seed in spec.seeds:
-                    pretrain_seed = seed if spec.pretrain.seed is None else spec.pretrain.seed
-                    pretrain = replace(spec.pretrain.settings, seed=pretrain_seed)
-                    point = Point(
-                        key="",
-                        label=f"{mode}/{task}/{','.join(changed) or 'base'}/seed{seed}",
-                        mode=mode,
-                        task=task,
-                        classes=classes,
-                        axes=axes,
-                        seed=seed,
-                        device=device,
-                        data=data,
-                        model=spec.model,
-                        pretrain=pretrain,
-                        algorithm=spec.algorithm,
-                        epochs=spec.epochs,
-                        batch_size=spec.batch_size,
-                    )
-                    points.append(replace(point, key=_point_key(point)))
-    return points
+    return [
+        _point(spec, classes, mode, axes, seed)
+        for classes in spec.data.tasks
+        for mode in spec.modes
+        for axes in device_points(spec, mode)
+        for seed in spec.seeds
+    ]
+
+
+def line_points(spec: SweepSpec, mode: str, classes: tuple[str, ...], axis: str, values: list[float]) -> list[Point]:
+    """Points of ``mode`` on task ``classes`` at each of ``values`` of the swept ``axis``, every other axis at the
+    base point, each seed: the points adaptive refinement adds (``axes.refine``). Ordered by value, then seed."""
+    if axis not in MODE_AXES[mode]:
+        raise ValueError(f"mode {mode} does not respond to {axis}")
+    swept = [name for name, _ in spec.axes.values if name in MODE_AXES[mode]]
+    at_base = tuple((name, getattr(spec.device, name)) for name in swept)
+    return [
+        _point(spec, classes, mode, tuple((name, value if name == axis else v) for name, v in at_base), seed)
+        for value in values
+        for seed in spec.seeds
+    ]
+
+
+def refine_modes(spec: SweepSpec, axis: str) -> tuple[str, ...]:
+    """The spec's modes that respond to ``axis`` (the ones refinement of it adds points to)."""
+    return tuple(mode for mode in spec.modes if axis in MODE_AXES[mode])
+
+
+def refinement_budget(spec: SweepSpec) -> int:
+    """The most points adaptive refinement may add: per refined axis, rounds x points x modes responding to it x
+    tasks x seeds (fewer when an interval gets narrow enough, or an axis has no critical point)."""
+    per_line = len(spec.data.tasks) * len(spec.seeds)
+    return sum(r.rounds * r.points * len(refine_modes(spec, r.axis)) * per_line for r in spec.axes.refine)
+
+
+def _point(spec: SweepSpec, classes: tuple[str, ...], mode: str, axes: tuple[tuple[str, float], ...], seed: int) -> Point:
+    task = "-".join(classes)
+    changed = [f"{axis}={format_value(v)}" for axis, v in axes if v != getattr(spec.device, axis)]
+    pretrain_seed = seed if spec.pretrain.seed is None else spec.pretrain.seed
+    point = Point(
+        key="",
+        label=f"{mode}/{task}/{','.join(changed) or 'base'}/seed{seed}",
+        mode=mode,
+        task=task,
+        classes=classes,
+        axes=axes,
+        seed=seed,
+        device=replace(spec.device, **dict(axes)),
+        data=spec.data.config(classes),
+        model=spec.model,
+        pretrain=replace(spec.pretrain.settings, seed=pretrain_seed),
+        algorithm=spec.algorithm,
+        epochs=spec.epochs,
+        batch_size=spec.batch_size,
+    )
+    return replace(point, key=_point_key(point))
 
 
 def pretrain_keys(spec: SweepSpec) -> dict[str, PretrainJob]:

@@ -9,7 +9,7 @@ import stat
 from collections.abc import Iterable
 from typing import Any
 
-from sweeps._expand import count_points
+from sweeps._expand import count_points, refinement_budget
 from sweeps._overrides import apply_overrides
 from sweeps._schema import SpecError, SweepSpec, build_spec
 from sweeps._yaml import parse_yaml
@@ -48,18 +48,22 @@ def spec_from_mapping(raw: Any, *, source: str = "<mapping>", overrides: Iterabl
     set_by = apply_overrides(submitted, overrides, source=source)
     spec = build_spec(submitted, source=source, set_by=set_by)
     points = count_points(spec)
-    if points > spec.max_points:
+    budget = refinement_budget(spec)
+    if points + budget > spec.max_points:
+        refined = f" (and refinement may add {budget})" if budget else ""
         raise SpecError(
-            f"{source}: max_points: the sweep expands to {points} points, more than max_points={spec.max_points}; "
-            "sweep fewer values or raise max_points"
+            f"{source}: max_points: the sweep expands to {points} points{refined}, more than "
+            f"max_points={spec.max_points}; sweep fewer values or raise max_points"
         )
     return dataclasses.replace(spec, overrides=overrides)
 
 
 def spec_hash(spec: SweepSpec) -> str:
     """A content hash of the validated spec (defaults filled in), independent of file name, layout and spelling."""
-    content = {f.name: getattr(spec, f.name) for f in dataclasses.fields(spec) if f.compare}
-    return content_hash(_plain(content))
+    content = _plain({f.name: getattr(spec, f.name) for f in dataclasses.fields(spec) if f.compare})
+    if not content["axes"]["refine"]:
+        del content["axes"]["refine"]  # a spec without refinement hashes as it did before axes.refine existed
+    return content_hash(content)
 
 
 def _plain(value: Any) -> Any:

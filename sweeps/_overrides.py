@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sweeps._schema import OPEN_MAPPINGS, SECTION_FIELDS, TOP_FIELDS, SpecError, show
+from sweeps._schema import OPEN_MAPPINGS, REFINE_FIELDS, SECTION_FIELDS, TOP_FIELDS, SpecError, show
+from workers.config import DEVICE_AXES
 from sweeps._yaml import parse_yaml
 
 
@@ -65,6 +66,12 @@ def _unknown_part(path: tuple[str, ...]) -> str | None:
     if len(path) == 2:
         return None
     section = f"{top}.{path[1]}"
+    if section == "axes.refine":  # axes.refine.AXIS.FIELD
+        if path[2] not in DEVICE_AXES:
+            return f"{section} has {', '.join(DEVICE_AXES)}"
+        if len(path) == 4 and path[3] not in REFINE_FIELDS:
+            return f"{section}.{path[2]} has {', '.join(REFINE_FIELDS)}"
+        return f"{section}.{path[2]}.{path[3]} has no sub-fields" if len(path) > 4 else None
     if section not in OPEN_MAPPINGS or len(path) > 3:
         return f"{section} has no sub-fields"
     keys = OPEN_MAPPINGS[section]

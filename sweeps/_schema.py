@@ -79,7 +79,7 @@ SECTION_FIELDS: dict[str, tuple[str, ...]] = {
     "pretrain": ("optimizer", "lr", "weight_decay", "momentum", "epochs", "batch_size", "augment", "seed"),
     "algorithm": ("name", "settings", "mapping", "freeze_analog"),
     "device": DEVICE_AXES,
-    "axes": ("expand", *DEVICE_AXES),
+    "axes": ("expand", *DEVICE_AXES, "refine"),
     "lr_search": ("method", "low", "high", "values", "trials_per_point", "pruner", "pruner_options", "seed"),
     "resources": ("cpu", "gpu"),
     "selection": ("split", "per_seed"),
@@ -143,11 +143,24 @@ class PretrainSpec:
 
 
 @dataclass(frozen=True)
+class RefineSpec:
+    """Adaptive refinement of one swept axis (``axes.refine``): after the grid, up to ``rounds`` rounds, each adding
+    ``points`` new axis values inside the current critical point's 95 % interval, per mode and task, until the
+    interval is narrower than ``width`` (axis units; None: run every round)."""
+
+    axis: str
+    points: int
+    rounds: int
+    width: float | None
+
+
+@dataclass(frozen=True)
 class AxesSpec:
-    """The swept device axes (in ``DEVICE_AXES`` order) and how they combine."""
+    """The swept device axes (in ``DEVICE_AXES`` order), how they combine, and which are refined."""
 
     expand: str
     values: tuple[tuple[str, tuple[float, ...]], ...]
+    refine: tuple[RefineSpec, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -530,7 +543,36 @@ def _axes(raw: dict[Any, Any]) -> AxesSpec:
             values.append((axis, tuple(numbers)))
     if not values:
         raise FieldError("axes", f"names no axis; sweep at least one of {', '.join(DEVICE_AXES)} (or omit axes)")
-    return AxesSpec(expand=expand, values=tuple(values))
+    return AxesSpec(expand=expand, values=tuple(values), refine=_refine(section, [axis for axis, _ in values]))
+
+
+REFINE_FIELDS = ("points", "rounds", "width")
+DEFAULT_REFINE_POINTS = 4
+DEFAULT_REFINE_ROUNDS = 2
+MAX_REFINE = 100
+
+
+def _refine(section: dict[Any, Any], swept: list[str]) -> tuple[RefineSpec, ...]:
+    """``axes.refine``: axis -> {points, rounds, width}, for axes the sweep varies (in ``DEVICE_AXES`` order)."""
+    raw = _mapping(_get(section, "refine", {}), "axes.refine", DEVICE_AXES)
+    refined = []
+    for axis in DEVICE_AXES:
+        if axis not in raw:
+            continue
+        path = f"axes.refine.{axis}"
+        if axis not in swept:
+            raise FieldError(path, f"refines an axis the sweep does not vary; give its values in axes.{axis} first")
+        settings = _mapping(_get(raw, axis, {}), path, REFINE_FIELDS)
+        width = _get(settings, "width")
+        refined.append(
+            RefineSpec(
+                axis=axis,
+                points=_integer(_get(settings, "points", DEFAULT_REFINE_POINTS), f"{path}.points", 1, MAX_REFINE),
+                rounds=_integer(_get(settings, "rounds", DEFAULT_REFINE_ROUNDS), f"{path}.rounds", 1, MAX_REFINE),
+                width=None if width is None else _number(width, f"{path}.width", low_open=True),
+            )
+        )
+    return tuple(refined)
 
 
 def _lr_search(raw: dict[Any, Any], epochs: int) -> LrSearchSpec:

@@ -1,0 +1,162 @@
+"""Adaptive refinement (``axes.refine``): after the grid, new axis values inside each critical point's interval.
+
+Round r of an axis, for each mode and task whose curve along it has a critical point (``results.sweep_elbows``):
+if the 95 % interval is not yet narrower than ``width``, ``points`` new values are spread evenly over the interval
+(clipped to the swept range; on a log scale for the log axes), rounded to ``SIGNIFICANT_DIGITS`` significant digits,
+leaving out values the line already has. Those points (every seed) run like the grid's, then round r + 1 is planned.
+A line stops when it has no critical point, its interval is narrow enough, no new value fits, or its rounds are
+spent.
+
+Deterministic from the store: round r is planned from the points of the grid and of rounds 1..r-1 only, each of
+which is re-derived the same way (the elbow fit is deterministic, and a round starts only when every point before it
+has ended, so their results no longer change). A resume therefore re-plans exactly the round that was running, its
+points get the same keys, and their Optuna studies continue where they stopped.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from results import AXES, Elbow, StoreInputError, sweep_elbows
+from sweeps import Point, RefineSpec, SweepSpec, expand, format_value, line_points
+
+SIGNIFICANT_DIGITS = 4
+
+
+@dataclass(frozen=True)
+class LinePlan:
+    """One refinement round of one line (axis, mode, task): the critical point it starts from and the new values."""
+
+    axis: str
+    round: int
+    mode: str
+    task: str
+    elbow: Elbow
+    values: tuple[float, ...]
+    why_stop: str  # empty when ``values`` are added; otherwise why this line is not refined further
+
+    def describe(self) -> str:
+        e = self.elbow
+        found = (
+            f"critical point {e.breakpoint:.4g}, 95 % interval [{e.ci_low:.4g}, {e.ci_high:.4g}] (width {e.width:.4g})"
+            if e.has_elbow
+            else f"no critical point ({e.reason})"
+        )
+        what = f"{len(self.values)} new value(s): {', '.join(map(format_value, self.values))}" if self.values else (
+            f"stops: {self.why_stop}")
+        return f"refinement round {self.round}, {self.axis}, {self.mode}/{self.task}: {found}; {what}"
+
+
+def plan_round(spec: SweepSpec, best_rows: Iterable[Mapping[str, Any]], round_: int) -> list[LinePlan]:
+    """Every line's plan for refinement round ``round_`` (1-based) from ``Store.best_points`` rows, re-deriving
+    rounds 1..round_-1 from the same rows. Axes whose ``rounds`` are spent are left out; a line that stopped in an
+    earlier round is left out too."""
+    rows = list(best_rows)
+    plans: list[LinePlan] = []
+    for refine in spec.axes.refine:
+        if round_ > refine.rounds:
+            continue
+        held = _grid_values(spec, refine.axis)
+        stopped: set[tuple[str, str]] = set()
+        for current in range(1, round_ + 1):
+            lines = [p for p in _plan_axis(spec, refine, rows, held, current) if (p.mode, p.task) not in stopped]
+            if current == round_:
+                plans += lines
+                break
+            for plan in lines:
+                if plan.values:
+                    held[(plan.mode, plan.task)] |= set(plan.values)
+                else:
+                    stopped.add((plan.mode, plan.task))
+    return plans
+
+
+def round_points(spec: SweepSpec, plans: Iterable[LinePlan]) -> list[Point]:
+    """The points of a round's plans (each new value at every seed)."""
+    classes = {"-".join(task): task for task in spec.data.tasks}
+    return [
+        point
+        for plan in plans
+        if plan.values
+        for point in line_points(spec, plan.mode, classes[plan.task], plan.axis, list(plan.values))
+    ]
+
+
+def _grid_values(spec: SweepSpec, axis: str) -> dict[tuple[str, str], set[float]]:
+    """The values of ``axis`` the grid's points of each mode and task have."""
+    held: dict[tuple[str, str], set[float]] = defaultdict(set)
+    for point in expand(spec):
+        held[(point.mode, point.task)].add(getattr(point.device, axis))
+    return held
+
+
+def _plan_axis(
+    spec: SweepSpec, refine: RefineSpec, rows: list[Mapping[str, Any]], held: dict[tuple[str, str], set[float]],
+    round_: int,
+) -> list[LinePlan]:
+    axis = refine.axis
+    known = [r for r in rows if r[axis] in held.get((r["mode"], r["task"]), ())]
+    base = {name: getattr(spec.device, name) for name in AXES}
+    try:
+        elbows = sweep_elbows(known, axis=axis, base=base)
+    except StoreInputError:  # no mode and task varies it (yet): nothing to refine
+        return []
+    plans = []
+    for elbow in elbows:
+        line = held[(elbow.mode, elbow.task)]
+        if not elbow.has_elbow:
+            values, why = (), "no critical point to refine"
+        elif refine.width is not None and elbow.width < refine.width:
+            values, why = (), f"interval width {elbow.width:.4g} is below {refine.width:g}"
+        else:
+            values = _new_values(elbow, line, refine.points)
+            why = "" if values else "no new value fits inside the interval"
+        plans.append(LinePlan(axis, round_, elbow.mode, elbow.task, elbow, values, why))
+    return plans
+
+
+def _new_values(elbow: Elbow, line: set[float], count: int) -> tuple[float, ...]:
+    """``count`` values spread evenly inside the interval (log10 scale for a log axis), clipped to the line's range
+    (its smallest positive value on a log axis), rounded, without the values the line has."""
+    low, high = max(elbow.ci_low, min(line)), min(elbow.ci_high, max(line))
+    if elbow.log_x:
+        positive = [v for v in line if v > 0]
+        low = max(low, min(positive))
+        low, high = math.log10(low), math.log10(high)
+    if not low < high:
+        return ()
+    spots = [low + (high - low) * (i + 1) / (count + 1) for i in range(count)]
+    values = sorted({_round(10**v if elbow.log_x else v) for v in spots} - line)
+    return tuple(values)
+
+
+def _round(value: float) -> float:
+    if value == 0:
+        return 0.0
+    digits = SIGNIFICANT_DIGITS - 1 - math.floor(math.log10(abs(value)))
+    return float(round(value, digits))
+
+
+def refinement_summary(spec: SweepSpec, best_rows: Iterable[Mapping[str, Any]], first: Iterable[LinePlan]) -> list[str]:
+    """One line per refined line: its interval width before refinement (``first``: each line's round-1 plan) and
+    now, and the points and trials refinement added to it."""
+    rows = list(best_rows)
+    grid = {axis: _grid_values(spec, axis) for axis in {plan.axis for plan in first}}
+    lines = []
+    for plan in first:
+        held = grid[plan.axis][(plan.mode, plan.task)]
+        mine = [r for r in rows if r["mode"] == plan.mode and r["task"] == plan.task]
+        added = sum(r[plan.axis] not in held for r in mine)
+        base = {name: getattr(spec.device, name) for name in AXES}
+        [now] = sweep_elbows(mine, axis=plan.axis, base=base)
+        before = f"{plan.elbow.width:.4g}" if plan.elbow.has_elbow else "-"
+        after = f"{now.width:.4g}" if now.has_elbow else f"- ({now.reason})"
+        lines.append(
+            f"refinement of {plan.axis}, {plan.mode}/{plan.task}: 95 % interval width {before} -> {after} "
+            f"({added} points, {added * spec.lr_search.trials_per_point} trials added)"
+        )
+    return lines
