@@ -29,6 +29,7 @@ from sweeps._expand import (
 )
 from sweeps._loader import load_spec, spec_from_mapping, spec_hash
 from sweeps._overrides import apply_overrides, parse_override
+from sweeps._profiles import PROFILES, profile_overrides
 from sweeps._schema import (
     AxesSpec,
     DataSpec,
@@ -47,6 +48,7 @@ def shipped_specs() -> dict[str, Path]:
 
 __all__ = [
     "MODE_AXES",
+    "PROFILES",
     "AxesSpec",
     "CostEstimate",
     "DataSpec",
@@ -69,6 +71,7 @@ __all__ = [
     "parse_override",
     "preflight_problems",
     "pretrain_keys",
+    "profile_overrides",
     "shipped_specs",
     "spec_from_mapping",
     "spec_hash",
