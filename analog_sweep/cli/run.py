@@ -42,7 +42,7 @@ from orchestrator._recorder import (
 from results import StoreError, StoreInputError, activity_warnings, open_store
 from results._replicates import replicate_rows
 from results._engine import SQLITE_BUSY_ENV
-from sweeps import SpecError, detect_environment, dry_run_report, expand, load_spec
+from sweeps import PROFILES, SpecError, detect_environment, dry_run_report, expand, load_spec
 from workers.config import DEVICE_AXES
 
 STORAGE_ENV = "ANALOG_SWEEP_STORAGE"
@@ -92,6 +92,34 @@ def _check_environment() -> None:
         raise BadInput(str(exc)) from None
 
 
+RAY_DASHBOARD_PORT = 8265  # Ray's own default
+
+
+def profile_option(command: Any) -> Any:
+    """``--profile NAME``: a named set of overrides applied before ``--set`` (``sweeps.PROFILES``)."""
+    return click.option(
+        "--profile", type=click.Choice(list(PROFILES)),
+        help="Apply a profile's overrides before --set. smoke: the spec's own data and modes as a CPU run of "
+             "minutes (micro model, 32 images, 1 epoch, first seed, one learning rate, axes cut to their ends; "
+             "name + '-smoke'; sweeps/README.md, 'Profiles').",
+    )(command)
+
+
+def _ray_dashboard_options(command: Any) -> Any:
+    command = click.option("--ray-dashboard-port", type=click.IntRange(1, 65535), default=RAY_DASHBOARD_PORT,
+                           show_default=True, help="Port of Ray's dashboard with --ray-dashboard.")(command)
+    return click.option("--ray-dashboard", is_flag=True,
+                        help="Keep Ray's dashboard on while a local run runs, on 127.0.0.1 (no --address).")(command)
+
+
+def _dashboard_port(ray_dashboard: bool, port: int, address: str | None) -> int | None:
+    if not ray_dashboard:
+        return None
+    if address is not None:
+        raise BadInput("--ray-dashboard is for a local run; a cluster's dashboard runs on its head (port 8265)")
+    return port
+
+
 def _cluster_options(command: Any) -> Any:
     command = click.option("--address", metavar="ADDR",
                            help="Join this Ray cluster (e.g. auto, or ray://head:10001) instead of starting a local one.")(command)
@@ -134,33 +162,38 @@ def _point_table(store: Any, name: str, output_format: str, *, with_status: bool
 @click.argument("spec_file", type=SafePath(dir_okay=False))
 @click.option("--set", "overrides", multiple=True, metavar="PATH=VALUE",
               help="Override a spec field, e.g. --set epochs=2 --set data.train_limit=64 (repeatable).")
+@profile_option
 @click.option("--dry-run", is_flag=True, help="Print the points, trial count and cost estimate; run nothing.")
 @click.option("--storage-path", envvar=STORAGE_ENV, default="sweep-store", show_default=True,
               type=SafePath(file_okay=False),
               help=f"Folder for checkpoints, Optuna studies, Ray experiments and the pretraining cache [env: {STORAGE_ENV}]. "
                    "Must be shared by all nodes of a cluster.")
 @_cluster_options
+@_ray_dashboard_options
 @output_options
 @_sweep_errors
-def run(spec_file: str, overrides: tuple[str, ...], dry_run: bool, storage_path: str, address: str | None,
-        cpu_fallback: bool, store_url: str | None, output_format: str) -> None:
+def run(spec_file: str, overrides: tuple[str, ...], profile: str | None, dry_run: bool, storage_path: str,
+        address: str | None, cpu_fallback: bool, store_url: str | None, ray_dashboard: bool, ray_dashboard_port: int,
+        output_format: str) -> None:
     """Run the sweep described by SPEC_FILE, then print the best learning rate and test error per point.
 
     \b
     Example:
         analog-sweep run sweeps/quickstart.yaml
+        analog-sweep run sweeps/quickstart.yaml --ray-dashboard
         analog-sweep run sweeps/paper_fig3_transfer_noise.yaml --dry-run
-        analog-sweep run sweeps/paper_fig2_modes.yaml --set epochs=1 --set data.dataset=digits --cpu-fallback
+        analog-sweep run sweeps/paper_fig2_modes.yaml --profile smoke
     """
-    spec = load_spec(spec_file, overrides)
+    spec = load_spec(spec_file, overrides, profile=profile)
     if dry_run:
         click.echo(dry_run_report(spec, expand(spec), environment=detect_environment()))
         return
     _check_environment()
+    dashboard_port = _dashboard_port(ray_dashboard, ray_dashboard_port, address)
     with open_store(store_url) as store:
         with _stops_cleanly(spec.name):
             outcome = run_sweep(spec, store, storage_root=storage_path, address=address, cpu_fallback=cpu_fallback,
-                                echo=progress)
+                                echo=progress, ray_dashboard_port=dashboard_port)
         progress(outcome.message)
         if outcome.points_done or outcome.status == "finished":
             _point_table(store, spec.name, output_format)
@@ -172,20 +205,26 @@ def run(spec_file: str, overrides: tuple[str, ...], dry_run: bool, storage_path:
 @click.command(epilog=STORE_RETRY_HELP)
 @click.argument("sweep")
 @_cluster_options
+@_ray_dashboard_options
 @output_options
 @_sweep_errors
-def resume(sweep: str, address: str | None, cpu_fallback: bool, store_url: str | None, output_format: str) -> None:
+def resume(sweep: str, address: str | None, cpu_fallback: bool, store_url: str | None, ray_dashboard: bool,
+           ray_dashboard_port: int, output_format: str) -> None:
     """Continue an interrupted sweep: finished trials are kept, interrupted ones continue from their checkpoints.
+
+    On a cluster: 'analog-sweep submit --resume SWEEP --address http://HEAD:8265'.
 
     \b
     Example:
         analog-sweep resume quickstart
-        analog-sweep resume fig3-transfer-noise --address auto --store postgresql+psycopg://me@db/sweeps
+        analog-sweep resume quickstart --format json
     """
     _check_environment()
+    dashboard_port = _dashboard_port(ray_dashboard, ray_dashboard_port, address)
     with open_store(store_url, must_exist=True) as store:
         with _stops_cleanly(sweep):
-            outcome = resume_sweep(sweep, store, address=address, cpu_fallback=cpu_fallback, echo=progress)
+            outcome = resume_sweep(sweep, store, address=address, cpu_fallback=cpu_fallback, echo=progress,
+                                   ray_dashboard_port=dashboard_port)
         progress(outcome.message)
         _point_table(store, sweep, output_format)
         if outcome.status != "finished" or outcome.failed_trials:
