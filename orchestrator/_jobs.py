@@ -10,6 +10,7 @@ validated here first, so a bad spec is refused before anything is sent. Uses Ray
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import secrets
 import shlex
@@ -31,6 +32,9 @@ PROJECT_PACKAGES = ("analog_sweep", "orchestrator", "workers", "results", "sweep
 JOB_SPEC_FILE = "spec.yaml"
 METADATA_KEY = "analog_sweep"  # metadata[METADATA_KEY] = "run" or "resume": the jobs this tool submitted
 TERMINAL = ("SUCCEEDED", "FAILED", "STOPPED")
+# The SDK logs each package it uploads and each closed log stream at INFO: the commands say what happened instead.
+for _name in ("ray._private.runtime_env.packaging", "ray.dashboard.modules.dashboard_sdk", "ray.dashboard.modules.job.sdk"):
+    logging.getLogger(_name).setLevel(logging.WARNING)
 
 
 class JobsError(RuntimeError):
@@ -52,17 +56,36 @@ class SubmittedJob:
 
 
 def _client(address: str) -> Any:
+    """A Jobs SDK client. As ``ray.init`` does when it joins a cluster, a Ray token found on this machine
+    (``$RAY_AUTH_TOKEN``, ``$RAY_AUTH_TOKEN_PATH`` or ``~/.ray/auth_token``) is sent unless ``$RAY_AUTH_MODE`` says
+    otherwise: Ray 2.5x clusters ask for one by default."""
     from ray.job_submission import JobSubmissionClient
 
     try:
+        from ray._private.authentication.authentication_token_setup import (
+            maybe_enable_token_auth_if_token_available,
+        )
+
+        quiet = logging.getLogger("ray._private.authentication.authentication_token_setup")
+        level = quiet.level
+        quiet.setLevel(logging.ERROR)  # its warning is advice for cluster operators, not for a submitter
+        try:
+            maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
+        finally:
+            quiet.setLevel(level)
+    except ImportError:  # an older Ray without token authentication
+        pass
+    try:
         return JobSubmissionClient(address)
-    except (ConnectionError, RuntimeError, ValueError) as exc:
+    except Exception as exc:  # noqa: BLE001 - connection, authentication, a bad address: one line each
         raise JobsError(f"cannot reach Ray's jobs server at {address}: {_line(exc)}") from None
 
 
 def _line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text[:300]
+    """An error as one line: the first line of the message (Ray's come with paragraphs of advice)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    text = lines[0] if lines else type(exc).__name__
+    return f"{type(exc).__name__}: {text}"[:300]
 
 
 def check_cluster_paths(storage_path: str | None, store_url: str | None) -> None:
@@ -105,7 +128,7 @@ def _common_args(storage_path: str | None, store_url: str | None, cpu_fallback: 
 def _runtime_env(working_dir: str | None) -> dict[str, Any]:
     import importlib
 
-    modules = [str(Path(importlib.import_module(name).__file__).parent) for name in PROJECT_PACKAGES]
+    modules = [list(importlib.import_module(name).__path__)[0] for name in PROJECT_PACKAGES]  # workers: a namespace
     env: dict[str, Any] = {
         "py_modules": modules,
         "excludes": ["__pycache__", "*.pyc"],
@@ -130,7 +153,7 @@ def _submit(address: str, sweep: str, command: str, entrypoint: str, working_dir
             runtime_env=_runtime_env(working_dir),
             metadata={METADATA_KEY: command, "sweep": sweep},
         )
-    except (ConnectionError, RuntimeError, ValueError) as exc:
+    except Exception as exc:  # noqa: BLE001 - whatever the SDK raises, one line
         raise JobsError(f"the jobs server at {address} refused the job: {_line(exc)}") from None
     return SubmittedJob(job_id, sweep, command, entrypoint)
 
@@ -191,7 +214,7 @@ def list_sweep_jobs(address: str) -> list[dict[str, Any]]:
     client = _client(address)
     try:
         jobs = client.list_jobs()
-    except (ConnectionError, RuntimeError) as exc:
+    except Exception as exc:  # noqa: BLE001
         raise JobsError(f"cannot list the jobs at {address}: {_line(exc)}") from None
     rows = []
     for job in jobs:
@@ -220,11 +243,9 @@ def job_status(address: str, job_id: str) -> str:
 def _status(client: Any, address: str, job_id: str) -> str:
     try:
         status = client.get_job_status(job_id)
-    except RuntimeError as exc:
+    except Exception as exc:  # noqa: BLE001
         if "does not exist" in str(exc) or "404" in str(exc):
             raise JobInputError(f"no job {job_id!r} at {address}; 'analog-sweep jobs' lists them") from None
-        raise JobsError(f"cannot read job {job_id} at {address}: {_line(exc)}") from None
-    except ConnectionError as exc:
         raise JobsError(f"cannot read job {job_id} at {address}: {_line(exc)}") from None
     return str(status.value if hasattr(status, "value") else status)
 
@@ -234,16 +255,15 @@ def job_logs(address: str, job_id: str, echo: Callable[[str], None], *, follow: 
     there is now); return the job's status after. An unknown id raises ``JobInputError``."""
     client = _client(address)
     status = _status(client, address, job_id)
-    if not follow or status in TERMINAL:
-        echo(client.get_job_logs(job_id))
-        return _status(client, address, job_id)
-
     async def tail() -> None:
         async for chunk in client.tail_job_logs(job_id):
             echo(chunk)
 
     try:
-        asyncio.run(tail())
-    except (ConnectionError, RuntimeError, OSError) as exc:
-        raise JobsError(f"lost the log stream of job {job_id} at {address}: {_line(exc)}") from None
+        if not follow or status in TERMINAL:
+            echo(client.get_job_logs(job_id))
+        else:
+            asyncio.run(tail())
+    except Exception as exc:  # noqa: BLE001
+        raise JobsError(f"cannot read the logs of job {job_id} at {address}: {_line(exc)}") from None
     return _status(client, address, job_id)
