@@ -33,7 +33,8 @@ JOB_SPEC_FILE = "spec.yaml"
 METADATA_KEY = "analog_sweep"  # metadata[METADATA_KEY] = "run" or "resume": the jobs this tool submitted
 TERMINAL = ("SUCCEEDED", "FAILED", "STOPPED")
 # The SDK logs each package it uploads and each closed log stream at INFO: the commands say what happened instead.
-for _name in ("ray._private.runtime_env.packaging", "ray.dashboard.modules.dashboard_sdk", "ray.dashboard.modules.job.sdk"):
+for _name in ("ray._private.runtime_env.packaging", "ray.dashboard.modules.dashboard_sdk",
+              "ray.dashboard.modules.job.sdk"):
     logging.getLogger(_name).setLevel(logging.WARNING)
 
 

@@ -40,7 +40,7 @@ def results() -> None:
 
     \b
     Example:
-        analog-sweep results sweeps --store postgresql+psycopg://me@db-host/sweeps
+        analog-sweep results sweeps
     """
 
 
@@ -84,8 +84,8 @@ def best(sweep: str, axis: str | None, plot: Path | None, store_url: str | None,
 
     \b
     Examples:
-        analog-sweep results best noise-sweep
-        analog-sweep results best noise-sweep --axis transfer_noise --plot fig3.png
+        analog-sweep results best quickstart
+        analog-sweep results best quickstart --axis transfer_noise --plot fig3.png
     """
     if plot is not None and axis is None:
         raise click.UsageError("--plot needs --axis")
@@ -116,7 +116,7 @@ def trials(sweep: str, point_key: str | None, store_url: str | None, output_form
 
     \b
     Example:
-        analog-sweep results trials noise-sweep --point tn=10
+        analog-sweep results trials quickstart
     """
     with open_store(store_url, read_only=True) as store:
         chosen = {row["trial_id"] for row in store.best_points(sweep)}
@@ -147,7 +147,7 @@ def curves(sweep: str, point_key: str | None, plot: Path | None, store_url: str 
 
     \b
     Example:
-        analog-sweep results curves tl-vs-ref --plot fig2.png
+        analog-sweep results curves quickstart --plot fig2.png
     """
     with open_store(store_url, read_only=True) as store:
         rows = store.epoch_curves(sweep, point_key)
@@ -180,8 +180,8 @@ def export(sweep: str, out: Path, per: str, store_url: str | None, output_format
 
     \b
     Examples:
-        analog-sweep results export noise-sweep --out noise.parquet
-        analog-sweep results export noise-sweep --out points.parquet --per point
+        analog-sweep results export quickstart --out quickstart.parquet
+        analog-sweep results export quickstart --out points.parquet --per point
     """
     with open_store(store_url, read_only=True) as store:
         count = store.export_trials(sweep, out) if per == "epoch" else store.export_points(sweep, out)

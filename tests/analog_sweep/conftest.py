@@ -79,6 +79,8 @@ class RayHead:
     address: str  # the jobs server (dashboard), http://127.0.0.1:PORT
     temp_dir: Path
     log: Path
+    store_url: str  # the cluster's $ANALOG_SWEEP_STORE, as the KubeRay head sets it (a job without --store uses it)
+    storage_path: Path  # the cluster's $ANALOG_SWEEP_STORAGE
 
 
 @pytest.fixture(scope="session")
@@ -98,6 +100,8 @@ def ray_head() -> Iterator[RayHead]:
     env = dict(os.environ)
     # A job's entrypoint runs 'python' from the head's PATH: this interpreter, which has the project's dependencies.
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    store_url, storage_path = f"sqlite:///{temp_dir / 'results.db'}", temp_dir / "sweep-store"
+    env.update(ANALOG_SWEEP_STORE=store_url, ANALOG_SWEEP_STORAGE=str(storage_path))
     log = temp_dir / "head.log"
     with log.open("w") as out:
         head = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
@@ -108,7 +112,7 @@ def ray_head() -> Iterator[RayHead]:
             if head.poll() is not None or time.monotonic() > deadline:
                 pytest.fail(f"the Ray head did not start (exit {head.poll()}): {log.read_text()[-2000:]}")
             time.sleep(1)
-        yield RayHead(address, temp_dir, log)
+        yield RayHead(address, temp_dir, log, store_url, storage_path)
     finally:
         stop_session(head.pid)
         head.wait(timeout=30)

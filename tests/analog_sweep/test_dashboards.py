@@ -111,3 +111,18 @@ def test_dashboard_serves_the_finished_sweeps_studies_read_only(ray_dashboard_ru
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_dashboard_of_an_unknown_sweep_or_a_missing_journal_is_one_line_exit_2(tmp_path):
+    from click.testing import CliRunner
+
+    from analog_sweep.cli import cli
+    from results import open_store
+
+    url = f"sqlite:///{tmp_path / 'results.db'}"
+    with open_store(url) as store:
+        store.record_sweep("elsewhere", {"name": "elsewhere"}, "hash", "finished", str(tmp_path / "not-here"))
+    for sweep, message in [("nope", "unknown sweep 'nope'"), ("elsewhere", "no Optuna journal at")]:
+        result = CliRunner().invoke(cli, ["dashboard", sweep, "--store", url, "--port", "0"])
+        lines = [line for line in result.stderr.splitlines() if line.strip()]
+        assert result.exit_code == 2 and len(lines) == 1 and message in lines[0], result.output

@@ -84,7 +84,7 @@ def test_submit_runs_the_quickstart_as_a_ray_job_and_the_store_has_its_rows(ray_
     logs = runner.invoke(cli, ["logs", job, "--address", ray_head.address, "--format", "json"])
     assert statuses[-1] == "SUCCEEDED", logs.output
     assert logs.exit_code == 0
-    # The job ran this checkout's code (py_modules), with the spec and the options given here.
+    # The job ran the spec with the options given here (--profile is recorded on its command line).
     assert "--profile smoke" in logs.stdout and "sweep quickstart-smoke finished" in logs.stdout
 
     listed = runner.invoke(cli, ["jobs", "--address", ray_head.address, "--format", "json"])
