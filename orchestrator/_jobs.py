@@ -33,9 +33,8 @@ JOB_SPEC_FILE = "spec.yaml"
 METADATA_KEY = "analog_sweep"  # metadata[METADATA_KEY] = "run" or "resume": the jobs this tool submitted
 TERMINAL = ("SUCCEEDED", "FAILED", "STOPPED")
 # The SDK logs each package it uploads and each closed log stream at INFO: the commands say what happened instead.
-for _name in ("ray._private.runtime_env.packaging", "ray.dashboard.modules.dashboard_sdk",
-              "ray.dashboard.modules.job.sdk"):
-    logging.getLogger(_name).setLevel(logging.WARNING)
+_CHATTY_LOGGERS = ("ray._private.runtime_env.packaging", "ray.dashboard.modules.dashboard_sdk",
+                   "ray.dashboard.modules.job.sdk")
 
 
 class JobsError(RuntimeError):
@@ -62,6 +61,8 @@ def _client(address: str) -> Any:
     otherwise: Ray 2.5x clusters ask for one by default."""
     from ray.job_submission import JobSubmissionClient
 
+    for name in _CHATTY_LOGGERS:  # after the import: the SDK's modules set INFO when they load
+        logging.getLogger(name).setLevel(logging.WARNING)
     try:
         from ray._private.authentication.authentication_token_setup import (
             maybe_enable_token_auth_if_token_available,
