@@ -28,9 +28,21 @@ HEAD_START_SECONDS = 240  # measured 15-110 s on the shared 2-core machine
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    return free_ports(1)[0]
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct free ports (each socket stays bound until all are chosen, so none is given twice)."""
+    sockets = []
+    try:
+        for _ in range(count):
+            sock = socket.socket()
+            sock.bind(("127.0.0.1", 0))
+            sockets.append(sock)
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
 
 
 def answers(url: str, timeout: float = 3.0) -> bool:
@@ -86,13 +98,11 @@ class RayHead:
 @pytest.fixture(scope="session")
 def ray_head() -> Iterator[RayHead]:
     temp_dir = Path(tempfile.mkdtemp(prefix="rayhead-", dir="/tmp"))  # short: Ray's socket paths have a limit
-    dashboard_port = free_port()
-    ports = {
-        "--port": free_port(), "--dashboard-port": dashboard_port, "--ray-client-server-port": free_port(),
-        "--dashboard-agent-listen-port": free_port(), "--dashboard-agent-grpc-port": free_port(),
-        "--metrics-export-port": free_port(), "--runtime-env-agent-port": free_port(),
-        "--node-manager-port": free_port(), "--object-manager-port": free_port(),
-    }
+    options = ("--port", "--dashboard-port", "--ray-client-server-port", "--dashboard-agent-listen-port",
+               "--dashboard-agent-grpc-port", "--metrics-export-port", "--runtime-env-agent-port",
+               "--node-manager-port", "--object-manager-port")
+    ports = dict(zip(options, free_ports(len(options)), strict=True))
+    dashboard_port = ports["--dashboard-port"]
     args = [str(Path(sys.executable).parent / "ray"), "start", "--head", "--block", "--num-cpus", "2",
             "--dashboard-host", "127.0.0.1", "--include-dashboard", "true", "--temp-dir", str(temp_dir)]
     for option, port in ports.items():
