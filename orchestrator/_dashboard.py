@@ -53,8 +53,9 @@ def refuse_writes(app: Callable[..., Iterable[bytes]]) -> Callable[..., Iterable
     def guarded(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         if environ.get("REQUEST_METHOD", "GET").upper() not in READ_METHODS:
             body = b"read-only: analog-sweep dashboard shows the studies; the sweep's driver writes them\n"
-            start_response("405 Method Not Allowed", [("Content-Type", "text/plain"), ("Allow", ", ".join(READ_METHODS)),
-                                                      ("Content-Length", str(len(body)))])
+            headers = [("Content-Type", "text/plain"), ("Allow", ", ".join(READ_METHODS)),
+                       ("Content-Length", str(len(body)))]
+            start_response("405 Method Not Allowed", headers)
             return [body]
         return app(environ, start_response)
 

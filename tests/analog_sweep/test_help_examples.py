@@ -49,7 +49,8 @@ ADDED = {
 }
 
 
-def _commands(group: click.Group, ctx: click.Context, prefix: tuple[str, ...] = ()) -> dict[tuple[str, ...], click.Command]:
+def _commands(group: click.Group, ctx: click.Context,
+              prefix: tuple[str, ...] = ()) -> dict[tuple[str, ...], click.Command]:
     found: dict[tuple[str, ...], click.Command] = {prefix: group}
     for name in group.list_commands(ctx):
         command = group.get_command(ctx, name)

@@ -56,8 +56,8 @@ def _workdir() -> str:
 def _shared_mount(group: dict) -> str:
     """Where the group mounts the shared claim; the claim must be the PVC the file defines."""
     volumes = {v["name"]: v for v in group["template"]["spec"]["volumes"]}
-    claims = {name for name, v in volumes.items()
-              if v.get("persistentVolumeClaim", {}).get("claimName") == CLUSTER["PersistentVolumeClaim"]["metadata"]["name"]}
+    claim = CLUSTER["PersistentVolumeClaim"]["metadata"]["name"]
+    claims = {name for name, v in volumes.items() if v.get("persistentVolumeClaim", {}).get("claimName") == claim}
     (mount,) = [m["mountPath"] for m in _container(group)["volumeMounts"] if m["name"] in claims]
     return mount
 
