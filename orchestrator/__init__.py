@@ -22,10 +22,33 @@ from orchestrator._driver import (
     trial_resources,
 )
 from orchestrator._provenance import Invocation, gather_environment, version_warnings
+from orchestrator._dashboard import dashboard_app, read_only_studies, serve_dashboard, sweep_journal
+from orchestrator._jobs import (
+    JobInputError,
+    JobsError,
+    SubmittedJob,
+    job_logs,
+    job_status,
+    list_sweep_jobs,
+    submit_resume,
+    submit_sweep,
+)
 from orchestrator._recorder import StoreGaveUp, with_retries
 from orchestrator._search import JournalDamaged, LearningRateSearch, repair_journal, trial_id_for
 
 __all__ = [
+    "JobInputError",
+    "dashboard_app",
+    "read_only_studies",
+    "serve_dashboard",
+    "sweep_journal",
+    "JobsError",
+    "SubmittedJob",
+    "job_logs",
+    "job_status",
+    "list_sweep_jobs",
+    "submit_resume",
+    "submit_sweep",
     "ClusterError",
     "Invocation",
     "JournalDamaged",

@@ -137,11 +137,14 @@ def run_sweep(
     cpu_fallback: bool = False,
     echo: Callable[[str], None] = print,
     invocation: Invocation | None = None,
+    ray_dashboard_port: int | None = None,
 ) -> SweepOutcome:
     """Start a new sweep. A finished sweep of the same spec does nothing; an interrupted one must be resumed.
 
     The run is recorded with its environment (``Store.provenance``); ``invocation`` is how it was started (the
-    command line and its options, from the CLI; default: this process's ``sys.argv``)."""
+    command line and its options, from the CLI; default: this process's ``sys.argv``). ``ray_dashboard_port``: on a
+    local run (no ``address``), keep Ray's dashboard on at http://127.0.0.1:PORT while the sweep runs (``echo``
+    prints its address)."""
     digest = spec_hash(spec)
     try:
         known = with_retries(lambda: store.get_sweep(spec.name))
@@ -160,7 +163,7 @@ def run_sweep(
             f"'analog-sweep resume {spec.name}'"
         )
     return _execute(spec, store, sweep_paths(storage_root, spec.name), address=address, cpu_fallback=cpu_fallback,
-                    echo=echo, kind="run", invocation=invocation)
+                    echo=echo, kind="run", invocation=invocation, ray_dashboard_port=ray_dashboard_port)
 
 
 def resume_sweep(
@@ -171,11 +174,12 @@ def resume_sweep(
     cpu_fallback: bool = False,
     echo: Callable[[str], None] = print,
     invocation: Invocation | None = None,
+    ray_dashboard_port: int | None = None,
 ) -> SweepOutcome:
     """Continue an interrupted sweep from the store's spec, the Optuna studies and the trials' checkpoints.
 
     The resume is recorded like a run; a package whose version differs from the run before is named in one
-    ``warning:`` line through ``echo`` before anything runs."""
+    ``warning:`` line through ``echo`` before anything runs (``ray_dashboard_port`` as for ``run_sweep``)."""
     known = with_retries(lambda: store.get_sweep(name))
     if known["status"] == "finished":
         return SweepOutcome(name, "finished", 0, 0, 0.0, f"sweep {name!r} already finished: nothing to resume")
@@ -186,7 +190,7 @@ def resume_sweep(
     if not paths.root.is_dir():
         raise SweepStateError(f"sweep {name!r}: its storage path {paths.root} is missing; was it moved?")
     return _execute(spec, store, paths, address=address, cpu_fallback=cpu_fallback, echo=echo, kind="resume",
-                    invocation=invocation)
+                    invocation=invocation, ray_dashboard_port=ray_dashboard_port)
 
 
 def _execute(
@@ -199,6 +203,7 @@ def _execute(
     echo: Callable[[str], None],
     kind: str,
     invocation: Invocation | None,
+    ray_dashboard_port: int | None = None,
 ) -> SweepOutcome:
     started = time.monotonic()
     points = expand(spec)
@@ -210,7 +215,7 @@ def _execute(
             _warn_changed_versions(store, spec.name, environment, echo)
         marked_running = False
         try:
-            with ray_session(address):
+            with ray_session(address, dashboard_port=ray_dashboard_port, echo=echo):
                 # What the cluster cannot give is refused before anything is written.
                 cpu, gpu, slots = trial_resources(spec, cpu_fallback)
                 selection = Selection(split=spec.selection.split, per_seed=spec.selection.per_seed)
@@ -514,8 +519,16 @@ def driver_alive(experiment_path: str | os.PathLike | None) -> bool | None:
 
 
 @contextmanager
-def ray_session(address: str | None) -> Iterator[None]:
-    """Join the Ray cluster at ``address``, or start a local instance on this machine's cores; leave it after."""
+def ray_session(
+    address: str | None, *, dashboard_port: int | None = None, echo: Callable[[str], None] = print
+) -> Iterator[None]:
+    """Join the Ray cluster at ``address``, or start a local instance on this machine's cores; leave it after.
+
+    ``dashboard_port``: a local instance keeps Ray's dashboard on, at http://127.0.0.1:PORT (loopback only: the
+    dashboard can submit jobs), and ``echo`` says where; a cluster's dashboard is its head's, so with ``address``
+    this raises ``ValueError``."""
+    if dashboard_port is not None and address is not None:
+        raise ValueError("--ray-dashboard is for a local run: a cluster's dashboard runs on its head (port 8265)")
     if ray.is_initialized():
         yield
         return
@@ -523,17 +536,21 @@ def ray_session(address: str | None) -> Iterator[None]:
     # Tune loop, then a core dump at shutdown); a handler the process owner installed (the command line's: SIGTERM
     # stops the sweep like Ctrl-C) is put back.
     owner_sigterm = signal.getsignal(signal.SIGTERM)
-    ray.init(
+    dashboard = {} if dashboard_port is None else {"dashboard_host": "127.0.0.1", "dashboard_port": dashboard_port}
+    context = ray.init(
         # Without an address, a new local instance: "local", because Ray's default (None) joins whatever cluster a
         # `ray start` on this machine last recorded in /tmp/ray, which may be someone else's, or gone.
         address=address or "local",
-        include_dashboard=False,
+        include_dashboard=dashboard_port is not None,
+        **dashboard,
         log_to_driver=False,
         logging_level="WARNING",
         configure_logging=True,
     )
     if callable(owner_sigterm) and threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, owner_sigterm)
+    if dashboard_port is not None:
+        echo(f"Ray dashboard: http://{context.dashboard_url or f'127.0.0.1:{dashboard_port}'}")
     try:
         yield
     finally:

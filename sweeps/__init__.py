@@ -34,6 +34,7 @@ from sweeps._expand import (
 )
 from sweeps._loader import load_spec, spec_from_mapping, spec_hash
 from sweeps._overrides import apply_overrides, parse_override
+from sweeps._profiles import PROFILES, profile_overrides
 from sweeps._schema import (
     AxesSpec,
     DataSpec,
@@ -54,6 +55,7 @@ def shipped_specs() -> dict[str, Path]:
 
 __all__ = [
     "MODE_AXES",
+    "PROFILES",
     "AxesSpec",
     "CostEstimate",
     "DataSpec",
@@ -83,6 +85,7 @@ __all__ = [
     "refine_modes",
     "refinement_budget",
     "refinement_cost",
+    "profile_overrides",
     "shipped_specs",
     "spec_from_mapping",
     "spec_hash",

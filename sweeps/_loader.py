@@ -11,6 +11,7 @@ from typing import Any
 
 from sweeps._expand import count_points, refinement_budget
 from sweeps._overrides import apply_overrides
+from sweeps._profiles import profile_overrides
 from sweeps._schema import SpecError, SweepSpec, build_spec
 from sweeps._yaml import parse_yaml
 from workers.config import content_hash
@@ -19,8 +20,11 @@ from workers.config import content_hash
 MAX_FILE_BYTES = 1_000_000
 
 
-def load_spec(path: str | os.PathLike[str], overrides: Iterable[str] = ()) -> SweepSpec:
-    """Read, override and validate the sweep spec at ``path``; any problem raises a one-line ``SpecError``."""
+def load_spec(path: str | os.PathLike[str], overrides: Iterable[str] = (), *, profile: str | None = None) -> SweepSpec:
+    """Read, override and validate the sweep spec at ``path``; any problem raises a one-line ``SpecError``.
+
+    ``profile`` (``sweeps.PROFILES``, e.g. ``"smoke"``) adds that profile's overrides before ``overrides``, so the
+    caller's own still win; ``spec.overrides`` then holds both, the profile's first."""
     source = os.fspath(path)
     if "\0" in source:
         raise SpecError(f"{source!r}: cannot read: the path contains a NUL byte")
@@ -38,7 +42,10 @@ def load_spec(path: str | os.PathLike[str], overrides: Iterable[str] = ()) -> Sw
         raise SpecError(f"{source}: cannot read: {error.strerror or error}") from None
     if len(text) > MAX_FILE_BYTES:
         raise SpecError(f"{source}: larger than {MAX_FILE_BYTES} bytes; not a sweep spec")
-    return spec_from_mapping(parse_yaml(text, source=source), source=source, overrides=overrides)
+    raw = parse_yaml(text, source=source)
+    if profile is not None:
+        overrides = [*profile_overrides(raw, profile, source=source), *overrides]
+    return spec_from_mapping(raw, source=source, overrides=overrides)
 
 
 def spec_from_mapping(raw: Any, *, source: str = "<mapping>", overrides: Iterable[str] = ()) -> SweepSpec:

@@ -261,7 +261,8 @@ def _mapping(value: Any, path: str, allowed: tuple[str, ...] | None) -> dict[Any
     if allowed is not None:
         for key in value:
             if key not in allowed:
-                raise FieldError(join(path, key), f"unknown field; choose from {', '.join(allowed)}")
+                fields_ = f"choose from {', '.join(allowed)}" if allowed else f"{path or 'it'} has no fields here"
+                raise FieldError(join(path, key), f"unknown field; {fields_}")
     return value
 
 
@@ -606,6 +607,12 @@ def _lr_search(raw: dict[Any, Any], epochs: int) -> LrSearchSpec:
     pruner = _choice(_get(section, "pruner", "none"), "lr_search.pruner", tuple(PRUNER_OPTIONS), "pruner")
     options = _get(section, "pruner_options")
     allowed = tuple(PRUNER_OPTIONS[pruner])
+    if not allowed and isinstance(options, dict) and options:
+        key = next(iter(options))
+        takes = "; ".join(f"{name}: {', '.join(opts)}" for name, opts in PRUNER_OPTIONS.items() if opts)
+        raise FieldError(join("lr_search.pruner_options", key),
+                         f"pruner {pruner} takes no options; set lr_search.pruner_options=null (options by pruner: "
+                         f"{takes})")
     pairs = []
     for key, value in _mapping({} if options is None else options, "lr_search.pruner_options", allowed).items():
         minimum, maximum = PRUNER_OPTIONS[pruner][key], epochs if key == "min_resource" else MAX_INT

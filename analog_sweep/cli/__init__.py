@@ -18,6 +18,10 @@ COMMANDS = {
     "status": "analog_sweep.cli.run:status",
     "results": "analog_sweep.cli.results:results",
     "trial": "analog_sweep.cli.trial:trial",
+    "submit": "analog_sweep.cli.submit:submit",
+    "jobs": "analog_sweep.cli.submit:jobs",
+    "logs": "analog_sweep.cli.submit:logs",
+    "dashboard": "analog_sweep.cli.dashboard:dashboard",
 }
 
 

@@ -70,7 +70,7 @@ def results() -> None:
 
     \b
     Example:
-        analog-sweep results sweeps --store postgresql+psycopg://me@db-host/sweeps
+        analog-sweep results sweeps
     """
 
 
@@ -122,9 +122,9 @@ def best(
 
     \b
     Examples:
-        analog-sweep results best noise-sweep
-        analog-sweep results best noise-sweep --axis transfer_noise --plot fig3.png
-        analog-sweep results best noise-sweep --select-on test
+        analog-sweep results best quickstart
+        analog-sweep results best quickstart --axis transfer_noise --plot fig3.png
+        analog-sweep results best quickstart --select-on test
     """
     if plot is not None and axis is None:
         raise click.UsageError("--plot needs --axis")
@@ -158,8 +158,8 @@ def trials(sweep: str, point: str | None, select_on: str | None, store_url: str 
 
     \b
     Examples:
-        analog-sweep results trials noise-sweep --point transfer_noise=10
-        analog-sweep results trials noise-sweep --point mode=analog_tl,transfer_noise=10,seed=0 --select-on test
+        analog-sweep results trials quickstart --point transfer_noise=10
+        analog-sweep results trials quickstart --point mode=analog_tl,transfer_noise=10,seed=0 --select-on test
     """
     with open_store(store_url, read_only=True) as store:
         selection = _selection(store, sweep, select_on)
@@ -199,8 +199,8 @@ def curves(
 
     \b
     Examples:
-        analog-sweep results curves tl-vs-ref --plot fig2.png
-        analog-sweep results curves noise-sweep --point transfer_noise=10
+        analog-sweep results curves quickstart --plot fig2.png
+        analog-sweep results curves quickstart --point transfer_noise=10
     """
     with open_store(store_url, read_only=True) as store:
         selection = _selection(store, sweep, select_on)
@@ -274,9 +274,9 @@ def export(
 
     \b
     Examples:
-        analog-sweep results export noise-sweep --out noise.parquet
-        analog-sweep results export noise-sweep --out points.parquet --per point
-        analog-sweep results export noise-sweep --out elbows.parquet --per elbow
+        analog-sweep results export quickstart --out noise.parquet
+        analog-sweep results export quickstart --out points.parquet --per point
+        analog-sweep results export quickstart --out elbows.parquet --per elbow
     """
     with open_store(store_url, read_only=True) as store:
         selection = _selection(store, sweep, select_on)

@@ -47,7 +47,7 @@ from orchestrator._recorder import (
 from results import StoreError, StoreInputError, activity_warnings, open_store
 from results._replicates import replicate_rows
 from results._engine import SQLITE_BUSY_ENV
-from sweeps import SpecError, detect_environment, dry_run_report, expand, load_spec
+from sweeps import PROFILES, SpecError, detect_environment, dry_run_report, expand, load_spec
 from sweeps._measured import measured_epochs
 from workers.config import DEVICE_AXES
 
@@ -143,6 +143,34 @@ def _check_environment() -> None:
         raise BadInput(str(exc)) from None
 
 
+RAY_DASHBOARD_PORT = 8265  # Ray's own default
+
+
+def profile_option(command: Any) -> Any:
+    """``--profile NAME``: a named set of overrides applied before ``--set`` (``sweeps.PROFILES``)."""
+    return click.option(
+        "--profile", type=click.Choice(list(PROFILES)),
+        help="Apply a profile's overrides before --set. smoke: the spec's own data and modes as a CPU run of "
+             "minutes (micro model, 32 images, 1 epoch, first seed, one learning rate, axes cut to their ends; "
+             "name + '-smoke'; sweeps/README.md, 'Profiles').",
+    )(command)
+
+
+def _ray_dashboard_options(command: Any) -> Any:
+    command = click.option("--ray-dashboard-port", type=click.IntRange(1, 65535), default=RAY_DASHBOARD_PORT,
+                           show_default=True, help="Port of Ray's dashboard with --ray-dashboard.")(command)
+    return click.option("--ray-dashboard", is_flag=True,
+                        help="Keep Ray's dashboard on while a local run runs, on 127.0.0.1 (no --address).")(command)
+
+
+def _dashboard_port(ray_dashboard: bool, port: int, address: str | None) -> int | None:
+    if not ray_dashboard:
+        return None
+    if address is not None:
+        raise BadInput("--ray-dashboard is for a local run; a cluster's dashboard runs on its head (port 8265)")
+    return port
+
+
 def _cluster_options(command: Any) -> Any:
     command = click.option("--address", metavar="ADDR",
                            help="Join this Ray cluster (e.g. auto, or ray://head:10001) instead of starting a local one.")(command)
@@ -185,6 +213,7 @@ def _point_table(store: Any, name: str, output_format: str, *, with_status: bool
 @click.argument("spec_file", type=SafePath(dir_okay=False))
 @click.option("--set", "overrides", multiple=True, metavar="PATH=VALUE",
               help="Override a spec field, e.g. --set epochs=2 --set data.train_limit=64 (repeatable).")
+@profile_option
 @click.option("--dry-run", is_flag=True,
               help="Print the points, trial count and cost estimate (from epoch times measured in the store where "
                    "it holds trials doing the same work); run nothing.")
@@ -195,19 +224,22 @@ def _point_table(store: Any, name: str, output_format: str, *, with_status: bool
               help=f"Folder for checkpoints, Optuna studies, Ray experiments and the pretraining cache [env: {STORAGE_ENV}]. "
                    "Must be shared by all nodes of a cluster.")
 @_cluster_options
+@_ray_dashboard_options
 @output_options
 @_sweep_errors
-def run(spec_file: str, overrides: tuple[str, ...], dry_run: bool, gpus: int | None, storage_path: str,
-        address: str | None, cpu_fallback: bool, store_url: str | None, output_format: str) -> None:
+def run(spec_file: str, overrides: tuple[str, ...], profile: str | None, dry_run: bool, gpus: int | None,
+        storage_path: str, address: str | None, cpu_fallback: bool, store_url: str | None, ray_dashboard: bool,
+        ray_dashboard_port: int, output_format: str) -> None:
     """Run the sweep described by SPEC_FILE, then print the best learning rate and test error per point.
 
     \b
     Example:
         analog-sweep run sweeps/quickstart.yaml
+        analog-sweep run sweeps/quickstart.yaml --ray-dashboard
         analog-sweep run sweeps/paper_fig3_transfer_noise.yaml --dry-run --gpus 8
-        analog-sweep run sweeps/paper_fig2_modes.yaml --set epochs=1 --set data.dataset=digits --cpu-fallback
+        analog-sweep run sweeps/paper_fig2_modes.yaml --profile smoke
     """
-    spec = load_spec(spec_file, overrides)
+    spec = load_spec(spec_file, overrides, profile=profile)
     if gpus is not None and not dry_run:
         raise BadInput("--gpus N goes with --dry-run: it prices the sweep on N GPUs; a run uses what the cluster has")
     if dry_run:
@@ -215,6 +247,7 @@ def run(spec_file: str, overrides: tuple[str, ...], dry_run: bool, gpus: int | N
                                   measured=_measured_in_store(store_url), gpus=gpus, cpu_fallback=cpu_fallback))
         return
     _check_environment()
+    dashboard_port = _dashboard_port(ray_dashboard, ray_dashboard_port, address)
     with open_store(store_url) as store:
         invocation = Invocation(command_line(), {"spec_file": str(Path(spec_file).resolve()),
                                                  "overrides": list(overrides),
@@ -222,7 +255,7 @@ def run(spec_file: str, overrides: tuple[str, ...], dry_run: bool, gpus: int | N
                                                  "store": store.label})
         with _stops_cleanly(spec.name):
             outcome = run_sweep(spec, store, storage_root=storage_path, address=address, cpu_fallback=cpu_fallback,
-                                echo=progress, invocation=invocation)
+                                echo=progress, invocation=invocation, ray_dashboard_port=dashboard_port)
         progress(outcome.message)
         if outcome.points_done or outcome.status == "finished":
             _point_table(store, spec.name, output_format)
@@ -234,22 +267,27 @@ def run(spec_file: str, overrides: tuple[str, ...], dry_run: bool, gpus: int | N
 @click.command(epilog=STORE_RETRY_HELP)
 @click.argument("sweep")
 @_cluster_options
+@_ray_dashboard_options
 @output_options
 @_sweep_errors
-def resume(sweep: str, address: str | None, cpu_fallback: bool, store_url: str | None, output_format: str) -> None:
+def resume(sweep: str, address: str | None, cpu_fallback: bool, store_url: str | None, ray_dashboard: bool,
+           ray_dashboard_port: int, output_format: str) -> None:
     """Continue an interrupted sweep: finished trials are kept, interrupted ones continue from their checkpoints.
+
+    On a cluster: 'analog-sweep submit --resume SWEEP --address http://HEAD:8265'.
 
     \b
     Example:
         analog-sweep resume quickstart
-        analog-sweep resume fig3-transfer-noise --address auto --store postgresql+psycopg://me@db/sweeps
+        analog-sweep resume quickstart --format json
     """
     _check_environment()
+    dashboard_port = _dashboard_port(ray_dashboard, ray_dashboard_port, address)
     with open_store(store_url, must_exist=True) as store:
         invocation = Invocation(command_line(), {"store": store.label})
         with _stops_cleanly(sweep):
             outcome = resume_sweep(sweep, store, address=address, cpu_fallback=cpu_fallback, echo=progress,
-                                   invocation=invocation)
+                                   invocation=invocation, ray_dashboard_port=dashboard_port)
         progress(outcome.message)
         _point_table(store, sweep, output_format)
         if outcome.status != "finished" or outcome.failed_trials:

@@ -1,0 +1,271 @@
+"""Sweeps as Ray Jobs: submit ``run`` or ``resume`` to a cluster's jobs server, list them, follow their logs.
+
+The job's runtime environment carries the project (its five packages as ``py_modules``, so the cluster runs the
+submitter's code) and, for ``run``, the spec file (``working_dir``); the job's entrypoint is the same command line
+as a local run, with ``--address auto`` (inside a job, Ray's ``RAY_ADDRESS`` names the cluster). The spec is
+validated here first, so a bad spec is refused before anything is sent. Uses Ray's Jobs SDK
+(``ray.job_submission.JobSubmissionClient``), which talks to the dashboard's HTTP port (8265 by default).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import shlex
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from sweeps import load_spec
+
+# The packages a job needs; shipped as py_modules so the cluster runs the submitter's code.
+PROJECT_PACKAGES = ("analog_sweep", "orchestrator", "workers", "results", "sweeps")
+JOB_SPEC_FILE = "spec.yaml"
+METADATA_KEY = "analog_sweep"  # metadata[METADATA_KEY] = "run" or "resume": the jobs this tool submitted
+TERMINAL = ("SUCCEEDED", "FAILED", "STOPPED")
+# The SDK logs each package it uploads and each closed log stream at INFO: the commands say what happened instead.
+_CHATTY_LOGGERS = ("ray._private.runtime_env.packaging", "ray.dashboard.modules.dashboard_sdk",
+                   "ray.dashboard.modules.job.sdk")
+
+
+class JobsError(RuntimeError):
+    """The jobs server could not be reached or refused a request; the message says which and why."""
+
+
+class JobInputError(ValueError):
+    """Bad input for a job (an unknown job id, a store URL that would leak a password or land nowhere)."""
+
+
+@dataclass(frozen=True)
+class SubmittedJob:
+    """A submitted sweep job: its id (``submission_id``), the sweep's name, ``run`` or ``resume``, the command."""
+
+    job_id: str
+    sweep: str
+    command: str
+    entrypoint: str
+
+
+def _client(address: str) -> Any:
+    """A Jobs SDK client. As ``ray.init`` does when it joins a cluster, a Ray token found on this machine
+    (``$RAY_AUTH_TOKEN``, ``$RAY_AUTH_TOKEN_PATH`` or ``~/.ray/auth_token``) is sent unless ``$RAY_AUTH_MODE`` says
+    otherwise: Ray 2.5x clusters ask for one by default."""
+    from ray.job_submission import JobSubmissionClient
+
+    for name in _CHATTY_LOGGERS:  # after the import: the SDK's modules set INFO when they load
+        logging.getLogger(name).setLevel(logging.WARNING)
+    try:
+        from ray._private.authentication.authentication_token_setup import (
+            maybe_enable_token_auth_if_token_available,
+        )
+
+        quiet = logging.getLogger("ray._private.authentication.authentication_token_setup")
+        level = quiet.level
+        quiet.setLevel(logging.ERROR)  # its warning is advice for cluster operators, not for a submitter
+        try:
+            maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
+        finally:
+            quiet.setLevel(level)
+    except ImportError:  # an older Ray without token authentication
+        pass
+    try:
+        return JobSubmissionClient(address)
+    except Exception as exc:  # noqa: BLE001 - connection, authentication, a bad address: one line each
+        raise JobsError(f"cannot reach Ray's jobs server at {address}: {_line(exc)}") from None
+
+
+def _line(exc: BaseException) -> str:
+    """An error as one line: the first line of the message (Ray's come with paragraphs of advice)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    text = lines[0] if lines else type(exc).__name__
+    return f"{type(exc).__name__}: {text}"[:300]
+
+
+def check_cluster_paths(storage_path: str | None, store_url: str | None) -> None:
+    """Refuse settings that would go wrong on a cluster: a relative storage path or SQLite file (they would land in
+    the job's temporary folder and vanish with it), and a store URL with a password (a job's command line and
+    settings are readable by anyone who can see the dashboard). Raises ``JobInputError``."""
+    if storage_path is not None and not os.path.isabs(storage_path):
+        raise JobInputError(f"--storage-path {storage_path!r}: give an absolute path on a volume every node shares")
+    if store_url is None:
+        return
+    try:
+        url = sa.make_url(store_url)
+    except sa.exc.ArgumentError:
+        raise JobInputError(f"--store: not a SQLAlchemy URL: {store_url!r}") from None
+    if url.password is not None:
+        raise JobInputError(
+            f"--store {url.render_as_string(hide_password=True)}: a job's settings are readable on the cluster's "
+            "dashboard, so no password here: put it in the cluster's environment (ANALOG_SWEEP_STORE from a "
+            "Secret, PGPASSWORD, or ~/.pgpass on the head)"
+        )
+    if url.get_backend_name() == "sqlite" and not os.path.isabs(url.database or ""):
+        raise JobInputError(f"--store {store_url}: give an absolute SQLite path on a shared volume, or PostgreSQL")
+
+
+def _entrypoint(args: Iterable[str]) -> str:
+    return " ".join(shlex.quote(arg) for arg in ["python", "-m", "analog_sweep", *args])
+
+
+def _common_args(storage_path: str | None, store_url: str | None, cpu_fallback: bool) -> list[str]:
+    args = ["--address", "auto"]
+    if storage_path is not None:
+        args += ["--storage-path", storage_path]
+    if store_url is not None:
+        args += ["--store", store_url]
+    if cpu_fallback:
+        args.append("--cpu-fallback")
+    return args
+
+
+def _runtime_env(working_dir: str | None) -> dict[str, Any]:
+    import importlib
+
+    modules = [list(importlib.import_module(name).__path__)[0] for name in PROJECT_PACKAGES]  # workers: a namespace
+    env: dict[str, Any] = {
+        "py_modules": modules,
+        "excludes": ["__pycache__", "*.pyc"],
+        "env_vars": {"PYTHONUNBUFFERED": "1"},
+    }
+    if working_dir is not None:
+        env["working_dir"] = working_dir
+    return env
+
+
+def _job_id(sweep: str) -> str:
+    return f"{sweep}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
+
+
+def _submit(address: str, sweep: str, command: str, entrypoint: str, working_dir: str | None) -> SubmittedJob:
+    client = _client(address)
+    job_id = _job_id(sweep)
+    try:
+        client.submit_job(
+            entrypoint=entrypoint,
+            submission_id=job_id,
+            runtime_env=_runtime_env(working_dir),
+            metadata={METADATA_KEY: command, "sweep": sweep},
+        )
+    except Exception as exc:  # noqa: BLE001 - whatever the SDK raises, one line
+        raise JobsError(f"the jobs server at {address} refused the job: {_line(exc)}") from None
+    return SubmittedJob(job_id, sweep, command, entrypoint)
+
+
+def submit_sweep(
+    address: str,
+    spec_file: str | os.PathLike[str],
+    *,
+    overrides: Iterable[str] = (),
+    profile: str | None = None,
+    storage_path: str | None = None,
+    store_url: str | None = None,
+    cpu_fallback: bool = False,
+) -> SubmittedJob:
+    """Validate the spec here (``SpecError`` on a bad one), then submit ``analog-sweep run`` of it as a Ray Job.
+
+    The job runs ``run spec.yaml`` with the same ``--set`` overrides and ``--profile``, so the store records them as
+    given. ``storage_path``/``store_url`` None: the cluster's ``$ANALOG_SWEEP_STORAGE``/``$ANALOG_SWEEP_STORE``.
+    Raises ``JobInputError`` (see ``check_cluster_paths``) and ``JobsError`` (server unreachable, job refused)."""
+    overrides = tuple(overrides)
+    spec = load_spec(spec_file, overrides, profile=profile)
+    check_cluster_paths(storage_path, store_url)
+    args = ["run", JOB_SPEC_FILE, *(arg for o in overrides for arg in ("--set", o))]
+    if profile is not None:
+        args += ["--profile", profile]
+    args += _common_args(storage_path, store_url, cpu_fallback)
+    folder = tempfile.mkdtemp(prefix="analog-sweep-job-")
+    try:
+        shutil.copyfile(spec_file, Path(folder) / JOB_SPEC_FILE)
+        return _submit(address, spec.name, "run", _entrypoint(args), folder)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def submit_resume(
+    address: str,
+    sweep: str,
+    *,
+    store_url: str | None = None,
+    cpu_fallback: bool = False,
+) -> SubmittedJob:
+    """Submit ``analog-sweep resume SWEEP`` as a Ray Job (a sweep whose job was stopped or whose cluster died).
+    The sweep's storage path is the one its store records."""
+    check_cluster_paths(None, store_url)
+    args = ["resume", sweep, *_common_args(None, store_url, cpu_fallback)]
+    return _submit(address, sweep, "resume", _entrypoint(args), None)
+
+
+def _when(milliseconds: int | None) -> datetime | None:
+    if not milliseconds:
+        return None
+    return datetime.fromtimestamp(milliseconds / 1000, tz=timezone.utc).replace(microsecond=0)
+
+
+def list_sweep_jobs(address: str) -> list[dict[str, Any]]:
+    """The sweep jobs on the cluster (those this tool submitted), oldest first: ``job``, ``sweep``, ``command``,
+    ``status`` (Ray's: PENDING, RUNNING, SUCCEEDED, FAILED, STOPPED), ``started``, ``ended`` (UTC), ``message``."""
+    client = _client(address)
+    try:
+        jobs = client.list_jobs()
+    except Exception as exc:  # noqa: BLE001
+        raise JobsError(f"cannot list the jobs at {address}: {_line(exc)}") from None
+    rows = []
+    for job in jobs:
+        metadata = job.metadata or {}
+        if METADATA_KEY not in metadata:
+            continue
+        rows.append({
+            "job": job.submission_id,
+            "sweep": metadata.get("sweep"),
+            "command": metadata[METADATA_KEY],
+            "status": str(job.status.value if hasattr(job.status, "value") else job.status),
+            "started": _when(job.start_time),
+            "ended": _when(job.end_time),
+            "message": " ".join((job.message or "").split())[:200],
+        })
+    rows.sort(key=lambda row: (row["started"] is None, row["started"] or datetime.min.replace(tzinfo=timezone.utc)))
+    return rows
+
+
+def job_status(address: str, job_id: str) -> str:
+    """A job's status (Ray's ``JobStatus`` value); an unknown id raises ``JobInputError``."""
+    client = _client(address)
+    return _status(client, address, job_id)
+
+
+def _status(client: Any, address: str, job_id: str) -> str:
+    try:
+        status = client.get_job_status(job_id)
+    except Exception as exc:  # noqa: BLE001
+        if "does not exist" in str(exc) or "404" in str(exc):
+            raise JobInputError(f"no job {job_id!r} at {address}; 'analog-sweep jobs' lists them") from None
+        raise JobsError(f"cannot read job {job_id} at {address}: {_line(exc)}") from None
+    return str(status.value if hasattr(status, "value") else status)
+
+
+def job_logs(address: str, job_id: str, echo: Callable[[str], None], *, follow: bool = True) -> str:
+    """Print a job's logs with ``echo`` (chunks of lines, as they come with ``follow`` until the job ends, else what
+    there is now); return the job's status after. An unknown id raises ``JobInputError``."""
+    client = _client(address)
+    status = _status(client, address, job_id)
+    async def tail() -> None:
+        async for chunk in client.tail_job_logs(job_id):
+            echo(chunk)
+
+    try:
+        if not follow or status in TERMINAL:
+            echo(client.get_job_logs(job_id))
+        else:
+            asyncio.run(tail())
+    except Exception as exc:  # noqa: BLE001
+        raise JobsError(f"cannot read the logs of job {job_id} at {address}: {_line(exc)}") from None
+    return _status(client, address, job_id)
