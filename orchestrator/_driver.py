@@ -41,7 +41,7 @@ from sweeps import (
     expand,
     preflight_problems,
     pretrain_keys,
-    spec_from_mapping,
+    spec_as_recorded,
     spec_hash,
     trial_config,
 )
@@ -185,12 +185,16 @@ def resume_sweep(
         return SweepOutcome(name, "finished", 0, 0, 0.0, f"sweep {name!r} already finished: nothing to resume")
     if not known["experiment_path"]:
         raise SweepStateError(f"sweep {name!r} has no storage path recorded; start it again with 'analog-sweep run'")
-    spec = spec_from_mapping(known["spec"], source=f"sweep {name!r} in the store")
+    rule = with_retries(lambda: store.selection(name))
+    spec = spec_as_recorded(known["spec"], selected_on=rule.split, per_seed=rule.per_seed,
+                            source=f"sweep {name!r} in the store")
     paths = SweepPaths(Path(known["experiment_path"]))
     if not paths.root.is_dir():
         raise SweepStateError(f"sweep {name!r}: its storage path {paths.root} is missing; was it moved?")
+    # The sweep is the one the store holds under this name: its recorded hash stays its identity, also when a newer
+    # version of analog-sweep hashes the same mapping differently (fields added since, with their defaults).
     return _execute(spec, store, paths, address=address, cpu_fallback=cpu_fallback, echo=echo, kind="resume",
-                    invocation=invocation, ray_dashboard_port=ray_dashboard_port)
+                    invocation=invocation, ray_dashboard_port=ray_dashboard_port, recorded_hash=known["spec_hash"])
 
 
 def _execute(
@@ -204,6 +208,7 @@ def _execute(
     kind: str,
     invocation: Invocation | None,
     ray_dashboard_port: int | None = None,
+    recorded_hash: str | None = None,
 ) -> SweepOutcome:
     started = time.monotonic()
     points = expand(spec)
@@ -220,7 +225,8 @@ def _execute(
                 cpu, gpu, slots = trial_resources(spec, cpu_fallback)
                 selection = Selection(split=spec.selection.split, per_seed=spec.selection.per_seed)
                 with_retries(lambda: store.record_sweep(
-                    spec.name, spec.raw, spec_hash(spec), "running", str(paths.root), selection=selection
+                    spec.name, spec.raw, recorded_hash or spec_hash(spec), "running", str(paths.root),
+                    selection=selection,
                 ))
                 marked_running = True
                 run = run_record(kind, environment, invocation, {

@@ -32,7 +32,7 @@ from sweeps._expand import (
     refinement_budget,
     trial_config,
 )
-from sweeps._loader import load_spec, spec_from_mapping, spec_hash
+from sweeps._loader import load_spec, spec_as_recorded, spec_from_mapping, spec_hash
 from sweeps._overrides import apply_overrides, parse_override
 from sweeps._profiles import PROFILES, profile_overrides
 from sweeps._schema import (
@@ -87,6 +87,7 @@ __all__ = [
     "refinement_cost",
     "profile_overrides",
     "shipped_specs",
+    "spec_as_recorded",
     "spec_from_mapping",
     "spec_hash",
     "trial_config",

@@ -65,6 +65,24 @@ def spec_from_mapping(raw: Any, *, source: str = "<mapping>", overrides: Iterabl
     return dataclasses.replace(spec, overrides=overrides)
 
 
+def spec_as_recorded(raw: Any, *, selected_on: str, per_seed: bool, source: str) -> SweepSpec:
+    """The spec of a sweep as the store recorded it, read the way it ran.
+
+    Sweeps recorded before selection existed (store schema < 5) have no ``selection`` in their mapping and are
+    recorded as chosen on test (``selected_on``); they ran without a validation split. Read with today's defaults
+    (``data.validation_fraction`` 0.1, selection on validation) they would expand to other points, so a resume would
+    start another sweep under the old name: they are read with ``validation_fraction`` 0 (unless they set one) and
+    their recorded rule instead, which gives the points they ran. Every other mapping is validated as it is.
+    """
+    if isinstance(raw, dict) and "selection" not in raw and selected_on == "test":
+        raw = copy.deepcopy(raw)
+        data = raw.setdefault("data", {})
+        if isinstance(data, dict):
+            data.setdefault("validation_fraction", 0)
+        raw["selection"] = {"split": "test", "per_seed": per_seed}
+    return spec_from_mapping(raw, source=source)
+
+
 def spec_hash(spec: SweepSpec) -> str:
     """A content hash of the validated spec (defaults filled in), independent of file name, layout and spelling."""
     content = _plain({f.name: getattr(spec, f.name) for f in dataclasses.fields(spec) if f.compare})

@@ -335,7 +335,7 @@ def provenance(sweep: str, full: bool, store_url: str | None, output_format: str
     \b
     Example:
         analog-sweep results provenance quickstart
-        analog-sweep results provenance quickstart --format json > quickstart-provenance.json
+        analog-sweep results provenance quickstart --format json
     """
     with open_store(store_url, read_only=True) as store:
         found = store.provenance(sweep)
