@@ -2,6 +2,7 @@
 
 ``open_store`` gives a ``Store``; the sweep driver writes sweeps, points, trials and epochs to it with
 idempotent upserts, and the ``analog-sweep results`` commands read it back (tables, curves, Parquet, SQL).
+``write_report`` turns a sweep into the study's report (HTML with the paper's figures, findings, provenance).
 """
 
 from results._activity import activity_warnings
@@ -19,7 +20,16 @@ from results._errors import (
     StoreUnavailable,
     TrialConflict,
 )
-from results._plots import plot_axis_curve, plot_epoch_curves
+from results._figures import (
+    AXIS_LABELS,
+    MODE_STYLES,
+    Figure,
+    axis_figure,
+    epochs_figure,
+    plot_axis_curve,
+    plot_epoch_curves,
+)
+from results._paper import PAPER_VALUES, PaperValue
 from results._readonly import QueryResult
 from results._schema import (
     ACTIVITY_FIELDS,
@@ -35,6 +45,11 @@ from results._store import Store, open_store
 __all__ = [
     "ACTIVITY_FIELDS",
     "AXES",
+    "AXIS_LABELS",
+    "Figure",
+    "MODE_STYLES",
+    "PAPER_VALUES",
+    "PaperValue",
     "BadStoreURL",
     "BestTrial",
     "Candidate",
@@ -56,6 +71,8 @@ __all__ = [
     "TRIAL_STATUSES",
     "TrialConflict",
     "activity_warnings",
+    "axis_figure",
+    "epochs_figure",
     "open_store",
     "plot_axis_curve",
     "plot_epoch_curves",

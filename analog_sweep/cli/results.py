@@ -71,7 +71,8 @@ _SWEEP_COLUMNS = (
 @click.option("--axis", type=click.Choice(AXES), help="Show the curve of test error against this device axis.")
 @click.option(
     "--plot", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE.png",
-    help="Also draw the --axis curve to this PNG (log x for transfer_noise, as in the paper).",
+    help="Also draw the --axis curve (the report's figure: mean and sd over seeds per task, log x for "
+    "transfer_noise as in the paper) to this .png, .pdf or .svg file.",
 )
 @store_option
 @output_options
@@ -88,15 +89,16 @@ def best(sweep: str, axis: str | None, plot: Path | None, store_url: str | None,
         analog-sweep results best noise-sweep --axis transfer_noise --plot fig3.png
     """
     if plot is not None and axis is None:
-        raise click.UsageError("--plot needs --axis")
+        raise click.UsageError("--plot needs --axis (results curves --plot draws the modes per epoch)")
     with open_store(store_url, read_only=True) as store:
         if axis is None:
             emit_rows(display_rows(store.best_points(sweep)), output_format, columns=_BEST_COLUMNS)
             return
         curve = store.axis_curve(sweep, axis)
-    if plot is not None:
-        plot_axis_curve(curve, axis, plot)
-        progress(f"wrote {plot}")
+        if plot is not None:
+            elbows = store.elbows(sweep, axis) if hasattr(store, "elbows") else None
+            plot_axis_curve(store.best_points(sweep), axis, plot, elbows=elbows)
+            progress(f"wrote {plot}")
     emit_rows(curve, output_format)
 
 
@@ -137,7 +139,8 @@ _TRIAL_COLUMNS = (
 @click.option("--point", "point_key", metavar="KEY", help="Only this point.")
 @click.option(
     "--plot", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE.png",
-    help="Also draw test error against epoch, log-log, to this PNG.",
+    help="Also draw test error against epoch (the report's Fig. 2: per task, one line per mode at the base device "
+    "point, mean and sd over seeds, log-log) to this .png, .pdf or .svg file.",
 )
 @store_option
 @output_options
