@@ -31,6 +31,7 @@ from results._figures import (
 )
 from results._paper import PAPER_VALUES, PaperValue
 from results._readonly import QueryResult
+from results._report import REPORT_NAME, build_report, write_report
 from results._schema import (
     ACTIVITY_FIELDS,
     AXES,
@@ -50,6 +51,7 @@ __all__ = [
     "MODE_STYLES",
     "PAPER_VALUES",
     "PaperValue",
+    "REPORT_NAME",
     "BadStoreURL",
     "BestTrial",
     "Candidate",
@@ -72,8 +74,10 @@ __all__ = [
     "TrialConflict",
     "activity_warnings",
     "axis_figure",
+    "build_report",
     "epochs_figure",
     "open_store",
     "plot_axis_curve",
     "plot_epoch_curves",
+    "write_report",
 ]

@@ -15,6 +15,7 @@ COMMANDS = {
     "resume": "analog_sweep.cli.run:resume",
     "status": "analog_sweep.cli.run:status",
     "results": "analog_sweep.cli.results:results",
+    "report": "analog_sweep.cli.report:report",
     "trial": "analog_sweep.cli.trial:trial",
 }
 

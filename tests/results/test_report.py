@@ -1,0 +1,88 @@
+"""``write_report``: one self-contained HTML file with the figures embedded, the figures beside it, the findings, and
+parts the store cannot give shown as absent. Checked on a synthetic study in a real store (SQLite and PostgreSQL),
+and once in headless Chromium."""
+
+from __future__ import annotations
+
+import base64
+import re
+
+import pytest
+
+import results
+from results import MODE_STYLES, NotFound, StoreInputError, write_report
+
+from ..conftest import chromium_screenshot
+from .conftest import StudySweep, png_stats
+
+COLOURS = [style.color for style in MODE_STYLES.values()]
+
+
+def embedded_pngs(html: str) -> list[bytes]:
+    return [base64.b64decode(data) for data in re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', html)]
+
+
+def test_the_report_is_one_self_contained_file_with_the_figures_and_findings(study_store, study, tmp_path):
+    out = tmp_path / "report"
+    files = write_report(study_store, study.name, out)
+    names = sorted(path.rsplit("/", 1)[-1] for path in (f["file"] for f in files))
+    assert names == ["fig2_modes.pdf", "fig2_modes.png", "fig3_transfer_noise.pdf", "fig3_transfer_noise.png",
+                     "report.html"]
+    assert all(f["bytes"] > 5000 for f in files)
+    html = (out / "report.html").read_text(encoding="utf-8")
+    # self-contained: no script, nothing loaded from elsewhere; the embedded PNGs are the files beside it
+    assert "<script" not in html and "http://" not in html and "https://" not in html
+    assert re.findall(r'src="([^"]{0,22})', html) == ["data:image/png;base64,"] * 2
+    assert embedded_pngs(html) == [(out / "fig2_modes.png").read_bytes(), (out / "fig3_transfer_noise.png").read_bytes()]
+    # the findings: Welch differences over three seeds each, the paper beside them for its task only
+    assert "-15.00 [-18.40, -11.60]" in html
+    assert "about +2 points (Fig. 2, Sec. III.A)" in html and "no paper value for this task" in html
+    assert "analog body barely moved" in html and "(3 of 18 chosen trials)" in html
+    # every point with its seeds: n, mean, sd and interval
+    assert html.count("<td>0.05,0.05,0.05</td>") == len(study.tasks) * (len(study.noises) + 3)
+    # the paper's values, the ones of this sweep's tasks marked
+    assert "elbow at about 15 %" in html and "digital TL outperforms the analog TL by about 2 %" in html
+    for section in ("findings", "figures", "points", "paper", "provenance", "spec"):
+        assert f'<section id="{section}">' in html
+    for png in embedded_pngs(html):
+        stats = png_stats(png, COLOURS[:1])
+        assert stats.width >= 1000 and stats.ink > 0.03 and stats.colours[COLOURS[0]] > 200
+
+
+def test_parts_the_store_cannot_give_are_absent_with_a_reason(store, tmp_path):
+    store.record_sweep("empty", {"name": "empty"}, "hash-empty", "running")
+    write_report(store, "empty", tmp_path)
+    html = (tmp_path / "report.html").read_text(encoding="utf-8")
+    absent = re.findall(r'<p class="absent">Absent: ([^<]*)</p>', html)
+    assert "nothing to plot: no point has a completed epoch yet." in absent
+    assert "no point has a completed trial yet." in absent  # the axis figures, and the mode comparison
+    assert any(reason.startswith("critical points") for reason in absent)
+    assert len(absent) >= 5 and "<img" not in html
+
+
+def test_unknown_sweep_and_a_file_for_a_folder_are_refused(study_store, study, tmp_path):
+    with pytest.raises(NotFound, match="unknown sweep 'nope'"):
+        write_report(study_store, "nope", tmp_path)
+    (tmp_path / "taken").write_text("x")
+    with pytest.raises(StoreInputError, match="is a file, not a folder"):
+        write_report(study_store, study.name, tmp_path / "taken")
+
+
+def test_text_from_the_store_is_escaped(store, tmp_path):
+    name = "<script>alert(1)</script>"
+    store.record_sweep(name, {"name": name, "note": "<img src=x>"}, "hash-x", "running")
+    write_report(store, name, tmp_path)
+    html = (tmp_path / "report.html").read_text(encoding="utf-8")
+    assert "<script" not in html and "<img src=x>" not in html and "&lt;script&gt;alert(1)" in html
+
+
+def test_the_report_opens_in_headless_chromium_without_console_messages_and_shows_the_figures(tmp_path):
+    with results.open_store(f"sqlite:///{tmp_path / 'results.db'}") as store:
+        StudySweep().write(store)
+        write_report(store, StudySweep.name, tmp_path / "report")
+    console = chromium_screenshot(tmp_path / "report" / "report.html", tmp_path / "screenshot.png")
+    assert console == []
+    stats = png_stats((tmp_path / "screenshot.png").read_bytes(), COLOURS)
+    assert (stats.width, stats.height) == (1280, 4000)
+    # the page's own styles use none of the mode colours: pixels of all four mean the figures were drawn
+    assert all(count > 100 for count in stats.colours.values()), stats.colours
