@@ -231,20 +231,54 @@ def _provenance(store: Any, sweep: str) -> tuple[dict[str, Any] | None, str | No
 
 
 def _provenance_view(provenance: Mapping[str, Any]) -> dict[str, Any]:
-    """Runs and pretrained models as tables (nested values as compact JSON); rpu configs as JSON text."""
+    """``Store.provenance`` as the report shows it: each run as label-value pairs, the pretrained models as a table,
+    each distinct rpu config as JSON with the trials and points that ran with it."""
+    runs = []
+    for run in provenance.get("runs") or []:
+        project = run.get("project") or {}
+        commit = project.get("commit")
+        runs.append([
+            ("run", f"{run.get('run', '-')} ({run.get('kind', '-')}), started {_cell(run.get('started_at'))} UTC"),
+            ("command", _cell(run.get("command"))),
+            ("options", _pairs(run.get("options"))),
+            ("project", f"analog-sweep {project.get('version') or '-'}, "
+                        + (f"commit {commit}" + (" (with uncommitted changes)" if project.get("dirty") else "")
+                           if commit else "not run from a git checkout")),
+            ("host", ", ".join(str(v) for v in (run.get("host"), run.get("platform")) if v) or "-"),
+            ("CPU", _device(run.get("cpu"))),
+            ("GPUs", _device(run.get("gpus"))),
+            ("aihwkit with CUDA", {True: "yes", False: "no"}.get(run.get("aihwkit_cuda"), "-")),
+            ("cluster", _pairs(run.get("cluster"))),
+            ("packages", _pairs(run.get("packages"))),
+        ])
+    columns = ("cache key", "file SHA-256", "source test error (%)", "source train error (%)", "training (s)",
+               "trained by this sweep", "first used by run", "file")
+    fields = ("cache_key", "file_hash", "source_error", "source_train_error", "train_seconds", "trained_now", "run",
+              "path")
+    pretrained = [[_cell(model.get(f)) for f in fields] for model in provenance.get("pretrained") or []]
+    configs = [
+        {
+            "summary": f"{config.get('config_hash', '-')}: {len(config.get('trial_ids') or [])} trial(s) at "
+                       f"{len(config.get('point_keys') or [])} point(s)",
+            "points": ", ".join(config.get("point_keys") or []),
+            "text": json.dumps(config.get("rpu_config"), indent=1, default=str, sort_keys=True),
+        }
+        for config in provenance.get("rpu_configs") or []
+    ]
+    return {"runs": runs, "pretrained": {"columns": columns, "rows": pretrained}, "rpu_configs": configs,
+            "without": provenance.get("trials_without_rpu_config")}
 
-    def table(rows: Any) -> dict[str, Any]:
-        rows = [dict(r) for r in (rows or [])]
-        columns = list(dict.fromkeys(key for row in rows for key in row))
-        return {"columns": columns, "rows": [[_cell(row.get(c)) for c in columns] for row in rows]}
 
-    configs = provenance.get("rpu_configs") or []
-    return {
-        "runs": table(provenance.get("runs")),
-        "pretrained": table(provenance.get("pretrained")),
-        "rpu_count": len(configs),
-        "rpu_text": json.dumps(configs, indent=1, default=str, sort_keys=True),
-    }
+def _pairs(value: Any) -> str:
+    if isinstance(value, Mapping):
+        return ", ".join(f"{k} {_cell(v)}" for k, v in value.items()) or "none"
+    return _cell(value)
+
+
+def _device(value: Any) -> str:
+    if isinstance(value, Mapping) and ("model" in value or "count" in value):
+        return f"{value.get('count', '?')} x {value.get('model') or 'unknown model'}" if value.get("count") else "none"
+    return _pairs(value)
 
 
 def _paper_rows(matched: set[str | None]) -> list[dict[str, Any]]:
