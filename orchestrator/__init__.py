@@ -2,7 +2,7 @@
 
 ``run_sweep`` starts a sweep, ``resume_sweep`` continues an interrupted one; both write every report to the results
 store as it arrives. The Ray Tune pieces (the per-point Optuna searcher, the pruning scheduler, the trial function,
-the store and progress callbacks) each live in their own private module.
+the store and progress callbacks, the provenance gatherer) each live in their own private module.
 """
 
 from orchestrator._driver import (
@@ -21,11 +21,13 @@ from orchestrator._driver import (
     sweep_paths,
     trial_resources,
 )
+from orchestrator._provenance import Invocation, gather_environment, version_warnings
 from orchestrator._recorder import StoreGaveUp, with_retries
 from orchestrator._search import JournalDamaged, LearningRateSearch, repair_journal, trial_id_for
 
 __all__ = [
     "ClusterError",
+    "Invocation",
     "JournalDamaged",
     "LearningRateSearch",
     "PreflightError",
@@ -37,6 +39,7 @@ __all__ = [
     "SweepStateError",
     "driver_alive",
     "error_summary",
+    "gather_environment",
     "ray_session",
     "repair_journal",
     "resume_sweep",
@@ -44,5 +47,6 @@ __all__ = [
     "sweep_paths",
     "trial_id_for",
     "trial_resources",
+    "version_warnings",
     "with_retries",
 ]

@@ -25,6 +25,7 @@ import ray
 from ray import tune
 
 from orchestrator._progress import ProgressLine, format_duration
+from orchestrator._provenance import Invocation, cluster_info, gather_environment, run_record, version_warnings
 from orchestrator._pruning import OptunaPruning
 from orchestrator._recorder import RetryPolicy, StoreGaveUp, StoreGaveUpStopper, StoreRecorder, with_retries
 from orchestrator._search import JournalDamaged, LearningRateSearch, repair_journal
@@ -43,6 +44,7 @@ from sweeps import (
 )
 from workers.checkpoint import TrialCheckpoint
 from workers.config import DEVICE_AXES
+from workers.rpu_json import trial_rpu_config_json
 
 # Quiet Ray Tune: the driver prints its own progress, and keeps its own per-trial records.
 os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
@@ -131,8 +133,12 @@ def run_sweep(
     address: str | None = None,
     cpu_fallback: bool = False,
     echo: Callable[[str], None] = print,
+    invocation: Invocation | None = None,
 ) -> SweepOutcome:
-    """Start a new sweep. A finished sweep of the same spec does nothing; an interrupted one must be resumed."""
+    """Start a new sweep. A finished sweep of the same spec does nothing; an interrupted one must be resumed.
+
+    The run is recorded with its environment (``Store.provenance``); ``invocation`` is how it was started (the
+    command line and its options, from the CLI; default: this process's ``sys.argv``)."""
     digest = spec_hash(spec)
     try:
         known = with_retries(lambda: store.get_sweep(spec.name))
@@ -151,7 +157,7 @@ def run_sweep(
             f"'analog-sweep resume {spec.name}'"
         )
     return _execute(spec, store, sweep_paths(storage_root, spec.name), address=address, cpu_fallback=cpu_fallback,
-                    echo=echo)
+                    echo=echo, kind="run", invocation=invocation)
 
 
 def resume_sweep(
@@ -161,8 +167,12 @@ def resume_sweep(
     address: str | None = None,
     cpu_fallback: bool = False,
     echo: Callable[[str], None] = print,
+    invocation: Invocation | None = None,
 ) -> SweepOutcome:
-    """Continue an interrupted sweep from the store's spec, the Optuna studies and the trials' checkpoints."""
+    """Continue an interrupted sweep from the store's spec, the Optuna studies and the trials' checkpoints.
+
+    The resume is recorded like a run; a package whose version differs from the run before is named in one
+    ``warning:`` line through ``echo`` before anything runs."""
     known = with_retries(lambda: store.get_sweep(name))
     if known["status"] == "finished":
         return SweepOutcome(name, "finished", 0, 0, 0.0, f"sweep {name!r} already finished: nothing to resume")
@@ -172,7 +182,8 @@ def resume_sweep(
     paths = SweepPaths(Path(known["experiment_path"]))
     if not paths.root.is_dir():
         raise SweepStateError(f"sweep {name!r}: its storage path {paths.root} is missing; was it moved?")
-    return _execute(spec, store, paths, address=address, cpu_fallback=cpu_fallback, echo=echo)
+    return _execute(spec, store, paths, address=address, cpu_fallback=cpu_fallback, echo=echo, kind="resume",
+                    invocation=invocation)
 
 
 def _execute(
@@ -183,12 +194,17 @@ def _execute(
     address: str | None,
     cpu_fallback: bool,
     echo: Callable[[str], None],
+    kind: str,
+    invocation: Invocation | None,
 ) -> SweepOutcome:
     started = time.monotonic()
     points = expand(spec)
     preflight(spec, address=address, cpu_fallback=cpu_fallback)  # before Ray starts or any file is made
+    environment = gather_environment()
     with _driver_lock(paths, spec.name):
         _check_journal(store, spec.name, paths, echo)
+        if kind == "resume":
+            _warn_changed_versions(store, spec.name, environment, echo)
         marked_running = False
         try:
             with ray_session(address):
@@ -196,9 +212,17 @@ def _execute(
                 cpu, gpu, slots = trial_resources(spec, cpu_fallback)
                 with_retries(lambda: store.record_sweep(spec.name, spec.raw, spec_hash(spec), "running", str(paths.root)))
                 marked_running = True
+                run = run_record(kind, environment, invocation, {
+                    "address": address,
+                    "cpu_fallback": cpu_fallback,
+                    "trial_resources": {"cpu": cpu, "gpu": gpu, "slots": slots},
+                }, cluster_info())
+                with_retries(lambda: store.record_run(spec.name, run))
                 for point in points:
                     _record_point(store, spec.name, point)
-                _pretrain_stage(spec, paths, cpu, gpu, echo)
+                _pretrain_stage(spec, paths, cpu, gpu, echo,
+                                on_model=lambda model: with_retries(lambda: store.record_pretrained(
+                                    spec.name, {**model, "run_id": run["run_id"]})))
                 search = LearningRateSearch(
                     spec.name,
                     points,
@@ -328,6 +352,17 @@ def _check_journal(store: Store, name: str, paths: SweepPaths, echo: Callable[[s
         raise damaged
 
 
+def _warn_changed_versions(store: Store, name: str, environment: dict[str, Any], echo: Callable[[str], None]) -> None:
+    """Say which package versions differ from the sweep's last recorded run (nothing if none was recorded)."""
+    try:
+        runs = with_retries(lambda: store.provenance(name))["runs"]
+    except NotFound:
+        return
+    if runs:
+        for line in version_warnings(runs[-1], environment):
+            echo(line)
+
+
 def _trial_name(trial: Any) -> str:
     return f"{trial.config['trial_id']}_{trial.trial_id}"
 
@@ -349,15 +384,26 @@ def _reconcile(store: Store, spec: SweepSpec, search: LearningRateSearch, paths:
         errors = search.ended_errors(point.key)
         for trial_id, lr, status in search.ended_trials(point.key):
             row = known.get(trial_id)
+            config = trial_config(point, lr)
             complete = status != "completed" or (row is not None and row["epochs_done"] == spec.epochs)
             if row is not None and row["status"] == status and complete:
+                _fill_rpu_config(store, trial_id, row, config)
                 continue
             error = errors.get(trial_id) or (row or {}).get("error")
             with_retries(lambda: store.record_trial(trial_id, spec.name, point.key, lr=lr, status=status, error=error))
-            checkpoint = TrialCheckpoint(paths.trials / trial_id, trial_config(point, lr).checkpoint_key())
+            _fill_rpu_config(store, trial_id, row, config)
+            checkpoint = TrialCheckpoint(paths.trials / trial_id, config.checkpoint_key())
             for report in checkpoint.reports():
                 fields = {k: v for k, v in report.to_dict().items() if k != "epoch"}
                 with_retries(lambda: store.record_epoch(trial_id, report.epoch, **fields))
+
+
+def _fill_rpu_config(store: Store, trial_id: str, row: dict[str, Any] | None, config: Any) -> None:
+    """An analog trial that ended without its rpu config in the store (no report of it got there: the driver died
+    first) gets it from its config, as the worker builds it."""
+    if config.is_analog and (row or {}).get("rpu_config") is None:
+        rpu_config = trial_rpu_config_json(config)
+        with_retries(lambda: store.set_trial_rpu_config(trial_id, rpu_config))
 
 
 def _close_points(store: Store, sweep: str, search: LearningRateSearch) -> int:
@@ -492,11 +538,21 @@ def _pretrain_job(job: Any, cache_dir: str, threads: int) -> dict[str, Any]:
     torch.set_num_threads(max(1, threads))
     result = pretrained_model(job.data, job.model, job.pretrain, cache_dir)
     return {"trained_now": result.trained_now, "seconds": result.seconds,
-            "source_test_error": result.source_test_error, "source_train_error": result.source_train_error}
+            "source_test_error": result.source_test_error, "source_train_error": result.source_train_error,
+            "key": result.key, "file_hash": result.file_hash, "path": str(result.path)}
 
 
-def _pretrain_stage(spec: SweepSpec, paths: SweepPaths, cpu: float, gpu: float, echo: Callable[[str], None]) -> None:
-    """Pretrain each distinct pretraining key once, before any fine-tuning trial needs it."""
+def _pretrain_stage(
+    spec: SweepSpec,
+    paths: SweepPaths,
+    cpu: float,
+    gpu: float,
+    echo: Callable[[str], None],
+    on_model: Callable[[dict[str, Any]], None] = lambda model: None,
+) -> None:
+    """Pretrain each distinct pretraining key once, before any fine-tuning trial needs it; hand each model's record
+    (``cache_key``, ``file_hash``, ``source_error``, ``source_train_error``, ``train_seconds``, ``trained_now``,
+    ``path``) to ``on_model``."""
     jobs = list(pretrain_keys(spec).values())
     if not jobs:
         return
@@ -516,6 +572,9 @@ def _pretrain_stage(spec: SweepSpec, paths: SweepPaths, cpu: float, gpu: float, 
                 raise PretrainingFailed(f"pretraining {refs[ref].key} failed: {error_summary(exc)}") from None
             how = f"trained in {format_duration(result['seconds'])}" if result["trained_now"] else "from cache"
             echo(f"pretraining {refs[ref].key}: {how}, source test error {result['source_test_error']:.1f} %")
+            on_model({"cache_key": result["key"], "file_hash": result["file_hash"], "path": result["path"],
+                      "source_error": result["source_test_error"], "source_train_error": result["source_train_error"],
+                      "train_seconds": result["seconds"], "trained_now": result["trained_now"]})
     except BaseException:
         for ref in refs:  # the jobs still running are not needed any more
             ray.cancel(ref, force=True)

@@ -112,6 +112,8 @@ class StoreRecorder(tune.Callback):
         self.store = store
         self.sweep = sweep
         self.search = search
+        # Trials whose rpu config this driver has recorded (it comes with every report; one write a trial suffices).
+        self.rpu_recorded: set[str] = set()
         # Ray Tune wraps an exception raised in a callback into a TuneError holding only its traceback text; the
         # driver (or the command line) finds the real reason here, or in the TuneError's ``__context__``.
         self.gave_up: StoreGaveUp | None = None
@@ -159,11 +161,21 @@ class StoreRecorder(tune.Callback):
             return
         fields = {name: result.get(name) for name in _EPOCH_FIELDS}
         self._write(lambda: self.store.record_epoch(trial.config["trial_id"], int(result["epoch"]), **fields))
+        self._record_rpu_config(trial.config["trial_id"], result)
+
+    def _record_rpu_config(self, trial_id: str, result: dict) -> None:
+        """Keep the trial's resolved rpu config (sent with each report) once: analog trials only."""
+        if result.get("rpu_config") is None or trial_id in self.rpu_recorded:
+            return
+        self._write(lambda: self.store.set_trial_rpu_config(trial_id, result["rpu_config"]))
+        if self.gave_up is None:
+            self.rpu_recorded.add(trial_id)
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         ended_as = (trial.last_result or {}).get(ENDED_AS)
         if ended_as in ("failed", "diverged"):  # no result: bad data, diverged training (the reason beside it)
             self._record_trial(trial, ended_as, error=trial.last_result.get("error") or ended_as)
+            self._record_rpu_config(trial.config["trial_id"], trial.last_result)
             self._choose_best_if_done(trial.config["point_key"])
             return
         pruned = self.search.was_pruned(trial.trial_id)

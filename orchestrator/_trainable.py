@@ -9,6 +9,9 @@ A trial that cannot succeed however often it is retried ends at once, without an
 ``max_failures`` would retry it): bad data or config (``DataError``, ``ConfigError``, ``ModelError``) reports
 ``ended_as: failed`` with the reason, diverged training (``TrainingDiverged``) reports ``ended_as: diverged``.
 Anything else (a lost worker, a full disk) raises, and is retried up to the sweep's ``max_retries``.
+
+Every report carries ``rpu_config``: the resolved aihwkit rpu config the trial's tiles are built with, as JSON
+(``workers.rpu_json``; None for digital trials), which the store recorder keeps with the trial.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from workers.config import ConfigError, TrialConfig
 from workers.data import DataError
 from workers.divergence import TrainingDiverged
 from workers.models import ModelError
+from workers.rpu_json import trial_rpu_config_json
 from workers.trial import run_trial
 
 # Errors a retry would only repeat: the trial fails at once, with its reason.
@@ -39,21 +43,22 @@ def fine_tune(config: dict[str, Any]) -> None:
     folder = Path(config["trials_dir"]) / config["trial_id"]
     folder.mkdir(parents=True, exist_ok=True)
     device = "cuda" if config["gpu"] > 0 and torch.cuda.is_available() else "cpu"
+    about = {"trial_id": config["trial_id"], "rpu_config": None}
     with open(folder / "lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
+            about["rpu_config"] = trial_rpu_config_json(trial)
             run_trial(
                 trial,
                 cache_dir=config["cache_dir"],
                 checkpoint_dir=folder,
                 device=device,
-                on_epoch=lambda report: tune.report({**report.to_dict(), "trial_id": config["trial_id"]}),
+                on_epoch=lambda report: tune.report({**report.to_dict(), **about}),
             )
         except TrainingDiverged as exc:
-            tune.report({ENDED_AS: "diverged", "error": _one_line(exc), "trial_id": config["trial_id"]})
+            tune.report({ENDED_AS: "diverged", "error": _one_line(exc), **about})
         except DETERMINISTIC_ERRORS as exc:
-            tune.report({ENDED_AS: "failed", "error": f"{type(exc).__name__}: {_one_line(exc)}",
-                         "trial_id": config["trial_id"]})
+            tune.report({ENDED_AS: "failed", "error": f"{type(exc).__name__}: {_one_line(exc)}", **about})
 
 
 def _one_line(exc: BaseException) -> str:

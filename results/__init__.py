@@ -2,6 +2,8 @@
 
 ``open_store`` gives a ``Store``; the sweep driver writes sweeps, points, trials and epochs to it with
 idempotent upserts, and the ``analog-sweep results`` commands read it back (tables, curves, Parquet, SQL).
+Each run and resume of a sweep also records how it was made (``Store.record_run``, ``record_pretrained``,
+``set_trial_rpu_config``), read back as one dict by ``Store.provenance``.
 ``write_report`` turns a sweep into the study's report (HTML with the paper's figures, findings, provenance).
 """
 
@@ -30,12 +32,14 @@ from results._figures import (
     plot_epoch_curves,
 )
 from results._paper import PAPER_VALUES, PaperValue
+from results._provenance import config_hash, redact
 from results._readonly import QueryResult
 from results._report import REPORT_NAME, build_report, write_report
 from results._schema import (
     ACTIVITY_FIELDS,
     AXES,
     POINT_STATUSES,
+    RUN_KINDS,
     SCHEMA_VERSION,
     SWEEP_STATUSES,
     TRIAL_ACTIVITY_FIELDS,
@@ -60,6 +64,7 @@ __all__ = [
     "QueryFailed",
     "QueryRefused",
     "QueryResult",
+    "RUN_KINDS",
     "SCHEMA_VERSION",
     "STORE_ENV",
     "SWEEP_STATUSES",
@@ -75,9 +80,11 @@ __all__ = [
     "activity_warnings",
     "axis_figure",
     "build_report",
+    "config_hash",
     "epochs_figure",
     "open_store",
     "plot_axis_curve",
     "plot_epoch_curves",
+    "redact",
     "write_report",
 ]

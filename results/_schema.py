@@ -14,7 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 
 # Bump when the tables change, and add the step from the previous version to ``_versions.UPGRADES``.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 # The five device axes a sweep varies, stored as REAL columns on each point.
 AXES = ("transfer_noise", "sp_skew", "sp_variability", "pulse_noise", "dtod")
@@ -93,6 +93,9 @@ trials = sa.Table(
     sa.Column("best_epoch", sa.Integer),  # added in schema version 2
     sa.Column("error", sa.Text),
     *_activity_columns(TRIAL_ACTIVITY_FIELDS),  # added in schema version 3
+    # The resolved aihwkit rpu config the trial ran with, as JSON (``workers.rpu_json``); NULL for digital trials and
+    # for trials recorded before schema version 4.
+    sa.Column("rpu_config", sa.JSON),
     sa.ForeignKeyConstraint(
         ["sweep", "point_key"], ["points.sweep", "points.point_key"], ondelete="CASCADE"
     ),
@@ -113,8 +116,48 @@ epochs = sa.Table(
     *_activity_columns(ACTIVITY_FIELDS),  # added in schema version 3
 )
 
+# Provenance (schema version 4): one row per ``run`` or ``resume`` of a sweep, with the environment it ran in.
+RUN_KINDS = ("run", "resume")
+sweep_runs = sa.Table(
+    "sweep_runs",
+    metadata,
+    sa.Column("run_id", sa.String(64), primary_key=True),  # chosen by the driver, so a retried write is an upsert
+    sa.Column("sweep", sa.String(200), sa.ForeignKey("sweeps.name", ondelete="CASCADE"), nullable=False),
+    sa.Column("kind", sa.String(10), nullable=False),
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("command", sa.Text),  # the command line, any store password replaced by ***
+    sa.Column("options", sa.JSON, nullable=False),  # what changed how the sweep ran: --set overrides, --cpu-fallback, ...
+    sa.Column("packages", sa.JSON, nullable=False),  # name -> version
+    sa.Column("aihwkit_cuda", sa.Boolean),
+    sa.Column("project_version", sa.String(50)),
+    sa.Column("project_commit", sa.String(64)),
+    sa.Column("project_dirty", sa.Boolean),
+    sa.Column("host", sa.String(255)),
+    sa.Column("platform", sa.String(255)),
+    sa.Column("cpu", sa.JSON),  # {"model": ..., "count": ...}
+    sa.Column("gpus", sa.JSON),  # {"model": ..., "count": ...}
+    sa.Column("cluster", sa.JSON),  # what Ray offered: {"nodes", "cpus", "gpus", "accelerator_types"}
+    sa.Index("ix_sweep_runs_sweep", "sweep", "started_at"),
+)
+
+# Provenance (schema version 4): each pretrained model a sweep used, by its cache key and the hash of its file.
+pretrained_models = sa.Table(
+    "pretrained_models",
+    metadata,
+    sa.Column("sweep", sa.String(200), sa.ForeignKey("sweeps.name", ondelete="CASCADE"), primary_key=True),
+    sa.Column("cache_key", sa.String(64), primary_key=True),
+    sa.Column("file_hash", sa.String(64), primary_key=True),  # SHA-256 of the cache file, hex
+    sa.Column("run_id", sa.String(64)),  # the run that first used it
+    sa.Column("source_error", sa.Float),  # percent, on the source task's test split
+    sa.Column("source_train_error", sa.Float),  # percent
+    sa.Column("train_seconds", sa.Float),  # how long pretraining took when the file was made
+    sa.Column("trained_now", sa.Boolean),  # trained by this sweep (else taken from the cache)
+    sa.Column("path", sa.Text),
+    sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
+)
+
 # The tables users may read with ``results query``, in dependency order.
-DATA_TABLES = (sweeps, points, trials, epochs)
+DATA_TABLES = (sweeps, points, trials, epochs, sweep_runs, pretrained_models)
 
 
 def as_utc(moment: datetime) -> datetime:

@@ -17,7 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from results import _best, _export, _queries, _readonly
+from results import _best, _export, _provenance, _queries, _readonly
 from results._engine import create_engine, database_errors, label, resolve_url
 from results._errors import NotFound, SpecConflict, StoreInputError, TrialConflict
 from results._schema import (
@@ -328,6 +328,63 @@ class Store:
                 )
             )
         return best
+
+    # ---- provenance (the sweep driver) ----
+
+    def record_run(self, sweep: str, run: Mapping[str, Any]) -> None:
+        """Record one run or resume of a sweep and the environment it ran in; the same ``run_id`` again overwrites
+        it (a retried write adds no row).
+
+        ``run`` holds ``run_id`` (text, unique), ``kind`` (``run`` or ``resume``), and optionally ``started_at``
+        (UTC; default now), ``command`` (the command line, text or argument list), ``options`` (what changed how
+        the sweep ran, e.g. ``{"overrides": [...], "cpu_fallback": true}``), ``packages`` (name -> version text),
+        ``aihwkit_cuda`` (bool), ``project`` (``version``, ``commit``, ``dirty``), ``host``, ``platform``, ``cpu``
+        and ``gpus`` (``{"model", "count"}``), ``cluster`` (what Ray offered). Any URL password in the command or the
+        options is stored as ``***``. Raises ``NotFound`` for an unknown sweep, ``StoreInputError`` for an unknown
+        field, a bad kind or values that are not JSON.
+        """
+        with self.transaction() as connection:
+            self._require_sweep(connection, sweep)
+            _provenance.record_run(connection, sweep, run)
+
+    def record_pretrained(self, sweep: str, model: Mapping[str, Any]) -> None:
+        """Record a pretrained model the sweep used: ``cache_key`` and ``file_hash`` (SHA-256 of the cache file,
+        both required), ``source_error`` and ``source_train_error`` (percent), ``train_seconds`` (pretraining time
+        when the file was made), ``trained_now`` (trained by this sweep, else taken from the cache), ``path`` and
+        ``run_id`` (the run that used it). The same key and hash again changes nothing; a new hash under a known key
+        (the cache file was made again) is a second row."""
+        with self.transaction() as connection:
+            self._require_sweep(connection, sweep)
+            _provenance.record_pretrained(connection, sweep, model)
+
+    def set_trial_rpu_config(self, trial_id: str, rpu_config: Mapping[str, Any] | None) -> None:
+        """Record the resolved aihwkit rpu config a trial ran with, as JSON (``workers.rpu_json.rpu_config_json``;
+        None for digital trials). Raises ``NotFound`` for an unknown trial, ``StoreInputError`` for non-JSON."""
+        with self.transaction() as connection:
+            if _provenance.set_trial_rpu_config(connection, trial_id, rpu_config) == 0:
+                raise NotFound(f"unknown trial {trial_id!r}")
+
+    def provenance(self, sweep: str) -> dict[str, Any]:
+        """How a sweep was made, as plain data (``NotFound`` for an unknown sweep):
+
+        - ``runs``: one dict per run and resume, oldest first: ``run`` (1, 2, ...), ``run_id``, ``kind`` (``run`` or
+          ``resume``), ``started_at`` (UTC datetime), ``command`` (text, passwords as ``***``), ``options`` (dict),
+          ``packages`` (name -> version), ``aihwkit_cuda``, ``project`` (``version``, ``commit``, ``dirty``; commit and
+          dirty None outside a git checkout), ``host``, ``platform``, ``cpu`` and ``gpus`` (``{"model", "count"}``),
+          ``cluster`` (``nodes``, ``cpus``, ``gpus``, ``accelerator_types`` as Ray offered them);
+        - ``pretrained``: one dict per pretrained model file used, oldest first: ``cache_key``, ``file_hash``
+          (SHA-256 hex), ``source_error`` and ``source_train_error`` (percent), ``train_seconds``, ``trained_now``,
+          ``path``, ``run`` (number of the run that first used it), ``recorded_at``;
+        - ``rpu_configs``: one dict per distinct resolved rpu config, by the first point using it: ``config_hash``
+          (16 hex digits of the canonical JSON), ``rpu_config`` (the JSON as a dict), ``trial_ids`` and
+          ``point_keys`` (every trial and point that ran with it);
+        - ``trials_without_rpu_config``: trials with none (digital trials, and trials recorded before provenance).
+
+        Runs recorded before schema version 4 have no rows: ``runs`` is then empty.
+        """
+        with self.transaction() as connection:
+            self._require_sweep(connection, sweep)
+            return _provenance.read_provenance(connection, sweep)
 
     # ---- reads ----
 

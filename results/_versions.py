@@ -13,7 +13,9 @@ from results._schema import (
     TRIAL_ACTIVITY_FIELDS,
     epochs,
     metadata,
+    pretrained_models,
     schema_version,
+    sweep_runs,
     trials,
 )
 from results._summaries import best_epoch_subquery
@@ -34,8 +36,21 @@ def _add_activity_columns(connection: sa.Connection) -> None:
             connection.execute(sa.text(f"ALTER TABLE {table.name} ADD COLUMN {name} {kind}"))
 
 
+def _add_provenance(connection: sa.Connection) -> None:
+    """Version 3 -> 4: provenance. New tables ``sweep_runs`` (one row per run and resume) and ``pretrained_models``,
+    and ``trials.rpu_config``; all empty or NULL for what was recorded before (it was not gathered then)."""
+    for table in (sweep_runs, pretrained_models):
+        table.create(connection)
+    kind = trials.c.rpu_config.type.compile(dialect=connection.dialect)
+    connection.execute(sa.text(f"ALTER TABLE trials ADD COLUMN rpu_config {kind}"))
+
+
 # UPGRADES[v] turns a version-v store into version v + 1.
-UPGRADES: dict[int, Callable[[sa.Connection], None]] = {1: _add_trials_best_epoch, 2: _add_activity_columns}
+UPGRADES: dict[int, Callable[[sa.Connection], None]] = {
+    1: _add_trials_best_epoch,
+    2: _add_activity_columns,
+    3: _add_provenance,
+}
 OLDEST_UPGRADABLE = min(UPGRADES)
 
 

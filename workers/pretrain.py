@@ -9,8 +9,10 @@ instead of training twice. A damaged cache file fails its checksum and is traine
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import time
 from collections.abc import Callable
+import dataclasses
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -27,7 +29,12 @@ PRETRAIN_OPTIMIZERS = ("adamw", "sgd")
 
 @dataclass(frozen=True)
 class PretrainedModel:
-    """A cached pretraining result: the digital weights and how well they learned the source task."""
+    """A cached pretraining result: the digital weights and how well they learned the source task.
+
+    ``source_train_error`` and ``source_test_error`` are percent; ``seconds`` is how long training took when the
+    file was made; ``file_hash`` is the SHA-256 (hex) of the cache file these weights were read from or written to
+    (``sha256sum`` of ``path`` gives the same while the file is unchanged).
+    """
 
     key: str
     path: Path
@@ -36,6 +43,13 @@ class PretrainedModel:
     source_test_error: float
     seconds: float
     trained_now: bool
+    file_hash: str = ""
+
+
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 of a file's bytes, hex."""
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def pretrain_key(data: DataConfig, model: ModelConfig, pretrain: PretrainConfig) -> str:
@@ -62,12 +76,13 @@ def pretrained_model(
     path = cache_dir / f"pretrain-{key}.pt"
     with open(cache_dir / f"pretrain-{key}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
+        # The lock is held while hashing: the file cannot be replaced between reading and hashing it.
         cached = _load_cached(path, key, progress)
         if cached is not None:
-            return cached
+            return dataclasses.replace(cached, file_hash=file_sha256(path))
         result = _train(data, model, pretrain, progress)
         save_verified({"key": key, **result}, path)
-        return PretrainedModel(key=key, path=path, trained_now=True, **result)
+        return PretrainedModel(key=key, path=path, trained_now=True, file_hash=file_sha256(path), **result)
 
 
 def _load_cached(path: Path, key: str, progress: Callable[[str], None] | None) -> PretrainedModel | None:

@@ -9,6 +9,8 @@ import click
 
 from analog_sweep import __version__
 
+ARGV_KEY = "analog_sweep.argv"  # where the root command keeps the command line in ``click.Context.meta``
+
 # Each command is imported only when used: ``results`` needs no torch, Ray or aihwkit, and starts in a second.
 COMMANDS = {
     "run": "analog_sweep.cli.run:run",
@@ -25,6 +27,14 @@ class OneLineErrors(click.Group):
 
     Its commands are loaded lazily from ``COMMANDS``.
     """
+
+    def make_context(self, info_name: str | None, args: list[str], parent: click.Context | None = None,
+                     **extra) -> click.Context:
+        """The context, which keeps the command line as typed (``ctx.meta[ARGV_KEY]``) for the sweep's provenance."""
+        argv = [info_name or "analog-sweep", *args]
+        ctx = super().make_context(info_name, args, parent=parent, **extra)
+        ctx.meta[ARGV_KEY] = argv
+        return ctx
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return list(COMMANDS)

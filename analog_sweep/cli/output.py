@@ -166,6 +166,15 @@ def display_rows(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{key: cell(value) for key, value in row.items()} for row in rows]
 
 
+def command_line() -> list[str]:
+    """The command line of this invocation as typed, program name first (``sys.argv`` outside the click root)."""
+    from analog_sweep.cli import ARGV_KEY
+
+    ctx = click.get_current_context(silent=True)
+    argv = ctx.meta.get(ARGV_KEY) if ctx is not None else None
+    return list(argv) if argv else list(sys.argv)
+
+
 def progress(message: str) -> None:
     """Progress for long work goes to stderr, so stdout stays clean for tables and JSON."""
     click.echo(message, err=True)

@@ -7,9 +7,13 @@ Exit codes: 0 ok, 1 the store could not be used (unreachable server), 2 bad inpu
 
 from __future__ import annotations
 
+import json
+import math
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -204,7 +208,7 @@ def query(sql: str, limit: int, store_url: str | None, output_format: str) -> No
 
     Statements that would write or change the schema (INSERT, UPDATE, DELETE, DROP, CREATE, ALTER, ATTACH,
     PRAGMA other than schema lookups, writing CTEs, several statements) are refused, and exit 2.
-    Tables: sweeps, points, trials, epochs, schema_version.
+    Tables: sweeps, points, trials, epochs, sweep_runs, pretrained_models, schema_version.
 
     \b
     Example:
@@ -218,6 +222,110 @@ def query(sql: str, limit: int, store_url: str | None, output_format: str) -> No
     emit_rows(display_rows(dict(zip(columns, row)) for row in result.rows), output_format, columns=columns)
     if result.truncated:
         progress(f"(only the first {limit} rows; raise --limit for more)")
+
+
+@results.command()
+@click.argument("sweep")
+@click.option("--full", is_flag=True, help="Also list every field of each rpu config (table and csv; json always has them).")
+@store_option
+@output_options
+@_store_errors
+def provenance(sweep: str, full: bool, store_url: str | None, output_format: str) -> None:
+    """How a sweep was made: each run and resume (command line, options, package versions, project commit, host,
+    CPU and GPUs), the pretrained models it used (cache key, file hash, source error, training time) and the
+    resolved aihwkit rpu configs of its trials.
+
+    Tables and CSV have one row per fact (section, item, field, value); --format json prints the whole record as
+    one JSON document (runs oldest first; rpu configs with the trials that ran with each).
+
+    \b
+    Example:
+        analog-sweep results provenance quickstart
+        analog-sweep results provenance quickstart --format json > quickstart-provenance.json
+    """
+    with open_store(store_url, read_only=True) as store:
+        found = store.provenance(sweep)
+    if output_format == "json":
+        click.echo(json.dumps(_plain(found), allow_nan=False))
+        return
+    emit_rows(_provenance_rows(found, full), output_format, columns=("section", "item", "field", "value"))
+
+
+def _plain(value: Any) -> Any:
+    """Provenance as strict JSON data: times as ISO text, non-finite numbers as null."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _text(value: Any) -> Any:
+    """One cell: scalars as they are, times to the second, anything nested as compact JSON."""
+    if isinstance(value, datetime):
+        return value.isoformat(timespec="seconds")
+    if isinstance(value, (dict, list)):
+        return json.dumps(_plain(value), separators=(",", ":"))
+    return value
+
+
+def _count(part: dict[str, Any] | None) -> str | None:
+    if not part:
+        return None
+    return f"{part.get('model') or 'none'} x {part.get('count')}" if part.get("count") else "none"
+
+
+def _provenance_rows(found: dict[str, Any], full: bool) -> Iterator[dict[str, Any]]:
+    def row(section: str, item: Any, name: str, value: Any) -> dict[str, Any]:
+        return {"section": section, "item": str(item), "field": name, "value": _text(value)}
+
+    for run in found["runs"]:
+        number = run["run"]
+        for name in ("kind", "started_at", "command", "host", "platform"):
+            yield row("run", number, name, run[name])
+        yield row("run", number, "cpu", _count(run["cpu"]))
+        yield row("run", number, "gpus", _count(run["gpus"]))
+        cluster = run["cluster"] or {}
+        if cluster:
+            types = ", ".join(cluster.get("accelerator_types") or [])
+            yield row("run", number, "cluster", f"{cluster.get('nodes')} node(s), {cluster.get('cpus', 0):g} CPU, "
+                                                f"{cluster.get('gpus', 0):g} GPU{f' ({types})' if types else ''}")
+        for name, value in run["project"].items():
+            yield row("run", number, f"project.{name}", value)
+        for name, value in run["packages"].items():
+            yield row("run", number, f"packages.{name}", value)
+        yield row("run", number, "aihwkit_cuda", run["aihwkit_cuda"])
+        for name, value in run["options"].items():
+            yield row("run", number, f"options.{name}", value)
+    for model in found["pretrained"]:
+        for name in ("file_hash", "source_error", "source_train_error", "train_seconds", "trained_now", "run", "path"):
+            yield row("pretrained", model["cache_key"], name, model[name])
+    for group in found["rpu_configs"]:
+        yield row("rpu_config", group["config_hash"], "class", group["rpu_config"].get("__class__"))
+        yield row("rpu_config", group["config_hash"], "trials", len(group["trial_ids"]))
+        yield row("rpu_config", group["config_hash"], "points", ",".join(group["point_keys"]))
+        if full:
+            for name, value in _leaves(group["rpu_config"]):
+                yield row("rpu_config", group["config_hash"], f"config.{name}", value)
+    if found["trials_without_rpu_config"]:
+        # Digital trials, and trials recorded before the store kept rpu configs.
+        yield row("rpu_config", "none", "trials", found["trials_without_rpu_config"])
+
+
+def _leaves(value: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """Every leaf of a nested config as (dotted path, value); list items as ``name[i]``."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from _leaves(item, f"{prefix}.{key}" if prefix else key)
+    elif isinstance(value, list) and any(isinstance(item, (dict, list)) for item in value):
+        for index, item in enumerate(value):
+            yield from _leaves(item, f"{prefix}[{index}]")
+    else:
+        yield prefix, value
 
 
 def _unique(names: Iterable[str]) -> list[str]:

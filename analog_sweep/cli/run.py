@@ -13,6 +13,7 @@ from analog_sweep.cli.output import (
     ACTIVITY_COLUMNS,
     BadInput,
     SafePath,
+    command_line,
     display_rows,
     emit_rows,
     one_line_errors,
@@ -22,6 +23,7 @@ from analog_sweep.cli.output import (
 )
 from orchestrator import (
     ClusterError,
+    Invocation,
     JournalDamaged,
     PreflightError,
     PretrainingFailed,
@@ -158,9 +160,11 @@ def run(spec_file: str, overrides: tuple[str, ...], dry_run: bool, storage_path:
         return
     _check_environment()
     with open_store(store_url) as store:
+        invocation = Invocation(command_line(), {"spec_file": spec_file, "overrides": list(overrides),
+                                                 "storage_path": storage_path, "store": store.label})
         with _stops_cleanly(spec.name):
             outcome = run_sweep(spec, store, storage_root=storage_path, address=address, cpu_fallback=cpu_fallback,
-                                echo=progress)
+                                echo=progress, invocation=invocation)
         progress(outcome.message)
         if outcome.points_done or outcome.status == "finished":
             _point_table(store, spec.name, output_format)
@@ -184,8 +188,10 @@ def resume(sweep: str, address: str | None, cpu_fallback: bool, store_url: str |
     """
     _check_environment()
     with open_store(store_url, must_exist=True) as store:
+        invocation = Invocation(command_line(), {"store": store.label})
         with _stops_cleanly(sweep):
-            outcome = resume_sweep(sweep, store, address=address, cpu_fallback=cpu_fallback, echo=progress)
+            outcome = resume_sweep(sweep, store, address=address, cpu_fallback=cpu_fallback, echo=progress,
+                                   invocation=invocation)
         progress(outcome.message)
         _point_table(store, sweep, output_format)
         if outcome.status != "finished" or outcome.failed_trials:

@@ -57,6 +57,7 @@ def test_parts_the_store_cannot_give_are_absent_with_a_reason(store, tmp_path):
     assert "nothing to plot: no point has a completed epoch yet." in absent
     assert "no point has a completed trial yet." in absent  # the axis figures, and the mode comparison
     assert any(reason.startswith("critical points") for reason in absent)
+    assert "none recorded for this sweep (it ran before analog-sweep recorded provenance)." in absent
     assert len(absent) >= 5 and "<img" not in html
 
 
@@ -86,3 +87,30 @@ def test_the_report_opens_in_headless_chromium_without_console_messages_and_show
     assert (stats.width, stats.height) == (1280, 4000)
     # the page's own styles use none of the mode colours: pixels of all four mean the figures were drawn
     assert all(count > 100 for count in stats.colours.values()), stats.colours
+
+
+def test_provenance_is_shown_per_run_with_its_models_and_rpu_configs(study_store, study, tmp_path):
+    write_report(study_store, study.name, tmp_path / "before")
+    before = (tmp_path / "before" / "report.html").read_text(encoding="utf-8")
+    assert "Absent: none recorded for this sweep (it ran before analog-sweep recorded provenance)." in before
+    study_store.record_run(study.name, {
+        "run_id": "r1", "kind": "run", "command": ["analog-sweep", "run", "study.yaml", "--set", "epochs=4"],
+        "options": {"overrides": ["epochs=4"], "cpu_fallback": False}, "packages": {"torch": "2.10.0", "aihwkit": "1.1.0"},
+        "aihwkit_cuda": False, "project": {"version": "0.1.0", "commit": "0123abcd" * 5, "dirty": True},
+        "host": "node-1", "platform": "Linux", "cpu": {"model": "AMD EPYC 7B13", "count": 2},
+        "gpus": {"model": None, "count": 0}, "cluster": {"nodes": 1, "cpus": 2.0},
+    })
+    study_store.record_pretrained(study.name, {"cache_key": "9e540985ae936667", "file_hash": "ab" * 32,
+                                               "source_error": 3.7, "train_seconds": 21.5, "trained_now": True,
+                                               "run_id": "r1"})
+    trial = f"{study.key('5-8', 'analog_tl', 10.0, 0)}/lr0.05"
+    study_store.set_trial_rpu_config(trial, {"device": {"fast_lr": 0.5}})
+    write_report(study_store, study.name, tmp_path / "after")
+    html = (tmp_path / "after" / "report.html").read_text(encoding="utf-8")
+    assert "none recorded for this sweep" not in html
+    assert "analog-sweep run study.yaml --set epochs=4" in html
+    assert f"commit {'0123abcd' * 5} (with uncommitted changes)" in html
+    assert "2 x AMD EPYC 7B13" in html and "torch 2.10.0, aihwkit 1.1.0" in html
+    assert "9e540985ae936667" in html and "ab" * 32 in html
+    assert "1 trial(s) at 1 point(s)" in html and "&#34;fast_lr&#34;: 0.5" in html
+    assert "53 trial(s) have none (digital trials, or trials recorded before provenance)" in html

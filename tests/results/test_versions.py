@@ -24,8 +24,20 @@ def _scalar(url: str, query: str):
     return value
 
 
+def _drop_provenance(url: str) -> None:
+    """Make a store look like version 3: no provenance tables, no trials.rpu_config."""
+    _execute(
+        url,
+        "DROP TABLE sweep_runs",
+        "DROP TABLE pretrained_models",
+        "ALTER TABLE trials DROP COLUMN rpu_config",
+        "UPDATE schema_version SET version = 3",
+    )
+
+
 def _drop_activity_columns(url: str) -> None:
-    """Make a store look like version 2: no activity columns on epochs and trials."""
+    """Make a store look like version 2: no activity columns on epochs and trials (nor anything newer)."""
+    _drop_provenance(url)
     _execute(
         url,
         *(f"ALTER TABLE epochs DROP COLUMN {name}" for name in results.ACTIVITY_FIELDS),
@@ -44,7 +56,7 @@ def test_version_1_store_is_upgraded_and_keeps_its_data(store_url, sample, count
 
     with results.open_store(store_url) as store:
         assert count_rows(store) == before
-        assert _scalar(store_url, "SELECT version FROM schema_version") == results.SCHEMA_VERSION == 3
+        assert _scalar(store_url, "SELECT version FROM schema_version") == results.SCHEMA_VERSION
         trials = {t["trial_id"]: t for t in store.list_trials("noise")}
         completed = trials[sample.trial_id("analog_tl", 10.0, 0.05)]
         assert completed["best_epoch"] == sample.epochs  # errors fall every epoch, so the last is best
@@ -65,7 +77,7 @@ def test_version_2_store_gains_activity_columns_and_keeps_its_data(store_url, sa
 
     with results.open_store(store_url) as store:
         assert count_rows(store) == before
-        assert _scalar(store_url, "SELECT version FROM schema_version") == 3
+        assert _scalar(store_url, "SELECT version FROM schema_version") == results.SCHEMA_VERSION
         trials = {t["trial_id"]: t for t in store.list_trials("noise")}
         keep = ("lr", "status", "epochs_done", "final_test_error", "best_test_error", "best_epoch")
         assert {k: {c: t[c] for c in keep} for k, t in trials.items()} == {
@@ -84,6 +96,31 @@ def test_version_2_store_gains_activity_columns_and_keeps_its_data(store_url, sa
         assert trial["embed_moved"] is None
         assert _scalar(store_url, f"SELECT head_transfers FROM epochs WHERE trial_id = '{completed}' "
                                   f"AND epoch = {sample.epochs + 1}") == 40
+
+
+def test_version_3_store_gains_provenance_and_keeps_its_data(store_url, sample, count_rows):
+    with results.open_store(store_url) as store:
+        sample.write(store)
+        before = count_rows(store)
+        old_trials = store.list_trials("noise")
+    _drop_provenance(store_url)
+
+    with results.open_store(store_url) as store:
+        assert count_rows(store) == before
+        assert _scalar(store_url, "SELECT version FROM schema_version") == results.SCHEMA_VERSION
+        assert store.list_trials("noise") == old_trials  # rpu_config NULL before and after
+        # Nothing was gathered before: no runs, no models, no configs; and the new tables take writes.
+        found = store.provenance("noise")
+        assert (found["runs"], found["pretrained"], found["rpu_configs"]) == ([], [], [])
+        assert found["trials_without_rpu_config"] == len(old_trials)
+        store.record_run("noise", {"run_id": "r1", "kind": "resume", "packages": {"torch": "2.10.0"}})
+        store.record_pretrained("noise", {"cache_key": "k", "file_hash": "h"})
+        trial_id = sample.trial_id("analog_tl", 10.0, 0.05)
+        store.set_trial_rpu_config(trial_id, {"__class__": "SingleRPUConfig"})
+        found = store.provenance("noise")
+        assert [r["kind"] for r in found["runs"]] == ["resume"] and len(found["pretrained"]) == 1
+        assert found["rpu_configs"][0]["trial_ids"] == [trial_id]
+    assert _scalar(store_url, "SELECT count(*) FROM sweep_runs") == 1
 
 
 def test_unknown_activity_field_is_refused(store_url, sample):

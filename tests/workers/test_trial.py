@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 
 import pytest
 import torch
@@ -75,6 +76,8 @@ def test_pretraining_is_cached_by_key_and_never_retrained(tmp_path):
     second = pretrained_model(config.data, config.model, config.pretrain, tmp_path)
     assert first.trained_now and not second.trained_now
     assert first.key == second.key
+    # The provenance hash is of the file read or written: sha256sum of the cache file.
+    assert first.file_hash == second.file_hash == hashlib.sha256(first.path.read_bytes()).hexdigest()
     assert all(torch.equal(first.state_dict[k], second.state_dict[k]) for k in first.state_dict)
     other_seed = dataclasses.replace(config.pretrain, seed=1)
     assert pretrain_key(config.data, config.model, other_seed) != first.key

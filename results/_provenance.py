@@ -1,0 +1,236 @@
+"""Provenance in the store: how each run of a sweep was made, which pretrained models and rpu configs it used.
+
+The sweep driver gathers the environment (``orchestrator``: packages, project commit, host, command line) and hands
+it here as plain data; this module validates it, keeps secrets out of it, writes it, and reads it back as one
+dict (``Store.provenance``) for ``analog-sweep results provenance`` and the report.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+import shlex
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from results._errors import StoreInputError
+from results._schema import RUN_KINDS, pretrained_models, sweep_runs, trials, utc_row
+
+# scheme://user:PASSWORD@host (greedy to the last @, so a password holding a raw @ is hidden whole) and
+# ?password=... / &sslpassword=... (libpq's query parameters). In free text a password ends at white space; in one
+# value (an argument of a command line, an option) it may hold any character.
+_SCHEME_USER = r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^\s/:@]*:)"
+_URL_PASSWORD = {False: re.compile(_SCHEME_USER + r"[^\s]*(?P<at>@)"),
+                 True: re.compile(_SCHEME_USER + r".*(?P<at>@)", re.DOTALL)}
+_QUERY_PASSWORD = re.compile(r"(?P<head>[?&](?:password|sslpassword)=)[^&\s]*", re.IGNORECASE)
+
+# The run fields a caller gives ``record_run`` (``run_id`` and ``kind`` required), and what each is.
+RUN_FIELDS = (
+    "run_id", "kind", "started_at", "command", "options", "packages", "aihwkit_cuda", "project", "host", "platform",
+    "cpu", "gpus", "cluster",
+)
+
+
+def redact(text: str, *, one_value: bool = False) -> str:
+    """``text`` with every URL password (``scheme://user:SECRET@host``, ``?password=SECRET``) replaced by ``***``.
+
+    Over-hides rather than under-hides: everything from the user's colon to the last ``@`` of the word goes (of the
+    whole text with ``one_value``, for one argument or option value, where a password may hold spaces).
+    """
+    text = _URL_PASSWORD[one_value].sub(lambda m: f"{m['head']}***{m['at']}", text)
+    return _QUERY_PASSWORD.sub(lambda m: f"{m['head']}***", text)
+
+
+def _redact_all(value: Any) -> Any:
+    """Every string inside ``value`` (dicts, lists) redacted, each as one value."""
+    if isinstance(value, str):
+        return redact(value, one_value=True)
+    if isinstance(value, Mapping):
+        return {str(k): _redact_all(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_redact_all(v) for v in value]
+    return value
+
+
+def _json_ready(value: Any, what: str) -> Any:
+    """``value`` if it is strict JSON (no NaN or infinity, only JSON types), else ``StoreInputError``."""
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise StoreInputError(f"{what} is not JSON: {exc}") from None
+    return value
+
+
+def command_text(command: str | Sequence[str] | None) -> str | None:
+    """A command line as one shell-quoted string, passwords hidden (a list is redacted argument by argument, then
+    joined the way a shell would read it back)."""
+    if command is None:
+        return None
+    if isinstance(command, str):
+        return redact(command)
+    return shlex.join(redact(str(part), one_value=True) for part in command)
+
+
+def _upsert(connection: sa.Connection, table: sa.Table, values: dict[str, Any], update: Sequence[str]) -> None:
+    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(table).values(**values)
+    keys = [c.name for c in table.primary_key.columns]
+    if update:
+        statement = statement.on_conflict_do_update(
+            index_elements=keys, set_={name: statement.excluded[name] for name in update}
+        )
+    else:
+        statement = statement.on_conflict_do_nothing(index_elements=keys)
+    connection.execute(statement)
+
+
+def record_run(connection: sa.Connection, sweep: str, run: Mapping[str, Any]) -> None:
+    """Write one run record (see ``Store.record_run``); the same ``run_id`` again overwrites it."""
+    unknown = sorted(set(run) - set(RUN_FIELDS))
+    if unknown:
+        raise StoreInputError(f"unknown run field(s) {', '.join(unknown)}: expected {', '.join(RUN_FIELDS)}")
+    if not run.get("run_id"):
+        raise StoreInputError("a run record needs a run_id")
+    if run.get("kind") not in RUN_KINDS:
+        raise StoreInputError(f"unknown run kind {run.get('kind')!r}: expected one of {', '.join(RUN_KINDS)}")
+    packages = run.get("packages") or {}
+    if not isinstance(packages, Mapping) or not all(
+        isinstance(k, str) and (v is None or isinstance(v, str)) for k, v in packages.items()
+    ):
+        raise StoreInputError("packages must map package names to version strings")
+    project = run.get("project") or {}
+    if not isinstance(project, Mapping):
+        raise StoreInputError("project must be a mapping of version, commit and dirty")
+    started = run.get("started_at") or datetime.now(timezone.utc)
+    values = dict(
+        run_id=str(run["run_id"]),
+        sweep=sweep,
+        kind=run["kind"],
+        started_at=started,
+        command=command_text(run.get("command")),
+        options=_json_ready(_redact_all(dict(run.get("options") or {})), "options"),
+        packages=dict(packages),
+        aihwkit_cuda=run.get("aihwkit_cuda"),
+        project_version=project.get("version"),
+        project_commit=project.get("commit"),
+        project_dirty=project.get("dirty"),
+        host=run.get("host"),
+        platform=run.get("platform"),
+        cpu=_json_ready(run.get("cpu"), "cpu"),
+        gpus=_json_ready(run.get("gpus"), "gpus"),
+        cluster=_json_ready(_redact_all(run.get("cluster")), "cluster"),
+    )
+    _upsert(connection, sweep_runs, values, [k for k in values if k != "run_id"])
+
+
+def record_pretrained(connection: sa.Connection, sweep: str, model: Mapping[str, Any]) -> None:
+    """Write one pretrained model a sweep used (see ``Store.record_pretrained``); a known one is left as it is."""
+    for name in ("cache_key", "file_hash"):
+        if not model.get(name):
+            raise StoreInputError(f"a pretrained model record needs its {name}")
+    numbers = {}
+    for name in ("source_error", "source_train_error", "train_seconds"):
+        value = model.get(name)
+        numbers[name] = None if value is None else float(value)
+        if numbers[name] is not None and not math.isfinite(numbers[name]):
+            raise StoreInputError(f"pretrained model {model['cache_key']}: {name} must be finite, got {value!r}")
+    values = dict(
+        sweep=sweep,
+        cache_key=str(model["cache_key"]),
+        file_hash=str(model["file_hash"]),
+        run_id=model.get("run_id"),
+        trained_now=model.get("trained_now"),
+        path=model.get("path"),
+        recorded_at=datetime.now(timezone.utc),
+        **numbers,
+    )
+    _upsert(connection, pretrained_models, values, [])
+
+
+def set_trial_rpu_config(connection: sa.Connection, trial_id: str, rpu_config: Mapping[str, Any] | None) -> int:
+    """Write a trial's rpu config; return how many rows changed (0: no such trial)."""
+    value = None if rpu_config is None else _json_ready(dict(rpu_config), f"trial {trial_id}'s rpu config")
+    done = connection.execute(sa.update(trials).where(trials.c.trial_id == trial_id).values(rpu_config=value))
+    return done.rowcount
+
+
+def config_hash(rpu_config: Mapping[str, Any]) -> str:
+    """SHA-256 of the canonical JSON of an rpu config, first 16 hex digits: the same config, the same hash."""
+    text = json.dumps(rpu_config, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def read_provenance(connection: sa.Connection, sweep: str) -> dict[str, Any]:
+    """The provenance of one sweep as plain data (see ``Store.provenance``)."""
+    rows = connection.execute(
+        sa.select(sweep_runs).where(sweep_runs.c.sweep == sweep).order_by(sweep_runs.c.started_at, sweep_runs.c.run_id)
+    ).mappings()
+    runs = []
+    for number, row in enumerate(rows, start=1):
+        row = utc_row(row)
+        runs.append({
+            "run": number,
+            "run_id": row["run_id"],
+            "kind": row["kind"],
+            "started_at": row["started_at"],
+            "command": row["command"],
+            "options": row["options"] or {},
+            "packages": row["packages"] or {},
+            "aihwkit_cuda": row["aihwkit_cuda"],
+            "project": {"version": row["project_version"], "commit": row["project_commit"],
+                        "dirty": row["project_dirty"]},
+            "host": row["host"],
+            "platform": row["platform"],
+            "cpu": row["cpu"],
+            "gpus": row["gpus"],
+            "cluster": row["cluster"],
+        })
+    run_numbers = {run["run_id"]: run["run"] for run in runs}
+    models = connection.execute(
+        sa.select(pretrained_models)
+        .where(pretrained_models.c.sweep == sweep)
+        .order_by(pretrained_models.c.recorded_at, pretrained_models.c.cache_key, pretrained_models.c.file_hash)
+    ).mappings()
+    pretrained = [
+        {
+            "cache_key": m["cache_key"],
+            "file_hash": m["file_hash"],
+            "source_error": m["source_error"],
+            "source_train_error": m["source_train_error"],
+            "train_seconds": m["train_seconds"],
+            "trained_now": m["trained_now"],
+            "path": m["path"],
+            "run": run_numbers.get(m["run_id"]),
+            "recorded_at": utc_row(m)["recorded_at"],
+        }
+        for m in models
+    ]
+    groups: dict[str, dict[str, Any]] = {}
+    without = 0
+    for trial in connection.execute(
+        sa.select(trials.c.trial_id, trials.c.point_key, trials.c.rpu_config)
+        .where(trials.c.sweep == sweep)
+        .order_by(trials.c.point_key, trials.c.trial_id)
+    ):
+        if trial.rpu_config is None:
+            without += 1
+            continue
+        digest = config_hash(trial.rpu_config)
+        group = groups.setdefault(digest, {"config_hash": digest, "rpu_config": trial.rpu_config, "trial_ids": [],
+                                           "point_keys": []})
+        group["trial_ids"].append(trial.trial_id)
+        if trial.point_key not in group["point_keys"]:
+            group["point_keys"].append(trial.point_key)
+    return {
+        "sweep": sweep,
+        "runs": runs,
+        "pretrained": pretrained,
+        "rpu_configs": list(groups.values()),
+        "trials_without_rpu_config": without,
+    }

@@ -1,0 +1,159 @@
+"""Provenance in the store: runs, pretrained models and rpu configs written and read back, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+
+import pytest
+import sqlalchemy as sa
+
+import results
+
+T0 = datetime(2025, 3, 1, 12, 0, tzinfo=timezone.utc)
+PACKAGES = {"python": "3.11.7", "torch": "2.10.0", "aihwkit": "1.1.0", "ray": "2.52.0"}
+
+
+def a_run(run_id: str, kind: str = "run", minutes: int = 0, **changes) -> dict:
+    run = {
+        "run_id": run_id,
+        "kind": kind,
+        "started_at": T0 + timedelta(minutes=minutes),
+        "command": ["analog-sweep", kind, "sweeps/quickstart.yaml", "--set", "epochs=2"],
+        "options": {"overrides": ["epochs=2"], "cpu_fallback": False, "address": None},
+        "packages": dict(PACKAGES),
+        "aihwkit_cuda": False,
+        "project": {"version": "0.1.0", "commit": "0123abcd" * 5, "dirty": True},
+        "host": "node-1",
+        "platform": "Linux-6.1-x86_64",
+        "cpu": {"model": "AMD EPYC 7B13", "count": 2},
+        "gpus": {"model": None, "count": 0},
+        "cluster": {"nodes": 1, "cpus": 2.0, "gpus": 0.0, "accelerator_types": []},
+    }
+    run.update(changes)
+    return run
+
+
+RPU_A = {"__class__": "aihwkit.simulator.presets.configs.ChoppedTTv2ReRamSBPreset",
+         "device": {"__class__": "aihwkit.simulator.configs.compounds.ChoppedTransferCompound", "fast_lr": 0.5,
+                    "unit_cell_devices": [{"dw_min_dtod": 0.3}, {"dw_min_dtod": 0.3}]},
+         "forward": {"bound_management": "BoundManagementType.ITERATIVE", "out_noise": 0.06}}
+RPU_B = json.loads(json.dumps(RPU_A).replace("0.3", "0.6"))
+
+
+def test_runs_pretrained_models_and_rpu_configs_round_trip(filled_store, sample):
+    store = filled_store
+    # Written out of order: read back oldest first, numbered 1, 2.
+    store.record_run("noise", a_run("r2", "resume", minutes=30, packages={**PACKAGES, "torch": "2.10.1"},
+                                    options={"cpu_fallback": True, "address": "auto"}))
+    store.record_run("noise", a_run("r1"))
+    store.record_pretrained("noise", {"cache_key": "9e540985ae936667", "file_hash": "ab" * 32, "source_error": 3.7,
+                                      "source_train_error": 2.1, "train_seconds": 21.5, "trained_now": True,
+                                      "path": "/store/cache/pretrain-9e540985ae936667.pt", "run_id": "r1"})
+    analog = [sample.trial_id("analog_tl", noise, lr) for noise in sample.noises for lr in sample.lrs]
+    for trial_id in analog:
+        store.set_trial_rpu_config(trial_id, RPU_B if "tn100" in trial_id else RPU_A)
+
+    found = store.provenance("noise")
+    assert [(r["run"], r["run_id"], r["kind"]) for r in found["runs"]] == [(1, "r1", "run"), (2, "r2", "resume")]
+    first, second = found["runs"]
+    assert first["started_at"] == T0 and second["started_at"] == T0 + timedelta(minutes=30)
+    assert first["command"] == "analog-sweep run sweeps/quickstart.yaml --set epochs=2"
+    assert first["options"] == {"overrides": ["epochs=2"], "cpu_fallback": False, "address": None}
+    assert second["options"] == {"cpu_fallback": True, "address": "auto"}
+    assert first["packages"] == PACKAGES and second["packages"]["torch"] == "2.10.1"
+    assert first["project"] == {"version": "0.1.0", "commit": "0123abcd" * 5, "dirty": True}
+    assert (first["host"], first["cpu"], first["gpus"]) == ("node-1", {"model": "AMD EPYC 7B13", "count": 2},
+                                                            {"model": None, "count": 0})
+    assert first["aihwkit_cuda"] is False and first["cluster"]["nodes"] == 1
+
+    [model] = found["pretrained"]
+    assert model["cache_key"] == "9e540985ae936667" and model["file_hash"] == "ab" * 32
+    assert (model["source_error"], model["source_train_error"], model["train_seconds"]) == (3.7, 2.1, 21.5)
+    assert model["trained_now"] is True and model["run"] == 1
+
+    # Two distinct configs: the noisiest points' (B) and the others' (A); digital trials have none.
+    groups = {results.config_hash(g["rpu_config"]): g for g in found["rpu_configs"]}
+    assert set(groups) == {results.config_hash(RPU_A), results.config_hash(RPU_B)}
+    assert groups[results.config_hash(RPU_A)]["rpu_config"] == RPU_A
+    assert sorted(groups[results.config_hash(RPU_B)]["trial_ids"]) == sorted(t for t in analog if "tn100" in t)
+    assert groups[results.config_hash(RPU_B)]["point_keys"] == [sample.point_key("analog_tl", 100.0)]
+    assert len(groups[results.config_hash(RPU_A)]["trial_ids"]) == 6
+    assert found["trials_without_rpu_config"] == len(sample.noises) * len(sample.lrs)  # the digital ones
+
+    # The whole thing is JSON once its times are text.
+    json.dumps(found, default=str, allow_nan=False)
+
+
+def test_writes_are_idempotent(filled_store):
+    store = filled_store
+    store.record_run("noise", a_run("r1"))
+    store.record_run("noise", a_run("r1", host="node-2"))  # a retried write of the same run: one row, updated
+    model = {"cache_key": "k1", "file_hash": "h1", "source_error": 3.0, "train_seconds": 10.0}
+    store.record_pretrained("noise", model)
+    store.record_pretrained("noise", {**model, "source_error": 99.0})  # the same file again: kept as first recorded
+    store.record_pretrained("noise", {**model, "file_hash": "h2"})  # the cache file was made again: a second row
+    found = store.provenance("noise")
+    assert [r["host"] for r in found["runs"]] == ["node-2"]
+    assert [(m["file_hash"], m["source_error"]) for m in found["pretrained"]] == [("h1", 3.0), ("h2", 3.0)]
+
+
+def test_store_passwords_are_never_stored(filled_store):
+    secret = "S3cr:et@x y"  # a colon, an @ and a space: the hardest a password in a URL gets
+    url = f"postgresql+psycopg://me:{secret}@db.example.org:5432/sweeps"
+    store = filled_store
+    store.record_run("noise", a_run("r1", command=["analog-sweep", "resume", "noise", "--store", url],
+                                    options={"store": url, "nested": [f"--store={url}"]}))
+    store.record_run("noise", a_run("r2", minutes=1, command=f"analog-sweep resume noise --store=sqlite:///x.db "
+                                    f"--other postgresql://u:pw@h/d?sslpassword=pw2&application_name=a"))
+    with store.engine.connect() as connection:
+        dumped = json.dumps([dict(r) for r in connection.execute(sa.text("SELECT * FROM sweep_runs")).mappings()],
+                            default=str)
+    for leaked in ("S3cr", "et@x", "x y", ":pw@", "pw2"):
+        assert leaked not in dumped
+    first, second = store.provenance("noise")["runs"]
+    assert first["command"] == "analog-sweep resume noise --store 'postgresql+psycopg://me:***@db.example.org:5432/sweeps'"
+    assert first["options"]["store"] == "postgresql+psycopg://me:***@db.example.org:5432/sweeps"
+    assert second["command"].endswith("postgresql://u:***@h/d?sslpassword=***&application_name=a")
+    assert "sqlite:///x.db" in second["command"]  # nothing else is hidden
+
+
+@pytest.mark.parametrize("text, hidden", [
+    ("ray://head:10001", "ray://head:10001"),  # no password: unchanged
+    ("postgresql://me@db/s", "postgresql://me@db/s"),
+    ("postgresql://:pw@db/s", "postgresql://:***@db/s"),
+    ("x --store=postgresql://me:pw@db/s y", "x --store=postgresql://me:***@db/s y"),
+    ("postgresql://me@db/s?password=pw&x=1", "postgresql://me@db/s?password=***&x=1"),
+])
+def test_redact(text, hidden):
+    assert results.redact(text) == hidden
+
+
+def test_bad_records_are_refused_and_write_nothing(filled_store):
+    store = filled_store
+    with pytest.raises(results.StoreInputError, match="unknown run kind 'rerun'"):
+        store.record_run("noise", a_run("r1", kind="rerun"))
+    with pytest.raises(results.StoreInputError, match="unknown run field.*colour"):
+        store.record_run("noise", {**a_run("r1"), "colour": "red"})
+    with pytest.raises(results.StoreInputError, match="options is not JSON"):
+        store.record_run("noise", a_run("r1", options={"x": float("nan")}))
+    with pytest.raises(results.StoreInputError, match="packages must map"):
+        store.record_run("noise", a_run("r1", packages={"torch": 2.1}))
+    with pytest.raises(results.NotFound, match="unknown sweep 'nope'"):
+        store.record_run("nope", a_run("r1"))
+    with pytest.raises(results.StoreInputError, match="needs its file_hash"):
+        store.record_pretrained("noise", {"cache_key": "k"})
+    with pytest.raises(results.NotFound, match="unknown trial 'nope'"):
+        store.set_trial_rpu_config("nope", RPU_A)
+    with pytest.raises(results.StoreInputError, match="rpu config is not JSON"):
+        store.set_trial_rpu_config("analog_tl-tn1-lr0.01", {"x": float("inf")})
+    found = store.provenance("noise")
+    assert found["runs"] == [] and found["pretrained"] == [] and found["rpu_configs"] == []
+    with pytest.raises(results.NotFound):
+        store.provenance("nope")
+
+
+def test_provenance_is_readable_from_a_read_only_store(filled_store, store_url):
+    filled_store.record_run("noise", a_run("r1"))
+    with results.open_store(store_url, read_only=True) as reader:
+        assert [r["run_id"] for r in reader.provenance("noise")["runs"]] == ["r1"]
