@@ -39,11 +39,21 @@ from results._paper import CRITICAL_POINT, PAPER_VALUES, paper_value
 from results._replicates import CONFIDENCE, replicate_rows
 
 REPORT_NAME = "report.html"
-# How ``results._best`` chooses each point's trial, as the report states it.
-SELECTION_RULE = (
-    "Each point's learning rate is the one whose completed trial has the lowest final test error (ties: the smaller "
-    "rate): selected on the test set, the paper's rule (Sec. II), so the reported errors are optimistic."
-)
+# How each point's trial was chosen, as the report states it: by the ``selected_on`` column of the best rows where
+# the store has one, else the paper's rule (``results._best``), which is the only rule of stores without it.
+SELECTION_RULES = {
+    "test": "Each point's learning rate is the one whose completed trial has the lowest final test error (ties: the "
+            "smaller rate): selected on the test set, the paper's rule (Sec. II), so the reported errors are "
+            "optimistic.",
+    "validation": "Each point's learning rate and epoch are chosen on a validation split held out of the training "
+                  "data; the reported error is the chosen trial's test error at that epoch.",
+}
+
+
+def selection_rule(best_rows: list[dict[str, Any]]) -> str:
+    """The selection rule of a sweep's chosen trials in words (several when its points differ)."""
+    rules = sorted({row.get("selected_on") or "test" for row in best_rows}) or ["test"]
+    return " ".join(SELECTION_RULES.get(rule, f"Selected on {rule}.") for rule in rules)
 
 
 @dataclass
@@ -67,6 +77,7 @@ class StudyReport:
     critical: Section
     activity: Section
     points: list[dict[str, Any]]
+    points_raw: list[dict[str, Any]]
     point_axes: list[str]
     paper: list[dict[str, Any]]
     provenance: dict[str, Any] | None
@@ -136,6 +147,7 @@ def build_report(store: Any, sweep: str, *, formats: tuple[str, ...] = FORMATS) 
         critical=critical,
         activity=activity,
         points=replicate_rows(best),
+        points_raw=best,
         point_axes=varied_axes(best),
         paper=_paper_rows(set(papers.values())),
         provenance=provenance,
@@ -188,7 +200,7 @@ def render_html(report: StudyReport) -> str:
         spec_text=yaml.safe_dump(spec, sort_keys=False, allow_unicode=True),
         figures=[_figure_view(f) for f in report.figures],
         axis_labels=AXIS_LABELS,
-        selection=SELECTION_RULE,
+        selection=selection_rule(report.points_raw),
         confidence=f"{CONFIDENCE:.0%}",
         tasks=sorted({p["task"] for p in report.points}),
         seeds=sorted({s for s in (report.sweep.get("spec") or {}).get("seeds", [])}) or None,
