@@ -1,14 +1,15 @@
 """The results store of analog-sweep: every number a sweep produces, in one SQLite or PostgreSQL database.
 
 ``open_store`` gives a ``Store``; the sweep driver writes sweeps, points, trials and epochs to it with
-idempotent upserts, and the ``analog-sweep results`` commands read it back (tables, curves, Parquet, SQL).
-Each run and resume of a sweep also records how it was made (``Store.record_run``, ``record_pretrained``,
-``set_trial_rpu_config``), read back as one dict by ``Store.provenance``.
+idempotent upserts, and the ``analog-sweep results`` commands read it back (tables, curves, critical points,
+Parquet, SQL). Each run and resume of a sweep also records how it was made (``Store.record_run``,
+``record_pretrained``, ``set_trial_rpu_config``), read back as one dict by ``Store.provenance``.
 ``write_report`` turns a sweep into the study's report (HTML with the paper's figures, findings, provenance).
 """
 
 from results._activity import activity_warnings
 from results._best import BestTrial, Candidate
+from results._elbows import Elbow, estimate_elbow, sweep_elbows
 from results._engine import STORE_ENV
 from results._errors import (
     BadStoreURL,
@@ -59,6 +60,7 @@ __all__ = [
     "BadStoreURL",
     "BestTrial",
     "Candidate",
+    "Elbow",
     "NotFound",
     "POINT_STATUSES",
     "QueryFailed",
@@ -82,9 +84,11 @@ __all__ = [
     "build_report",
     "config_hash",
     "epochs_figure",
+    "estimate_elbow",
     "open_store",
     "plot_axis_curve",
     "plot_epoch_curves",
     "redact",
+    "sweep_elbows",
     "write_report",
 ]

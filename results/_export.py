@@ -71,6 +71,27 @@ POINTS_SCHEMA = pa.schema(
     ]
 )
 
+ELBOWS_SCHEMA = pa.schema(
+    [
+        pa.field("sweep", pa.string()),
+        pa.field("mode", pa.string()),
+        pa.field("task", pa.string()),
+        pa.field("axis", pa.string()),
+        pa.field("n_values", pa.int64()),
+        pa.field("n_obs", pa.int64()),
+        pa.field("has_elbow", pa.bool_()),
+        pa.field("breakpoint", pa.float64()),
+        pa.field("ci_low", pa.float64()),
+        pa.field("ci_high", pa.float64()),
+        pa.field("p_value", pa.float64()),
+        pa.field("flat_level", pa.float64()),
+        pa.field("slope_after", pa.float64()),
+        pa.field("log_x", pa.bool_()),
+        pa.field("method", pa.string()),
+        pa.field("reason", pa.string()),
+    ]
+)
+
 
 def write_trials(rows: list[dict[str, Any]], path: Path) -> int:
     return _write(rows, TRIALS_SCHEMA, path)
@@ -78,6 +99,10 @@ def write_trials(rows: list[dict[str, Any]], path: Path) -> int:
 
 def write_points(rows: list[dict[str, Any]], path: Path) -> int:
     return _write(rows, POINTS_SCHEMA, path)
+
+
+def write_elbows(rows: list[dict[str, Any]], path: Path) -> int:
+    return _write(rows, ELBOWS_SCHEMA, path)
 
 
 def _write(rows: list[dict[str, Any]], schema: pa.Schema, path: Path) -> int:

@@ -17,7 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from results import _best, _export, _provenance, _queries, _readonly
+from results import _best, _elbows, _export, _provenance, _queries, _readonly
 from results._engine import create_engine, database_errors, label, resolve_url
 from results._errors import NotFound, SpecConflict, StoreInputError, TrialConflict
 from results._schema import (
@@ -453,6 +453,22 @@ class Store:
     def export_points(self, sweep: str, path: str | Path) -> int:
         """Write one Parquet row per point, with its best trial; return the row count."""
         return _export.write_points(self.best_points(sweep), Path(path))
+
+    def elbows(self, sweep: str, axis: str | None = None) -> list[dict[str, Any]]:
+        """The critical point of every axis the sweep varies, per mode and task (``results.sweep_elbows``), as rows:
+        ``sweep`` and the ``Elbow`` fields. The base value of each axis comes from the spec's ``device`` section
+        where it has one. Raises ``NotFound`` for an unknown sweep, ``StoreInputError`` for an axis it did not vary.
+        """
+        spec = self.get_sweep(sweep)["spec"] or {}
+        device = spec.get("device") if isinstance(spec, Mapping) else None
+        found = _elbows.sweep_elbows(
+            self.best_points(sweep), axis=axis, base=device if isinstance(device, Mapping) else None
+        )
+        return [{"sweep": sweep, **elbow.as_row()} for elbow in found]
+
+    def export_elbows(self, sweep: str, path: str | Path, axis: str | None = None) -> int:
+        """Write one Parquet row per elbow (``elbows``); return the row count."""
+        return _export.write_elbows(self.elbows(sweep, axis), Path(path))
 
     def run_readonly_query(self, sql: str, max_rows: int | None = None) -> _readonly.QueryResult:
         """Run one read-only SQL statement; writes, schema changes and multiple statements raise ``QueryRefused``."""

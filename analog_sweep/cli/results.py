@@ -40,7 +40,7 @@ _store_errors = one_line_errors(StoreInputError, failure=(StoreError, OSError))
 
 @click.group()
 def results() -> None:
-    """Query the results store: progress, best learning rates, curves, Parquet export, read-only SQL.
+    """Query the results store: progress, best learning rates, curves, critical points, Parquet export, read-only SQL.
 
     \b
     Example:
@@ -100,7 +100,10 @@ def best(sweep: str, axis: str | None, plot: Path | None, store_url: str | None,
             return
         curve = store.axis_curve(sweep, axis)
         if plot is not None:
-            elbows = store.elbows(sweep, axis) if hasattr(store, "elbows") else None
+            try:
+                elbows = store.elbows(sweep, axis)
+            except StoreInputError:  # an axis the sweep did not vary: the figure says so in its own words
+                elbows = None
             plot_axis_curve(store.best_points(sweep), axis, plot, elbows=elbows)
             progress(f"wrote {plot}")
     emit_rows(curve, output_format)
@@ -171,13 +174,45 @@ _CURVE_COLUMNS = (
 
 @results.command()
 @click.argument("sweep")
+@click.option("--axis", type=click.Choice(AXES), help="Only this device axis (one the sweep varied).")
+@store_option
+@output_options
+@_store_errors
+def elbows(sweep: str, axis: str | None, store_url: str | None, output_format: str) -> None:
+    """Critical points: where test error starts rising along each swept axis, per mode and task, with a 95 %
+    interval and the Davies test of whether there is an elbow at all (piecewise-regression; every seed is one
+    observation). A flat or straight curve, or fewer than 5 axis values, gives has_elbow false and the reason.
+
+    Breakpoint and interval are in the axis's unit; p_value is the Davies test of "no elbow" (one-sided:
+    the slope rises); flat_level is the mean test error (%) below the elbow; slope_after is % per axis unit, or per
+    decade where log_x (transfer_noise is fitted on a log axis, as the paper plots it).
+
+    \b
+    Examples:
+        analog-sweep results elbows noise-sweep
+        analog-sweep results elbows noise-sweep --axis transfer_noise --format json
+    """
+    with open_store(store_url, read_only=True) as store:
+        rows = store.elbows(sweep, axis)
+    emit_rows(rows, output_format, columns=_ELBOW_COLUMNS)
+
+
+_ELBOW_COLUMNS = (
+    "mode", "task", "axis", "n_values", "n_obs", "has_elbow", "breakpoint", "ci_low", "ci_high", "p_value",
+    "flat_level", "slope_after", "log_x", "reason", "method",
+)
+
+
+@results.command()
+@click.argument("sweep")
 @click.option(
     "--out", required=True, type=click.Path(dir_okay=False, path_type=Path), metavar="FILE.parquet",
     help="Parquet file to write (replaced if it exists).",
 )
 @click.option(
-    "--per", type=click.Choice(["epoch", "point"]), default="epoch", show_default=True,
-    help="epoch: one row per trial and epoch, with every point column. point: one row per point.",
+    "--per", type=click.Choice(["epoch", "point", "elbow"]), default="epoch", show_default=True,
+    help="epoch: one row per trial and epoch, with every point column. point: one row per point. "
+    "elbow: one row per critical point (results elbows), per mode, task and swept axis.",
 )
 @store_option
 @output_options
@@ -189,9 +224,11 @@ def export(sweep: str, out: Path, per: str, store_url: str | None, output_format
     Examples:
         analog-sweep results export noise-sweep --out noise.parquet
         analog-sweep results export noise-sweep --out points.parquet --per point
+        analog-sweep results export noise-sweep --out elbows.parquet --per elbow
     """
     with open_store(store_url, read_only=True) as store:
-        count = store.export_trials(sweep, out) if per == "epoch" else store.export_points(sweep, out)
+        write = {"epoch": store.export_trials, "point": store.export_points, "elbow": store.export_elbows}[per]
+        count = write(sweep, out)
     emit_rows([{"file": str(out), "per": per, "rows": count}], output_format)
 
 

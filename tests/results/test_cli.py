@@ -99,7 +99,7 @@ def test_trials_of_a_point_say_why(filled_url, run, sample):
     assert "lr=0.05 has the lowest final test error" in err
 
 
-@pytest.mark.parametrize("per", ["epoch", "point"])
+@pytest.mark.parametrize("per", ["epoch", "point", "elbow"])
 def test_export(filled_url, run, tmp_path, per):
     out_file = tmp_path / f"{per}.parquet"
     code, out, _ = run("export", "noise", "--out", str(out_file), "--per", per, "--format", "json")
@@ -126,6 +126,8 @@ BAD_INPUTS = [
     ("trials", "noise", "--point", "nope"),
     ("best", "noise", "--plot", "x.png"),
     ("best", "noise", "--axis", "volume"),
+    ("elbows", "nope"),
+    ("elbows", "noise", "--axis", "sp_skew"),
     ("query", "SELECT * FROM nowhere"),
 ]
 
@@ -152,7 +154,7 @@ def test_unreachable_server_exits_1(run):
     assert code == 1 and "Connection refused" in err and err.count("\n") == 1
 
 
-@pytest.mark.parametrize("command", ["sweeps", "best", "trials", "curves", "export", "query"])
+@pytest.mark.parametrize("command", ["sweeps", "best", "trials", "curves", "elbows", "export", "query"])
 def test_help_shows_an_example(command):
     outcome = CliRunner().invoke(cli, ["results", command, "--help"])
     assert outcome.exit_code == 0

@@ -38,6 +38,13 @@ def test_the_report_is_one_self_contained_file_with_the_figures_and_findings(stu
     assert "-15.00 [-18.40, -11.60]" in html
     assert "about +2 points (Fig. 2, Sec. III.A)" in html and "no paper value for this task" in html
     assert "analog body barely moved" in html and "(3 of 18 chosen trials)" in html
+    # critical points from Store.elbows (the synthetic rise starts at 10 %), the paper's 15 % beside beaver-otter's
+    rows = re.findall(r"<tr><td>weight transfer noise[^\n]*</td><td>([^<]*)</td><td>analog TL</td>"
+                      r'<td class="n">([0-9.]+) % \[([0-9.]+), ([0-9.]+)\]</td>.*?<td>([^<]*)</td></tr>', html, re.S)
+    assert [(task, paper) for task, *_, paper in rows] == [
+        ("5-8", "-"), ("beaver-otter", "elbow at about 15 % (Fig. 3, Sec. III.B)")]
+    for _, point, low, high, _ in rows:
+        assert float(low) < float(point) < float(high) and 5 < float(point) < 20
     # every point with its seeds: n, mean, sd and interval
     assert html.count("<td>0.05,0.05,0.05</td>") == len(study.tasks) * (len(study.noises) + 3)
     # the paper's values, the ones of this sweep's tasks marked
@@ -56,7 +63,7 @@ def test_parts_the_store_cannot_give_are_absent_with_a_reason(store, tmp_path):
     absent = re.findall(r'<p class="absent">Absent: ([^<]*)</p>', html)
     assert "nothing to plot: no point has a completed epoch yet." in absent
     assert "no point has a completed trial yet." in absent  # the axis figures, and the mode comparison
-    assert any(reason.startswith("critical points") for reason in absent)
+    assert "the sweep varied no device axis." in absent  # so no critical point either
     assert "none recorded for this sweep (it ran before analog-sweep recorded provenance)." in absent
     assert len(absent) >= 5 and "<img" not in html
 
