@@ -138,7 +138,7 @@ def epochs_figure(curve_rows: Iterable[Mapping[str, Any]], *, formats: Sequence[
     bases = base_points(rows)
     tasks = sorted(bases)
     plt, ticker = _pyplot()
-    clipped, missing, seeds, panel_legends = False, [], set(), []
+    clipped, cut, missing, panel_legends = False, False, [], []
     with plt.rc_context(_RC):
         figure, panels = _panels(plt, len(tasks))
         for ax, task in zip(panels, tasks):
@@ -153,16 +153,16 @@ def epochs_figure(curve_rows: Iterable[Mapping[str, Any]], *, formats: Sequence[
                 epochs = sorted(by_mode[mode])
                 stats = [Summary.of(by_mode[mode][e]) for e in epochs]
                 n = max(s.n for s in stats)
-                seeds.add(n)
                 means = [max(s.mean, floor) for s in stats]
                 ax.plot(epochs, means, color=style.color, linestyle=style.linestyle, marker=style.marker,
                         markersize=3.5, linewidth=1.5, label=f"{style.label} (n = {n})")
-                band = [(e, s) for e, s in zip(epochs, stats) if s.sd is not None]
+                band = [(e, s.mean, s.sd) for e, s in zip(epochs, stats) if s.sd is not None]
                 if band:
-                    ax.fill_between([e for e, _ in band], [max(s.mean - s.sd, floor) for _, s in band],
-                                    [max(s.mean + s.sd, floor) for _, s in band], color=style.color, alpha=0.18,
+                    ax.fill_between([e for e, _, _ in band], [max(m - sd, floor) for _, m, sd in band],
+                                    [max(m + sd, floor) for _, m, sd in band], color=style.color, alpha=0.18,
                                     linewidth=0)
-                low = [e for e, s in zip(epochs, stats) if s.mean < floor or (s.sd and s.mean - s.sd < floor)]
+                    cut = cut or any(m - sd < floor for _, m, sd in band)
+                low = [e for e, s in zip(epochs, stats) if s.mean < floor]
                 if low:
                     clipped = True
                     ax.plot(low, [floor] * len(low), linestyle="none", marker="v", color=style.color, markersize=6)
@@ -190,6 +190,8 @@ def epochs_figure(curve_rows: Iterable[Mapping[str, Any]], *, formats: Sequence[
     )
     if clipped:
         caption += f" Values below {floor:g} % (a zero error included) are drawn at {floor:g} % and marked by a triangle."
+    if cut:
+        caption += f" Bands are cut at {floor:g} %."
     if missing:
         caption += f" No point at the base device for: {', '.join(missing)}."
     title = "Test error per epoch, four modes (the paper's Fig. 2)"
