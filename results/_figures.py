@@ -294,9 +294,11 @@ def axis_figure(
     )
     if elbows is None:
         caption += " Critical points were not computed."
-    elif elbow_rows:
+    elif any(e.get("has_elbow") for e in elbow_rows):
         caption += (" Dashed line and shaded band: the critical point (elbow) and its 95 % interval, per mode; "
                     "a mode without an elbow is listed as such in the legend.")
+    elif elbow_rows:
+        caption += " No critical point was found; the legend says why for each mode."
     else:
         caption += f" No critical point was estimated for {axis}."
     if references:
@@ -317,8 +319,9 @@ def _draw_elbow(ax: Any, axis: str, elbow: Mapping[str, Any]) -> None:
         ax.axvline(point, color=style.color, linestyle=(0, (4, 2)), linewidth=1.2,
                    label=label + AXIS_UNITS.get(axis, ""))
     else:
-        p = elbow.get("p_value")
-        ax.plot([], [], linestyle="none", label=f"{style.label}: no elbow" + (f" (p = {p:.2g})" if p is not None else ""))
+        p, reason = elbow.get("p_value"), elbow.get("reason")
+        why = f" (p = {p:.2g})" if p is not None else f" ({reason})" if reason else ""
+        ax.plot([], [], linestyle="none", label=f"{style.label}: no elbow{why}")
 
 
 def _draw_reference(ax: Any, axis: str, reference: Mapping[str, Any]) -> None:

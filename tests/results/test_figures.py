@@ -54,6 +54,12 @@ def test_fig3_mean_and_sd_over_seeds_on_a_log_axis_with_the_paper_and_the_critic
     )
     assert "symlog" in figure.caption and "n = 3 seeds per point" in figure.caption
     assert "hollow" not in figure.caption  # every point has three seeds
+    assert "Dashed line and shaded band: the critical point" in figure.caption
+    flat = axis_figure(study_store.best_points(study.name), "transfer_noise", formats=("png",), elbows=[
+        {"mode": "analog_tl", "task": t, "axis": "transfer_noise", "has_elbow": False, "p_value": None,
+         "reason": "fewer than 5 axis values (3)"} for t in study.tasks])
+    assert dict(flat.panels)["task 5-8"] == ("analog TL", "analog TL: no elbow (fewer than 5 axis values (3))")
+    assert "No critical point was found; the legend says why" in flat.caption
     svg = figure.images["svg"].decode()
     assert "weight transfer noise (% of layer max |W|)" in svg and "test error (%)" in svg
     stats = png_stats(figure.images["png"], [COLOURS["analog_tl"]])
