@@ -320,7 +320,7 @@ def _draw_elbow(ax: Any, axis: str, elbow: Mapping[str, Any]) -> None:
                    label=label + AXIS_UNITS.get(axis, ""))
     else:
         p, reason = elbow.get("p_value"), elbow.get("reason")
-        why = f" (p = {p:.2g})" if p is not None else f" ({reason})" if reason else ""
+        why = f" (p = {p:.2g})" if p is not None else f"\n({reason})" if reason else ""  # a reason is long: own line
         ax.plot([], [], linestyle="none", label=f"{style.label}: no elbow{why}")
 
 
@@ -351,6 +351,8 @@ def _x_scale(ax: Any, ticker: Any, axis: str, values: Sequence[float]) -> str:
         low, high = math.floor(math.log10(min(positive))), math.ceil(math.log10(max(positive)))
         ticks = [m * 10.0**k for k in range(low, high + 1) for m in (1, 2, 5)]
         ticks = [t for t in ticks if min(positive) <= t <= max(positive)] + ([0.0] if min(values) == 0 else [])
+        if len(values) <= 6:  # few swept values: label exactly those
+            ticks = list(values)
         ax.xaxis.set_major_locator(ticker.FixedLocator(sorted(ticks)))
         ax.xaxis.set_minor_locator(ticker.NullLocator())
         ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))

@@ -58,7 +58,7 @@ def test_fig3_mean_and_sd_over_seeds_on_a_log_axis_with_the_paper_and_the_critic
     flat = axis_figure(study_store.best_points(study.name), "transfer_noise", formats=("png",), elbows=[
         {"mode": "analog_tl", "task": t, "axis": "transfer_noise", "has_elbow": False, "p_value": None,
          "reason": "fewer than 5 axis values (3)"} for t in study.tasks])
-    assert dict(flat.panels)["task 5-8"] == ("analog TL", "analog TL: no elbow (fewer than 5 axis values (3))")
+    assert dict(flat.panels)["task 5-8"] == ("analog TL", "analog TL: no elbow\n(fewer than 5 axis values (3))")
     assert "No critical point was found; the legend says why" in flat.caption
     svg = figure.images["svg"].decode()
     assert "weight transfer noise (% of layer max |W|)" in svg and "test error (%)" in svg
