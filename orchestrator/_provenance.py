@@ -160,12 +160,15 @@ def version_warnings(before: Mapping[str, Any], now: Mapping[str, Any]) -> list[
     ``warning: resuming with torch 2.10.0 (the sweep ran with 2.9.1)``."""
     lines = []
     old, new = dict(before.get("packages") or {}), dict(now.get("packages") or {})
-    old["analog-sweep"] = (before.get("project") or {}).get("version")
-    new["analog-sweep"] = (now.get("project") or {}).get("version")
-    for name in [*new, *(n for n in old if n not in new)]:
-        if name in old and name in new and old[name] != new[name]:
-            lines.append(f"warning: resuming with {name} {new[name] or 'not installed'} "
-                         f"(the sweep ran with {old[name] or 'it not installed'})")
+    for name, record in (("analog-sweep", before), ("analog-sweep", now)):
+        version = (record.get("project") or {}).get("version")
+        if version is not None:
+            (old if record is before else new)[name] = version
+    for name in new:  # a package the run before did not record (an older record) is no difference
+        if name in old and old[name] != new[name]:
+            now_text = f"with {name} {new[name]}" if new[name] else f"without {name}"
+            then_text = f"with {old[name]}" if old[name] else "without it"
+            lines.append(f"warning: resuming {now_text} (the sweep ran {then_text})")
     was, is_ = before.get("aihwkit_cuda"), now.get("aihwkit_cuda")
     if was is not None and is_ is not None and was != is_:
         lines.append(f"warning: resuming with aihwkit {'with' if is_ else 'without'} CUDA "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import click
@@ -160,8 +161,10 @@ def run(spec_file: str, overrides: tuple[str, ...], dry_run: bool, storage_path:
         return
     _check_environment()
     with open_store(store_url) as store:
-        invocation = Invocation(command_line(), {"spec_file": spec_file, "overrides": list(overrides),
-                                                 "storage_path": storage_path, "store": store.label})
+        invocation = Invocation(command_line(), {"spec_file": str(Path(spec_file).resolve()),
+                                                 "overrides": list(overrides),
+                                                 "storage_path": str(Path(storage_path).resolve()),
+                                                 "store": store.label})
         with _stops_cleanly(spec.name):
             outcome = run_sweep(spec, store, storage_root=storage_path, address=address, cpu_fallback=cpu_fallback,
                                 echo=progress, invocation=invocation)

@@ -4,7 +4,11 @@ model with its file hash, and each analog trial's resolved rpu config."""
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import json
+import os
+import platform
+import socket
 import subprocess
 import uuid
 from pathlib import Path
@@ -12,7 +16,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+import analog_sweep
 from orchestrator import Invocation, gather_environment, resume_sweep, run_sweep, version_warnings
+from orchestrator._provenance import project_info
 from results import open_store
 from sweeps import expand, load_spec, shipped_specs, trial_config
 from workers.rpu_json import trial_rpu_config_json
@@ -87,3 +93,52 @@ def test_a_run_and_a_resume_record_their_provenance(tmp_path, local_ray):
     assert sorted(group["trial_ids"]) == sorted(t["trial_id"] for t in analog)
     assert group["rpu_config"]["__class__"].endswith("ChoppedTTv2ReRamSBPreset")
     assert found["trials_without_rpu_config"] == len(trials) - len(analog)
+
+
+def test_version_warnings_name_each_difference():
+    before = {"packages": {"python": "3.11.7", "torch": "2.9.1", "ray": "2.40.0", "timm": "1.0.0"},
+              "project": {"version": "0.1.0"}, "aihwkit_cuda": True}
+    now = {"packages": {"python": "3.11.7", "torch": "2.10.0", "ray": "2.40.0", "timm": None},
+           "project": {"version": "0.2.0"}, "aihwkit_cuda": False}
+    assert version_warnings(before, now) == [
+        "warning: resuming with torch 2.10.0 (the sweep ran with 2.9.1)",
+        "warning: resuming without timm (the sweep ran with 1.0.0)",
+        "warning: resuming with analog-sweep 0.2.0 (the sweep ran with 0.1.0)",
+        "warning: resuming with aihwkit without CUDA (the sweep ran with aihwkit with CUDA)",
+    ]
+    assert version_warnings(before, before) == []
+    # A package the earlier run did not record (an older record) is no difference.
+    assert version_warnings({"packages": {}}, now) == []
+
+
+def test_the_environment_of_this_process():
+    found = gather_environment()
+    assert list(found["packages"]) == ["python", "torch", "torchvision", "aihwkit", "timm", "ray", "optuna",
+                                       "sqlalchemy", "pyarrow"]
+    assert found["packages"]["python"] == platform.python_version()
+    assert found["packages"]["torch"] == importlib.metadata.version("torch")
+    assert found["project"]["version"] == analog_sweep.__version__
+    assert found["cpu"]["count"] == os.cpu_count() and found["host"] == socket.gethostname()
+    assert (found["gpus"]["model"] is None) == (found["gpus"]["count"] == 0)
+    assert found["aihwkit_cuda"] in (True, False)
+
+
+def _git(root: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(root), *args], check=True, capture_output=True, text=True).stdout.strip()
+
+
+def test_project_commit_and_dirty_flag_from_a_git_checkout(tmp_path):
+    assert project_info(tmp_path) == {"version": analog_sweep.__version__, "commit": None, "dirty": None}
+    _git(tmp_path, "init", "-q")
+    (tmp_path / "code.py").write_text("x = 1\n")
+    _git(tmp_path, "add", "code.py")
+    _git(tmp_path, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "one")
+    head = _git(tmp_path, "rev-parse", "HEAD")
+    assert project_info(tmp_path) == {"version": analog_sweep.__version__, "commit": head, "dirty": False}
+    (tmp_path / "notes.txt").write_text("untracked\n")  # untracked files do not make a checkout dirty
+    assert project_info(tmp_path)["dirty"] is False
+    (tmp_path / "code.py").write_text("x = 2\n")
+    assert project_info(tmp_path) == {"version": analog_sweep.__version__, "commit": head, "dirty": True}
+    # A folder inside someone else's repository is not a checkout of the project.
+    (tmp_path / "site-packages").mkdir()
+    assert project_info(tmp_path / "site-packages")["commit"] is None

@@ -4,12 +4,14 @@ commands print.
 A sweep runs through the real command line, in its own process, against PostgreSQL with a password in
 ``--store`` (the test server trusts local connections, so any password is accepted). Afterwards every file under
 the storage path, the working folder and Ray's own temp folder (its session logs, the GCS and worker logs) is
-searched for the password, in plain text and URL-quoted. Before the fix the password was in the pickled callback
-state (``tuner.pkl``) of every Ray experiment.
+searched for the password, in plain text and URL-quoted, and so is every row of the store (the provenance records
+each command line). Before the fix the password was in the pickled callback state (``tuner.pkl``) of every Ray
+experiment.
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
 import uuid
@@ -72,8 +74,19 @@ def test_a_store_password_is_in_no_file_the_sweep_or_ray_writes_nor_in_any_outpu
                 with open_store(url) as store:
                     store.set_sweep_status(SWEEP_NAME, "interrupted")  # so that the resume has a sweep to continue
         later = [CliRunner().invoke(cli, [*args, "--store", url]) for args in
-                 (["status", SWEEP_NAME], ["results", "trials", SWEEP_NAME])]
-        assert [r.exit_code for r in later] == [0, 0], [r.output for r in later]
+                 (["status", SWEEP_NAME], ["results", "trials", SWEEP_NAME],
+                  ["results", "provenance", SWEEP_NAME, "--format", "json"])]
+        assert [r.exit_code for r in later] == [0, 0, 0], [r.output for r in later]
+        # The provenance has both command lines, the password in --store hidden; no row of the store holds it.
+        runs = json.loads(later[2].stdout)["runs"]
+        assert [r["kind"] for r in runs] == ["run", "resume"]
+        assert "--store" in runs[0]["command"] and "***@" in runs[0]["command"], runs[0]["command"]
+        assert runs[0]["options"]["overrides"] == SMALL_SWEEP and runs[0]["options"]["store"].count("***") == 1
+        assert runs[0]["options"]["storage_path"] == str(storage.resolve())
+        with open_store(url) as store, store.engine.connect() as connection:
+            for table in ("sweeps", "points", "trials", "epochs", "sweep_runs", "pretrained_models"):
+                rows = [dict(row) for row in connection.execute(sa.text(f"SELECT * FROM {table}")).mappings()]
+                assert secret not in json.dumps(rows, default=str), table
         assert_complete(url, SMALL_SWEEP, storage)
         assert list(storage.rglob("tuner.pkl")), "Ray's experiment state was not written where expected"
         assert list(ray_temp.rglob("*.log")) or list(ray_temp.rglob("*.out")), "no Ray logs to search"

@@ -154,7 +154,7 @@ def test_unreachable_server_exits_1(run):
     assert code == 1 and "Connection refused" in err and err.count("\n") == 1
 
 
-@pytest.mark.parametrize("command", ["sweeps", "best", "trials", "curves", "elbows", "export", "query"])
+@pytest.mark.parametrize("command", ["sweeps", "best", "trials", "curves", "elbows", "export", "query", "provenance"])
 def test_help_shows_an_example(command):
     outcome = CliRunner().invoke(cli, ["results", command, "--help"])
     assert outcome.exit_code == 0
@@ -197,3 +197,49 @@ def test_status_warns_once_per_point_whose_analog_head_did_not_move(filled_url, 
     assert len(warnings) == 1, outcome.stderr
     assert "analog_tl/2-class/transfer_noise=100/seed0" in warnings[0]
     assert "head barely moved (0 % of its weights)" in warnings[0] and "auto_granularity" in warnings[0]
+
+
+def test_provenance_in_every_format(filled_url, filled_store, run, sample):
+    from .test_provenance import RPU_A, a_run
+
+    filled_store.record_run("noise", a_run("r1", command=["analog-sweep", "run", "noise.yaml", "--store",
+                                                          "postgresql://me:Hidden1@db/s"]))
+    filled_store.record_run("noise", a_run("r2", "resume", minutes=5, packages={"torch": "2.10.1"}))
+    filled_store.record_pretrained("noise", {"cache_key": "k1", "file_hash": "f" * 64, "source_error": 3.7,
+                                             "train_seconds": 21.0, "trained_now": True, "run_id": "r1"})
+    trial_id = sample.trial_id("analog_tl", 10.0, 0.05)
+    filled_store.set_trial_rpu_config(trial_id, RPU_A)
+
+    code, out, err = run("provenance", "noise", "--format", "json")
+    assert code == 0, err
+    document = json.loads(out)  # the whole output is one JSON document
+    assert [r["kind"] for r in document["runs"]] == ["run", "resume"]
+    assert document["runs"][0]["started_at"] == "2025-03-01T12:00:00+00:00"
+    assert document["runs"][1]["packages"] == {"torch": "2.10.1"}
+    assert document["pretrained"][0]["file_hash"] == "f" * 64 and document["pretrained"][0]["run"] == 1
+    assert document["rpu_configs"][0]["trial_ids"] == [trial_id] and document["rpu_configs"][0]["rpu_config"] == RPU_A
+    assert "Hidden1" not in out
+
+    code, out, _ = run("provenance", "noise", "--format", "csv")
+    rows = list(csv.DictReader(io.StringIO(out)))
+    facts = {(r["section"], r["item"], r["field"]): r["value"] for r in rows}
+    assert facts["run", "1", "command"] == "analog-sweep run noise.yaml --store 'postgresql://me:***@db/s'"
+    assert facts["run", "2", "kind"] == "resume" and facts["run", "2", "packages.torch"] == "2.10.1"
+    assert facts["run", "1", "options.overrides"] == '["epochs=2"]'
+    assert facts["run", "1", "cpu"] == "AMD EPYC 7B13 x 2" and facts["run", "1", "gpus"] == "none"
+    assert facts["run", "1", "project.commit"] == "0123abcd" * 5
+    assert facts["pretrained", "k1", "source_error"] == "3.7"
+    config = results.config_hash(RPU_A)
+    assert facts["rpu_config", config, "trials"] == "1"
+    assert facts["rpu_config", "none", "trials"] == str(len(sample.modes) * len(sample.noises) * len(sample.lrs) - 1)
+    assert not any(field.startswith("config.") for _, _, field in facts)
+    code, out, _ = run("provenance", "noise", "--format", "csv", "--full")
+    facts = {(r["section"], r["item"], r["field"]): r["value"] for r in csv.DictReader(io.StringIO(out))}
+    assert facts["rpu_config", config, "config.device.unit_cell_devices[1].dw_min_dtod"] == "0.3"
+    assert facts["rpu_config", config, "config.forward.bound_management"] == "BoundManagementType.ITERATIVE"
+
+    code, out, _ = run("provenance", "noise")
+    assert code == 0 and "packages.torch" in out and "***" in out
+
+    code, out, err = run("provenance", "nope")
+    assert code == 2 and "unknown sweep 'nope'" in err and err.count("\n") == 1
