@@ -4,6 +4,7 @@
 idempotent upserts, and the ``analog-sweep results`` commands read it back (tables, curves, critical points,
 Parquet, SQL). Each run and resume of a sweep also records how it was made (``Store.record_run``,
 ``record_pretrained``, ``set_trial_rpu_config``), read back as one dict by ``Store.provenance``.
+``write_report`` turns a sweep into the study's report (HTML with the paper's figures, findings, provenance).
 """
 
 from results._activity import activity_warnings
@@ -22,10 +23,20 @@ from results._errors import (
     StoreUnavailable,
     TrialConflict,
 )
+from results._figures import (
+    AXIS_LABELS,
+    MODE_STYLES,
+    Figure,
+    axis_figure,
+    epochs_figure,
+    plot_axis_curve,
+    plot_epoch_curves,
+)
+from results._paper import PAPER_VALUES, PaperValue
 from results._provenance import config_hash, redact
 from results._labels import matching_points, point_label, point_sort_key, resolve_point, resolve_replicates
-from results._plots import plot_axis_curve, plot_epoch_curves
 from results._readonly import QueryResult
+from results._report import REPORT_NAME, build_report, write_report
 from results._schema import (
     ACTIVITY_FIELDS,
     AXES,
@@ -42,6 +53,12 @@ from results._store import Store, open_store
 __all__ = [
     "ACTIVITY_FIELDS",
     "AXES",
+    "AXIS_LABELS",
+    "Figure",
+    "MODE_STYLES",
+    "PAPER_VALUES",
+    "PaperValue",
+    "REPORT_NAME",
     "BadStoreURL",
     "BestTrial",
     "Candidate",
@@ -68,7 +85,10 @@ __all__ = [
     "TRIAL_STATUSES",
     "TrialConflict",
     "activity_warnings",
+    "axis_figure",
+    "build_report",
     "config_hash",
+    "epochs_figure",
     "estimate_elbow",
     "matching_points",
     "open_store",
@@ -80,4 +100,5 @@ __all__ = [
     "resolve_point",
     "resolve_replicates",
     "sweep_elbows",
+    "write_report",
 ]

@@ -51,7 +51,7 @@ from typing import Any
 import numpy as np
 
 from results._errors import StoreInputError
-from results._plots import LOG_AXES
+from results._figures import LOG_AXES
 from results._schema import AXES
 
 ALPHA = 0.05

@@ -1,4 +1,4 @@
-"""Fixtures shared across the test tree: the PostgreSQL server the store tests run against.
+"""Fixtures shared across the test tree: the PostgreSQL server the store tests run against, and headless Chromium.
 
 PostgreSQL at 127.0.0.1:5432 (database ``test``; ``ANALOG_SWEEP_TEST_POSTGRES`` names another). Being unreachable
 skips the PostgreSQL tests, or fails them when ``CI`` is set.
@@ -7,8 +7,11 @@ skips the PostgreSQL tests, or fails them when ``CI`` is set.
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -53,3 +56,26 @@ def schema_url(schema: str, **query: str) -> str:
     """The test server's URL with ``search_path`` set to ``schema`` (plus any extra query parameters)."""
     url = sa.make_url(POSTGRES_URL).update_query_dict({"options": f"-csearch_path={schema}", **query})
     return url.render_as_string(hide_password=False)
+
+
+def chromium_screenshot(page: Path, screenshot: Path, *, width: int = 1280, height: int = 4000) -> list[str]:
+    """Open ``page`` in headless Chromium (Debian's ``chromium``, installed by ``.ci/run``), save a screenshot of the
+    top ``width`` x ``height`` CSS pixels, and return the page's console messages (Chromium logs each one to stderr
+    as ``INFO:CONSOLE``; a page without scripts should log none). Skips without Chromium, or fails when ``CI`` is set.
+    """
+    binary = shutil.which("chromium") or shutil.which("chromium-browser")
+    if binary is None:
+        message = "headless Chromium not installed (apt-get install chromium; .ci/run does)"
+        if os.environ.get("CI"):
+            pytest.fail(f"{message} (CI is set, so this fails instead of skipping)")
+        pytest.skip(message)
+    profile = screenshot.parent / f".{screenshot.stem}-chromium-profile"
+    done = subprocess.run(
+        [binary, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--no-first-run",
+         f"--user-data-dir={profile}", f"--window-size={width},{height}", f"--screenshot={screenshot}",
+         "--enable-logging=stderr", "--v=0", page.resolve().as_uri()],
+        capture_output=True, text=True, timeout=120,
+    )
+    shutil.rmtree(profile, ignore_errors=True)
+    assert done.returncode == 0 and screenshot.is_file(), done.stderr[-2000:]
+    return [line for line in done.stderr.splitlines() if ":CONSOLE" in line]

@@ -17,6 +17,7 @@ COMMANDS = {
     "resume": "analog_sweep.cli.run:resume",
     "status": "analog_sweep.cli.run:status",
     "results": "analog_sweep.cli.results:results",
+    "report": "analog_sweep.cli.report:report",
     "trial": "analog_sweep.cli.trial:trial",
     "submit": "analog_sweep.cli.submit:submit",
     "jobs": "analog_sweep.cli.submit:jobs",

@@ -103,7 +103,8 @@ _SWEEP_COLUMNS = (
 @click.option("--axis", type=click.Choice(AXES), help="Show the curve of test error against this device axis.")
 @click.option(
     "--plot", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE.png",
-    help="Also draw the --axis curve to this PNG (log x for transfer_noise, as in the paper).",
+    help="Also draw the --axis curve (the report's figure: mean and sd over seeds per task, log x for "
+    "transfer_noise as in the paper) to this .png, .pdf or .svg file.",
 )
 @_select_on_option
 @store_option
@@ -127,16 +128,20 @@ def best(
         analog-sweep results best quickstart --select-on test
     """
     if plot is not None and axis is None:
-        raise click.UsageError("--plot needs --axis")
+        raise click.UsageError("--plot needs --axis (results curves --plot draws the modes per epoch)")
     with open_store(store_url, read_only=True) as store:
         selection = _selection(store, sweep, select_on)
         if axis is None:
             emit_rows(display_rows(store.best_points(sweep, selection)), output_format, columns=_BEST_COLUMNS)
             return
         curve = store.axis_curve(sweep, axis, selection)
-    if plot is not None:
-        plot_axis_curve(curve, axis, plot)
-        progress(f"wrote {plot}")
+        if plot is not None:
+            try:
+                elbows = store.elbows(sweep, axis)
+            except StoreInputError:  # an axis the sweep did not vary: the figure says so in its own words
+                elbows = None
+            plot_axis_curve(store.best_points(sweep, selection), axis, plot, elbows=elbows)
+            progress(f"wrote {plot}")
     emit_rows(curve, output_format)
 
 
@@ -185,7 +190,8 @@ _TRIAL_COLUMNS = (
 @click.option("--point", "point", metavar="LABEL", help=_POINT_HELP)
 @click.option(
     "--plot", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE.png",
-    help="Also draw test error against epoch, log-log, to this PNG.",
+    help="Also draw test error against epoch (the report's Fig. 2: per task, one line per mode at the base device "
+    "point, mean and sd over seeds, log-log) to this .png, .pdf or .svg file.",
 )
 @_select_on_option
 @store_option

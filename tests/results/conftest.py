@@ -7,8 +7,13 @@ Set ``ANALOG_SWEEP_TEST_POSTGRES`` to use another server.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import io
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 
+import matplotlib.colors
+import matplotlib.image
+import numpy as np
 import pytest
 import sqlalchemy as sa
 
@@ -125,3 +130,99 @@ def table_counts(store: results.Store) -> dict[str, int]:
 def count_rows() -> Callable[[results.Store], dict[str, int]]:
     """Rows per table, to show that something did not write."""
     return table_counts
+
+
+class StudySweep:
+    """A synthetic study as the driver would report it: the four modes on two tasks, three seeds, analog TL swept
+    over transfer noise with an elbow at ``ELBOW`` %, one learning rate per point, ``epochs`` epochs.
+
+    Errors are made up but shaped like the paper's: digital TL best (it reaches 0 % test error on the first task by
+    its last epoch, to exercise log axes), then analog TL, analog scratch, digital scratch; analog TL flat up to the
+    elbow and rising after it. Seeds add a deterministic spread of up to +-``SPREAD`` points.
+    """
+
+    name = "study"
+    tasks = {"beaver-otter": ["beaver", "otter"], "5-8": ["5", "8"]}
+    modes = ("analog_tl", "analog_scratch", "digital_tl", "digital_scratch")
+    noises = (0.0, 1.0, 5.0, 10.0, 20.0, 50.0)
+    seeds = (0, 1, 2)
+    epochs = 4
+    ELBOW = 10.0
+    SPREAD = 1.5
+    base = {"transfer_noise": 0.0, "sp_skew": 0.0, "sp_variability": 0.0, "pulse_noise": 3.75, "dtod": 0.3}
+    level = {"digital_tl": 4.0, "analog_tl": 10.0, "analog_scratch": 25.0, "digital_scratch": 30.0}
+
+    def final_error(self, task: str, mode: str, noise: float, seed: int) -> float:
+        if mode == "digital_tl" and task == "beaver-otter":
+            return 0.0
+        rise = 0.8 * max(0.0, noise - self.ELBOW)
+        return self.level[mode] + rise + self.SPREAD * (seed - 1)
+
+    def points(self):
+        for task in self.tasks:
+            for mode in self.modes:
+                for noise in self.noises if mode == "analog_tl" else (0.0,):
+                    for seed in self.seeds:
+                        yield task, mode, noise, seed
+
+    @staticmethod
+    def key(task: str, mode: str, noise: float, seed: int) -> str:
+        return f"{mode}/{task}/tn{noise:g}/seed{seed}"
+
+    def write(self, store: results.Store, *, dataset: str = "cifar") -> None:
+        spec = {"name": self.name, "data": {"dataset": dataset, "classes": list(self.tasks.values())},
+                "modes": list(self.modes), "seeds": list(self.seeds), "axes": {"transfer_noise": list(self.noises)}}
+        store.record_sweep(self.name, spec, "hash-study", "running")
+        for task, mode, noise, seed in self.points():
+            key = self.key(task, mode, noise, seed)
+            store.record_point(self.name, key, mode=mode, task=task, classes=self.tasks[task], seed=seed,
+                               axes={**self.base, "transfer_noise": noise})
+            trial = f"{key}/lr0.05"
+            store.record_trial(trial, self.name, key, lr=0.05, status="running")
+            final = self.final_error(task, mode, noise, seed)
+            for epoch in range(1, self.epochs + 1):
+                error = final + 8.0 * (self.epochs - epoch)
+                activity = {}
+                if mode.startswith("analog"):
+                    activity = {"head_moved": 40.0 + seed, "head_rel": 0.3, "head_transfers": 10 * epoch,
+                                "blocks_moved": 0.5 if noise == 50.0 else 90.0, "blocks_rel": 0.4 + 0.01 * seed,
+                                "blocks_transfers": 100 * epoch, "embed_moved": 80.0, "embed_rel": 0.2,
+                                "embed_transfers": 5 * epoch}
+                store.record_epoch(trial, epoch, train_loss=1.0 / epoch, test_error=error,
+                                   test_accuracy=100.0 - error, seconds=1.0, **activity)
+            store.record_trial(trial, self.name, key, lr=0.05, status="completed")
+            store.choose_best(self.name, key)
+        store.set_sweep_status(self.name, "finished")
+
+
+@pytest.fixture
+def study() -> StudySweep:
+    return StudySweep()
+
+
+@pytest.fixture
+def study_store(store: results.Store, study: StudySweep) -> results.Store:
+    study.write(store)
+    return store
+
+
+@dataclass(frozen=True)
+class PngStats:
+    """What a PNG shows: its size in pixels, the share of pixels that are not (near) white, and how many pixels have
+    each of the given colours (within a small tolerance, so anti-aliased edges do not count)."""
+
+    width: int
+    height: int
+    ink: float
+    colours: dict[str, int]
+
+
+def png_stats(data: bytes, colours: Iterable[str] = ()) -> PngStats:
+    assert data.startswith(b"\x89PNG\r\n\x1a\n"), "not a PNG"
+    pixels = matplotlib.image.imread(io.BytesIO(data), format="png")[..., :3]
+    ink = float((pixels.min(axis=2) < 0.9).mean())
+    counts = {}
+    for colour in colours:
+        rgb = np.array(matplotlib.colors.to_rgb(colour))
+        counts[colour] = int((np.abs(pixels - rgb).max(axis=2) < 0.04).sum())
+    return PngStats(pixels.shape[1], pixels.shape[0], ink, counts)

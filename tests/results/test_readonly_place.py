@@ -32,6 +32,7 @@ COMMANDS = [
     ["results", "query", "SELECT mode, count(*) FROM points GROUP BY mode"],
     ["status"],
     ["status", "noise"],
+    ["report", "noise", "--out", "{out}/report"],
 ]
 
 

@@ -1,0 +1,142 @@
+"""The study's findings as table rows: mode comparisons, critical points, analog learning activity.
+
+Seeds are replicates: a comparison is Welch's difference of two modes' seeds (``_replicates.difference``), never of
+two means. Test errors and their differences are in percent and percentage points. Where the sweep fine-tunes on
+one of the paper's tasks, each row carries the paper's value for the same quantity (``_paper``).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from results._activity import activity_warnings
+from results._basepoint import base_points, device_point
+from results._figures import AXIS_UNITS, mode_style
+from results._paper import CRITICAL_POINT, DIFFERENCE, paper_task, paper_value
+from results._replicates import Summary, difference
+
+# The paper's two comparisons (Sec. III.A): A - B in test error, so a negative difference means A is better.
+COMPARISONS = (("analog_tl", "analog_scratch"), ("analog_tl", "digital_tl"))
+ANALOG_MODES = ("analog_tl", "analog_scratch")
+
+
+def task_names(best_rows: Iterable[Mapping[str, Any]], dataset: str | None) -> dict[str, str | None]:
+    """Per task of the sweep, the paper's name for it when the sweep fine-tunes on a paper task, else None."""
+    return {row["task"]: paper_task(dataset, row["classes"]) for row in best_rows}
+
+
+def mode_differences(best_rows: list[Mapping[str, Any]], *, dataset: str | None = None) -> list[dict[str, Any]]:
+    """Per task, at its base device point, ``analog_tl - analog_scratch`` and ``analog_tl - digital_tl``.
+
+    Each row: ``task``, ``comparison`` (labels), ``a_mean``, ``a_n``, ``b_mean``, ``b_n`` (percent, seeds),
+    ``difference`` (percentage points) with its Welch 95 % interval ``ci_low``, ``ci_high`` (None when a side has one
+    seed), ``verdict`` (what the interval says, in words), and ``paper`` (the paper's value as text, or None).
+    Comparisons whose modes the sweep did not run at a task's base point are left out.
+    """
+    bases = base_points(best_rows)
+    papers = task_names(best_rows, dataset)
+    errors: dict[tuple[str, str], list[float]] = defaultdict(list)
+    for row in best_rows:
+        if row.get("test_error") is not None and device_point(row) == bases[row["task"]]:
+            errors[(row["task"], row["mode"])].append(float(row["test_error"]))
+    out = []
+    for task in sorted(bases):
+        for a, b in COMPARISONS:
+            if not errors[(task, a)] or not errors[(task, b)]:
+                continue
+            diff = difference(errors[(task, a)], errors[(task, b)])
+            reference = paper_value(papers[task], DIFFERENCE, f"{a} - {b}")
+            out.append({
+                "task": task,
+                "comparison": f"{mode_style(a).label} - {mode_style(b).label}",
+                "a_mean": Summary.of(errors[(task, a)]).mean,
+                "a_n": diff.n_a,
+                "b_mean": Summary.of(errors[(task, b)]).mean,
+                "b_n": diff.n_b,
+                "difference": diff.difference,
+                "ci_low": diff.low,
+                "ci_high": diff.high,
+                "verdict": _verdict(mode_style(a).label, mode_style(b).label, diff.difference, diff.low, diff.high),
+                "paper": reference.text() if reference else None,
+            })
+    return out
+
+
+def _verdict(a: str, b: str, diff: float, low: float | None, high: float | None) -> str:
+    better, worse = (a, b) if diff < 0 else (b, a)
+    if low is None or high is None:
+        return f"{better} lower by {abs(diff):.1f} points; one seed on a side, so no interval"
+    if low > 0 or high < 0:
+        return f"{better} lower by {abs(diff):.1f} points; the 95 % interval excludes 0"
+    return f"{better} lower by {abs(diff):.1f} points, but the 95 % interval includes 0: not resolved by these seeds"
+
+
+def critical_points(
+    elbow_rows: Iterable[Mapping[str, Any]], best_rows: list[Mapping[str, Any]], *, dataset: str | None = None
+) -> list[dict[str, Any]]:
+    """The critical point per axis, task and mode (``results.sweep_elbows`` rows, ``Elbow.as_row()``) as report rows:
+    ``axis``, ``task``, ``mode``, ``critical_point`` (text with unit and 95 % interval, or "no elbow"),
+    ``p_value``, ``n_values``, ``n_obs``, ``method``, ``reason``, and ``paper`` (the paper's value as text, or None).
+    """
+    papers = task_names(best_rows, dataset)
+    out = []
+    for elbow in sorted(elbow_rows, key=lambda e: (e["axis"], e["task"], e["mode"])):
+        unit = AXIS_UNITS.get(elbow["axis"], "")
+        if elbow.get("has_elbow") and elbow.get("breakpoint") is not None:
+            text = f"{elbow['breakpoint']:.3g}{unit}"
+            if elbow.get("ci_low") is not None and elbow.get("ci_high") is not None:
+                text += f" [{elbow['ci_low']:.3g}, {elbow['ci_high']:.3g}]"
+        else:
+            text = "no elbow"
+        reference = paper_value(papers.get(elbow["task"]), CRITICAL_POINT, elbow["axis"])
+        out.append({
+            "axis": elbow["axis"],
+            "task": elbow["task"],
+            "mode": mode_style(elbow["mode"]).label,
+            "critical_point": text,
+            "p_value": elbow.get("p_value"),
+            "n_values": elbow.get("n_values"),
+            "n_obs": elbow.get("n_obs"),
+            "method": elbow.get("method"),
+            "reason": elbow.get("reason"),
+            "paper": reference.text() if reference and elbow["mode"] == "analog_tl" else None,
+        })
+    return out
+
+
+def activity_by_mode(best_rows: list[Mapping[str, Any]], *, frozen: bool = False) -> list[dict[str, Any]]:
+    """Analog learning activity per task and analog mode, from the chosen trials' activity columns.
+
+    ``head_moved`` and ``blocks_moved`` (percent of the group's analog weights changed since conversion) and
+    ``blocks_rel`` (body mean|dW| / mean|W|; ``workers.activity``): means over the seeds at the base device point,
+    ``seeds`` how many had them. ``warnings``: the distinct ``activity_warnings`` of the mode's chosen trials at any
+    point, with how many trials had each. Modes without activity (digital, or a store from before schema version 3)
+    are left out.
+    """
+    bases = base_points(best_rows)
+    out = []
+    for task in sorted(bases):
+        for mode in ANALOG_MODES:
+            rows = [r for r in best_rows if r["task"] == task and r["mode"] == mode and r.get("trial_id")]
+            at_base = [r for r in rows if device_point(r) == bases[task] and r.get("head_moved") is not None]
+            if not any(r.get("head_moved") is not None for r in rows):
+                continue
+            problems: dict[str, int] = defaultdict(int)
+            for row in rows:
+                for problem in activity_warnings(row, frozen=frozen):
+                    problems[problem] += 1
+            out.append({
+                "task": task,
+                "mode": mode_style(mode).label,
+                "seeds": len(at_base),
+                **{name: _mean(at_base, name) for name in ("head_moved", "blocks_moved", "blocks_rel")},
+                "warnings": [f"{p} ({count} of {len(rows)} chosen trials)" for p, count in problems.items()],
+            })
+    return out
+
+
+def _mean(rows: list[Mapping[str, Any]], name: str) -> float | None:
+    values = [float(r[name]) for r in rows if r.get(name) is not None]
+    return Summary.of(values).mean if values else None

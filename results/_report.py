@@ -1,0 +1,340 @@
+"""The study's report: one self-contained HTML file (figures embedded) plus each figure as PNG and PDF.
+
+``write_report(store, sweep, out)`` reads a sweep from the store and writes ``out/report.html`` and
+``out/<figure>.png|pdf``: the paper's Fig. 2 (``epochs_figure``), one Fig. 3-5 per varied device axis
+(``axis_figure``), the findings (``_findings``: mode comparisons with Welch intervals, critical points, analog
+learning activity) beside the paper's values (``_paper``), every point's replicate summary, the provenance of the
+runs, and the spec. A part the store cannot give (critical points or provenance from a version that does not record
+them, figures of a sweep with no completed trial) is shown as absent with the reason, never left out silently.
+The HTML has no scripts and loads nothing: it opens the same from a mail attachment as from the folder.
+"""
+
+from __future__ import annotations
+
+import base64
+import importlib.metadata
+import json
+import os
+import struct
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from results._basepoint import varied_axes
+from results._errors import StoreInputError
+from results._figures import (
+    AXIS_LABELS,
+    FORMATS,
+    Figure,
+    axis_figure,
+    epochs_figure,
+    mode_style,
+)
+from results._findings import activity_by_mode, critical_points, mode_differences, task_names
+from results._paper import CRITICAL_POINT, PAPER_VALUES, paper_value
+from results._replicates import CONFIDENCE, replicate_rows
+
+REPORT_NAME = "report.html"
+# How each point's trial was chosen, as the report states it: by the ``selected_on`` column of the best rows where
+# the store has one, else the paper's rule (``results._best``), which is the only rule of stores without it.
+SELECTION_RULES = {
+    "test": "Each point's learning rate is the one whose completed trial has the lowest final test error (ties: the "
+            "smaller rate): selected on the test set, the paper's rule (Sec. II), so the reported errors are "
+            "optimistic.",
+    "validation": "Each point's learning rate and epoch are chosen on a validation split held out of the training "
+                  "data; the reported error is the chosen trial's test error at that epoch.",
+}
+
+
+def selection_rule(best_rows: list[dict[str, Any]]) -> str:
+    """The selection rule of a sweep's chosen trials in words (several when its points differ)."""
+    rules = sorted({row.get("selected_on") or "test" for row in best_rows}) or ["test"]
+    return " ".join(SELECTION_RULES.get(rule, f"Selected on {rule}.") for rule in rules)
+
+
+@dataclass
+class Section:
+    """A part of the report that may be absent: ``rows`` when present, else ``absent`` says why."""
+
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    absent: str | None = None
+
+
+@dataclass
+class StudyReport:
+    """Everything the HTML shows, computed from the store (``build_report``)."""
+
+    sweep: dict[str, Any]
+    progress: dict[str, Any]
+    store: str
+    figures: list[Figure]
+    figures_absent: list[tuple[str, str]]
+    differences: Section
+    critical: Section
+    activity: Section
+    points: list[dict[str, Any]]
+    points_raw: list[dict[str, Any]]
+    point_axes: list[str]
+    paper: list[dict[str, Any]]
+    provenance: dict[str, Any] | None
+    provenance_absent: str | None
+    generated_at: str
+    version: str
+
+
+def build_report(store: Any, sweep: str, *, formats: tuple[str, ...] = FORMATS) -> StudyReport:
+    """Read ``sweep`` from ``store`` (a ``Store``) and compute the report; ``NotFound`` for an unknown sweep."""
+    sweep_row = store.get_sweep(sweep)
+    best = store.best_points(sweep)
+    curves = store.epoch_curves(sweep)
+    progress = next(row for row in store.sweep_progress() if row["sweep"] == sweep)
+    spec = sweep_row.get("spec") or {}
+    dataset = (spec.get("data") or {}).get("dataset", "digits")
+    frozen = bool((spec.get("algorithm") or {}).get("freeze_analog"))
+    done = [r for r in best if r.get("test_error") is not None]
+
+    elbows, elbows_absent = _elbows(store, sweep)
+    figures, figures_absent = [], []
+    try:
+        figures.append(epochs_figure(curves, formats=formats))
+    except StoreInputError as exc:
+        figures_absent.append(("Test error per epoch, four modes (the paper's Fig. 2)", str(exc)))
+    papers = task_names(best, dataset)
+    axes = varied_axes(done)
+    for axis in axes:
+        references = {
+            task: {"value": ref.value, "text": ref.claim}
+            for task, name in papers.items()
+            if (ref := paper_value(name, CRITICAL_POINT, axis)) is not None
+        }
+        figures.append(axis_figure(done, axis, elbows=elbows, references=references, formats=formats))
+    if not done:
+        figures_absent.append(("Test error against the device axes (the paper's Figs. 3-5)",
+                               "no point has a completed trial yet"))
+    elif not axes:
+        figures_absent.append(("Test error against the device axes (the paper's Figs. 3-5)",
+                               "the sweep varied no device axis (it ran at the base device point only)"))
+
+    differences = Section(mode_differences(done, dataset=dataset)) if done else Section(
+        absent="no point has a completed trial yet")
+    if done and not differences.rows:
+        differences.absent = "the sweep does not run both modes of a comparison at a task's base device point"
+    if elbows is None:
+        critical = Section(absent=elbows_absent)
+    elif not axes:
+        critical = Section(absent="the sweep varied no device axis")
+    else:
+        critical = Section(critical_points(elbows, done, dataset=dataset))
+        if not critical.rows:
+            critical.absent = "no critical point was estimated for the varied axes"
+    activity = Section(activity_by_mode(done, frozen=frozen))
+    if not activity.rows:
+        activity.absent = ("no chosen trial has analog activity columns (digital modes only, or a store written "
+                           "before schema version 3)")
+
+    provenance, provenance_absent = _provenance(store, sweep)
+    return StudyReport(
+        sweep=sweep_row,
+        progress=progress,
+        store=store.label,
+        figures=figures,
+        figures_absent=figures_absent,
+        differences=differences,
+        critical=critical,
+        activity=activity,
+        points=replicate_rows(best),
+        points_raw=best,
+        point_axes=varied_axes(best),
+        paper=_paper_rows(set(papers.values())),
+        provenance=provenance,
+        provenance_absent=provenance_absent,
+        generated_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        version=_version(),
+    )
+
+
+def write_report(store: Any, sweep: str, out: Path, *, formats: tuple[str, ...] = FORMATS) -> list[dict[str, Any]]:
+    """Write ``out/report.html`` and every figure as ``out/<name>.<format>`` (``out`` is created if needed; files of
+    the same names are replaced). Returns one row per file: ``file``, ``what``, ``bytes``.
+
+    Raises ``NotFound`` for an unknown sweep, ``StoreInputError`` when ``out`` is not a folder, ``OSError`` when it
+    cannot be written.
+    """
+    if out.exists() and not out.is_dir():
+        raise StoreInputError(f"cannot write the report into {out}: it is a file, not a folder")
+    report = build_report(store, sweep, formats=formats)
+    out.mkdir(parents=True, exist_ok=True)
+    files = []
+    for figure in report.figures:
+        for path in figure.write(out):
+            files.append({"file": str(path), "what": f"figure ({path.suffix[1:].upper()})", "bytes": path.stat().st_size})
+    html = render_html(report)
+    target = out / REPORT_NAME
+    temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    temporary.write_text(html, encoding="utf-8")
+    os.replace(temporary, target)
+    files.insert(0, {"file": str(target), "what": "report (HTML, figures embedded)", "bytes": target.stat().st_size})
+    return files
+
+
+def render_html(report: StudyReport) -> str:
+    """The report as one HTML document: PNGs embedded as data URIs, no scripts, no external resources."""
+    import jinja2  # only the report needs it
+
+    environment = jinja2.Environment(
+        loader=jinja2.PackageLoader("results", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    environment.filters.update(num=_num, signed=_signed, cell=_cell)
+    template = environment.get_template("report.html.j2")
+    spec = report.sweep.get("spec") or {}
+    return template.render(
+        r=report,
+        spec_text=yaml.safe_dump(spec, sort_keys=False, allow_unicode=True),
+        figures=[_figure_view(f) for f in report.figures],
+        axis_labels=AXIS_LABELS,
+        selection=selection_rule(report.points_raw),
+        confidence=f"{CONFIDENCE:.0%}",
+        tasks=sorted({p["task"] for p in report.points}),
+        seeds=sorted({s for s in (report.sweep.get("spec") or {}).get("seeds", [])}) or None,
+        provenance_view=_provenance_view(report.provenance) if report.provenance else None,
+        mode_label=lambda m: mode_style(m).label,
+    )
+
+
+def _figure_view(figure: Figure) -> dict[str, Any]:
+    png = figure.images.get("png")
+    width = struct.unpack(">I", png[16:20])[0] if png else None
+    return {
+        "name": figure.name,
+        "title": figure.title,
+        "caption": figure.caption,
+        "src": f"data:image/png;base64,{base64.b64encode(png).decode('ascii')}" if png else None,
+        "width": int(width / 1.6) if width else None,  # 200 dpi shown at 125 CSS pixels per inch: sharp, readable
+        "files": [f"{figure.name}.{fmt}" for fmt in figure.images],
+    }
+
+
+def _elbows(store: Any, sweep: str) -> tuple[list[dict[str, Any]] | None, str | None]:
+    compute = getattr(store, "elbows", None)
+    if compute is None:
+        return None, "critical points are not estimated by this version of analog-sweep (no Store.elbows)"
+    try:
+        return list(compute(sweep)), None
+    except (StoreInputError, ValueError) as exc:
+        return None, f"critical points could not be estimated: {exc}"
+
+
+def _provenance(store: Any, sweep: str) -> tuple[dict[str, Any] | None, str | None]:
+    read = getattr(store, "provenance", None)
+    if read is None:
+        return None, "provenance is not recorded by this version of analog-sweep (no Store.provenance)"
+    recorded = read(sweep)
+    if not any(recorded.get(part) for part in ("runs", "pretrained", "rpu_configs")):
+        return None, "none recorded for this sweep (it ran before analog-sweep recorded provenance)"
+    return recorded, None
+
+
+def _provenance_view(provenance: Mapping[str, Any]) -> dict[str, Any]:
+    """``Store.provenance`` as the report shows it: each run as label-value pairs, the pretrained models as a table,
+    each distinct rpu config as JSON with the trials and points that ran with it."""
+    runs = []
+    for run in provenance.get("runs") or []:
+        project = run.get("project") or {}
+        commit = project.get("commit")
+        runs.append([
+            ("run", f"{run.get('run', '-')} ({run.get('kind', '-')}), started {_cell(run.get('started_at'))} UTC"),
+            ("command", _cell(run.get("command"))),
+            ("options", _pairs(run.get("options"))),
+            ("project", f"analog-sweep {project.get('version') or '-'}, "
+                        + (f"commit {commit}" + (" (with uncommitted changes)" if project.get("dirty") else "")
+                           if commit else "not run from a git checkout")),
+            ("host", ", ".join(str(v) for v in (run.get("host"), run.get("platform")) if v) or "-"),
+            ("CPU", _device(run.get("cpu"))),
+            ("GPUs", _device(run.get("gpus"))),
+            ("aihwkit with CUDA", {True: "yes", False: "no"}.get(run.get("aihwkit_cuda"), "-")),
+            ("cluster", _pairs(run.get("cluster"))),
+            ("packages", _pairs(run.get("packages"))),
+        ])
+    columns = ("cache key", "file SHA-256", "source test error (%)", "source train error (%)", "training (s)",
+               "trained by this sweep", "first used by run", "file")
+    fields = ("cache_key", "file_hash", "source_error", "source_train_error", "train_seconds", "trained_now", "run",
+              "path")
+    pretrained = [[_cell(model.get(f)) for f in fields] for model in provenance.get("pretrained") or []]
+    configs = [
+        {
+            "summary": f"{config.get('config_hash', '-')}: {len(config.get('trial_ids') or [])} trial(s) at "
+                       f"{len(config.get('point_keys') or [])} point(s)",
+            "points": ", ".join(config.get("point_keys") or []),
+            "text": json.dumps(config.get("rpu_config"), indent=1, default=str, sort_keys=True),
+        }
+        for config in provenance.get("rpu_configs") or []
+    ]
+    return {"runs": runs, "pretrained": {"columns": columns, "rows": pretrained}, "rpu_configs": configs,
+            "without": provenance.get("trials_without_rpu_config")}
+
+
+def _pairs(value: Any) -> str:
+    if isinstance(value, Mapping):
+        return ", ".join(f"{k} {_cell(v)}" for k, v in value.items()) or "none"
+    return _cell(value)
+
+
+def _device(value: Any) -> str:
+    if isinstance(value, Mapping) and ("model" in value or "count" in value):
+        return f"{value.get('count', '?')} x {value.get('model') or 'unknown model'}" if value.get("count") else "none"
+    return _pairs(value)
+
+
+def _paper_rows(matched: set[str | None]) -> list[dict[str, Any]]:
+    return [
+        {
+            "source": v.source,
+            "task": v.task,
+            "what": "critical point" if v.quantity == CRITICAL_POINT else "difference in test error",
+            "subject": " - ".join(mode_style(m).label for m in v.subject.split(" - "))
+            if v.quantity != CRITICAL_POINT else AXIS_LABELS.get(v.subject, v.subject),
+            "claim": v.claim,
+            "quote": v.quote,
+            "matched": v.task in matched,
+        }
+        for v in PAPER_VALUES
+    ]
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("analog-sweep")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def _num(value: Any, digits: int = 4) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}g}"
+    return str(value)
+
+
+def _signed(value: float | None) -> str:
+    return "-" if value is None else f"{value:+.2f}"
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, datetime):
+        return value.isoformat(timespec="seconds")
+    if isinstance(value, (dict, list, tuple)):
+        return json.dumps(value, default=str, sort_keys=True)
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
