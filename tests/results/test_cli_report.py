@@ -56,7 +56,7 @@ def test_report_defaults_to_a_folder_named_after_the_sweep(study_url, study, tmp
         (["report", "nope"], "Error: unknown sweep 'nope'"),
         (["report", "study", "--out", "{file}"], "is a file"),
         (["results", "best", "study", "--axis", "sp_skew", "--plot", "{dir}/x.png"],
-         "Error: the sweep did not vary sp_skew: every point has sp_skew = 0 (it varied: transfer_noise)"),
+         "Error: sweep 'study' did not vary sp_skew: it varied transfer_noise"),
         (["results", "best", "study", "--axis", "transfer_noise", "--plot", "{dir}/x.jpg"], "must end in .png"),
     ],
 )

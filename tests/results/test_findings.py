@@ -40,7 +40,7 @@ def test_modes_compared_at_the_base_point_over_seeds_with_the_paper_beside(study
 
 def test_an_interval_that_includes_zero_is_called_unresolved_and_one_seed_has_none():
     def row(mode, seed, error):
-        return {"task": "t", "mode": mode, "seed": seed, "classes": ["a", "b"], "final_test_error": error,
+        return {"task": "t", "mode": mode, "seed": seed, "classes": ["a", "b"], "test_error": error,
                 "transfer_noise": 0.0, "sp_skew": 0.0, "sp_variability": 0.0, "pulse_noise": 3.75, "dtod": 0.3}
 
     close = [row("analog_tl", 0, 10.0), row("analog_tl", 1, 14.0), row("digital_tl", 0, 11.0),
