@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -35,7 +36,9 @@ def resolve_url(url: str | None) -> sa.URL:
     try:
         parsed = sa.make_url(text)
     except sa.exc.ArgumentError:
-        raise BadStoreURL(f"not a database URL: {text!r} (e.g. sqlite:///results.db)") from None
+        raise BadStoreURL(f"not a database URL: {_shown(text)!r} (e.g. sqlite:///results.db)") from None
+    except ValueError:  # SQLAlchemy parses the port as an integer: ':notaport'
+        raise BadStoreURL(f"not a database URL: {_shown(text)!r} has a port that is not a number") from None
     if parsed.get_backend_name() not in SUPPORTED_DIALECTS:
         raise BadStoreURL(
             f"unsupported store database {parsed.get_backend_name()!r} in {label(parsed)}: "
@@ -44,6 +47,11 @@ def resolve_url(url: str | None) -> sa.URL:
     if parsed.drivername == "postgresql":  # psycopg 3 is what the project installs, not psycopg2
         parsed = parsed.set(drivername="postgresql+psycopg")
     return parsed
+
+
+def _shown(text: str) -> str:
+    """A URL that did not parse, as it may be printed: any password between ``user:`` and ``@`` hidden."""
+    return re.sub(r"(//[^/:@]*:)[^@/]*@", r"\1***@", text)
 
 
 def is_memory_sqlite(url: sa.URL) -> bool:

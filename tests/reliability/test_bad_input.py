@@ -192,6 +192,9 @@ BAD_STORE_URLS = [
     ("sqlite:///{tmp}/not_a_store.db", 2, "is not a store"),
     ("sqlite:///{tmp}/with\0nul.db", 2, "NUL byte"),
     ("postgresql+psycopg://postgres@127.0.0.1:1/test?connect_timeout=2", 1, "cannot use store"),
+    # SQLAlchemy reads the port as an integer when asked for it: this was a 44-line traceback. The password is hidden.
+    ("postgresql+psycopg://postgres:Pw9Bad@127.0.0.1:notaport/test", 2, "postgres:***@127.0.0.1:notaport/test' has a "
+                                                                           "port that is not a number"),
 ]
 
 
