@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import re
+import shutil
 import sqlite3
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
@@ -124,7 +127,26 @@ def sqlite_read_target(path: Path) -> tuple[str, bool]:
         return str(path), False
     wal = path.with_name(path.name + "-wal")
     pending = wal.exists() and wal.stat().st_size > 0
+    if pending and not _shm_usable(path):
+        path = _snapshot(path)  # SQLite cannot read a pending log without a -shm file it may not create here
     return f"file:{quote(str(path.resolve()))}?mode=ro{'' if pending else '&immutable=1'}", True
+
+
+def _shm_usable(path: Path) -> bool:
+    """Whether SQLite can read ``path``'s pending write-ahead log in place: its ``-shm`` index exists (a reader may
+    use it read-only) or could be created beside it."""
+    return path.with_name(path.name + "-shm").exists() or os.access(path.parent, os.W_OK)
+
+
+def _snapshot(path: Path) -> Path:
+    """A private copy of a store and its pending write-ahead log (what a killed writer, or a copy taken while one ran,
+    leaves), in a temporary folder removed when this process exits: read commands see every committed row, and
+    nothing is created in the store's own folder."""
+    folder = Path(tempfile.mkdtemp(prefix="analog-sweep-read-"))
+    atexit.register(shutil.rmtree, folder, True)
+    for suffix in ("", "-wal"):
+        shutil.copyfile(path.with_name(path.name + suffix), folder / (path.name + suffix))
+    return folder / path.name
 
 
 def sqlite_busy_seconds() -> float:

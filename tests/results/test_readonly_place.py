@@ -105,3 +105,41 @@ def test_a_store_its_reader_may_write_is_opened_as_usual(finished_store):
     with results.open_store(url, read_only=True) as store:
         store.set_sweep_status("noise", "running")
         assert store.get_sweep("noise")["status"] == "running"
+
+
+def test_a_store_with_a_pending_write_ahead_log_in_a_read_only_folder_is_read_in_full(tmp_path):
+    """What a killed driver leaves (or a copy taken while one ran): committed rows still in ``results.db-wal``. SQLite
+    cannot read that log without a ``-shm`` file it may not create in a read-only folder ("unable to open database
+    file"); the reader works on a private copy instead, and sees every committed row."""
+    import shutil
+    import sqlite3
+
+    source = tmp_path / "live"
+    source.mkdir()
+    db = source / "results.db"
+    with results.open_store(f"sqlite:///{db}") as store:
+        SampleSweep().write(store)
+    writer = sqlite3.connect(db)  # a writer that has not checkpointed: the last rows live only in the log
+    writer.execute("PRAGMA journal_mode=WAL")
+    writer.execute("PRAGMA wal_autocheckpoint=0")
+    writer.execute("UPDATE sweeps SET status = 'running'")
+    writer.commit()
+    folder = tmp_path / "copy"
+    folder.mkdir()
+    for name in ("results.db", "results.db-wal"):
+        shutil.copyfile(source / name, folder / name)
+    writer.close()
+    assert (folder / "results.db-wal").stat().st_size > 0
+    before = _listing(folder)
+    try:
+        _lock(folder)
+    except (OSError, subprocess.CalledProcessError) as exc:
+        pytest.skip(f"cannot make {folder} read-only here: {exc}")
+    try:
+        result = CliRunner().invoke(cli, ["results", "query", "SELECT status FROM sweeps", "--format", "csv",
+                                          "--store", f"sqlite:///{folder / 'results.db'}"])
+    finally:
+        _unlock(folder)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[1:] == ["running"]  # the row committed only to the log
+    assert _listing(folder) == before
