@@ -122,6 +122,7 @@ class SweepOutcome:
     message: str
     failed_trials: int = 0  # trials that ended with an error (the message says how many and why)
     diverged_trials: int = 0
+    points_without_result: int = 0  # points whose every trial failed or diverged: no number for them
 
 
 def sweep_paths(storage_root: str | os.PathLike, name: str) -> SweepPaths:
@@ -263,16 +264,21 @@ def _execute(
             ) from exc
         seconds = time.monotonic() - started
         failed, diverged, why = _ended_without_result(store, spec.name)
+        empty = sum(row["status"] == "failed" for row in with_retries(lambda: store.list_points(spec.name)))
+        if empty:
+            why += (f"; {empty} of {len(points)} points have no result (every trial failed or diverged): widen or "
+                    "lower the learning rates, then run them as a new sweep")
         if done == len(points):
             with_retries(lambda: store.set_sweep_status(spec.name, "finished"))
             return SweepOutcome(spec.name, "finished", done, len(points), seconds,
-                                f"sweep {spec.name} finished in {format_duration(seconds)}{why}", failed, diverged)
+                                f"sweep {spec.name} finished in {format_duration(seconds)}{why}", failed, diverged,
+                                empty)
         with_retries(lambda: store.set_sweep_status(spec.name, "interrupted"))
         return SweepOutcome(
             spec.name, "interrupted", done, len(points), seconds,
             f"sweep {spec.name} stopped with {done}/{len(points)} points done{why}: continue with "
             f"'analog-sweep resume {spec.name}'",
-            failed, diverged,
+            failed, diverged, empty,
         )
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from ray import tune
 
-from orchestrator._search import LearningRateSearch
+from orchestrator._search import ENDED_AS, LearningRateSearch
 
 
 def format_duration(seconds: float) -> str:
@@ -42,6 +42,10 @@ class ProgressLine(tune.Callback):
         return min(self._trial_best.values(), default=None)
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
+        if result.get(ENDED_AS):  # it ended without a result (diverged, failed): its errors so far do not count
+            self._trial_best.pop(trial.trial_id, None)
+            self._maybe_print(force=True)
+            return
         error = result.get(self.search.metric_name)
         known = self._trial_best.get(trial.trial_id)
         if error is not None and (known is None or error < known[0]):

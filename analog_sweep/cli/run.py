@@ -260,7 +260,7 @@ def run(spec_file: str, overrides: tuple[str, ...], profile: str | None, dry_run
         if outcome.points_done or outcome.status == "finished":
             _point_table(store, spec.name, output_format)
         progress(f"results store: {store.label}")
-        if outcome.status != "finished" or outcome.failed_trials:
+        if outcome.status != "finished" or outcome.failed_trials or outcome.points_without_result:
             raise SystemExit(_exit_code_if_stopped())
 
 
@@ -290,7 +290,7 @@ def resume(sweep: str, address: str | None, cpu_fallback: bool, store_url: str |
                                    invocation=invocation, ray_dashboard_port=dashboard_port)
         progress(outcome.message)
         _point_table(store, sweep, output_format)
-        if outcome.status != "finished" or outcome.failed_trials:
+        if outcome.status != "finished" or outcome.failed_trials or outcome.points_without_result:
             raise SystemExit(_exit_code_if_stopped())
 
 

@@ -186,3 +186,26 @@ def test_a_follower_value_queued_before_a_crash_is_asked_once(tmp_path):
     assert follower_lrs == leader_lrs[:2] and len(follower_lrs) == 2
     waiting = resumed.study(follower.key).get_trials(deepcopy=False, states=(TrialState.WAITING,))
     assert waiting == []
+
+
+def test_the_progress_line_never_shows_a_trial_that_ended_without_a_result_as_the_best(tmp_path):
+    """A diverged trial reports good errors before its loss turns NaN, then ``ended_as``: from then on it is out of
+    "best so far" (it was shown as the best when every trial of the sweep diverged)."""
+    from types import SimpleNamespace
+
+    from orchestrator._progress import ProgressLine
+    from orchestrator._search import ENDED_AS
+
+    _, search = make_search(tmp_path)
+    lines: list[str] = []
+    line = ProgressLine(search, total_trials=4, slots=2, echo=lines.append, interval=0.0)
+    metric = search.metric_name
+    point = search.points[0].key
+    good = SimpleNamespace(trial_id="a", config={"point_key": point, "lr": 0.05})
+    wild = SimpleNamespace(trial_id="b", config={"point_key": point, "lr": 50.0})
+    line.on_trial_result(0, [], wild, {metric: 12.5, "epoch": 1})
+    assert "12.50 %" in line.line() and "lr=50" in line.line()
+    line.on_trial_result(0, [], wild, {ENDED_AS: "diverged", "error": "loss is nan"})
+    assert "best so far -" in line.line()
+    line.on_trial_result(0, [], good, {metric: 30.0, "epoch": 1})
+    assert "30.00 %" in line.line() and "lr=0.05" in line.line()

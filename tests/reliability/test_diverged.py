@@ -96,3 +96,12 @@ def test_a_diverged_trial_is_stored_as_diverged_never_chosen_and_shown_everywher
     assert strict_json(sweeps.stdout.splitlines()[0])["trials_diverged"] == 1
     status = CliRunner().invoke(cli, ["status", "quickstart", "--store", url, "--format", "json"])
     assert status.exit_code == 0 and [strict_json(line)["lr"] for line in status.stdout.splitlines()] == [0.01]
+
+    # A point whose every trial diverged has no number: the sweep says so and exits 1 (it exited 0 with a row of -).
+    alone = [*NANO, "name=all-diverged", "epochs=3", "modes=[digital_scratch]", "axes=null",
+             f"lr_search.values=[{HUGE_LR:g}]"]
+    run = CliRunner().invoke(cli, ["run", QUICKSTART, *set_args(alone), "--store", url,
+                                   "--storage-path", str(tmp_path / "storage")])
+    assert run.exit_code == 1, (run.output, run.exception)
+    assert "1 of 1 points have no result (every trial failed or diverged)" in run.stderr, run.stderr
+    assert "best so far -" in [line for line in run.stderr.splitlines() if "best so far" in line][-1]
