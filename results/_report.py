@@ -125,8 +125,11 @@ def build_report(store: Any, sweep: str, *, formats: tuple[str, ...] = FORMATS) 
         differences.absent = "the sweep does not run both modes of a comparison at a task's base device point"
     if elbows is None:
         critical = Section(absent=elbows_absent)
+    elif not done:
+        critical = Section(absent="no point has a completed trial yet")
     elif not axes:
-        critical = Section(absent="the sweep varied no device axis")
+        critical = Section(absent="the completed points vary no device axis (yet: the sweep may still be running)"
+                           if progress.get("status") == "running" else "the sweep varied no device axis")
     else:
         critical = Section(critical_points(elbows, done, dataset=dataset))
         if not critical.rows:

@@ -163,8 +163,8 @@ def trials(sweep: str, point: str | None, select_on: str | None, store_url: str 
 
     \b
     Examples:
-        analog-sweep results trials quickstart --point transfer_noise=10
-        analog-sweep results trials quickstart --point mode=analog_tl,transfer_noise=10,seed=0 --select-on test
+        analog-sweep results trials quickstart --point transfer_noise=30
+        analog-sweep results trials quickstart --point mode=analog_tl,transfer_noise=30,seed=0 --select-on test
     """
     with open_store(store_url, read_only=True) as store:
         selection = _selection(store, sweep, select_on)
@@ -206,7 +206,7 @@ def curves(
     \b
     Examples:
         analog-sweep results curves quickstart --plot fig2.png
-        analog-sweep results curves quickstart --point transfer_noise=10
+        analog-sweep results curves quickstart --point transfer_noise=30
     """
     with open_store(store_url, read_only=True) as store:
         selection = _selection(store, sweep, select_on)

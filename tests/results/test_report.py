@@ -62,8 +62,9 @@ def test_parts_the_store_cannot_give_are_absent_with_a_reason(store, tmp_path):
     html = (tmp_path / "report.html").read_text(encoding="utf-8")
     absent = re.findall(r'<p class="absent">Absent: ([^<]*)</p>', html)
     assert "nothing to plot: no point has a completed epoch yet." in absent
-    assert "no point has a completed trial yet." in absent  # the axis figures, and the mode comparison
-    assert "the sweep varied no device axis." in absent  # so no critical point either
+    # The axis figures, the mode comparison and the critical points (not "varied no device axis": it may yet).
+    assert absent.count("no point has a completed trial yet.") >= 3
+    assert not any("varied no device axis" in reason for reason in absent)
     assert "none recorded for this sweep (it ran before analog-sweep recorded provenance)." in absent
     assert len(absent) >= 5 and "<img" not in html
 
