@@ -241,8 +241,8 @@ def elbows(sweep: str, axis: str | None, store_url: str | None, output_format: s
 
     \b
     Examples:
-        analog-sweep results elbows noise-sweep
-        analog-sweep results elbows noise-sweep --axis transfer_noise --format json
+        analog-sweep results elbows quickstart
+        analog-sweep results elbows quickstart --axis transfer_noise --format json
     """
     with open_store(store_url, read_only=True) as store:
         rows = store.elbows(sweep, axis)
