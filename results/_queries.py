@@ -7,14 +7,13 @@ curve and an export never disagree about which learning rate and epoch won; all 
 
 from __future__ import annotations
 
-import statistics
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 import sqlalchemy as sa
 
-from results import _best
+from results import _best, _replicates
 from results._errors import StoreInputError
 from results._labels import point_label, point_sort_key, varied_axes
 from results._schema import (
@@ -185,7 +184,8 @@ def axis_curve(best_rows: list[dict[str, Any]], axis: str, sweep: str = "the swe
     """The chosen trials' test error (``test_error`` of ``best_points``) against ``axis``, one curve per mode, task
     and setting of any other varying axis; each row says what the trials were ``selected_on``.
 
-    Points that share all of those (different seeds) are averaged; min and max show the spread.
+    Points that share all of those (different seeds) are replicates: their mean, standard deviation and the
+    half-width of the mean's 95 % t interval (None for one seed; ``results._replicates.Summary``), min and max.
     Points without a chosen trial have no error to plot and are left out. An axis the sweep did not vary (one
     value at every point) raises ``StoreInputError``.
     """
@@ -204,17 +204,20 @@ def axis_curve(best_rows: list[dict[str, Any]], axis: str, sweep: str = "the swe
     for row in best_rows:
         if row["test_error"] is not None:
             groups[tuple(row[c] for c in key_columns)].append(row["test_error"])
-    return [
-        {
+    rows = []
+    for key, errors in sorted(groups.items()):
+        summary = _replicates.Summary.of(errors)
+        rows.append({
             **dict(zip(key_columns, key)),
             "selected_on": ",".join(sorted(selected_on)),
-            "test_error": statistics.fmean(errors),
+            "test_error": summary.mean,
+            "test_error_sd": summary.sd,
+            "test_error_ci95": summary.ci95,
             "test_error_min": min(errors),
             "test_error_max": max(errors),
             "points": len(errors),
-        }
-        for key, errors in sorted(groups.items())
-    ]
+        })
+    return rows
 
 
 def epoch_curves(

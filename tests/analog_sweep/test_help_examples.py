@@ -9,7 +9,7 @@ here) in ``$ANALOG_SWEEP_DATA``, and a real Ray head for the cluster commands. W
 
 - ``HEAD:8265`` (the placeholder for a cluster's head) is the test's own Ray head, and ``JOB_ID`` the id the
   last submit example printed; each submitted job is waited for and must succeed;
-- ``run sweeps/quickstart.yaml`` (a 4-minute sweep) gets ``--profile smoke --set name=quickstart`` added: the
+- ``run sweeps/quickstart.yaml`` (a 6-minute sweep) gets ``--profile smoke --set name=quickstart`` added: the
   documented smoke run, under the name the later examples query;
 - ``trial`` examples get ``--pretrain-epochs 2 --train-limit 16 --test-limit 16`` added (pretraining 60 epochs
   takes minutes);

@@ -23,8 +23,10 @@ def test_axis_curve_has_one_row_per_mode_and_axis_value(filled_store, sample):
         assert row["test_error"] == pytest.approx(sample.final_error(row["mode"], row["transfer_noise"], 0.05))
         assert row["points"] == 1
     assert set(curve[0]) == {
-        "mode", "task", "transfer_noise", "selected_on", "test_error", "test_error_min", "test_error_max", "points",
+        "mode", "task", "transfer_noise", "selected_on", "test_error", "test_error_sd", "test_error_ci95",
+        "test_error_min", "test_error_max", "points",
     }
+    assert curve[0]["test_error_sd"] is None and curve[0]["test_error_ci95"] is None  # one seed: no spread claimed
     assert curve[0]["selected_on"] == "test"
 
 
@@ -47,6 +49,10 @@ def test_axis_curve_averages_seeds_and_separates_other_varying_axes(store):
         seeds = [errors[row["dtod"], row["transfer_noise"], s] for s in (0, 1)]
         assert (row["points"], row["test_error_min"], row["test_error_max"]) == (2, min(seeds), max(seeds))
         assert row["test_error"] == pytest.approx(sum(seeds) / 2)
+        # Seeds as replicates: the two seeds differ by 1, so sd = 1/sqrt(2) and the t interval's half-width is
+        # t(0.975, 1) x sd / sqrt(2) = 12.706 x 0.5.
+        assert row["test_error_sd"] == pytest.approx(2 ** -0.5)
+        assert row["test_error_ci95"] == pytest.approx(12.7062 * 0.5, rel=1e-4)
     assert "sp_skew" not in curve[0]  # constant axes are not curve keys
 
 
