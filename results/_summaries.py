@@ -16,21 +16,19 @@ _of_trial = epochs.c.trial_id == trials.c.trial_id
 
 def best_epoch_subquery() -> sa.ScalarSelect:
     """The epoch with the lowest test error (earliest on ties) of the trial in the enclosing statement."""
-    return (
-        sa.select(epochs.c.epoch)
-        .where(_of_trial, epochs.c.test_error.is_not(None))
-        .order_by(epochs.c.test_error, epochs.c.epoch)
-        .limit(1)
-        .scalar_subquery()
-    )
+    return _best_epoch_by(epochs.c.test_error)
 
 
 def best_validation_epoch_subquery() -> sa.ScalarSelect:
     """The epoch with the lowest validation error (earliest on ties) of the trial in the enclosing statement."""
+    return _best_epoch_by(epochs.c.validation_error)
+
+
+def _best_epoch_by(error: sa.Column) -> sa.ScalarSelect:
     return (
         sa.select(epochs.c.epoch)
-        .where(_of_trial, epochs.c.validation_error.is_not(None))
-        .order_by(epochs.c.validation_error, epochs.c.epoch)
+        .where(_of_trial, error.is_not(None))
+        .order_by(error, epochs.c.epoch)
         .limit(1)
         .scalar_subquery()
     )

@@ -194,11 +194,13 @@ def source_fingerprint(data: DataConfig) -> str:
 @lru_cache(maxsize=64)
 def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
     """The file's SHA-256; size and mtime are part of the cache key so that a rewritten file is hashed again."""
-    digest = hashlib.sha256()
+    return file_sha256(path)
+
+
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 of a file's bytes, hex."""
     with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,6 @@ instead of training twice. A damaged cache file fails its checksum and is traine
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import time
 from collections.abc import Callable
 import dataclasses
@@ -21,7 +20,7 @@ from pathlib import Path
 import torch
 
 from workers.config import DataConfig, ModelConfig, PretrainConfig, content_hash
-from workers.data import batches, load_source, source_fingerprint
+from workers.data import batches, file_sha256, load_source, source_fingerprint
 from workers.metrics import test_error_percent
 from workers.models import create_model
 from workers.verified_files import CorruptFileError, load_verified, save_verified
@@ -46,12 +45,6 @@ class PretrainedModel:
     seconds: float
     trained_now: bool
     file_hash: str = ""
-
-
-def file_sha256(path: str | Path) -> str:
-    """SHA-256 of a file's bytes, hex."""
-    with open(path, "rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def pretrain_key(data: DataConfig, model: ModelConfig, pretrain: PretrainConfig) -> str:
