@@ -301,6 +301,7 @@ class _Phase:
             paths.journal,
             {"trials_dir": str(paths.trials), "cache_dir": str(paths.cache), "threads": self.cpu, "gpu": self.gpu},
             selection=spec.selection,
+            base=spec.device,
         )
         _reconcile(store, spec, search, paths)
         if all(search.point_finished(point.key) for point in points):

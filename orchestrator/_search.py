@@ -27,7 +27,10 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 from ray.tune.search import Searcher
 
+from orchestrator._point_pruner import PointMedianPruner
+from orchestrator._warm_start import Neighbourhood, best_learning_rate, neighbourhood
 from sweeps import LrSearchSpec, Point, SelectionSpec, trial_config
+from workers.config import DevicePoint
 
 # What the studies optimise and prune on: the test error by the paper's rule (and for a searcher made without a
 # selection rule), the validation error when points are chosen on validation (``METRICS[split]``).
@@ -37,6 +40,8 @@ METRICS = {"test": "test_error", "validation": "validation_error"}
 # "diverged", with "error" beside it.
 ENDED_AS = "ended_as"
 _FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+# The study attribute that records a point's warm-start learning rates, written once before the first is queued.
+WARM_START = "warm_start"
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -148,6 +153,12 @@ class LearningRateSearch(Searcher):
     paper did. When seeds share one choice (``per_seed`` false) and the search is TPE, the first seed of each device
     point runs the search and its other seeds run the learning rates it drew, in the same order, so every seed has
     a trial at every rate (a grid gives every seed the same rates anyway).
+
+    ``base`` (the spec's ``device``) and ``lr_search.warm_start: neighbours`` with TPE: points run base first, then
+    outward; a point waits for its inward neighbours to finish while other points have trials to run (never leaving a
+    slot idle), its first trial runs their best learning rate (recorded in the study before it is queued, so a resume
+    neither loses nor repeats it), and the median pruner compares like with like (``orchestrator._warm_start``,
+    ``orchestrator._point_pruner``).
     """
 
     def __init__(
@@ -158,6 +169,7 @@ class LearningRateSearch(Searcher):
         journal_path: str | Path,
         trial_settings: dict[str, Any],
         selection: SelectionSpec | None = None,
+        base: DevicePoint | None = None,
     ) -> None:
         self.metric_name = METRICS[selection.split] if selection is not None else METRIC
         super().__init__(metric=self.metric_name, mode="min")
@@ -167,7 +179,15 @@ class LearningRateSearch(Searcher):
         self.journal_path = str(journal_path)
         self.trial_settings = dict(trial_settings)
         self.selection = selection
+        self.base = base
         self._leaders = self._seed_leaders()
+        self._warm: Neighbourhood | None = None
+        self._order = self.points
+        if base is not None and lr_search.method == "tpe" and lr_search.warm_start == "neighbours":
+            shared = selection is not None and not selection.per_seed
+            self._warm = neighbourhood(self.points, base, shared_seeds=shared)
+            by_key = {point.key: point for point in self.points}
+            self._order = [by_key[key] for key in self._warm.order]
         self._issued: dict[str, IssuedTrial] = {}
         self._pruned: set[str] = set()
         self._studies: dict[str, optuna.Study] = {}
@@ -187,7 +207,7 @@ class LearningRateSearch(Searcher):
                     storage=self._storage,
                     direction="minimize",
                     sampler=self._sampler(point_key),
-                    pruner=self._pruner(),
+                    pruner=self._pruner(point_key),
                     load_if_exists=True,
                 )
                 if self.lr_search.method == "grid":
@@ -218,8 +238,14 @@ class LearningRateSearch(Searcher):
         startup = max(1, min(10, self.lr_search.trials_per_point // 2))
         return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup)
 
-    def _pruner(self) -> optuna.pruners.BasePruner:
+    def _pruner(self, point_key: str) -> optuna.pruners.BasePruner:
         options = dict(self.lr_search.pruner_options)
+        if self.lr_search.pruner == "median" and self._warm is not None:
+            return PointMedianPruner(
+                exempt=lambda trial: trial.number < self._warm_start_count(point_key),
+                neighbour_trials=lambda: self._neighbour_trials(point_key),
+                **options,
+            )
         if self.lr_search.pruner == "median":
             return optuna.pruners.MedianPruner(**options)
         if self.lr_search.pruner == "hyperband":
@@ -253,22 +279,71 @@ class LearningRateSearch(Searcher):
         return None
 
     def _new_trial(self) -> IssuedTrial | None:
+        """The next trial, breadth-first over the points in run order. With warm starts, points ready to start
+        (their inward neighbours finished) go first; the others only when no ready point has a trial left."""
         budget = self.lr_search.trials_per_point
         counts = {point.key: len(self._asked(point.key)) for point in self.points}
-        for round_ in range(budget):
-            for point in self.points:
-                if counts[point.key] == round_:
-                    study = self.study(point.key)
-                    leader = self._leaders.get(point.key)
-                    # A seed that follows its device point's first seed runs that seed's trial of the same number.
-                    # Points are in seed order, so the leader has been asked for this round already. Queueing and
-                    # asking are two journal writes: a value queued before a crash is asked now, not queued twice.
-                    if leader is not None and not study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
-                        study.enqueue_trial({"lr": self._learning_rate(self._leader_trial(leader, round_))})
-                    trial = study.ask()
-                    self._draw_lr(trial)
-                    return IssuedTrial(point.key, trial.number, trial_id_for(self.sweep, point.key, trial.number))
+        for only_ready in (True, False) if self._warm is not None else (False,):
+            for round_ in range(budget):
+                for point in self._order:
+                    if counts[point.key] == round_ and (not only_ready or self._ready(point.key, counts)):
+                        return self._ask(point.key, round_)
         return None
+
+    def _ask(self, point_key: str, round_: int) -> IssuedTrial:
+        study = self.study(point_key)
+        leader = self._leaders.get(point_key)
+        # Queueing and asking are two journal writes: a value queued before a crash is asked now, not queued twice.
+        if not study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+            if leader is not None:
+                # A seed that follows its device point's first seed runs that seed's trial of the same number. The
+                # leader comes first in the run order (and is never deferred after its follower), so it has been
+                # asked for this round already.
+                study.enqueue_trial({"lr": self._learning_rate(self._leader_trial(leader, round_))})
+            elif self._warm is not None:
+                rates = self._warm_start_rates(study, round_)
+                if round_ < len(rates):
+                    study.enqueue_trial({"lr": rates[round_]})
+        trial = study.ask()
+        self._draw_lr(trial)
+        return IssuedTrial(point_key, trial.number, trial_id_for(self.sweep, point_key, trial.number))
+
+    # --- warm starts (orchestrator._warm_start) ------------------------------------------------------------------
+
+    def _ready(self, point_key: str, counts: dict[str, int]) -> bool:
+        """Whether a point may have its next trial now without waiting for others: a started point always; a
+        follower once its leader has had this round's trial; a new point once every inward neighbour finished."""
+        leader = self._leaders.get(point_key)
+        if leader is not None:
+            return counts[leader] > counts[point_key]
+        if counts[point_key] > 0:
+            return True
+        return all(self.point_finished(key) for key in self._warm.neighbour_keys(point_key))
+
+    def _warm_start_rates(self, study: optuna.Study, round_: int) -> list[float]:
+        """The learning rates a point's first trials run: decided once, at its first trial, from what its inward
+        neighbours have completed then (the best rate of all of them together), and recorded in the study in one
+        journal write before any is queued; a resume reads the record. A study begun without one (a sweep started
+        before warm starts existed) gets none."""
+        if WARM_START in study.user_attrs:
+            return list(study.user_attrs[WARM_START])
+        if round_ > 0:
+            return []
+        best = best_learning_rate(self._neighbour_trials(study.study_name))
+        rates = [] if best is None else [best]
+        study.set_user_attr(WARM_START, rates)
+        return rates
+
+    def _warm_start_count(self, point_key: str) -> int:
+        """How many of a point's first trials run warm-start rates (a follower's: its leader's)."""
+        owner = self._leaders.get(point_key, point_key)
+        return len(self.study(owner).user_attrs.get(WARM_START, ()))
+
+    def _neighbour_trials(self, point_key: str) -> list[optuna.trial.FrozenTrial]:
+        owner = self._leaders.get(point_key, point_key)
+        if self._warm is None:
+            return []
+        return [t for key in self._warm.neighbour_keys(owner) for t in self.study(key).get_trials(deepcopy=False)]
 
     def _seed_leaders(self) -> dict[str, str]:
         """Follower point key -> the key of its device point's first seed, when seeds share a TPE search."""
@@ -411,11 +486,12 @@ class LearningRateSearch(Searcher):
     # Only the plan travels when Ray Tune saves the searcher: the studies are reopened from the journal.
     def get_state(self) -> dict:
         return {"sweep": self.sweep, "points": self.points, "lr_search": self.lr_search,
-                "journal_path": self.journal_path, "trial_settings": self.trial_settings, "selection": self.selection}
+                "journal_path": self.journal_path, "trial_settings": self.trial_settings, "selection": self.selection,
+                "base": self.base}
 
     def set_state(self, state: dict) -> None:
         self.__init__(state["sweep"], state["points"], state["lr_search"], state["journal_path"],
-                      state["trial_settings"], state.get("selection"))
+                      state["trial_settings"], state.get("selection"), state.get("base"))
 
     def save(self, checkpoint_path: str) -> None:
         with open(checkpoint_path, "wb") as handle:

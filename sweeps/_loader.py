@@ -12,7 +12,7 @@ from typing import Any
 from sweeps._expand import count_points, refinement_budget
 from sweeps._overrides import apply_overrides
 from sweeps._profiles import profile_overrides
-from sweeps._schema import SpecError, SweepSpec, build_spec
+from sweeps._schema import DEFAULT_WARM_START, SpecError, SweepSpec, build_spec
 from sweeps._yaml import parse_yaml
 from workers.config import content_hash
 
@@ -88,6 +88,8 @@ def spec_hash(spec: SweepSpec) -> str:
     content = _plain({f.name: getattr(spec, f.name) for f in dataclasses.fields(spec) if f.compare})
     if not content["axes"]["refine"]:
         del content["axes"]["refine"]  # a spec without refinement hashes as it did before axes.refine existed
+    if content["lr_search"]["warm_start"] == DEFAULT_WARM_START:
+        del content["lr_search"]["warm_start"]  # likewise the default warm start: sweeps recorded before it resume
     return content_hash(content)
 
 

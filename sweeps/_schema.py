@@ -35,6 +35,10 @@ from workers.pretrain import PRETRAIN_OPTIMIZERS
 DATASETS = ("digits", "cifar")
 EXPANSIONS = ("one_at_a_time", "grid")
 LR_METHODS = ("tpe", "grid")
+# How a TPE search starts at a point (``orchestrator._warm_start``): from the best learning rate of its finished
+# neighbours (base point first, then outward along each axis), or from the sampler alone.
+WARM_STARTS = ("neighbours", "none")
+DEFAULT_WARM_START = "neighbours"
 # Where a point's learning rate and epoch are chosen: the held-out validation split, or the test set (the paper's
 # rule: the best of several test errors, an optimistic estimate).
 SELECTION_SPLITS = ("validation", "test")
@@ -80,7 +84,9 @@ SECTION_FIELDS: dict[str, tuple[str, ...]] = {
     "algorithm": ("name", "settings", "mapping", "freeze_analog"),
     "device": DEVICE_AXES,
     "axes": ("expand", *DEVICE_AXES, "refine"),
-    "lr_search": ("method", "low", "high", "values", "trials_per_point", "pruner", "pruner_options", "seed"),
+    "lr_search": (
+        "method", "low", "high", "values", "trials_per_point", "pruner", "pruner_options", "seed", "warm_start",
+    ),
     "resources": ("cpu", "gpu"),
     "selection": ("split", "per_seed"),
 }  # fmt: skip
@@ -175,6 +181,9 @@ class LrSearchSpec:
     pruner: str
     pruner_options: tuple[tuple[str, int], ...]
     seed: int
+    # ``neighbours`` (default): a TPE point's first trial runs the best learning rate of its finished neighbours, and
+    # the median pruner compares a trial with the other trials of its own point (``orchestrator._warm_start``).
+    warm_start: str = DEFAULT_WARM_START
 
 
 @dataclass(frozen=True)
@@ -626,6 +635,8 @@ def _lr_search(raw: dict[Any, Any], epochs: int) -> LrSearchSpec:
         pruner=pruner,
         pruner_options=tuple(sorted(pairs)),
         seed=_integer(_get(section, "seed", 0), "lr_search.seed", 0),
+        warm_start=_choice(_get(section, "warm_start", DEFAULT_WARM_START), "lr_search.warm_start", WARM_STARTS,
+                           "warm start"),
     )
 
 

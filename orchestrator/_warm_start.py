@@ -1,0 +1,113 @@
+"""Warm starts across a sweep's points: neighbouring device points want nearly the same learning rate.
+
+A robustness sweep moves one device property at a time away from a base device (``sweeps/README.md``,
+"Expansion"). The learning rate that suits transfer noise 10 % is close to the one that suits 0 % or 30 %, so a
+point's search need not start from scratch: with ``lr_search.warm_start: neighbours`` (the default; TPE only) its
+first trial runs the best learning rate of its *inward neighbours* (the next point towards the base device on each
+axis it differs in, same mode, task and seed), and the points run base first, then outward along each axis, so that
+neighbours tend to be finished when a point starts. This module holds the geometry; ``orchestrator._search`` records
+and queues the rates, ``orchestrator._point_pruner`` prunes like with like.
+
+Definitions (all in the points' own axis values, the units of ``sweeps._schema.DEVICE_AXES``):
+
+- an axis's *ranks* are the positions of its values, sorted, with the base device's value among them;
+- a point's *distance* is the sum over its swept axes of |rank - base rank| (0 for the base point and for modes that
+  do not respond to any swept axis);
+- an *inward neighbour* of a point P on axis A is the point with the same mode, task, seed and other axis values whose
+  value on A lies between the base's and P's, nearest to P's (one per axis P differs from the base in);
+- with ``selection.per_seed: false`` a neighbour is its whole device point (every seed), so its best learning rate
+  is the shared choice's: the rate completed by the most seeds, then the lowest mean objective, then the smaller.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import optuna
+from optuna.trial import TrialState
+
+from sweeps import Point
+from workers.config import DevicePoint
+
+
+@dataclass(frozen=True)
+class Neighbourhood:
+    """The run order of a sweep's points and each point's inward neighbours.
+
+    ``order``: point keys, nearest the base device first (stable: within one distance, the expansion's order, so the
+    seeds of one device point stay in seed order). ``inward``: point key -> one tuple of point keys per inward
+    neighbour (the neighbour's seeds when seeds share their choice, else the neighbour alone); empty for base points.
+    """
+
+    order: tuple[str, ...]
+    inward: dict[str, tuple[tuple[str, ...], ...]]
+
+    def neighbour_keys(self, key: str) -> list[str]:
+        """Every point key of every inward neighbour of ``key``, in order."""
+        return [other for group in self.inward.get(key, ()) for other in group]
+
+
+def neighbourhood(points: Sequence[Point], base: DevicePoint, shared_seeds: bool) -> Neighbourhood:
+    """The order and inward neighbours of ``points`` around the base device ``base`` (the spec's ``device``).
+
+    ``shared_seeds``: seeds share one learning-rate choice (``selection.per_seed`` false), so a neighbour is every
+    seed of its device point.
+    """
+    ranks = _ranks(points, base)
+
+    def rank(point: Point, axis: str) -> int:
+        return ranks[axis].index(point.axes_dict[axis])
+
+    def base_rank(axis: str) -> int:
+        return ranks[axis].index(getattr(base, axis))
+
+    def distance(point: Point) -> int:
+        return sum(abs(rank(point, axis) - base_rank(axis)) for axis in point.axes_dict)
+
+    by_place: dict[tuple, Point] = {}
+    seeds_of: dict[tuple, list[str]] = defaultdict(list)
+    for point in points:
+        by_place[(point.mode, point.task, point.seed, point.axes)] = point
+        seeds_of[(point.mode, point.task, point.axes)].append(point.key)
+
+    inward: dict[str, tuple[tuple[str, ...], ...]] = {}
+    for point in points:
+        groups = []
+        values = point.axes_dict
+        for axis in values:
+            here, home = rank(point, axis), base_rank(axis)
+            if here == home:
+                continue
+            step = -1 if here > home else 1
+            for candidate in range(here + step, home + step, step):  # nearest first, up to the base value
+                axes = tuple((a, ranks[a][candidate] if a == axis else v) for a, v in point.axes)
+                neighbour = by_place.get((point.mode, point.task, point.seed, axes))
+                if neighbour is not None:
+                    groups.append(tuple(seeds_of[(point.mode, point.task, axes)]) if shared_seeds else (neighbour.key,))
+                    break
+        inward[point.key] = tuple(groups)
+    order = tuple(point.key for point in sorted(points, key=distance))  # sorted() is stable
+    return Neighbourhood(order=order, inward=inward)
+
+
+def _ranks(points: Iterable[Point], base: DevicePoint) -> dict[str, list[float]]:
+    values: dict[str, set[float]] = defaultdict(set)
+    for point in points:
+        for axis, value in point.axes:
+            values[axis].add(value)
+    return {axis: sorted(found | {getattr(base, axis)}) for axis, found in values.items()}
+
+
+def best_learning_rate(trials: Iterable[optuna.trial.FrozenTrial]) -> float | None:
+    """The best learning rate among completed study trials (of one point, or of the seeds of one device point):
+    completed by the most trials (seeds), then the lowest mean objective, then the smaller rate; None if none
+    completed. The objective is what the studies minimise (``orchestrator._search``: validation or test error, %)."""
+    scores: dict[float, list[float]] = defaultdict(list)
+    for trial in trials:
+        if trial.state == TrialState.COMPLETE and trial.value is not None and "lr" in trial.params:
+            scores[trial.params["lr"]].append(trial.value)
+    if not scores:
+        return None
+    return min(scores, key=lambda lr: (-len(scores[lr]), sum(scores[lr]) / len(scores[lr]), lr))

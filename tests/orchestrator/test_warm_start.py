@@ -1,0 +1,243 @@
+"""Warm starts across points (``lr_search.warm_start: neighbours``): run order, inward neighbours, the first trial's
+learning rate, readiness, like-with-like pruning, and exactness after a crash at any journal write."""
+
+from __future__ import annotations
+
+import math
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from orchestrator import LearningRateSearch
+from orchestrator._search import WARM_START
+from orchestrator._warm_start import best_learning_rate, neighbourhood
+from sweeps import expand, load_spec, shipped_specs
+
+SETTINGS = {"trials_dir": "unused", "cache_dir": "unused", "threads": 1, "gpu": 0}
+TPE = ["lr_search.method=tpe", "lr_search.values=null", "lr_search.low=0.001", "lr_search.high=1.0"]
+FOUR = ["modes=[analog_tl]", "axes.transfer_noise=[0,10,30,100]", "epochs=3"]
+
+
+def spec_with(*overrides: str):
+    return load_spec(shipped_specs()["quickstart"], [*TPE, *FOUR, *overrides])
+
+
+def search_for(spec, journal, points=None) -> LearningRateSearch:
+    return LearningRateSearch(spec.name, points or expand(spec), spec.lr_search, journal, SETTINGS,
+                              selection=spec.selection, base=spec.device)
+
+
+def error_at(lr: float, noise: float) -> float:
+    """A made-up objective: best at lr 0.1 whatever the point, higher with more transfer noise (%)."""
+    return 10.0 + 20.0 * abs(math.log10(lr) + 1.0) + noise / 10.0
+
+
+def label(points, key):
+    return next(p.label for p in points if p.key == key)
+
+
+def test_points_run_base_first_then_outward_and_each_has_its_nearest_inward_neighbour():
+    spec = spec_with("seeds=[0,1]", "selection.per_seed=true")
+    points = expand(spec)
+    hood = neighbourhood(points, spec.device, shared_seeds=False)
+    assert [label(points, k) for k in hood.order] == [
+        "analog_tl/5-8/base/seed0", "analog_tl/5-8/base/seed1",
+        "analog_tl/5-8/transfer_noise=10/seed0", "analog_tl/5-8/transfer_noise=10/seed1",
+        "analog_tl/5-8/transfer_noise=30/seed0", "analog_tl/5-8/transfer_noise=30/seed1",
+        "analog_tl/5-8/transfer_noise=100/seed0", "analog_tl/5-8/transfer_noise=100/seed1",
+    ]
+    inward = {label(points, k): [[label(points, o) for o in group] for group in groups]
+              for k, groups in hood.inward.items()}
+    assert inward["analog_tl/5-8/base/seed0"] == []
+    assert inward["analog_tl/5-8/transfer_noise=10/seed1"] == [["analog_tl/5-8/base/seed1"]]
+    assert inward["analog_tl/5-8/transfer_noise=100/seed0"] == [["analog_tl/5-8/transfer_noise=30/seed0"]]
+    # Seeds that share their choice: the neighbour is the whole device point.
+    shared = neighbourhood(points, spec.device, shared_seeds=True)
+    first = next(p.key for p in points if p.label == "analog_tl/5-8/transfer_noise=30/seed0")
+    assert [[label(points, o) for o in g] for g in shared.inward[first]] == [
+        ["analog_tl/5-8/transfer_noise=10/seed0", "analog_tl/5-8/transfer_noise=10/seed1"]]
+
+
+def test_in_a_full_grid_a_point_has_one_inward_neighbour_per_axis_it_moved_along():
+    spec = spec_with("seeds=[0]", "axes.expand=grid", "axes.transfer_noise=[0,10,30]", "axes.dtod=[0.1,0.3]")
+    points = expand(spec)
+    hood = neighbourhood(points, spec.device, shared_seeds=False)  # base: transfer noise 0, dtod 0.3
+    corner = next(p.key for p in points if p.axes_dict == {"transfer_noise": 30.0, "dtod": 0.1})
+    neighbours = sorted(tuple(sorted(next(p.axes_dict for p in points if p.key == g[0]).items()))
+                        for g in hood.inward[corner])
+    assert neighbours == [(("dtod", 0.1), ("transfer_noise", 10.0)), (("dtod", 0.3), ("transfer_noise", 30.0))]
+    assert label(points, hood.order[0]).endswith("/base/seed0")
+
+
+def test_the_best_rate_is_the_one_most_seeds_completed_then_the_lowest_mean():
+    def done(lr, value):
+        return optuna.trial.create_trial(params={"lr": lr}, distributions={
+            "lr": optuna.distributions.FloatDistribution(1e-3, 1.0, log=True)}, value=value)
+    assert best_learning_rate([]) is None
+    # 0.1 has the lowest single value but only one seed completed it; 0.05 completed at two seeds wins.
+    trials = [done(0.1, 5.0), done(0.05, 9.0), done(0.05, 11.0), done(0.2, 8.0)]
+    assert best_learning_rate(trials) == 0.05
+    assert best_learning_rate([done(0.1, 7.0), done(0.03, 7.0)]) == 0.03  # a tie goes to the smaller rate
+
+
+def drive(search: LearningRateSearch, slots: int, objective, prefix: str = "r", epochs: int = 3,
+          stop_after: int | None = None) -> list[dict]:
+    """What Ray Tune does with the searcher, at ``slots`` trials at a time: fill the slots, then end the oldest
+    trial (reporting each epoch to the pruner, as the scheduler does) and fill again. Returns every suggestion in
+    the order handed out."""
+    running: list[tuple[str, dict]] = []
+    handed: list[dict] = []
+    while True:
+        while len(running) < slots:
+            ray_id = f"{prefix}{len(handed)}"
+            suggestion = search.suggest(ray_id)
+            if suggestion in (None, LearningRateSearch.FINISHED):
+                break
+            running.append((ray_id, suggestion))
+            handed.append(suggestion)
+            if stop_after is not None and len(handed) >= stop_after:
+                return handed
+        if not running:
+            return handed
+        ray_id, suggestion = running.pop(0)
+        noise = suggestion["trial"]["device"]["transfer_noise"]
+        value = objective(suggestion["lr"], noise)
+        result = {"epoch": epochs, "validation_error": value, "test_error": value}
+        for epoch in range(1, epochs + 1):
+            result = {"epoch": epoch, "validation_error": value + (epochs - epoch), "test_error": value}
+            if search.should_prune(ray_id, result):
+                break
+        search.on_trial_complete(ray_id, result)
+
+
+def test_a_point_starts_from_its_finished_neighbours_best_rate(tmp_path):
+    spec = spec_with("seeds=[0]", "lr_search.trials_per_point=4")
+    search = search_for(spec, tmp_path / "optuna.journal")
+    handed = drive(search, slots=2, objective=error_at)
+    points = {p.key: p for p in search.points}
+    by_point: dict[str, list[dict]] = {}
+    for suggestion in handed:
+        by_point.setdefault(suggestion["point_key"], []).append(suggestion)
+    base = next(k for k, p in points.items() if p.label.endswith("/base/seed0"))
+    # The base point has no neighbour: its study records no warm start and its first rate is TPE's.
+    assert search.study(base).user_attrs[WARM_START] == []
+    for key, suggestions in by_point.items():
+        if key == base:
+            continue
+        study = search.study(key)
+        recorded = study.user_attrs[WARM_START]
+        (inward,) = search._warm.neighbour_keys(key)
+        assert recorded == [best_learning_rate(search.study(inward).get_trials(deepcopy=False))], points[key].label
+        assert suggestions[0]["lr"] == recorded[0]  # the first trial handed out runs it
+        assert len(suggestions) == 4
+    # Outward order with waiting: no point's first trial was handed out before its inward neighbour had them all.
+    position = {s["trial_id"]: i for i, s in enumerate(handed)}
+    for key, suggestions in by_point.items():
+        for neighbour in search._warm.neighbour_keys(key):
+            assert position[suggestions[0]["trial_id"]] > max(position[s["trial_id"]] for s in by_point[neighbour])
+
+
+def test_without_warm_start_the_search_is_breadth_first_as_before(tmp_path):
+    spec = spec_with("seeds=[0]", "lr_search.trials_per_point=3", "lr_search.warm_start=none")
+    search = search_for(spec, tmp_path / "optuna.journal")
+    handed = drive(search, slots=2, objective=error_at)
+    assert [s["point_key"] for s in handed[:4]] == [p.key for p in search.points]
+    assert all(WARM_START not in search.study(p.key).user_attrs for p in search.points)
+
+
+def test_seeds_that_share_their_choice_follow_the_first_seed_and_it_follows_the_neighbours(tmp_path):
+    spec = spec_with("seeds=[0,1]", "lr_search.trials_per_point=3")
+    assert spec.selection.per_seed is False
+    search = search_for(spec, tmp_path / "optuna.journal")
+    handed = drive(search, slots=2, objective=error_at)
+    for group in {(p.task, p.axes): None for p in search.points}:
+        seeds = [p for p in search.points if (p.task, p.axes) == group]
+        rates = [[s["lr"] for s in handed if s["point_key"] == p.key] for p in seeds]
+        assert rates[0] == rates[1] and len(rates[0]) == 3  # the follower ran the leader's rates, in order
+
+
+def test_a_trial_worse_than_the_running_warm_started_trial_of_its_point_is_pruned_and_the_warm_one_never(tmp_path):
+    spec = spec_with("seeds=[0]", "lr_search.trials_per_point=4", "lr_search.pruner=median",
+                     "lr_search.pruner_options={n_startup_trials: 1, n_warmup_steps: 0}")
+    search = search_for(spec, tmp_path / "optuna.journal")
+    handed = drive(search, slots=2, objective=error_at)
+    for point in search.points:
+        trials = search.study(point.key).get_trials(deepcopy=False)
+        assert trials[0].state == TrialState.COMPLETE  # the first trial (warm-started where there is a neighbour)
+        for trial in trials[1:]:
+            if trial.state == TrialState.PRUNED:
+                # pruned at epoch 1, when worse than the median of its point's other trials there
+                assert trial.last_step == 1
+    pruned = sum(t.state == TrialState.PRUNED for p in search.points for t in search.study(p.key).trials)
+    assert pruned >= 4, pruned  # made-up errors spread over 40 points: most sampler trials lose to the warm rate
+    assert len(handed) == 16
+
+
+def test_like_with_like_pruning_never_compares_with_another_point_while_its_own_has_trials(tmp_path):
+    """A point whose errors are all 30 points higher than its neighbour's is pruned only against itself."""
+    spec = spec_with("seeds=[0]", "lr_search.trials_per_point=4", "lr_search.pruner=median",
+                     "lr_search.pruner_options={n_startup_trials: 1, n_warmup_steps: 0}")
+    search = search_for(spec, tmp_path / "optuna.journal")
+
+    def harder_outward(lr: float, noise: float) -> float:
+        return error_at(lr, 0.0) + (30.0 if noise >= 100 else 0.0)
+
+    drive(search, slots=2, objective=harder_outward)
+    far = next(p for p in search.points if p.axes_dict.get("transfer_noise") == 100)
+    states = [t.state for t in search.study(far.key).trials]
+    assert states[0] == TrialState.COMPLETE and states.count(TrialState.COMPLETE) >= 1
+
+
+@pytest.mark.parametrize("slots", [1, 2])
+def test_after_a_crash_at_any_journal_write_each_point_runs_its_budget_once_and_its_warm_rate_once(tmp_path, slots):
+    """The reliability issue's item 3 for warm starts: the decision (one journal write), the queueing (another) and
+    the ask (a third) can each be cut off. Cut the journal after every record of a whole search, resume, and run to
+    the end: every point has exactly its budget of trials, under distinct ids, and a recorded warm-start rate ran
+    exactly once, as the point's first trial."""
+    spec = spec_with("seeds=[0]", "axes.transfer_noise=[0,10,30]", "lr_search.trials_per_point=2")
+    points = expand(spec)
+    reference = tmp_path / "reference.journal"
+    drive(search_for(spec, reference, points), slots=slots, objective=error_at)
+    records = reference.read_bytes().splitlines(keepends=True)
+    assert len(records) > 20
+    for cut in range(len(records) + 1):
+        journal = tmp_path / f"cut-{cut}.journal"
+        journal.write_bytes(b"".join(records[:cut]))
+        resumed = search_for(spec, journal, points)
+        drive(resumed, slots=slots, objective=error_at, prefix=f"c{cut}-")
+        for point in points:
+            study = resumed.study(point.key)
+            trials = study.get_trials(deepcopy=False)
+            assert [t.state for t in trials] == [TrialState.COMPLETE] * 2, (cut, point.label, trials)
+            rates = study.user_attrs.get(WARM_START)
+            queued = [t for t in trials if "fixed_params" in t.system_attrs]
+            assert rates is not None, (cut, point.label)
+            assert [t.params["lr"] for t in queued] == rates and all(t.number == 0 for t in queued), (cut, point.label)
+
+
+def test_a_sweep_stopped_part_way_continues_with_the_same_warm_rates(tmp_path):
+    spec = spec_with("seeds=[0]", "lr_search.trials_per_point=3")
+    journal = tmp_path / "optuna.journal"
+    first = search_for(spec, journal)
+    handed = drive(first, slots=2, objective=error_at, stop_after=7)
+    assert len(handed) == 7
+    recorded = {p.key: first.study(p.key).user_attrs.get(WARM_START) for p in first.points}
+    resumed = search_for(spec, journal)
+    drive(resumed, slots=2, objective=error_at, prefix="again")
+    for point in resumed.points:
+        if recorded[point.key] is not None:
+            assert resumed.study(point.key).user_attrs[WARM_START] == recorded[point.key]
+        assert resumed.point_finished(point.key)
+
+
+def test_the_spec_field_is_validated_and_the_default_keeps_every_recorded_hash():
+    from sweeps import SpecError, spec_hash
+
+    with pytest.raises(SpecError, match=r"lr_search.warm_start: unknown warm start 'nearest'; choose one of "
+                                        r"neighbours, none"):
+        spec_with("lr_search.warm_start=nearest")
+    default, off = spec_with(), spec_with("lr_search.warm_start=none")
+    assert default.lr_search.warm_start == "neighbours"
+    assert spec_hash(default) != spec_hash(off)
+    assert spec_hash(default) == spec_hash(spec_with("lr_search.warm_start=neighbours"))
