@@ -290,6 +290,7 @@ class _Phase:
                  echo: Callable[[str], None]) -> None:
         self.spec, self.store, self.paths, self.echo = spec, store, paths, echo
         self.cpu, self.gpu, self.slots = cpu, gpu, slots
+        self.ran: list[Point] = []  # the points of the phases run so far: neighbours for warm starts of the next
 
     def run(self, points: list[Point], title: str) -> int:
         """Run ``points`` (already recorded in the store); return how many ended (their best trial chosen)."""
@@ -302,7 +303,9 @@ class _Phase:
             {"trials_dir": str(paths.trials), "cache_dir": str(paths.cache), "threads": self.cpu, "gpu": self.gpu},
             selection=spec.selection,
             base=spec.device,
+            earlier=self.ran,
         )
+        self.ran = self.ran + list(points)
         _reconcile(store, spec, search, paths)
         if all(search.point_finished(point.key) for point in points):
             return _close_points(store, spec.name, search)  # a resume that finds this phase over: no experiment

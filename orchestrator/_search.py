@@ -158,7 +158,11 @@ class LearningRateSearch(Searcher):
     outward; a point waits for its inward neighbours to finish while other points have trials to run (never leaving a
     slot idle), its first trial runs their best learning rate (recorded in the study before it is queued, so a resume
     neither loses nor repeats it), and the median pruner compares like with like (``orchestrator._warm_start``,
-    ``orchestrator._point_pruner``).
+    ``orchestrator._point_pruner``). With ``lr_search.patience`` P, a warm-started point runs its sampler trials one
+    at a time after its warm-start trial has ended, and its search ends once P of them in a row have not beaten its
+    best (judged on the first seed's study when seeds share the search; the others follow its trial count).
+    ``earlier``: the points of the sweep's earlier phases (the grid, before a refinement round), all ended; they are
+    never run here, but serve as the new points' neighbours (their studies are in the same journal).
     """
 
     def __init__(
@@ -170,6 +174,7 @@ class LearningRateSearch(Searcher):
         trial_settings: dict[str, Any],
         selection: SelectionSpec | None = None,
         base: DevicePoint | None = None,
+        earlier: list[Point] | None = None,
     ) -> None:
         self.metric_name = METRICS[selection.split] if selection is not None else METRIC
         super().__init__(metric=self.metric_name, mode="min")
@@ -180,14 +185,15 @@ class LearningRateSearch(Searcher):
         self.trial_settings = dict(trial_settings)
         self.selection = selection
         self.base = base
+        self.earlier = list(earlier or ())
         self._leaders = self._seed_leaders()
         self._warm: Neighbourhood | None = None
         self._order = self.points
         if base is not None and lr_search.method == "tpe" and lr_search.warm_start == "neighbours":
             shared = selection is not None and not selection.per_seed
-            self._warm = neighbourhood(self.points, base, shared_seeds=shared)
+            self._warm = neighbourhood(self.points + self.earlier, base, shared_seeds=shared)
             by_key = {point.key: point for point in self.points}
-            self._order = [by_key[key] for key in self._warm.order]
+            self._order = [by_key[key] for key in self._warm.order if key in by_key]
         self._issued: dict[str, IssuedTrial] = {}
         self._pruned: set[str] = set()
         self._studies: dict[str, optuna.Study] = {}
@@ -244,6 +250,7 @@ class LearningRateSearch(Searcher):
             return PointMedianPruner(
                 exempt=lambda trial: trial.number < self._warm_start_count(point_key),
                 neighbour_trials=lambda: self._neighbour_trials(point_key),
+                leader_pruned=lambda trial: self._leader_pruned(point_key, trial.number),
                 **options,
             )
         if self.lr_search.pruner == "median":
@@ -280,13 +287,15 @@ class LearningRateSearch(Searcher):
 
     def _new_trial(self) -> IssuedTrial | None:
         """The next trial, breadth-first over the points in run order. With warm starts, points ready to start
-        (their inward neighbours finished) go first; the others only when no ready point has a trial left."""
+        (their inward neighbours finished) go first; the others only when no ready point has a trial left. A point
+        that must wait for its own trials (``_may_ask``) gets none either way."""
         budget = self.lr_search.trials_per_point
         counts = {point.key: len(self._asked(point.key)) for point in self.points}
         for only_ready in (True, False) if self._warm is not None else (False,):
             for round_ in range(budget):
                 for point in self._order:
-                    if counts[point.key] == round_ and (not only_ready or self._ready(point.key, counts)):
+                    if (counts[point.key] == round_ and self._may_ask(point.key, counts)
+                            and (not only_ready or self._ready(point.key, counts))):
                         return self._ask(point.key, round_)
         return None
 
@@ -320,6 +329,61 @@ class LearningRateSearch(Searcher):
             return True
         return all(self.point_finished(key) for key in self._warm.neighbour_keys(point_key))
 
+    def _may_ask(self, point_key: str, counts: dict[str, int]) -> bool:
+        """Whether a point may have another trial at all now. A follower seed: once its leader has had this round's
+        trial (the follower runs the leader's rate). A warm-started point under ``patience``: its warm-start trials
+        at once; each sampler trial only once every earlier trial has ended and the search has not settled."""
+        leader = self._leaders.get(point_key)
+        if leader is not None:
+            return counts[leader] > counts[point_key]
+        if self._warm is None or self.lr_search.patience is None or counts[point_key] == 0:
+            return True
+        warm = self._warm_start_count(point_key)
+        if warm == 0 or counts[point_key] < warm:
+            return True
+        trials = self._asked(point_key)
+        return all(t.state in _FINISHED_STATES for t in trials) and not self.settled(point_key)
+
+    def settled(self, point_key: str) -> bool:
+        """Whether a warm-started point's search ended before its budget (``lr_search.patience`` P): every trial it
+        was given has ended, at least one completed, and its last P sampler trials (those after its warm-start
+        trials) all ended without beating the best objective before them (pruned and failed trials never do). A
+        follower seed settles with its leader. False without warm starts or patience, and for points that got no
+        warm-start rate."""
+        owner = self._leaders.get(point_key, point_key)
+        patience = self.lr_search.patience
+        if self._warm is None or patience is None:
+            return False
+        warm = self._warm_start_count(owner)
+        trials = sorted(self._asked(owner), key=lambda t: t.number)
+        if warm == 0 or any(t.state not in _FINISHED_STATES for t in trials):
+            return False
+        sampler = [t for t in trials if t.number >= warm]
+        if len(sampler) < patience:
+            return False
+        window = sampler[-patience:]
+        before = [t.value for t in trials if t.number < window[0].number and t.state == TrialState.COMPLETE]
+        if not before:
+            return False
+        best = min(before)
+        return not any(t.state == TrialState.COMPLETE and t.value < best for t in window)
+
+    def _target(self, point_key: str) -> int:
+        """How many trials the point runs: its budget, or (once its search settled) the trials it was given."""
+        owner = self._leaders.get(point_key, point_key)
+        if self.settled(owner):
+            return len(self._asked(owner))
+        return self.lr_search.trials_per_point
+
+    def _leader_pruned(self, point_key: str, number: int) -> bool:
+        """Whether a follower seed's trial ``number`` runs a rate its leader's trial pruned: with seeds sharing one
+        choice, a rate that not every seed completed is never chosen (``results._best``)."""
+        leader = self._leaders.get(point_key)
+        if leader is None:
+            return False
+        trials = self.study(leader).get_trials(deepcopy=False)
+        return number < len(trials) and trials[number].state == TrialState.PRUNED
+
     def _warm_start_rates(self, study: optuna.Study, round_: int) -> list[float]:
         """The learning rates a point's first trials run: decided once, at its first trial, from what its inward
         neighbours have completed then (the best rate of all of them together), and recorded in the study in one
@@ -351,7 +415,7 @@ class LearningRateSearch(Searcher):
             return {}
         first: dict[tuple, str] = {}
         leaders = {}
-        for point in self.points:
+        for point in self.earlier + self.points:
             group = (point.mode, point.task, point.device)
             if group in first:
                 leaders[point.key] = first[group]
@@ -445,9 +509,11 @@ class LearningRateSearch(Searcher):
     # --- progress -------------------------------------------------------------------------------------------------
 
     def point_finished(self, point_key: str) -> bool:
-        """Whether the point has used its whole budget and every trial of it has ended."""
-        trials = self.study(point_key).get_trials(deepcopy=False)
-        return sum(t.state in _FINISHED_STATES for t in trials) >= self.lr_search.trials_per_point
+        """Whether the point has used its whole budget (or its search settled, ``settled``) and every trial of it has
+        ended."""
+        trials = self._asked(point_key)
+        ended = sum(t.state in _FINISHED_STATES for t in trials)
+        return ended == len(trials) and ended >= self._target(point_key)
 
     def ended_trials(self, point_key: str) -> list[tuple[str, float, str]]:
         """(trial id, lr, store status) of every trial of the point that the study knows has ended; a diverged
@@ -477,7 +543,7 @@ class LearningRateSearch(Searcher):
             totals["failed"] += states.count(TrialState.FAIL) - diverged
             totals["diverged"] += diverged
             totals["running"] += states.count(TrialState.RUNNING)
-            totals["points_done"] += sum(s in _FINISHED_STATES for s in states) >= self.lr_search.trials_per_point
+            totals["points_done"] += self.point_finished(point.key)
         return totals
 
     def _point(self, key: str) -> Point:
@@ -487,11 +553,11 @@ class LearningRateSearch(Searcher):
     def get_state(self) -> dict:
         return {"sweep": self.sweep, "points": self.points, "lr_search": self.lr_search,
                 "journal_path": self.journal_path, "trial_settings": self.trial_settings, "selection": self.selection,
-                "base": self.base}
+                "base": self.base, "earlier": self.earlier}
 
     def set_state(self, state: dict) -> None:
         self.__init__(state["sweep"], state["points"], state["lr_search"], state["journal_path"],
-                      state["trial_settings"], state.get("selection"), state.get("base"))
+                      state["trial_settings"], state.get("selection"), state.get("base"), state.get("earlier"))
 
     def save(self, checkpoint_path: str) -> None:
         with open(checkpoint_path, "wb") as handle:

@@ -19,7 +19,9 @@ replace the model for those trials, and the report says how many trials are pric
 
 The estimate is a range: the upper bound runs every trial for all its epochs; the lower bound lets the pruner stop
 every trial it may at its first chance (``pruned_epochs``: the median pruner after its warm-up, successive halving and
-Hyperband at their rungs, with at least one trial per point run to the end). Without a pruner both are the same.
+Hyperband at their rungs, with at least one trial per point run to the end), and lets every point that can be
+warm-started (TPE with ``lr_search.warm_start: neighbours`` and ``patience`` P: a point off the base device) stop
+after its warm-start trial and P sampler trials (``fewest_trial_epochs``). Without either both bounds are the same.
 """
 
 from __future__ import annotations
@@ -148,8 +150,8 @@ def estimate_cost(
     units = work_units(spec)
     on_gpu = spec.resources.gpu > 0 if on_gpu is None else on_gpu
     per_point = spec.lr_search.trials_per_point
-    pruned_epochs = pruned_trial_epochs(spec)
     trial_seconds = pruned_seconds = 0.0
+    fewest_epochs = 0
     measured_trials = 0
     used: dict[TimingKey, MeasuredEpoch] = {}
     for point in points:
@@ -167,8 +169,10 @@ def estimate_cost(
             else:
                 epoch = _digital_train_seconds(train, spec.batch_size, units) + test * DIGITAL_EVAL_SECONDS * units
             epoch /= GPU_SPEEDUP[kind] if on_gpu else 1.0
+        fewest_trials, point_epochs = fewest_trial_epochs(spec, point)
+        fewest_epochs += point_epochs
         trial_seconds += per_point * TRIAL_OVERHEAD_SECONDS + per_point * spec.epochs * epoch
-        pruned_seconds += per_point * TRIAL_OVERHEAD_SECONDS + pruned_epochs * epoch
+        pruned_seconds += fewest_trials * TRIAL_OVERHEAD_SECONDS + point_epochs * epoch
     pretrain_jobs = len({point.pretrain_key for point in points if point.mode.endswith("_tl")})
     source = SOURCE_TRAIN_IMAGES[spec.data.dataset]
     if spec.data.source_limit is not None:
@@ -183,7 +187,7 @@ def estimate_cost(
         pretrain_jobs=pretrain_jobs,
         trial_seconds=trial_seconds,
         pretrain_seconds=pretrain_seconds / (GPU_SPEEDUP["digital"] if on_gpu else 1.0),
-        pruned_trial_epochs=len(points) * pruned_epochs,
+        pruned_trial_epochs=fewest_epochs,
         pruned_trial_seconds=pruned_seconds,
         measured_trials=measured_trials,
         measured_epochs=sum(found.epochs for found in used.values()),
@@ -220,6 +224,35 @@ def pruned_trial_epochs(spec: SweepSpec) -> int:
             rung *= factor
         return total + alive * epochs
     return trials * epochs
+
+
+def may_warm_start(spec: SweepSpec, point: Point) -> bool:
+    """Whether ``point`` may start from its neighbours' best rate and stop early by ``lr_search.patience``: a TPE
+    search with ``warm_start: neighbours`` and a patience, at a point off the base device (``spec.device``) on an axis
+    (``orchestrator._warm_start``: such a point has an inward neighbour when the base value is among the axis's)."""
+    lr = spec.lr_search
+    return (lr.method == "tpe" and lr.warm_start == "neighbours" and lr.patience is not None
+            and any(value != getattr(spec.device, axis) for axis, value in point.axes))
+
+
+def fewest_trial_epochs(spec: SweepSpec, point: Point) -> tuple[int, int]:
+    """(trials, trial-epochs) of ``point``'s search at the fewest: ``pruned_trial_epochs``, or for a point that may be
+    warm-started (``may_warm_start``) its warm-start trial run to the end and ``patience`` sampler trials each stopped
+    at the pruner's first chance (all epochs without a pruner), when that is fewer."""
+    lr = spec.lr_search
+    ordinary = (lr.trials_per_point, pruned_trial_epochs(spec))
+    if not may_warm_start(spec, point):
+        return ordinary
+    options = dict(lr.pruner_options)
+    if lr.pruner == "median":
+        shortest = min(spec.epochs, max(options.get("n_warmup_steps", 0), 1))
+    elif lr.pruner in ("successive_halving", "hyperband"):
+        shortest = min(spec.epochs, options.get("min_resource", 1))
+    else:
+        shortest = spec.epochs
+    trials = min(lr.trials_per_point, 1 + lr.patience)
+    warm = (trials, spec.epochs + (trials - 1) * shortest)
+    return warm if warm[1] < ordinary[1] else ordinary
 
 
 def work_units(spec: SweepSpec) -> float:
@@ -276,13 +309,17 @@ def dry_run_report(
         lines.append(f"  ... and {len(points) - POINTS_SHOWN} more")
     slots = _parallel_trials(spec, environment, falls_back)
     where = f"{spec.resources.cpu:g} CPU" + (f" + {spec.resources.gpu:g} GPU" if cost.on_gpu else "")
-    pruning = lr.pruner != "none"
+    pruning = cost.pruned_trial_epochs < cost.trial_epochs
 
     def span(seconds: float, pruned: float) -> str:
         return _range(pruned, seconds) if pruning else _duration(seconds)
 
-    epochs = (f"{cost.pruned_trial_epochs} to {cost.trial_epochs} trial-epochs (the fewer if pruner {lr.pruner} stops "
-              "every trial it may at its first chance)" if pruning else f"{cost.trial_epochs} trial-epochs")
+    fewer = " and ".join(
+        ([f"pruner {lr.pruner} stops every trial it may at its first chance"] if lr.pruner != "none" else [])
+        + ([f"every warm-started point stops after {lr.patience} sampler trial(s) (lr_search.patience)"]
+           if any(fewest_trial_epochs(spec, point)[1] < pruned_trial_epochs(spec) for point in points) else []))
+    epochs = (f"{cost.pruned_trial_epochs} to {cost.trial_epochs} trial-epochs (the fewer if {fewer})" if pruning
+              else f"{cost.trial_epochs} trial-epochs")
     lines += [
         "",
         f"Trials: {cost.trials} ({cost.points} points x {lr.trials_per_point}), {epochs}, "

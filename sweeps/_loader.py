@@ -12,7 +12,7 @@ from typing import Any
 from sweeps._expand import count_points, refinement_budget
 from sweeps._overrides import apply_overrides
 from sweeps._profiles import profile_overrides
-from sweeps._schema import DEFAULT_WARM_START, SpecError, SweepSpec, build_spec
+from sweeps._schema import DEFAULT_PATIENCE, DEFAULT_WARM_START, SpecError, SweepSpec, build_spec
 from sweeps._yaml import parse_yaml
 from workers.config import content_hash
 
@@ -90,6 +90,8 @@ def spec_hash(spec: SweepSpec) -> str:
         del content["axes"]["refine"]  # a spec without refinement hashes as it did before axes.refine existed
     if content["lr_search"]["warm_start"] == DEFAULT_WARM_START:
         del content["lr_search"]["warm_start"]  # likewise the default warm start: sweeps recorded before it resume
+    if content["lr_search"]["patience"] == DEFAULT_PATIENCE:
+        del content["lr_search"]["patience"]  # and the default patience
     return content_hash(content)
 
 

@@ -39,6 +39,9 @@ LR_METHODS = ("tpe", "grid")
 # neighbours (base point first, then outward along each axis), or from the sampler alone.
 WARM_STARTS = ("neighbours", "none")
 DEFAULT_WARM_START = "neighbours"
+# How many sampler trials in a row a warm-started point runs without beating its best before its search ends
+# (``orchestrator._search``); None: every point uses its whole ``trials_per_point``.
+DEFAULT_PATIENCE = 1
 # Where a point's learning rate and epoch are chosen: the held-out validation split, or the test set (the paper's
 # rule: the best of several test errors, an optimistic estimate).
 SELECTION_SPLITS = ("validation", "test")
@@ -86,6 +89,7 @@ SECTION_FIELDS: dict[str, tuple[str, ...]] = {
     "axes": ("expand", *DEVICE_AXES, "refine"),
     "lr_search": (
         "method", "low", "high", "values", "trials_per_point", "pruner", "pruner_options", "seed", "warm_start",
+        "patience",
     ),
     "resources": ("cpu", "gpu"),
     "selection": ("split", "per_seed"),
@@ -184,6 +188,9 @@ class LrSearchSpec:
     # ``neighbours`` (default): a TPE point's first trial runs the best learning rate of its finished neighbours, and
     # the median pruner compares a trial with the other trials of its own point (``orchestrator._warm_start``).
     warm_start: str = DEFAULT_WARM_START
+    # With warm starts: a warm-started point's search ends once this many of its sampler trials in a row (after its
+    # warm-start trial) have not beaten its best; None: the whole ``trials_per_point``.
+    patience: int | None = DEFAULT_PATIENCE
 
 
 @dataclass(frozen=True)
@@ -626,6 +633,15 @@ def _lr_search(raw: dict[Any, Any], epochs: int) -> LrSearchSpec:
     for key, value in _mapping({} if options is None else options, "lr_search.pruner_options", allowed).items():
         minimum, maximum = PRUNER_OPTIONS[pruner][key], epochs if key == "min_resource" else MAX_INT
         pairs.append((key, _integer(value, join("lr_search.pruner_options", key), minimum, maximum)))
+    warm_start = _choice(_get(section, "warm_start", DEFAULT_WARM_START), "lr_search.warm_start", WARM_STARTS,
+                         "warm start")
+    patience: int | None = DEFAULT_PATIENCE
+    if "patience" in section:
+        raw_patience = section["patience"]
+        if raw_patience is not None and (method != "tpe" or warm_start != "neighbours"):
+            raise FieldError("lr_search.patience", "belongs to method tpe with warm_start neighbours (it ends a "
+                             "warm-started point's search early); set lr_search.patience=null or remove it")
+        patience = None if raw_patience is None else _integer(raw_patience, "lr_search.patience", 1, trials)
     return LrSearchSpec(
         method=method,
         low=low,
@@ -635,8 +651,8 @@ def _lr_search(raw: dict[Any, Any], epochs: int) -> LrSearchSpec:
         pruner=pruner,
         pruner_options=tuple(sorted(pairs)),
         seed=_integer(_get(section, "seed", 0), "lr_search.seed", 0),
-        warm_start=_choice(_get(section, "warm_start", DEFAULT_WARM_START), "lr_search.warm_start", WARM_STARTS,
-                           "warm start"),
+        warm_start=warm_start,
+        patience=patience,
     )
 
 

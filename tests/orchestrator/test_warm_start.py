@@ -82,10 +82,11 @@ def test_the_best_rate_is_the_one_most_seeds_completed_then_the_lowest_mean():
 
 
 def drive(search: LearningRateSearch, slots: int, objective, prefix: str = "r", epochs: int = 3,
-          stop_after: int | None = None) -> list[dict]:
+          stop_after: int | None = None, events: list | None = None) -> list[dict]:
     """What Ray Tune does with the searcher, at ``slots`` trials at a time: fill the slots, then end the oldest
     trial (reporting each epoch to the pruner, as the scheduler does) and fill again. Returns every suggestion in
-    the order handed out."""
+    the order handed out; ``events`` (if given) gets ("start" | "end", trial id) in the order they happened."""
+    events = [] if events is None else events
     running: list[tuple[str, dict]] = []
     handed: list[dict] = []
     while True:
@@ -96,23 +97,26 @@ def drive(search: LearningRateSearch, slots: int, objective, prefix: str = "r", 
                 break
             running.append((ray_id, suggestion))
             handed.append(suggestion)
+            events.append(("start", suggestion["trial_id"]))
             if stop_after is not None and len(handed) >= stop_after:
                 return handed
         if not running:
             return handed
         ray_id, suggestion = running.pop(0)
         noise = suggestion["trial"]["device"]["transfer_noise"]
-        value = objective(suggestion["lr"], noise)
+        seed = {"seed": suggestion["trial"]["seed"]} if getattr(objective, "by_seed", False) else {}
+        value = objective(suggestion["lr"], noise, **seed)
         result = {"epoch": epochs, "validation_error": value, "test_error": value}
         for epoch in range(1, epochs + 1):
             result = {"epoch": epoch, "validation_error": value + (epochs - epoch), "test_error": value}
             if search.should_prune(ray_id, result):
                 break
         search.on_trial_complete(ray_id, result)
+        events.append(("end", suggestion["trial_id"]))
 
 
 def test_a_point_starts_from_its_finished_neighbours_best_rate(tmp_path):
-    spec = spec_with("seeds=[0]", "lr_search.trials_per_point=4")
+    spec = spec_with("seeds=[0]", "lr_search.trials_per_point=4", "lr_search.patience=null")
     search = search_for(spec, tmp_path / "optuna.journal")
     handed = drive(search, slots=2, objective=error_at)
     points = {p.key: p for p in search.points}
@@ -147,7 +151,7 @@ def test_without_warm_start_the_search_is_breadth_first_as_before(tmp_path):
 
 
 def test_seeds_that_share_their_choice_follow_the_first_seed_and_it_follows_the_neighbours(tmp_path):
-    spec = spec_with("seeds=[0,1]", "lr_search.trials_per_point=3")
+    spec = spec_with("seeds=[0,1]", "lr_search.trials_per_point=3", "lr_search.patience=null")
     assert spec.selection.per_seed is False
     search = search_for(spec, tmp_path / "optuna.journal")
     handed = drive(search, slots=2, objective=error_at)
@@ -158,7 +162,7 @@ def test_seeds_that_share_their_choice_follow_the_first_seed_and_it_follows_the_
 
 
 def test_a_trial_worse_than_the_running_warm_started_trial_of_its_point_is_pruned_and_the_warm_one_never(tmp_path):
-    spec = spec_with("seeds=[0]", "lr_search.trials_per_point=4", "lr_search.pruner=median",
+    spec = spec_with("seeds=[0]", "lr_search.trials_per_point=4", "lr_search.pruner=median", "lr_search.patience=null",
                      "lr_search.pruner_options={n_startup_trials: 1, n_warmup_steps: 0}")
     search = search_for(spec, tmp_path / "optuna.journal")
     handed = drive(search, slots=2, objective=error_at)
@@ -241,3 +245,115 @@ def test_the_spec_field_is_validated_and_the_default_keeps_every_recorded_hash()
     assert default.lr_search.warm_start == "neighbours"
     assert spec_hash(default) != spec_hash(off)
     assert spec_hash(default) == spec_hash(spec_with("lr_search.warm_start=neighbours"))
+
+
+def far_optimum(lr: float, noise: float) -> float:
+    """A made-up objective whose best rate moves from 0.1 (noise below 100 %) to 0.003 (noise 100 %)."""
+    best = -2.5 if noise >= 100 else -1.0
+    return 10.0 + 20.0 * abs(math.log10(lr) - best) + noise / 10.0
+
+
+@pytest.mark.parametrize("patience", [1, 2])
+def test_a_warm_started_point_stops_once_patience_sampler_trials_in_a_row_do_not_beat_its_best(tmp_path, patience):
+    """With ``lr_search.patience`` P a warm-started point runs its warm-start trial, then sampler trials one at a time
+    (each only after every earlier trial of the point ended), and stops once P in a row did not beat the best before
+    them; a point whose sampler keeps improving runs on. The base point (no warm start) runs its whole budget."""
+    budget = 6
+    spec = spec_with("seeds=[0]", f"lr_search.trials_per_point={budget}", f"lr_search.patience={patience}")
+    search = search_for(spec, tmp_path / "optuna.journal")
+    events: list = []
+    drive(search, slots=2, objective=far_optimum, events=events)
+    at = {event: i for i, event in enumerate(events)}
+    stopped_early = 0
+    for point in search.points:
+        study = search.study(point.key)
+        trials = study.get_trials(deepcopy=False)
+        assert all(t.state == TrialState.COMPLETE for t in trials)
+        assert search.point_finished(point.key)
+        if not study.user_attrs[WARM_START]:
+            assert len(trials) == budget and not search.settled(point.key), point.label
+            continue
+        ids = [f"{spec.name}-{point.key}-lr{t.number}" for t in trials]
+        for later in range(1, len(ids)):  # sampler trials: each started after every earlier trial had ended
+            assert at[("start", ids[later])] > max(at[("end", earlier)] for earlier in ids[:later]), point.label
+        values = [t.value for t in trials]
+        improved = [values[i] < min(values[:i]) for i in range(1, len(values))]
+        if len(trials) < budget:
+            stopped_early += 1
+            assert search.settled(point.key) and not any(improved[-patience:]), (point.label, values)
+        for done in range(1 + patience, len(trials)):  # it went on after `done` trials: one of the last P improved
+            assert any(improved[done - 1 - patience:done - 1]), (point.label, values)
+    assert stopped_early >= 1
+    far = next(p for p in search.points if p.axes_dict.get("transfer_noise") == 100)
+    far_values = [t.value for t in search.study(far.key).trials]
+    # The neighbours' rate (near 0.1) is 30 points off the far point's optimum: the sampler beat it and went on.
+    assert len(far_values) > 1 + patience and min(far_values[1:]) < far_values[0], far_values
+
+
+def test_a_follower_seed_drops_a_rate_its_leader_pruned(tmp_path):
+    """Seeds sharing one choice: a rate the first seed pruned can never be chosen, so the other seeds' trials of it
+    are pruned at their next epoch instead of running to the end."""
+    spec = spec_with("seeds=[0,1]", "lr_search.trials_per_point=4", "lr_search.pruner=median",
+                     "lr_search.pruner_options={n_startup_trials: 1, n_warmup_steps: 0}", "lr_search.patience=null")
+    search = search_for(spec, tmp_path / "optuna.journal")
+
+    def seed_one_is_flat(lr: float, noise: float, seed: int) -> float:
+        # Seed 1 cannot tell the rates apart, so on its own it would never prune (never above its median).
+        return error_at(lr, noise) if seed == 0 else 20.0
+
+    seed_one_is_flat.by_seed = True
+    drive(search, slots=2, objective=seed_one_is_flat)
+    checked = 0
+    for follower_key, leader_key in search._leaders.items():
+        follower, leader = search.study(follower_key).trials, search.study(leader_key).trials
+        for mine, theirs in zip(follower, leader, strict=True):
+            assert mine.params["lr"] == theirs.params["lr"]
+            if theirs.state == TrialState.PRUNED:
+                assert mine.state == TrialState.PRUNED and mine.last_step == 1, (mine.number, mine.intermediate_values)
+                checked += 1
+    assert checked >= 2
+
+
+def test_patience_is_validated_and_its_default_keeps_every_recorded_hash():
+    from sweeps import SpecError, spec_hash
+
+    assert spec_with().lr_search.patience == 1
+    assert spec_with("lr_search.patience=null").lr_search.patience is None
+    with pytest.raises(SpecError, match=r"lr_search.patience: must be an integer from 1 to 8, got 0"):
+        spec_with("lr_search.patience=0")
+    with pytest.raises(SpecError, match=r"lr_search.patience: must be an integer from 1 to 3, got 4"):
+        spec_with("lr_search.trials_per_point=3", "lr_search.patience=4")
+    with pytest.raises(SpecError, match=r"lr_search.patience: belongs to method tpe with warm_start neighbours"):
+        spec_with("lr_search.warm_start=none", "lr_search.patience=2")
+    grid = load_spec(shipped_specs()["quickstart"])
+    assert grid.lr_search.method == "grid"
+    with pytest.raises(SpecError, match=r"lr_search.patience: belongs to method tpe"):
+        load_spec(shipped_specs()["quickstart"], ["lr_search.patience=1"])
+    assert spec_hash(spec_with()) == spec_hash(spec_with("lr_search.patience=1"))
+    assert spec_hash(spec_with()) != spec_hash(spec_with("lr_search.patience=2"))
+
+
+def test_a_refinement_round_warm_starts_from_the_grid_points_around_it(tmp_path):
+    """Refinement runs new axis values as a later phase of the sweep (``orchestrator._refine``): each new point (every
+    seed) starts from the best rate of its inward neighbour among the grid's points, which ended in the phase before,
+    and stops by patience like the grid's warm-started points."""
+    spec = spec_with("seeds=[0,1]", "lr_search.trials_per_point=4", "axes.transfer_noise=[0,10,30,100]")
+    grid = expand(spec)
+    journal = tmp_path / "optuna.journal"
+    drive(search_for(spec, journal, grid), slots=2, objective=error_at)
+    finer = [p for p in expand(spec_with("seeds=[0,1]", "lr_search.trials_per_point=4",
+                                         "axes.transfer_noise=[0,10,20,30,60,100]"))
+             if p.axes_dict.get("transfer_noise") in (20.0, 60.0)]
+    assert len(finer) == 4
+    refined = LearningRateSearch(spec.name, finer, spec.lr_search, journal, SETTINGS, selection=spec.selection,
+                                 base=spec.device, earlier=grid)
+    handed = drive(refined, slots=2, objective=error_at, prefix="round1-")
+    assert {s["point_key"] for s in handed} == {p.key for p in finer}  # the grid's points are not run again
+    inward = {20.0: 10.0, 60.0: 30.0}
+    for point in finer:
+        neighbours = [p for p in grid if p.axes_dict.get("transfer_noise") == inward[point.axes_dict["transfer_noise"]]]
+        best = best_learning_rate([t for p in neighbours for t in refined.study(p.key).get_trials(deepcopy=False)])
+        mine = [s["lr"] for s in handed if s["point_key"] == point.key]
+        assert mine[0] == best, point.label
+        assert refined.point_finished(point.key)
+        assert len(mine) < 4 and refined.settled(point.key), (point.label, mine)  # error_at's best rate is 0.1 everywhere

@@ -133,6 +133,45 @@ def test_the_pruned_lower_bound_follows_each_pruners_schedule(search, expected):
     assert cost.pruned_trial_seconds <= cost.trial_seconds
 
 
+@pytest.mark.parametrize(
+    ("search", "base", "warm"),
+    [
+        # TPE, 4 trials x 8 epochs. Median, 1 start-up trial, warm-up 2: base points 1 x 8 + 3 x 2; a warm-started
+        # point with patience 1: its warm-start trial (8) + 1 sampler trial stopped at epoch 2.
+        (["lr_search.pruner=median", "lr_search.pruner_options={n_startup_trials: 1, n_warmup_steps: 2}"], 14, 10),
+        (["lr_search.pruner=median", "lr_search.pruner_options={n_startup_trials: 1, n_warmup_steps: 2}",
+          "lr_search.patience=2"], 14, 12),
+        # No pruner: the warm-start trial and 1 sampler trial, both to the end.
+        (["lr_search.pruner=none"], 32, 16),
+        # Patience 3 with 4 trials: the whole budget, at the pruner's bound.
+        (["lr_search.pruner=median", "lr_search.pruner_options={n_startup_trials: 1, n_warmup_steps: 2}",
+          "lr_search.patience=3"], 14, 14),
+        # Without patience or without warm starts: every point at the pruner's bound.
+        (["lr_search.pruner=none", "lr_search.patience=null"], 32, 32),
+        (["lr_search.pruner=none", "lr_search.warm_start=none", "lr_search.patience=null"], 32, 32),
+    ],
+)
+def test_the_lower_bound_lets_warm_started_points_stop_after_patience_sampler_trials(search, base, warm):
+    from sweeps._cost import fewest_trial_epochs
+
+    tpe = ["lr_search.method=tpe", "lr_search.values=null", "lr_search.trials_per_point=4", "epochs=8",
+           "modes=[analog_tl]"]
+    spec = load("quickstart", *tpe, *search)
+    points = expand(spec)
+    on_base = [p for p in points if all(v == getattr(spec.device, a) for a, v in p.axes)]
+    assert on_base and len(on_base) < len(points)
+    for point in points:
+        assert fewest_trial_epochs(spec, point)[1] == (base if point in on_base else warm), point.label
+    cost = estimate_cost(spec, points)
+    assert cost.pruned_trial_epochs == base * len(on_base) + warm * (len(points) - len(on_base))
+    report = dry_run_report(spec, points, environment=LAPTOP)
+    if cost.pruned_trial_epochs < cost.trial_epochs:
+        assert f"{cost.pruned_trial_epochs} to {cost.trial_epochs} trial-epochs" in report
+        assert ("sampler trial(s) (lr_search.patience)" in report) == (warm < base)
+    else:
+        assert f", {cost.trial_epochs} trial-epochs" in report
+
+
 def test_a_pruned_sweep_is_priced_as_a_range_and_a_gpu_sweep_in_gpu_hours_and_on_n_gpus():
     spec = load("paper_fig3_transfer_noise")
     cost = estimate_cost(spec, expand(spec))

@@ -1,0 +1,159 @@
+"""The headline cost of a robustness study: locating a critical point our way against the paper's way.
+
+Our way runs one real sweep through ``orchestrator.run_sweep`` on a local 2-CPU Ray instance: the embedded default
+(``bench/lr_search_points.yaml``: the quickstart's calibrated analog c-TTv2 transfer learning, swin_micro, digits
+5 vs 8) along a *coarse* transfer-noise grid (``--coarse``, at least 5 values, as the elbow fit needs), 3 seeds,
+with adaptive refinement (``axes.refine.transfer_noise``: ``--refine-points`` new values per round inside the 95 %
+interval of the critical point, ``--refine-rounds`` rounds) and the learning-rate search of issue 11: TPE over
+[``--lr-low``, ``--lr-high``], ``--tpe-trials`` trials per point, median pruning (1 start-up trial), warm starts
+across points and ``lr_search.patience`` 1. Its cost is the trial-epochs every trial of the sweep ran (pruned trials
+count the epochs they ran), grid and refinement rounds together; the critical point and its 95 % interval are the
+store's (``results elbows``, ``results._elbows``), with the width before refinement (the coarse grid alone) and after.
+
+The paper's way is priced, not run: a uniform transfer-noise grid over the same range as fine as our final interval
+(spacing = its width, so ``floor(range / width) + 1`` values, one more when the range does not divide evenly), times
+an exhaustive learning-rate grid of ``--grid-size`` values with every trial run to its last epoch, times the same
+seeds and epochs. Every trial of that design runs every epoch, so its trial-epochs are exact without running it.
+Target (issue 11): ours / paper's <= 0.25.
+
+    .venv/bin/python bench/study_cost.py [--coarse 0 5 10 20 40 80] [--workdir DIR]
+
+About 30 min on an idle 2-core machine. If the sweep finds no critical point (the Davies test does not reject "no
+elbow"), there is no width to match and the script says so instead of printing a ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import ray
+
+from orchestrator import run_sweep
+from results import AXES, open_store, sweep_elbows
+from sweeps import expand, load_spec
+
+HERE = Path(__file__).resolve().parent
+AXIS = "transfer_noise"
+
+
+def paper_values(low: float, high: float, width: float) -> int:
+    """Values of a uniform grid from ``low`` to ``high`` whose spacing is at most ``width``."""
+    steps = math.ceil((high - low) / width - 1e-9)
+    return steps + 1
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog="\n".join(__doc__.splitlines()[2:]))
+    parser.add_argument("--spec", default=str(HERE / "lr_search_points.yaml"), help="the points (default: %(default)s)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
+                        help="override a field of the spec (repeatable)")
+    parser.add_argument("--name", default="bench-study", help="sweep name (default: %(default)s)")
+    parser.add_argument("--coarse", type=float, nargs="+", default=[0, 5, 10, 20, 40, 80],
+                        help="the coarse transfer-noise grid, %% (default: 0 5 10 20 40 80)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds (default: 0 1 2)")
+    parser.add_argument("--refine-points", type=int, default=3, help="new values per round (default: %(default)s)")
+    parser.add_argument("--refine-rounds", type=int, default=2, help="refinement rounds (default: %(default)s)")
+    parser.add_argument("--lr-low", type=float, default=0.01, help="lowest learning rate (default: %(default)s)")
+    parser.add_argument("--lr-high", type=float, default=0.3, help="highest learning rate (default: %(default)s)")
+    parser.add_argument("--tpe-trials", type=int, default=4, help="TPE trials per point (default: %(default)s)")
+    parser.add_argument("--grid-size", type=int, default=6,
+                        help="the paper's way: learning rates per point (default: %(default)s, as bench/lr_search_cost.py)")
+    parser.add_argument("--num-cpus", type=int, default=2, help="CPUs of the local Ray instance (default: 2)")
+    parser.add_argument("--workdir", help="folder for the store and storage (default: a new temporary folder, removed)")
+    args = parser.parse_args()
+    if len(set(args.coarse)) < 5:
+        parser.error("--coarse needs at least 5 distinct values (the elbow fit's minimum)")
+
+    coarse = sorted(set(args.coarse))
+    overrides = [
+        *args.overrides,
+        f"name={args.name}",
+        f"seeds=[{','.join(map(str, args.seeds))}]",
+        f"axes.{AXIS}=[{','.join(f'{v:g}' for v in coarse)}]",
+        f"axes.refine={{{AXIS}: {{points: {args.refine_points}, rounds: {args.refine_rounds}}}}}",
+        "lr_search.method=tpe", "lr_search.values=null",
+        f"lr_search.low={args.lr_low}", f"lr_search.high={args.lr_high}",
+        f"lr_search.trials_per_point={args.tpe_trials}", "lr_search.pruner=median",
+        "lr_search.pruner_options={n_startup_trials: 1, n_warmup_steps: 0}",
+        "lr_search.warm_start=neighbours", "lr_search.patience=1",
+    ]
+    spec = load_spec(args.spec, overrides=overrides)
+    workdir = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="study-cost-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    store = open_store(f"sqlite:///{workdir / 'results.sqlite'}")
+    print(f"our way: {len(expand(spec))} grid points ({AXIS} {', '.join(f'{v:g}' for v in coarse)}; seeds "
+          f"{list(spec.seeds)}), TPE {args.tpe_trials} trials/point over [{args.lr_low:g}, {args.lr_high:g}], median "
+          f"pruning, warm starts, patience 1; refinement {args.refine_rounds} x {args.refine_points} values; "
+          f"{spec.epochs} epochs; workdir {workdir}", flush=True)
+
+    started = time.time()
+    ray.init(address="local", num_cpus=args.num_cpus, include_dashboard=False, log_to_driver=False,
+             logging_level="WARNING")
+    try:
+        outcome = run_sweep(spec, store, storage_root=workdir / "storage",
+                            echo=lambda line: print(f"  | {line}", flush=True))
+    finally:
+        ray.shutdown()
+    seconds = time.time() - started
+    print(f"  | {outcome.message}", flush=True)
+    if outcome.status != "finished":
+        print(f"the sweep did not finish: {outcome.message}", file=sys.stderr)
+        return 1
+
+    trials = store.list_trials(spec.name)
+    ours = sum(int(t["epochs_done"] or 0) for t in trials)
+    grid_keys = {p.key for p in expand(spec)}
+    ours_grid = sum(int(t["epochs_done"] or 0) for t in trials if t["point_key"] in grid_keys)
+    rows = store.best_points(spec.name)
+    base = {name: getattr(spec.device, name) for name in AXES}
+    values = sorted({row[AXIS] for row in rows})
+    before = [e for e in sweep_elbows([r for r in rows if r[AXIS] in coarse], axis=AXIS, base=base)]
+    after = [e for e in sweep_elbows(rows, axis=AXIS, base=base)]
+
+    print()
+    print("=" * 100)
+    print(f"STUDY COST: locating the {AXIS} critical point of {spec.name} (model {spec.model.preset}, "
+          f"{'/'.join(spec.modes)}, seeds {list(spec.seeds)}, {spec.epochs} epochs)")
+    print("-" * 100)
+    print(f"our way: {len(values)} {AXIS} values ({', '.join(f'{v:g}' for v in values)}), {len(trials)} trials, "
+          f"{ours} trial-epochs ({ours_grid} on the coarse grid, {ours - ours_grid} in refinement), "
+          f"wall {seconds / 60:.1f} min")
+    status = 0
+    for b, a in zip(before, after, strict=True):
+        where = f"{a.mode}/{a.task}"
+        coarse_width = f"{b.width:.4g} [{b.ci_low:.4g}, {b.ci_high:.4g}]" if b.has_elbow else f"none ({b.reason})"
+        print(f"  {where}: 95 % interval on the coarse grid {coarse_width}")
+        if not a.has_elbow:
+            print(f"  {where}: no critical point after refinement ({a.reason}): no width to match, no ratio")
+            status = 1
+            continue
+        print(f"  {where}: critical point {a.breakpoint:.4g} %, 95 % interval [{a.ci_low:.4g}, {a.ci_high:.4g}], "
+              f"width {a.width:.4g} (Davies p {a.p_value:.3g}, {a.n_obs} observations)")
+        low, high = min(values), max(values)
+        n_values = paper_values(low, high, a.width)
+        paper = n_values * args.grid_size * len(spec.seeds) * spec.epochs
+        ratio = ours / paper
+        print(f"paper's way (priced): a uniform {AXIS} grid over [{low:g}, {high:g}] with spacing <= {a.width:.4g}: "
+              f"{n_values} values x {args.grid_size} learning rates x {len(spec.seeds)} seeds x {spec.epochs} epochs "
+              f"= {paper} trial-epochs")
+        print(f"ours / paper's = {ours} / {paper} = {ratio:.3f}   [{'MEETS' if ratio <= 0.25 else 'ABOVE'} target "
+              f"<= 0.25]")
+    print("=" * 100)
+    store.close()
+    if args.workdir:
+        print(f"kept: {workdir}")
+    else:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
