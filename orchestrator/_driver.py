@@ -309,8 +309,9 @@ class _Phase:
         _reconcile(store, spec, search, paths)
         if all(search.point_finished(point.key) for point in points):
             return _close_points(store, spec.name, search)  # a resume that finds this phase over: no experiment
-        total = len(points) * spec.lr_search.trials_per_point
-        self.echo(f"{title}: {len(points)} points, {total} trials, {self.slots} at a time "
+        total = search.planned_trials()
+        most = "at most " if search.may_stop_early else ""
+        self.echo(f"{title}: {len(points)} points, {most}{total} trials, {self.slots} at a time "
                   f"({self.cpu:g} CPU{f', {self.gpu:g} GPU' if self.gpu else ''} each)")
         progress = ProgressLine(search, total, self.slots, self.echo)
         recorder = StoreRecorder(store, spec.name, search)

@@ -81,17 +81,20 @@ class ProgressLine(tune.Callback):
 
     def line(self) -> str:
         counts = self.search.counts()
+        total = self.search.planned_trials()  # shrinks as warm-started points stop early (lr_search.patience)
+        of = f"of at most {total}" if self.search.may_stop_early and counts["points_done"] < len(self.search.points) \
+            else f"of {total}"
         ended = counts["complete"] + counts["pruned"] + counts["failed"] + counts["diverged"]
         diverged = f", {counts['diverged']} diverged" if counts["diverged"] else ""
         elapsed = time.monotonic() - self.started
         left = "?"
         if self._trial_seconds:
             mean = sum(self._trial_seconds) / len(self._trial_seconds)
-            left = "~" + format_duration(max(0, self.total_trials - ended) * mean / self.slots)
+            left = "~" + format_duration(max(0, total - ended) * mean / self.slots)
         split = "validation" if self.search.metric_name == "validation_error" else "test"
         best = f"{self._best[0]:.2f} % {split} ({self._best[1]})" if self._best else "-"
         return (
             f"[{format_duration(elapsed)}] points {counts['points_done']}/{len(self.search.points)} done | trials "
             f"{counts['running']} running, {counts['complete']} done, {counts['pruned']} pruned, "
-            f"{counts['failed']} failed{diverged} of {self.total_trials} | best so far {best} | left {left}"
+            f"{counts['failed']} failed{diverged} {of} | best so far {best} | left {left}"
         )

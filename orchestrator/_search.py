@@ -368,6 +368,16 @@ class LearningRateSearch(Searcher):
         best = min(before)
         return not any(t.state == TrialState.COMPLETE and t.value < best for t in window)
 
+    @property
+    def may_stop_early(self) -> bool:
+        """Whether warm-started points may end their search before ``trials_per_point`` (``lr_search.patience``)."""
+        return self._warm is not None and self.lr_search.patience is not None
+
+    def planned_trials(self) -> int:
+        """The trials the search runs over all its points: the budget of each, or what a settled point was given
+        (the most it may run while ``may_stop_early``)."""
+        return sum(self._target(point.key) for point in self.points)
+
     def _target(self, point_key: str) -> int:
         """How many trials the point runs: its budget, or (once its search settled) the trials it was given."""
         owner = self._leaders.get(point_key, point_key)

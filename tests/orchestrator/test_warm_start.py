@@ -261,8 +261,16 @@ def test_a_warm_started_point_stops_once_patience_sampler_trials_in_a_row_do_not
     budget = 6
     spec = spec_with("seeds=[0]", f"lr_search.trials_per_point={budget}", f"lr_search.patience={patience}")
     search = search_for(spec, tmp_path / "optuna.journal")
+    from orchestrator._progress import ProgressLine
+
+    progress = ProgressLine(search, 0, 2, echo=lambda line: None)
+    assert search.planned_trials() == budget * len(search.points)
+    assert f"of at most {budget * len(search.points)} |" in progress.line()
     events: list = []
-    drive(search, slots=2, objective=far_optimum, events=events)
+    handed = drive(search, slots=2, objective=far_optimum, events=events)
+    # What the progress line counts down to shrank to what ran.
+    assert search.planned_trials() == len(handed) < budget * len(search.points)
+    assert f"{len(handed)} done, 0 pruned, 0 failed of {len(handed)} |" in progress.line()
     at = {event: i for i, event in enumerate(events)}
     stopped_early = 0
     for point in search.points:
