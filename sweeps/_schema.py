@@ -444,7 +444,8 @@ def _model_problem(preset: str, overrides: tuple[tuple[str, Any], ...], image_si
         try:
             create_model(preset, num_classes=2, img_size=image_size, **dict(overrides))
         except ModelError as error:
-            return str(error)
+            # One line: torch's own messages can list every overload after their first line.
+            return (str(error).strip().splitlines() or [""])[0].rstrip(":")
     return None
 
 
