@@ -122,8 +122,6 @@ def test_yaml_python_tags_are_refused_and_never_run(line, store, tmp_path):
         ("model.overrides.bogus=1", "model.overrides: unknown key(s) bogus; allowed: attn_drop_rate"),
         ("model.overrides.depths=[2, 2, 2]", "model: preset 'swin_micro' cannot be built at img_size 16"),
         ("model.overrides.window_size=0", "Window sizes must be positive"),
-        # torch's message lists every overload on further lines; the refusal is its first line only.
-        ("model.overrides.depths=[1.5, 2]", "linspace() received an invalid combination of arguments"),
         ("name=../x", "name: must be"),
         ("name=/etc/x", "name: must be"),
         ("name=a\0b", "--set name"),

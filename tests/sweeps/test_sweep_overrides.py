@@ -131,3 +131,14 @@ def test_the_frozen_tile_ablation_is_a_spec_setting_that_reaches_every_analog_tr
     assert not load_spec(QUICKSTART).algorithm.freeze_analog
     with pytest.raises(SpecError, match="algorithm.freeze_analog: must be true or false"):
         load_spec(QUICKSTART, overrides=["algorithm.freeze_analog=1"])
+
+
+def test_a_model_torch_cannot_build_is_refused_in_one_line():
+    """Found by ``test_sweep_properties``: torch's own message for a fractional depth lists every overload of
+    ``linspace`` on further lines; the refusal keeps the first."""
+    with pytest.raises(SpecError) as refused:
+        load_spec(shipped_specs()["quickstart"], ["model.overrides.depths=[1.5, 2]"])
+    message = str(refused.value)
+    assert "\n" not in message.strip()
+    assert "model: preset 'swin_micro' cannot be built at img_size 16: linspace() received an invalid combination" \
+        in message
