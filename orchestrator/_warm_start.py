@@ -16,7 +16,11 @@ Definitions (all in the points' own axis values, the units of ``sweeps._schema.D
 - an *inward neighbour* of a point P on axis A is the point with the same mode, task, seed and other axis values whose
   value on A lies between the base's and P's, nearest to P's (one per axis P differs from the base in);
 - with ``selection.per_seed: false`` a neighbour is its whole device point (every seed), so its best learning rate
-  is the shared choice's: the rate completed by the most seeds, then the lowest mean objective, then the smaller.
+  is the shared choice's: the rate completed by the most seeds, then the lowest mean objective, then the smaller
+  (the device point's first seed runs the search, the others follow its rates: ``orchestrator._search``);
+- with ``selection.per_seed: true`` each seed searches on its own, and a point's *earlier seeds* (the seeds before
+  it in the spec's order at the same mode, task and device) are neighbours too, one group: so seed 1 of the base
+  point starts from seed 0's best rate.
 """
 
 from __future__ import annotations
@@ -38,7 +42,8 @@ class Neighbourhood:
 
     ``order``: point keys, nearest the base device first (stable: within one distance, the expansion's order, so the
     seeds of one device point stay in seed order). ``inward``: point key -> one tuple of point keys per inward
-    neighbour (the neighbour's seeds when seeds share their choice, else the neighbour alone); empty for base points.
+    neighbour (the neighbour's seeds when seeds share their choice, else the neighbour alone, and then one more
+    tuple of the point's earlier seeds); empty for the first seed of a base point.
     """
 
     order: tuple[str, ...]
@@ -75,6 +80,11 @@ def neighbourhood(points: Sequence[Point], base: DevicePoint, shared_seeds: bool
     inward: dict[str, tuple[tuple[str, ...], ...]] = {}
     for point in points:
         groups = []
+        if not shared_seeds:
+            earlier = seeds_of[(point.mode, point.task, point.axes)]
+            earlier = earlier[:earlier.index(point.key)]
+            if earlier:
+                groups.append(tuple(earlier))
         values = point.axes_dict
         for axis in values:
             here, home = rank(point, axis), base_rank(axis)

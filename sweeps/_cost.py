@@ -229,10 +229,12 @@ def pruned_trial_epochs(spec: SweepSpec) -> int:
 def may_warm_start(spec: SweepSpec, point: Point) -> bool:
     """Whether ``point`` may start from its neighbours' best rate and stop early by ``lr_search.patience``: a TPE
     search with ``warm_start: neighbours`` and a patience, at a point off the base device (``spec.device``) on an axis
-    (``orchestrator._warm_start``: such a point has an inward neighbour when the base value is among the axis's)."""
+    (``orchestrator._warm_start``: such a point has an inward neighbour when the base value is among the axis's), or,
+    with ``selection.per_seed: true``, at any seed but the first (its earlier seeds are its neighbours)."""
     lr = spec.lr_search
+    later_seed = spec.selection.per_seed and point.seed != spec.seeds[0]
     return (lr.method == "tpe" and lr.warm_start == "neighbours" and lr.patience is not None
-            and any(value != getattr(spec.device, axis) for axis, value in point.axes))
+            and (later_seed or any(value != getattr(spec.device, axis) for axis, value in point.axes)))
 
 
 def fewest_trial_epochs(spec: SweepSpec, point: Point) -> tuple[int, int]:

@@ -50,7 +50,10 @@ def test_points_run_base_first_then_outward_and_each_has_its_nearest_inward_neig
     inward = {label(points, k): [[label(points, o) for o in group] for group in groups]
               for k, groups in hood.inward.items()}
     assert inward["analog_tl/5-8/base/seed0"] == []
-    assert inward["analog_tl/5-8/transfer_noise=10/seed1"] == [["analog_tl/5-8/base/seed1"]]
+    # Each seed searching on its own (per_seed: true): the earlier seeds of the same device point are one more group.
+    assert inward["analog_tl/5-8/base/seed1"] == [["analog_tl/5-8/base/seed0"]]
+    assert inward["analog_tl/5-8/transfer_noise=10/seed1"] == [["analog_tl/5-8/transfer_noise=10/seed0"],
+                                                                ["analog_tl/5-8/base/seed1"]]
     assert inward["analog_tl/5-8/transfer_noise=100/seed0"] == [["analog_tl/5-8/transfer_noise=30/seed0"]]
     # Seeds that share their choice: the neighbour is the whole device point.
     shared = neighbourhood(points, spec.device, shared_seeds=True)
@@ -365,3 +368,20 @@ def test_a_refinement_round_warm_starts_from_the_grid_points_around_it(tmp_path)
         assert mine[0] == best, point.label
         assert refined.point_finished(point.key)
         assert len(mine) < 4 and refined.settled(point.key), (point.label, mine)  # error_at's best rate is 0.1 everywhere
+
+
+def test_with_a_choice_per_seed_a_later_seed_starts_from_the_earlier_seeds_best_rate(tmp_path):
+    spec = spec_with("seeds=[0,1,2]", "selection.per_seed=true", "lr_search.trials_per_point=4",
+                     "axes.transfer_noise=[0,10]")
+    search = search_for(spec, tmp_path / "optuna.journal")
+    handed = drive(search, slots=2, objective=error_at)
+    for point in search.points:
+        first = next(s["lr"] for s in handed if s["point_key"] == point.key)
+        if point.label == "analog_tl/5-8/base/seed0":
+            assert search.study(point.key).user_attrs[WARM_START] == []
+            continue
+        earlier = [p for p in search.points if p.axes == point.axes and p.seed < point.seed]
+        inward = [p for p in search.points if p.seed == point.seed and p.axes != point.axes and point.axes_dict.get(
+            "transfer_noise") == 10.0]
+        best = best_learning_rate([t for p in earlier + inward for t in search.study(p.key).get_trials(deepcopy=False)])
+        assert search.study(point.key).user_attrs[WARM_START] == [best] and first == best, point.label

@@ -164,6 +164,9 @@ def test_the_lower_bound_lets_warm_started_points_stop_after_patience_sampler_tr
         assert fewest_trial_epochs(spec, point)[1] == (base if point in on_base else warm), point.label
     cost = estimate_cost(spec, points)
     assert cost.pruned_trial_epochs == base * len(on_base) + warm * (len(points) - len(on_base))
+    per_seed = load("quickstart", *tpe, *search, "selection.per_seed=true")  # a later seed starts from earlier ones
+    assert [fewest_trial_epochs(per_seed, p)[1] for p in expand(per_seed)] == [
+        base if p in on_base and p.seed == per_seed.seeds[0] else warm for p in points]
     report = dry_run_report(spec, points, environment=LAPTOP)
     if cost.pruned_trial_epochs < cost.trial_epochs:
         assert f"{cost.pruned_trial_epochs} to {cost.trial_epochs} trial-epochs" in report
