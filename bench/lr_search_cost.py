@@ -126,7 +126,7 @@ def main() -> int:
     parser.add_argument("--n-startup-trials", type=int, default=1, help="median (default: 1)")
     parser.add_argument("--n-warmup-steps", type=int, default=0, help="median (default: 0)")
     parser.add_argument("--search-seed", type=int, default=0, help="Optuna sampler seed (default: 0)")
-    parser.add_argument("--patience", default="1", help="warm: lr_search.patience, an integer or null (default: 1)")
+    parser.add_argument("--patience", default="1", help="warm: lr_search.patience, an integer or none (default: 1)")
     parser.add_argument("--methods", nargs="+", choices=("grid", "tpe", "warm"), default=["grid", "tpe", "warm"],
                         help="which sweeps to run, in this order (default: all three)")
     parser.add_argument("--num-cpus", type=int, default=2, help="CPUs of the local Ray instance (default: 2)")

@@ -6,9 +6,12 @@ to compare with and run to the end. ``PointMedianPruner`` (used with ``lr_search
 ``pruner: median``) compares with every other trial of the same point that has reached the same epoch, running or
 completed; only while the point has fewer such trials than ``n_startup_trials`` (at least 1) are the completed
 trials of its inward neighbours (``orchestrator._warm_start``) added. Trials started at a warm-start learning rate
-are never pruned, so every point keeps at least one trial run to its last epoch. When the seeds of a device point
-share one search (``selection.per_seed: false``), a follower seed's trial is pruned at its next epoch once its
-leader's trial of the same rate was pruned: a rate that not every seed completed is never chosen.
+are never pruned, and neither is a trial while no other trial of its point has completed or is running (a point
+started before any neighbour finished has no warm-start trial), so every point keeps at least one trial run to its
+last epoch. When the seeds of a device point share one search (``selection.per_seed: false``), a follower seed's
+trials follow its leader's decisions only: a trial is pruned at its next epoch once the leader's trial of the same
+rate was pruned (a rate that not every seed completed is never chosen), and never on the follower's own values (which
+would veto a rate the leader kept from the shared choice).
 
 Options, in the product's epochs (1-based, as reported by the worker): ``n_startup_trials`` S (default 5, as
 Optuna's): no trial is pruned at an epoch until S other trials have a value there; ``n_warmup_steps`` W (default 0):
@@ -33,8 +36,8 @@ class PointMedianPruner(optuna.pruners.BasePruner):
 
     ``exempt(trial)``: whether a trial may never be pruned (it runs a warm-start rate). ``neighbour_trials()``: the
     completed trials of the point's inward neighbours. ``leader_pruned(trial)``: whether the same rate's trial of the
-    first seed (which the trial follows) was pruned. Values are the studies' objective (validation or test error,
-    %), lower is better.
+    first seed (which the trial follows) was pruned; ``follower``: the point is a follower seed, whose trials are
+    pruned only that way. Values are the studies' objective (validation or test error, %), lower is better.
     """
 
     def __init__(
@@ -44,9 +47,11 @@ class PointMedianPruner(optuna.pruners.BasePruner):
         n_startup_trials: int = 5,
         n_warmup_steps: int = 0,
         leader_pruned: Callable[[FrozenTrial], bool] = lambda trial: False,
+        follower: bool = False,
     ) -> None:
         self._exempt = exempt
         self._leader_pruned = leader_pruned
+        self._follower = follower
         self._neighbour_trials = neighbour_trials
         self._n_startup = max(1, n_startup_trials)
         self._n_warmup = n_warmup_steps
@@ -55,11 +60,15 @@ class PointMedianPruner(optuna.pruners.BasePruner):
         step = trial.last_step
         if step is None or step < self._n_warmup or self._exempt(trial):
             return False
+        if self._follower:
+            return self._leader_pruned(trial)
         best = min(value for at, value in trial.intermediate_values.items() if at <= step)
-        if math.isnan(best) or self._leader_pruned(trial):
+        if math.isnan(best):
             return True
-        others = [t.intermediate_values[step] for t in study.get_trials(deepcopy=False, states=_COMPARED)
-                  if t.number != trial.number and step in t.intermediate_values]
+        own = [t for t in study.get_trials(deepcopy=False, states=_COMPARED) if t.number != trial.number]
+        if not own:
+            return False  # the point's last hope: pruning it could leave the point without a completed trial
+        others = [t.intermediate_values[step] for t in own if step in t.intermediate_values]
         if len(others) < self._n_startup:
             others += [t.intermediate_values[step] for t in self._neighbour_trials()
                        if t.state == TrialState.COMPLETE and step in t.intermediate_values]

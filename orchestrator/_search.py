@@ -251,6 +251,7 @@ class LearningRateSearch(Searcher):
                 exempt=lambda trial: trial.number < self._warm_start_count(point_key),
                 neighbour_trials=lambda: self._neighbour_trials(point_key),
                 leader_pruned=lambda trial: self._leader_pruned(point_key, trial.number),
+                follower=point_key in self._leaders,
                 **options,
             )
         if self.lr_search.pruner == "median":
@@ -470,6 +471,8 @@ class LearningRateSearch(Searcher):
             step = int(result["epoch"])
             if step not in frozen.intermediate_values:
                 trial.report(float(result[self.metric_name]), step)
+            if step >= self._point(issued.point_key).epochs:
+                return False  # its last epoch is done: stopping it saves nothing and would throw its result away
             if trial.should_prune():
                 self._pruned.add(ray_trial_id)
                 return True

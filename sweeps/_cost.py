@@ -204,8 +204,10 @@ def pruned_trial_epochs(spec: SweepSpec) -> int:
     - none: ``trials_per_point x epochs``;
     - median (``n_startup_trials`` S, default 5; ``n_warmup_steps`` W, default 0): S trials run to the end, the others
       stop after epoch max(W, 1);
-    - successive halving and Hyperband (``min_resource`` r, default 1; ``reduction_factor`` f, default 4 and 3): of n
-      trials at a rung of r x f^k epochs, ceil(n / f) go on (Hyperband's most aggressive bracket).
+    - successive halving and Hyperband (``min_resource`` r, default 1): one trial runs all epochs, the others stop
+      after epoch r. Optuna promotes a trial from a rung when it is among the best 1/f of the trials that reached
+      the rung *so far* (and always the first to reach it), so trials that arrive one after another, each worse than
+      the first, all stop at the first rung (Hyperband: its most aggressive bracket).
     """
     lr = spec.lr_search
     trials, epochs = lr.trials_per_point, spec.epochs
@@ -214,15 +216,7 @@ def pruned_trial_epochs(spec: SweepSpec) -> int:
         full = min(trials, max(options.get("n_startup_trials", 5), 1))
         return full * epochs + (trials - full) * min(epochs, max(options.get("n_warmup_steps", 0), 1))
     if lr.pruner in ("successive_halving", "hyperband"):
-        rung = options.get("min_resource", 1)
-        factor = options.get("reduction_factor", 4 if lr.pruner == "successive_halving" else 3)
-        total, alive = 0, trials
-        while alive > 1 and rung < epochs:
-            going_on = max(1, math.ceil(alive / factor))
-            total += (alive - going_on) * rung
-            alive = going_on
-            rung *= factor
-        return total + alive * epochs
+        return epochs + (trials - 1) * min(epochs, options.get("min_resource", 1))
     return trials * epochs
 
 

@@ -42,6 +42,7 @@ DEFAULT_WARM_START = "neighbours"
 # How many sampler trials in a row a warm-started point runs without beating its best before its search ends
 # (``orchestrator._search``); None: every point uses its whole ``trials_per_point``.
 DEFAULT_PATIENCE = 1
+PATIENCE_OFF = "none"  # the spelling of "no patience" (null means the default, as for every field)
 # Where a point's learning rate and epoch are chosen: the held-out validation split, or the test set (the paper's
 # rule: the best of several test errors, an optimistic estimate).
 SELECTION_SPLITS = ("validation", "test")
@@ -637,12 +638,17 @@ def _lr_search(raw: dict[Any, Any], epochs: int) -> LrSearchSpec:
     warm_start = _choice(_get(section, "warm_start", DEFAULT_WARM_START), "lr_search.warm_start", WARM_STARTS,
                          "warm start")
     patience: int | None = DEFAULT_PATIENCE
-    if "patience" in section:
-        raw_patience = section["patience"]
-        if raw_patience is not None and (method != "tpe" or warm_start != "neighbours"):
+    raw_patience = _get(section, "patience")
+    if raw_patience == PATIENCE_OFF:
+        patience = None
+    elif raw_patience is not None:
+        if method != "tpe" or warm_start != "neighbours":
             raise FieldError("lr_search.patience", "belongs to method tpe with warm_start neighbours (it ends a "
-                             "warm-started point's search early); set lr_search.patience=null or remove it")
-        patience = None if raw_patience is None else _integer(raw_patience, "lr_search.patience", 1, trials)
+                             "warm-started point's search early); remove it")
+        if isinstance(raw_patience, bool) or not isinstance(raw_patience, int) or not 1 <= raw_patience <= trials:
+            raise FieldError("lr_search.patience", f"must be an integer from 1 to {trials} "
+                             f"(lr_search.trials_per_point), or {PATIENCE_OFF}, got {show(raw_patience)}")
+        patience = raw_patience
     return LrSearchSpec(
         method=method,
         low=low,

@@ -119,7 +119,7 @@ def drive(search: LearningRateSearch, slots: int, objective, prefix: str = "r", 
 
 
 def test_a_point_starts_from_its_finished_neighbours_best_rate(tmp_path):
-    spec = spec_with("seeds=[0]", "lr_search.trials_per_point=4", "lr_search.patience=null")
+    spec = spec_with("seeds=[0]", "lr_search.trials_per_point=4", "lr_search.patience=none")
     search = search_for(spec, tmp_path / "optuna.journal")
     handed = drive(search, slots=2, objective=error_at)
     points = {p.key: p for p in search.points}
@@ -154,7 +154,7 @@ def test_without_warm_start_the_search_is_breadth_first_as_before(tmp_path):
 
 
 def test_seeds_that_share_their_choice_follow_the_first_seed_and_it_follows_the_neighbours(tmp_path):
-    spec = spec_with("seeds=[0,1]", "lr_search.trials_per_point=3", "lr_search.patience=null")
+    spec = spec_with("seeds=[0,1]", "lr_search.trials_per_point=3", "lr_search.patience=none")
     assert spec.selection.per_seed is False
     search = search_for(spec, tmp_path / "optuna.journal")
     handed = drive(search, slots=2, objective=error_at)
@@ -165,7 +165,7 @@ def test_seeds_that_share_their_choice_follow_the_first_seed_and_it_follows_the_
 
 
 def test_a_trial_worse_than_the_running_warm_started_trial_of_its_point_is_pruned_and_the_warm_one_never(tmp_path):
-    spec = spec_with("seeds=[0]", "lr_search.trials_per_point=4", "lr_search.pruner=median", "lr_search.patience=null",
+    spec = spec_with("seeds=[0]", "lr_search.trials_per_point=4", "lr_search.pruner=median", "lr_search.patience=none",
                      "lr_search.pruner_options={n_startup_trials: 1, n_warmup_steps: 0}")
     search = search_for(spec, tmp_path / "optuna.journal")
     handed = drive(search, slots=2, objective=error_at)
@@ -305,7 +305,7 @@ def test_a_follower_seed_drops_a_rate_its_leader_pruned(tmp_path):
     """Seeds sharing one choice: a rate the first seed pruned can never be chosen, so the other seeds' trials of it
     are pruned at their next epoch instead of running to the end."""
     spec = spec_with("seeds=[0,1]", "lr_search.trials_per_point=4", "lr_search.pruner=median",
-                     "lr_search.pruner_options={n_startup_trials: 1, n_warmup_steps: 0}", "lr_search.patience=null")
+                     "lr_search.pruner_options={n_startup_trials: 1, n_warmup_steps: 0}", "lr_search.patience=none")
     search = search_for(spec, tmp_path / "optuna.journal")
 
     def seed_one_is_flat(lr: float, noise: float, seed: int) -> float:
@@ -329,10 +329,13 @@ def test_patience_is_validated_and_its_default_keeps_every_recorded_hash():
     from sweeps import SpecError, spec_hash
 
     assert spec_with().lr_search.patience == 1
-    assert spec_with("lr_search.patience=null").lr_search.patience is None
-    with pytest.raises(SpecError, match=r"lr_search.patience: must be an integer from 1 to 8, got 0"):
-        spec_with("lr_search.patience=0")
-    with pytest.raises(SpecError, match=r"lr_search.patience: must be an integer from 1 to 3, got 4"):
+    assert spec_with("lr_search.patience=none").lr_search.patience is None
+    assert spec_with("lr_search.patience=null").lr_search.patience == 1  # null is the default, as for every field
+    for bad in ("0", "1.5", "two", "true"):
+        with pytest.raises(SpecError, match=r"lr_search.patience: must be an integer from 1 to 8 "
+                                            r"\(lr_search.trials_per_point\), or none, got "):
+            spec_with(f"lr_search.patience={bad}")
+    with pytest.raises(SpecError, match=r"lr_search.patience: must be an integer from 1 to 3 .*, got 4"):
         spec_with("lr_search.trials_per_point=3", "lr_search.patience=4")
     with pytest.raises(SpecError, match=r"lr_search.patience: belongs to method tpe with warm_start neighbours"):
         spec_with("lr_search.warm_start=none", "lr_search.patience=2")
@@ -385,3 +388,49 @@ def test_with_a_choice_per_seed_a_later_seed_starts_from_the_earlier_seeds_best_
             "transfer_noise") == 10.0]
         best = best_learning_rate([t for p in earlier + inward for t in search.study(p.key).get_trials(deepcopy=False)])
         assert search.study(point.key).user_attrs[WARM_START] == [best] and first == best, point.label
+
+
+def test_a_point_started_before_its_neighbours_finished_keeps_a_completed_trial(tmp_path):
+    """Found by a fresh tester: with more slots than ready trials a point starts without a warm-start rate (nothing
+    of its neighbours has completed yet); its trials were then compared only with the neighbours' completed ones and
+    all pruned, leaving the point without a result. A trial is never pruned while no other trial of its point has
+    completed or is running."""
+    spec = spec_with("seeds=[0]", "axes.transfer_noise=[0,10]", "lr_search.trials_per_point=2",
+                     "lr_search.pruner=median", "lr_search.pruner_options={n_startup_trials: 1}")
+    search = search_for(spec, tmp_path / "optuna.journal")
+
+    def harder_with_noise(lr: float, noise: float) -> float:
+        return 10.0 + (10.0 if noise > 0 else 0.0)  # flat in lr: every trial of the noisy point is 10 points worse
+
+    drive(search, slots=4, objective=harder_with_noise)
+    noisy = next(p for p in search.points if p.axes_dict.get("transfer_noise") == 10.0)
+    assert search.study(noisy.key).user_attrs[WARM_START] == []  # started before the base point had completed
+    for point in search.points:
+        states = [t.state for t in search.study(point.key).trials]
+        assert TrialState.COMPLETE in states, (point.label, states)
+
+
+def test_no_trial_is_pruned_after_its_last_epoch_and_a_follower_never_vetoes_its_leaders_rate(tmp_path):
+    """Found by a fresh tester: the pruner was asked after a trial's last epoch too, throwing a finished result away;
+    and a follower seed's own median could prune a rate its leader kept, removing it from the shared choice."""
+    spec = spec_with("seeds=[0,1]", "lr_search.trials_per_point=4", "lr_search.pruner=median",
+                     "lr_search.pruner_options={n_startup_trials: 1, n_warmup_steps: 0}", "lr_search.patience=none")
+    search = search_for(spec, tmp_path / "optuna.journal")
+
+    def seed_one_disagrees(lr: float, noise: float, seed: int) -> float:
+        # Seed 1 ranks the rates the other way round, so its own median would prune what seed 0 keeps.
+        distance = abs(math.log10(lr) + 1.0)
+        return 10.0 + 20.0 * (distance if seed == 0 else 3.0 - distance) + noise / 10.0
+
+    seed_one_disagrees.by_seed = True
+    drive(search, slots=2, objective=seed_one_disagrees)
+    kept = 0
+    for follower_key, leader_key in search._leaders.items():
+        for mine, theirs in zip(search.study(follower_key).trials, search.study(leader_key).trials, strict=True):
+            assert (mine.state == TrialState.PRUNED) == (theirs.state == TrialState.PRUNED), (mine.number, mine.state)
+            kept += theirs.state == TrialState.COMPLETE
+    assert kept >= len(search._leaders)
+    for point in search.points:
+        for trial in search.study(point.key).trials:
+            if trial.state == TrialState.PRUNED:
+                assert trial.last_step < 3, (point.label, trial.intermediate_values)
