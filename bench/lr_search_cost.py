@@ -115,6 +115,8 @@ def main() -> int:
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
                         help="override a field of the points' spec for both sweeps (repeatable)")
     parser.add_argument("--name", default="bench-lr", help="sweep name prefix (default: %(default)s)")
+    parser.add_argument("--grid-name", help="the grid sweep's name (default: PREFIX-grid); with --workdir, a finished "
+                        "grid sweep of that name in its store is compared with instead of run again")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds of every sweep (default: 0 1 2)")
     parser.add_argument("--lr-low", type=float, default=0.01, help="lowest learning rate (default: %(default)s)")
     parser.add_argument("--lr-high", type=float, default=0.3, help="highest learning rate (default: %(default)s)")
@@ -156,6 +158,8 @@ def main() -> int:
     store = open_store(f"sqlite:///{workdir / 'results.sqlite'}")
     storage = workdir / "storage"
     names = {method: f"{args.name}-{method}" for method in ("grid", "tpe", "warm")}
+    if args.grid_name:
+        names["grid"] = args.grid_name
     stored = {row["sweep"] for row in store.sweep_progress() if row["status"] == "finished"}
     to_run = [m for m in args.methods if names[m] not in stored]
     methods = [m for m in ("grid", "tpe", "warm") if m in args.methods or names[m] in stored]
