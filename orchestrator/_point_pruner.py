@@ -60,11 +60,11 @@ class PointMedianPruner(optuna.pruners.BasePruner):
         step = trial.last_step
         if step is None or step < self._n_warmup or self._exempt(trial):
             return False
-        if self._follower:
-            return self._leader_pruned(trial)
         best = min(value for at, value in trial.intermediate_values.items() if at <= step)
         if math.isnan(best):
             return True
+        if self._follower:
+            return self._leader_pruned(trial)
         own = [t for t in study.get_trials(deepcopy=False, states=_COMPARED) if t.number != trial.number]
         if not own:
             return False  # the point's last hope: pruning it could leave the point without a completed trial
