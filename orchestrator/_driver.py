@@ -313,7 +313,7 @@ class _Phase:
         most = "at most " if search.may_stop_early else ""
         self.echo(f"{title}: {len(points)} points, {most}{total} trials, {self.slots} at a time "
                   f"({self.cpu:g} CPU{f', {self.gpu:g} GPU' if self.gpu else ''} each)")
-        progress = ProgressLine(search, total, self.slots, self.echo)
+        progress = ProgressLine(search, self.slots, self.echo)
         recorder = StoreRecorder(store, spec.name, search)
         tuner = tune.Tuner(
             tune.with_resources(fine_tune, {"cpu": self.cpu, "gpu": self.gpu}),

@@ -21,10 +21,9 @@ def format_duration(seconds: float) -> str:
 class ProgressLine(tune.Callback):
     """Prints a status line when a trial ends and at most every ``interval`` seconds otherwise."""
 
-    def __init__(self, search: LearningRateSearch, total_trials: int, slots: int, echo: Callable[[str], None],
+    def __init__(self, search: LearningRateSearch, slots: int, echo: Callable[[str], None],
                  interval: float = 15.0) -> None:
         self.search = search
-        self.total_trials = total_trials
         self.slots = max(1, slots)
         self.echo = echo
         self.interval = interval

@@ -214,10 +214,22 @@ def pruned_trial_epochs(spec: SweepSpec) -> int:
     options = dict(lr.pruner_options)
     if lr.pruner == "median":
         full = min(trials, max(options.get("n_startup_trials", 5), 1))
-        return full * epochs + (trials - full) * min(epochs, max(options.get("n_warmup_steps", 0), 1))
+        return full * epochs + (trials - full) * first_stop(spec)
     if lr.pruner in ("successive_halving", "hyperband"):
-        return epochs + (trials - 1) * min(epochs, options.get("min_resource", 1))
+        return epochs + (trials - 1) * first_stop(spec)
     return trials * epochs
+
+
+def first_stop(spec: SweepSpec) -> int:
+    """The fewest epochs a trial runs before the spec's pruner may stop it (1-based): the median pruner after epoch
+    max(``n_warmup_steps``, 1), successive halving and Hyperband at their first rung ``min_resource``; all ``epochs``
+    without a pruner."""
+    options = dict(spec.lr_search.pruner_options)
+    if spec.lr_search.pruner == "median":
+        return min(spec.epochs, max(options.get("n_warmup_steps", 0), 1))
+    if spec.lr_search.pruner in ("successive_halving", "hyperband"):
+        return min(spec.epochs, options.get("min_resource", 1))
+    return spec.epochs
 
 
 def may_warm_start(spec: SweepSpec, point: Point) -> bool:
@@ -239,15 +251,8 @@ def fewest_trial_epochs(spec: SweepSpec, point: Point) -> tuple[int, int]:
     ordinary = (lr.trials_per_point, pruned_trial_epochs(spec))
     if not may_warm_start(spec, point):
         return ordinary
-    options = dict(lr.pruner_options)
-    if lr.pruner == "median":
-        shortest = min(spec.epochs, max(options.get("n_warmup_steps", 0), 1))
-    elif lr.pruner in ("successive_halving", "hyperband"):
-        shortest = min(spec.epochs, options.get("min_resource", 1))
-    else:
-        shortest = spec.epochs
     trials = min(lr.trials_per_point, 1 + lr.patience)
-    warm = (trials, spec.epochs + (trials - 1) * shortest)
+    warm = (trials, spec.epochs + (trials - 1) * first_stop(spec))
     return warm if warm[1] < ordinary[1] else ordinary
 
 
@@ -313,7 +318,7 @@ def dry_run_report(
     fewer = " and ".join(
         ([f"pruner {lr.pruner} stops every trial it may at its first chance"] if lr.pruner != "none" else [])
         + ([f"every warm-started point stops after {lr.patience} sampler trial(s) (lr_search.patience)"]
-           if any(fewest_trial_epochs(spec, point)[1] < pruned_trial_epochs(spec) for point in points) else []))
+           if cost.pruned_trial_epochs < len(points) * pruned_trial_epochs(spec) else []))
     epochs = (f"{cost.pruned_trial_epochs} to {cost.trial_epochs} trial-epochs (the fewer if {fewer})" if pruning
               else f"{cost.trial_epochs} trial-epochs")
     lines += [

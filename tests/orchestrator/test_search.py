@@ -198,7 +198,7 @@ def test_the_progress_line_never_shows_a_trial_that_ended_without_a_result_as_th
 
     _, search = make_search(tmp_path)
     lines: list[str] = []
-    line = ProgressLine(search, total_trials=4, slots=2, echo=lines.append, interval=0.0)
+    line = ProgressLine(search, slots=2, echo=lines.append, interval=0.0)
     metric = search.metric_name
     point = search.points[0].key
     good = SimpleNamespace(trial_id="a", config={"point_key": point, "lr": 0.05})

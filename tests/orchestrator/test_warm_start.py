@@ -266,7 +266,7 @@ def test_a_warm_started_point_stops_once_patience_sampler_trials_in_a_row_do_not
     search = search_for(spec, tmp_path / "optuna.journal")
     from orchestrator._progress import ProgressLine
 
-    progress = ProgressLine(search, 0, 2, echo=lambda line: None)
+    progress = ProgressLine(search, 2, echo=lambda line: None)
     assert search.planned_trials() == budget * len(search.points)
     assert f"of at most {budget * len(search.points)} |" in progress.line()
     events: list = []
