@@ -14,11 +14,13 @@ time, and so the ratio, larger (the model is fitted on an idle one).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
 
 def wall_estimate(spec_path: str, overrides: list[str], store_url: str | None) -> tuple[float, str]:
     """The dry run's wall time here in seconds (the upper bound: no pruning in the quickstart), computed by the same
@@ -40,6 +42,29 @@ def wall_estimate(spec_path: str, overrides: list[str], store_url: str | None) -
     return seconds, priced
 
 
+def epoch_table(spec_path: str, overrides: list[str], store_url: str) -> list[str]:
+    """Per kind of trial (``sweeps._measured.timing_key``): the model's seconds per epoch against the median measured
+    in the store, to see which part of the model is off."""
+    from results import open_store
+    from sweeps import estimate_cost, expand, load_spec
+    from sweeps._cost import TRIAL_OVERHEAD_SECONDS
+    from sweeps._measured import measured_epochs, timing_key
+
+    spec = load_spec(spec_path, overrides)
+    with open_store(store_url, read_only=True) as store:
+        measured = measured_epochs(store.epoch_seconds())
+    lines = []
+    for point in {timing_key(spec, p): p for p in expand(spec)}.values():
+        modelled = estimate_cost(spec, [point])
+        per_epoch = (modelled.trial_seconds / modelled.trials - TRIAL_OVERHEAD_SECONDS) / spec.epochs
+        found = measured.get(timing_key(spec, point))
+        kind = f"{point.mode} {'-'.join(point.classes)}"
+        if found is not None:
+            lines.append(f"  {kind:24} modelled {per_epoch:6.2f} s/epoch, measured {found.seconds:6.2f} "
+                         f"(median of {found.epochs}), ratio {per_epoch / found.seconds:.2f}")
+    return lines
+
+
 def cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "analog_sweep", *args], capture_output=True, text=True)
 
@@ -48,9 +73,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--spec", default="sweeps/quickstart.yaml")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE")
+    parser.add_argument("--keep", type=Path, metavar="DIR",
+                        help="run in DIR (new or empty) and keep the store and storage there")
     args = parser.parse_args()
     sets = [arg for item in args.overrides for arg in ("--set", item)]
-    with tempfile.TemporaryDirectory() as folder:
+    if args.keep is not None:
+        args.keep.mkdir(parents=True, exist_ok=True)
+        if any(args.keep.iterdir()):
+            raise SystemExit(f"--keep {args.keep}: not empty (the estimate needs an empty store)")
+    with tempfile.TemporaryDirectory() if args.keep is None else contextlib.nullcontext(str(args.keep)) as folder:
         url = f"sqlite:///{Path(folder) / 'results.db'}"
         modelled, modelled_how = wall_estimate(args.spec, args.overrides, None)
         started = time.monotonic()
@@ -59,12 +90,18 @@ def main() -> None:
         if run.returncode != 0:
             raise SystemExit(f"the sweep failed (exit {run.returncode}):\n{run.stderr[-2000:]}")
         measured, measured_how = wall_estimate(args.spec, [*args.overrides, "name=estimate-check"], url)
+        epochs = epoch_table(args.spec, args.overrides, url)
     print(f"spec {args.spec} {' '.join(sets)}")
     print(f"actual wall time            {actual:8.0f} s")
+    for line in run.stdout.splitlines():  # the run's own account of pretraining and of the sweep's part
+        if line.startswith(("pretraining ", "sweep ")):
+            print(f"  run: {line.strip()}")
     print(f"estimate, modelled          {modelled:8.0f} s   ratio estimate/actual {modelled / actual:.2f}")
     print(f"  ({modelled_how})")
     print(f"estimate, measured in store {measured:8.0f} s   ratio estimate/actual {measured / actual:.2f}")
     print(f"  ({measured_how})")
+    print("seconds per epoch by kind of trial:")
+    print("\n".join(epochs))
 
 
 if __name__ == "__main__":

@@ -160,9 +160,11 @@ class StoreRecorder(tune.Callback):
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
         if "epoch" not in result:
             return
+        # The rpu config first: the epoch is then the last write of a result, so a store that has an epoch of a trial
+        # also has the config it ran with (and a kill between the two writes loses no epoch).
+        self._record_rpu_config(trial.config["trial_id"], result)
         fields = {name: result.get(name) for name in _EPOCH_FIELDS}
         self._write(lambda: self.store.record_epoch(trial.config["trial_id"], int(result["epoch"]), **fields))
-        self._record_rpu_config(trial.config["trial_id"], result)
 
     def _record_rpu_config(self, trial_id: str, result: dict) -> None:
         """Keep the trial's resolved rpu config (sent with each report) once: analog trials only."""

@@ -11,6 +11,7 @@ id, so its worker continues from that trial's own checkpoint instead of starting
 from __future__ import annotations
 
 import json
+import math
 import os
 import pickle
 import shutil
@@ -241,8 +242,7 @@ class LearningRateSearch(Searcher):
 
     def _sampler(self, point_key: str) -> optuna.samplers.BaseSampler:
         seed = self.lr_search.seed + int(point_key[:8], 16)  # point keys are hex content hashes
-        startup = max(1, min(10, self.lr_search.trials_per_point // 2))
-        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup)
+        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=self._startup_trials())
 
     def _pruner(self, point_key: str) -> optuna.pruners.BasePruner:
         options = dict(self.lr_search.pruner_options)
@@ -311,7 +311,7 @@ class LearningRateSearch(Searcher):
                 # asked for this round already.
                 study.enqueue_trial({"lr": self._learning_rate(self._leader_trial(leader, round_))})
             elif self._warm is not None:
-                rates = self._warm_start_rates(study, round_)
+                rates = self._warm_start_rates(study, round_) or self._spread_start_rates()
                 if round_ < len(rates):
                     study.enqueue_trial({"lr": rates[round_]})
         trial = study.ask()
@@ -408,6 +408,20 @@ class LearningRateSearch(Searcher):
         rates = [] if best is None else [best]
         study.set_user_attr(WARM_START, rates)
         return rates
+
+    def _spread_start_rates(self) -> list[float]:
+        """The first trials of a point that got no warm-start rate (the base point, whose best rate then warm-starts
+        every other point; a point started before any neighbour completed): the midpoints, on a log scale, of
+        ``startup`` equal parts of [low, high], lowest first, instead of TPE's random start-up draws (``startup``:
+        the sampler's start-up count, ``_startup_trials``). Decided by the spec alone, so a resume queues the same
+        rate for the same trial number; a point with a warm-start rate never gets them."""
+        low, high = math.log(self.lr_search.low), math.log(self.lr_search.high)
+        parts = self._startup_trials()
+        return [math.exp(low + (high - low) * (part + 0.5) / parts) for part in range(parts)]
+
+    def _startup_trials(self) -> int:
+        """TPE's start-up trials (drawn at random, or spread: ``_spread_start_rates``) before it models the rates."""
+        return max(1, min(10, self.lr_search.trials_per_point // 2))
 
     def _warm_start_count(self, point_key: str) -> int:
         """How many of a point's first trials run warm-start rates (a follower's: its leader's)."""
