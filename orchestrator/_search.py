@@ -219,6 +219,11 @@ class LearningRateSearch(Searcher):
                 )
                 if self.lr_search.method == "grid":
                     self._queue_grid(study)
+                elif held := len(study.get_trials(deepcopy=False)):
+                    # Reopened (a resume): a sampler seeded as at the start would draw the rates it drew before the
+                    # interruption again, so a point could run one rate twice; seeded by the trials it holds, it
+                    # draws on from a new, still reproducible, stream.
+                    study.sampler = self._sampler(point_key, held)
                 self._studies[point_key] = study
             return self._studies[point_key]
 
@@ -240,8 +245,9 @@ class LearningRateSearch(Searcher):
             else:
                 study.enqueue_trial({"lr": lr})
 
-    def _sampler(self, point_key: str) -> optuna.samplers.BaseSampler:
-        seed = self.lr_search.seed + int(point_key[:8], 16)  # point keys are hex content hashes
+    def _sampler(self, point_key: str, held: int = 0) -> optuna.samplers.BaseSampler:
+        """The point's TPE sampler, seeded by the search's seed, the point and the trials its study already holds."""
+        seed = self.lr_search.seed + int(point_key[:8], 16) + 7919 * held  # point keys are hex content hashes
         return optuna.samplers.TPESampler(seed=seed, n_startup_trials=self._startup_trials())
 
     def _pruner(self, point_key: str) -> optuna.pruners.BasePruner:
@@ -399,7 +405,9 @@ class LearningRateSearch(Searcher):
         """The learning rates a point's first trials run: decided once, at its first trial, from what its inward
         neighbours have completed then (the best rate of all of them together), and recorded in the study in one
         journal write before any is queued; a resume reads the record. A study begun without one (a sweep started
-        before warm starts existed) gets none."""
+        before warm starts existed) gets none, and then, like a point whose neighbours had no rate, the spread start-up
+        trials it has not reached yet (``_spread_start_rates``: by trial number, so one that already ran k random
+        start-up trials runs parts k+1..S only)."""
         if WARM_START in study.user_attrs:
             return list(study.user_attrs[WARM_START])
         if round_ > 0:

@@ -450,3 +450,19 @@ def test_no_trial_is_pruned_after_its_last_epoch_and_a_follower_never_vetoes_its
         for trial in search.study(point.key).trials:
             if trial.state == TrialState.PRUNED:
                 assert trial.last_step < 3, (point.label, trial.intermediate_values)
+
+
+def test_a_resumed_search_never_runs_a_rate_it_already_ran(tmp_path):
+    """A reopened study's sampler is seeded by the trials it holds: seeded as at the start, TPE drew the rates it had
+    drawn before the interruption again (found by a fresh tester: the base point ran 0.2904 twice)."""
+    spec = spec_with("seeds=[0]", "axes.transfer_noise=[0,10]", "lr_search.low=0.01", "lr_search.high=0.3",
+                     "lr_search.trials_per_point=4", "lr_search.patience=none")
+    points = expand(spec)
+    for stop in range(1, 8):
+        journal = tmp_path / f"stop-{stop}.journal"
+        drive(search_for(spec, journal, points), slots=1, objective=error_at, stop_after=stop)
+        resumed = search_for(spec, journal, points)
+        drive(resumed, slots=1, objective=error_at, prefix="again")
+        for point in points:
+            rates = [t.params["lr"] for t in resumed.study(point.key).trials]
+            assert len(rates) == 4 and len(set(rates)) == 4, (stop, point.label, rates)
