@@ -607,6 +607,9 @@ def _lr_search(raw: dict[Any, Any], epochs: int) -> LrSearchSpec:
         high = _number(_get(section, "high", DEFAULT_LR_RANGE[1]), "lr_search.high", low_open=True)
         if low >= high:
             raise FieldError("lr_search.low", f"must be below lr_search.high ({high:g}), got {show(low)}")
+        if high < low * 1.01:  # TPE's log-scale model fails (NaN) on a range this narrow
+            raise FieldError("lr_search.high", f"must be at least 1.01 x lr_search.low ({low:g}) for a search, got "
+                                               f"{show(high)}; for one learning rate use method grid with values [{low:g}]")
         trials = _integer(
             _get(section, "trials_per_point", DEFAULT_TRIALS_PER_POINT), "lr_search.trials_per_point", 1
         )
