@@ -58,7 +58,7 @@ def epoch_table(spec_path: str, overrides: list[str], store_url: str) -> list[st
         modelled = estimate_cost(spec, [point])
         per_epoch = (modelled.trial_seconds / modelled.trials - TRIAL_OVERHEAD_SECONDS) / spec.epochs
         found = measured.get(timing_key(spec, point))
-        kind = f"{point.mode} {'-'.join(point.classes)}"
+        kind = f"{timing_key(spec, point)[-2]} {'-'.join(point.classes)}"  # analog or digital, every mode alike
         if found is not None:
             lines.append(f"  {kind:24} modelled {per_epoch:6.2f} s/epoch, measured {found.seconds:6.2f} "
                          f"(median of {found.epochs}), ratio {per_epoch / found.seconds:.2f}")
@@ -93,7 +93,7 @@ def main() -> None:
         epochs = epoch_table(args.spec, args.overrides, url)
     print(f"spec {args.spec} {' '.join(sets)}")
     print(f"actual wall time            {actual:8.0f} s")
-    for line in run.stdout.splitlines():  # the run's own account of pretraining and of the sweep's part
+    for line in (run.stdout + run.stderr).splitlines():  # the run's own account of pretraining and of the sweep's part
         if line.startswith(("pretraining ", "sweep ")):
             print(f"  run: {line.strip()}")
     print(f"estimate, modelled          {modelled:8.0f} s   ratio estimate/actual {modelled / actual:.2f}")
