@@ -161,7 +161,7 @@ class StoreRecorder(tune.Callback):
         if "epoch" not in result:
             return
         # The rpu config first: the epoch is then the last write of a result, so a store that has an epoch of a trial
-        # also has the config it ran with (and a kill between the two writes loses no epoch).
+        # also has the config it ran with.
         self._record_rpu_config(trial.config["trial_id"], result)
         fields = {name: result.get(name) for name in _EPOCH_FIELDS}
         self._write(lambda: self.store.record_epoch(trial.config["trial_id"], int(result["epoch"]), **fields))
