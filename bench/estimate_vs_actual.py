@@ -5,9 +5,9 @@ from the command's start to its exit, pretraining and Ray start-up included), th
 spec under another name with the finished sweep in the store (epoch times measured: the estimate a user gets for a
 second sweep doing the same work). Target (issue 11): the estimate within 25 % of the actual wall time.
 
-    .venv/bin/python bench/estimate_vs_actual.py [--spec sweeps/quickstart.yaml] [--set epochs=2 ...]
+    .venv/bin/python bench/estimate_vs_actual.py [--spec sweeps/quickstart.yaml] [--set epochs=2 ...] [--keep DIR]
 
-Runs the real sweep: about 4 min on an idle 2-core machine for the quickstart; a loaded machine makes the actual
+Runs the real sweep: about 6.5 min on an idle 2-core machine for the quickstart (382 s measured); a loaded machine makes the actual
 time, and so the ratio, larger (the model is fitted on an idle one).
 """
 
