@@ -7,8 +7,8 @@ second sweep doing the same work). Target (issue 11): the estimate within 25 % o
 
     .venv/bin/python bench/estimate_vs_actual.py [--spec sweeps/quickstart.yaml] [--set epochs=2 ...] [--keep DIR]
 
-Runs the real sweep: about 6.5 min on an idle 2-core machine for the quickstart (382 s measured); a loaded machine makes the actual
-time, and so the ratio, larger (the model is fitted on an idle one).
+Runs the real sweep: about 6.5 min on an idle 2-core machine for the quickstart (382 s measured); a loaded machine
+makes the actual time, and so the ratio, larger (the model is fitted on an idle one).
 """
 
 from __future__ import annotations
@@ -46,19 +46,18 @@ def epoch_table(spec_path: str, overrides: list[str], store_url: str) -> list[st
     """Per kind of trial (``sweeps._measured.timing_key``): the model's seconds per epoch against the median measured
     in the store, to see which part of the model is off."""
     from results import open_store
-    from sweeps import estimate_cost, expand, load_spec
-    from sweeps._cost import TRIAL_OVERHEAD_SECONDS
+    from sweeps import expand, load_spec
+    from sweeps._cost import modelled_epoch_seconds
     from sweeps._measured import measured_epochs, timing_key
 
     spec = load_spec(spec_path, overrides)
     with open_store(store_url, read_only=True) as store:
         measured = measured_epochs(store.epoch_seconds())
     lines = []
-    for point in {timing_key(spec, p): p for p in expand(spec)}.values():
-        modelled = estimate_cost(spec, [point])
-        per_epoch = (modelled.trial_seconds / modelled.trials - TRIAL_OVERHEAD_SECONDS) / spec.epochs
-        found = measured.get(timing_key(spec, point))
-        kind = f"{timing_key(spec, point)[-2]} {'-'.join(point.classes)}"  # analog or digital, every mode alike
+    for key, point in {timing_key(spec, p): p for p in expand(spec)}.items():
+        per_epoch = modelled_epoch_seconds(spec, point, on_gpu=spec.resources.gpu > 0)
+        found = measured.get(key)
+        kind = f"{key[-2]} {'-'.join(point.classes)}"  # analog or digital, every mode alike
         if found is not None:
             lines.append(f"  {kind:24} modelled {per_epoch:6.2f} s/epoch, measured {found.seconds:6.2f} "
                          f"(median of {found.epochs}), ratio {per_epoch / found.seconds:.2f}")

@@ -155,7 +155,6 @@ def estimate_cost(
     measured_trials = 0
     used: dict[TimingKey, MeasuredEpoch] = {}
     for point in points:
-        kind = "analog" if point.mode.startswith("analog") else "digital"
         key = timing_key(spec, point, on_gpu=on_gpu)
         found = (measured or {}).get(key)
         if found is not None:
@@ -163,12 +162,7 @@ def estimate_cost(
             measured_trials += per_point
             used[key] = found
         else:
-            train, test = _target_sizes(spec, len(point.classes))
-            if kind == "analog":
-                epoch = train * ANALOG_TRAIN_SECONDS * units + test * ANALOG_EVAL_SECONDS * units
-            else:
-                epoch = _digital_train_seconds(train, spec.batch_size, units) + test * DIGITAL_EVAL_SECONDS * units
-            epoch /= GPU_SPEEDUP[kind] if on_gpu else 1.0
+            epoch = modelled_epoch_seconds(spec, point, on_gpu=on_gpu)
         fewest_trials, point_epochs = fewest_trial_epochs(spec, point)
         fewest_epochs += point_epochs
         trial_seconds += per_point * TRIAL_OVERHEAD_SECONDS + per_point * spec.epochs * epoch
@@ -195,6 +189,19 @@ def estimate_cost(
         on_gpu=on_gpu,
         gpus_per_trial=spec.resources.gpu if on_gpu else 0.0,
     )
+
+
+def modelled_epoch_seconds(spec: SweepSpec, point: Point, *, on_gpu: bool) -> float:
+    """The model's seconds for one epoch of ``point`` (training and test-set evaluation; module docstring), on a GPU
+    divided by the assumed ``GPU_SPEEDUP``."""
+    units = work_units(spec)
+    kind = "analog" if point.mode.startswith("analog") else "digital"
+    train, test = _target_sizes(spec, len(point.classes))
+    if kind == "analog":
+        epoch = train * ANALOG_TRAIN_SECONDS * units + test * ANALOG_EVAL_SECONDS * units
+    else:
+        epoch = _digital_train_seconds(train, spec.batch_size, units) + test * DIGITAL_EVAL_SECONDS * units
+    return epoch / (GPU_SPEEDUP[kind] if on_gpu else 1.0)
 
 
 def pruned_trial_epochs(spec: SweepSpec) -> int:
