@@ -29,7 +29,7 @@ from optuna.trial import TrialState
 from ray.tune.search import Searcher
 
 from orchestrator._point_pruner import PointMedianPruner
-from orchestrator._warm_start import Neighbourhood, best_learning_rate, neighbourhood
+from orchestrator._warm_start import Neighbourhood, best_learning_rate, neighbourhood, probe_learning_rate
 from sweeps import LrSearchSpec, Point, SelectionSpec, trial_config
 from workers.config import DevicePoint
 
@@ -43,6 +43,9 @@ ENDED_AS = "ended_as"
 _FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 # The study attribute that records a point's warm-start learning rates, written once before the first is queued.
 WARM_START = "warm_start"
+# The study attribute that records a warm-started point's probe (its first sampler trial's rate, or None), written
+# just before WARM_START, from the same neighbour trials.
+WARM_PROBE = "warm_probe"
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -317,9 +320,12 @@ class LearningRateSearch(Searcher):
                 # asked for this round already.
                 study.enqueue_trial({"lr": self._learning_rate(self._leader_trial(leader, round_))})
             elif self._warm is not None:
-                rates = self._warm_start_rates(study, round_) or self._spread_start_rates()
+                warm = self._warm_start_rates(study, round_)
+                rates = warm or self._spread_start_rates()
                 if round_ < len(rates):
                     study.enqueue_trial({"lr": rates[round_]})
+                elif warm and round_ == len(warm) and study.user_attrs.get(WARM_PROBE) is not None:
+                    study.enqueue_trial({"lr": study.user_attrs[WARM_PROBE]})
         trial = study.ask()
         self._draw_lr(trial)
         return IssuedTrial(point_key, trial.number, trial_id_for(self.sweep, point_key, trial.number))
@@ -404,18 +410,32 @@ class LearningRateSearch(Searcher):
     def _warm_start_rates(self, study: optuna.Study, round_: int) -> list[float]:
         """The learning rates a point's first trials run: decided once, at its first trial, from what its inward
         neighbours have completed then (the best rate of all of them together), and recorded in the study in one
-        journal write before any is queued; a resume reads the record. A study begun without one (a sweep started
-        before warm starts existed) gets none, and then, like a point whose neighbours had no rate, the spread start-up
-        trials it has not reached yet (``_spread_start_rates``: by trial number, so one that already ran k random
-        start-up trials runs parts k+1..S only)."""
+        journal write before any is queued; a resume reads the record. The first sampler trial after them runs the
+        probe decided from the same trials (``_probe_rate``, recorded just before). A study begun without one (a
+        sweep started before warm starts existed) gets none, and then, like a point whose neighbours had no rate,
+        the spread start-up trials it has not reached yet (``_spread_start_rates``: by trial number, so one that
+        already ran k random start-up trials runs parts k+1..S only); one begun before probes existed gets no probe
+        (TPE draws its first sampler trial)."""
         if WARM_START in study.user_attrs:
             return list(study.user_attrs[WARM_START])
         if round_ > 0:
             return []
-        best = best_learning_rate(self._neighbour_trials(study.study_name))
+        neighbours = self._neighbour_trials(study.study_name)
+        best = best_learning_rate(neighbours)
         rates = [] if best is None else [best]
+        # The probe first: a study holding WARM_START holds its probe too (a crash between the two writes decides
+        # both again at the resume, nothing having been queued).
+        study.set_user_attr(WARM_PROBE, None if best is None else self._probe_rate(neighbours, best))
         study.set_user_attr(WARM_START, rates)
         return rates
+
+    def _probe_rate(self, neighbours: list[optuna.trial.FrozenTrial], best: float) -> float | None:
+        """A warm-started point's first sampler trial (``orchestrator._warm_start.probe_learning_rate``): one step
+        from its warm-start rate, the step being one of ``trials_per_point`` equal parts of [low, high] on a log
+        scale."""
+        low, high = self.lr_search.low, self.lr_search.high
+        step = (high / low) ** (1 / self.lr_search.trials_per_point)
+        return probe_learning_rate(neighbours, best, low, high, step)
 
     def _spread_start_rates(self) -> list[float]:
         """The first trials of a point that got no warm-start rate (the base point, whose best rate then warm-starts

@@ -4,8 +4,9 @@ A robustness sweep moves one device property at a time away from a base device (
 "Expansion"). The learning rate that suits transfer noise 10 % is close to the one that suits 0 % or 30 %, so a
 point's search need not start from scratch: with ``lr_search.warm_start: neighbours`` (the default; TPE only) its
 first trial runs the best learning rate of its *inward neighbours* (the next point towards the base device on each
-axis it differs in, same mode, task and seed), and the points run base first, then outward along each axis, so that
-neighbours tend to be finished when a point starts. This module holds the geometry; ``orchestrator._search`` records
+axis it differs in, same mode, task and seed), its first sampler trial probes one step from that rate to the side
+its neighbours' trials favour (``probe_learning_rate``), and the points run base first, then outward along each
+axis, so that neighbours tend to be finished when a point starts. This module holds the geometry; ``orchestrator._search`` records
 and queues the rates, ``orchestrator._point_pruner`` prunes like with like.
 
 Definitions (all in the points' own axis values, the units of ``sweeps._schema.DEVICE_AXES``):
@@ -25,6 +26,7 @@ Definitions (all in the points' own axis values, the units of ``sweeps._schema.D
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -121,3 +123,48 @@ def best_learning_rate(trials: Iterable[optuna.trial.FrozenTrial]) -> float | No
     if not scores:
         return None
     return min(scores, key=lambda lr: (-len(scores[lr]), sum(scores[lr]) / len(scores[lr]), lr))
+
+
+def probe_learning_rate(
+    trials: Iterable[optuna.trial.FrozenTrial], best: float, low: float, high: float, step: float
+) -> float | None:
+    """The first sampler trial of a warm-started point: one step (a factor ``step`` > 1) from the warm-start rate
+    ``best``, to the side where its neighbours' trials say the optimum more likely lies; None when the range
+    [``low``, ``high``] leaves no room on either side.
+
+    The side: the neighbours' nearest tried rate below ``best`` and nearest above (on a log scale), each scored by
+    the mean objective of its completed trials (a rate with none completed, all pruned or failed, scores worst). A
+    side with no tried rate is unexplored and goes first (the other side's rate is known to be worse than
+    ``best``); with both sides tried, the lower score's side; with neither, or a tie, the side towards the middle of
+    the range on a log scale (down at the middle). The probe is clipped to the range; a warm-start rate at the edge
+    probes the other side. So the search walks along the learning rate as the sweep moves outward: a point whose
+    neighbour's probe lost probes the other way, one whose neighbour's probe won goes on in the same direction.
+    Rates are learning rates, ``trials`` the inward neighbours' study trials (objective: validation or test error, %).
+    """
+    scores: dict[float, list[float]] = defaultdict(list)
+    for trial in trials:
+        lr = trial.params.get("lr")
+        if lr is None or lr == best or trial.state not in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL):
+            continue
+        completed = trial.state == TrialState.COMPLETE and trial.value is not None
+        scores[lr].extend([trial.value] if completed else [])
+
+    def score(lr: float) -> float:
+        return sum(scores[lr]) / len(scores[lr]) if scores[lr] else math.inf
+
+    below = max((lr for lr in scores if lr < best), default=None)
+    above = min((lr for lr in scores if lr > best), default=None)
+    towards_middle = 1 if math.log(best) < (math.log(low) + math.log(high)) / 2 else -1
+    if below is None and above is None:
+        direction = towards_middle
+    elif below is None or above is None:
+        direction = -1 if below is None else 1
+    elif score(below) != score(above):
+        direction = -1 if score(below) < score(above) else 1
+    else:
+        direction = towards_middle
+    for side in (direction, -direction):
+        probe = min(high, max(low, best * step**side))
+        if abs(math.log(probe / best)) > 1e-9:
+            return probe
+    return None

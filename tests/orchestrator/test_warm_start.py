@@ -10,8 +10,8 @@ import pytest
 from optuna.trial import TrialState
 
 from orchestrator import LearningRateSearch
-from orchestrator._search import WARM_START
-from orchestrator._warm_start import best_learning_rate, neighbourhood
+from orchestrator._search import WARM_PROBE, WARM_START
+from orchestrator._warm_start import best_learning_rate, neighbourhood, probe_learning_rate
 from sweeps import expand, load_spec, shipped_specs
 
 SETTINGS = {"trials_dir": "unused", "cache_dir": "unused", "threads": 1, "gpu": 0}
@@ -84,6 +84,43 @@ def test_the_best_rate_is_the_one_most_seeds_completed_then_the_lowest_mean():
     assert best_learning_rate([done(0.1, 7.0), done(0.03, 7.0)]) == 0.03  # a tie goes to the smaller rate
 
 
+def frozen(lr: float, value: float | None, state: TrialState = TrialState.COMPLETE):
+    return optuna.trial.create_trial(
+        params={"lr": lr}, distributions={"lr": optuna.distributions.FloatDistribution(1e-3, 1.0, log=True)},
+        value=value if state == TrialState.COMPLETE else None, state=state)
+
+
+STEP = 1000 ** 0.25  # one of 4 equal parts of [0.001, 1] on a log scale
+
+
+@pytest.mark.parametrize(("neighbours", "best", "expected"), [
+    # Nothing tried beside the best: towards the middle of the range (log middle 0.0316).
+    ([frozen(0.1, 9.0)], 0.1, 0.1 / STEP),
+    ([frozen(0.01, 9.0)], 0.01, 0.01 * STEP),
+    # One side tried (and so worse than the best): the other, unexplored side.
+    ([frozen(0.1, 9.0), frozen(0.3, 12.0)], 0.1, 0.1 / STEP),
+    ([frozen(0.01, 9.0), frozen(0.002, 12.0)], 0.01, 0.01 * STEP),
+    # Both tried: the side whose nearest rate scored lower (its mean over seeds).
+    ([frozen(0.1, 9.0), frozen(0.03, 10.0), frozen(0.3, 20.0)], 0.1, 0.1 / STEP),
+    ([frozen(0.1, 9.0), frozen(0.03, 10.0), frozen(0.03, 30.0), frozen(0.3, 15.0)], 0.1, 0.1 * STEP),
+    # A pruned or failed rate scores worst; only the nearest rate on each side counts.
+    ([frozen(0.1, 9.0), frozen(0.03, None, TrialState.PRUNED), frozen(0.3, 40.0)], 0.1, 0.1 * STEP),
+    ([frozen(0.1, 9.0), frozen(0.05, 30.0), frozen(0.003, 10.0), frozen(0.3, 20.0)], 0.1, 0.1 * STEP),
+    # A tie: towards the middle. Running trials say nothing yet.
+    ([frozen(0.1, 9.0), frozen(0.03, 20.0), frozen(0.3, 20.0)], 0.1, 0.1 / STEP),
+    ([frozen(0.1, 9.0), frozen(0.3, None, TrialState.RUNNING)], 0.1, 0.1 / STEP),
+    # Clipped to the range; a best at the edge probes the other side.
+    ([frozen(0.5, 9.0), frozen(0.1, 20.0)], 0.5, 1.0),
+    ([frozen(1.0, 9.0), frozen(0.3, 20.0)], 1.0, 1.0 / STEP),
+])
+def test_a_warm_started_points_probe_goes_one_step_to_the_side_its_neighbours_favour(neighbours, best, expected):
+    assert probe_learning_rate(neighbours, best, 0.001, 1.0, STEP) == pytest.approx(expected, rel=1e-12)
+
+
+def test_no_probe_where_the_range_leaves_no_room():
+    assert probe_learning_rate([frozen(0.1, 9.0)], 0.1, 0.1, 0.1, 2.0) is None
+
+
 def drive(search: LearningRateSearch, slots: int, objective, prefix: str = "r", epochs: int = 3,
           stop_after: int | None = None, events: list | None = None) -> list[dict]:
     """What Ray Tune does with the searcher, at ``slots`` trials at a time: fill the slots, then end the oldest
@@ -140,8 +177,13 @@ def test_a_point_starts_from_its_finished_neighbours_best_rate(tmp_path):
         (inward,) = search._warm.neighbour_keys(key)
         assert recorded == [best_learning_rate(search.study(inward).get_trials(deepcopy=False))], points[key].label
         assert suggestions[0]["lr"] == recorded[0]  # the first trial handed out runs it
-        # A warm-started point's sampler trials are TPE's own: the spread start-up is for points without a warm rate.
-        assert not [t for t in study.trials[1:] if "fixed_params" in t.system_attrs], points[key].label
+        # Its first sampler trial is the probe decided with the warm rate (from the neighbour's trials then), one
+        # step of 1000 ** (1 / 4) from it or clipped to the range; the rest are TPE's own (the spread start-up is for
+        # points without a warm rate).
+        probe = study.user_attrs[WARM_PROBE]
+        assert abs(math.log(probe / recorded[0])) == pytest.approx(math.log(1000) / 4) or probe in (0.001, 1.0)
+        assert suggestions[1]["lr"] == probe
+        assert not [t for t in study.trials[2:] if "fixed_params" in t.system_attrs], points[key].label
         assert len(suggestions) == 4
     # Outward order with waiting: no point's first trial was handed out before its inward neighbour had them all.
     position = {s["trial_id"]: i for i, s in enumerate(handed)}
@@ -226,8 +268,10 @@ def test_after_a_crash_at_any_journal_write_each_point_runs_its_budget_once_and_
             queued = [t for t in trials if "fixed_params" in t.system_attrs]
             assert rates is not None, (cut, point.label)
             # A point without a warm-start rate (the base) runs the spread start-up instead: 1 trial (2 // 2), the
-            # log midpoint of [0.001, 1].
-            expected = rates or [pytest.approx(10 ** -1.5, rel=1e-12)]
+            # log midpoint of [0.001, 1]; a warm-started one its warm rate, then its recorded probe.
+            probe = study.user_attrs.get(WARM_PROBE)
+            expected = [*rates, probe] if rates else [pytest.approx(10 ** -1.5, rel=1e-12)]
+            assert not rates or probe is not None, (cut, point.label)
             assert [t.params["lr"] for t in queued] == expected, (cut, point.label)
             assert [t.number for t in queued] == list(range(len(expected))), (cut, point.label)
 
