@@ -23,7 +23,9 @@ point's trials, pruned trials counting the epochs they ran). Summary: the trial-
 (b)/(a) and (c)/(a) (issue 11's target: (c)/(a) <= 0.33); the grid's seed-to-seed spread at each device point, the
 sample standard deviation of its chosen test errors across seeds; and whether each method's choice is within it at
 every device point, i.e. its mean chosen test error over the seeds - the grid's <= that point's spread (doing better
-than the grid counts as within); the same per seed is printed too. The mean is the figure a sweep reports for the
+than the grid counts as within); the same per seed is printed too. With 4 or more seeds, a control: the grid against itself, its seeds split in two
+halves that each choose as a grid run with only them would, and whether each half's mean lies within the other's sd
+(the criterion's noise floor: what a method exactly as good as the grid scores with half the seeds). The mean is the figure a sweep reports for the
 point (seeds are replicates, ``results._replicates``); per seed, two methods that choose alike still differ by the
 seed noise of each, about sqrt(2) spreads apart.
 
@@ -49,7 +51,7 @@ from typing import Any
 import ray
 
 from orchestrator import run_sweep
-from results import open_store
+from results import _best, _queries, open_store
 from sweeps import expand, load_spec
 
 HERE = Path(__file__).resolve().parent
@@ -101,6 +103,22 @@ def collect(store, sweep: str) -> dict[tuple[str, int], dict[str, Any]]:
             "failed": sum(t["status"] == "failed" for t in trials),
         }
     return out
+
+
+def half_choices(store, sweep: str, seeds: list[int]) -> dict[str, list[float]]:
+    """The grid's chosen test errors per device point when only ``seeds`` exist: the sweep's own selection rule
+    (``results._best.choose``) applied to those seeds' trials alone, as a grid run with just them would choose."""
+    rows = [row for row in store.best_points(sweep) if int(row["seed"]) in seeds]
+    varied = tuple(a for a in AXES if len({row[a] for row in store.best_points(sweep)}) > 1)
+    groups: dict[str, list[str]] = defaultdict(list)
+    with store.transaction() as connection:
+        selection = _queries.sweep_selection(connection, sweep)
+        by_point = {row["point_key"]: _queries.candidates(connection, sweep, row["point_key"]) for row in rows}
+    for row in rows:
+        groups[point_label(row, varied)].append(row["point_key"])
+    chosen = _best.choose(sweep, by_point, groups.values(), selection)
+    return {label: [chosen[key].test_error for key in keys if chosen[key].test_error is not None]
+            for label, keys in groups.items()}
 
 
 def fmt(value: float | None, spec: str = ".2f") -> str:
@@ -257,6 +275,26 @@ def main() -> int:
         for method in searched:
             print(f"  {method}: mean chosen test error within the grid's seed sd at {point_within[method]} of "
                   f"{len(labels)} device points")
+    if "grid" in results and len(args.seeds) >= 4:
+        # The criterion's noise floor: the grid against itself. Its seeds split in two halves, each choosing as a grid
+        # run with only those seeds would; how often does one half's mean land within the other's sd?
+        half = len(args.seeds) // 2
+        first, second = args.seeds[:half], args.seeds[half:]
+        a, b = half_choices(store, names["grid"], first), half_choices(store, names["grid"], second)
+        print(f"\ncontrol, the grid against itself: seeds {first} (A) and {second} (B), each choosing alone; mean chosen "
+              "test error (%), sd over the half's seeds, and whether B is within A's sd (B - A <= sd A) and A within B's:")
+        counts = [0, 0]
+        for label in labels:
+            if len(a.get(label, ())) < 2 or len(b.get(label, ())) < 2:
+                continue
+            ma, mb, sa, sb = (statistics.mean(a[label]), statistics.mean(b[label]),
+                              statistics.stdev(a[label]), statistics.stdev(b[label]))
+            ok = (mb - ma <= sa + 1e-9, ma - mb <= sb + 1e-9)
+            counts = [counts[0] + ok[0], counts[1] + ok[1]]
+            print(f"  {label:<30} A {ma:5.1f} (sd {sa:4.1f}) | B {mb:5.1f} (sd {sb:4.1f}) | B within A: "
+                  f"{'yes' if ok[0] else 'NO'}, A within B: {'yes' if ok[1] else 'NO'}")
+        print(f"  the grid's halves are within each other's sd at {counts[0]} and {counts[1]} of {len(labels)} "
+              "device points")
     print("grid's seed sd of the chosen test error, per point: "
           + ", ".join(f"{label}: {fmt(value, '.1f')} pp" for label, value in spread.items()))
     print("wall time: " + ", ".join(f"{m} {seconds.get(m, float('nan')):.0f} s" for m in methods)
