@@ -8,9 +8,9 @@ Three sweeps run one after the other through the real ``orchestrator.run_sweep``
   epoch (``pruner: none``);
 - (b) *tpe*: Optuna TPE over the same range, a budget of ``--tpe-trials`` trials per point, pruned epoch by epoch by
   ``--pruner`` (default ``median``, ``n_startup_trials`` 1, ``n_warmup_steps`` 0), ``lr_search.warm_start: none``;
-- (c) *warm*: the same with ``lr_search.warm_start: neighbours`` (``orchestrator._warm_start``) and
-  ``lr_search.patience`` ``--patience`` (default 1, the spec's default): a warm-started point stops once that many
-  sampler trials in a row did not beat its best.
+- (c) *warm*: the same with ``lr_search.warm_start: neighbours`` (``orchestrator._warm_start``: a point starts from
+  its neighbours' best rate, then probes one step from it) and ``lr_search.patience`` ``--patience`` (default 1, the
+  spec's default): a warm-started point stops once that many sampler trials in a row did not beat its best.
 
 The points (``bench/lr_search_points.yaml``, issue 11's size): the quickstart's calibrated analog c-TTv2 transfer
 learning (swin_micro, digits 5 vs 8, 3 epochs, choice on the validation split shared by the seeds) at transfer noise
