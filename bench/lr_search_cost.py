@@ -23,11 +23,11 @@ point's trials, pruned trials counting the epochs they ran). Summary: the trial-
 (b)/(a) and (c)/(a) (issue 11's target: (c)/(a) <= 0.33); the grid's seed-to-seed spread at each device point, the
 sample standard deviation of its chosen test errors across seeds; and whether each method's choice is within it at
 every device point, i.e. its mean chosen test error over the seeds - the grid's <= that point's spread (doing better
-than the grid counts as within); the same per seed is printed too. With 4 or more seeds, a control: the grid against itself, its seeds split in two
-halves that each choose as a grid run with only them would, and whether each half's mean lies within the other's sd
-(the criterion's noise floor: what a method exactly as good as the grid scores with half the seeds). The mean is the figure a sweep reports for the
+than the grid counts as within); the same per seed is printed too. The mean is the figure a sweep reports for the
 point (seeds are replicates, ``results._replicates``); per seed, two methods that choose alike still differ by the
-seed noise of each, about sqrt(2) spreads apart.
+seed noise of each, about sqrt(2) spreads apart. With 4 or more seeds, a control: the grid against itself, its seeds
+split in two halves that each choose as a grid run with only them would, and whether each half's mean lies within
+the other's sd (the criterion's noise floor: what a method exactly as good as the grid scores with half the seeds).
 
 Sweeps already in the store of ``--workdir`` are not run again (``--methods warm`` reruns only (c) against the grid
 found there).
@@ -281,8 +281,9 @@ def main() -> int:
         half = len(args.seeds) // 2
         first, second = args.seeds[:half], args.seeds[half:]
         a, b = half_choices(store, names["grid"], first), half_choices(store, names["grid"], second)
-        print(f"\ncontrol, the grid against itself: seeds {first} (A) and {second} (B), each choosing alone; mean chosen "
-              "test error (%), sd over the half's seeds, and whether B is within A's sd (B - A <= sd A) and A within B's:")
+        print(f"\ncontrol, the grid against itself: seeds {first} (A) and {second} (B), each choosing alone; mean "
+              "chosen test error (%), sd over the half's seeds, and whether B is within A's sd (B - A <= sd A) and A "
+              "within B's:")
         counts = [0, 0]
         for label in labels:
             if len(a.get(label, ())) < 2 or len(b.get(label, ())) < 2:

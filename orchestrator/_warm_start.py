@@ -6,8 +6,8 @@ point's search need not start from scratch: with ``lr_search.warm_start: neighbo
 first trial runs the best learning rate of its *inward neighbours* (the next point towards the base device on each
 axis it differs in, same mode, task and seed), its first sampler trial probes one step from that rate to the side
 its neighbours' trials favour (``probe_learning_rate``), and the points run base first, then outward along each
-axis, so that neighbours tend to be finished when a point starts. This module holds the geometry; ``orchestrator._search`` records
-and queues the rates, ``orchestrator._point_pruner`` prunes like with like.
+axis, so that neighbours tend to be finished when a point starts. This module holds the geometry and the rates;
+``orchestrator._search`` records and queues them, ``orchestrator._point_pruner`` prunes like with like.
 
 Definitions (all in the points' own axis values, the units of ``sweeps._schema.DEVICE_AXES``):
 
@@ -146,8 +146,9 @@ def probe_learning_rate(
         lr = trial.params.get("lr")
         if lr is None or lr == best or trial.state not in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL):
             continue
-        completed = trial.state == TrialState.COMPLETE and trial.value is not None
-        scores[lr].extend([trial.value] if completed else [])
+        scores[lr]  # a rate tried, even if no trial of it completed
+        if trial.state == TrialState.COMPLETE and trial.value is not None:
+            scores[lr].append(trial.value)
 
     def score(lr: float) -> float:
         return sum(scores[lr]) / len(scores[lr]) if scores[lr] else math.inf
