@@ -141,12 +141,12 @@ def probe_learning_rate(
     neighbour's probe lost probes the other way, one whose neighbour's probe won goes on in the same direction.
     Rates are learning rates, ``trials`` the inward neighbours' study trials (objective: validation or test error, %).
     """
-    scores: dict[float, list[float]] = defaultdict(list)
+    scores: dict[float, list[float]] = {}
     for trial in trials:
         lr = trial.params.get("lr")
         if lr is None or lr == best or trial.state not in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL):
             continue
-        scores[lr]  # a rate tried, even if no trial of it completed
+        scores.setdefault(lr, [])  # a rate tried, even if no trial of it completed
         if trial.state == TrialState.COMPLETE and trial.value is not None:
             scores[lr].append(trial.value)
 
