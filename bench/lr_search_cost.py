@@ -108,8 +108,9 @@ def collect(store, sweep: str) -> dict[tuple[str, int], dict[str, Any]]:
 def half_choices(store, sweep: str, seeds: list[int]) -> dict[str, list[float]]:
     """The grid's chosen test errors per device point when only ``seeds`` exist: the sweep's own selection rule
     (``results._best.choose``) applied to those seeds' trials alone, as a grid run with just them would choose."""
-    rows = [row for row in store.best_points(sweep) if int(row["seed"]) in seeds]
-    varied = tuple(a for a in AXES if len({row[a] for row in store.best_points(sweep)}) > 1)
+    every = store.best_points(sweep)
+    varied = tuple(a for a in AXES if len({row[a] for row in every}) > 1)
+    rows = [row for row in every if int(row["seed"]) in seeds]
     groups: dict[str, list[str]] = defaultdict(list)
     with store.transaction() as connection:
         selection = _queries.sweep_selection(connection, sweep)

@@ -324,8 +324,8 @@ class LearningRateSearch(Searcher):
                 rates = warm or self._spread_start_rates()
                 if round_ < len(rates):
                     study.enqueue_trial({"lr": rates[round_]})
-                elif warm and round_ == len(warm) and study.user_attrs.get(WARM_PROBE) is not None:
-                    study.enqueue_trial({"lr": study.user_attrs[WARM_PROBE]})
+                elif warm and round_ == len(warm) and (probe := study.user_attrs.get(WARM_PROBE)) is not None:
+                    study.enqueue_trial({"lr": probe})
         trial = study.ask()
         self._draw_lr(trial)
         return IssuedTrial(point_key, trial.number, trial_id_for(self.sweep, point_key, trial.number))
