@@ -11,6 +11,7 @@ their checkpoints under their own ids, and replayed reports land on the rows the
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import logging
 import os
@@ -673,8 +674,13 @@ def _pretrain_stage(
                       "source_error": result["source_test_error"], "source_train_error": result["source_train_error"],
                       "train_seconds": result["seconds"], "trained_now": result["trained_now"]})
     except BaseException:
-        for ref in refs:  # the jobs still running are not needed any more
-            ray.cancel(ref, force=True)
+        # The jobs still running are not needed any more; one that has ended (the one that failed) is left alone.
+        # Cleaning up never hides why the stage stopped (a cluster that went away fails these calls too).
+        with contextlib.suppress(Exception):
+            ended, _ = ray.wait(list(refs), num_returns=len(refs), timeout=0)
+            for ref in refs:
+                if ref not in ended:
+                    ray.cancel(ref, force=True)
         raise
 
 
