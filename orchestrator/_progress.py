@@ -80,7 +80,7 @@ class ProgressLine(tune.Callback):
 
     def line(self) -> str:
         counts = self.search.counts()
-        total = self.search.planned_trials()  # shrinks as warm-started points stop early (lr_search.patience)
+        total = self.search.planned_trials()  # shrinks as points stop early (lr_search.patience)
         of = f"of at most {total}" if self.search.may_stop_early and counts["points_done"] < len(self.search.points) \
             else f"of {total}"
         ended = counts["complete"] + counts["pruned"] + counts["failed"] + counts["diverged"]

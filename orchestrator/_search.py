@@ -162,9 +162,10 @@ class LearningRateSearch(Searcher):
     outward; a point waits for its inward neighbours to finish while other points have trials to run (never leaving a
     slot idle), its first trial runs their best learning rate (recorded in the study before it is queued, so a resume
     neither loses nor repeats it), and the median pruner compares like with like (``orchestrator._warm_start``,
-    ``orchestrator._point_pruner``). With ``lr_search.patience`` P, a warm-started point runs its sampler trials one
-    at a time after its warm-start trial has ended, and its search ends once P of them in a row have not beaten its
-    best (judged on the first seed's study when seeds share the search; the others follow its trial count).
+    ``orchestrator._point_pruner``). With ``lr_search.patience`` P, a point runs its sampler trials one at a time
+    after its start-up trials have ended (its warm-start trial; where it got no warm-start rate, as the base point,
+    its spread start-up trials), and its search ends once P of them in a row have not beaten its best (judged on the
+    first seed's study when seeds share the search; the others follow its trial count).
     ``earlier``: the points of the sweep's earlier phases (the grid, before a refinement round), all ended; they are
     never run here, but serve as the new points' neighbours (their studies are in the same journal).
     """
@@ -344,34 +345,35 @@ class LearningRateSearch(Searcher):
 
     def _may_ask(self, point_key: str, counts: dict[str, int]) -> bool:
         """Whether a point may have another trial at all now. A follower seed: once its leader has had this round's
-        trial (the follower runs the leader's rate). A warm-started point under ``patience``: its warm-start trials
-        at once; each sampler trial only once every earlier trial has ended and the search has not settled."""
+        trial (the follower runs the leader's rate). A point under ``patience``: its start-up trials (warm-start, or
+        spread where it got no warm-start rate: ``_start_up_count``) at once; each sampler trial only once every
+        earlier trial has ended and the search has not settled."""
         leader = self._leaders.get(point_key)
         if leader is not None:
             return counts[leader] > counts[point_key]
         if self._warm is None or self.lr_search.patience is None or counts[point_key] == 0:
             return True
-        warm = self._warm_start_count(point_key)
-        if warm == 0 or counts[point_key] < warm:
+        start_up = self._start_up_count(point_key)
+        if start_up == 0 or counts[point_key] < start_up:
             return True
         trials = self._asked(point_key)
         return all(t.state in _FINISHED_STATES for t in trials) and not self.settled(point_key)
 
     def settled(self, point_key: str) -> bool:
-        """Whether a warm-started point's search ended before its budget (``lr_search.patience`` P): every trial it
-        was given has ended, at least one completed, and its last P sampler trials (those after its warm-start
-        trials) all ended without beating the best objective before them (pruned and failed trials never do). A
-        follower seed settles with its leader. False without warm starts or patience, and for points that got no
-        warm-start rate."""
+        """Whether a point's search ended before its budget (``lr_search.patience`` P): every trial it was given has
+        ended, at least one completed, and its last P sampler trials (those after its start-up trials: its warm-start
+        trials, or its spread start-up trials where it got no warm-start rate, ``_start_up_count``) all ended without
+        beating the best objective before them (pruned and failed trials never do). A follower seed settles with its
+        leader. False without warm starts or patience, and for a study begun before warm starts existed."""
         owner = self._leaders.get(point_key, point_key)
         patience = self.lr_search.patience
         if self._warm is None or patience is None:
             return False
-        warm = self._warm_start_count(owner)
+        start_up = self._start_up_count(owner)
         trials = sorted(self._asked(owner), key=lambda t: t.number)
-        if warm == 0 or any(t.state not in _FINISHED_STATES for t in trials):
+        if start_up == 0 or any(t.state not in _FINISHED_STATES for t in trials):
             return False
-        sampler = [t for t in trials if t.number >= warm]
+        sampler = [t for t in trials if t.number >= start_up]
         if len(sampler) < patience:
             return False
         window = sampler[-patience:]
@@ -383,7 +385,7 @@ class LearningRateSearch(Searcher):
 
     @property
     def may_stop_early(self) -> bool:
-        """Whether warm-started points may end their search before ``trials_per_point`` (``lr_search.patience``)."""
+        """Whether points may end their search before ``trials_per_point`` (``lr_search.patience``)."""
         return self._warm is not None and self.lr_search.patience is not None
 
     def planned_trials(self) -> int:
@@ -449,12 +451,23 @@ class LearningRateSearch(Searcher):
 
     def _startup_trials(self) -> int:
         """TPE's start-up trials (drawn at random, or spread: ``_spread_start_rates``) before it models the rates."""
-        return max(1, min(10, self.lr_search.trials_per_point // 2))
+        return self.lr_search.startup_trials
 
     def _warm_start_count(self, point_key: str) -> int:
         """How many of a point's first trials run warm-start rates (a follower's: its leader's)."""
         owner = self._leaders.get(point_key, point_key)
         return len(self.study(owner).user_attrs.get(WARM_START, ()))
+
+    def _start_up_count(self, point_key: str) -> int:
+        """How many of a point's first trials come before its sampler trials, the ones ``lr_search.patience`` counts
+        (a follower's: its leader's): its warm-start trials, or, where it got no warm-start rate (recorded as an empty
+        warm start: the base point, a point started before any neighbour completed), its start-up trials
+        (``_spread_start_rates``). 0 for a study begun before warm starts existed: it runs its whole budget."""
+        owner = self._leaders.get(point_key, point_key)
+        attrs = self.study(owner).user_attrs
+        if WARM_START not in attrs:
+            return 0
+        return len(attrs[WARM_START]) or self._startup_trials()
 
     def _neighbour_trials(self, point_key: str) -> list[optuna.trial.FrozenTrial]:
         owner = self._leaders.get(point_key, point_key)

@@ -19,9 +19,10 @@ replace the model for those trials, and the report says how many trials are pric
 
 The estimate is a range: the upper bound runs every trial for all its epochs; the lower bound lets the pruner stop
 every trial it may at its first chance (``pruned_epochs``: the median pruner after its warm-up, successive halving and
-Hyperband at their rungs, with at least one trial per point run to the end), and lets every point that can be
-warm-started (TPE with ``lr_search.warm_start: neighbours`` and ``patience`` P: a point off the base device) stop
-after its warm-start trial and P sampler trials (``fewest_trial_epochs``). Without either both bounds are the same.
+Hyperband at their rungs, with at least one trial per point run to the end), and, with TPE, ``lr_search.warm_start:
+neighbours`` and ``patience`` P, lets every point stop after its start-up trials (a warm-started point's warm-start
+trial; the base point's spread start-up trials) and P sampler trials (``fewest_trial_epochs``). Without either
+both bounds are the same.
 """
 
 from __future__ import annotations
@@ -204,9 +205,10 @@ def modelled_epoch_seconds(spec: SweepSpec, point: Point, *, on_gpu: bool) -> fl
     return epoch / (GPU_SPEEDUP[kind] if on_gpu else 1.0)
 
 
-def pruned_trial_epochs(spec: SweepSpec) -> int:
-    """The fewest trial-epochs one point's search can take: its pruner stops every trial it may at the first
-    chance, and at least one trial runs all ``epochs``. Epochs are 1-based, as the trials report them to Optuna.
+def pruned_trial_epochs(spec: SweepSpec, trials: int | None = None) -> int:
+    """The fewest trial-epochs one point's search of ``trials`` trials (default ``trials_per_point``) can take: its
+    pruner stops every trial it may at the first chance, and at least one trial runs all ``epochs``. Epochs are
+    1-based, as the trials report them to Optuna.
 
     - none: ``trials_per_point x epochs``;
     - median (``n_startup_trials`` S, default 5; ``n_warmup_steps`` W, default 0): S trials run to the end, the others
@@ -217,7 +219,7 @@ def pruned_trial_epochs(spec: SweepSpec) -> int:
       the first, all stop at the first rung (Hyperband: its most aggressive bracket).
     """
     lr = spec.lr_search
-    trials, epochs = lr.trials_per_point, spec.epochs
+    trials, epochs = lr.trials_per_point if trials is None else trials, spec.epochs
     options = dict(lr.pruner_options)
     if lr.pruner == "median":
         full = min(trials, max(options.get("n_startup_trials", 5), 1))
@@ -239,28 +241,40 @@ def first_stop(spec: SweepSpec) -> int:
     return spec.epochs
 
 
-def may_warm_start(spec: SweepSpec, point: Point) -> bool:
-    """Whether ``point`` may start from its neighbours' best rate and stop early by ``lr_search.patience``: a TPE
-    search with ``warm_start: neighbours`` and a patience, at a point off the base device (``spec.device``) on an axis
-    (``orchestrator._warm_start``: such a point has an inward neighbour when the base value is among the axis's), or,
-    with ``selection.per_seed: true``, at any seed but the first (its earlier seeds are its neighbours)."""
+def stops_by_patience(spec: SweepSpec) -> bool:
+    """Whether a point's search may end before ``trials_per_point`` (``lr_search.patience``): a TPE search with
+    ``warm_start: neighbours`` and a patience."""
     lr = spec.lr_search
+    return lr.method == "tpe" and lr.warm_start == "neighbours" and lr.patience is not None
+
+
+def may_warm_start(spec: SweepSpec, point: Point) -> bool:
+    """Whether ``point`` may start from its neighbours' best rate: a search that ``stops_by_patience``, at a point off
+    the base device (``spec.device``) on an axis (``orchestrator._warm_start``: such a point has an inward neighbour
+    when the base value is among the axis's), or, with ``selection.per_seed: true``, at any seed but the first (its
+    earlier seeds are its neighbours)."""
     later_seed = spec.selection.per_seed and point.seed != spec.seeds[0]
-    return (lr.method == "tpe" and lr.warm_start == "neighbours" and lr.patience is not None
-            and (later_seed or any(value != getattr(spec.device, axis) for axis, value in point.axes)))
+    return stops_by_patience(spec) and (
+        later_seed or any(value != getattr(spec.device, axis) for axis, value in point.axes))
 
 
 def fewest_trial_epochs(spec: SweepSpec, point: Point) -> tuple[int, int]:
-    """(trials, trial-epochs) of ``point``'s search at the fewest: ``pruned_trial_epochs``, or for a point that may be
-    warm-started (``may_warm_start``) its warm-start trial run to the end and ``patience`` sampler trials each stopped
-    at the pruner's first chance (all epochs without a pruner), when that is fewer."""
+    """(trials, trial-epochs) of ``point``'s search at the fewest: ``pruned_trial_epochs``, or, where the search
+    ``stops_by_patience`` (P), fewer when that is fewer: a point that may be warm-started (``may_warm_start``) runs
+    its warm-start trial to the end and P sampler trials each stopped at the pruner's first chance (all epochs
+    without a pruner); any other point (the base point) runs its S spread start-up trials (``startup_trials``) and P
+    sampler trials, priced by ``pruned_trial_epochs`` for that many trials."""
     lr = spec.lr_search
     ordinary = (lr.trials_per_point, pruned_trial_epochs(spec))
-    if not may_warm_start(spec, point):
+    if not stops_by_patience(spec):
         return ordinary
-    trials = min(lr.trials_per_point, 1 + lr.patience)
-    warm = (trials, spec.epochs + (trials - 1) * first_stop(spec))
-    return warm if warm[1] < ordinary[1] else ordinary
+    if may_warm_start(spec, point):
+        trials = min(lr.trials_per_point, 1 + lr.patience)
+        fewer = (trials, spec.epochs + (trials - 1) * first_stop(spec))
+    else:
+        trials = min(lr.trials_per_point, lr.startup_trials + lr.patience)
+        fewer = (trials, pruned_trial_epochs(spec, trials))
+    return fewer if fewer[1] < ordinary[1] else ordinary
 
 
 def work_units(spec: SweepSpec) -> float:
@@ -324,7 +338,7 @@ def dry_run_report(
 
     fewer = " and ".join(
         ([f"pruner {lr.pruner} stops every trial it may at its first chance"] if lr.pruner != "none" else [])
-        + ([f"every warm-started point stops after {lr.patience} sampler trial(s) (lr_search.patience)"]
+        + ([f"every point stops after its start-up and {lr.patience} sampler trial(s) (lr_search.patience)"]
            if cost.pruned_trial_epochs < len(points) * pruned_trial_epochs(spec) else []))
     epochs = (f"{cost.pruned_trial_epochs} to {cost.trial_epochs} trial-epochs (the fewer if {fewer})" if pruning
               else f"{cost.trial_epochs} trial-epochs")

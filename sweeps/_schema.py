@@ -189,9 +189,16 @@ class LrSearchSpec:
     # ``neighbours`` (default): a TPE point's first trial runs the best learning rate of its finished neighbours, and
     # the median pruner compares a trial with the other trials of its own point (``orchestrator._warm_start``).
     warm_start: str = DEFAULT_WARM_START
-    # With warm starts: a warm-started point's search ends once this many of its sampler trials in a row (after its
-    # warm-start trial) have not beaten its best; None: the whole ``trials_per_point``.
+    # With warm starts: a point's search ends once this many of its sampler trials in a row (after its warm-start
+    # trial, or its spread start-up trials where it got no warm-start rate) have not beaten its best; None: the whole
+    # ``trials_per_point``.
     patience: int | None = DEFAULT_PATIENCE
+
+    @property
+    def startup_trials(self) -> int:
+        """TPE's start-up trials at a point (``trials_per_point // 2``, 1 to 10): drawn at random, or spread over the
+        range where the point got no warm-start rate (``orchestrator._search``), before TPE models the rates."""
+        return max(1, min(10, self.trials_per_point // 2))
 
 
 @dataclass(frozen=True)

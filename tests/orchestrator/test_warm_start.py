@@ -314,9 +314,10 @@ FAR_SEED = 1  # a seed for which the far point's first sampler draw beats its wa
 
 @pytest.mark.parametrize("patience", [1, 2])
 def test_a_warm_started_point_stops_once_patience_sampler_trials_in_a_row_do_not_beat_its_best(tmp_path, patience):
-    """With ``lr_search.patience`` P a warm-started point runs its warm-start trial, then sampler trials one at a time
-    (each only after every earlier trial of the point ended), and stops once P in a row did not beat the best before
-    them; a point whose sampler keeps improving runs on. The base point (no warm start) runs its whole budget."""
+    """With ``lr_search.patience`` P a point runs its start-up trials (a warm-started point's warm-start trial; the
+    base point's S spread start-up trials, here 3 of a budget of 6), then sampler trials one at a time (each only
+    after every earlier trial of the point ended), and stops once P in a row did not beat the best before them; a
+    point whose sampler keeps improving runs on."""
     budget = 6
     spec = spec_with("seeds=[0]", f"lr_search.trials_per_point={budget}", f"lr_search.patience={patience}",
                      f"lr_search.seed={FAR_SEED}")
@@ -338,19 +339,20 @@ def test_a_warm_started_point_stops_once_patience_sampler_trials_in_a_row_do_not
         trials = study.get_trials(deepcopy=False)
         assert all(t.state == TrialState.COMPLETE for t in trials)
         assert search.point_finished(point.key)
-        if not study.user_attrs[WARM_START]:
-            assert len(trials) == budget and not search.settled(point.key), point.label
-            continue
+        start_up = len(study.user_attrs[WARM_START]) or budget // 2  # the base point: 3 spread start-up trials
+        assert start_up == (budget // 2 if point.label == "analog_tl/5-8/base/seed0" else 1), point.label
         ids = [f"{spec.name}-{point.key}-lr{t.number}" for t in trials]
-        for later in range(1, len(ids)):  # sampler trials: each started after every earlier trial had ended
+        for later in range(start_up, len(ids)):  # sampler trials: each started after every earlier trial had ended
             assert at[("start", ids[later])] > max(at[("end", earlier)] for earlier in ids[:later]), point.label
         values = [t.value for t in trials]
-        improved = [values[i] < min(values[:i]) for i in range(1, len(values))]
+        improved = [values[i] < min(values[:i]) for i in range(1, len(values))]  # improved[i - 1]: trial i did
         if len(trials) < budget:
             stopped_early += 1
             assert search.settled(point.key) and not any(improved[-patience:]), (point.label, values)
-        for done in range(1 + patience, len(trials)):  # it went on after `done` trials: one of the last P improved
-            assert any(improved[done - 1 - patience:done - 1]), (point.label, values)
+        else:
+            assert not search.settled(point.key), point.label
+        for done in range(start_up + patience, len(trials)):  # it went on after `done` trials: one of the last P
+            assert any(improved[done - 1 - patience:done - 1]), (point.label, values)  # sampler trials improved
         if len(trials) < budget:  # and it went on whenever one of the last P had improved
             assert not any(improved[len(trials) - 1 - patience:len(trials) - 1]), (point.label, values)
     assert stopped_early >= 1
@@ -359,6 +361,35 @@ def test_a_warm_started_point_stops_once_patience_sampler_trials_in_a_row_do_not
     # The neighbours' rate (near 0.1) is 30 points off the far point's optimum: with this seed the sampler beat it
     # (a random start-up draw does with probability 2/3) and went on.
     assert len(far_values) > 1 + patience and min(far_values[1:]) < far_values[0], far_values
+
+
+@pytest.mark.parametrize(("patience", "base_trials"), [("1", 3), ("2", 4), ("none", 4)])
+def test_the_base_point_stops_by_patience_after_its_spread_start_up(tmp_path, patience, base_trials):
+    """The base point gets no warm-start rate: its 2 spread start-up trials (budget 4 over [0.001, 1]: 0.00562 and
+    0.178) run, then sampler trials under patience. With the objective lowest exactly at 0.178, no sampler trial can
+    beat it (a draw of exactly 0.178 has probability 0): patience 1 ends the search after 3 trials, patience 2 and
+    none run all 4. The seeds sharing the choice follow the first seed's trial count."""
+    spec = spec_with("seeds=[0,1]", "axes.transfer_noise=[0,10]", "lr_search.trials_per_point=4",
+                     f"lr_search.patience={patience}")
+    search = search_for(spec, tmp_path / "optuna.journal")
+    spread = 0.001 * 1000 ** 0.75
+
+    def lowest_at_a_spread_rate(lr: float, noise: float) -> float:
+        return 10.0 + 20.0 * abs(math.log10(lr) - math.log10(spread)) + noise / 10.0
+
+    drive(search, slots=2, objective=lowest_at_a_spread_rate)
+    base = [point for point in search.points if point.axes_dict.get("transfer_noise") == 0]
+    assert [point.seed for point in base] == [0, 1]
+    assert search.study(base[0].key).user_attrs[WARM_START] == []  # seed 1 follows seed 0's rates
+    for point in base:
+        trials = search.study(point.key).trials
+        assert [t.params["lr"] for t in trials[:2]] == pytest.approx([0.001 * 1000 ** 0.25, spread]), point.label
+        assert len(trials) == base_trials, (point.label, [t.params["lr"] for t in trials])
+        assert all(t.state == TrialState.COMPLETE for t in trials), point.label
+        assert all(t.value > trials[1].value for t in trials[2:]), point.label
+        # Settled: its last P sampler trials did not beat its best (with patience 2 that is also its whole budget).
+        assert search.settled(point.key) == (patience != "none"), point.label
+        assert search.point_finished(point.key)
 
 
 def test_a_follower_seed_drops_a_rate_its_leader_pruned(tmp_path):
@@ -434,8 +465,10 @@ def test_a_refinement_round_warm_starts_from_the_grid_points_around_it(tmp_path)
 
 
 def test_with_a_choice_per_seed_a_later_seed_starts_from_the_earlier_seeds_best_rate(tmp_path):
+    # Without patience the base point's first seed hands out its trials at once and ends before the others start, so
+    # each later seed's warm start is the best of every trial of its earlier seeds and inward neighbours.
     spec = spec_with("seeds=[0,1,2]", "selection.per_seed=true", "lr_search.trials_per_point=4",
-                     "axes.transfer_noise=[0,10]")
+                     "axes.transfer_noise=[0,10]", "lr_search.patience=none")
     search = search_for(spec, tmp_path / "optuna.journal")
     handed = drive(search, slots=2, objective=error_at)
     for point in search.points:

@@ -136,29 +136,33 @@ def test_the_pruned_lower_bound_follows_each_pruners_schedule(search, expected):
 
 
 @pytest.mark.parametrize(
-    ("search", "base", "warm"),
+    ("search", "base", "warm", "pruner_only"),
     [
-        # TPE, 4 trials x 8 epochs. Median, 1 start-up trial, warm-up 2: base points 1 x 8 + 3 x 2; a warm-started
-        # point with patience 1: its warm-start trial (8) + 1 sampler trial stopped at epoch 2.
-        (["lr_search.pruner=median", "lr_search.pruner_options={n_startup_trials: 1, n_warmup_steps: 2}"], 14, 10),
+        # TPE, 4 trials x 8 epochs (2 start-up trials). Median, 1 start-up trial, warm-up 2: the pruner alone gives
+        # 1 x 8 + 3 x 2 a point. Patience 1: a base point runs its 2 spread start-up trials and 1 sampler trial,
+        # 1 x 8 + 2 x 2; a warm-started point its warm-start trial (8) + 1 sampler trial stopped at epoch 2.
+        (["lr_search.pruner=median", "lr_search.pruner_options={n_startup_trials: 1, n_warmup_steps: 2}"], 12, 10, 14),
         (["lr_search.pruner=median", "lr_search.pruner_options={n_startup_trials: 1, n_warmup_steps: 2}",
-          "lr_search.patience=2"], 14, 12),
-        # No pruner: the warm-start trial and 1 sampler trial, both to the end.
-        (["lr_search.pruner=none"], 32, 16),
+          "lr_search.patience=2"], 14, 12, 14),
+        # No pruner: 3 trials at a base point, the warm-start trial and 1 sampler trial elsewhere, all to the end.
+        (["lr_search.pruner=none"], 24, 16, 32),
         # Patience 3 with 4 trials: the whole budget, at the pruner's bound.
         (["lr_search.pruner=median", "lr_search.pruner_options={n_startup_trials: 1, n_warmup_steps: 2}",
-          "lr_search.patience=3"], 14, 14),
+          "lr_search.patience=3"], 14, 14, 14),
         # Without patience or without warm starts: every point at the pruner's bound.
-        (["lr_search.pruner=none", "lr_search.patience=none"], 32, 32),
-        (["lr_search.pruner=none", "lr_search.warm_start=none", "lr_search.patience=none"], 32, 32),
+        (["lr_search.pruner=none", "lr_search.patience=none"], 32, 32, 32),
+        (["lr_search.pruner=none", "lr_search.warm_start=none", "lr_search.patience=none"], 32, 32, 32),
     ],
 )
-def test_the_lower_bound_lets_warm_started_points_stop_after_patience_sampler_trials(search, base, warm):
-    from sweeps._cost import fewest_trial_epochs
+def test_the_lower_bound_lets_points_stop_after_their_start_up_and_patience_sampler_trials(
+    search, base, warm, pruner_only
+):
+    from sweeps._cost import fewest_trial_epochs, pruned_trial_epochs
 
     tpe = ["lr_search.method=tpe", "lr_search.values=null", "lr_search.trials_per_point=4", "epochs=8",
            "modes=[analog_tl]"]
     spec = load("quickstart", *tpe, *search)
+    assert pruned_trial_epochs(spec) == pruner_only
     points = expand(spec)
     on_base = [p for p in points if all(v == getattr(spec.device, a) for a, v in p.axes)]
     assert on_base and len(on_base) < len(points)
@@ -172,7 +176,7 @@ def test_the_lower_bound_lets_warm_started_points_stop_after_patience_sampler_tr
     report = dry_run_report(spec, points, environment=LAPTOP)
     if cost.pruned_trial_epochs < cost.trial_epochs:
         assert f"{cost.pruned_trial_epochs} to {cost.trial_epochs} trial-epochs" in report
-        assert ("sampler trial(s) (lr_search.patience)" in report) == (warm < base)
+        assert ("sampler trial(s) (lr_search.patience)" in report) == (min(base, warm) < pruner_only)
     else:
         assert f", {cost.trial_epochs} trial-epochs" in report
 
