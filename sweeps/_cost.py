@@ -210,7 +210,7 @@ def pruned_trial_epochs(spec: SweepSpec, trials: int | None = None) -> int:
     pruner stops every trial it may at the first chance, and at least one trial runs all ``epochs``. Epochs are
     1-based, as the trials report them to Optuna.
 
-    - none: ``trials_per_point x epochs``;
+    - none: ``trials x epochs``;
     - median (``n_startup_trials`` S, default 5; ``n_warmup_steps`` W, default 0): S trials run to the end, the others
       stop after epoch max(W, 1);
     - successive halving and Hyperband (``min_resource`` r, default 1): one trial runs all epochs, the others stop
