@@ -18,11 +18,12 @@ image size, images per epoch, batch size, analog or digital, CPU or GPU), their 
 replace the model for those trials, and the report says how many trials are priced that way.
 
 The estimate is a range: the upper bound runs every trial for all its epochs; the lower bound lets the pruner stop
-every trial it may at its first chance (``pruned_epochs``: the median pruner after its warm-up, successive halving and
-Hyperband at their rungs, with at least one trial per point run to the end), and, with TPE, ``lr_search.warm_start:
-neighbours`` and ``patience`` P, lets every point stop after its start-up trials (a warm-started point's warm-start
-trial; the base point's spread start-up trials) and P sampler trials (``fewest_trial_epochs``). Without either
-both bounds are the same.
+every trial it may at its first chance (``pruned_trial_epochs``: the median pruner after its warm-up, successive
+halving and Hyperband at their rungs, with at least one trial per point run to the end; at a warm-started point its
+own median pruner may stop every trial but the warm-start one), and, with TPE, ``lr_search.warm_start: neighbours`` and
+``patience`` P, lets every point stop after its start-up trials (a warm-started point's warm-start trial; the base
+point's spread start-up trials) and P sampler trials (``fewest_trial_epochs``). It assumes no trial fails (one that
+fails ends sooner still). Without a pruner or patience both bounds are the same.
 """
 
 from __future__ import annotations
@@ -164,10 +165,10 @@ def estimate_cost(
             used[key] = found
         else:
             epoch = modelled_epoch_seconds(spec, point, on_gpu=on_gpu)
-        fewest_trials, point_epochs = fewest_trial_epochs(spec, point)
+        least_trials, point_epochs = fewest_trial_epochs(spec, point)
         fewest_epochs += point_epochs
         trial_seconds += per_point * TRIAL_OVERHEAD_SECONDS + per_point * spec.epochs * epoch
-        pruned_seconds += fewest_trials * TRIAL_OVERHEAD_SECONDS + point_epochs * epoch
+        pruned_seconds += least_trials * TRIAL_OVERHEAD_SECONDS + point_epochs * epoch
     pretrain_jobs = len({point.pretrain_key for point in points if point.mode.endswith("_tl")})
     source = SOURCE_TRAIN_IMAGES[spec.data.dataset]
     if spec.data.source_limit is not None:
@@ -241,40 +242,50 @@ def first_stop(spec: SweepSpec) -> int:
     return spec.epochs
 
 
+def warm_starts(spec: SweepSpec) -> bool:
+    """Whether the search warm-starts points from their neighbours (``lr_search.warm_start: neighbours`` with TPE),
+    which also gives each point its own median pruner (``orchestrator._point_pruner``)."""
+    return spec.lr_search.method == "tpe" and spec.lr_search.warm_start == "neighbours"
+
+
 def stops_by_patience(spec: SweepSpec) -> bool:
-    """Whether a point's search may end before ``trials_per_point`` (``lr_search.patience``): a TPE search with
-    ``warm_start: neighbours`` and a patience."""
-    lr = spec.lr_search
-    return lr.method == "tpe" and lr.warm_start == "neighbours" and lr.patience is not None
+    """Whether a point's search may end before ``trials_per_point`` (``lr_search.patience``): a search that
+    ``warm_starts``, with a patience."""
+    return warm_starts(spec) and spec.lr_search.patience is not None
 
 
 def may_warm_start(spec: SweepSpec, point: Point) -> bool:
-    """Whether ``point`` may start from its neighbours' best rate: a search that ``stops_by_patience``, at a point off
-    the base device (``spec.device``) on an axis (``orchestrator._warm_start``: such a point has an inward neighbour
-    when the base value is among the axis's), or, with ``selection.per_seed: true``, at any seed but the first (its
+    """Whether ``point`` may start from its neighbours' best rate: a search that ``warm_starts``, at a point off the
+    base device (``spec.device``) on an axis (``orchestrator._warm_start``: such a point has an inward neighbour when
+    the base value is among the axis's), or, with ``selection.per_seed: true``, at any seed but the first (its
     earlier seeds are its neighbours)."""
     later_seed = spec.selection.per_seed and point.seed != spec.seeds[0]
-    return stops_by_patience(spec) and (
+    return warm_starts(spec) and (
         later_seed or any(value != getattr(spec.device, axis) for axis, value in point.axes))
 
 
-def fewest_trial_epochs(spec: SweepSpec, point: Point) -> tuple[int, int]:
-    """(trials, trial-epochs) of ``point``'s search at the fewest: ``pruned_trial_epochs``, or, where the search
-    ``stops_by_patience`` (P), fewer when that is fewer: a point that may be warm-started (``may_warm_start``) runs
-    its warm-start trial to the end and P sampler trials each stopped at the pruner's first chance (all epochs
-    without a pruner); any other point (the base point) runs its S spread start-up trials (``startup_trials``) and P
-    sampler trials, priced by ``pruned_trial_epochs`` for that many trials."""
+def fewest_trials(spec: SweepSpec, point: Point) -> int:
+    """The fewest trials ``point``'s search can run: ``trials_per_point``, or where the search ``stops_by_patience``
+    (P), its start-up trials and P sampler trials: a point that may be warm-started (``may_warm_start``) 1 + P, any
+    other point (the base point) its S spread start-up trials (``startup_trials``) + P; never more than the budget."""
     lr = spec.lr_search
-    ordinary = (lr.trials_per_point, pruned_trial_epochs(spec))
     if not stops_by_patience(spec):
-        return ordinary
+        return lr.trials_per_point
+    start_up = 1 if may_warm_start(spec, point) else lr.startup_trials
+    return min(lr.trials_per_point, start_up + lr.patience)
+
+
+def fewest_trial_epochs(spec: SweepSpec, point: Point) -> tuple[int, int]:
+    """(trials, trial-epochs) of ``point``'s search at the fewest, assuming no trial fails (a failed trial ends
+    sooner still): ``fewest_trials`` trials, priced by ``pruned_trial_epochs``, except at a point that may be
+    warm-started (``may_warm_start``): there every trial but its warm-start trial (never pruned) may stop at the
+    pruner's first chance (``first_stop``), because the point's own median pruner adds its neighbours' completed
+    trials to its own while it has fewer than ``n_startup_trials`` (``orchestrator._point_pruner``). A point without
+    neighbours (the base point) has only its own trials, so ``n_startup_trials`` of them run to the end."""
+    trials = fewest_trials(spec, point)
     if may_warm_start(spec, point):
-        trials = min(lr.trials_per_point, 1 + lr.patience)
-        fewer = (trials, spec.epochs + (trials - 1) * first_stop(spec))
-    else:
-        trials = min(lr.trials_per_point, lr.startup_trials + lr.patience)
-        fewer = (trials, pruned_trial_epochs(spec, trials))
-    return fewer if fewer[1] < ordinary[1] else ordinary
+        return trials, spec.epochs + (trials - 1) * first_stop(spec)
+    return trials, pruned_trial_epochs(spec, trials)
 
 
 def work_units(spec: SweepSpec) -> float:
@@ -339,8 +350,9 @@ def dry_run_report(
     fewer = " and ".join(
         ([f"pruner {lr.pruner} stops every trial it may at its first chance"] if lr.pruner != "none" else [])
         + ([f"every point stops after its start-up and {lr.patience} sampler trial(s) (lr_search.patience)"]
-           if cost.pruned_trial_epochs < len(points) * pruned_trial_epochs(spec) else []))
-    epochs = (f"{cost.pruned_trial_epochs} to {cost.trial_epochs} trial-epochs (the fewer if {fewer})" if pruning
+           if any(fewest_trials(spec, point) < lr.trials_per_point for point in points) else []))
+    epochs = (f"{cost.pruned_trial_epochs} to {cost.trial_epochs} trial-epochs (the fewer if {fewer}; a trial that "
+              "fails ends sooner still)" if pruning
               else f"{cost.trial_epochs} trial-epochs")
     lines += [
         "",
