@@ -19,8 +19,8 @@ replace the model for those trials, and the report says how many trials are pric
 
 The estimate is a range: the upper bound runs every trial for all its epochs; the lower bound lets the pruner stop
 every trial it may at its first chance (``pruned_trial_epochs``: the median pruner after its warm-up, successive
-halving and Hyperband at their rungs, with at least one trial per point run to the end; at a warm-started point its
-own median pruner may stop every trial but the warm-start one), and, with TPE, ``lr_search.warm_start: neighbours`` and
+halving and Hyperband at their rungs, with at least one trial per point run to the end; with warm starts a point's
+own median pruner, which also compares with running trials, may stop every trial but one), and, with TPE, ``lr_search.warm_start: neighbours`` and
 ``patience`` P, lets every point stop after its start-up trials (a warm-started point's warm-start trial; the base
 point's spread start-up trials) and P sampler trials (``fewest_trial_epochs``). It assumes no trial fails (one that
 fails ends sooner still). Without a pruner or patience both bounds are the same.
@@ -277,13 +277,13 @@ def fewest_trials(spec: SweepSpec, point: Point) -> int:
 
 def fewest_trial_epochs(spec: SweepSpec, point: Point) -> tuple[int, int]:
     """(trials, trial-epochs) of ``point``'s search at the fewest, assuming no trial fails (a failed trial ends
-    sooner still): ``fewest_trials`` trials, priced by ``pruned_trial_epochs``, except at a point that may be
-    warm-started (``may_warm_start``): there every trial but its warm-start trial (never pruned) may stop at the
-    pruner's first chance (``first_stop``), because the point's own median pruner adds its neighbours' completed
-    trials to its own while it has fewer than ``n_startup_trials`` (``orchestrator._point_pruner``). A point without
-    neighbours (the base point) has only its own trials, so ``n_startup_trials`` of them run to the end."""
+    sooner still): ``fewest_trials`` trials, priced by ``pruned_trial_epochs``, except where the search
+    ``warm_starts``: there each point has its own median pruner (``orchestrator._point_pruner``), which compares a
+    trial with its point's *running* trials as well as its completed ones and, at a warm-started point, its
+    neighbours' completed trials, so with trials side by side every trial but one (a warm-start trial is never
+    pruned) may stop at the pruner's first chance (``first_stop``)."""
     trials = fewest_trials(spec, point)
-    if may_warm_start(spec, point):
+    if warm_starts(spec):
         return trials, spec.epochs + (trials - 1) * first_stop(spec)
     return trials, pruned_trial_epochs(spec, trials)
 
