@@ -244,7 +244,7 @@ def first_stop(spec: SweepSpec) -> int:
 
 def warm_starts(spec: SweepSpec) -> bool:
     """Whether the search warm-starts points from their neighbours (``lr_search.warm_start: neighbours`` with TPE),
-    which also gives each point its own median pruner (``orchestrator._point_pruner``)."""
+    which with ``pruner: median`` also gives each point its own median pruner (``orchestrator._point_pruner``)."""
     return spec.lr_search.method == "tpe" and spec.lr_search.warm_start == "neighbours"
 
 
@@ -278,10 +278,11 @@ def fewest_trials(spec: SweepSpec, point: Point) -> int:
 def fewest_trial_epochs(spec: SweepSpec, point: Point) -> tuple[int, int]:
     """(trials, trial-epochs) of ``point``'s search at the fewest, assuming no trial fails (a failed trial ends
     sooner still): ``fewest_trials`` trials, priced by ``pruned_trial_epochs``, except where the search
-    ``warm_starts``: there each point has its own median pruner (``orchestrator._point_pruner``), which compares a
-    trial with its point's *running* trials as well as its completed ones and, at a warm-started point, its
-    neighbours' completed trials, so with trials side by side every trial but one (a warm-start trial is never
-    pruned) may stop at the pruner's first chance (``first_stop``)."""
+    ``warm_starts``: there every trial but one stops at the pruner's first chance (``first_stop``). With a median
+    pruner each point has its own (``orchestrator._point_pruner``), which compares a trial with its point's *running*
+    trials as well as its completed ones and, at a warm-started point, its neighbours' completed trials, so with
+    trials side by side all but one (a warm-start trial is never pruned) may stop then; successive halving and
+    Hyperband are priced that way anyway."""
     trials = fewest_trials(spec, point)
     if warm_starts(spec):
         return trials, spec.epochs + (trials - 1) * first_stop(spec)
