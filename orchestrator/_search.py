@@ -252,7 +252,7 @@ class LearningRateSearch(Searcher):
     def _sampler(self, point_key: str, held: int = 0) -> optuna.samplers.BaseSampler:
         """The point's TPE sampler, seeded by the search's seed, the point and the trials its study already holds."""
         seed = self.lr_search.seed + int(point_key[:8], 16) + 7919 * held  # point keys are hex content hashes
-        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=self._startup_trials())
+        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=self.lr_search.startup_trials)
 
     def _pruner(self, point_key: str) -> optuna.pruners.BasePruner:
         options = dict(self.lr_search.pruner_options)
@@ -443,15 +443,11 @@ class LearningRateSearch(Searcher):
         """The first trials of a point that got no warm-start rate (the base point, whose best rate then warm-starts
         every other point; a point started before any neighbour completed): the midpoints, on a log scale, of
         ``startup`` equal parts of [low, high], lowest first, instead of TPE's random start-up draws (``startup``:
-        the sampler's start-up count, ``_startup_trials``). Decided by the spec alone, so a resume queues the same
-        rate for the same trial number; a point with a warm-start rate never gets them."""
+        the sampler's start-up count, ``LrSearchSpec.startup_trials``). Decided by the spec alone, so a resume queues
+        the same rate for the same trial number; a point with a warm-start rate never gets them."""
         low, high = math.log(self.lr_search.low), math.log(self.lr_search.high)
-        parts = self._startup_trials()
+        parts = self.lr_search.startup_trials
         return [math.exp(low + (high - low) * (part + 0.5) / parts) for part in range(parts)]
-
-    def _startup_trials(self) -> int:
-        """TPE's start-up trials (drawn at random, or spread: ``_spread_start_rates``) before it models the rates."""
-        return self.lr_search.startup_trials
 
     def _warm_start_count(self, point_key: str) -> int:
         """How many of a point's first trials run warm-start rates (a follower's: its leader's)."""
@@ -467,7 +463,7 @@ class LearningRateSearch(Searcher):
         attrs = self.study(owner).user_attrs
         if WARM_START not in attrs:
             return 0
-        return len(attrs[WARM_START]) or self._startup_trials()
+        return len(attrs[WARM_START]) or self.lr_search.startup_trials
 
     def _neighbour_trials(self, point_key: str) -> list[optuna.trial.FrozenTrial]:
         owner = self._leaders.get(point_key, point_key)

@@ -20,10 +20,11 @@ replace the model for those trials, and the report says how many trials are pric
 The estimate is a range: the upper bound runs every trial for all its epochs; the lower bound lets the pruner stop
 every trial it may at its first chance (``pruned_trial_epochs``: the median pruner after its warm-up, successive
 halving and Hyperband at their rungs, with at least one trial per point run to the end; with warm starts a point's
-own median pruner, which also compares with running trials, may stop every trial but one), and, with TPE, ``lr_search.warm_start: neighbours`` and
-``patience`` P, lets every point stop after its start-up trials (a warm-started point's warm-start trial; the base
-point's spread start-up trials) and P sampler trials (``fewest_trial_epochs``). It assumes no trial fails (one that
-fails ends sooner still). Without a pruner or patience both bounds are the same.
+own median pruner, which also compares with running trials, may stop every trial but one), and, with TPE,
+``lr_search.warm_start: neighbours`` and ``patience`` P, lets every point stop after its start-up trials (a
+warm-started point's warm-start trial; the base point's spread start-up trials) and P sampler trials
+(``fewest_trial_epochs``). It assumes no trial fails (one that fails ends sooner still). Without a pruner or patience
+both bounds are the same.
 """
 
 from __future__ import annotations
