@@ -29,7 +29,13 @@ from optuna.trial import TrialState
 from ray.tune.search import Searcher
 
 from orchestrator._point_pruner import PointMedianPruner
-from orchestrator._warm_start import Neighbourhood, best_learning_rate, neighbourhood, probe_learning_rate
+from orchestrator._warm_start import (
+    Neighbourhood,
+    best_learning_rate,
+    bracketed_rate,
+    neighbourhood,
+    probe_learning_rate,
+)
 from sweeps import LrSearchSpec, Point, SelectionSpec, trial_config
 from workers.config import DevicePoint
 
@@ -46,6 +52,10 @@ WARM_START = "warm_start"
 # The study attribute that records a warm-started point's probe (its first sampler trial's rate, or None), written
 # just before WARM_START, from the same neighbour trials.
 WARM_PROBE = "warm_probe"
+# The study attribute that records whether a warm-started point was bracketed (``_warm_start.bracketed_rate``): its
+# neighbours on both sides had finished and chose its warm-start rate, so under patience it runs that rate alone.
+# Written between WARM_PROBE and WARM_START.
+WARM_BRACKETED = "warm_bracketed"
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -165,9 +175,12 @@ class LearningRateSearch(Searcher):
     ``orchestrator._point_pruner``). With ``lr_search.patience`` P, a point runs its sampler trials one at a time
     after its start-up trials have ended (its warm-start trial; where it got no warm-start rate, as the base point,
     its spread start-up trials), and its search ends once P of them in a row have not beaten its best (judged on the
-    first seed's study when seeds share the search; the others follow its trial count).
+    first seed's study when seeds share the search; the others follow its trial count). A point bracketed by
+    finished neighbours that chose its warm-start rate on both sides of its axis runs that rate alone under
+    patience (``orchestrator._warm_start.bracketed_rate``).
     ``earlier``: the points of the sweep's earlier phases (the grid, before a refinement round), all ended; they are
-    never run here, but serve as the new points' neighbours (their studies are in the same journal).
+    never run here, but are the new points' only axis neighbours (their studies are in the same journal), so every
+    point of a round starts at once from the nearest finished points on each side.
     """
 
     def __init__(
@@ -196,7 +209,7 @@ class LearningRateSearch(Searcher):
         self._order = self.points
         if base is not None and lr_search.method == "tpe" and lr_search.warm_start == "neighbours":
             shared = selection is not None and not selection.per_seed
-            self._warm = neighbourhood(self.points + self.earlier, base, shared_seeds=shared)
+            self._warm = neighbourhood(self.points, base, shared_seeds=shared, earlier=self.earlier)
             by_key = {point.key: point for point in self.points}
             self._order = [by_key[key] for key in self._warm.order if key in by_key]
         self._issued: dict[str, IssuedTrial] = {}
@@ -363,8 +376,10 @@ class LearningRateSearch(Searcher):
         """Whether a point's search ended before its budget (``lr_search.patience`` P): every trial it was given has
         ended, at least one completed, and its last P sampler trials (those after its start-up trials: its warm-start
         trials, or its spread start-up trials where it got no warm-start rate, ``_start_up_count``) all ended without
-        beating the best objective before them (pruned and failed trials never do). A follower seed settles with its
-        leader. False without warm starts or patience, and for a study begun before warm starts existed."""
+        beating the best objective before them (pruned and failed trials never do); or, for a bracketed point (its
+        neighbours on both sides had finished and chose its warm-start rate: ``WARM_BRACKETED``), once its
+        warm-start trial completed. A follower seed settles with its leader. False without warm starts or patience,
+        and for a study begun before warm starts existed."""
         owner = self._leaders.get(point_key, point_key)
         patience = self.lr_search.patience
         if self._warm is None or patience is None:
@@ -373,6 +388,10 @@ class LearningRateSearch(Searcher):
         trials = sorted(self._asked(owner), key=lambda t: t.number)
         if start_up == 0 or any(t.state not in _FINISHED_STATES for t in trials):
             return False
+        if self.study(owner).user_attrs.get(WARM_BRACKETED) and any(
+            t.number < start_up and t.state == TrialState.COMPLETE for t in trials
+        ):
+            return True  # bracketed: its warm-start rate, which its neighbours on both sides chose, completed
         sampler = [t for t in trials if t.number >= start_up]
         if len(sampler) < patience:
             return False
@@ -425,9 +444,16 @@ class LearningRateSearch(Searcher):
         neighbours = self._neighbour_trials(study.study_name)
         best = best_learning_rate(neighbours)
         rates = [] if best is None else [best]
-        # The probe first: a study holding WARM_START holds its probe too (a crash between the two writes decides
-        # both again at the resume, nothing having been queued).
-        study.set_user_attr(WARM_PROBE, None if best is None else self._probe_rate(neighbours, best))
+        bracketed = best is not None and self.lr_search.patience is not None and best == bracketed_rate(
+            self._warm.brackets.get(study.study_name, ()),
+            lambda key: self.study(key).get_trials(deepcopy=False),
+            self.point_finished,
+        )
+        # The probe and the bracket first: a study holding WARM_START holds them too (a crash between the writes
+        # decides all three again at the resume, nothing having been queued).
+        probe = None if best is None or bracketed else self._probe_rate(neighbours, best)
+        study.set_user_attr(WARM_PROBE, probe)
+        study.set_user_attr(WARM_BRACKETED, bracketed)
         study.set_user_attr(WARM_START, rates)
         return rates
 

@@ -21,15 +21,19 @@ Definitions (all in the points' own axis values, the units of ``sweeps._schema.D
   (the device point's first seed runs the search, the others follow its rates: ``orchestrator._search``);
 - with ``selection.per_seed: true`` each seed searches on its own, and a point's *earlier seeds* (the seeds before
   it in the spec's order at the same mode, task and device) are neighbours too, one group: so seed 1 of the base
-  point starts from seed 0's best rate.
+  point starts from seed 0's best rate;
+- an *outward neighbour* of P on axis A is the same with A's value beyond P's, away from the base, nearest to P's.
+  P is *bracketed* on A when it has both; with every neighbour on both sides finished and agreeing on one best
+  learning rate, that rate is strongly predicted at P (``bracketed_rate``). Along a grid the outward neighbour runs
+  after P, so this happens where points are added between finished ones: adaptive refinement (``axes.refine``).
 """
 
 from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 
 import optuna
 from optuna.trial import TrialState
@@ -45,24 +49,32 @@ class Neighbourhood:
     ``order``: point keys, nearest the base device first (stable: within one distance, the expansion's order, so the
     seeds of one device point stay in seed order). ``inward``: point key -> one tuple of point keys per inward
     neighbour (the neighbour's seeds when seeds share their choice, else the neighbour alone, and then one more
-    tuple of the point's earlier seeds); empty for the first seed of a base point.
+    tuple of the point's earlier seeds); empty for the first seed of a base point. ``brackets``: point key -> one
+    (inward, outward) pair of such tuples per axis the point differs from the base in, or empty when on some such
+    axis it has no outward neighbour (it is not bracketed).
     """
 
     order: tuple[str, ...]
     inward: dict[str, tuple[tuple[str, ...], ...]]
+    brackets: dict[str, tuple[tuple[tuple[str, ...], tuple[str, ...]], ...]] = field(default_factory=dict)
 
     def neighbour_keys(self, key: str) -> list[str]:
         """Every point key of every inward neighbour of ``key``, in order."""
         return [other for group in self.inward.get(key, ()) for other in group]
 
 
-def neighbourhood(points: Sequence[Point], base: DevicePoint, shared_seeds: bool) -> Neighbourhood:
-    """The order and inward neighbours of ``points`` around the base device ``base`` (the spec's ``device``).
+def neighbourhood(
+    points: Sequence[Point], base: DevicePoint, shared_seeds: bool, earlier: Sequence[Point] = ()
+) -> Neighbourhood:
+    """The order and neighbours of ``points`` around the base device ``base`` (the spec's ``device``).
 
     ``shared_seeds``: seeds share one learning-rate choice (``selection.per_seed`` false), so a neighbour is every
-    seed of its device point.
+    seed of its device point. ``earlier``: the points of the sweep's earlier phases (the grid, and the refinement
+    rounds before this one), all ended. When given, ``points`` (a refinement round's) take their axis neighbours
+    among them only, the nearest *finished* points on each side: points of one round placed between the same two
+    grid values would otherwise wait for each other, and the later ones start before their neighbour has a result.
     """
-    ranks = _ranks(points, base)
+    ranks = _ranks([*points, *earlier], base)
 
     def rank(point: Point, axis: str) -> int:
         return ranks[axis].index(point.axes_dict[axis])
@@ -75,11 +87,22 @@ def neighbourhood(points: Sequence[Point], base: DevicePoint, shared_seeds: bool
 
     by_place: dict[tuple, Point] = {}
     seeds_of: dict[tuple, list[str]] = defaultdict(list)
-    for point in points:
+    for point in earlier or points:
         by_place[(point.mode, point.task, point.seed, point.axes)] = point
+    for point in [*points, *earlier]:
         seeds_of[(point.mode, point.task, point.axes)].append(point.key)
 
+    def nearest(point: Point, axis: str, candidates: Iterable[int]) -> tuple[str, ...] | None:
+        """The group of the first point found at the axis ranks ``candidates`` (nearest first), else None."""
+        for candidate in candidates:
+            axes = tuple((a, ranks[a][candidate] if a == axis else v) for a, v in point.axes)
+            neighbour = by_place.get((point.mode, point.task, point.seed, axes))
+            if neighbour is not None:
+                return tuple(seeds_of[(point.mode, point.task, axes)]) if shared_seeds else (neighbour.key,)
+        return None
+
     inward: dict[str, tuple[tuple[str, ...], ...]] = {}
+    brackets: dict[str, tuple[tuple[tuple[str, ...], tuple[str, ...]], ...]] = {}
     for point in points:
         groups = []
         if not shared_seeds:
@@ -87,21 +110,25 @@ def neighbourhood(points: Sequence[Point], base: DevicePoint, shared_seeds: bool
             earlier = earlier[:earlier.index(point.key)]
             if earlier:
                 groups.append(tuple(earlier))
-        values = point.axes_dict
-        for axis in values:
+        pairs: list[tuple[tuple[str, ...], tuple[str, ...]]] | None = []
+        for axis in point.axes_dict:
             here, home = rank(point, axis), base_rank(axis)
             if here == home:
                 continue
             step = -1 if here > home else 1
-            for candidate in range(here + step, home + step, step):  # nearest first, up to the base value
-                axes = tuple((a, ranks[a][candidate] if a == axis else v) for a, v in point.axes)
-                neighbour = by_place.get((point.mode, point.task, point.seed, axes))
-                if neighbour is not None:
-                    groups.append(tuple(seeds_of[(point.mode, point.task, axes)]) if shared_seeds else (neighbour.key,))
-                    break
+            inner = nearest(point, axis, range(here + step, home + step, step))  # up to the base value
+            if inner is not None:
+                groups.append(inner)
+            end = len(ranks[axis]) if step == -1 else -1
+            outer = nearest(point, axis, range(here - step, end, -step))  # away from the base, to the range's end
+            if pairs is not None and inner is not None and outer is not None:
+                pairs.append((inner, outer))
+            else:
+                pairs = None
         inward[point.key] = tuple(groups)
+        brackets[point.key] = tuple(pairs or ())
     order = tuple(point.key for point in sorted(points, key=distance))  # sorted() is stable
-    return Neighbourhood(order=order, inward=inward)
+    return Neighbourhood(order=order, inward=inward, brackets=brackets)
 
 
 def _ranks(points: Iterable[Point], base: DevicePoint) -> dict[str, list[float]]:
@@ -123,6 +150,32 @@ def best_learning_rate(trials: Iterable[optuna.trial.FrozenTrial]) -> float | No
     if not scores:
         return None
     return min(scores, key=lambda lr: (-len(scores[lr]), sum(scores[lr]) / len(scores[lr]), lr))
+
+
+def bracketed_rate(
+    pairs: Sequence[tuple[Sequence[str], Sequence[str]]],
+    trials_of: Callable[[str], list[optuna.trial.FrozenTrial]],
+    finished: Callable[[str], bool],
+) -> float | None:
+    """The learning rate a bracketed point's neighbours on both sides agree on, else None.
+
+    ``pairs``: the point's (inward, outward) neighbour groups, one per axis it differs from the base in
+    (``Neighbourhood.brackets``; empty: not bracketed). ``trials_of(key)``: a neighbour's study trials;
+    ``finished(key)``: whether that neighbour's search has ended. The rate is returned only when every neighbour of
+    every pair has finished and each group's best rate (``best_learning_rate``) is one and the same rate.
+    """
+    if not pairs:
+        return None
+    rates = set()
+    for pair in pairs:
+        for group in pair:
+            if not all(finished(key) for key in group):
+                return None
+            rate = best_learning_rate([trial for key in group for trial in trials_of(key)])
+            if rate is None:
+                return None
+            rates.add(rate)
+    return rates.pop() if len(rates) == 1 else None
 
 
 def probe_learning_rate(

@@ -10,8 +10,8 @@ import pytest
 from optuna.trial import TrialState
 
 from orchestrator import LearningRateSearch
-from orchestrator._search import WARM_PROBE, WARM_START
-from orchestrator._warm_start import best_learning_rate, neighbourhood, probe_learning_rate
+from orchestrator._search import WARM_BRACKETED, WARM_PROBE, WARM_START
+from orchestrator._warm_start import best_learning_rate, bracketed_rate, neighbourhood, probe_learning_rate
 from sweeps import expand, load_spec, shipped_specs
 
 SETTINGS = {"trials_dir": "unused", "cache_dir": "unused", "threads": 1, "gpu": 0}
@@ -462,6 +462,129 @@ def test_a_refinement_round_warm_starts_from_the_grid_points_around_it(tmp_path)
         assert mine[0] == best, point.label
         assert refined.point_finished(point.key)
         assert len(mine) < 4 and refined.settled(point.key), (point.label, mine)  # error_at's best rate is 0.1 everywhere
+
+
+def refinement(seeds: str = "[0,1]", *overrides: str):
+    """A grid along transfer noise 0/10/30/100 and a round of refinement points at 5, 20, 25, 60 and 150 (150: beyond
+    the grid's last value, so it has no outward neighbour)."""
+    spec = spec_with(f"seeds={seeds}", "lr_search.trials_per_point=4", *overrides)
+    finer = spec_with(f"seeds={seeds}", "lr_search.trials_per_point=4", *overrides,
+                      "axes.transfer_noise=[0,5,10,20,25,30,60,100,150]")
+    round_ = [p for p in expand(finer) if p.axes_dict.get("transfer_noise") in (5.0, 20.0, 25.0, 60.0, 150.0)]
+    return spec, expand(spec), round_
+
+
+def test_a_refinement_round_takes_its_neighbours_among_the_finished_points_on_both_sides():
+    """A round's points take their axis neighbours among the earlier phases' points only (all ended): 20 and 25, new
+    values between grid values 10 and 30, both have 10 inward and 30 outward, not each other, so neither waits. A
+    point beyond the last grid value has no outward neighbour: not bracketed."""
+    spec, grid, round_ = refinement()
+    hood = neighbourhood(round_, spec.device, shared_seeds=True, earlier=grid)
+    everything = [*grid, *round_]
+
+    def names(group):
+        return [label(everything, key) for key in group]
+
+    def at(noise):
+        return next(p.key for p in round_ if p.axes_dict["transfer_noise"] == noise and p.seed == 0)
+
+    for noise, inner, outer in [(5.0, "base", "transfer_noise=10"), (20.0, "transfer_noise=10", "transfer_noise=30"),
+                                (25.0, "transfer_noise=10", "transfer_noise=30"),
+                                (60.0, "transfer_noise=30", "transfer_noise=100")]:
+        expected = [[f"analog_tl/5-8/{inner}/seed{s}" for s in (0, 1)], [f"analog_tl/5-8/{outer}/seed{s}" for s in (0, 1)]]
+        assert [names(group) for group in hood.inward[at(noise)]] == expected[:1], noise
+        assert [[names(g) for g in pair] for pair in hood.brackets[at(noise)]] == [expected], noise
+    assert names(hood.inward[at(150.0)][0]) == [f"analog_tl/5-8/transfer_noise=100/seed{s}" for s in (0, 1)]
+    assert hood.brackets[at(150.0)] == ()
+    assert set(hood.order) == {p.key for p in round_}
+    # Without earlier phases (the grid itself) a point's outward neighbour is the next grid point.
+    own = neighbourhood(grid, spec.device, shared_seeds=True)
+    ten = next(p.key for p in grid if p.axes_dict["transfer_noise"] == 10 and p.seed == 0)
+    assert [[names(g) for g in pair] for pair in own.brackets[ten]] == [
+        [[f"analog_tl/5-8/base/seed{s}" for s in (0, 1)], [f"analog_tl/5-8/transfer_noise=30/seed{s}" for s in (0, 1)]]]
+
+
+def test_a_bracketed_rate_needs_every_neighbour_on_both_sides_finished_and_agreeing():
+    trials = {"in": [frozen(0.1, 20.0), frozen(0.3, 25.0)], "in2": [frozen(0.1, 22.0)],
+              "out": [frozen(0.1, 30.0), frozen(0.03, 31.0)], "other": [frozen(0.03, 10.0)],
+              "none": [frozen(0.1, None, TrialState.PRUNED)]}
+    done = set(trials)
+
+    def rate(pairs, finished=done):
+        return bracketed_rate(pairs, lambda key: trials[key], lambda key: key in finished)
+
+    assert rate([(("in", "in2"), ("out",))]) == 0.1
+    assert rate([]) is None  # not bracketed (no outward neighbour on some axis)
+    assert rate([(("in",), ("other",))]) is None  # the two sides chose different rates
+    assert rate([(("in",), ("out",)), (("in2",), ("other",))]) is None  # a second axis disagrees
+    assert rate([(("in",), ("none",))]) is None  # a side with no completed trial has no rate
+    assert rate([(("in", "in2"), ("out",))], finished=done - {"in2"}) is None  # a neighbour still searching
+
+
+def up_far(lr: float, noise: float) -> float:
+    """A made-up objective whose best rate moves from 0.178 (noise below 100 %) to 1.0 (noise 100 % and more)."""
+    best = 0.0 if noise >= 100 else -0.75
+    return 10.0 + 20.0 * abs(math.log10(lr) - best) + noise / 10.0
+
+
+@pytest.mark.parametrize("patience", ["1", "none"])
+def test_under_patience_a_point_bracketed_by_neighbours_agreeing_on_a_rate_runs_that_rate_alone(tmp_path, patience):
+    """Under ``lr_search.patience`` a refinement point whose finished neighbours on both sides chose one rate runs it
+    and stops (recorded as bracketed, with no probe); one whose sides disagree (60: between 30, best 0.178, and 100,
+    best 1.0) or that has no outward neighbour (150) probes and searches as before. Without patience no point is
+    bracketed and every point runs its whole budget. Seeds that share their choice follow their first seed."""
+    spec, grid, round_ = refinement("[0,1]", f"lr_search.patience={patience}")
+    journal = tmp_path / "optuna.journal"
+    first = search_for(spec, journal, grid)
+    drive(first, slots=2, objective=up_far)
+    chosen = {}
+    for point in grid:
+        seeds = [p for p in grid if p.device == point.device]
+        chosen[point.axes_dict.get("transfer_noise", 0.0)] = best_learning_rate(
+            [t for p in seeds for t in first.study(p.key).get_trials(deepcopy=False)])
+    assert chosen[10.0] == chosen[30.0] == chosen[0.0] != chosen[100.0], chosen
+    refined = LearningRateSearch(spec.name, round_, spec.lr_search, journal, SETTINGS, selection=spec.selection,
+                                 base=spec.device, earlier=grid)
+    drive(refined, slots=2, objective=up_far, prefix="round1-")
+    for point in round_:
+        noise = point.axes_dict["transfer_noise"]
+        leader = next(p for p in round_ if p.device == point.device and p.seed == 0)
+        attrs = refined.study(leader.key).user_attrs
+        rates = [t.params["lr"] for t in refined.study(point.key).get_trials(deepcopy=False)]
+        assert refined.point_finished(point.key), point.label
+        if patience == "1" and noise in (5.0, 20.0, 25.0):
+            assert attrs[WARM_BRACKETED] is True and attrs[WARM_PROBE] is None, point.label
+            assert rates == [chosen[0.0]] and refined.settled(point.key), (point.label, rates)
+        else:
+            assert attrs[WARM_BRACKETED] is False and attrs[WARM_PROBE] is not None, point.label
+            assert rates[1] == attrs[WARM_PROBE] and len(rates) >= 2, (point.label, rates)
+            if patience == "none":
+                assert len(rates) == 4, (point.label, rates)
+
+
+def test_after_a_crash_at_any_journal_write_of_a_refinement_round_its_brackets_and_rates_are_kept(tmp_path):
+    """The bracket decision is one more journal write, between the probe's and the warm start's: cut the round's
+    journal after every record, resume, run to the end: every point records the same bracket, warm rate and probe
+    as the uncut run, and runs the same rates once each."""
+    spec, grid, round_ = refinement("[0]")
+    reference = tmp_path / "reference.journal"
+    drive(search_for(spec, reference, grid), slots=1, objective=up_far)  # one slot: every grid point warm-started
+    grid_records = len(reference.read_bytes().splitlines())
+
+    def run_round(journal, prefix):
+        search = LearningRateSearch(spec.name, round_, spec.lr_search, journal, SETTINGS, selection=spec.selection,
+                                    base=spec.device, earlier=grid)
+        drive(search, slots=2, objective=up_far, prefix=prefix)
+        return {p.key: ({k: search.study(p.key).user_attrs.get(k) for k in (WARM_BRACKETED, WARM_START, WARM_PROBE)},
+                        [t.params["lr"] for t in search.study(p.key).get_trials(deepcopy=False)]) for p in round_}
+
+    expected = run_round(reference, "ref-")
+    assert sum(attrs[WARM_BRACKETED] for attrs, _ in expected.values()) == 3  # 5, 20 and 25; not 60 nor 150
+    records = reference.read_bytes().splitlines(keepends=True)
+    for cut in range(grid_records, len(records) + 1):
+        journal = tmp_path / f"cut-{cut}.journal"
+        journal.write_bytes(b"".join(records[:cut]))
+        assert run_round(journal, f"c{cut}-") == expected, cut
 
 
 def test_with_a_choice_per_seed_a_later_seed_starts_from_the_earlier_seeds_best_rate(tmp_path):
