@@ -30,6 +30,7 @@ from ray.tune.search import Searcher
 
 from orchestrator._point_pruner import PointMedianPruner
 from orchestrator._warm_start import (
+    FINISHED_STATES as _FINISHED_STATES,
     Neighbourhood,
     best_learning_rate,
     bracketed_rate,
@@ -46,7 +47,6 @@ METRICS = {"test": "test_error", "validation": "validation_error"}
 # The key of a trial's last report when it ended without a result (``orchestrator._trainable``): "failed" or
 # "diverged", with "error" beside it.
 ENDED_AS = "ended_as"
-_FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 # The study attribute that records a point's warm-start learning rates, written once before the first is queued.
 WARM_START = "warm_start"
 # The study attribute that records a warm-started point's probe (its first sampler trial's rate, or None), written

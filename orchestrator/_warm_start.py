@@ -42,6 +42,9 @@ from sweeps import Point
 from workers.config import DevicePoint
 
 
+# The states of a study trial that has ended (completed, pruned, or failed: diverged or crashed).
+FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+
 @dataclass(frozen=True)
 class Neighbourhood:
     """The run order of a sweep's points and each point's inward neighbours.
@@ -197,7 +200,7 @@ def probe_learning_rate(
     scores: dict[float, list[float]] = {}
     for trial in trials:
         lr = trial.params.get("lr")
-        if lr is None or lr == best or trial.state not in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL):
+        if lr is None or lr == best or trial.state not in FINISHED_STATES:
             continue
         scores.setdefault(lr, [])  # a rate tried, even if no trial of it completed
         if trial.state == TrialState.COMPLETE and trial.value is not None:
