@@ -365,7 +365,8 @@ def _refine(spec: SweepSpec, store: Store, phase: _Phase, echo: Callable[[str], 
         done += ended
         if ended < len(points):
             return added, done
-    final = refinement_summary(spec, with_retries(lambda: store.best_points(spec.name)), first.values())
+    final = refinement_summary(spec, with_retries(lambda: store.best_points(spec.name)), first.values(),
+                               with_retries(lambda: store.list_trials(spec.name)))
     for line in final:
         echo(line)
     return added, done

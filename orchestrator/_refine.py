@@ -141,22 +141,33 @@ def _round(value: float) -> float:
     return float(round(value, digits))
 
 
-def refinement_summary(spec: SweepSpec, best_rows: Iterable[Mapping[str, Any]], first: Iterable[LinePlan]) -> list[str]:
+def refinement_summary(
+    spec: SweepSpec,
+    best_rows: Iterable[Mapping[str, Any]],
+    first: Iterable[LinePlan],
+    trials: Iterable[Mapping[str, Any]],
+) -> list[str]:
     """One line per refined line: its interval width before refinement (``first``: each line's round-1 plan) and
-    now, and the points and trials refinement added to it."""
+    now, and the points, trials and trial-epochs refinement added to it. ``trials``: the sweep's trial rows
+    (``Store.list_trials``: ``point_key``, ``epochs_done``); what ran, which under patience can be far below the
+    budget of ``trials_per_point`` a point."""
     rows = list(best_rows)
+    by_point: dict[str, list[int]] = defaultdict(list)
+    for trial in trials:
+        by_point[trial["point_key"]].append(int(trial["epochs_done"] or 0))
     grid = {axis: _grid_values(spec, axis) for axis in {plan.axis for plan in first}}
     lines = []
     for plan in first:
         held = grid[plan.axis][(plan.mode, plan.task)]
         mine = [r for r in rows if r["mode"] == plan.mode and r["task"] == plan.task]
-        added = sum(r[plan.axis] not in held for r in mine)
+        new_keys = {r["point_key"] for r in mine if r[plan.axis] not in held}
+        ran = [epochs for key in new_keys for epochs in by_point.get(key, ())]
         base = {name: getattr(spec.device, name) for name in AXES}
         [now] = sweep_elbows(mine, axis=plan.axis, base=base)
         before = f"{plan.elbow.width:.4g}" if plan.elbow.has_elbow else "-"
         after = f"{now.width:.4g}" if now.has_elbow else f"- ({now.reason})"
         lines.append(
             f"refinement of {plan.axis}, {plan.mode}/{plan.task}: 95 % interval width {before} -> {after} "
-            f"({added} points, {added * spec.lr_search.trials_per_point} trials added)"
+            f"({len(new_keys)} points, {len(ran)} trials, {sum(ran)} trial-epochs added)"
         )
     return lines

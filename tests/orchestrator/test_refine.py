@@ -40,7 +40,8 @@ def row(point, flat: bool = False) -> dict:
     rise = 30 * max(math.log10(max(x, 0.5)) - math.log10(TRUE_ELBOW), 0) if point.mode == "analog_tl" else 0
     mean = (10 + (0 if flat else rise)) if point.mode == "analog_tl" else 5
     error = mean + np.random.default_rng(int(point.key[:8], 16)).normal(0, 2)
-    return {"mode": point.mode, "task": point.task, "seed": point.seed, "final_test_error": float(error),
+    return {"point_key": point.key, "mode": point.mode, "task": point.task, "seed": point.seed,
+            "final_test_error": float(error),
             **{axis: getattr(point.device, axis) for axis in results.AXES}}
 
 
@@ -78,9 +79,13 @@ def test_refinement_narrows_the_interval_round_by_round():
         [plan] = plans
         assert all(plan.elbow.ci_low <= v <= plan.elbow.ci_high for v in plan.values)
         assert not set(plan.values) & grid
-    [summary] = refinement_summary(spec, rows, [rounds[0][0][0]])
+    # What ran, not the budget: one 3-epoch trial at every point (grid ones too), one more of 1 epoch at a new one.
+    added = [p for _, points in rounds for p in points]
+    trials = [{"point_key": r["point_key"], "epochs_done": 3} for r in rows] + [
+        {"point_key": added[0].key, "epochs_done": 1}]
+    [summary] = refinement_summary(spec, rows, [rounds[0][0][0]], trials)
     assert summary.startswith("refinement of transfer_noise, analog_tl/5-8: 95 % interval width")
-    assert "(36 points, 36 trials added)" in summary
+    assert "(36 points, 37 trials, 109 trial-epochs added)" in summary, summary
 
 
 def test_a_round_is_planned_from_earlier_rounds_only():
