@@ -45,9 +45,10 @@ from workers.config import DevicePoint
 # The states of a study trial that has ended (completed, pruned, or failed: diverged or crashed).
 FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 
+
 @dataclass(frozen=True)
 class Neighbourhood:
-    """The run order of a sweep's points and each point's inward neighbours.
+    """The run order of a sweep's points and each point's neighbours.
 
     ``order``: point keys, nearest the base device first (stable: within one distance, the expansion's order, so the
     seeds of one device point stay in seed order). ``inward``: point key -> one tuple of point keys per inward
@@ -109,10 +110,10 @@ def neighbourhood(
     for point in points:
         groups = []
         if not shared_seeds:
-            earlier = seeds_of[(point.mode, point.task, point.axes)]
-            earlier = earlier[:earlier.index(point.key)]
-            if earlier:
-                groups.append(tuple(earlier))
+            seeds = seeds_of[(point.mode, point.task, point.axes)]
+            before = seeds[:seeds.index(point.key)]
+            if before:
+                groups.append(tuple(before))
         pairs: list[tuple[tuple[str, ...], tuple[str, ...]]] | None = []
         for axis in point.axes_dict:
             here, home = rank(point, axis), base_rank(axis)
