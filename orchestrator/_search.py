@@ -177,10 +177,11 @@ class LearningRateSearch(Searcher):
     its spread start-up trials), and its search ends once P of them in a row have not beaten its best (judged on the
     first seed's study when seeds share the search; the others follow its trial count). A point bracketed by
     finished neighbours that chose its warm-start rate on both sides of its axis runs that rate alone under
-    patience (``orchestrator._warm_start.bracketed_rate``).
+    patience, unless it fails to complete at some seed (``orchestrator._warm_start.bracketed_rate``, ``settled``).
     ``earlier``: the points of the sweep's earlier phases (the grid, before a refinement round), all ended; they are
-    never run here, but are the new points' only axis neighbours (their studies are in the same journal), so every
-    point of a round starts at once from the nearest finished points on each side.
+    never run here, but are the new points' only axis neighbours (their studies are in the same journal): a round's
+    point starts from its nearest inward one's best rate without waiting for the round's other points (a later seed
+    with a choice per seed still waits for its earlier seeds), and the nearest one beyond it serves the bracket test.
     """
 
     def __init__(
@@ -205,6 +206,10 @@ class LearningRateSearch(Searcher):
         self.base = base
         self.earlier = list(earlier or ())
         self._leaders = self._seed_leaders()
+        self._followers: dict[str, list[str]] = {}
+        for point in self.points:
+            if point.key in self._leaders:
+                self._followers.setdefault(self._leaders[point.key], []).append(point.key)
         self._warm: Neighbourhood | None = None
         self._order = self.points
         if base is not None and lr_search.method == "tpe" and lr_search.warm_start == "neighbours":
@@ -370,7 +375,21 @@ class LearningRateSearch(Searcher):
         if start_up == 0 or counts[point_key] < start_up:
             return True
         trials = self._asked(point_key)
-        return all(t.state in _FINISHED_STATES for t in trials) and not self.settled(point_key)
+        return (all(t.state in _FINISHED_STATES for t in trials) and not self._bracket_pending(point_key)
+                and not self.settled(point_key))
+
+    def _bracket_pending(self, owner: str) -> bool:
+        """Whether a bracketed point (``WARM_BRACKETED``) still waits for the warm-start trial of one of its seeds
+        (the first seed's and, when seeds share the search, its followers'): until all have ended, neither its search
+        settles nor does it ask a sampler trial."""
+        if not self.study(owner).user_attrs.get(WARM_BRACKETED):
+            return False
+        start_up = self._start_up_count(owner)
+        for key in (owner, *self._followers.get(owner, ())):
+            warm = [t for t in self._asked(key) if t.number < start_up]
+            if len(warm) < start_up or any(t.state not in _FINISHED_STATES for t in warm):
+                return True
+        return False
 
     def settled(self, point_key: str) -> bool:
         """Whether a point's search ended before its budget (``lr_search.patience`` P): every trial it was given has
@@ -378,8 +397,9 @@ class LearningRateSearch(Searcher):
         trials, or its spread start-up trials where it got no warm-start rate, ``_start_up_count``) all ended without
         beating the best objective before them (pruned and failed trials never do); or, for a bracketed point (its
         neighbours on both sides had finished and chose its warm-start rate: ``WARM_BRACKETED``), once its
-        warm-start trial completed. A follower seed settles with its leader. False without warm starts or patience,
-        and for a study begun before warm starts existed."""
+        warm-start trial completed at every seed (one that did not complete anywhere: the normal rule, so the point
+        searches on). A follower seed settles with its leader. False without warm starts or patience, and for a study
+        begun before warm starts existed."""
         owner = self._leaders.get(point_key, point_key)
         patience = self.lr_search.patience
         if self._warm is None or patience is None:
@@ -388,10 +408,12 @@ class LearningRateSearch(Searcher):
         trials = sorted(self._asked(owner), key=lambda t: t.number)
         if start_up == 0 or any(t.state not in _FINISHED_STATES for t in trials):
             return False
-        if self.study(owner).user_attrs.get(WARM_BRACKETED) and any(
-            t.number < start_up and t.state == TrialState.COMPLETE for t in trials
-        ):
-            return True  # bracketed: its warm-start rate, which its neighbours on both sides chose, completed
+        if self.study(owner).user_attrs.get(WARM_BRACKETED):
+            if self._bracket_pending(owner):
+                return False
+            seeds = (owner, *self._followers.get(owner, ()))
+            if all(t.state == TrialState.COMPLETE for key in seeds for t in self._asked(key) if t.number < start_up):
+                return True  # bracketed: the rate its neighbours on both sides chose completed at every seed
         sampler = [t for t in trials if t.number >= start_up]
         if len(sampler) < patience:
             return False
@@ -444,10 +466,16 @@ class LearningRateSearch(Searcher):
         neighbours = self._neighbour_trials(study.study_name)
         best = best_learning_rate(neighbours)
         rates = [] if best is None else [best]
-        bracketed = best is not None and self.lr_search.patience is not None and best == bracketed_rate(
-            self._warm.brackets.get(study.study_name, ()),
-            lambda key: self.study(key).get_trials(deepcopy=False),
-            self.point_finished,
+        key = study.study_name
+        # Bracketed only with every neighbour finished: the inward ones (with a choice per seed, the earlier seeds
+        # too, which may still run when a slot would otherwise idle) and those beyond it.
+        bracketed = (
+            best is not None and self.lr_search.patience is not None
+            and all(self.point_finished(other) for other in self._warm.neighbour_keys(key))
+            and best == bracketed_rate(
+                self._warm.brackets.get(key, ()), lambda other: self.study(other).get_trials(deepcopy=False),
+                self.point_finished,
+            )
         )
         # The probe and the bracket first: a study holding WARM_START holds them too (a crash between the writes
         # decides all three again at the resume, nothing having been queued).

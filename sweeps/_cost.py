@@ -143,12 +143,13 @@ def estimate_cost(
     *,
     measured: Mapping[TimingKey, MeasuredEpoch] | None = None,
     on_gpu: bool | None = None,
+    refinement: bool = False,
 ) -> CostEstimate:
     """Trials, trial-epochs and seconds of the sweep's ``points`` (see the module docstring for the model).
 
     ``measured``: seconds per epoch from earlier sweeps (``sweeps._measured.measured_epochs``), used for the trials
     they match. ``on_gpu``: price the trials as GPU trials (default: ``resources.gpu`` > 0); False for a GPU spec run
-    with ``--cpu-fallback`` on CPUs.
+    with ``--cpu-fallback`` on CPUs. ``refinement``: the points are a refinement round's (``fewest_trials``).
     """
     units = work_units(spec)
     on_gpu = spec.resources.gpu > 0 if on_gpu is None else on_gpu
@@ -166,7 +167,7 @@ def estimate_cost(
             used[key] = found
         else:
             epoch = modelled_epoch_seconds(spec, point, on_gpu=on_gpu)
-        least_trials, point_epochs = fewest_trial_epochs(spec, point)
+        least_trials, point_epochs = fewest_trial_epochs(spec, point, refinement=refinement)
         fewest_epochs += point_epochs
         trial_seconds += per_point * TRIAL_OVERHEAD_SECONDS + per_point * spec.epochs * epoch
         pruned_seconds += least_trials * TRIAL_OVERHEAD_SECONDS + point_epochs * epoch
@@ -265,26 +266,31 @@ def may_warm_start(spec: SweepSpec, point: Point) -> bool:
         later_seed or any(value != getattr(spec.device, axis) for axis, value in point.axes))
 
 
-def fewest_trials(spec: SweepSpec, point: Point) -> int:
+def fewest_trials(spec: SweepSpec, point: Point, *, refinement: bool = False) -> int:
     """The fewest trials ``point``'s search can run: ``trials_per_point``, or where the search ``stops_by_patience``
     (P), its start-up trials and P sampler trials: a point that may be warm-started (``may_warm_start``) 1 + P, any
-    other point (the base point) its S spread start-up trials (``startup_trials``) + P; never more than the budget."""
+    other point (the base point) its S spread start-up trials (``startup_trials``) + P; never more than the budget.
+    ``refinement``: a point of an adaptive-refinement round (``axes.refine``), which under patience may be bracketed
+    by finished neighbours that agree on a rate (``orchestrator._warm_start.bracketed_rate``) and then runs 1 trial;
+    a grid point never is (its outward neighbour runs after it)."""
     lr = spec.lr_search
     if not stops_by_patience(spec):
         return lr.trials_per_point
+    if refinement:
+        return 1
     start_up = 1 if may_warm_start(spec, point) else lr.startup_trials
     return min(lr.trials_per_point, start_up + lr.patience)
 
 
-def fewest_trial_epochs(spec: SweepSpec, point: Point) -> tuple[int, int]:
+def fewest_trial_epochs(spec: SweepSpec, point: Point, *, refinement: bool = False) -> tuple[int, int]:
     """(trials, trial-epochs) of ``point``'s search at the fewest, assuming no trial fails (a failed trial ends
     sooner still): ``fewest_trials`` trials, priced by ``pruned_trial_epochs``, except where the search
     ``warm_starts``: there every trial but one stops at the pruner's first chance (``first_stop``). With a median
     pruner each point has its own (``orchestrator._point_pruner``), which compares a trial with its point's *running*
     trials as well as its completed ones and, at a warm-started point, its neighbours' completed trials, so with
     trials side by side all but one (a warm-start trial is never pruned) may stop then; successive halving and
-    Hyperband are priced that way anyway."""
-    trials = fewest_trials(spec, point)
+    Hyperband are priced that way anyway. ``refinement``: as for ``fewest_trials``."""
+    trials = fewest_trials(spec, point, refinement=refinement)
     if warm_starts(spec):
         return trials, spec.epochs + (trials - 1) * first_stop(spec)
     return trials, pruned_trial_epochs(spec, trials)
@@ -436,7 +442,7 @@ def refinement_cost(spec: SweepSpec) -> CostEstimate:
         for mode in refine_modes(spec, refine.axis):
             for classes in spec.data.tasks:
                 budget += line_points(spec, mode, classes, refine.axis, nominal)
-    cost = estimate_cost(spec, budget)
+    cost = estimate_cost(spec, budget, refinement=True)
     return replace(cost, pretrain_jobs=0, pretrain_seconds=0.0)  # the grid's pretrained models serve refinement
 
 

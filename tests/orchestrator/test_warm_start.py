@@ -10,7 +10,7 @@ import pytest
 from optuna.trial import TrialState
 
 from orchestrator import LearningRateSearch
-from orchestrator._search import WARM_BRACKETED, WARM_PROBE, WARM_START
+from orchestrator._search import ENDED_AS, WARM_BRACKETED, WARM_PROBE, WARM_START
 from orchestrator._warm_start import best_learning_rate, bracketed_rate, neighbourhood, probe_learning_rate
 from sweeps import expand, load_spec, shipped_specs
 
@@ -124,7 +124,8 @@ def test_no_probe_where_the_range_leaves_no_room():
 def drive(search: LearningRateSearch, slots: int, objective, prefix: str = "r", epochs: int = 3,
           stop_after: int | None = None, events: list | None = None) -> list[dict]:
     """What Ray Tune does with the searcher, at ``slots`` trials at a time: fill the slots, then end the oldest
-    trial (reporting each epoch to the pruner, as the scheduler does) and fill again. Returns every suggestion in
+    trial (reporting each epoch to the pruner, as the scheduler does; failing it where ``objective`` gives None) and
+    fill again. Returns every suggestion in
     the order handed out; ``events`` (if given) gets ("start" | "end", trial id) in the order they happened."""
     events = [] if events is None else events
     running: list[tuple[str, dict]] = []
@@ -146,6 +147,10 @@ def drive(search: LearningRateSearch, slots: int, objective, prefix: str = "r", 
         noise = suggestion["trial"]["device"]["transfer_noise"]
         seed = {"seed": suggestion["trial"]["seed"]} if getattr(objective, "by_seed", False) else {}
         value = objective(suggestion["lr"], noise, **seed)
+        if value is None:  # the objective says this trial fails (bad data, a crash): it ends without a result
+            search.on_trial_complete(ray_id, {"epoch": 1, ENDED_AS: "failed", "error": "injected failure"})
+            events.append(("end", suggestion["trial_id"]))
+            continue
         result = {"epoch": epochs, "validation_error": value, "test_error": value}
         for epoch in range(1, epochs + 1):
             result = {"epoch": epoch, "validation_error": value + (epochs - epoch), "test_error": value}
@@ -560,6 +565,41 @@ def test_under_patience_a_point_bracketed_by_neighbours_agreeing_on_a_rate_runs_
             assert rates[1] == attrs[WARM_PROBE] and len(rates) >= 2, (point.label, rates)
             if patience == "none":
                 assert len(rates) == 4, (point.label, rates)
+
+
+@pytest.mark.parametrize("failing_seed", [0, 1])
+def test_a_bracketed_point_whose_warm_start_trial_fails_at_any_seed_searches_on(tmp_path, failing_seed):
+    """Seeds share the search: the bracketed point 20 (between grid points 10 and 30, which agree) settles only once
+    its warm-start rate completed at every seed. Where it failed at one seed (the first, or a follower: found by a
+    fresh tester, whose follower ended with no completed trial), the point runs a sampler trial at every seed (no
+    probe: TPE's draw), so every seed ends with a completed trial."""
+    spec, grid, round_ = refinement("[0,1]", "lr_search.patience=1")
+    journal = tmp_path / "optuna.journal"
+    drive(search_for(spec, journal, grid), slots=2, objective=up_far)
+    twenty = [p for p in round_ if p.axes_dict["transfer_noise"] == 20.0]
+    failed = []
+
+    def objective(lr, noise, seed):
+        if noise == 20.0 and seed == failing_seed and not failed:
+            failed.append(lr)
+            return None
+        return up_far(lr, noise)
+
+    objective.by_seed = True
+    refined = LearningRateSearch(spec.name, twenty, spec.lr_search, journal, SETTINGS, selection=spec.selection,
+                                 base=spec.device, earlier=grid)
+    drive(refined, slots=2, objective=objective, prefix="round1-")
+    leader = refined.study(twenty[0].key)
+    assert leader.user_attrs[WARM_BRACKETED] is True and leader.user_attrs[WARM_PROBE] is None
+    assert failed == leader.user_attrs[WARM_START]
+    for point in twenty:
+        trials = refined.study(point.key).get_trials(deepcopy=False)
+        states = [t.state for t in trials]
+        assert states[0] == (TrialState.FAIL if point.seed == failing_seed else TrialState.COMPLETE), point.label
+        assert len(trials) >= 2 and TrialState.COMPLETE in states[1:], (point.label, states)
+        assert refined.point_finished(point.key) and refined.settled(point.key)
+    rates = [[t.params["lr"] for t in refined.study(p.key).get_trials(deepcopy=False)] for p in twenty]
+    assert rates[0] == rates[1]  # the follower ran the leader's rates
 
 
 def test_after_a_crash_at_any_journal_write_of_a_refinement_round_its_brackets_and_rates_are_kept(tmp_path):

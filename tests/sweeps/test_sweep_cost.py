@@ -192,6 +192,27 @@ def test_the_lower_bound_lets_points_stop_after_their_start_up_and_patience_samp
         assert f", {cost.trial_epochs} trial-epochs" in report
 
 
+@pytest.mark.parametrize(("patience", "per_point"), [("1", 8), ("none", 8 + 3)])
+def test_the_refinement_lower_bound_lets_a_bracketed_point_run_one_trial(patience, per_point):
+    """Under patience a refinement point bracketed by finished neighbours that agree runs its warm-start rate alone
+    (one trial to the end: 8 epochs), which no grid point ever does; without patience it is priced as a grid point
+    (4 trials, all but the warm-start one stopped at epoch 1 by its median pruner). Found by a fresh tester: the
+    refinement budget's lower bound was S + P trials a point, above the one trial a bracketed round ran."""
+    from sweeps import refinement_cost
+    from sweeps._cost import fewest_trials
+
+    spec = load("quickstart", "lr_search.method=tpe", "lr_search.values=null", "lr_search.trials_per_point=4",
+                "epochs=8", "modes=[analog_tl]", "lr_search.pruner=median", f"lr_search.patience={patience}",
+                "axes.refine={transfer_noise: {points: 2, rounds: 3}}")
+    cost = refinement_cost(spec)
+    assert cost.points == 2 * 3 * len(spec.seeds)
+    assert cost.pruned_trial_epochs == per_point * cost.points
+    assert cost.trial_epochs == 4 * 8 * cost.points
+    grid_point = next(p for p in expand(spec) if p.axes_dict.get("transfer_noise") == 10)
+    assert fewest_trials(spec, grid_point) == (2 if patience == "1" else 4)
+    assert fewest_trials(spec, grid_point, refinement=True) == (1 if patience == "1" else 4)
+
+
 def test_a_pruned_sweep_is_priced_as_a_range_and_a_gpu_sweep_in_gpu_hours_and_on_n_gpus():
     spec = load("paper_fig3_transfer_noise")
     cost = estimate_cost(spec, expand(spec))
