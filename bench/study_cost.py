@@ -18,8 +18,9 @@ Target (issue 11): ours / paper's <= 0.25.
 
     .venv/bin/python bench/study_cost.py [--coarse 0 5 10 20 40 80] [--workdir DIR]
 
-10 to 25 min on a 2-core machine (14 min for 165 trial-epochs, 2026-12-01). If the sweep finds no critical point (the Davies test does not reject "no
-elbow"), there is no width to match and the script says so instead of printing a ratio.
+10 to 25 min on a 2-core machine (14 min for 165 trial-epochs, 2026-12-01). If the sweep finds no critical point
+(the Davies test does not reject "no elbow"), there is no width to match and the script says so instead of printing
+a ratio.
 """
 
 from __future__ import annotations

@@ -398,8 +398,8 @@ class LearningRateSearch(Searcher):
         beating the best objective before them (pruned and failed trials never do); or, for a bracketed point (its
         neighbours on both sides had finished and chose its warm-start rate: ``WARM_BRACKETED``), once its
         warm-start trial completed at every seed (where it did not complete at some seed, the rule above, so the
-        point searches on). A follower seed settles with its leader. False without warm starts or patience, and for a study
-        begun before warm starts existed."""
+        point searches on). A follower seed settles with its leader. False without warm starts or patience, and for
+        a study begun before warm starts existed."""
         owner = self._leaders.get(point_key, point_key)
         patience = self.lr_search.patience
         if self._warm is None or patience is None:

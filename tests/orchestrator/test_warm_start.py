@@ -496,7 +496,8 @@ def test_a_refinement_round_takes_its_neighbours_among_the_finished_points_on_bo
     for noise, inner, outer in [(5.0, "base", "transfer_noise=10"), (20.0, "transfer_noise=10", "transfer_noise=30"),
                                 (25.0, "transfer_noise=10", "transfer_noise=30"),
                                 (60.0, "transfer_noise=30", "transfer_noise=100")]:
-        expected = [[f"analog_tl/5-8/{inner}/seed{s}" for s in (0, 1)], [f"analog_tl/5-8/{outer}/seed{s}" for s in (0, 1)]]
+        expected = [[f"analog_tl/5-8/{inner}/seed{s}" for s in (0, 1)],
+                    [f"analog_tl/5-8/{outer}/seed{s}" for s in (0, 1)]]
         assert [names(group) for group in hood.inward[at(noise)]] == expected[:1], noise
         assert [[names(g) for g in pair] for pair in hood.brackets[at(noise)]] == [expected], noise
     assert names(hood.inward[at(150.0)][0]) == [f"analog_tl/5-8/transfer_noise=100/seed{s}" for s in (0, 1)]
