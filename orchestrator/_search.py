@@ -380,16 +380,19 @@ class LearningRateSearch(Searcher):
 
     def _bracket_pending(self, owner: str) -> bool:
         """Whether a bracketed point (``WARM_BRACKETED``) still waits for the warm-start trial of one of its seeds
-        (the first seed's and, when seeds share the search, its followers'): until all have ended, neither its search
-        settles nor does it ask a sampler trial."""
+        (``_seed_warm_trials``): until all have been asked and ended, neither its search settles nor does it ask a
+        sampler trial."""
         if not self.study(owner).user_attrs.get(WARM_BRACKETED):
             return False
+        seeds = 1 + len(self._followers.get(owner, ()))
+        warm = self._seed_warm_trials(owner)
+        return len(warm) < seeds * self._start_up_count(owner) or any(t.state not in _FINISHED_STATES for t in warm)
+
+    def _seed_warm_trials(self, owner: str) -> list[optuna.trial.FrozenTrial]:
+        """The warm-start trials asked so far at every seed of a point: the first seed's and, when seeds share the
+        search, its followers'."""
         start_up = self._start_up_count(owner)
-        for key in (owner, *self._followers.get(owner, ())):
-            warm = [t for t in self._asked(key) if t.number < start_up]
-            if len(warm) < start_up or any(t.state not in _FINISHED_STATES for t in warm):
-                return True
-        return False
+        return [t for key in (owner, *self._followers.get(owner, ())) for t in self._asked(key) if t.number < start_up]
 
     def settled(self, point_key: str) -> bool:
         """Whether a point's search ended before its budget (``lr_search.patience`` P): every trial it was given has
@@ -411,8 +414,7 @@ class LearningRateSearch(Searcher):
         if self.study(owner).user_attrs.get(WARM_BRACKETED):
             if self._bracket_pending(owner):
                 return False
-            seeds = (owner, *self._followers.get(owner, ()))
-            if all(t.state == TrialState.COMPLETE for key in seeds for t in self._asked(key) if t.number < start_up):
+            if all(t.state == TrialState.COMPLETE for t in self._seed_warm_trials(owner)):
                 return True  # bracketed: the rate its neighbours on both sides chose completed at every seed
         sampler = [t for t in trials if t.number >= start_up]
         if len(sampler) < patience:
