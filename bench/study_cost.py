@@ -20,7 +20,7 @@ That price assumes a grid with spacing w locates the critical point to within w:
 default's seed noise (a pooled seed sd of 7 to 12 percentage points). ``--paper-values K`` therefore also *runs* the
 paper's way, K transfer-noise values spaced evenly over the coarse range, every one searched exhaustively (the same
 ``--grid-size`` learning rates, log-spaced over [``--lr-low``, ``--lr-high``], no pruning, no warm starts, each
-trial to its last epoch) at the same seeds, as a second sweep (``--name``-paper) in the same store, and prints the
+trial to its last epoch) at the same seeds, as a second sweep (``--name``-paperK) in the same store, and prints the
 interval it actually gets against its spacing. ``bench/study_cost_model.py`` models both ways at that noise.
 A sweep already finished in the store of ``--workdir`` is reported again, not re-run.
 
@@ -142,7 +142,7 @@ def main() -> int:
         rates = log_grid(args.lr_low, args.lr_high, args.grid_size)
         paper_spec = load_spec(args.spec, overrides=[
             *args.overrides,
-            f"name={args.name}-paper",
+            f"name={args.name}-paper{args.paper_values}",
             f"seeds=[{','.join(map(str, args.seeds))}]",
             f"axes.{AXIS}=[{','.join(f'{v:.6g}' for v in uniform)}]",
             "lr_search.method=grid", f"lr_search.values=[{','.join(map(str, rates))}]",

@@ -29,15 +29,18 @@ within-value standard deviation of its seeds' observations, and the three costs 
 the defaults are the figures measured in earlier runs (see each option's help).
 
 Printed for each design (``--coarse``, each of ``--rounds``) and noise: the share of draws in which the sweep finds a
-critical point (without one there is no width to match and no ratio, as in ``study_cost.py``), the quartiles of the
-priced ratio over the draws that find one, the share of all draws that meet the target (ratio <= 0.25), our median
-interval width, and "vs equal width": our median cost over the cost of the fewest uniform values whose median
-width is no wider than ours (that number of values in brackets). Then the uniform grids' table: values, spacing,
-cost, and per noise the share that finds a critical point and the median width.
+critical point (without one there is no width to match and no priced ratio, as in ``study_cost.py``), the quartiles
+of the priced ratio over the draws that find one, the share of all draws that meet the target (ratio <= 0.25), our
+median interval width and "vs equal width": our median cost over the cost of the paper's way with the fewest uniform
+values whose median width is no wider than ours (that number of values in brackets). Both medians are over all
+draws, a draw without a critical point counting as infinitely wide (so "inf" when half or more find none), and our
+cost counts every draw. Then the uniform grids: values, spacing, cost, and per noise the share of draws that find a
+critical point and the median width.
 
     .venv/bin/python bench/study_cost_model.py [--sd 4 7 10] [--draws 200] [--store DIR/results.sqlite]
 
-About 0.1 s a fit on one core: 40 s for the defaults' 3 noise levels x 4 designs x 200 draws plus the grids.
+About 0.1 s a fit on one core: 4.3 min for the --store run of 2026-12-01 (3 noise levels x 3 designs x 200
+draws, and the grids), about 12 min for the defaults (4 designs).
 """
 
 from __future__ import annotations
@@ -73,10 +76,9 @@ class Curve:
     slope: float
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        positive = x[x > 0]
-        low = positive.min() / 10 if positive.size else 0.1
-        lx = np.log10(np.where(x > 0, x, low))
-        return self.flat + self.slope * np.maximum(lx - math.log10(self.breakpoint), 0.0)
+        """Test error at transfer noise ``x`` (%, shape (n,)); ``flat`` at 0 (no noise) and below the breakpoint."""
+        lx = np.log10(np.where(x > 0, x, self.breakpoint))
+        return np.where(x > 0, self.flat + self.slope * np.maximum(lx - math.log10(self.breakpoint), 0.0), self.flat)
 
 
 @dataclass(frozen=True)
@@ -102,9 +104,9 @@ class Design:
 
 
 def one_draw(design: Design, curve: Curve, sd: float, costs: Costs, *, seeds: int, epochs: int, grid_size: int,
-             rng: np.random.Generator) -> tuple[float, float] | None:
-    """Our cost (trial-epochs) and the study-cost ratio of one simulated sweep, or None when it finds no critical
-    point."""
+             rng: np.random.Generator) -> tuple[float, float | None, float]:
+    """Our cost (trial-epochs), the priced study-cost ratio and the final interval width of one simulated sweep; the
+    ratio None and the width infinite when it finds no critical point (its cost was spent all the same)."""
     xs: list[float] = []
     ys: list[float] = []
 
@@ -129,16 +131,17 @@ def one_draw(design: Design, curve: Curve, sd: float, costs: Costs, *, seeds: in
         cost += costs.refined * len(new) * seeds
         elbow = estimate_elbow(xs, ys, log_x=True)
     if not elbow.has_elbow:
-        return None
+        return cost, None, math.inf
     paper = paper_values(min(line), max(line), elbow.width) * grid_size * seeds * epochs
     return cost, cost / paper, elbow.width
 
 
 def uniform_widths(low: float, high: float, ks: Sequence[int], curve: Curve, sd: float, *, seeds: int,
-                   draws: int) -> dict[int, tuple[float, float | None]]:
+                   draws: int) -> dict[int, tuple[float, float]]:
     """The paper's way under the same noise: for a uniform grid of k values over [low, high], the share of draws
-    whose fit finds a critical point and the median width of its 95 % interval (None when none does)."""
-    out: dict[int, tuple[float, float | None]] = {}
+    whose fit finds a critical point and the median width of its 95 % interval over all draws, a draw without one
+    counting as infinitely wide (so the median is infinite when at most half find one)."""
+    out: dict[int, tuple[float, float]] = {}
     for k in ks:
         values = np.linspace(low, high, k)
         widths = []
@@ -147,14 +150,25 @@ def uniform_widths(low: float, high: float, ks: Sequence[int], curve: Curve, sd:
             xs = np.repeat(values, seeds)
             ys = curve(xs) + rng.normal(0.0, sd, xs.size)
             elbow = estimate_elbow(xs, ys, log_x=True)
-            if elbow.has_elbow:
-                widths.append(elbow.width)
-        out[k] = (len(widths) / draws, statistics.median(widths) if widths else None)
+            widths.append(elbow.width if elbow.has_elbow else math.inf)
+        out[k] = (sum(math.isfinite(w) for w in widths) / draws, float(np.median(widths)))
     return out
 
 
-def calibrate(path: str, name: str) -> tuple[Curve, float, Costs, tuple[float, ...]]:
-    """Curve, noise sd, costs and coarse grid of the real sweep ``name`` in a store kept by study_cost.py."""
+@dataclass(frozen=True)
+class Calibration:
+    """What a real study_cost.py sweep measured and how it was run."""
+
+    curve: Curve
+    sd: float
+    costs: Costs
+    design: Design
+    seeds: int
+    epochs: int
+
+
+def calibrate(path: str, name: str) -> Calibration:
+    """Curve, noise sd, costs and design of the real sweep ``name`` in a store kept by study_cost.py."""
     store = open_store(f"sqlite:///{Path(path).resolve()}")
     try:
         spec = store.get_sweep(name)["spec"]
@@ -183,7 +197,12 @@ def calibrate(path: str, name: str) -> tuple[Curve, float, Costs, tuple[float, .
         coarse=statistics.fmean(epochs[v] for v in coarse if v != base[AXIS]) / seeds,
         refined=statistics.fmean(epochs[v] for v in refined) / seeds if refined else 0.0,
     )
-    return Curve(flat=elbow.flat_level, breakpoint=elbow.breakpoint, slope=elbow.slope_after), sd, costs, coarse
+    refine = (spec["axes"].get("refine") or {}).get(AXIS) or {}
+    return Calibration(
+        curve=Curve(flat=elbow.flat_level, breakpoint=elbow.breakpoint, slope=elbow.slope_after), sd=sd, costs=costs,
+        design=Design(coarse, int(refine.get("rounds", 0)), int(refine.get("points", 0))),
+        seeds=seeds, epochs=int(spec["epochs"]),
+    )
 
 
 def main() -> int:
@@ -214,7 +233,8 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, nargs="+", default=[0, 1, 2, 4],
                         help="refinement rounds to compare (default: %(default)s; study_cost.py runs 2)")
     parser.add_argument("--refine-points", type=int, default=3, help="new values per round (default: %(default)s)")
-    parser.add_argument("--store", help="calibrate curve, noise and costs from a kept study_cost.py store instead")
+    parser.add_argument("--store", help="calibrate curve, noise, costs, coarse grid, refinement points, seeds and "
+                        "epochs from a kept study_cost.py store instead (its rounds are added to --rounds)")
     parser.add_argument("--name", default="bench-study", help="the sweep in --store (default: %(default)s)")
     parser.add_argument("--seeds", type=int, default=3, help="seeds (default: %(default)s)")
     parser.add_argument("--epochs", type=int, default=3, help="epochs per trial (default: %(default)s)")
@@ -229,19 +249,23 @@ def main() -> int:
     curve = Curve(args.flat, args.breakpoint, args.slope)
     costs = Costs(args.cost_base, args.cost_coarse, args.cost_refined)
     sds = list(args.sd)
+    coarse, rounds, points = tuple(sorted(set(args.coarse))), sorted(set(args.rounds)), args.refine_points
     if args.store:
-        curve, sd, costs, coarse = calibrate(args.store, args.name)
-        sds = sorted({round(sd, 2), *sds})
-        print(f"calibrated from {args.store}: coarse grid {' '.join(f'{v:g}' for v in coarse)}; curve flat "
-              f"{curve.flat:.1f} %, critical point {curve.breakpoint:.3g} %, slope {curve.slope:.1f} pp/decade; "
-              f"pooled seed sd {sd:.2f} pp; trial-epochs per value and seed: base "
+        real = calibrate(args.store, args.name)
+        curve, costs, args.seeds, args.epochs = real.curve, real.costs, real.seeds, real.epochs
+        coarse, points = real.design.coarse, real.design.points or points
+        rounds = sorted({*rounds, real.design.rounds})
+        sds = sorted({round(real.sd, 2), *sds})
+        print(f"calibrated from {args.store}: {real.design.describe()}, {real.seeds} seeds, {real.epochs} epochs; "
+              f"curve flat {curve.flat:.1f} %, critical point {curve.breakpoint:.3g} %, slope {curve.slope:.1f} "
+              f"pp/decade; pooled seed sd {real.sd:.2f} pp; trial-epochs per value and seed: base "
               f"{costs.base:.3g}, coarse {costs.coarse:.3g}, refined {costs.refined:.3g}")
-    designs = [Design(tuple(sorted(set(args.coarse))), rounds, args.refine_points) for rounds in args.rounds]
+    designs = [Design(coarse, r, points) for r in rounds]
     print(f"curve: flat {curve.flat:g} %, critical point {curve.breakpoint:g} %, then +{curve.slope:g} pp per decade; "
           f"{args.seeds} seeds, {args.epochs} epochs, paper's grid {args.grid_size} learning rates; trial-epochs per "
           f"value and seed: base {costs.base:.3g}, coarse {costs.coarse:.3g}, refined {costs.refined:.3g}; "
           f"{args.draws} draws each")
-    ks = [k for k in args.paper_grid if k >= 5]
+    ks = sorted({k for k in args.paper_grid if k >= 5})
     low, high = min(designs[0].coarse), max(designs[0].coarse)
     started = time.time()
     with warnings.catch_warnings():
@@ -254,28 +278,27 @@ def main() -> int:
             uniform[sd] = uniform_widths(low, high, ks, curve, sd, seeds=args.seeds, draws=args.paper_draws)
         for design in designs:
             for sd in sds:
-                draws = []
-                for draw in range(args.draws):
-                    outcome = one_draw(design, curve, sd, costs, seeds=args.seeds, epochs=args.epochs,
-                                       grid_size=args.grid_size, rng=np.random.default_rng(draw))
-                    if outcome is not None:
-                        draws.append(outcome)
-                ratios = [r for _, r, _ in draws]
+                draws = [one_draw(design, curve, sd, costs, seeds=args.seeds, epochs=args.epochs,
+                                  grid_size=args.grid_size, rng=np.random.default_rng(draw))
+                         for draw in range(args.draws)]
+                ratios = [r for _, r, _ in draws if r is not None]
                 found = len(ratios) / args.draws
                 meets = sum(r <= TARGET for r in ratios) / args.draws
-                if ratios:
-                    q25, q50, q75 = np.quantile(ratios, [0.25, 0.5, 0.75])
-                    quartiles = f"{q25:10.3f} {q50:8.3f} {q75:8.3f}"
-                    width = statistics.median(w for _, _, w in draws)
-                    cost = statistics.median(c for c, _, _ in draws)
-                    # The paper's way at equal width: the fewest uniform values whose median width is no wider.
-                    k = next((k for k in ks if uniform[sd][k][1] is not None and uniform[sd][k][1] <= width), None)
-                    equal = f"{cost / (k * args.grid_size * args.seeds * args.epochs):8.3f} ({k:3d})" if k else \
-                        f"< {cost / (ks[-1] * args.grid_size * args.seeds * args.epochs):.3f} (>{ks[-1]})"
-                    extra = f"{width:13.3g} {equal:>15s}"
+                quartiles = (" ".join(f"{q:{w}.3f}" for q, w in zip(np.quantile(ratios, [0.25, 0.5, 0.75]),
+                                                                   (10, 8, 8), strict=True))
+                             if ratios else f"{'-':>10s} {'-':>8s} {'-':>8s}")
+                # Over all draws, a draw without a critical point counting as infinitely wide; our cost is spent
+                # either way. The paper's way at equal width: the fewest uniform values whose median is no wider.
+                width = float(np.median([w for _, _, w in draws]))
+                cost = statistics.median(c for c, _, _ in draws)
+                k = next((k for k in ks if uniform[sd][k][1] <= width), None) if math.isfinite(width) else None
+                if k is not None:
+                    equal = f"{cost / (k * args.grid_size * args.seeds * args.epochs):8.3f} ({k:3d})"
+                elif math.isfinite(width):
+                    equal = f"< {cost / (ks[-1] * args.grid_size * args.seeds * args.epochs):.3f} (>{ks[-1]})"
                 else:
-                    quartiles = f"{'-':>10s} {'-':>8s} {'-':>8s}"
-                    extra = f"{'-':>13s} {'-':>15s}"
+                    equal = "-"
+                extra = f"{width:13.3g} {equal:>15s}"
                 print(f"{design.describe():44s} {sd:6.2f} {found:15.2f} {quartiles} {meets:14.2f} {extra}",
                       flush=True)
         print()
@@ -287,7 +310,7 @@ def main() -> int:
             cells = []
             for sd in sds:
                 share, width = uniform[sd][k]
-                cells.append(f"{share:19.2f}, {width:9.3g}" if width is not None else f"{share:19.2f}, {'-':>9s}")
+                cells.append(f"{share:19.2f}, {width:9.3g}")
             print(f"{k:7d} {(high - low) / (k - 1):8.3g} {k * args.grid_size * args.seeds * args.epochs:13d} "
                   + " ".join(f"{c:>30s}" for c in cells))
     print(f"\n{time.time() - started:.0f} s")
