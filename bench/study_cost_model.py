@@ -40,7 +40,7 @@ critical point and the median width.
     .venv/bin/python bench/study_cost_model.py [--sd 4 7 10] [--draws 200] [--store DIR/results.sqlite]
 
 About 0.1 s a fit on one core: 4.3 min for the --store run of 2026-12-01 (3 noise levels x 3 designs x 200
-draws, and the grids), about 12 min for the defaults (4 designs).
+draws, and the grids); the defaults compare 4 designs, so longer.
 """
 
 from __future__ import annotations
