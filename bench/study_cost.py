@@ -27,9 +27,9 @@ A sweep already finished in the store of ``--workdir`` is reported again, not re
 
     .venv/bin/python bench/study_cost.py [--coarse 0 5 10 20 40 80] [--workdir DIR] [--paper-values K]
 
-10 to 36 min on a 2-core machine (2026-12-01: 14 min for 165 trial-epochs; 35 min for 207, sharing the machine). If the sweep finds no critical point
-(the Davies test does not reject "no elbow"), there is no width to match and the script says so instead of printing
-a ratio.
+10 to 36 min on a 2-core machine (2026-12-01: 14 min for 165 trial-epochs; 35 min for 207, sharing the machine).
+If the sweep finds no critical point (the Davies test does not reject "no elbow"), there is no width to match and
+the script says so instead of printing a ratio.
 """
 
 from __future__ import annotations
