@@ -229,7 +229,8 @@ def main() -> int:
                         help="trial-epochs of a refinement value per seed (default: %(default)s; measured 5.67 in "
                              "that run, 3 to 3.4 in earlier ones)")
     parser.add_argument("--coarse", type=float, nargs="+", default=[0, 5, 10, 20, 40, 80],
-                        help="the coarse grid, %% transfer noise, base point first (default: study_cost.py's, %(default)s)")
+                        help="the coarse grid, %% transfer noise, base point first (default: study_cost.py's, "
+                             "%(default)s)")
     parser.add_argument("--rounds", type=int, nargs="+", default=[0, 1, 2, 4],
                         help="refinement rounds to compare (default: %(default)s; study_cost.py runs 2)")
     parser.add_argument("--refine-points", type=int, default=3, help="new values per round (default: %(default)s)")
