@@ -22,8 +22,11 @@ paper's way, K transfer-noise values spaced evenly over the coarse range, every 
 ``--grid-size`` learning rates, log-spaced over [``--lr-low``, ``--lr-high``], no pruning, no warm starts, each
 trial to its last epoch) at the same seeds, as a second sweep (``--name``-paperK) in the same store, and prints the
 interval it actually gets against its spacing (2026-12-01: ``--paper-values 5``, spacing 20 against our width 21.25,
-270 trial-epochs in 44 min, found no critical point). ``bench/study_cost_model.py`` models both ways at that noise.
-A sweep already finished in the store of ``--workdir`` is reported again, not re-run.
+270 trial-epochs in 44 min, found no critical point; 2026-12-02: ``--paper-values 9``, spacing 10, 486 trial-epochs
+in 42.5 min, width 23.74; ``--paper-values 13``, spacing 6.67, 702 trial-epochs in 59.8 min, width 29.2; our way's
+run beside them: 149 trial-epochs, width 14.94). ``bench/study_cost_model.py`` models both ways at that noise.
+A sweep already finished in the store of ``--workdir`` is reported again, not re-run; ``--paper-name`` compares a second
+run of our way (a new ``--name``) with a paper's way already run there.
 
     .venv/bin/python bench/study_cost.py [--coarse 0 5 10 20 40 80] [--workdir DIR] [--paper-values K]
 
@@ -44,7 +47,7 @@ from pathlib import Path
 
 import ray
 
-from orchestrator import run_sweep
+from orchestrator import SweepStateError, run_sweep
 from results import AXES, open_store, sweep_elbows
 from sweeps import expand, load_spec
 
@@ -102,10 +105,14 @@ def main() -> int:
     parser.add_argument("--lr-high", type=float, default=0.3, help="highest learning rate (default: %(default)s)")
     parser.add_argument("--tpe-trials", type=int, default=4, help="TPE trials per point (default: %(default)s)")
     parser.add_argument("--grid-size", type=int, default=6,
-                        help="the paper's way: learning rates per point (default: %(default)s, as bench/lr_search_cost.py)")
+                        help="the paper's way: learning rates per point (default: %(default)s, as "
+                             "bench/lr_search_cost.py)")
     parser.add_argument("--paper-values", type=int,
                         help="also run the paper's way: this many uniform values over the coarse range, each with the "
                              "exhaustive learning-rate grid (at least 5; default: priced only)")
+    parser.add_argument("--paper-name",
+                        help="the paper's way's sweep name (default: NAME-paperK); naming one already finished in the "
+                             "store compares another run of our way (a new --name) with it without running it again")
     parser.add_argument("--num-cpus", type=int, default=2, help="CPUs of the local Ray instance (default: 2)")
     parser.add_argument("--workdir", help="folder for the store and storage (default: a new temporary folder, removed)")
     args = parser.parse_args()
@@ -113,6 +120,8 @@ def main() -> int:
         parser.error("--coarse needs at least 5 distinct values (the elbow fit's minimum)")
     if args.paper_values is not None and args.paper_values < 5:
         parser.error("--paper-values needs at least 5 (the elbow fit's minimum)")
+    if args.paper_name is not None and args.paper_values is None:
+        parser.error("--paper-name needs --paper-values (the paper's way it names)")
 
     coarse = sorted(set(args.coarse))
     overrides = [
@@ -143,7 +152,7 @@ def main() -> int:
         rates = log_grid(args.lr_low, args.lr_high, args.grid_size)
         paper_spec = load_spec(args.spec, overrides=[
             *args.overrides,
-            f"name={args.name}-paper{args.paper_values}",
+            f"name={args.paper_name or f'{args.name}-paper{args.paper_values}'}",
             f"seeds=[{','.join(map(str, args.seeds))}]",
             f"axes.{AXIS}=[{','.join(f'{v:.6g}' for v in uniform)}]",
             "lr_search.method=grid", f"lr_search.values=[{','.join(map(str, rates))}]",
@@ -160,8 +169,12 @@ def main() -> int:
             if one is None:
                 continue
             started = time.time()
-            outcome = run_sweep(one, store, storage_root=workdir / "storage",
-                                echo=lambda line: print(f"  | {line}", flush=True))
+            try:
+                outcome = run_sweep(one, store, storage_root=workdir / "storage",
+                                    echo=lambda line: print(f"  | {line}", flush=True))
+            except SweepStateError as exc:  # e.g. --paper-name naming a sweep of another spec
+                print(f"study_cost.py: {exc}", file=sys.stderr)
+                return 2
             wall[one.name] = ("not run again (finished in the store)" if "already finished" in outcome.message
                               else f"{(time.time() - started) / 60:.1f} min")
             print(f"  | {outcome.message}", flush=True)
