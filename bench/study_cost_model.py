@@ -41,7 +41,7 @@ critical point and the median width.
 
 What it said (2026-12-02, ``--sd 1 2 3 --rounds 0 1 2 --draws 100 --paper-grid 5 9 17 33 --paper-draws 20``): the
 target as priced is met in 72 to 91 % of draws at a seed sd of 2 pp (no refinement, 2 x 3, 1 x 3), in 15 to 32 % at
-3 pp, and in at most 10 % at 4 pp; the embedded default's chosen errors have 5.9 to 7.2 pp.
+3 pp, and in at most 10 % at 4 pp; the embedded default's chosen errors have 5.9 to 8.8 pp (three runs).
 
 About 0.1 s a fit on one core: 4.3 min for the --store run of 2026-12-01 (3 noise levels x 3 designs x 200
 draws, and the grids); the defaults compare 4 designs, so longer.
