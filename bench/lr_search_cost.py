@@ -64,6 +64,11 @@ def log_grid(low: float, high: float, size: int) -> list[float]:
     return [float(f"{low * (high / low) ** (i / (size - 1)):.4g}") for i in range(size)]
 
 
+def trial_epochs(trials) -> int:
+    """Epochs the trials ran, together (a pruned or stopped trial counts the epochs it ran)."""
+    return sum(int(t["epochs_done"] or 0) for t in trials)
+
+
 def point_label(row: dict[str, Any], varied: tuple[str, ...] = ()) -> str:
     """A device point's identity across sweeps: mode, task and the varied axes' values (not the seed, not the key)."""
     axes = ",".join(f"{a}={row[a]:g}" for a in varied)
@@ -97,7 +102,7 @@ def collect(store, sweep: str) -> dict[tuple[str, int], dict[str, Any]]:
             "lr": row["lr"],
             "error": row["test_error"],  # at the chosen epoch, chosen by the sweep's rule
             "trials": trials,
-            "trial_epochs": sum(int(t["epochs_done"] or 0) for t in trials),
+            "trial_epochs": trial_epochs(trials),
             "completed": sum(t["status"] == "completed" for t in trials),
             "pruned": sum(t["status"] == "pruned" for t in trials),
             "failed": sum(t["status"] == "failed" for t in trials),

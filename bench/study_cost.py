@@ -17,16 +17,17 @@ seeds and epochs. Every trial of that design runs every epoch, so its trial-epoc
 Target (issue 11): ours / paper's <= 0.25.
 
 That price assumes a grid with spacing w locates the critical point to within w: true without noise, not with this
-default's seed noise (a pooled seed sd of 7 to 12 percentage points). ``--paper-values K`` therefore also *runs* the
-paper's way, K transfer-noise values spaced evenly over the coarse range, every one searched exhaustively (the same
-``--grid-size`` learning rates, log-spaced over [``--lr-low``, ``--lr-high``], no pruning, no warm starts, each
-trial to its last epoch) at the same seeds, as a second sweep (``--name``-paperK) in the same store, and prints the
-interval it actually gets against its spacing (2026-12-01: ``--paper-values 5``, spacing 20 against our width 21.25,
-270 trial-epochs in 44 min, found no critical point; 2026-12-02: ``--paper-values 9``, spacing 10, 486 trial-epochs
-in 42.5 min, width 23.74; ``--paper-values 13``, spacing 6.67, 702 trial-epochs in 59.8 min, width 29.2; our way's
-run beside them: 149 trial-epochs, width 14.94). ``bench/study_cost_model.py`` models both ways at that noise.
-A sweep already finished in the store of ``--workdir`` is reported again, not re-run; ``--paper-name`` compares a second
-run of our way (a new ``--name``) with a paper's way already run there.
+default's seed noise (pooled seed sd of the chosen errors 5.9 to 8.8 percentage points in three runs).
+``--paper-values K`` therefore also *runs* the paper's way, K transfer-noise values spaced evenly over the coarse
+range, every one searched exhaustively (the same ``--grid-size`` learning rates, log-spaced over [``--lr-low``,
+``--lr-high``], no pruning, no warm starts, each trial to its last epoch) at the same seeds, as a second sweep
+(``--name``-paperK) in the same store, and prints the interval it actually gets against its spacing (2026-12-01:
+``--paper-values 5``, spacing 20 against our width 21.25, 270 trial-epochs in 44 min, found no critical point;
+2026-12-02: ``--paper-values 9``, spacing 10, 486 trial-epochs in 42.5 min, width 23.74; ``--paper-values 13``,
+spacing 6.67, 702 trial-epochs in 59.8 min, width 29.2; our way's run beside them: 149 trial-epochs, width 14.94).
+``bench/study_cost_model.py`` models both ways at that noise. A sweep already finished in the store of ``--workdir``
+is reported again, not re-run; ``--paper-name`` compares a second run of our way (a new ``--name``) with a paper's
+way already run there.
 
     .venv/bin/python bench/study_cost.py [--coarse 0 5 10 20 40 80] [--workdir DIR] [--paper-values K]
 
@@ -51,7 +52,7 @@ from orchestrator import SweepStateError, run_sweep
 from results import AXES, open_store, sweep_elbows
 from sweeps import expand, load_spec
 
-from lr_search_cost import log_grid  # bench/ is the script's folder, first on sys.path
+from lr_search_cost import log_grid, trial_epochs  # bench/ is the script's folder, first on sys.path
 
 HERE = Path(__file__).resolve().parent
 AXIS = "transfer_noise"
@@ -63,14 +64,19 @@ def paper_values(low: float, high: float, width: float) -> int:
     return steps + 1
 
 
+def base_device(spec) -> dict[str, float]:
+    """The spec's base device point, by axis (what ``sweep_elbows`` measures the axis from)."""
+    return {name: getattr(spec.device, name) for name in AXES}
+
+
 def report_paper_run(store, spec, ours: int, ours_elbows, wall: str) -> None:
     """Print what the paper's way got when run: its interval against its spacing, and its cost against ours."""
     trials = store.list_trials(spec.name)
-    cost = sum(int(t["epochs_done"] or 0) for t in trials)
+    cost = trial_epochs(trials)
     rows = store.best_points(spec.name)
     values = sorted({row[AXIS] for row in rows})
     spacing = (values[-1] - values[0]) / (len(values) - 1)
-    base = {name: getattr(spec.device, name) for name in AXES}
+    base = base_device(spec)
     print("-" * 100)
     print(f"the paper's way, run: {len(values)} uniform {AXIS} values (spacing {spacing:.4g}), {len(trials)} trials, "
           f"{cost} trial-epochs, wall {wall}")
@@ -185,11 +191,11 @@ def main() -> int:
         ray.shutdown()
 
     trials = store.list_trials(spec.name)
-    ours = sum(int(t["epochs_done"] or 0) for t in trials)
+    ours = trial_epochs(trials)
     grid_keys = {p.key for p in expand(spec)}
-    ours_grid = sum(int(t["epochs_done"] or 0) for t in trials if t["point_key"] in grid_keys)
+    ours_grid = trial_epochs(t for t in trials if t["point_key"] in grid_keys)
     rows = store.best_points(spec.name)
-    base = {name: getattr(spec.device, name) for name in AXES}
+    base = base_device(spec)
     values = sorted({row[AXIS] for row in rows})
     before = [e for e in sweep_elbows([r for r in rows if r[AXIS] in coarse], axis=AXIS, base=base)]
     after = [e for e in sweep_elbows(rows, axis=AXIS, base=base)]
