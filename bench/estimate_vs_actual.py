@@ -8,7 +8,18 @@ second sweep doing the same work). Target (issue 11): the estimate within 25 % o
     .venv/bin/python bench/estimate_vs_actual.py [--spec sweeps/quickstart.yaml] [--set epochs=2 ...] [--keep DIR]
 
 Runs the real sweep: about 6.5 min on an idle 2-core machine for the quickstart (382 s measured); a loaded machine
-makes the actual time, and so the ratio, larger (the model is fitted on an idle one).
+makes the actual time, and so the ratio, larger (the model is fitted on an idle one). Where pruning or patience
+makes the estimate a range, both bounds are printed, and beside them the compute divided by the slots, which the
+dry run printed before it replayed how ``run`` hands out trials (``sweeps._schedule``). A sweep whose points run
+their trials one after another, 2026-12-02 (one point, 6 trials, ``patience: 2``, 2 CPUs; 2.3 min):
+
+    .venv/bin/python bench/estimate_vs_actual.py --spec bench/lr_search_points.yaml --set name=chain-check \
+        --set lr_search.method=tpe --set lr_search.trials_per_point=6 --set lr_search.low=0.02 \
+        --set lr_search.high=0.2 --set lr_search.pruner=none --set lr_search.patience=2 --set axes=null \
+        --set "seeds=[0]"
+
+gave 132 s actual (5 trials ran), 114 to 136 s estimated from the store's epoch times (122 to 147 s modelled), and
+91 s as the compute divided by the slots (ratio 0.69).
 """
 
 from __future__ import annotations
@@ -22,9 +33,11 @@ import time
 from pathlib import Path
 
 
-def wall_estimate(spec_path: str, overrides: list[str], store_url: str | None) -> tuple[float, str]:
-    """The dry run's wall time here in seconds (the upper bound: no pruning in the quickstart), computed by the same
-    functions as ``run --dry-run`` but unrounded, and how the epoch times were priced."""
+def wall_estimate(spec_path: str, overrides: list[str], store_url: str | None) -> tuple[float, float, float, str]:
+    """The dry run's wall time here in seconds, computed by the same functions as ``run --dry-run`` but unrounded:
+    its upper and lower bounds (the same without pruning or patience, as in the quickstart), the compute divided by
+    the slots (what the dry run printed before it replayed how ``run`` hands out trials: ``sweeps._schedule``), and
+    how the epoch times were priced."""
     from results import open_store
     from sweeps import detect_environment, dry_run_report, estimate_cost, expand, load_spec
     from sweeps._cost import _parallel_trials
@@ -36,10 +49,11 @@ def wall_estimate(spec_path: str, overrides: list[str], store_url: str | None) -
         with open_store(store_url, read_only=True) as store:
             measured = measured_epochs(store.epoch_seconds())
     slots = _parallel_trials(spec, detect_environment())
-    seconds = estimate_cost(spec, expand(spec), measured=measured).wall_seconds(slots)
+    cost = estimate_cost(spec, expand(spec), measured=measured)
+    shared_out = (cost.trial_seconds + cost.pretrain_seconds) / slots
     report = dry_run_report(spec, expand(spec), environment=detect_environment(), measured=measured)
     priced = next(line for line in report.splitlines() if line.startswith("Epoch times:"))
-    return seconds, priced
+    return cost.wall_seconds(slots), cost.wall_seconds(slots, pruned=True), shared_out, priced
 
 
 def epoch_table(spec_path: str, overrides: list[str], store_url: str) -> list[str]:
@@ -82,23 +96,28 @@ def main() -> None:
             raise SystemExit(f"--keep {args.keep}: not empty (the estimate needs an empty store)")
     with tempfile.TemporaryDirectory() if args.keep is None else contextlib.nullcontext(str(args.keep)) as folder:
         url = f"sqlite:///{Path(folder) / 'results.db'}"
-        modelled, modelled_how = wall_estimate(args.spec, args.overrides, None)
+        modelled, modelled_low, modelled_shared, modelled_how = wall_estimate(args.spec, args.overrides, None)
         started = time.monotonic()
         run = cli("run", args.spec, *sets, "--store", url, "--storage-path", str(Path(folder) / "storage"))
         actual = time.monotonic() - started
         if run.returncode != 0:
             raise SystemExit(f"the sweep failed (exit {run.returncode}):\n{run.stderr[-2000:]}")
-        measured, measured_how = wall_estimate(args.spec, [*args.overrides, "name=estimate-check"], url)
+        measured, measured_low, measured_shared, measured_how = wall_estimate(
+            args.spec, [*args.overrides, "name=estimate-check"], url)
         epochs = epoch_table(args.spec, args.overrides, url)
     print(f"spec {args.spec} {' '.join(sets)}")
     print(f"actual wall time            {actual:8.0f} s")
     for line in (run.stdout + run.stderr).splitlines():  # the run's own account of pretraining and of the sweep's part
         if line.startswith(("pretraining ", "sweep ")):
             print(f"  run: {line.strip()}")
-    print(f"estimate, modelled          {modelled:8.0f} s   ratio estimate/actual {modelled / actual:.2f}")
-    print(f"  ({modelled_how})")
-    print(f"estimate, measured in store {measured:8.0f} s   ratio estimate/actual {measured / actual:.2f}")
-    print(f"  ({measured_how})")
+    for label, high, low, shared, how in (("modelled", modelled, modelled_low, modelled_shared, modelled_how),
+                                          ("measured in store", measured, measured_low, measured_shared, measured_how)):
+        print(f"estimate, {label:17} {high:8.0f} s   ratio estimate/actual {high / actual:.2f}")
+        if low < high:
+            print(f"  lower bound (pruning, patience) {low:8.0f} s   ratio {low / actual:.2f}; the actual time is "
+                  + ("inside" if low <= actual <= high else "outside") + " the range")
+        print(f"  compute / slots             {shared:8.0f} s   ratio {shared / actual:.2f}")
+        print(f"  ({how})")
     print("seconds per epoch by kind of trial:")
     print("\n".join(epochs))
 

@@ -25,6 +25,10 @@ own median pruner, which also compares with running trials, may stop every trial
 warm-started point's warm-start trial; the base point's spread start-up trials) and P sampler trials
 (``fewest_trial_epochs``). It assumes no trial fails (one that fails ends sooner still). Without a pruner or patience
 both bounds are the same.
+
+The wall time at either bound replays how ``run`` hands those trials out to a number of slots (``sweeps._schedule``):
+under patience a point's trials run one after another, so it is at least the longest point's chain of trials, not
+just the compute divided by the slots.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from typing import Any
 from sweeps._expand import Point, format_value, line_points, refine_modes
 from sweeps._loader import spec_hash
 from sweeps._measured import MeasuredEpoch, TimingKey, timing_key
+from sweeps._schedule import Search, makespan, most_parallel
 from sweeps._schema import SweepSpec
 from workers.data import (
     CIFAR10_FOLDER,
@@ -96,11 +101,17 @@ class CostEstimate:
     measured_sweeps: tuple[str, ...] = ()
     on_gpu: bool = False
     gpus_per_trial: float = 0.0
+    searches: tuple[Search, ...] = ()  # every point's trials in run order, each for all its epochs (upper bound)
+    fewest_searches: tuple[Search, ...] = ()  # the same at the fewest trials and epochs (lower bound)
+    rounds: int = 1  # the searches run this many times, one round after another (adaptive refinement's budget)
 
     def wall_seconds(self, parallel_trials: int, *, pruned: bool = False) -> float:
-        """Wall time with ``parallel_trials`` trials at a time (pretraining first, then the trials)."""
-        trials = self.pruned_trial_seconds if pruned else self.trial_seconds
-        return (trials + self.pretrain_seconds) / max(parallel_trials, 1)
+        """Wall time with ``parallel_trials`` trials at a time: pretraining first (its seconds shared out over the
+        slots), then the trials as ``run`` hands them out (``sweeps._schedule.makespan``: a point under patience runs
+        its trials one after another, so fewer points than slots leave slots idle)."""
+        slots = max(parallel_trials, 1)
+        searches = self.fewest_searches if pruned else self.searches
+        return self.pretrain_seconds / slots + self.rounds * makespan(searches, slots)
 
     def gpu_hours(self, *, pruned: bool = False) -> float:
         """GPU-hours the trials and pretraining hold (0 for a CPU sweep)."""
@@ -158,7 +169,11 @@ def estimate_cost(
     fewest_epochs = 0
     measured_trials = 0
     used: dict[TimingKey, MeasuredEpoch] = {}
-    for point in points:
+    points = run_order(spec, points)
+    leaders = seed_leaders(spec, points)
+    searches: list[Search] = []
+    fewest_searches: list[Search] = []
+    for index, point in enumerate(points):
         key = timing_key(spec, point, on_gpu=on_gpu)
         found = (measured or {}).get(key)
         if found is not None:
@@ -167,10 +182,15 @@ def estimate_cost(
             used[key] = found
         else:
             epoch = modelled_epoch_seconds(spec, point, on_gpu=on_gpu)
-        least_trials, point_epochs = fewest_trial_epochs(spec, point, refinement=refinement)
-        fewest_epochs += point_epochs
+        fewest = fewest_epochs_per_trial(spec, point, refinement=refinement)
+        fewest_epochs += sum(fewest)
         trial_seconds += per_point * TRIAL_OVERHEAD_SECONDS + per_point * spec.epochs * epoch
-        pruned_seconds += least_trials * TRIAL_OVERHEAD_SECONDS + point_epochs * epoch
+        pruned_seconds += len(fewest) * TRIAL_OVERHEAD_SECONDS + sum(fewest) * epoch
+        start_up = start_up_trials(spec, point, refinement=refinement)
+        leader = leaders.get(index)
+        searches.append(Search(tuple(TRIAL_OVERHEAD_SECONDS + spec.epochs * epoch for _ in range(per_point)),
+                               start_up, leader))
+        fewest_searches.append(Search(tuple(TRIAL_OVERHEAD_SECONDS + e * epoch for e in fewest), start_up, leader))
     pretrain_jobs = len({point.pretrain_key for point in points if point.mode.endswith("_tl")})
     source = SOURCE_TRAIN_IMAGES[spec.data.dataset]
     if spec.data.source_limit is not None:
@@ -192,6 +212,8 @@ def estimate_cost(
         measured_sweeps=tuple(sorted({sweep for found in used.values() for sweep in found.sweeps})),
         on_gpu=on_gpu,
         gpus_per_trial=spec.resources.gpu if on_gpu else 0.0,
+        searches=tuple(searches),
+        fewest_searches=tuple(fewest_searches),
     )
 
 
@@ -221,15 +243,19 @@ def pruned_trial_epochs(spec: SweepSpec, trials: int | None = None) -> int:
       the rung *so far* (and always the first to reach it), so trials that arrive one after another, each worse than
       the first, all stop at the first rung (Hyperband: its most aggressive bracket).
     """
+    trials = spec.lr_search.trials_per_point if trials is None else trials
+    stopped = _stopped_early(spec, trials)
+    return (trials - stopped) * spec.epochs + stopped * first_stop(spec)
+
+
+def _stopped_early(spec: SweepSpec, trials: int) -> int:
+    """How many of a point's ``trials`` its pruner may stop at its first chance (``pruned_trial_epochs``)."""
     lr = spec.lr_search
-    trials, epochs = lr.trials_per_point if trials is None else trials, spec.epochs
-    options = dict(lr.pruner_options)
     if lr.pruner == "median":
-        full = min(trials, max(options.get("n_startup_trials", 5), 1))
-        return full * epochs + (trials - full) * first_stop(spec)
+        return trials - min(trials, max(dict(lr.pruner_options).get("n_startup_trials", 5), 1))
     if lr.pruner in ("successive_halving", "hyperband"):
-        return epochs + (trials - 1) * first_stop(spec)
-    return trials * epochs
+        return trials - 1
+    return 0
 
 
 def first_stop(spec: SweepSpec) -> int:
@@ -283,17 +309,70 @@ def fewest_trials(spec: SweepSpec, point: Point, *, refinement: bool = False) ->
 
 
 def fewest_trial_epochs(spec: SweepSpec, point: Point, *, refinement: bool = False) -> tuple[int, int]:
-    """(trials, trial-epochs) of ``point``'s search at the fewest, assuming no trial fails (a failed trial ends
-    sooner still): ``fewest_trials`` trials, priced by ``pruned_trial_epochs``, except where the search
-    ``warm_starts``: there every trial but one stops at the pruner's first chance (``first_stop``). With a median
-    pruner each point has its own (``orchestrator._point_pruner``), which compares a trial with its point's *running*
-    trials as well as its completed ones and, at a warm-started point, its neighbours' completed trials, so with
-    trials side by side all but one (a warm-start trial is never pruned) may stop then; successive halving and
-    Hyperband are priced that way anyway. ``refinement``: as for ``fewest_trials``."""
+    """(trials, trial-epochs) of ``point``'s search at the fewest (``fewest_epochs_per_trial``)."""
+    epochs = fewest_epochs_per_trial(spec, point, refinement=refinement)
+    return len(epochs), sum(epochs)
+
+
+def fewest_epochs_per_trial(spec: SweepSpec, point: Point, *, refinement: bool = False) -> list[int]:
+    """The epochs each trial of ``point``'s search runs at the fewest, in trial order, assuming no trial fails (a
+    failed trial ends sooner still): ``fewest_trials`` trials, priced as ``pruned_trial_epochs`` (those that run to
+    the end first), except where the search ``warm_starts``: there every trial but the first stops at the pruner's
+    first chance (``first_stop``). With a median pruner each point has its own (``orchestrator._point_pruner``), which
+    compares a trial with its point's *running* trials as well as its completed ones and, at a warm-started point,
+    its neighbours' completed trials, so with trials side by side all but one (a warm-start trial is never pruned)
+    may stop then; successive halving and Hyperband are priced that way anyway. ``refinement``: as for
+    ``fewest_trials``."""
     trials = fewest_trials(spec, point, refinement=refinement)
     if warm_starts(spec):
-        return trials, spec.epochs + (trials - 1) * first_stop(spec)
-    return trials, pruned_trial_epochs(spec, trials)
+        return [spec.epochs] + [first_stop(spec)] * (trials - 1)
+    full = trials - _stopped_early(spec, trials)
+    return [spec.epochs] * full + [first_stop(spec)] * (trials - full)
+
+
+def start_up_trials(spec: SweepSpec, point: Point, *, refinement: bool = False) -> int | None:
+    """How many of ``point``'s first trials ``run`` may hand out at once when its search ``stops_by_patience`` (the
+    rest one at a time, each once every earlier trial has ended: ``orchestrator._search``): its warm-start trial
+    (``may_warm_start``, and every refinement point), else its S spread start-up trials. None otherwise: all at once.
+    """
+    if not stops_by_patience(spec):
+        return None
+    return 1 if refinement or may_warm_start(spec, point) else spec.lr_search.startup_trials
+
+
+def run_order(spec: SweepSpec, points: Sequence[Point]) -> list[Point]:
+    """``points`` in the order ``run`` hands their trials out: the expansion's, or where the search ``warm_starts``,
+    nearest the base device (``spec.device``) first, by the sum over a point's axes of how many of the axis's values
+    (the base's among them) lie between its value and the base's (stable: ``orchestrator._warm_start.neighbourhood``)."""
+    if not warm_starts(spec):
+        return list(points)
+    values: dict[str, set[float]] = {}
+    for point in points:
+        for axis, value in point.axes:
+            values.setdefault(axis, {getattr(spec.device, axis)}).add(value)
+    ranks = {axis: sorted(found) for axis, found in values.items()}
+
+    def distance(point: Point) -> int:
+        return sum(abs(ranks[axis].index(value) - ranks[axis].index(getattr(spec.device, axis)))
+                   for axis, value in point.axes)
+
+    return sorted(points, key=distance)
+
+
+def seed_leaders(spec: SweepSpec, points: Sequence[Point]) -> dict[int, int]:
+    """Index of a later seed in ``points`` -> index of its device point's first seed, where seeds share one TPE
+    search (``selection.per_seed: false``): the first seed runs the search, the others run its learning rates."""
+    if spec.selection.per_seed or spec.lr_search.method != "tpe":
+        return {}
+    first: dict[tuple, int] = {}
+    leaders = {}
+    for index, point in enumerate(points):
+        group = (point.mode, point.task, point.device)
+        if group in first:
+            leaders[index] = first[group]
+        else:
+            first[group] = index
+    return leaders
 
 
 def work_units(spec: SweepSpec) -> float:
@@ -379,7 +458,7 @@ def dry_run_report(
         lines.append(f"GPU-hours: {hours} ({cost.gpus_per_trial:g} GPU per trial){assumed}")
     lines.append(
         f"Estimated wall time here: {span(cost.wall_seconds(slots), cost.wall_seconds(slots, pruned=True))} with "
-        f"{slots} trial(s) at a time"
+        f"{slots} trial(s) at a time" + _most_slots_note(spec, cost, slots, "CPUs")
         if slots
         else "Estimated wall time here: cannot run, this machine lacks the requested resources"
         + (" (a GPU spec: --cpu-fallback runs it on CPUs)" if spec.resources.gpu > 0 and not cpu_fallback else "")
@@ -430,20 +509,40 @@ def _cluster_wall_line(spec: SweepSpec, cost: CostEstimate, gpus: int, span: Any
         return f"Estimated wall time on {gpus} GPU(s): cannot run, each trial asks for {spec.resources.gpu:g} GPU(s)"
     wall = span(cost.wall_seconds(slots), cost.wall_seconds(slots, pruned=True))
     return (f"Estimated wall time on {gpus} GPU(s): {wall} with {slots} trial(s) at a time "
-            f"({spec.resources.gpu:g} GPU + {spec.resources.cpu:g} CPU each, assuming the nodes have the CPUs)")
+            f"({spec.resources.gpu:g} GPU + {spec.resources.cpu:g} CPU each, assuming the nodes have the CPUs)"
+            + _most_slots_note(spec, cost, slots, "GPUs"))
+
+
+def _most_slots_note(spec: SweepSpec, cost: CostEstimate, slots: int, more: str) -> str:
+    """'; more X would not shorten it ...' when ``slots`` reach the most trials the sweep ever runs at once
+    (``sweeps._schedule.most_parallel``, at either bound), else ''."""
+    most = max(most_parallel(cost.searches), most_parallel(cost.fewest_searches))
+    if slots < most or slots <= 1:
+        return ""
+    why = ("a point runs its trials one after another under lr_search.patience" if stops_by_patience(spec)
+           else "every trial has a slot")
+    return f"; more {more} would not shorten it (it never runs more than {most} trial(s) at once: {why})"
 
 
 def refinement_cost(spec: SweepSpec) -> CostEstimate:
     """The most adaptive refinement may cost (``refinement_budget`` points; their values are only known once the
-    grid has run, and the cost does not depend on them)."""
+    grid has run, and the cost does not depend on them). Its wall time runs the most rounds any refined axis has one
+    after another, as ``run`` does, each round with every refined axis's points (``CostEstimate.rounds``)."""
     budget: list[Point] = []
+    one_round: list[Point] = []
     for refine in spec.axes.refine:
-        nominal = [getattr(spec.device, refine.axis)] * (refine.rounds * refine.points)
+        base = getattr(spec.device, refine.axis)
+        nominal = [base] * (refine.rounds * refine.points)
+        stand_ins = [base + step for step in range(1, refine.points + 1)]  # distinct values, so seeds group by value
         for mode in refine_modes(spec, refine.axis):
             for classes in spec.data.tasks:
                 budget += line_points(spec, mode, classes, refine.axis, nominal)
+                one_round += line_points(spec, mode, classes, refine.axis, stand_ins)
     cost = estimate_cost(spec, budget, refinement=True)
-    return replace(cost, pretrain_jobs=0, pretrain_seconds=0.0)  # the grid's pretrained models serve refinement
+    per_round = estimate_cost(spec, one_round, refinement=True)
+    return replace(cost, pretrain_jobs=0, pretrain_seconds=0.0,  # the grid's pretrained models serve refinement
+                   searches=per_round.searches, fewest_searches=per_round.fewest_searches,
+                   rounds=max((refine.rounds for refine in spec.axes.refine), default=1))
 
 
 def _refinement_lines(spec: SweepSpec, slots: int) -> list[str]:

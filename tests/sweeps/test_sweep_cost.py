@@ -211,6 +211,14 @@ def test_the_refinement_lower_bound_lets_a_bracketed_point_run_one_trial(patienc
     grid_point = next(p for p in expand(spec) if p.axes_dict.get("transfer_noise") == 10)
     assert fewest_trials(spec, grid_point) == (2 if patience == "1" else 4)
     assert fewest_trials(spec, grid_point, refinement=True) == (1 if patience == "1" else 4)
+    # Rounds run one after another. With a slot for every trial, a round under patience is one chain per value (its
+    # seeds beside it): 4 trials end to end at the most, its one warm-start trial at the fewest; without patience all
+    # 4 trials side by side. One trial's seconds: overhead + 8 epochs.
+    trial = cost.searches[0].seconds[0]
+    assert cost.rounds == 3 and len(cost.searches) == 2 * len(spec.seeds)
+    assert cost.wall_seconds(100) == pytest.approx(3 * (4 if patience == "1" else 1) * trial)
+    if patience == "1":
+        assert cost.wall_seconds(100, pruned=True) == pytest.approx(3 * trial)
 
 
 def test_a_pruned_sweep_is_priced_as_a_range_and_a_gpu_sweep_in_gpu_hours_and_on_n_gpus():
@@ -219,10 +227,24 @@ def test_a_pruned_sweep_is_priced_as_a_range_and_a_gpu_sweep_in_gpu_hours_and_on
     report = dry_run_report(spec, expand(spec), environment=LAPTOP, gpus=8)
     assert f"{cost.pruned_trial_epochs} to {cost.trial_epochs} trial-epochs" in report
     assert "GPU-hours:" in report and "assumed, not measured" in report
-    # 8 GPUs at 0.25 GPU a trial: 32 trials at a time, the wall time is the compute divided by 32.
+    # 8 GPUs at 0.25 GPU a trial: 32 trials at a time.
     assert "on 8 GPU(s)" in report and "with 32 trial(s) at a time" in report
     assert cost.gpu_hours() == pytest.approx((cost.trial_seconds + cost.pretrain_seconds) * 0.25 / 3600)
-    assert cost.wall_seconds(32) == pytest.approx((cost.trial_seconds + cost.pretrain_seconds) / 32)
+    # But 20 points under lr_search.patience run their 8 trials one after another (a warm-started point may not ask
+    # its next trial before the last one ended), so 32 slots are never all busy: the wall time is 8 of the longest
+    # (5-class) trials, not the compute divided by 32, and more GPUs do not shorten it.
+    longest = max(search.seconds[0] for search in cost.searches)
+    assert cost.wall_seconds(32) == pytest.approx(cost.pretrain_seconds / 32 + 8 * longest)
+    assert cost.wall_seconds(32) > 2 * (cost.trial_seconds + cost.pretrain_seconds) / 32
+    assert cost.wall_seconds(64) - cost.pretrain_seconds / 64 == pytest.approx(8 * longest)
+    # The report says so: at most 2 x 4 base start-up trials + 18 other points run at once.
+    assert "more GPUs would not shorten it (it never runs more than 26 trial(s) at once" in report
+    assert "would not shorten" not in dry_run_report(spec, expand(spec), environment=LAPTOP, gpus=4)  # 16 slots
+    # Without patience every trial of a point may run at once: the compute shared out over the slots.
+    free = load("paper_fig3_transfer_noise", "lr_search.patience=none")
+    free_cost = estimate_cost(free, expand(free))
+    assert free_cost.wall_seconds(32) < 0.6 * cost.wall_seconds(32)
+    assert free_cost.wall_seconds(32) >= (free_cost.trial_seconds + free_cost.pretrain_seconds) / 32
 
 
 def test_cpu_fallback_prices_a_gpu_spec_on_this_machines_cpus_instead_of_cannot_run():
