@@ -26,9 +26,9 @@ warm-started point's warm-start trial; the base point's spread start-up trials) 
 (``fewest_trial_epochs``). It assumes no trial fails (one that fails ends sooner still). Without a pruner or patience
 both bounds are the same.
 
-The wall time at either bound replays how ``run`` hands those trials out to a number of slots (``sweeps._schedule``):
-under patience a point's trials run one after another, so it is at least the longest point's chain of trials, not
-just the compute divided by the slots.
+The wall time at either bound replays how ``run`` hands those trials out to a number of slots (``sweeps._schedule``,
+``schedule_searches``): under patience a point's sampler trials run one after another and points wait for their
+neighbours, so it can be well above the compute divided by the slots.
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ from typing import Any
 from sweeps._expand import Point, format_value, line_points, refine_modes
 from sweeps._loader import spec_hash
 from sweeps._measured import MeasuredEpoch, TimingKey, timing_key
+from sweeps._neighbours import neighbourhood
 from sweeps._schedule import Search, makespan, most_parallel
 from sweeps._schema import SweepSpec
 from workers.data import (
@@ -106,12 +107,16 @@ class CostEstimate:
     rounds: int = 1  # the searches run this many times, one round after another (adaptive refinement's budget)
 
     def wall_seconds(self, parallel_trials: int, *, pruned: bool = False) -> float:
-        """Wall time with ``parallel_trials`` trials at a time: pretraining first (its seconds shared out over the
-        slots), then the trials as ``run`` hands them out (``sweeps._schedule.makespan``: a point under patience runs
-        its trials one after another, so fewer points than slots leave slots idle)."""
+        """Wall time with ``parallel_trials`` trials at a time: pretraining first, one job per pretrained model, as
+        many at once as there are slots (a job is not split), then the trials as ``run`` hands them out
+        (``sweeps._schedule.makespan``: under patience a point runs its trials one after another, and points wait
+        for their neighbours, so slots can stand idle), ``rounds`` times over."""
         slots = max(parallel_trials, 1)
         searches = self.fewest_searches if pruned else self.searches
-        return self.pretrain_seconds / slots + self.rounds * makespan(searches, slots)
+        pretraining = 0.0
+        if self.pretrain_jobs:
+            pretraining = math.ceil(self.pretrain_jobs / slots) * self.pretrain_seconds / self.pretrain_jobs
+        return pretraining + self.rounds * makespan(searches, slots)
 
     def gpu_hours(self, *, pruned: bool = False) -> float:
         """GPU-hours the trials and pretraining hold (0 for a CPU sweep)."""
@@ -169,11 +174,9 @@ def estimate_cost(
     fewest_epochs = 0
     measured_trials = 0
     used: dict[TimingKey, MeasuredEpoch] = {}
-    points = run_order(spec, points)
-    leaders = seed_leaders(spec, points)
-    searches: list[Search] = []
-    fewest_searches: list[Search] = []
-    for index, point in enumerate(points):
+    points = points if refinement else run_order(spec, points)
+    epoch_seconds: list[float] = []
+    for point in points:
         key = timing_key(spec, point, on_gpu=on_gpu)
         found = (measured or {}).get(key)
         if found is not None:
@@ -182,15 +185,12 @@ def estimate_cost(
             used[key] = found
         else:
             epoch = modelled_epoch_seconds(spec, point, on_gpu=on_gpu)
+        epoch_seconds.append(epoch)
         fewest = fewest_epochs_per_trial(spec, point, refinement=refinement)
         fewest_epochs += sum(fewest)
         trial_seconds += per_point * TRIAL_OVERHEAD_SECONDS + per_point * spec.epochs * epoch
         pruned_seconds += len(fewest) * TRIAL_OVERHEAD_SECONDS + sum(fewest) * epoch
-        start_up = start_up_trials(spec, point, refinement=refinement)
-        leader = leaders.get(index)
-        searches.append(Search(tuple(TRIAL_OVERHEAD_SECONDS + spec.epochs * epoch for _ in range(per_point)),
-                               start_up, leader))
-        fewest_searches.append(Search(tuple(TRIAL_OVERHEAD_SECONDS + e * epoch for e in fewest), start_up, leader))
+    searches, fewest_searches = schedule_searches(spec, points, epoch_seconds, refinement=refinement)
     pretrain_jobs = len({point.pretrain_key for point in points if point.mode.endswith("_tl")})
     source = SOURCE_TRAIN_IMAGES[spec.data.dataset]
     if spec.data.source_limit is not None:
@@ -212,8 +212,8 @@ def estimate_cost(
         measured_sweeps=tuple(sorted({sweep for found in used.values() for sweep in found.sweeps})),
         on_gpu=on_gpu,
         gpus_per_trial=spec.resources.gpu if on_gpu else 0.0,
-        searches=tuple(searches),
-        fewest_searches=tuple(fewest_searches),
+        searches=searches,
+        fewest_searches=fewest_searches,
     )
 
 
@@ -330,33 +330,51 @@ def fewest_epochs_per_trial(spec: SweepSpec, point: Point, *, refinement: bool =
     return [spec.epochs] * full + [first_stop(spec)] * (trials - full)
 
 
-def start_up_trials(spec: SweepSpec, point: Point, *, refinement: bool = False) -> int | None:
-    """How many of ``point``'s first trials ``run`` may hand out at once when its search ``stops_by_patience`` (the
-    rest one at a time, each once every earlier trial has ended: ``orchestrator._search``): its warm-start trial
-    (``may_warm_start``, and every refinement point), else its S spread start-up trials. None otherwise: all at once.
-    """
-    if not stops_by_patience(spec):
-        return None
-    return 1 if refinement or may_warm_start(spec, point) else spec.lr_search.startup_trials
+def schedule_searches(
+    spec: SweepSpec, points: Sequence[Point], epoch_seconds: Sequence[float], *, refinement: bool = False
+) -> tuple[tuple[Search, ...], tuple[Search, ...]]:
+    """Every point's trials as ``run`` hands them out (``sweeps._schedule.Search``), for the upper bound (every
+    trial to its last epoch, no point stopping before its budget) and the lower (``fewest_epochs_per_trial``; under
+    patience every point stops as early as it may). ``points`` in run order (``run_order``), ``epoch_seconds`` one
+    per point (seconds per epoch on one slot). ``refinement``: the points are one refinement round's, whose
+    neighbours ran in an earlier phase: every point is ready and starts warm, and at the fewest runs one trial (a
+    bracketed point)."""
+    lr = spec.lr_search
+    patience = stops_by_patience(spec)
+    index_of = {point.key: index for index, point in enumerate(points)}
+    inward: dict[str, tuple[int, ...]] = {}
+    if warm_starts(spec) and not refinement:
+        hood = neighbourhood(points, spec.device, shared_seeds=not spec.selection.per_seed)
+        inward = {key: tuple(index_of[other] for other in hood.neighbour_keys(key)) for key in index_of}
+    leaders = seed_leaders(spec, points)
+    upper: list[Search] = []
+    lower: list[Search] = []
+    for index, (point, epoch) in enumerate(zip(points, epoch_seconds, strict=True)):
+        full = TRIAL_OVERHEAD_SECONDS + spec.epochs * epoch
+        common: dict[str, Any] = {"leader": leaders.get(index), "inward": inward.get(point.key, ())}
+        if patience:
+            warm = refinement or may_warm_start(spec, point)
+            common |= {"start_up": 1 if warm else lr.startup_trials,
+                       "cold_start_up": None if refinement else lr.startup_trials}
+        upper.append(Search((full,) * lr.trials_per_point, **common))
+        if patience:  # how many trials run is the replay's (its start-up, warm or cold, plus P): price them all
+            stopped = TRIAL_OVERHEAD_SECONDS + first_stop(spec) * epoch
+            lower.append(Search((full,) + (stopped,) * (lr.trials_per_point - 1), complete=1,
+                                settle_after=0 if refinement else lr.patience, **common))
+        else:
+            fewest = fewest_epochs_per_trial(spec, point, refinement=refinement)
+            lower.append(Search(tuple(TRIAL_OVERHEAD_SECONDS + e * epoch for e in fewest),
+                                complete=fewest.count(spec.epochs), **common))
+    return tuple(upper), tuple(lower)
 
 
 def run_order(spec: SweepSpec, points: Sequence[Point]) -> list[Point]:
     """``points`` in the order ``run`` hands their trials out: the expansion's, or where the search ``warm_starts``,
-    nearest the base device (``spec.device``) first, by the sum over a point's axes of how many of the axis's values
-    (the base's among them) lie between its value and the base's (stable: ``orchestrator._warm_start.neighbourhood``)."""
+    nearest the base device (``spec.device``) first (``sweeps._neighbours.neighbourhood``)."""
     if not warm_starts(spec):
         return list(points)
-    values: dict[str, set[float]] = {}
-    for point in points:
-        for axis, value in point.axes:
-            values.setdefault(axis, {getattr(spec.device, axis)}).add(value)
-    ranks = {axis: sorted(found) for axis, found in values.items()}
-
-    def distance(point: Point) -> int:
-        return sum(abs(ranks[axis].index(value) - ranks[axis].index(getattr(spec.device, axis)))
-                   for axis, value in point.axes)
-
-    return sorted(points, key=distance)
+    by_key = {point.key: point for point in points}
+    return [by_key[key] for key in neighbourhood(points, spec.device, shared_seeds=not spec.selection.per_seed).order]
 
 
 def seed_leaders(spec: SweepSpec, points: Sequence[Point]) -> dict[int, int]:
@@ -466,7 +484,7 @@ def dry_run_report(
     if gpus is not None:
         on_cluster = cost if cost.on_gpu else estimate_cost(spec, points, measured=measured, on_gpu=True)
         lines.append(_cluster_wall_line(spec, on_cluster, gpus, span))
-    lines += _refinement_lines(spec, slots)
+    lines += _refinement_lines(spec, slots, measured=measured, on_gpu=cost.on_gpu, gpus=gpus)
     warnings = _warnings(spec, environment, slots)
     if warnings:
         lines += ["", "Warnings:", *(f"  - {warning}" for warning in warnings)]
@@ -519,15 +537,18 @@ def _most_slots_note(spec: SweepSpec, cost: CostEstimate, slots: int, more: str)
     most = max(most_parallel(cost.searches), most_parallel(cost.fewest_searches))
     if slots < most or slots <= 1:
         return ""
-    why = ("a point runs its trials one after another under lr_search.patience" if stops_by_patience(spec)
-           else "every trial has a slot")
+    why = ("under lr_search.patience a point runs its sampler trials one after another, and waits for its inward "
+           "neighbours" if stops_by_patience(spec) else "every trial has a slot")
     return f"; more {more} would not shorten it (it never runs more than {most} trial(s) at once: {why})"
 
 
-def refinement_cost(spec: SweepSpec) -> CostEstimate:
+def refinement_cost(
+    spec: SweepSpec, *, measured: Mapping[TimingKey, MeasuredEpoch] | None = None, on_gpu: bool | None = None
+) -> CostEstimate:
     """The most adaptive refinement may cost (``refinement_budget`` points; their values are only known once the
     grid has run, and the cost does not depend on them). Its wall time runs the most rounds any refined axis has one
-    after another, as ``run`` does, each round with every refined axis's points (``CostEstimate.rounds``)."""
+    after another, as ``run`` does, each round with every refined axis's points (``CostEstimate.rounds``).
+    ``measured`` and ``on_gpu``: as for ``estimate_cost`` (the grid's pricing)."""
     budget: list[Point] = []
     one_round: list[Point] = []
     for refine in spec.axes.refine:
@@ -538,14 +559,17 @@ def refinement_cost(spec: SweepSpec) -> CostEstimate:
             for classes in spec.data.tasks:
                 budget += line_points(spec, mode, classes, refine.axis, nominal)
                 one_round += line_points(spec, mode, classes, refine.axis, stand_ins)
-    cost = estimate_cost(spec, budget, refinement=True)
-    per_round = estimate_cost(spec, one_round, refinement=True)
+    cost = estimate_cost(spec, budget, measured=measured, on_gpu=on_gpu, refinement=True)
+    per_round = estimate_cost(spec, one_round, measured=measured, on_gpu=on_gpu, refinement=True)
     return replace(cost, pretrain_jobs=0, pretrain_seconds=0.0,  # the grid's pretrained models serve refinement
                    searches=per_round.searches, fewest_searches=per_round.fewest_searches,
                    rounds=max((refine.rounds for refine in spec.axes.refine), default=1))
 
 
-def _refinement_lines(spec: SweepSpec, slots: int) -> list[str]:
+def _refinement_lines(
+    spec: SweepSpec, slots: int, *, measured: Mapping[TimingKey, MeasuredEpoch] | None, on_gpu: bool,
+    gpus: int | None = None,
+) -> list[str]:
     if not spec.axes.refine:
         return []
     lines = ["", "Refinement, after the grid (new axis values inside each critical point's 95 % interval):"]
@@ -554,10 +578,14 @@ def _refinement_lines(spec: SweepSpec, slots: int) -> list[str]:
         modes = ", ".join(refine_modes(spec, refine.axis)) or "none (no mode responds to it)"
         lines.append(f"  {refine.axis}: up to {refine.rounds} round(s) x {refine.points} value(s) per mode and task, "
                      f"{until}; modes {modes}")
-    cost = refinement_cost(spec)
+    cost = refinement_cost(spec, measured=measured, on_gpu=on_gpu)
+    walls = [f"{_duration(cost.wall_seconds(slots))} here"] if slots else []
+    cluster_slots = math.floor(gpus / spec.resources.gpu) if gpus is not None and spec.resources.gpu > 0 else 0
+    if cluster_slots:
+        on_cluster = cost if on_gpu else refinement_cost(spec, measured=measured, on_gpu=True)
+        walls.append(f"{_duration(on_cluster.wall_seconds(cluster_slots))} on {gpus} GPU(s)")
     lines.append(f"  Budget: at most {cost.points} more points, {cost.trials} trials, {cost.trial_epochs} trial-epochs, "
-                 f"{_duration(cost.trial_seconds)} of compute"
-                 + (f", {_duration(cost.wall_seconds(slots))} here" if slots else ""))
+                 f"{_duration(cost.trial_seconds)} of compute" + "".join(f", {wall}" for wall in walls))
     return lines
 
 

@@ -1,20 +1,25 @@
-"""How long a sweep's trials take on a number of trial slots: the order in which ``run`` hands trials out, simulated.
+"""How long a sweep's trials take on a number of trial slots: the order in which ``run`` hands trials out, replayed.
 
 Dividing the trials' summed seconds by the slots assumes every slot is always busy. ``run`` cannot keep them busy
 when the learning-rate search makes trials wait for each other (``orchestrator._search.LearningRateSearch``):
 
-- under ``lr_search.patience`` (TPE with ``warm_start: neighbours``), a point runs its start-up trials (its
-  warm-start trial; the base point its spread start-up trials) at once, then each sampler trial only once every
-  earlier trial of its own has ended, since whether the search goes on depends on it;
+- under ``lr_search.patience`` (TPE with ``warm_start: neighbours``), a point runs its start-up trials at once, then
+  each sampler trial only once every earlier trial of its own has ended, since whether the search goes on depends on
+  it. Its start-up trials are its warm-start trial where an inward neighbour has completed a trial by the time the
+  point starts, else its S spread start-up trials (the base point always);
 - when seeds share one choice (``selection.per_seed: false``) with TPE, a device point's later seeds follow its first
-  seed: each may have trial k once the first seed has had trial k (it runs the same learning rate).
+  seed: each may have trial k once the first seed has had trial k (it runs the same learning rate);
+- with warm starts, a point that has not started waits until its inward neighbours have finished, unless no other
+  point has a trial that may run (``_ready``): so the chains of trials along an axis tend to run end to end.
 
-So a sweep of fewer points than slots, or one long point, takes longer than its compute divided by the slots. This
-module replays those rules with known trial durations: whenever a slot is free, it gets the next trial that may
-run, breadth-first as ``run`` hands them out (the lowest trial number over the points in run order, a point's first
-seed before the seeds that follow it), and the wall time is when the last trial ends. Not replayed: that ``run``
-prefers points whose inward neighbours have finished (``_ready``; it changes which trial a free slot gets, never
-whether it gets one), trial start-up gaps beyond the seconds given, failures and retries.
+This module replays those rules with known trial durations. Whenever a slot is free it gets the trial ``run`` would
+hand out: breadth-first (the lowest trial number over the points in run order, a point's first seed before the seeds
+that follow it), first among the points that are ready, then among the others; the wall time is when the last trial
+ends. The outcome of the trials decides how many a point runs under patience, so a replay takes one of two
+outcomes: every trial beats the ones before it (no point stops before its budget: the upper bound) or none does
+(every point stops as early as it may: the lower bound, with its ``settle_after``). ``tests/orchestrator/
+test_schedule_replay.py`` checks the replay against the real ``LearningRateSearch`` driven by a simulated clock. Not
+replayed: trial start-up gaps beyond the seconds given, trials slowing each other down, failures and retries.
 """
 
 from __future__ import annotations
@@ -28,81 +33,173 @@ from dataclasses import dataclass
 class Search:
     """One point's trials, as ``run`` hands them out.
 
-    ``seconds``: each trial's wall-clock seconds on one slot, in trial order (trial 0 first). ``start_up``: how many
-    of its first trials may run at once; every later trial waits until all its earlier trials have ended (under
-    ``lr_search.patience``). ``None``: all may run at once. ``leader``: the index, in the same sequence, of the search
-    this one follows (a later seed of a device point whose seeds share their search): its trial k may start once
-    the leader's trial k has started, and it waits for nothing else.
+    - ``seconds``: each trial's wall-clock seconds on one slot, in trial order (trial 0 first), for every trial the
+      point may run; ``complete``: how many of the first of them run to their end (the rest are stopped by the
+      pruner), which decides whether a neighbour starting later finds a completed trial to warm-start from.
+    - ``start_up``: under ``lr_search.patience``, how many first trials may run at once when the point starts warm;
+      every later trial waits until all its earlier trials have ended. ``None``: no patience, all may run at once.
+      ``cold_start_up``: the same when none of its ``inward`` searches has completed a trial by then (spread start-up
+      trials); ``None``: it always starts warm (a refinement point, whose neighbours ran in an earlier phase).
+    - ``settle_after``: the lower bound's outcome: the point stops after its start-up trials and this many more
+      (``lr_search.patience``, or 0 for a refinement point bracketed by neighbours that agree). ``None``: it runs
+      all its ``seconds``.
+    - ``leader``: the index, in the same sequence, of the search this one follows (a later seed of a device point
+      whose seeds share their search): its trial k may start once the leader's trial k has started, it runs as many
+      trials as the leader, and it waits for nothing else.
+    - ``inward``: the indices of the searches that must have finished before this one is *ready* to start (its inward
+      neighbours' seeds, and with a choice per seed its earlier seeds: ``sweeps._neighbours``).
     """
 
     seconds: tuple[float, ...]
+    complete: int | None = None
     start_up: int | None = None
+    cold_start_up: int | None = None
+    settle_after: int | None = None
     leader: int | None = None
+    inward: tuple[int, ...] = ()
 
 
 def makespan(searches: Sequence[Search], slots: int) -> float:
     """Seconds from the first trial's start to the last one's end with ``slots`` trials at a time, ``searches`` in
     run order (the module docstring's rules).
 
-    Raises ``ValueError`` if ``slots`` < 1, a leader index is out of range or not earlier in the sequence, or a
-    follower has more trials than its leader.
+    Raises ``ValueError`` if ``slots`` < 1, or a leader or inward index is out of range, a leader is not earlier in
+    the sequence than its follower, or a follower has more trials than its leader.
     """
-    return _simulate(searches, slots)[0]
+    return _Replay(searches, slots).run()[0]
 
 
 def most_parallel(searches: Sequence[Search]) -> int:
     """The most trials ``searches`` ever run at once given a slot for every trial: with at least this many slots the
     trials start and end exactly as with unlimited slots, so more slots cannot shorten the ``makespan``. Raises
     ``ValueError`` as ``makespan`` does."""
-    return _simulate(searches, max(1, sum(len(search.seconds) for search in searches)))[1]
+    return _Replay(searches, max(1, sum(len(search.seconds) for search in searches))).run()[1]
 
 
-def _simulate(searches: Sequence[Search], slots: int) -> tuple[float, int]:
-    """(makespan, the most trials running at once)."""
-    if slots < 1:
-        raise ValueError(f"slots: at least 1 trial at a time, got {slots}")
-    for index, search in enumerate(searches):
-        if search.leader is not None:
-            if not 0 <= search.leader < index:
-                raise ValueError(f"search {index}: its leader must come before it, got {search.leader}")
-            if len(search.seconds) > len(searches[search.leader].seconds):
-                raise ValueError(f"search {index}: more trials than its leader {search.leader}")
-    asked = [0] * len(searches)  # trials handed out so far, per search
-    running = [0] * len(searches)
-    left = sum(len(search.seconds) for search in searches)
-    ends: list[tuple[float, int]] = []  # (end time, search index) of the running trials
-    now, free, peak = 0.0, slots, 0
+class _Replay:
+    """One replay: the state of every search while slots hand out trials (``run`` returns (makespan, peak))."""
 
-    def may_ask(index: int) -> bool:
-        search = searches[index]
-        if asked[index] >= len(search.seconds):
+    def __init__(self, searches: Sequence[Search], slots: int) -> None:
+        if slots < 1:
+            raise ValueError(f"slots: at least 1 trial at a time, got {slots}")
+        count = len(searches)
+        for index, search in enumerate(searches):
+            if search.leader is not None:
+                if not 0 <= search.leader < index:
+                    raise ValueError(f"search {index}: its leader must come before it, got {search.leader}")
+                if len(search.seconds) > len(searches[search.leader].seconds):
+                    raise ValueError(f"search {index}: more trials than its leader {search.leader}")
+            if any(not 0 <= other < count or other == index for other in search.inward):
+                raise ValueError(f"search {index}: an inward index out of range or itself: {search.inward}")
+        self.searches, self.slots = searches, slots
+        self.asked = [0] * count
+        self.running = [0] * count
+        self.ended = [0] * count
+        self.completed = [0] * count  # ended trials that ran to their end
+        self.target = [len(search.seconds) for search in searches]  # trials the search runs (fixed at its start)
+        self.start_up: list[int | None] = [search.start_up for search in searches]
+        self.followers: list[list[int]] = [[] for _ in searches]
+        self.dependents: list[list[int]] = [[] for _ in searches]
+        for index, search in enumerate(searches):
+            if search.leader is not None:
+                self.followers[search.leader].append(index)
+            for other in search.inward:
+                self.dependents[other].append(index)
+        # Candidates keyed (trial number, run order); an entry is checked when it comes up and dropped if it is stale
+        # or may not run now: every change that can let it run pushes it again (_offer).
+        self.ready_heap = [(0, index) for index in range(count)]
+        self.any_heap = list(self.ready_heap)
+
+    def run(self) -> tuple[float, int]:
+        now, free, peak = 0.0, self.slots, 0
+        ends: list[tuple[float, int, int]] = []  # (end time, search, trial number) of the running trials
+        while True:
+            while free:
+                index = self._next()
+                if index is None:
+                    break
+                number = self._ask(index)
+                heapq.heappush(ends, (now + self.searches[index].seconds[number], index, number))
+                free -= 1
+            peak = max(peak, self.slots - free)
+            if not ends:
+                break
+            # One trial's end at a time, its slot handed out again before the next end is seen, as Ray Tune does.
+            now, index, number = heapq.heappop(ends)
+            free += 1
+            self._end(index, number)
+        left = sum(self.target) - sum(self.ended)
+        if left:  # never: some search may always ask while trials are left, and a leader asks before its followers
+            raise AssertionError(f"{left} trial(s) never ran")
+        return now, peak
+
+    def _next(self) -> int | None:
+        """The search whose trial ``run`` hands out next: breadth-first among the ready ones, else among all."""
+        for heap, need_ready in ((self.ready_heap, True), (self.any_heap, False)):
+            while heap:
+                number, index = heap[0]
+                if number == self.asked[index] and self._may_ask(index) and (not need_ready or self._ready(index)):
+                    return index
+                heapq.heappop(heap)
+        return None
+
+    def _may_ask(self, index: int) -> bool:
+        search, asked = self.searches[index], self.asked[index]
+        if asked >= self.target[index]:
             return False
         if search.leader is not None:
-            return asked[search.leader] > asked[index]
-        return search.start_up is None or asked[index] < search.start_up or running[index] == 0
+            return self.asked[search.leader] > asked
+        start_up = self.start_up[index]
+        if asked == 0 or start_up is None or asked < start_up:
+            return True
+        return self.running[index] == 0
 
-    while left:
-        while free:
-            # Breadth-first: the lowest trial number, then run order (a leader always precedes its followers).
-            waiting = [(asked[i], i) for i in range(len(searches)) if may_ask(i)]
-            if not waiting:
-                break
-            _, index = min(waiting)
-            heapq.heappush(ends, (now + searches[index].seconds[asked[index]], index))
-            asked[index] += 1
-            running[index] += 1
-            free -= 1
-            left -= 1
-        peak = max(peak, slots - free)
-        if not ends:  # never: a search with nothing running may always ask, and a leader asks before its followers
-            raise AssertionError("no trial may run and none is running")
-        now, index = heapq.heappop(ends)
-        running[index] -= 1
-        free += 1
-        while ends and ends[0][0] == now:
-            _, index = heapq.heappop(ends)
-            running[index] -= 1
-            free += 1
-    while ends:
-        now, _ = heapq.heappop(ends)
-    return now, peak
+    def _ready(self, index: int) -> bool:
+        leader = self.searches[index].leader
+        if leader is not None:
+            return self.asked[leader] > self.asked[index]
+        return self.asked[index] > 0 or all(self._finished(other) for other in self.searches[index].inward)
+
+    def _finished(self, index: int) -> bool:
+        return self.asked[index] > 0 and self.ended[index] == self.target[index]
+
+    def _ask(self, index: int) -> int:
+        search = self.searches[index]
+        number = self.asked[index]
+        if number == 0:
+            self._start(index)
+        self.asked[index] += 1
+        self.running[index] += 1
+        self._offer(index)
+        for follower in self.followers[index]:
+            self._offer(follower)
+        return number
+
+    def _start(self, index: int) -> None:
+        """Fix the search's start-up trials (warm or cold) and, for the lower bound, how many trials it runs."""
+        search = self.searches[index]
+        if search.leader is not None:
+            self.target[index] = min(len(search.seconds), self.target[search.leader])
+            return
+        if search.start_up is not None and search.cold_start_up is not None:
+            warm = any(self.completed[other] for other in search.inward)
+            self.start_up[index] = search.start_up if warm else search.cold_start_up
+        if search.settle_after is not None:
+            start_up = self.start_up[index] if self.start_up[index] is not None else 0
+            self.target[index] = min(len(search.seconds), start_up + search.settle_after)
+
+    def _end(self, index: int, number: int) -> None:
+        search = self.searches[index]
+        self.running[index] -= 1
+        self.ended[index] += 1
+        if search.complete is None or number < search.complete:
+            self.completed[index] += 1
+        self._offer(index)
+        if self._finished(index):
+            for dependent in self.dependents[index]:
+                self._offer(dependent)
+
+    def _offer(self, index: int) -> None:
+        entry = (self.asked[index], index)
+        heapq.heappush(self.ready_heap, entry)
+        heapq.heappush(self.any_heap, entry)

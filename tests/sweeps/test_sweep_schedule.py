@@ -57,6 +57,44 @@ def test_most_parallel_is_the_peak_with_a_slot_for_every_trial():
     assert most_parallel([Search((10.0,) * 5, start_up=1)]) == 1
 
 
+def test_a_point_waits_for_its_inward_neighbours_while_others_have_work():
+    # Two points in a line (each 2 trials of 10 s, one at a time) and an independent one of 4 trials of 10 s, 2
+    # slots. The outer point is not ready until the inner one finished (20 s), so the free trials fill the slots
+    # first: 10 + 10 (inner, beside two free ones) then the outer's two trials beside the rest: 40 s.
+    inner = Search((10.0, 10.0), start_up=1)
+    outer = Search((10.0, 10.0), start_up=1, inward=(0,))
+    free = Search((10.0,) * 4)
+    assert makespan([inner, outer, free], 2) == 40
+    # With nothing else to run it starts at once, unready, beside the inner point: 20 s.
+    assert makespan([inner, outer], 2) == 20
+
+
+def test_a_point_that_starts_before_a_neighbour_completed_runs_its_spread_start_up_trials_at_once():
+    # The outer point starts at once on a free slot (its neighbour has completed nothing yet): cold, so its 3 spread
+    # start-up trials run side by side, then 1 sampler trial: 2 trial lengths. Started warm it would run 1 + 3: 4.
+    inner = Search((10.0,) * 4, start_up=3, cold_start_up=3)
+    outer = Search((10.0,) * 4, start_up=1, cold_start_up=3, inward=(0,))
+    assert makespan([inner, outer], 8) == 20
+    # With one slot the inner point ends first, so the outer starts warm: 40 + 40.
+    assert makespan([inner, outer], 1) == 80
+    # Always warm (a refinement point): 1 + 3 one after another even with slots to spare.
+    assert makespan([Search((10.0,) * 4, start_up=1)], 8) == 40
+
+
+def test_the_lower_bound_stops_after_the_start_up_trials_and_its_patience():
+    # Warm: 1 start-up trial + 2 (patience) of the 5 it may run; cold: 3 + 2. Pruned trials are shorter.
+    assert makespan([Search((10.0, 2.0, 2.0, 2.0, 2.0), complete=1, start_up=1, settle_after=2)], 8) == 14
+    cold = Search((10.0, 2.0, 2.0, 2.0, 2.0), complete=1, start_up=1, cold_start_up=3, settle_after=2)
+    assert makespan([cold], 8) == 14  # 10 (3 side by side) + 2 + 2
+    assert most_parallel([cold]) == 3
+    # A bracketed refinement point: its warm-start trial alone.
+    assert makespan([Search((10.0, 2.0, 2.0), complete=1, start_up=1, settle_after=0)], 8) == 10
+    # Its followers stop with it.
+    leader = Search((10.0, 2.0, 2.0, 2.0), complete=1, start_up=1, settle_after=1)
+    assert makespan([leader, Search(leader.seconds, leader=0)], 2) == 12
+    assert makespan([leader, Search(leader.seconds, leader=0)], 1) == 24
+
+
 def test_nothing_to_run_takes_no_time():
     assert makespan([], 4) == 0
     assert makespan([Search(())], 4) == 0
@@ -68,6 +106,7 @@ def test_nothing_to_run_takes_no_time():
         ([Search((1.0,))], 0, "at least 1 trial at a time"),
         ([Search((1.0,), leader=0)], 2, "its leader must come before it"),
         ([Search((1.0,)), Search((1.0, 1.0), leader=0)], 2, "more trials than its leader"),
+        ([Search((1.0,), inward=(1,))], 2, "inward index out of range"),
     ],
 )
 def test_bad_input_is_refused(searches, slots, message):
