@@ -104,19 +104,21 @@ class CostEstimate:
     gpus_per_trial: float = 0.0
     searches: tuple[Search, ...] = ()  # every point's trials in run order, each for all its epochs (upper bound)
     fewest_searches: tuple[Search, ...] = ()  # the same at the fewest trials and epochs (lower bound)
-    rounds: int = 1  # the searches run this many times, one round after another (adaptive refinement's budget)
+    # Adaptive refinement's budget: each round's (searches, fewest_searches), run one round after another; the wall
+    # time replays these instead of ``searches`` when given.
+    rounds: tuple[tuple[tuple[Search, ...], tuple[Search, ...]], ...] = ()
 
     def wall_seconds(self, parallel_trials: int, *, pruned: bool = False) -> float:
         """Wall time with ``parallel_trials`` trials at a time: pretraining first, one job per pretrained model, as
         many at once as there are slots (a job is not split), then the trials as ``run`` hands them out
         (``sweeps._schedule.makespan``: under patience a point runs its trials one after another, and points wait
-        for their neighbours, so slots can stand idle), ``rounds`` times over."""
+        for their neighbours, so slots can stand idle), or each of the ``rounds`` one after another."""
         slots = max(parallel_trials, 1)
-        searches = self.fewest_searches if pruned else self.searches
+        phases = self.rounds or ((self.searches, self.fewest_searches),)
         pretraining = 0.0
         if self.pretrain_jobs:
             pretraining = math.ceil(self.pretrain_jobs / slots) * self.pretrain_seconds / self.pretrain_jobs
-        return pretraining + self.rounds * makespan(searches, slots)
+        return pretraining + sum(makespan(lower if pruned else upper, slots) for upper, lower in phases)
 
     def gpu_hours(self, *, pruned: bool = False) -> float:
         """GPU-hours the trials and pretraining hold (0 for a CPU sweep)."""
@@ -346,6 +348,12 @@ def schedule_searches(
     if warm_starts(spec) and not refinement:
         hood = neighbourhood(points, spec.device, shared_seeds=not spec.selection.per_seed)
         inward = {key: tuple(index_of[other] for other in hood.neighbour_keys(key)) for key in index_of}
+    elif warm_starts(spec) and spec.selection.per_seed:  # a round's later seed still waits for its earlier seeds
+        seen: dict[tuple, list[int]] = {}
+        for index, point in enumerate(points):
+            earlier_seeds = seen.setdefault((point.mode, point.task, point.axes), [])
+            inward[point.key] = tuple(earlier_seeds)
+            earlier_seeds.append(index)
     leaders = seed_leaders(spec, points)
     upper: list[Search] = []
     lower: list[Search] = []
@@ -359,8 +367,10 @@ def schedule_searches(
         upper.append(Search((full,) * lr.trials_per_point, **common))
         if patience:  # how many trials run is the replay's (its start-up, warm or cold, plus P): price them all
             stopped = TRIAL_OVERHEAD_SECONDS + first_stop(spec) * epoch
+            # A refinement point bracketed by neighbours that agree runs its warm-start trial alone (with a choice
+            # per seed, a later seed only if its earlier seeds had finished when it started).
             lower.append(Search((full,) + (stopped,) * (lr.trials_per_point - 1), complete=1,
-                                settle_after=0 if refinement else lr.patience, **common))
+                                settle_after=lr.patience, bracketed=refinement, **common))
         else:
             fewest = fewest_epochs_per_trial(spec, point, refinement=refinement)
             lower.append(Search(tuple(TRIAL_OVERHEAD_SECONDS + e * epoch for e in fewest),
@@ -511,6 +521,8 @@ def _hours(low: float | None, high: float) -> str:
 def _range(low: float, high: float) -> str:
     """``low`` to ``high`` seconds in words, the unit said once when both share it ('60.6 to 230.8 days')."""
     first, second = _duration(low), _duration(high)
+    if first == second:
+        return first
     number, _, unit = first.partition(" ")
     if second.endswith(" " + unit):
         return f"{number} to {second}"
@@ -546,11 +558,11 @@ def refinement_cost(
     spec: SweepSpec, *, measured: Mapping[TimingKey, MeasuredEpoch] | None = None, on_gpu: bool | None = None
 ) -> CostEstimate:
     """The most adaptive refinement may cost (``refinement_budget`` points; their values are only known once the
-    grid has run, and the cost does not depend on them). Its wall time runs the most rounds any refined axis has one
-    after another, as ``run`` does, each round with every refined axis's points (``CostEstimate.rounds``).
+    grid has run, and the cost does not depend on them). Its wall time runs the rounds one after another, as ``run``
+    does, each round with the points of every refined axis that has rounds left (``CostEstimate.rounds``).
     ``measured`` and ``on_gpu``: as for ``estimate_cost`` (the grid's pricing)."""
     budget: list[Point] = []
-    one_round: list[Point] = []
+    rounds: list[list[Point]] = [[] for _ in range(max((refine.rounds for refine in spec.axes.refine), default=0))]
     for refine in spec.axes.refine:
         base = getattr(spec.device, refine.axis)
         nominal = [base] * (refine.rounds * refine.points)
@@ -558,12 +570,15 @@ def refinement_cost(
         for mode in refine_modes(spec, refine.axis):
             for classes in spec.data.tasks:
                 budget += line_points(spec, mode, classes, refine.axis, nominal)
-                one_round += line_points(spec, mode, classes, refine.axis, stand_ins)
+                for number in range(refine.rounds):
+                    rounds[number] += line_points(spec, mode, classes, refine.axis, stand_ins)
     cost = estimate_cost(spec, budget, measured=measured, on_gpu=on_gpu, refinement=True)
-    per_round = estimate_cost(spec, one_round, measured=measured, on_gpu=on_gpu, refinement=True)
-    return replace(cost, pretrain_jobs=0, pretrain_seconds=0.0,  # the grid's pretrained models serve refinement
-                   searches=per_round.searches, fewest_searches=per_round.fewest_searches,
-                   rounds=max((refine.rounds for refine in spec.axes.refine), default=1))
+    phases = []
+    for points in rounds:
+        one = estimate_cost(spec, points, measured=measured, on_gpu=on_gpu, refinement=True)
+        phases.append((one.searches, one.fewest_searches))
+    # The grid's pretrained models serve refinement.
+    return replace(cost, pretrain_jobs=0, pretrain_seconds=0.0, rounds=tuple(phases))
 
 
 def _refinement_lines(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import random
 
 import pytest
 from ray.tune.search import Searcher
@@ -22,10 +23,11 @@ from sweeps._cost import modelled_epoch_seconds, run_order, schedule_searches
 from sweeps._schedule import makespan, most_parallel
 
 
-def drive(spec, points, seconds_of, slots, objective, journal):
-    """Wall seconds until the real searcher has handed out and seen the end of every trial; the most at once."""
+def drive(spec, points, seconds_of, slots, objective, journal, earlier=None):
+    """Wall seconds until the real searcher has handed out and seen the end of every trial; the most at once.
+    ``earlier``: the points of a phase already run in the same journal (a refinement round's grid)."""
     search = LearningRateSearch(spec.name, list(points), spec.lr_search, journal, {}, selection=spec.selection,
-                                base=spec.device)
+                                base=spec.device, earlier=earlier)
     ids = itertools.count()
     running: list[tuple[float, str, int]] = []
     now, peak = 0.0, 0
@@ -71,6 +73,10 @@ CASES = {
                     "lr_search.patience=none", "modes=[analog_tl, digital_tl]"),
     # The quickstart as shipped: a grid.
     "grid": (),
+    # Two axes crossed (expand: grid): points with two inward neighbours.
+    "cartesian": ("lr_search.method=tpe", "lr_search.values=null", "lr_search.trials_per_point=3",
+                  "lr_search.patience=1", "modes=[analog_tl]", "seeds=[0]", "axes.expand=grid",
+                  "axes.transfer_noise=[0, 10, 30]", "axes.dtod=[0.3, 0.6]"),
 }
 
 
@@ -78,9 +84,7 @@ CASES = {
 def test_the_dry_runs_replay_matches_the_real_searcher(case, tmp_path):
     spec = load_spec(shipped_specs()["quickstart"], overrides=("lr_search.pruner=none", *CASES[case]))
     points = run_order(spec, expand(spec))
-    # The dry run's epoch times, each point's made a little different so that no two points' trials end at the same
-    # instant (which of two trials ending together a searcher hears of first is arbitrary).
-    epochs = [modelled_epoch_seconds(spec, point, on_gpu=False) * (1 + 0.01 * n) for n, point in enumerate(points)]
+    epochs = _epochs(spec, points)
     upper, lower = schedule_searches(spec, points, epochs)
     seconds_of = {point.key: search.seconds[0] for point, search in zip(points, upper, strict=True)}
     journals = (str(tmp_path / f"{n}.log") for n in itertools.count())
@@ -92,3 +96,41 @@ def test_the_dry_runs_replay_matches_the_real_searcher(case, tmp_path):
     # With a slot for every trial: the peak the report's "more ... would not shorten it" rests on.
     assert most_parallel(upper) == drive(spec, points, seconds_of, 10_000, improving, next(journals))[1]
     assert most_parallel(lower) == drive(spec, points, seconds_of, 10_000, flat, next(journals))[1]
+
+
+@pytest.mark.parametrize("per_seed", ["false", "true"])
+def test_a_refinement_rounds_replay_matches_the_real_searcher(per_seed, tmp_path):
+    """A round's points take their neighbours among the grid's, all finished: every point starts warm and, at the
+    fewest, a bracketed one runs one trial; with a choice per seed a later seed still waits for its earlier ones."""
+    from sweeps._expand import line_points
+    from sweeps._neighbours import neighbourhood
+
+    spec = load_spec(shipped_specs()["quickstart"], overrides=(
+        "lr_search.pruner=none", "lr_search.method=tpe", "lr_search.values=null", "lr_search.trials_per_point=4",
+        "lr_search.patience=1", "modes=[analog_tl]", "seeds=[0, 1]", "axes.transfer_noise=[0, 10, 30, 50]",
+        f"selection.per_seed={per_seed}"))
+    grid = run_order(spec, expand(spec))
+    new = line_points(spec, "analog_tl", grid[0].classes, "transfer_noise", [5.0, 20.0, 40.0])
+    by_key = {point.key: point for point in new}
+    new = [by_key[key] for key in neighbourhood(new, spec.device, shared_seeds=per_seed == "false",
+                                                  earlier=grid).order]
+    upper, lower = schedule_searches(spec, new, _epochs(spec, new), refinement=True)
+    seconds_of = {point.key: search.seconds[0] for point, search in zip(new, upper, strict=True)}
+    seconds_of |= {point.key: 10.0 for point in grid}
+    journals = (str(tmp_path / f"{n}.log") for n in itertools.count())
+    for slots in (1, 2, 4, 100):
+        for objective, searches in ((improving, upper), (flat, lower)):
+            journal = next(journals)
+            # The grid first, one trial at a time: every grid point starts warm, so under "flat" they all agree on
+            # one rate and a round point between two of them is bracketed (the lower bound).
+            drive(spec, grid, seconds_of, 1, objective, journal)
+            assert makespan(searches, slots) == pytest.approx(
+                drive(spec, new, seconds_of, slots, objective, journal, earlier=grid)[0]), (slots, objective)
+
+
+def _epochs(spec, points):
+    """The dry run's epoch times, each point's scaled by its own seeded random factor so that no two trials of
+    different points end at the same instant (which of two trials ending together a searcher hears of first is
+    arbitrary)."""
+    rng = random.Random(0)
+    return [modelled_epoch_seconds(spec, point, on_gpu=False) * rng.uniform(0.8, 1.2) for point in points]

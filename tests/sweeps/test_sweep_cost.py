@@ -214,8 +214,8 @@ def test_the_refinement_lower_bound_lets_a_bracketed_point_run_one_trial(patienc
     # Rounds run one after another. With a slot for every trial, a round under patience is one chain per value (its
     # seeds beside it): 4 trials end to end at the most, its one warm-start trial at the fewest; without patience all
     # 4 trials side by side. One trial's seconds: overhead + 8 epochs.
-    trial = cost.searches[0].seconds[0]
-    assert cost.rounds == 3 and len(cost.searches) == 2 * len(spec.seeds)
+    trial = cost.rounds[0][0][0].seconds[0]
+    assert len(cost.rounds) == 3 and all(len(upper) == 2 * len(spec.seeds) for upper, _ in cost.rounds)
     assert cost.wall_seconds(100) == pytest.approx(3 * (4 if patience == "1" else 1) * trial)
     if patience == "1":
         assert cost.wall_seconds(100, pruned=True) == pytest.approx(3 * trial)
@@ -329,6 +329,20 @@ def test_the_refinement_budget_is_priced_as_the_grid_is_and_given_a_wall_time_on
     fallback = dry_run_report(spec, expand(spec), environment=LAPTOP, cpu_fallback=True)
     assert f"{_duration(on_cpu.trial_seconds)} of compute, {_duration(on_cpu.wall_seconds(1))} here" in fallback
     on_8 = dry_run_report(spec, expand(spec), environment=LAPTOP, gpus=8)
-    longest = max(search.seconds[0] for search in on_gpu.searches)
+    longest = max(search.seconds[0] for upper, _ in on_gpu.rounds for search in upper)
     assert on_gpu.wall_seconds(32) == pytest.approx(2 * 8 * longest)  # 2 rounds x 8 trials of the 5-class task
     assert f"{_duration(on_gpu.wall_seconds(32))} on 8 GPU(s)" in on_8
+
+
+def test_refinement_rounds_hold_only_the_axes_with_rounds_left():
+    """Found by a fresh reviewer: with one axis refined in 4 rounds of 1 value and another in 1 round of 4, every
+    round was priced with both axes' points, and on one slot the wall time came out above the compute."""
+    from sweeps import refinement_cost
+
+    spec = load("paper_fig5_pulse_noise_dtod", "axes.refine={pulse_noise: {points: 4, rounds: 1}, dtod: {points: 1, "
+                "rounds: 4}}")
+    cost = refinement_cost(spec, on_gpu=False)
+    sizes = [len(upper) for upper, _ in cost.rounds]  # round 1: 4 pulse-noise values and 1 DtoD value; then 1
+    assert len(sizes) == 4 and sizes[1:] == [sizes[1]] * 3 and sizes[0] == 5 * sizes[1]
+    assert sum(len(upper) for upper, _ in cost.rounds) == cost.points
+    assert cost.wall_seconds(1) == pytest.approx(cost.trial_seconds)  # one slot: every trial one after another

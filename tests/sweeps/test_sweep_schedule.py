@@ -88,7 +88,13 @@ def test_the_lower_bound_stops_after_the_start_up_trials_and_its_patience():
     assert makespan([cold], 8) == 14  # 10 (3 side by side) + 2 + 2
     assert most_parallel([cold]) == 3
     # A bracketed refinement point: its warm-start trial alone.
-    assert makespan([Search((10.0, 2.0, 2.0), complete=1, start_up=1, settle_after=0)], 8) == 10
+    assert makespan([Search((10.0, 2.0, 2.0), complete=1, start_up=1, settle_after=1, bracketed=True)], 8) == 10
+    # ... but a later seed (choice per seed) that starts before its earlier seed finished searches on: one slot
+    # runs them one after another (bracketed: 10 + 10), eight side by side (10, then the later seed's sampler: 12).
+    first = Search((10.0, 2.0, 2.0), complete=1, start_up=1, settle_after=1, bracketed=True)
+    later = Search((10.0, 2.0, 2.0), complete=1, start_up=1, settle_after=1, bracketed=True, inward=(0,))
+    assert makespan([first, later], 1) == 20
+    assert makespan([first, later], 8) == 12
     # Its followers stop with it.
     leader = Search((10.0, 2.0, 2.0, 2.0), complete=1, start_up=1, settle_after=1)
     assert makespan([leader, Search(leader.seconds, leader=0)], 2) == 12
