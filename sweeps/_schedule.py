@@ -172,7 +172,6 @@ class _Replay:
         return self.asked[index] > 0 and self.ended[index] == self.target[index]
 
     def _ask(self, index: int) -> int:
-        search = self.searches[index]
         number = self.asked[index]
         if number == 0:
             self._start(index)
