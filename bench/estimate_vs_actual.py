@@ -18,9 +18,9 @@ their trials one after another, 2026-12-02 (one point, 6 trials, ``patience: 2``
         --set lr_search.high=0.2 --set lr_search.pruner=none --set lr_search.patience=2 --set axes=null \
         --set "seeds=[0]"
 
-gave 180 s actual (5 of the 6 trials ran: the lower bound, 3 + 2, is the one to compare), 169 to 200 s estimated from the
-store's epoch times (145 to 170 s modelled: the machine ran slower than the model that hour, 9.3 s per epoch against
-6.6 s in an earlier run), and 115 s as the compute divided by the slots (ratio 0.64).
+gave 180 s actual (5 of the 6 trials ran: the lower bound, 3 + 2, is the one to compare), 169 to 200 s estimated
+from the store's epoch times (145 to 170 s modelled: the machine ran slower than the model that hour, 9.3 s per epoch
+against 6.6 s in an earlier run), and 115 s as the compute divided by the slots (ratio 0.64).
 """
 
 from __future__ import annotations

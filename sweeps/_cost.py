@@ -561,24 +561,22 @@ def refinement_cost(
     grid has run, and the cost does not depend on them). Its wall time runs the rounds one after another, as ``run``
     does, each round with the points of every refined axis that has rounds left (``CostEstimate.rounds``).
     ``measured`` and ``on_gpu``: as for ``estimate_cost`` (the grid's pricing)."""
-    budget: list[Point] = []
     rounds: list[list[Point]] = [[] for _ in range(max((refine.rounds for refine in spec.axes.refine), default=0))]
     for refine in spec.axes.refine:
         base = getattr(spec.device, refine.axis)
-        nominal = [base] * (refine.rounds * refine.points)
         stand_ins = [base + step for step in range(1, refine.points + 1)]  # distinct values, so seeds group by value
         for mode in refine_modes(spec, refine.axis):
             for classes in spec.data.tasks:
-                budget += line_points(spec, mode, classes, refine.axis, nominal)
                 for number in range(refine.rounds):
                     rounds[number] += line_points(spec, mode, classes, refine.axis, stand_ins)
+    budget = [point for points in rounds for point in points]
     cost = estimate_cost(spec, budget, measured=measured, on_gpu=on_gpu, refinement=True)
     phases = []
     for points in rounds:
         one = estimate_cost(spec, points, measured=measured, on_gpu=on_gpu, refinement=True)
         phases.append((one.searches, one.fewest_searches))
-    # The grid's pretrained models serve refinement.
-    return replace(cost, pretrain_jobs=0, pretrain_seconds=0.0, rounds=tuple(phases))
+    # The wall time replays the rounds, not the budget as one phase; the grid's pretrained models serve refinement.
+    return replace(cost, pretrain_jobs=0, pretrain_seconds=0.0, searches=(), fewest_searches=(), rounds=tuple(phases))
 
 
 def _refinement_lines(
