@@ -61,6 +61,7 @@ class Point:
     algorithm: AlgorithmConfig
     epochs: int
     batch_size: int
+    lr_schedule: str = "constant"
 
     @property
     def axes_dict(self) -> dict[str, float]:
@@ -96,6 +97,7 @@ def trial_config(point: Point, lr: float) -> TrialConfig:
         batch_size=point.batch_size,
         epochs=point.epochs,
         seed=point.seed,
+        lr_schedule=point.lr_schedule,
     )
 
 
@@ -182,6 +184,7 @@ def _point(spec: SweepSpec, classes: tuple[str, ...], mode: str, axes: tuple[tup
         algorithm=spec.algorithm,
         epochs=spec.epochs,
         batch_size=spec.batch_size,
+        lr_schedule=spec.lr_schedule,
     )
     return replace(point, key=_point_key(point))
 

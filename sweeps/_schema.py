@@ -19,6 +19,7 @@ from workers.config import (
     ALGORITHMS,
     DEFAULT_DEVICE,
     DEVICE_AXES,
+    LR_SCHEDULES,
     MODES,
     TABLE_I,
     AlgorithmConfig,
@@ -76,7 +77,7 @@ NAME_PATTERN = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}")
 
 TOP_FIELDS = (
     "name", "data", "model", "pretrain", "modes", "algorithm", "device", "axes", "lr_search",
-    "epochs", "batch_size", "seeds", "selection", "resources", "max_retries", "max_points",
+    "epochs", "batch_size", "lr_schedule", "seeds", "selection", "resources", "max_retries", "max_points",
 )  # fmt: skip
 SECTION_FIELDS: dict[str, tuple[str, ...]] = {
     "data": (
@@ -234,6 +235,7 @@ class SweepSpec:
     lr_search: LrSearchSpec
     epochs: int
     batch_size: int
+    lr_schedule: str
     seeds: tuple[int, ...]
     selection: SelectionSpec
     resources: ResourcesSpec
@@ -723,6 +725,7 @@ def _build(raw: Any, source: str) -> SweepSpec:
         lr_search=lr_search,
         epochs=epochs,
         batch_size=_integer(_get(raw, "batch_size", 8), "batch_size", 1),
+        lr_schedule=_choice(_get(raw, "lr_schedule", "constant"), "lr_schedule", LR_SCHEDULES, "schedule"),
         seeds=seeds,
         selection=_selection(raw, data),
         resources=_resources(raw),

@@ -15,6 +15,8 @@ from typing import Any
 MODES = ("analog_tl", "digital_tl", "analog_scratch", "digital_scratch")
 ALGORITHMS = ("c-ttv2", "ttv2", "agad", "sgd")
 DEVICE_AXES = ("transfer_noise", "sp_skew", "sp_variability", "pulse_noise", "dtod")
+# Fine-tuning learning-rate schedules (``TrialConfig.lr_schedule``; ``workers.trial.epoch_lr``).
+LR_SCHEDULES = ("constant", "cosine")
 
 # The paper's Table I for c-TTv2; every key can be overridden through ``AlgorithmConfig.settings``.
 TABLE_I = {
@@ -153,6 +155,7 @@ class TrialConfig:
     batch_size: int = 8
     epochs: int = 3
     seed: int = 0
+    lr_schedule: str = "constant"
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -164,6 +167,10 @@ class TrialConfig:
         unknown = set(dict(self.algorithm.settings)) - set(ALGORITHM_SETTINGS)
         if unknown:
             raise ConfigError(f"algorithm.settings: unknown setting(s) {', '.join(sorted(unknown))}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ConfigError(
+                f"lr_schedule: unknown schedule {self.lr_schedule!r}; choose one of {', '.join(LR_SCHEDULES)}"
+            )
         for name in ("lr",):
             value = getattr(self, name)
             if not (value > 0 and value < float("inf")):
@@ -196,6 +203,8 @@ class TrialConfig:
         # their keys (and their checkpoints and point keys stay valid).
         if plain["data"]["validation_fraction"] == 0:
             del plain["data"]["validation_fraction"]
+        if plain["lr_schedule"] == "constant":
+            del plain["lr_schedule"]
         return plain
 
     @classmethod
@@ -223,8 +232,11 @@ class TrialConfig:
         return content_hash(self.to_dict())
 
     def checkpoint_key(self) -> str:
-        """The key a trial's checkpoints belong to: everything but the epoch count, so a trial can be continued
-        for longer than it first ran."""
+        """The key a trial's checkpoints belong to: under a constant learning rate everything but the epoch count, so
+        a trial can be continued for longer than it first ran; under a decaying schedule the epoch count too, since
+        it sets every epoch's rate."""
+        if self.lr_schedule != "constant":
+            return self.key()
         return dataclasses.replace(self, epochs=1).key()
 
 

@@ -9,6 +9,7 @@ given the same checkpoint folder again, continues after the last finished epoch.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -79,6 +80,27 @@ def make_optimizer(config: TrialConfig, model: torch.nn.Module) -> torch.optim.O
     return torch.optim.SGD(model.parameters(), lr=config.lr)
 
 
+def epoch_lr(config: TrialConfig, epoch: int) -> float:
+    """The learning rate of ``epoch`` (counted from 1) under ``config.lr_schedule``.
+
+    ``constant``: ``config.lr`` throughout (the paper's Table I gives one rate). ``cosine``: half a cosine from
+    ``config.lr`` in the first epoch down towards 0, ``lr * (1 + cos(pi * (epoch - 1) / epochs)) / 2``, one step per
+    epoch, so the last epochs take small steps and a trial ends settled rather than wherever its last large step
+    left it. The rate depends on the epoch alone, so a resumed trial continues on the same schedule.
+    """
+    if config.lr_schedule == "constant":
+        return config.lr
+    return config.lr * (1.0 + math.cos(math.pi * (epoch - 1) / config.epochs)) / 2.0
+
+
+def set_epoch_lr(config: TrialConfig, optimizer: torch.optim.Optimizer, epoch: int) -> None:
+    """Give every parameter group ``epoch``'s rate; a group at 0 (frozen analog tiles) stays at 0."""
+    rate = epoch_lr(config, epoch)
+    for group in optimizer.param_groups:
+        if group["lr"] != 0.0:
+            group["lr"] = rate
+
+
 def _placed(
     config: TrialConfig, model: torch.nn.Module, optimizer: torch.optim.Optimizer, device: str
 ) -> tuple[torch.nn.Module, torch.optim.Optimizer]:
@@ -133,6 +155,7 @@ def run_trial(
         started = time.perf_counter()
         # The order of an epoch depends only on (seed, epoch), so a resumed trial sees the same batches.
         generator = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
+        set_epoch_lr(config, optimizer, epoch)
         model.train()
         total_loss, seen = 0.0, 0
         for images, labels in batches(train_set, config.batch_size, shuffle=True, generator=generator):

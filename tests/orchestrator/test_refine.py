@@ -135,7 +135,7 @@ def test_a_real_sweep_runs_the_planned_round_and_a_resume_replans_it(tmp_path, l
     assert {r["point_key"] for r in rows} == grid_keys | {p.key for p in planned}
     assert [p.key for p in round_points(spec, plan_round(spec, rows, 1))] == [p.key for p in planned]
     assert all(r["status"] == "done" for r in rows)
-    assert any(line.startswith("refinement round 1, transfer_noise, analog_tl/5-8: ") for line in lines), lines
+    assert any(line.startswith("refinement round 1, transfer_noise, analog_tl/5-7: ") for line in lines), lines
     if planned:
         assert len(planned) == 2 and outcome.points == len(grid_keys) + 2
-        assert any(line.startswith("refinement of transfer_noise, analog_tl/5-8: 95 % interval width") for line in lines)
+        assert any(line.startswith("refinement of transfer_noise, analog_tl/5-7: 95 % interval width") for line in lines)

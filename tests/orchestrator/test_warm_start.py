@@ -42,24 +42,24 @@ def test_points_run_base_first_then_outward_and_each_has_its_nearest_inward_neig
     points = expand(spec)
     hood = neighbourhood(points, spec.device, shared_seeds=False)
     assert [label(points, k) for k in hood.order] == [
-        "analog_tl/5-8/base/seed0", "analog_tl/5-8/base/seed1",
-        "analog_tl/5-8/transfer_noise=10/seed0", "analog_tl/5-8/transfer_noise=10/seed1",
-        "analog_tl/5-8/transfer_noise=30/seed0", "analog_tl/5-8/transfer_noise=30/seed1",
-        "analog_tl/5-8/transfer_noise=100/seed0", "analog_tl/5-8/transfer_noise=100/seed1",
+        "analog_tl/5-7/base/seed0", "analog_tl/5-7/base/seed1",
+        "analog_tl/5-7/transfer_noise=10/seed0", "analog_tl/5-7/transfer_noise=10/seed1",
+        "analog_tl/5-7/transfer_noise=30/seed0", "analog_tl/5-7/transfer_noise=30/seed1",
+        "analog_tl/5-7/transfer_noise=100/seed0", "analog_tl/5-7/transfer_noise=100/seed1",
     ]
     inward = {label(points, k): [[label(points, o) for o in group] for group in groups]
               for k, groups in hood.inward.items()}
-    assert inward["analog_tl/5-8/base/seed0"] == []
+    assert inward["analog_tl/5-7/base/seed0"] == []
     # Each seed searching on its own (per_seed: true): the earlier seeds of the same device point are one more group.
-    assert inward["analog_tl/5-8/base/seed1"] == [["analog_tl/5-8/base/seed0"]]
-    assert inward["analog_tl/5-8/transfer_noise=10/seed1"] == [["analog_tl/5-8/transfer_noise=10/seed0"],
-                                                                ["analog_tl/5-8/base/seed1"]]
-    assert inward["analog_tl/5-8/transfer_noise=100/seed0"] == [["analog_tl/5-8/transfer_noise=30/seed0"]]
+    assert inward["analog_tl/5-7/base/seed1"] == [["analog_tl/5-7/base/seed0"]]
+    assert inward["analog_tl/5-7/transfer_noise=10/seed1"] == [["analog_tl/5-7/transfer_noise=10/seed0"],
+                                                                ["analog_tl/5-7/base/seed1"]]
+    assert inward["analog_tl/5-7/transfer_noise=100/seed0"] == [["analog_tl/5-7/transfer_noise=30/seed0"]]
     # Seeds that share their choice: the neighbour is the whole device point.
     shared = neighbourhood(points, spec.device, shared_seeds=True)
-    first = next(p.key for p in points if p.label == "analog_tl/5-8/transfer_noise=30/seed0")
+    first = next(p.key for p in points if p.label == "analog_tl/5-7/transfer_noise=30/seed0")
     assert [[label(points, o) for o in g] for g in shared.inward[first]] == [
-        ["analog_tl/5-8/transfer_noise=10/seed0", "analog_tl/5-8/transfer_noise=10/seed1"]]
+        ["analog_tl/5-7/transfer_noise=10/seed0", "analog_tl/5-7/transfer_noise=10/seed1"]]
 
 
 def test_in_a_full_grid_a_point_has_one_inward_neighbour_per_axis_it_moved_along():
@@ -345,7 +345,7 @@ def test_a_warm_started_point_stops_once_patience_sampler_trials_in_a_row_do_not
         assert all(t.state == TrialState.COMPLETE for t in trials)
         assert search.point_finished(point.key)
         start_up = len(study.user_attrs[WARM_START]) or budget // 2  # the base point: 3 spread start-up trials
-        assert start_up == (budget // 2 if point.label == "analog_tl/5-8/base/seed0" else 1), point.label
+        assert start_up == (budget // 2 if point.label == "analog_tl/5-7/base/seed0" else 1), point.label
         ids = [f"{spec.name}-{point.key}-lr{t.number}" for t in trials]
         for later in range(start_up, len(ids)):  # sampler trials: each started after every earlier trial had ended
             assert at[("start", ids[later])] > max(at[("end", earlier)] for earlier in ids[:later]), point.label
@@ -496,18 +496,18 @@ def test_a_refinement_round_takes_its_neighbours_among_the_finished_points_on_bo
     for noise, inner, outer in [(5.0, "base", "transfer_noise=10"), (20.0, "transfer_noise=10", "transfer_noise=30"),
                                 (25.0, "transfer_noise=10", "transfer_noise=30"),
                                 (60.0, "transfer_noise=30", "transfer_noise=100")]:
-        expected = [[f"analog_tl/5-8/{inner}/seed{s}" for s in (0, 1)],
-                    [f"analog_tl/5-8/{outer}/seed{s}" for s in (0, 1)]]
+        expected = [[f"analog_tl/5-7/{inner}/seed{s}" for s in (0, 1)],
+                    [f"analog_tl/5-7/{outer}/seed{s}" for s in (0, 1)]]
         assert [names(group) for group in hood.inward[at(noise)]] == expected[:1], noise
         assert [[names(g) for g in pair] for pair in hood.brackets[at(noise)]] == [expected], noise
-    assert names(hood.inward[at(150.0)][0]) == [f"analog_tl/5-8/transfer_noise=100/seed{s}" for s in (0, 1)]
+    assert names(hood.inward[at(150.0)][0]) == [f"analog_tl/5-7/transfer_noise=100/seed{s}" for s in (0, 1)]
     assert hood.brackets[at(150.0)] == ()
     assert set(hood.order) == {p.key for p in round_}
     # Without earlier phases (the grid itself) a point's outward neighbour is the next grid point.
     own = neighbourhood(grid, spec.device, shared_seeds=True)
     ten = next(p.key for p in grid if p.axes_dict["transfer_noise"] == 10 and p.seed == 0)
     assert [[names(g) for g in pair] for pair in own.brackets[ten]] == [
-        [[f"analog_tl/5-8/base/seed{s}" for s in (0, 1)], [f"analog_tl/5-8/transfer_noise=30/seed{s}" for s in (0, 1)]]]
+        [[f"analog_tl/5-7/base/seed{s}" for s in (0, 1)], [f"analog_tl/5-7/transfer_noise=30/seed{s}" for s in (0, 1)]]]
 
 
 def test_a_bracketed_rate_needs_every_neighbour_on_both_sides_finished_and_agreeing():
@@ -637,7 +637,7 @@ def test_with_a_choice_per_seed_a_later_seed_starts_from_the_earlier_seeds_best_
     handed = drive(search, slots=2, objective=error_at)
     for point in search.points:
         first = next(s["lr"] for s in handed if s["point_key"] == point.key)
-        if point.label == "analog_tl/5-8/base/seed0":
+        if point.label == "analog_tl/5-7/base/seed0":
             assert search.study(point.key).user_attrs[WARM_START] == []
             continue
         earlier = [p for p in search.points if p.axes == point.axes and p.seed < point.seed]

@@ -30,7 +30,7 @@ def load(name, *overrides):
 def test_quickstart_cost_is_small():
     spec = load("quickstart")
     cost = estimate_cost(spec, expand(spec))
-    assert (cost.points, cost.trials, cost.trial_epochs, cost.pretrain_jobs) == (18, 36, 108, 1)
+    assert (cost.points, cost.trials, cost.trial_epochs, cost.pretrain_jobs) == (30, 60, 1200, 1)
     assert 0 < cost.wall_seconds(2) < 10 * 60
 
 
@@ -60,7 +60,7 @@ def test_the_digital_time_model_matches_the_measurements(image_size, embed, meas
 def test_report_lists_points_trials_and_cost():
     spec = load("quickstart", "epochs=1", "seeds=[0]")
     report = dry_run_report(spec, expand(spec), environment=LAPTOP)
-    assert "analog_tl/5-8/transfer_noise=10/seed0" in report
+    assert "analog_tl/5-7/transfer_noise=10/seed0" in report
     assert "Trials: 12 (6 points x 2)" in report and "12 trial-epochs" in report
     assert "Overrides: --set epochs=1" in report
     assert "Warnings" not in report

@@ -30,7 +30,7 @@ def test_overrides_set_scalars_lists_and_presets():
     )
     assert spec.epochs == 1
     assert spec.data.train_limit == 64
-    assert spec.model.preset == "swin_tiny_cpu" and spec.model.override_dict() == {"embed_dim": 32}
+    assert spec.model.preset == "swin_tiny_cpu" and spec.model.override_dict() == {"embed_dim": 32, "window_size": 2}
     assert spec.axes.expand == "grid" and dict(spec.axes.values)["transfer_noise"] == (0.0, 5.0)
     assert spec.lr_search.values == (0.1,) and spec.lr_search.trials_per_point == 1
     assert spec.resources.gpu == 0.5
@@ -140,5 +140,5 @@ def test_a_model_torch_cannot_build_is_refused_in_one_line():
         load_spec(shipped_specs()["quickstart"], ["model.overrides.depths=[1.5, 2]"])
     message = str(refused.value)
     assert "\n" not in message.strip()
-    assert "model: preset 'swin_micro' cannot be built at img_size 16: linspace() received an invalid combination" \
+    assert "model: preset 'swin_micro' cannot be built at img_size 8: linspace() received an invalid combination" \
         in message

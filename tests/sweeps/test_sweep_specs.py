@@ -21,7 +21,8 @@ from workers.config import TrialConfig
 
 BROKEN = sorted((Path(__file__).parent / "broken").glob("*.yaml"))
 SHIPPED_COUNTS = {  # name: (points, trials)
-    "quickstart": (18, 36),
+    "quickstart": (30, 60),
+    "embedded_fig3_transfer_noise": (35, 70),
     "paper_fig2_modes": (8, 64),
     "paper_fig3_transfer_noise": (20, 160),
     "paper_fig4_symmetry_point": (22, 176),
@@ -48,8 +49,18 @@ def test_quickstart_stays_small():
     spec = load_spec(shipped_specs()["quickstart"])
     assert spec.data.dataset == "digits" and spec.model.preset == "swin_micro"
     assert set(spec.modes) == {"analog_tl", "digital_tl", "analog_scratch", "digital_scratch"}
-    assert len(expand(spec)) * spec.lr_search.trials_per_point <= 36
+    assert len(expand(spec)) * spec.lr_search.trials_per_point <= 60
     assert len(spec.seeds) >= 3 and spec.pretrain.seed is not None  # replicates of one pretrained model
+
+
+def test_the_embedded_fig3_study_is_the_quickstarts_miniature_along_transfer_noise():
+    quickstart = load_spec(shipped_specs()["quickstart"])
+    study = load_spec(shipped_specs()["embedded_fig3_transfer_noise"])
+    assert study.modes == ("analog_tl",) and study.axes.refine
+    assert dict(study.axes.values)["transfer_noise"][0] == 0 and len(dict(study.axes.values)["transfer_noise"]) >= 5
+    for field in ("data", "model", "pretrain", "algorithm", "device", "epochs", "batch_size", "lr_schedule", "seeds",
+                  "selection", "lr_search"):
+        assert getattr(study, field) == getattr(quickstart, field), field
 
 
 @pytest.mark.parametrize("name", [n for n in sorted(SHIPPED_COUNTS) if n.startswith("paper_")])

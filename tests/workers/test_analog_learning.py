@@ -2,9 +2,9 @@
 
 Every trial here is built from ``sweeps/quickstart.yaml`` exactly as the sweep builds it (``trial_config`` of its
 base points), at each of its learning rates; per seed the better learning rate is kept, as the sweep does. This
-fails if the tiles stop learning (the head never moves, the body is overwritten, or the trained tiles do no better
-than frozen ones), and it measures the paper's first two findings with Welch 95 % intervals
-(``results._replicates.difference``).
+fails if the tiles stop learning (the head never moves, the body is overwritten, or a model trained from scratch
+does no better with learning tiles than with frozen ones), and it measures the paper's first two findings with Welch
+95 % intervals (``results._replicates.difference``).
 
 aihwkit's tile noise cannot be seeded (its generators are seeded from the clock), so each number varies from run to
 run even at a fixed seed; the margins below come from repeated measurements, written beside each assertion.
@@ -49,7 +49,8 @@ def outcomes(tmp_path_factory):
     for seed in SEEDS:
         for mode in ("analog_tl", "analog_scratch", "digital_tl"):
             jobs += [((mode, seed), trial_config(base[mode, seed], lr)) for lr in spec.lr_search.values]
-        jobs += [(("frozen", seed), _frozen(trial_config(base["analog_tl", seed], lr))) for lr in spec.lr_search.values]
+        jobs += [(("frozen", seed), _frozen(trial_config(base["analog_scratch", seed], lr)))
+                 for lr in spec.lr_search.values]
     _run(jobs[0][1], cache)  # pretrain once, before the workers start
     with ProcessPoolExecutor(2) as pool:
         finals = list(pool.map(_run, [config for _, config in jobs], [cache] * len(jobs)))
@@ -70,10 +71,10 @@ def errors(outcomes, what: str) -> list[float]:
 @pytest.mark.slow
 def test_the_analog_tiles_learn_and_keep_the_pretrained_weights(outcomes):
     tl = [outcomes["analog_tl", seed] for seed in SEEDS]
-    # Measured with the shipped defaults (column-wise omega 0.6, auto_granularity 960, lr 0.05 or 0.1): the chosen
-    # trials' heads moved 31-79 % of their weights and the body's rel change was 0.49-0.54 (this test's 4 seeds and
-    # two quickstart runs); 10 % and 0.75 leave room for that spread while still failing for Table I's 10000
-    # (head 0 %) or an unscaled mapping (rel 2.0-2.7; sweeps/README.md, "Weight mapping and time constants").
+    # Measured with the shipped defaults (column-wise omega 0.6, auto_granularity 480, lr 0.1 or 0.4, 20 epochs,
+    # cosine schedule; quickstart runs): the chosen trials' heads moved 100 % of their weights and the body's rel
+    # change was 0.57-0.58. 10 % and 0.75 leave room for that spread while still failing for Table I's 10000 (head 0 %) or an
+    # unscaled mapping (rel 2.0-2.7; sweeps/README.md, "Weight mapping and time constants").
     assert min(t["head_moved"] for t in tl) > 10.0, tl
     assert max(t["blocks_rel"] for t in tl) < 0.75, tl
     assert min(t["blocks_moved"] for t in tl) > 50.0, tl
@@ -81,33 +82,32 @@ def test_the_analog_tiles_learn_and_keep_the_pretrained_weights(outcomes):
 
 @pytest.mark.slow
 def test_trained_tiles_beat_frozen_tiles(outcomes, record_property):
-    """The ablation: the same trials with every analog weight frozen (digital biases, norms still train)."""
+    """The ablation, on analog training from scratch, where every weight has to be learned by the tiles: the same
+    trials with every analog weight frozen at its random initialisation (digital biases and norms still train).
+
+    Analog TL is not the test: there the frozen ablation keeps the converted body exactly and its digital norms learn
+    a classifier through the frozen random head, which on this task matched or beat learning tiles (4.6 % against
+    6.1 %, sweeps/README.md, "The embedded miniature")."""
     frozen = [outcomes["frozen", seed] for seed in SEEDS]
     assert all(f["head_moved"] == f["blocks_moved"] == 0.0 for f in frozen)
-    gap = difference(errors(outcomes, "analog_tl"), errors(outcomes, "frozen"))
-    record_property("tiles_minus_frozen", str(gap))
-    # Same seed, same head initialisation and batch order: compare seed by seed, and on the mean. Frozen tiles still
-    # see clock-seeded read noise (aihwkit's cycle noise cannot be seeded), so one seed's error swings by up to 20
-    # points between runs. Measured over 6 runs of this fixture (4 seeds each; the first in the previous fidelity
-    # work, one in CI): mean gaps -20.1, -14.0, -13.7, -8.9, -5.2 and -6.9 (the README's frozen quickstart, 3 seeds):
-    # mean -11.5, sd 5.5 points, so a gap at or above 0 is 2.1 sd away. Seed by seed, 2 of 23 pairs were lost and 1
-    # tied, never more than 1 lost in a run. The margins: a negative mean gap and at most half the seeds lost; a
-    # simulation whose tiles do not learn (gap about 0, half the seeds lost) fails one or the other about half the
-    # time, and the activity test above fails it outright (no weight moves).
+    gap = difference(errors(outcomes, "analog_scratch"), errors(outcomes, "frozen"))
+    record_property("scratch_tiles_minus_frozen", str(gap))
+    # Measured over 5 seeds (20 epochs, the better of the two rates per seed): frozen 19-54 % (a random network;
+    # training loss 0.68-0.69), learning tiles 9-19 %. A negative mean gap and at most one seed in four lost: a
+    # simulation whose tiles do not learn (gap about 0, half the seeds lost) fails one or the other.
     assert gap.difference < 0.0, gap
-    losses = sum(t > f for t, f in zip(errors(outcomes, "analog_tl"), errors(outcomes, "frozen")))
-    assert losses <= len(SEEDS) // 2, (errors(outcomes, "analog_tl"), errors(outcomes, "frozen"))
+    losses = sum(t >= f for t, f in zip(errors(outcomes, "analog_scratch"), errors(outcomes, "frozen")))
+    assert losses <= 1, (errors(outcomes, "analog_scratch"), errors(outcomes, "frozen"))
 
 
 @pytest.mark.slow
 def test_the_papers_first_findings_on_the_embedded_default(outcomes, record_property):
     """F1: analog TL beats analog training from scratch. F2: digital TL beats analog TL by a small margin (the
     paper: about 2 points). Both differences are reported with Welch 95 % intervals (``record_property``, and
-    printed with ``pytest -s``). Measured over 4 seeds: F1 -9.8 [-33.3, +13.6] and -13.6 [-28.8, +1.7] points;
-    F2 +15.7 [-7.2, +38.6] and +10.7 [+1.5, +20.0]. The means' directions held in every run, and in three
-    quickstart runs over 3 seeds (one with a third learning rate, 0.01): F1 -19.0, -9.0, -13.7; F2 +12.8,
-    +15.6, +14.6. The intervals at 4 seeds do not exclude 0 for F1, so only the directions are asserted. F2's gap is larger than the paper's 2 points: 3 epochs
-    of a micro model against the paper's 100 epochs of Swin-T."""
+    printed with ``pytest -s``). Measured on the quickstart (5 seeds): F1 -11.9 [-17.8, -6.1], F2 +4.2 [+0.5, +8.0]
+    points; the runs behind sweeps/README.md, "The embedded miniature", gave analog TL 5.7-6.4 %, analog scratch
+    13.9-21.8 %, digital TL 1.8-3.9 %. Four seeds and the better rate per seed (not the validation choice) make the
+    intervals here wider, so the directions are asserted, and the levels with room for one bad seed."""
     f1 = difference(errors(outcomes, "analog_tl"), errors(outcomes, "analog_scratch"))
     f2 = difference(errors(outcomes, "analog_tl"), errors(outcomes, "digital_tl"))
     record_property("F1_analog_tl_minus_analog_scratch", str(f1))
@@ -115,5 +115,5 @@ def test_the_papers_first_findings_on_the_embedded_default(outcomes, record_prop
     print(json.dumps({"F1": str(f1), "F2": str(f2)}))
     assert f1.difference < 0, f1  # analog TL has the lower mean error
     assert f2.difference > 0, f2  # digital TL has the lower mean error
-    # Digital TL itself works: 6.5 and 10.1 % mean error measured (seeds swing from 2.8 to 17.8 %).
-    assert statistics.fmean(errors(outcomes, "digital_tl")) < 20.0
+    assert statistics.fmean(errors(outcomes, "digital_tl")) < 8.0
+    assert statistics.fmean(errors(outcomes, "analog_tl")) < 12.0
