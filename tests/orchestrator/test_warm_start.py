@@ -314,7 +314,7 @@ def far_optimum(lr: float, noise: float) -> float:
     return 10.0 + 20.0 * abs(math.log10(lr) - best) + noise / 10.0
 
 
-FAR_SEED = 1  # a seed for which the far point's first sampler draw beats its warm start (see the end of the test)
+FAR_SEED = 5  # a seed for which the far point's first sampler draw beats its warm start (see the end of the test)
 
 
 @pytest.mark.parametrize("patience", [1, 2])
