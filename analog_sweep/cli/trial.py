@@ -8,6 +8,7 @@ import torch
 from analog_sweep.cli.output import ACTIVITY_COLUMNS, BadInput, json_line, one_line_errors, progress
 from workers.config import (
     ALGORITHMS,
+    LR_SCHEDULES,
     MODES,
     ALGORITHM_SETTINGS,
     DEFAULT_DEVICE,
@@ -77,6 +78,8 @@ def _key_values(option: str, pairs: tuple[str, ...]) -> dict[str, object]:
 @click.option("--dtod", type=click.FloatRange(0), default=DEFAULT_DEVICE.dtod, show_default=True,
               help="Device-to-device std of the mean pulse size, as a fraction (aihwkit's ReRAM preset).")
 @click.option("--lr", type=click.FloatRange(0, min_open=True), default=0.01, show_default=True)
+@click.option("--lr-schedule", type=click.Choice(LR_SCHEDULES), default="constant", show_default=True,
+              help="constant: --lr throughout; cosine: decays from --lr towards 0 over the epochs.")
 @click.option("--batch-size", type=click.IntRange(1), default=8, show_default=True)
 @click.option("--epochs", type=click.IntRange(1), default=2, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -142,6 +145,7 @@ def trial(**options: object) -> None:
             dtod=options["dtod"],
         ),
         lr=options["lr"],
+        lr_schedule=options["lr_schedule"],
         batch_size=options["batch_size"],
         epochs=options["epochs"],
         seed=options["seed"],
