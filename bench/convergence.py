@@ -1,6 +1,7 @@
-"""Has every mode stopped learning at the reported epoch? Per point of a sweep's base device point, the chosen
-trials' mean test error and training loss per epoch (seeds averaged), and the change of the mean test error over
-the last third of the epochs against the seeds' standard deviation at the last epoch.
+"""Has every mode stopped learning by the last epoch? Per point of a sweep (transfer-noise points included; the
+symmetry-point axes at 0), the chosen trials' mean test error and training loss per epoch (seeds averaged), and the
+change of the mean test error over the last third of the epochs against the seeds' standard deviation at the last
+epoch. The reported error is the chosen epoch's, which may come before the last.
 
     .venv/bin/python bench/convergence.py quickstart [--store sqlite:///sweep-store/results.db]
 

@@ -5,8 +5,8 @@ analog TL with the tiles frozen, each at every learning rate of its mode, and ke
 epoch with the lowest validation error (a sweep's ``selection: {split: validation, per_seed: true}``). Printed per
 setting, as mean (sd) across seeds of the test error at the chosen epoch:
 
-- ``forward``: the digital TL model of seed 0 converted to analog without any analog training
-  (``bench/analog_forward.py``): what the analog forward pass alone costs a trained model;
+- ``forward``: a digital TL model (seed 0, plain SGD at the first digital rate, constant) converted to analog without
+  any analog training (``bench/analog_forward.py``): what the analog forward pass alone costs a trained model;
 - ``frozen``: analog TL with frozen tiles; its new head is an analog tile too and stays random, so this measures a
   random head on converted features, not the forward pass;
 - ``analog TL`` and ``digital TL``, their seed sds, and F2 = analog TL - digital TL with its Welch 95 % interval;
@@ -93,7 +93,8 @@ def main() -> None:
     for size in options.image_sizes:
         for width in options.widths:
             overrides = {**spec.model.override_dict(), "embed_dim": width}
-            if size < 16:  # fewer tokens than the preset's window: windows of 2 tokens
+            overrides.pop("window_size", None)
+            if size < 16:  # 4x4 tokens at 8x8: windows of 2x2 tokens, as the quickstart; else the preset's
                 overrides["window_size"] = 2
             model = dataclasses.replace(spec.model, overrides=tuple(sorted(overrides.items())))
             data = dataclasses.replace(base["analog_tl"].data, image_size=size)
