@@ -2,7 +2,7 @@
 
 After every epoch of an analog trial the worker reads every tile's weights and transfer counter and compares them
 with the converted weights (``workers.activity.measure``). This bench times that measurement against the epoch it
-follows, for the quickstart's analog TL trial (swin_micro, 96 digits images, batch 8) and a larger CPU model
+follows, for an analog TL trial of swin_micro at 16x16 (96 digits images, batch 8) and a larger CPU model
 (swin_tiny_cpu), on this machine's threads:
 
     .venv/bin/python bench/activity_cost.py [--threads 2] [--repeats 5]

@@ -1,6 +1,6 @@
 """Calibrate the digital-to-analog weight mapping and c-TTv2's time constant on the embedded data, with seeds.
 
-For every (mapping, auto_granularity) setting it runs one analog TL trial per seed at the quickstart's scale (digits
+For every (mapping, auto_granularity) setting it runs one analog TL trial per seed at the scale the mapping was calibrated on (digits
 5 vs 8, swin_micro, 96 training images, the ReRAM preset's pulse response) and prints, per setting, the final epoch's
 analog activity (head moved %, body moved %, body rel = mean|dW| / mean|W|; ``workers.activity``) and test error,
 as mean and standard deviation across seeds. ``--freeze`` adds each setting's ablation (tiles frozen, digital

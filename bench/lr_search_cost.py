@@ -12,7 +12,7 @@ Three sweeps run one after the other through the real ``orchestrator.run_sweep``
   its neighbours' best rate, then probes one step from it) and ``lr_search.patience`` ``--patience`` (default 1, the
   spec's default): a warm-started point stops once that many sampler trials in a row did not beat its best.
 
-The points (``bench/lr_search_points.yaml``, issue 11's size): the quickstart's calibrated analog c-TTv2 transfer
+The points (``bench/lr_search_points.yaml``): the 16x16 calibration's analog c-TTv2 transfer
 learning (swin_micro, digits 5 vs 8, 3 epochs, choice on the validation split shared by the seeds) at transfer noise
 0, 10, 30 and 60 %, each at ``--seeds`` (default 0 1 2; pretraining is fixed to seed 0, so the seeds differ only in
 fine-tuning).

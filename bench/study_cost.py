@@ -1,7 +1,7 @@
 """The headline cost of a robustness study: locating a critical point our way against the paper's way.
 
 Our way runs one real sweep through ``orchestrator.run_sweep`` on a local 2-CPU Ray instance: the embedded default
-(``bench/lr_search_points.yaml``: the quickstart's calibrated analog c-TTv2 transfer learning, swin_micro, digits
+(``bench/lr_search_points.yaml``: the 16x16 calibration's analog c-TTv2 transfer learning, swin_micro, digits
 5 vs 8) along a *coarse* transfer-noise grid (``--coarse``, at least 5 values, as the elbow fit needs), 3 seeds,
 with adaptive refinement (``axes.refine.transfer_noise``: ``--refine-points`` new values per round inside the 95 %
 interval of the critical point, ``--refine-rounds`` rounds) and the learning-rate search of issue 11: TPE over
