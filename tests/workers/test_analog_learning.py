@@ -72,9 +72,10 @@ def errors(outcomes, what: str) -> list[float]:
 def test_the_analog_tiles_learn_and_keep_the_pretrained_weights(outcomes):
     tl = [outcomes["analog_tl", seed] for seed in SEEDS]
     # Measured with the shipped defaults (column-wise omega 0.6, auto_granularity 480, lr 0.1 or 0.4, 20 epochs,
-    # cosine schedule; quickstart runs and this test): the chosen trials' heads moved 99-100 % of their weights and the
-    # body's rel change was 0.51-0.58. 10 % and 0.75 leave room for that spread while still failing for Table I's 10000 (head 0 %) or an
-    # unscaled mapping (rel 2.0-2.7; sweeps/README.md, "Weight mapping and time constants").
+    # cosine schedule; quickstart runs and this test): the chosen trials' heads moved 99-100 % of their weights and
+    # the body's rel change was 0.51-0.58. 10 % and 0.75 leave room for that spread while still failing for Table
+    # I's 10000 (head 0 %) or an unscaled mapping (rel 2.0-2.7; sweeps/README.md, "Weight mapping and time
+    # constants").
     assert min(t["head_moved"] for t in tl) > 10.0, tl
     assert max(t["blocks_rel"] for t in tl) < 0.75, tl
     assert min(t["blocks_moved"] for t in tl) > 50.0, tl
@@ -93,8 +94,9 @@ def test_trained_tiles_beat_frozen_tiles(outcomes, record_property):
     gap = difference(errors(outcomes, "analog_scratch"), errors(outcomes, "frozen"))
     record_property("scratch_tiles_minus_frozen", str(gap))
     # Measured over 5 seeds and over this test's 4 (20 epochs, the better of the two rates per seed): frozen
-    # 16-54 % (a random network; training loss 0.68-0.69), learning tiles 9-22 %; the closest seed won by 2.7 points. A negative mean gap and at most one seed in four lost: a
-    # simulation whose tiles do not learn (gap about 0, half the seeds lost) fails one or the other.
+    # 16-54 % (a random network; training loss 0.68-0.69), learning tiles 9-22 %; the closest seed won by 2.7
+    # points. A negative mean gap and at most one seed in four lost: a simulation whose tiles do not learn (gap
+    # about 0, half the seeds lost) fails one or the other.
     assert gap.difference < 0.0, gap
     losses = sum(t >= f for t, f in zip(errors(outcomes, "analog_scratch"), errors(outcomes, "frozen")))
     assert losses <= 1, (errors(outcomes, "analog_scratch"), errors(outcomes, "frozen"))
