@@ -109,7 +109,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", default="swin_micro")
     parser.add_argument("--override", action="append", default=None,
-                        help="model override KEY=VALUE (repeatable); default window_size=2 below 16x16, as the quickstart")
+                        help="model override KEY=VALUE (repeatable); default: window_size=2 below 16x16, as the "
+                        "quickstart")
     parser.add_argument("--image-size", type=int, default=8)
     parser.add_argument("--classes", nargs="+", default=["5", "7"])
     parser.add_argument("--train-limit", type=int, default=48)

@@ -2,9 +2,10 @@
 
 Every trial here is built from ``sweeps/quickstart.yaml`` exactly as the sweep builds it (``trial_config`` of its
 base points), at each of its learning rates; per seed the rate with the lower final test error is kept (a sweep
-chooses on validation, its seeds sharing one choice, so the sweep's numbers differ a little). This fails if the tiles stop learning (the head never moves, the body is overwritten, or a model trained from scratch
-does no better with learning tiles than with frozen ones), and it measures the paper's first two findings with Welch
-95 % intervals (``results._replicates.difference``).
+chooses on validation, its seeds sharing one choice, so the sweep's numbers differ a little). This fails if the
+tiles stop learning (the head never moves, the body is overwritten, or a model trained from scratch does no better
+with learning tiles than with frozen ones), and it measures the paper's first two findings with Welch 95 %
+intervals (``results._replicates.difference``).
 
 aihwkit's tile noise cannot be seeded (its generators are seeded from the clock), so each number varies from run to
 run even at a fixed seed; the margins below come from repeated measurements, written beside each assertion.
