@@ -5,7 +5,12 @@ from __future__ import annotations
 import pytest
 import ray
 
+# The quickstart at nano size, on the 16x16 input and the constant rate the fault and timing tests were tuned on (an
+# analog epoch long enough for a signal or a kill to land inside it).
 NANO_SWEEP = [
+    "data.image_size=16",
+    "model.overrides.window_size=4",
+    "lr_schedule=constant",
     "data.train_limit=16",
     "data.test_limit=16",
     "data.source_limit=100",
