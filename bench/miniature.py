@@ -34,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from results._replicates import difference  # noqa: E402
 from sweeps import expand, load_spec, shipped_specs, trial_config  # noqa: E402
 from workers.config import TrialConfig  # noqa: E402
+from workers.models import create_model  # noqa: E402
 
 
 def run_one(args: tuple[TrialConfig, str]) -> dict:
@@ -149,8 +150,6 @@ def main() -> None:
         frozen = text(summary("frozen")[0]) if options.frozen else "-"
         config = dataclasses.replace(trial_config(base["analog_tl"], lrs["digital"][0]), model=model, data=data)
         seconds = statistics.fmean(r["seconds"] for s in options.seeds for r in results[size, width, "analog", s])
-        from workers.models import create_model
-
         params = sum(p.numel() for p in create_model(
             model.preset, num_classes=len(base["analog_tl"].classes), img_size=size, **model.override_dict()
         ).parameters())
