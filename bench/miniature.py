@@ -141,6 +141,8 @@ def main() -> None:
                 f"{values[0]:.1f}")
 
         def settling(curves: list[list[float]]) -> str:
+            if epochs < 2:
+                return "-"
             third = max(1, epochs // 3)
             mean = [statistics.fmean(c[i] for c in curves) for i in range(epochs)]
             return f"{mean[-1] - mean[-1 - third]:+.1f}"
