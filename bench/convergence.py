@@ -40,6 +40,9 @@ def main() -> None:
           f"{'seed sd':>7} {'settled':>7} {'loss last':>9}")
     for (mode, noise), by_epoch in sorted(curves.items()):
         last = max(by_epoch)
+        if last < 2:
+            print(f"{mode:<16} {noise:>5g} {last:>6}  (one epoch: nothing to compare)")
+            continue
         third = last - max(1, last // 3)
         mean = {e: statistics.fmean(v[0] for v in values) for e, values in by_epoch.items()}
         sd = statistics.stdev(v[0] for v in by_epoch[last]) if len(by_epoch[last]) > 1 else float("nan")
