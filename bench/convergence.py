@@ -33,6 +33,8 @@ def main() -> None:
         f"JOIN epochs e ON e.trial_id = p.chosen_trial_id WHERE p.sweep = '{sweep}' AND p.sp_skew = 0 "
         "AND p.sp_variability = 0 ORDER BY p.mode, p.transfer_noise, p.seed, e.epoch"
     ).as_dicts()
+    if not rows:
+        sys.exit(f"no chosen trials of sweep {options.sweep!r} in {options.store}")
     curves: dict[tuple[str, float], dict[int, list[tuple[float, float]]]] = defaultdict(lambda: defaultdict(list))
     for row in rows:
         curves[row["mode"], row["transfer_noise"]][row["epoch"]].append((row["test_error"], row["train_loss"]))
