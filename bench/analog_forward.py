@@ -42,7 +42,7 @@ from workers.config import DEFAULT_DEVICE, DataConfig, ModelConfig, TrialConfig 
 from workers.data import batches, load_target_splits  # noqa: E402
 from workers.devices import ANALOG_CONVERSION, build_rpu_config  # noqa: E402
 from workers.metrics import test_error_percent  # noqa: E402
-from workers.trial import build_model  # noqa: E402
+from workers.trial import build_model, epoch_generator, make_optimizer  # noqa: E402
 
 WRITE_NOISE = 56 * 0.002  # ReRamSBPresetDevice: write_noise_std (in dw_min) x dw_min, device units
 IO_ABLATIONS = {
@@ -54,21 +54,27 @@ IO_ABLATIONS = {
 }
 
 
+def window_overrides(image_size: int) -> dict[str, int]:
+    """The quickstart's windows: below 16x16 (4x4 tokens at 8x8) windows of 2x2 tokens; else the preset's."""
+    return {"window_size": 2} if image_size < 16 else {}
+
+
 def parse_override(text: str) -> tuple[str, object]:
     key, _, value = text.partition("=")
     return key, int(value) if value.lstrip("-").isdigit() else float(value)
 
 
 def fine_tuned(config: TrialConfig, cache_dir: str):
-    """The digital TL model after ``config.epochs`` epochs of plain SGD, and the target splits."""
+    """The digital TL model after ``config.epochs`` epochs of plain SGD at a constant rate (a trial's optimizer and
+    batch order), the target splits and the last batch's loss."""
     splits = load_target_splits(config.data)
     model, _ = build_model(config, len(splits.train.class_names), cache_dir)
-    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr)
+    optimizer = make_optimizer(config, model)
     loss_fn = torch.nn.CrossEntropyLoss()
     for epoch in range(1, config.epochs + 1):
-        generator = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
         model.train()
-        for images, labels in batches(splits.train, config.batch_size, shuffle=True, generator=generator):
+        for images, labels in batches(splits.train, config.batch_size, shuffle=True,
+                                      generator=epoch_generator(config, epoch)):
             optimizer.zero_grad()
             loss = loss_fn(model(images), labels)
             loss.backward()
@@ -122,7 +128,7 @@ def main() -> None:
     parser.add_argument("--cache-dir", default="sweep-store/cache")
     options = parser.parse_args()
     if options.override is None:
-        options.override = ["window_size=2"] if options.image_size < 16 else []
+        options.override = [f"{key}={value}" for key, value in window_overrides(options.image_size).items()]
     torch.set_num_threads(1)
     config = TrialConfig(
         mode="digital_tl",

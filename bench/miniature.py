@@ -31,6 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.analog_forward import window_overrides  # noqa: E402
 from results._replicates import difference  # noqa: E402
 from sweeps import expand, load_spec, shipped_specs, trial_config  # noqa: E402
 from workers.config import TrialConfig  # noqa: E402
@@ -95,8 +96,7 @@ def main() -> None:
         for width in options.widths:
             overrides = {**spec.model.override_dict(), "embed_dim": width}
             overrides.pop("window_size", None)
-            if size < 16:  # 4x4 tokens at 8x8: windows of 2x2 tokens, as the quickstart; else the preset's
-                overrides["window_size"] = 2
+            overrides.update(window_overrides(size))
             model = dataclasses.replace(spec.model, overrides=tuple(sorted(overrides.items())))
             data = dataclasses.replace(base["analog_tl"].data, image_size=size)
             kinds = ["analog", "digital"] + (["frozen"] if options.frozen else [])

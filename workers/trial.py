@@ -80,6 +80,12 @@ def make_optimizer(config: TrialConfig, model: torch.nn.Module) -> torch.optim.O
     return torch.optim.SGD(model.parameters(), lr=config.lr)
 
 
+def epoch_generator(config: TrialConfig, epoch: int) -> torch.Generator:
+    """The generator of ``epoch``'s batch order: it depends only on (seed, epoch), so a resumed trial sees the same
+    batches."""
+    return torch.Generator().manual_seed(config.seed * 100_003 + epoch)
+
+
 def epoch_lr(config: TrialConfig, epoch: int) -> float:
     """The learning rate of ``epoch`` (counted from 1) under ``config.lr_schedule``.
 
@@ -153,8 +159,7 @@ def run_trial(
     target = torch.device(device)
     for epoch in range(len(reports) + 1, config.epochs + 1):
         started = time.perf_counter()
-        # The order of an epoch depends only on (seed, epoch), so a resumed trial sees the same batches.
-        generator = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
+        generator = epoch_generator(config, epoch)
         set_epoch_lr(config, optimizer, epoch)
         model.train()
         total_loss, seen = 0.0, 0
