@@ -24,6 +24,7 @@ from orchestrator._driver import (
 from orchestrator._provenance import Invocation, gather_environment, version_warnings
 from orchestrator._dashboard import dashboard_app, read_only_studies, serve_dashboard, sweep_journal
 from orchestrator._jobs import (
+    JOB_LINE,
     JobInputError,
     JobsError,
     SubmittedJob,
@@ -32,11 +33,13 @@ from orchestrator._jobs import (
     list_sweep_jobs,
     submit_resume,
     submit_sweep,
+    wait_for_start,
 )
 from orchestrator._recorder import StoreGaveUp, with_retries
 from orchestrator._search import JournalDamaged, LearningRateSearch, repair_journal, trial_id_for
 
 __all__ = [
+    "JOB_LINE",
     "JobInputError",
     "dashboard_app",
     "read_only_studies",
@@ -49,6 +52,7 @@ __all__ = [
     "list_sweep_jobs",
     "submit_resume",
     "submit_sweep",
+    "wait_for_start",
     "ClusterError",
     "Invocation",
     "JournalDamaged",

@@ -5,6 +5,12 @@ submitter's code) and, for ``run``, the spec file (``working_dir``); the job's e
 as a local run, with ``--address auto`` (inside a job, Ray's ``RAY_ADDRESS`` names the cluster). The spec is
 validated here first, so a bad spec is refused before anything is sent. Uses Ray's Jobs SDK
 (``ray.job_submission.JobSubmissionClient``), which talks to the dashboard's HTTP port (8265 by default).
+
+Ray runs a job's entrypoint with the shell of the head, so ``python`` is the first one on the PATH the head was
+started with, not the interpreter running Ray (a head started as ``.venv/bin/ray start --head`` without activating
+the environment runs the system's). The entrypoint therefore checks that interpreter first: it prints one line
+naming it, or one line naming what it lacks and how to start the head, and exits 127; ``wait_for_start`` reads
+that line back for the submitter.
 """
 
 from __future__ import annotations
@@ -32,6 +38,19 @@ PROJECT_PACKAGES = ("analog_sweep", "orchestrator", "workers", "results", "sweep
 JOB_SPEC_FILE = "spec.yaml"
 METADATA_KEY = "analog_sweep"  # metadata[METADATA_KEY] = "run" or "resume": the jobs this tool submitted
 TERMINAL = ("SUCCEEDED", "FAILED", "STOPPED")
+# What the head's python needs before 'python -m analog_sweep' can run (the project's own packages come with the job).
+REQUIRED_MODULES = ("ray", "optuna", "torch", "aihwkit", "timm", "sqlalchemy")
+JOB_LINE = "analog-sweep job:"  # the entrypoint's first line: the interpreter it runs, or why it cannot
+START_FIX = ("start the Ray head with the project's environment first on its PATH "
+             "(PATH=/path/to/.venv/bin:$PATH ray start --head ..., or activate the environment before 'ray start')")
+_MISSING = f"{JOB_LINE} the Ray head's python ({{}}) has no {{}}: {START_FIX}"
+_CHECK_PYTHON = (  # one line of Python: exits 1 with _MISSING, or prints the interpreter it found; a bare folder
+    # named like a module (Ray's /tmp/ray beside the job) is a namespace package with no origin, not the module
+    "import importlib.util, sys; "
+    f"missing = [m for m in {REQUIRED_MODULES!r} if getattr(importlib.util.find_spec(m), 'origin', None) is None]; "
+    f"sys.exit({_MISSING!r}.format(sys.executable, ', '.join(missing))) if missing else "
+    f"print({JOB_LINE!r}, 'python', sys.executable, '(Python ' + sys.version.split()[0] + ')', flush=True)"
+)
 # The SDK logs each package it uploads and each closed log stream at INFO: the commands say what happened instead.
 _CHATTY_LOGGERS = ("ray._private.runtime_env.packaging", "ray.dashboard.modules.dashboard_sdk",
                    "ray.dashboard.modules.job.sdk")
@@ -113,7 +132,11 @@ def check_cluster_paths(storage_path: str | None, store_url: str | None) -> None
 
 
 def _entrypoint(args: Iterable[str]) -> str:
-    return " ".join(shlex.quote(arg) for arg in ["python", "-m", "analog_sweep", *args])
+    """The job's shell command: check the head's ``python`` (one line either way), then run the CLI with it."""
+    no_python = shlex.quote(f"{JOB_LINE} no python on the Ray head's PATH: {START_FIX}")
+    command = " ".join(shlex.quote(arg) for arg in ["python", "-m", "analog_sweep", *args])
+    return (f"command -v python >/dev/null 2>&1 || {{ echo {no_python} >&2; exit 127; }}; "
+            f"python -c {shlex.quote(_CHECK_PYTHON)} || exit 127; exec {command}")
 
 
 def _common_args(storage_path: str | None, store_url: str | None, cpu_fallback: bool) -> list[str]:
@@ -234,6 +257,36 @@ def list_sweep_jobs(address: str) -> list[dict[str, Any]]:
         })
     rows.sort(key=lambda row: (row["started"] is None, row["started"] or datetime.min.replace(tzinfo=timezone.utc)))
     return rows
+
+
+def wait_for_start(address: str, job_id: str, timeout: float = 60.0, poll: float = 1.0) -> str | None:
+    """Wait until a submitted job's entrypoint has found a usable ``python`` on the head, up to ``timeout`` seconds.
+
+    Returns that line (``analog-sweep job: python PATH (Python X.Y.Z)``), or None if the job has not started by then
+    (still PENDING: the cluster is busy or its runtime environment is being set up). Raises ``JobsError`` with the
+    job's own one-line reason if it failed before running the sweep (the head's ``python`` lacks the project's
+    dependencies, or the job could not start at all)."""
+    client = _client(address)
+    deadline = time.monotonic() + timeout
+    while True:
+        status = _status(client, address, job_id)
+        try:
+            logs = client.get_job_logs(job_id) if status != "PENDING" else ""
+        except Exception:  # noqa: BLE001 - logs not there yet: poll again
+            logs = ""
+        lines = [line.strip() for line in logs.splitlines() if line.strip().startswith(JOB_LINE)]
+        if status in TERMINAL and status != "SUCCEEDED":
+            if lines and not lines[-1].startswith(f"{JOB_LINE} python "):
+                reason = lines[-1]
+            else:
+                info = client.get_job_info(job_id)
+                reason = " ".join((getattr(info, "message", None) or status).split())[:300]
+            raise JobsError(f"job {job_id} {status.lower()} before it ran the sweep: {reason}")
+        if lines or status == "SUCCEEDED":
+            return lines[0] if lines else None
+        if time.monotonic() > deadline:
+            return None
+        time.sleep(poll)
 
 
 def job_status(address: str, job_id: str) -> str:

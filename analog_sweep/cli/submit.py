@@ -20,12 +20,14 @@ from analog_sweep.cli.output import (
 )
 from analog_sweep.cli.run import STORAGE_ENV, profile_option
 from orchestrator import (
+    JOB_LINE,
     JobInputError,
     JobsError,
     job_logs,
     list_sweep_jobs,
     submit_resume,
     submit_sweep,
+    wait_for_start,
 )
 from sweeps import SpecError
 
@@ -60,8 +62,10 @@ def submit(spec_file: str | None, overrides: tuple[str, ...], profile: str | Non
     """Submit a sweep to a Ray cluster as a Ray Job, print its id, and return.
 
     The spec is validated here first (one-line errors, as for 'run'); the job carries this project's code and
-    the spec, and runs 'analog-sweep run' on the cluster. Without --store and --storage-path the job uses the
-    cluster's $ANALOG_SWEEP_STORE and $ANALOG_SWEEP_STORAGE (docker/kuberay/ sets both). Follow it with
+    the spec, and runs 'analog-sweep run' on the cluster with the head's 'python'; 'submit' waits until that
+    interpreter is found (a minute at most) and fails in one line if it lacks the project's dependencies. Without
+    --store and --storage-path the job uses the cluster's $ANALOG_SWEEP_STORE and $ANALOG_SWEEP_STORAGE
+    (docker/kuberay/ sets both). Follow it with
     'analog-sweep logs JOB'; a job stopped early is continued with 'analog-sweep submit --resume SWEEP'.
 
     \b
@@ -79,7 +83,11 @@ def submit(spec_file: str | None, overrides: tuple[str, ...], profile: str | Non
     else:
         job = submit_sweep(address, spec_file, overrides=overrides, profile=profile, storage_path=storage_path,
                            store_url=store_url, cpu_fallback=cpu_fallback)
-    progress(f"submitted {job.command} of sweep {job.sweep} to {address}; follow it with "
+    # A job whose entrypoint cannot run on the head fails within seconds: say so here, in one line, not later.
+    started = wait_for_start(address, job.job_id)
+    where = (f"running with {started.removeprefix(JOB_LINE).strip()}" if started
+             else "not started yet: the cluster is busy")
+    progress(f"submitted {job.command} of sweep {job.sweep} to {address} ({where}); follow it with "
              f"'analog-sweep logs {job.job_id} --address {address}'")
     emit_rows([{"job": job.job_id, "sweep": job.sweep, "command": job.command}], output_format)
 

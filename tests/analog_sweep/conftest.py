@@ -8,6 +8,7 @@ whose session id is the head's, then SIGKILL to any left.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -18,6 +19,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+import venv
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,8 +97,10 @@ class RayHead:
     storage_path: Path  # the cluster's $ANALOG_SWEEP_STORAGE
 
 
-@pytest.fixture(scope="session")
-def ray_head() -> Iterator[RayHead]:
+@contextlib.contextmanager
+def start_ray_head(python_dir: Path) -> Iterator[RayHead]:
+    """A Ray head started from this environment's ``ray``, with ``python_dir`` first on its PATH: a job's entrypoint
+    runs the ``python`` found there."""
     temp_dir = Path(tempfile.mkdtemp(prefix="rayhead-", dir="/tmp"))  # short: Ray's socket paths have a limit
     options = ("--port", "--dashboard-port", "--ray-client-server-port", "--dashboard-agent-listen-port",
                "--dashboard-agent-grpc-port", "--metrics-export-port", "--runtime-env-agent-port",
@@ -108,8 +112,7 @@ def ray_head() -> Iterator[RayHead]:
     for option, port in ports.items():
         args += [option, str(port)]
     env = dict(os.environ)
-    # A job's entrypoint runs 'python' from the head's PATH: this interpreter, which has the project's dependencies.
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env["PATH"] = f"{python_dir}{os.pathsep}{env.get('PATH', '')}"
     store_url, storage_path = f"sqlite:///{temp_dir / 'results.db'}", temp_dir / "sweep-store"
     env.update(ANALOG_SWEEP_STORE=store_url, ANALOG_SWEEP_STORAGE=str(storage_path))
     log = temp_dir / "head.log"
@@ -127,3 +130,21 @@ def ray_head() -> Iterator[RayHead]:
         stop_session(head.pid)
         head.wait(timeout=30)
         shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def ray_head() -> Iterator[RayHead]:
+    """A head whose PATH finds this interpreter first, which has the project's dependencies."""
+    with start_ray_head(Path(sys.executable).parent) as head:
+        yield head
+
+
+@pytest.fixture
+def bare_ray_head(tmp_path: Path) -> Iterator[RayHead]:
+    """A head started from this environment's ``ray`` without activating it, on a machine whose ``python`` is a bare
+    interpreter (a new virtual environment with nothing installed): what a head started as ``.venv/bin/ray start``
+    on a plain machine gives a job."""
+    bare = tmp_path / "bare"
+    venv.create(bare, with_pip=False)
+    with start_ray_head(bare / "bin") as head:
+        yield head

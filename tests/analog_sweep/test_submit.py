@@ -105,3 +105,12 @@ def test_submit_runs_the_quickstart_as_a_ray_job_and_the_store_has_its_rows(ray_
 def test_logs_of_an_unknown_job_is_bad_input(ray_head):
     result = CliRunner().invoke(cli, ["logs", "no-such-job", "--address", ray_head.address])
     assert "no job 'no-such-job'" in _one_line_error(result, 2)
+
+
+@pytest.mark.slow
+def test_a_head_whose_python_lacks_the_project_fails_the_submit_in_one_line(bare_ray_head):
+    # Ray runs a job's entrypoint with the first 'python' on the head's PATH, not the interpreter running Ray.
+    result = CliRunner().invoke(cli, ["submit", QUICKSTART, "--address", bare_ray_head.address, *SMALL])
+    line = _one_line_error(result, 1)
+    assert "the Ray head's python" in line and "has no ray" in line
+    assert "ray start --head" in line  # the fix

@@ -1,14 +1,23 @@
-"""The KubeRay manifests parse and agree with the Dockerfile and the command line: image, working folder, the
-shared volume and the environment variables the code reads, the GPU worker group, and the RayJob's entrypoint."""
+"""The KubeRay manifests are valid against the operator's own CRD schemas and mean what the README says: the
+worker group scales (only with the in-tree autoscaler), pods can become Ready, images are pulled from where they
+are, the shared claim can bind, and the RayJob needs no submitter pod; they agree with the Dockerfile and the
+command line (image, working folder, the shared volume and the environment variables the code reads, the GPU worker
+group, the RayJob's entrypoint).
+
+``crds/`` holds KubeRay v1.7.0's CRDs (``helm-chart/kuberay-operator/crds/`` of ray-project/kuberay, gzipped), the
+operator version the manifests are written for.
+"""
 
 from __future__ import annotations
 
+import gzip
 import re
 import shlex
 import tomllib
 from pathlib import Path
 
 import click
+import jsonschema
 import pytest
 import yaml
 
@@ -20,6 +29,8 @@ from workers.data import DATA_ROOT_ENV
 REPO = Path(__file__).resolve().parents[2]
 KUBERAY = REPO / "docker" / "kuberay"
 DOCKERFILE = (REPO / "docker" / "Dockerfile").read_text()
+CRDS = Path(__file__).resolve().parent / "crds"
+VERSION = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
 
 
 def _documents(name: str) -> dict[str, dict]:
@@ -32,6 +43,27 @@ RAY_CLUSTER = CLUSTER["RayCluster"]
 HEAD = RAY_CLUSTER["spec"]["headGroupSpec"]
 WORKERS = RAY_CLUSTER["spec"]["workerGroupSpecs"]
 GROUPS = [("head", HEAD), *((group["groupName"], group) for group in WORKERS)]
+
+
+def _strict(schema: dict) -> dict:
+    """The CRD's OpenAPI schema as JSON Schema that refuses unknown fields, as ``kubectl apply`` does (strict field
+    validation, its default since Kubernetes 1.27), except where the CRD preserves unknown fields."""
+    if isinstance(schema, list):
+        return [_strict(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {key: _strict(value) for key, value in schema.items()}
+    open_ended = "additionalProperties" in out or out.get("x-kubernetes-preserve-unknown-fields")
+    if "properties" in out and not open_ended:
+        out["additionalProperties"] = False
+    return out
+
+
+def _crd_schema(kind: str) -> dict:
+    crd = yaml.safe_load(gzip.decompress((CRDS / f"ray.io_{kind.lower()}s.yaml.gz").read_bytes()))
+    assert crd["spec"]["names"]["kind"] == kind
+    (version,) = [v for v in crd["spec"]["versions"] if v["name"] == "v1"]
+    return _strict(version["schema"]["openAPIV3Schema"])
 
 
 def _container(group: dict) -> dict:
@@ -62,14 +94,79 @@ def _shared_mount(group: dict) -> str:
     return mount
 
 
-def test_the_claim_is_shared_by_every_pod():
-    assert CLUSTER["PersistentVolumeClaim"]["spec"]["accessModes"] == ["ReadWriteMany"]
+@pytest.mark.parametrize("manifest", [RAY_CLUSTER, JOB], ids=["RayCluster", "RayJob"])
+def test_the_manifests_are_valid_against_kuberays_crds(manifest):
+    assert manifest["apiVersion"] == "ray.io/v1"
+    jsonschema.validate(manifest, _crd_schema(manifest["kind"]))
+
+
+def test_the_crd_check_refuses_a_misspelt_field():
+    spec = {**RAY_CLUSTER["spec"], "enableInTreeAutoScaling": True}
+    with pytest.raises(jsonschema.ValidationError, match="enableInTreeAutoScaling"):
+        jsonschema.validate({**RAY_CLUSTER, "spec": spec}, _crd_schema("RayCluster"))
+
+
+def test_the_claim_is_shared_by_every_pod_and_names_a_class_that_can_share_it():
+    spec = CLUSTER["PersistentVolumeClaim"]["spec"]
+    assert spec["accessModes"] == ["ReadWriteMany"]
+    # Without a class the cluster's default is used, and most cannot mount ReadWriteMany: the claim stays Pending.
+    assert spec.get("storageClassName")
+    kustomization = yaml.safe_load((KUBERAY / "kustomization.yaml").read_text())
+    (patch,) = [p for p in kustomization["patches"] if p["target"]["kind"] == "PersistentVolumeClaim"]
+    assert patch["target"]["name"] == CLUSTER["PersistentVolumeClaim"]["metadata"]["name"]
+    assert yaml.safe_load(patch["patch"])[0]["path"] == "/spec/storageClassName"
+
+
+def test_worker_groups_scale_only_where_the_autoscaler_runs():
+    # KubeRay keeps exactly 'replicas' pods unless the in-tree autoscaler is on; min/maxReplicas alone change nothing.
+    for group in WORKERS:
+        if group.get("minReplicas") != group.get("maxReplicas"):
+            assert RAY_CLUSTER["spec"].get("enableInTreeAutoscaling") is True, group["groupName"]
+            assert group["minReplicas"] <= group["replicas"] <= group["maxReplicas"]
+
+
+def test_pods_can_pass_the_operators_probes():
+    # KubeRay operators before 1.6 (and any operator for Ray before 2.53) probe Ray pods with 'wget' in an exec
+    # probe: an image without it never becomes Ready there.
+    install = re.search(r"apt-get install -y --no-install-recommends([^&]*)&&", DOCKERFILE, re.S)
+    assert install and "wget" in install.group(1).split()
+
+
+def _all_containers() -> list[dict]:
+    return [_container(group) for _, group in GROUPS]
+
+
+def test_images_are_versioned_and_pulled_only_when_missing():
+    # ':latest' (or no tag) means pull-always: a cluster would pull an image no public registry has.
+    for container in _all_containers():
+        name, _, tag = container["image"].rpartition(":")
+        assert tag == VERSION and name == _image_tag().split(":")[0]
+        assert container["imagePullPolicy"] == "IfNotPresent"
+    assert RAY_CLUSTER["spec"]["autoscalerOptions"]["imagePullPolicy"] == "IfNotPresent"
+    assert _image_tag() == f"analog-sweep-worker:{VERSION}"
+    # kustomization.yaml is where the image's registry is set, for every pod of the cluster.
+    kustomization = yaml.safe_load((KUBERAY / "kustomization.yaml").read_text())
+    (image,) = kustomization["images"]
+    assert image["name"] == _image_tag().split(":")[0] and image["newTag"] == VERSION
+    assert kustomization["resources"] == ["raycluster.yaml"]
+
+
+def test_requests_equal_limits_as_in_kuberays_samples():
+    resources = [c["resources"] for c in _all_containers()] + [RAY_CLUSTER["spec"]["autoscalerOptions"]["resources"]]
+    for each in resources:
+        assert each["requests"] == each["limits"]
+
+
+def test_the_rayjob_needs_no_submitter_pod():
+    # K8sJobMode (the default) starts a submitter pod from the head's multi-GB image to run 'ray job submit';
+    # HTTPMode submits from the operator itself, and works with a clusterSelector (SidecarMode does not).
+    assert JOB["spec"]["submissionMode"] == "HTTPMode"
 
 
 @pytest.mark.parametrize("name, group", GROUPS, ids=[name for name, _ in GROUPS])
 def test_every_pod_runs_the_worker_image_in_its_working_folder(name, group):
     container = _container(group)
-    assert container["image"].split(":")[0] == _image_tag()
+    assert container["image"] == _image_tag()
     assert container["workingDir"] == _workdir()
 
 
