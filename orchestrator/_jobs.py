@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 import secrets
 import shlex
 import shutil
@@ -38,19 +39,39 @@ PROJECT_PACKAGES = ("analog_sweep", "orchestrator", "workers", "results", "sweep
 JOB_SPEC_FILE = "spec.yaml"
 METADATA_KEY = "analog_sweep"  # metadata[METADATA_KEY] = "run" or "resume": the jobs this tool submitted
 TERMINAL = ("SUCCEEDED", "FAILED", "STOPPED")
-# What the head's python needs before 'python -m analog_sweep' can run (the project's own packages come with the job).
-REQUIRED_MODULES = ("ray", "optuna", "torch", "aihwkit", "timm", "sqlalchemy")
+# The project's distribution: its metadata lists what the head's python must have before 'python -m analog_sweep'
+# can run (the project's own packages come with the job).
+DISTRIBUTION = "analog-sweep"
 JOB_LINE = "analog-sweep job:"  # the entrypoint's first line: the interpreter it runs, or why it cannot
 START_FIX = ("start the Ray head with the project's environment first on its PATH "
              "(PATH=/path/to/.venv/bin:$PATH ray start --head ..., or activate the environment before 'ray start')")
-_MISSING = f"{JOB_LINE} the Ray head's python ({{}}) has no {{}}: {START_FIX}"
-_CHECK_PYTHON = (  # one line of Python: exits 1 with _MISSING, or prints the interpreter it found; a bare folder
-    # named like a module (Ray's /tmp/ray beside the job) is a namespace package with no origin, not the module
-    "import importlib.util, sys; "
-    f"missing = [m for m in {REQUIRED_MODULES!r} if getattr(importlib.util.find_spec(m), 'origin', None) is None]; "
-    f"sys.exit({_MISSING!r}.format(sys.executable, ', '.join(missing))) if missing else "
-    f"print({JOB_LINE!r}, 'python', sys.executable, '(Python ' + sys.version.split()[0] + ')', flush=True)"
-)
+
+
+def required_distributions() -> tuple[str, ...]:
+    """The distributions the project needs at run time, by name (its metadata's requirements without extras)."""
+    from importlib.metadata import PackageNotFoundError, requires
+
+    try:
+        requirements = requires(DISTRIBUTION) or []
+    except PackageNotFoundError:  # run from a checkout that was never installed: what a job cannot do without
+        requirements = ["ray", "optuna", "torch", "aihwkit", "timm", "sqlalchemy"]
+    names = {re.match(r"[A-Za-z0-9._-]+", r).group(0) for r in requirements if "extra ==" not in r}
+    return tuple(sorted(names, key=str.lower))
+
+
+def _check_python(distributions: Iterable[str]) -> str:
+    """One line of Python for the head: exit 1 with one line naming what its python lacks, or print the interpreter
+    it found. Distributions are matched by their normalised names (PEP 503), as pip does."""
+    missing = f"{JOB_LINE} the Ray head's python ({{}}) has no {{}}: {START_FIX}"
+    return (
+        "import importlib.metadata as m, re, sys; n = lambda s: re.sub(r'[-_.]+', '-', s).lower(); "
+        "have = {n(d.metadata['Name'] or '') for d in m.distributions()}; "
+        f"missing = [d for d in {tuple(distributions)!r} if n(d) not in have]; "
+        f"sys.exit({missing!r}.format(sys.executable, ', '.join(missing))) if missing else "
+        f"print({JOB_LINE!r}, 'python', sys.executable, '(Python ' + sys.version.split()[0] + ')', flush=True)"
+    )
+
+
 # The SDK logs each package it uploads and each closed log stream at INFO: the commands say what happened instead.
 _CHATTY_LOGGERS = ("ray._private.runtime_env.packaging", "ray.dashboard.modules.dashboard_sdk",
                    "ray.dashboard.modules.job.sdk")
@@ -136,7 +157,7 @@ def _entrypoint(args: Iterable[str]) -> str:
     no_python = shlex.quote(f"{JOB_LINE} no python on the Ray head's PATH: {START_FIX}")
     command = " ".join(shlex.quote(arg) for arg in ["python", "-m", "analog_sweep", *args])
     return (f"command -v python >/dev/null 2>&1 || {{ echo {no_python} >&2; exit 127; }}; "
-            f"python -c {shlex.quote(_CHECK_PYTHON)} || exit 127; exec {command}")
+            f"python -c {shlex.quote(_check_python(required_distributions()))} || exit 127; exec {command}")
 
 
 def _common_args(storage_path: str | None, store_url: str | None, cpu_fallback: bool) -> list[str]:
@@ -262,10 +283,9 @@ def list_sweep_jobs(address: str) -> list[dict[str, Any]]:
 def wait_for_start(address: str, job_id: str, timeout: float = 60.0, poll: float = 1.0) -> str | None:
     """Wait until a submitted job's entrypoint has found a usable ``python`` on the head, up to ``timeout`` seconds.
 
-    Returns that line (``analog-sweep job: python PATH (Python X.Y.Z)``), or None if the job has not started by then
-    (still PENDING: the cluster is busy or its runtime environment is being set up). Raises ``JobsError`` with the
-    job's own one-line reason if it failed before running the sweep (the head's ``python`` lacks the project's
-    dependencies, or the job could not start at all)."""
+    Returns that line (``analog-sweep job: python PATH (Python X.Y.Z)``), or None if the job has not got that far by
+    then (Ray is still setting up its runtime environment). Raises ``JobsError`` with the job's own one-line reason if
+    the head's ``python`` lacks the project's dependencies, or if the job ended before that line."""
     client = _client(address)
     deadline = time.monotonic() + timeout
     while True:
@@ -275,18 +295,29 @@ def wait_for_start(address: str, job_id: str, timeout: float = 60.0, poll: float
         except Exception:  # noqa: BLE001 - logs not there yet: poll again
             logs = ""
         lines = [line.strip() for line in logs.splitlines() if line.strip().startswith(JOB_LINE)]
-        if status in TERMINAL and status != "SUCCEEDED":
-            if lines and not lines[-1].startswith(f"{JOB_LINE} python "):
-                reason = lines[-1]
-            else:
-                info = client.get_job_info(job_id)
-                reason = " ".join((getattr(info, "message", None) or status).split())[:300]
-            raise JobsError(f"job {job_id} {status.lower()} before it ran the sweep: {reason}")
-        if lines or status == "SUCCEEDED":
-            return lines[0] if lines else None
+        # The check's own line says it all, whatever Ray's status says yet (it marks the job FAILED a moment later).
+        failure = next((line for line in lines if not line.startswith(f"{JOB_LINE} python ")), None)
+        if failure is not None:
+            raise JobsError(f"job {job_id} cannot run on the cluster: {failure}")
+        if lines:
+            return lines[0]
+        if status in TERMINAL:
+            if status == "SUCCEEDED":
+                return None
+            raise JobsError(f"job {job_id} {status.lower()} as it started: {_last_log_line(logs, client, job_id)}")
         if time.monotonic() > deadline:
             return None
         time.sleep(poll)
+
+
+def _last_log_line(logs: str, client: Any, job_id: str) -> str:
+    """The job's last line of output (Ray's first log line only repeats the entrypoint), else Ray's message."""
+    lines = [line.strip() for line in logs.splitlines()
+             if line.strip() and not line.startswith("Running entrypoint for job")]
+    if lines:
+        return lines[-1][:300]
+    info = client.get_job_info(job_id)
+    return " ".join((getattr(info, "message", None) or "no output").split())[:300]
 
 
 def job_status(address: str, job_id: str) -> str:

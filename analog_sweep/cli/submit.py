@@ -86,7 +86,7 @@ def submit(spec_file: str | None, overrides: tuple[str, ...], profile: str | Non
     # A job whose entrypoint cannot run on the head fails within seconds: say so here, in one line, not later.
     started = wait_for_start(address, job.job_id)
     where = (f"running with {started.removeprefix(JOB_LINE).strip()}" if started
-             else "not started yet: the cluster is busy")
+             else "not started within a minute: Ray is still setting up its runtime environment")
     progress(f"submitted {job.command} of sweep {job.sweep} to {address} ({where}); follow it with "
              f"'analog-sweep logs {job.job_id} --address {address}'")
     emit_rows([{"job": job.job_id, "sweep": job.sweep, "command": job.command}], output_format)

@@ -17,6 +17,12 @@ def _gpus(service: dict) -> list[dict]:
     return [d for d in devices if "gpu" in d.get("capabilities", [])]
 
 
+def test_no_service_asks_for_gpus_by_count_or_all():
+    # 'gpus: all' (or a count) gives a container every GPU (or the first N): workers would share them unseen by Ray.
+    for name, service in SERVICES.items():
+        assert "gpus" not in service, name
+
+
 def test_every_gpu_worker_is_pinned_to_devices_no_other_worker_has():
     workers = {name: _gpus(s) for name, s in SERVICES.items() if _gpus(s)}
     assert len(workers) >= 2
