@@ -24,11 +24,16 @@ def test_the_image_builds_aihwkit_with_the_recipe_and_nothing_else():
     assert "aihwkit==" not in DOCKERFILE and "USE_CUDA" not in DOCKERFILE
 
 
-def test_the_recipe_is_valid_bash_and_stops_at_the_first_error():
+@pytest.mark.parametrize("script", ["build_aihwkit_cuda.sh", "gpu_check.sh"])
+def test_the_scripts_are_valid_bash_and_stop_at_the_first_error(script):
     bash = shutil.which("bash")
     assert bash
-    subprocess.run([bash, "-n", str(RECIPE)], check=True)
-    assert "set -euo pipefail" in SCRIPT
+    subprocess.run([bash, "-n", str(DOCKER / script)], check=True)
+    assert "set -euo pipefail" in (DOCKER / script).read_text()
+
+
+def test_the_gpu_check_builds_with_the_same_recipe():
+    assert "docker/build_aihwkit_cuda.sh" in (DOCKER / "gpu_check.sh").read_text()
 
 
 def test_the_recipe_avoids_the_known_build_failures():
