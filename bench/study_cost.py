@@ -1,40 +1,33 @@
 """The headline cost of a robustness study: locating a critical point our way against the paper's way.
 
-Our way runs one real sweep through ``orchestrator.run_sweep`` on a local 2-CPU Ray instance: the embedded default
-(``bench/lr_search_points.yaml``: the 16x16 calibration's analog c-TTv2 transfer learning, swin_micro, digits
-5 vs 8) along a *coarse* transfer-noise grid (``--coarse``, at least 5 values, as the elbow fit needs), 3 seeds,
-with adaptive refinement (``axes.refine.transfer_noise``: ``--refine-points`` new values per round inside the 95 %
-interval of the critical point, ``--refine-rounds`` rounds) and the learning-rate search of issue 11: TPE over
-[``--lr-low``, ``--lr-high``], ``--tpe-trials`` trials per point, median pruning (1 start-up trial), warm starts
-across points and ``lr_search.patience`` 1. Its cost is the trial-epochs every trial of the sweep ran (pruned trials
-count the epochs they ran), grid and refinement rounds together; the critical point and its 95 % interval are the
-store's (``results elbows``, ``results._elbows``), with the width before refinement (the coarse grid alone) and after.
+Our way runs one real sweep through ``orchestrator.run_sweep`` on a local 2-CPU Ray instance: by default the embedded
+Fig. 3 study (``sweeps/embedded_fig3_transfer_noise.yaml``: the quickstart's miniature, analog c-TTv2 transfer
+learning on digits 5 vs 7 at 8x8, 20 epochs with a cosine schedule) along a *coarse* transfer-noise grid
+(``--coarse``, at least 5 values, as the elbow fit needs), ``--seeds``, with adaptive refinement
+(``axes.refine.transfer_noise``: ``--refine-points`` new values per round inside the 95 % interval of the critical
+point, ``--refine-rounds`` rounds) and the learning-rate search: TPE over [``--lr-low``, ``--lr-high``],
+``--tpe-trials`` trials per point, median pruning (1 start-up trial), warm starts across points and
+``lr_search.patience`` 1. Its cost is the trial-epochs every trial of the sweep ran (pruned trials count the epochs
+they ran), grid and refinement rounds together; the critical point and its 95 % interval are the store's
+(``results elbows``), with the width before refinement (the coarse grid alone) and after.
 
-The paper's way is priced, not run: a uniform transfer-noise grid over the same range as fine as our final interval
-(spacing = its width, so ``floor(range / width) + 1`` values, one more when the range does not divide evenly), times
-an exhaustive learning-rate grid of ``--grid-size`` values with every trial run to its last epoch, times the same
-seeds and epochs. Every trial of that design runs every epoch, so its trial-epochs are exact without running it.
-Target (issue 11): ours / paper's <= 0.25.
+The paper's way: a uniform transfer-noise grid times an exhaustive learning-rate grid of ``--grid-size`` values
+(log-spaced over the same range), every trial run to its last epoch, the same seeds and epochs. It is priced at the
+spacing our interval's width asks for (``floor(range / width) + 1`` values); that price assumes a grid with spacing w
+locates the critical point to within w, which no noisy grid achieves. ``--paper-values K`` therefore also *runs* it:
+K values spaced evenly over the coarse range, no pruning, no warm starts, as a second sweep (``--name``-paperK) in
+the same store, and prints the interval it actually gets and the ratio of the two costs as run. Target: ours /
+paper's <= 0.25 at an interval at least as narrow. ``bench/study_cost_model.py`` models both ways on synthetic noisy
+curves. A sweep already finished in the store of ``--workdir`` is reported again, not re-run; ``--paper-name``
+compares a second run of our way (a new ``--name``) with a paper's way already run there. Measured figures are in
+``sweeps/README.md``, "The cost of locating a critical point".
 
-That price assumes a grid with spacing w locates the critical point to within w: true without noise, not with this
-default's seed noise (pooled seed sd of the chosen errors 5.9 to 8.8 percentage points in three runs).
-``--paper-values K`` therefore also *runs* the paper's way, K transfer-noise values spaced evenly over the coarse
-range, every one searched exhaustively (the same ``--grid-size`` learning rates, log-spaced over [``--lr-low``,
-``--lr-high``], no pruning, no warm starts, each trial to its last epoch) at the same seeds, as a second sweep
-(``--name``-paperK) in the same store, and prints the interval it actually gets against its spacing (2026-12-01:
-``--paper-values 5``, spacing 20 against our width 21.25, 270 trial-epochs in 44 min, found no critical point;
-2026-12-02: ``--paper-values 9``, spacing 10, 486 trial-epochs in 42.5 min, width 23.74; ``--paper-values 13``,
-spacing 6.67, 702 trial-epochs in 59.8 min, width 29.2; our way's run beside them: 149 trial-epochs, width 14.94).
-``bench/study_cost_model.py`` models both ways at that noise. A sweep already finished in the store of ``--workdir``
-is reported again, not re-run; ``--paper-name`` compares a second run of our way (a new ``--name``) with a paper's
-way already run there.
+    .venv/bin/python bench/study_cost.py [--coarse 0 20 40 70 100] [--seeds 0 1 2] [--workdir DIR] [--paper-values K]
 
-    .venv/bin/python bench/study_cost.py [--coarse 0 5 10 20 40 80] [--workdir DIR] [--paper-values K]
-
-10 to 36 min on a 2-core machine (2026-12-01: 14 min for 165 trial-epochs; 35 min for 207, sharing the machine).
 If the sweep finds no critical point (the Davies test does not reject "no elbow"), there is no width to match and
 the script says so instead of printing a ratio.
 """
+
 
 from __future__ import annotations
 
@@ -98,17 +91,18 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog="\n".join(__doc__.splitlines()[2:]))
-    parser.add_argument("--spec", default=str(HERE / "lr_search_points.yaml"), help="the points (default: %(default)s)")
+    parser.add_argument("--spec", default=str(HERE.parent / "sweeps" / "embedded_fig3_transfer_noise.yaml"),
+                        help="the study (default: %(default)s)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
                         help="override a field of the spec (repeatable)")
     parser.add_argument("--name", default="bench-study", help="sweep name (default: %(default)s)")
-    parser.add_argument("--coarse", type=float, nargs="+", default=[0, 5, 10, 20, 40, 80],
-                        help="the coarse transfer-noise grid, %% (default: 0 5 10 20 40 80)")
+    parser.add_argument("--coarse", type=float, nargs="+", default=[0, 20, 40, 70, 100],
+                        help="the coarse transfer-noise grid, %% (default: 0 20 40 70 100)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds (default: 0 1 2)")
     parser.add_argument("--refine-points", type=int, default=3, help="new values per round (default: %(default)s)")
-    parser.add_argument("--refine-rounds", type=int, default=2, help="refinement rounds (default: %(default)s)")
-    parser.add_argument("--lr-low", type=float, default=0.01, help="lowest learning rate (default: %(default)s)")
-    parser.add_argument("--lr-high", type=float, default=0.3, help="highest learning rate (default: %(default)s)")
+    parser.add_argument("--refine-rounds", type=int, default=1, help="refinement rounds (default: %(default)s)")
+    parser.add_argument("--lr-low", type=float, default=0.05, help="lowest learning rate (default: %(default)s)")
+    parser.add_argument("--lr-high", type=float, default=0.8, help="highest learning rate (default: %(default)s)")
     parser.add_argument("--tpe-trials", type=int, default=4, help="TPE trials per point (default: %(default)s)")
     parser.add_argument("--grid-size", type=int, default=6,
                         help="the paper's way: learning rates per point (default: %(default)s, as "

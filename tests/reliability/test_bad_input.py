@@ -127,7 +127,7 @@ def test_yaml_python_tags_are_refused_and_never_run(line, store, tmp_path):
         ("name=a\0b", "--set name"),
         ("modes=[analog_tl, analog_tl]", "modes[1]: duplicate mode"),
         ("seeds=[0, 0]", "seeds[1]: duplicate seed"),
-        ("max_points=2", "max_points: the sweep expands to 30 points"),
+        ("max_points=2", "max_points: the sweep expands to 42 points"),
         ("resources.cpu=0", "resources.cpu: must be a positive number"),
         ("lr_search.values=[0.01, 0.01]", "lr_search.values[1]: duplicate learning rate"),
         ("data=[1]", "data: must be a mapping"),

@@ -107,10 +107,10 @@ def test_trained_tiles_beat_frozen_tiles(outcomes, record_property):
 def test_the_papers_first_findings_on_the_embedded_default(outcomes, record_property):
     """F1: analog TL beats analog training from scratch. F2: digital TL beats analog TL by a small margin (the
     paper: about 2 points). Both differences are reported with Welch 95 % intervals (``record_property``, and
-    printed with ``pytest -s``). Measured on the quickstart (5 seeds): F1 -11.9 [-17.8, -6.1], F2 +4.2 [+0.5, +8.0]
-    points; the runs behind sweeps/README.md, "The embedded miniature", gave analog TL 5.7-6.4 %, analog scratch
-    13.9-21.8 %, digital TL 1.8-3.9 %. Four seeds and the better rate per seed (not the validation choice) make the
-    intervals here wider, so the directions are asserted, and the levels with room for one bad seed."""
+    printed with ``pytest -s``). The quickstart's runs (sweeps/README.md, "The embedded miniature") put F1 near -11
+    points with intervals excluding 0, F2 at 2-4 points, analog TL at 4-7 %, analog scratch at 14-22 % and digital TL
+    at 2-4 %. Four seeds and the better rate per seed (not the validation choice) make the intervals here wider, so
+    the directions are asserted, and the levels with room for one bad seed."""
     f1 = difference(errors(outcomes, "analog_tl"), errors(outcomes, "analog_scratch"))
     f2 = difference(errors(outcomes, "analog_tl"), errors(outcomes, "digital_tl"))
     record_property("F1_analog_tl_minus_analog_scratch", str(f1))
