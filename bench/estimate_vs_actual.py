@@ -7,8 +7,8 @@ second sweep doing the same work). Target (issue 11): the estimate within 25 % o
 
     .venv/bin/python bench/estimate_vs_actual.py [--spec sweeps/quickstart.yaml] [--set epochs=2 ...] [--keep DIR]
 
-Runs the real sweep: about 7 min on an idle 2-core machine for the quickstart (``make run`` took 7 min 10 s); a
-loaded machine makes the actual time, and so the ratio, larger (the model is fitted on an idle one). Where pruning or patience
+Runs the real sweep (the quickstart's time is in the README, "The quickstart"); a loaded machine makes the actual
+time, and so the ratio, larger (the model is fitted on an idle one). Where pruning or patience
 makes the estimate a range, both bounds are printed, and beside them the compute divided by the slots, which the
 dry run printed before it replayed how ``run`` hands out trials (``sweeps._schedule``). A sweep whose points run
 their trials one after another, 2026-12-02 (one point, 6 trials, ``patience: 2``, 2 CPUs; 3 min):

@@ -59,8 +59,8 @@ def _selection(store: Store, sweep: str, select_on: str | None) -> Selection | N
 
 
 _POINT_HELP = (
-    "Only this point: its key, or a label such as transfer_noise=10, mode=analog_tl,task=5-8, or "
-    "analog_tl/5-8/transfer_noise=10/seed0 (all seeds of one device point when no seed is named)."
+    "Only this point: its key, or a label such as transfer_noise=10, mode=analog_tl,task=5-7, or "
+    "analog_tl/5-7/transfer_noise=10/seed0 (all seeds of one device point when no seed is named)."
 )
 
 

@@ -88,8 +88,8 @@ def test_trained_tiles_beat_frozen_tiles(outcomes, record_property):
     trials with every analog weight frozen at its random initialisation (digital biases and norms still train).
 
     Analog TL is not the test: there the frozen ablation keeps the converted body exactly and its digital norms learn
-    a classifier through the frozen random head, which on this task does as well as learning tiles (frozen 6.4 % and
-    4.6 % in two quickstart runs, learning tiles 6.1 %; README, "The quickstart")."""
+    a classifier through the frozen random head, which on this task does as well as learning tiles (README, "The
+    quickstart")."""
     frozen = [outcomes["frozen", seed] for seed in SEEDS]
     assert all(f["head_moved"] == f["blocks_moved"] == 0.0 for f in frozen)
     gap = difference(errors(outcomes, "analog_scratch"), errors(outcomes, "frozen"))
