@@ -154,7 +154,7 @@ def main() -> int:
             *args.overrides,
             f"name={args.paper_name or f'{args.name}-paper{args.paper_values}'}",
             f"seeds=[{','.join(map(str, args.seeds))}]",
-            f"axes.{AXIS}=[{','.join(f'{v:.6g}' for v in uniform)}]",
+            f"axes.{AXIS}=[{','.join(f'{v:.6g}' for v in uniform)}]", "axes.refine=null",  # a uniform grid only
             "lr_search.method=grid", f"lr_search.values=[{','.join(map(str, rates))}]",
             f"lr_search.trials_per_point={len(rates)}", "lr_search.pruner=none",
         ])
