@@ -4,6 +4,7 @@ setuptools >= 77, and ``--no-binary :all:`` would build every build requirement 
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -30,6 +31,7 @@ def test_the_scripts_are_valid_bash_and_stop_at_the_first_error(script):
     assert bash
     subprocess.run([bash, "-n", str(DOCKER / script)], check=True)
     assert "set -euo pipefail" in (DOCKER / script).read_text()
+    assert os.access(DOCKER / script, os.X_OK)  # the Dockerfile and gpu_check.sh run them directly
 
 
 def test_the_gpu_check_builds_with_the_same_recipe():
