@@ -27,24 +27,28 @@ import torch
 
 def _steps_per_second(preset: str, image_size: int, batch_size: int, steps: int, device: str, seed: int,
                       ready: mp.Barrier | None = None) -> float:
-    """Analog training steps per second of one trial after two warm-up steps (the first builds CUDA kernels)."""
-    from aihwkit.nn.conversion import convert_to_analog
-    from aihwkit.optim import AnalogSGD
+    """Analog training steps per second of one trial after two warm-up steps (the first builds CUDA kernels). The
+    model, its placement and its optimizer come from ``workers.trial`` and ``workers.devices``, as in a trial."""
+    import tempfile
 
-    from workers.config import AlgorithmConfig, DataConfig, DevicePoint
+    from workers.config import DataConfig, ModelConfig, TrialConfig
     from workers.data import batches, load_target
-    from workers.devices import build_rpu_config
-    from workers.models import create_model
+    from workers.devices import place_on_device
+    from workers.trial import build_model, make_optimizer
 
-    data = DataConfig(classes=("5", "8"), image_size=image_size, train_limit=batch_size * (steps + 2))
-    train_set, _ = load_target(data)
-    torch.manual_seed(seed)
-    model = create_model(preset, num_classes=2, img_size=image_size)
-    model = convert_to_analog(model, build_rpu_config(AlgorithmConfig(), DevicePoint()))
-    if device == "cuda":
-        model = model.cuda()
-    optimizer = AnalogSGD(model.parameters(), lr=0.05)
-    optimizer.regroup_param_groups(model)
+    config = TrialConfig(
+        mode="analog_scratch",  # no pretraining: the shapes and the pulsed update are what is timed
+        data=DataConfig(classes=("5", "8"), image_size=image_size, train_limit=batch_size * (steps + 2)),
+        model=ModelConfig(preset=preset),
+        lr=0.05,
+        batch_size=batch_size,
+        seed=seed,
+    )
+    train_set, _ = load_target(config.data)
+    with tempfile.TemporaryDirectory() as cache:
+        model, _ = build_model(config, num_classes=2, cache_dir=cache)
+    model = place_on_device(model, device)
+    optimizer = make_optimizer(config, model)
     loss_fn = torch.nn.CrossEntropyLoss()
     model.train()
     timed = 0
