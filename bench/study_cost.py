@@ -28,7 +28,6 @@ If the sweep finds no critical point (the Davies test does not reject "no elbow"
 the script says so instead of printing a ratio.
 """
 
-
 from __future__ import annotations
 
 import argparse

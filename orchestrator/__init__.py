@@ -24,7 +24,6 @@ from orchestrator._driver import (
 from orchestrator._provenance import Invocation, gather_environment, version_warnings
 from orchestrator._dashboard import dashboard_app, read_only_studies, serve_dashboard, sweep_journal
 from orchestrator._jobs import (
-    JOB_LINE,
     JobInputError,
     JobsError,
     SubmittedJob,
@@ -39,7 +38,6 @@ from orchestrator._recorder import StoreGaveUp, with_retries
 from orchestrator._search import JournalDamaged, LearningRateSearch, repair_journal, trial_id_for
 
 __all__ = [
-    "JOB_LINE",
     "JobInputError",
     "dashboard_app",
     "read_only_studies",

@@ -283,8 +283,8 @@ def list_sweep_jobs(address: str) -> list[dict[str, Any]]:
 def wait_for_start(address: str, job_id: str, timeout: float = 60.0, poll: float = 1.0) -> str | None:
     """Wait until a submitted job's entrypoint has found a usable ``python`` on the head, up to ``timeout`` seconds.
 
-    Returns that line (``analog-sweep job: python PATH (Python X.Y.Z)``), or None if the job has not got that far by
-    then (Ray is still setting up its runtime environment). Raises ``JobsError`` with the job's own one-line reason if
+    Returns what that line says after its prefix (``python PATH (Python X.Y.Z)``), or None if the job has not got that
+    far by then (Ray is still setting up its runtime environment). Raises ``JobsError`` with the job's own one-line reason if
     the head's ``python`` lacks the project's dependencies, or if the job ended before that line."""
     client = _client(address)
     deadline = time.monotonic() + timeout
@@ -300,7 +300,7 @@ def wait_for_start(address: str, job_id: str, timeout: float = 60.0, poll: float
         if failure is not None:
             raise JobsError(f"job {job_id} cannot run on the cluster: {failure}")
         if lines:
-            return lines[0]
+            return lines[0].removeprefix(JOB_LINE).strip()
         if status in TERMINAL:
             if status == "SUCCEEDED":
                 return None

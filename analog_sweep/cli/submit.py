@@ -20,7 +20,6 @@ from analog_sweep.cli.output import (
 )
 from analog_sweep.cli.run import STORAGE_ENV, profile_option
 from orchestrator import (
-    JOB_LINE,
     JobInputError,
     JobsError,
     job_logs,
@@ -85,7 +84,7 @@ def submit(spec_file: str | None, overrides: tuple[str, ...], profile: str | Non
                            store_url=store_url, cpu_fallback=cpu_fallback)
     # A job whose entrypoint cannot run on the head fails within seconds: say so here, in one line, not later.
     started = wait_for_start(address, job.job_id)
-    where = (f"running with {started.removeprefix(JOB_LINE).strip()}" if started
+    where = (f"running with {started}" if started
              else "not started within a minute: Ray is still setting up its runtime environment")
     progress(f"submitted {job.command} of sweep {job.sweep} to {address} ({where}); follow it with "
              f"'analog-sweep logs {job.job_id} --address {address}'")
