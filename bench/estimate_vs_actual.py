@@ -3,7 +3,7 @@
 Runs ``analog-sweep run SPEC --dry-run`` on an empty store (every epoch time modelled), then the sweep itself (timed
 from the command's start to its exit, pretraining and Ray start-up included), then the dry run again of a copy of the
 spec under another name with the finished sweep in the store (epoch times measured: the estimate a user gets for a
-second sweep doing the same work). Target (issue 11): the estimate within 25 % of the actual wall time.
+second sweep doing the same work). Target: the estimate within 25 % of the actual wall time.
 
     .venv/bin/python bench/estimate_vs_actual.py [--spec sweeps/quickstart.yaml] [--set epochs=2 ...] [--keep DIR]
 
