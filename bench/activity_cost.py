@@ -1,7 +1,7 @@
 """What measuring analog learning activity costs, as a share of one training epoch.
 
 After every epoch of an analog trial the worker reads every tile's weights and transfer counter and compares them
-with the converted weights (``workers.activity.measure``). This bench times that measurement against the epoch it
+with the converted weights (``workers._activity.measure``). This bench times that measurement against the epoch it
 follows, for an analog TL trial of swin_micro at 16x16 (96 digits images, batch 8) and a larger CPU model
 (swin_tiny_cpu), on this machine's threads:
 
@@ -22,10 +22,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch  # noqa: E402
 
-from workers.activity import measure, reference_weights  # noqa: E402
-from workers.config import DataConfig, DevicePoint, ModelConfig, TrialConfig  # noqa: E402
-from workers.data import batches, load_target  # noqa: E402
-from workers.trial import build_model, make_optimizer  # noqa: E402
+from analog_sweep.workers import measure, reference_weights  # noqa: E402
+from analog_sweep.workers import DataConfig, DevicePoint, ModelConfig, TrialConfig  # noqa: E402
+from analog_sweep.workers import batches, load_target  # noqa: E402
+from analog_sweep.workers import build_model, make_optimizer  # noqa: E402
 
 
 def one_epoch(config: TrialConfig, model: torch.nn.Module, optimizer: torch.optim.Optimizer, train_set) -> float:

@@ -3,7 +3,7 @@
 A frozen-tile trial (``algorithm.freeze_analog``) does not measure the forward pass: its new classifier head is an
 analog tile too, so it stays at its random initialisation and only biases and norms train. This bench separates the
 two. It fine-tunes the pretrained model digitally (digital TL, plain SGD), converts that trained model to analog
-exactly as a trial does (``workers.devices``: the c-TTv2 ReRAM preset, its IO, the spec's weight mapping, no transfer
+exactly as a trial does (``workers._devices``: the c-TTv2 ReRAM preset, its IO, the spec's weight mapping, no transfer
 noise) and measures test error without any analog training:
 
 - ``digital``: the fine-tuned digital model;
@@ -38,11 +38,11 @@ import torch  # noqa: E402
 from aihwkit.nn.conversion import convert_to_analog  # noqa: E402
 from aihwkit.simulator.parameters import BoundManagementType, NoiseManagementType  # noqa: E402
 
-from workers.config import DEFAULT_DEVICE, DataConfig, ModelConfig, TrialConfig  # noqa: E402
-from workers.data import batches, load_target_splits  # noqa: E402
-from workers.devices import ANALOG_CONVERSION, build_rpu_config  # noqa: E402
-from workers.metrics import test_error_percent  # noqa: E402
-from workers.trial import build_model, epoch_generator, make_optimizer  # noqa: E402
+from analog_sweep.workers import DEFAULT_DEVICE, DataConfig, ModelConfig, TrialConfig  # noqa: E402
+from analog_sweep.workers import batches, load_target_splits  # noqa: E402
+from analog_sweep.workers import ANALOG_CONVERSION, build_rpu_config  # noqa: E402
+from analog_sweep.workers import test_error_percent  # noqa: E402
+from analog_sweep.workers import build_model, epoch_generator, make_optimizer  # noqa: E402
 
 WRITE_NOISE = 56 * 0.002  # ReRamSBPresetDevice: write_noise_std (in dw_min) x dw_min, device units
 IO_ABLATIONS = {

@@ -2,7 +2,7 @@
 
 For every (mapping, auto_granularity) setting it runs one analog TL trial per seed at the scale the mapping was calibrated on (digits
 5 vs 8, swin_micro, 96 training images, the ReRAM preset's pulse response) and prints, per setting, the final epoch's
-analog activity (head moved %, body moved %, body rel = mean|dW| / mean|W|; ``workers.activity``) and test error,
+analog activity (head moved %, body moved %, body rel = mean|dW| / mean|W|; ``workers._activity``) and test error,
 as mean and standard deviation across seeds. ``--freeze`` adds each setting's ablation (tiles frozen, digital
 parameters trained), so the gap says what the tiles themselves learned.
 
@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from workers.config import AlgorithmConfig, DataConfig, DevicePoint, MappingConfig, TrialConfig  # noqa: E402
+from analog_sweep.workers import AlgorithmConfig, DataConfig, DevicePoint, MappingConfig, TrialConfig  # noqa: E402
 
 MAPPINGS = {"none": MappingConfig(weight_scaling_omega=0.0, weight_scaling_columnwise=False)}
 
@@ -46,7 +46,7 @@ def mapping_from_text(text: str) -> MappingConfig:
 def run_one(args: tuple) -> dict:
     import torch
 
-    from workers.trial import run_trial
+    from analog_sweep.workers import run_trial
 
     config, cache_dir = args
     torch.set_num_threads(1)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from results import open_store  # noqa: E402
+from analog_sweep.results import open_store  # noqa: E402
 
 
 def main() -> None:

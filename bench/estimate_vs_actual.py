@@ -39,10 +39,10 @@ def wall_estimate(spec_path: str, overrides: list[str], store_url: str | None) -
     its upper and lower bounds (the same without pruning or patience, as in the quickstart), the compute divided by
     the slots (what the dry run printed before it replayed how ``run`` hands out trials: ``sweeps._schedule``), and
     how the epoch times were priced."""
-    from results import open_store
-    from sweeps import detect_environment, dry_run_report, estimate_cost, expand, load_spec
-    from sweeps._cost import _parallel_trials
-    from sweeps._measured import measured_epochs
+    from analog_sweep.results import open_store
+    from analog_sweep.sweeps import detect_environment, dry_run_report, estimate_cost, expand, load_spec
+    from analog_sweep.sweeps._cost import _parallel_trials
+    from analog_sweep.sweeps._measured import measured_epochs
 
     spec = load_spec(spec_path, overrides)
     measured = {}
@@ -60,10 +60,10 @@ def wall_estimate(spec_path: str, overrides: list[str], store_url: str | None) -
 def epoch_table(spec_path: str, overrides: list[str], store_url: str) -> list[str]:
     """Per kind of trial (``sweeps._measured.timing_key``): the model's seconds per epoch against the median measured
     in the store, to see which part of the model is off."""
-    from results import open_store
-    from sweeps import expand, load_spec
-    from sweeps._cost import modelled_epoch_seconds
-    from sweeps._measured import measured_epochs, timing_key
+    from analog_sweep.results import open_store
+    from analog_sweep.sweeps import expand, load_spec
+    from analog_sweep.sweeps._cost import modelled_epoch_seconds
+    from analog_sweep.sweeps._measured import measured_epochs, timing_key
 
     spec = load_spec(spec_path, overrides)
     with open_store(store_url, read_only=True) as store:

@@ -28,13 +28,13 @@ import torch
 def _steps_per_second(preset: str, image_size: int, batch_size: int, steps: int, device: str, seed: int,
                       ready: mp.Barrier | None = None) -> float:
     """Analog training steps per second of one trial after two warm-up steps (the first builds CUDA kernels). The
-    model, its placement and its optimizer come from ``workers.trial`` and ``workers.devices``, as in a trial."""
+    model, its placement and its optimizer come from ``workers._trial`` and ``workers._devices``, as in a trial."""
     import tempfile
 
-    from workers.config import DataConfig, ModelConfig, TrialConfig
-    from workers.data import batches, load_target
-    from workers.devices import place_on_device
-    from workers.trial import build_model, make_optimizer
+    from analog_sweep.workers import DataConfig, ModelConfig, TrialConfig
+    from analog_sweep.workers import batches, load_target
+    from analog_sweep.workers import place_on_device
+    from analog_sweep.workers import build_model, make_optimizer
 
     config = TrialConfig(
         mode="analog_scratch",  # no pretraining: the shapes and the pulsed update are what is timed

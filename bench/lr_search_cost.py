@@ -50,9 +50,9 @@ from typing import Any
 
 import ray
 
-from orchestrator import run_sweep
-from results import _best, _queries, open_store
-from sweeps import expand, load_spec
+from analog_sweep.orchestrator import run_sweep
+from analog_sweep.results import _best, _queries, open_store
+from analog_sweep.sweeps import expand, load_spec
 
 HERE = Path(__file__).resolve().parent
 AXES = ("transfer_noise", "sp_skew", "sp_variability", "pulse_noise", "dtod")

@@ -32,16 +32,16 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.analog_forward import window_overrides  # noqa: E402
-from results._replicates import difference  # noqa: E402
-from sweeps import expand, load_spec, shipped_specs, trial_config  # noqa: E402
-from workers.config import TrialConfig  # noqa: E402
-from workers.models import create_model  # noqa: E402
+from analog_sweep.results._replicates import difference  # noqa: E402
+from analog_sweep.sweeps import expand, load_spec, shipped_specs, trial_config  # noqa: E402
+from analog_sweep.workers import TrialConfig  # noqa: E402
+from analog_sweep.workers import create_model  # noqa: E402
 
 
 def run_one(args: tuple[TrialConfig, str]) -> dict:
     import torch
 
-    from workers.trial import run_trial
+    from analog_sweep.workers import run_trial
 
     config, cache_dir = args
     torch.set_num_threads(1)
@@ -55,8 +55,8 @@ def forward_error(config: TrialConfig, cache_dir: str) -> float:
     import torch
 
     from bench.analog_forward import converted, fine_tuned
-    from workers.devices import build_rpu_config
-    from workers.metrics import test_error_percent
+    from analog_sweep.workers import build_rpu_config
+    from analog_sweep.workers import test_error_percent
 
     torch.set_num_threads(1)
     model, splits, _ = fine_tuned(dataclasses.replace(config, mode="digital_tl"), cache_dir)

@@ -40,9 +40,9 @@ from pathlib import Path
 
 import ray
 
-from orchestrator import SweepStateError, run_sweep
-from results import AXES, open_store, sweep_elbows
-from sweeps import expand, load_spec
+from analog_sweep.orchestrator import SweepStateError, run_sweep
+from analog_sweep.results import AXES, open_store, sweep_elbows
+from analog_sweep.sweeps import expand, load_spec
 
 from lr_search_cost import log_grid, trial_epochs  # bench/ is the script's folder, first on sys.path
 

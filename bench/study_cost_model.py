@@ -62,8 +62,8 @@ from pathlib import Path
 
 import numpy as np
 
-from orchestrator._refine import _new_values
-from results import AXES, estimate_elbow, open_store, sweep_elbows
+from analog_sweep.orchestrator._refine import _new_values
+from analog_sweep.results import AXES, estimate_elbow, open_store, sweep_elbows
 
 from study_cost import paper_values  # bench/ is the script's folder, first on sys.path
 

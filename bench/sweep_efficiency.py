@@ -8,7 +8,7 @@ Definitions (all times are wall-clock seconds on this machine):
 
 - *trial compute time*: for each trial, Ray Tune's ``time_total_s`` of its last report, i.e. the sum over its
   reports of the time spent inside the trial function between being asked for the next result and handing it over.
-  For the trial function (``orchestrator._trainable.fine_tune`` -> ``workers.trial.run_trial``) that is loading the
+  For the trial function (``orchestrator._trainable.fine_tune`` -> ``workers._trial.run_trial``) that is loading the
   data, loading the pretrained model, building and converting the model, every epoch (training + test evaluation) and
   every per-epoch checkpoint. It excludes actor start-up/reset and any time the trial sits blocked in ``tune.report``
   waiting for the driver (Ray's function API reports synchronously). It is measured by Ray inside the worker, so it
@@ -48,11 +48,11 @@ from typing import Any
 
 import ray
 
-import orchestrator._driver as driver
-from orchestrator import run_sweep
-from orchestrator._progress import ProgressLine
-from results import open_store
-from sweeps import estimate_cost, expand, load_spec
+import analog_sweep.orchestrator._driver as driver
+from analog_sweep.orchestrator import run_sweep
+from analog_sweep.orchestrator._progress import ProgressLine
+from analog_sweep.results import open_store
+from analog_sweep.sweeps import estimate_cost, expand, load_spec
 
 HERE = Path(__file__).resolve().parent
 

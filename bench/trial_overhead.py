@@ -19,12 +19,12 @@ import torch
 from aihwkit.nn.conversion import convert_to_analog
 from aihwkit.optim import AnalogSGD
 
-from workers.config import DataConfig, TrialConfig
-from workers.data import batches, load_target
-from workers.devices import build_rpu_config
-from workers.metrics import test_error_percent
-from workers.models import create_model
-from workers.trial import run_trial
+from analog_sweep.workers import DataConfig, TrialConfig
+from analog_sweep.workers import batches, load_target
+from analog_sweep.workers import build_rpu_config
+from analog_sweep.workers import test_error_percent
+from analog_sweep.workers import create_model
+from analog_sweep.workers import run_trial
 
 
 def bare_loop(config: TrialConfig) -> float:

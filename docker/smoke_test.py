@@ -14,8 +14,8 @@ import time
 import torch
 from aihwkit.simulator.rpu_base import cuda
 
-from workers.config import DataConfig, PretrainConfig, TrialConfig
-from workers.trial import run_trial
+from analog_sweep.workers import DataConfig, PretrainConfig, TrialConfig
+from analog_sweep.workers import run_trial
 
 
 def main() -> int:

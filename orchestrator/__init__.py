@@ -5,73 +5,14 @@ store as it arrives. The Ray Tune pieces (the per-point Optuna searcher, the pru
 the store and progress callbacks, the provenance gatherer) each live in their own private module.
 """
 
-from orchestrator._driver import (
-    ClusterError,
-    PreflightError,
-    PretrainingFailed,
-    SweepFailed,
-    SweepOutcome,
-    SweepPaths,
-    SweepStateError,
-    driver_alive,
-    error_summary,
-    ray_session,
-    resume_sweep,
-    run_sweep,
-    sweep_paths,
-    trial_resources,
-)
-from orchestrator._provenance import Invocation, gather_environment, version_warnings
-from orchestrator._dashboard import dashboard_app, read_only_studies, serve_dashboard, sweep_journal
-from orchestrator._jobs import (
-    JobInputError,
-    JobsError,
-    SubmittedJob,
-    job_logs,
-    job_status,
-    list_sweep_jobs,
-    submit_resume,
-    submit_sweep,
-    wait_for_start,
-)
-from orchestrator._recorder import StoreGaveUp, with_retries
-from orchestrator._search import JournalDamaged, LearningRateSearch, repair_journal, trial_id_for
+from analog_sweep._exports import lazy_exports
 
-__all__ = [
-    "JobInputError",
-    "dashboard_app",
-    "read_only_studies",
-    "serve_dashboard",
-    "sweep_journal",
-    "JobsError",
-    "SubmittedJob",
-    "job_logs",
-    "job_status",
-    "list_sweep_jobs",
-    "submit_resume",
-    "submit_sweep",
-    "wait_for_start",
-    "ClusterError",
-    "Invocation",
-    "JournalDamaged",
-    "LearningRateSearch",
-    "PreflightError",
-    "PretrainingFailed",
-    "SweepFailed",
-    "StoreGaveUp",
-    "SweepOutcome",
-    "SweepPaths",
-    "SweepStateError",
-    "driver_alive",
-    "error_summary",
-    "gather_environment",
-    "ray_session",
-    "repair_journal",
-    "resume_sweep",
-    "run_sweep",
-    "sweep_paths",
-    "trial_id_for",
-    "trial_resources",
-    "version_warnings",
-    "with_retries",
-]
+_EXPORTS = {
+    "_dashboard": ("dashboard_app", "read_only_studies", "serve_dashboard", "sweep_journal"),
+    "_driver": ("ClusterError", "PreflightError", "PretrainingFailed", "SweepFailed", "SweepOutcome", "SweepPaths", "SweepStateError", "driver_alive", "error_summary", "ray_session", "resume_sweep", "run_sweep", "sweep_paths", "trial_resources"),
+    "_jobs": ("JobInputError", "JobsError", "SubmittedJob", "job_logs", "job_status", "list_sweep_jobs", "submit_resume", "submit_sweep", "wait_for_start"),
+    "_provenance": ("Invocation", "gather_environment", "version_warnings"),
+    "_recorder": ("StoreGaveUp", "with_retries"),
+    "_search": ("JournalDamaged", "LearningRateSearch", "repair_journal", "trial_id_for"),
+}
+__all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

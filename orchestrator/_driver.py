@@ -27,15 +27,15 @@ from typing import Any
 import ray
 from ray import tune
 
-from orchestrator._progress import ProgressLine, format_duration
-from orchestrator._provenance import Invocation, cluster_info, gather_environment, run_record, version_warnings
-from orchestrator._pruning import OptunaPruning
-from orchestrator._refine import LinePlan, plan_round, refinement_summary, round_points
-from orchestrator._recorder import RetryPolicy, StoreGaveUp, StoreGaveUpStopper, StoreRecorder, with_retries
-from orchestrator._search import JournalDamaged, LearningRateSearch, repair_journal
-from orchestrator._trainable import fine_tune
-from results import NotFound, Selection, Store
-from sweeps import (
+from analog_sweep.orchestrator._progress import ProgressLine, format_duration
+from analog_sweep.orchestrator._provenance import Invocation, cluster_info, gather_environment, run_record, version_warnings
+from analog_sweep.orchestrator._pruning import OptunaPruning
+from analog_sweep.orchestrator._refine import LinePlan, plan_round, refinement_summary, round_points
+from analog_sweep.orchestrator._recorder import RetryPolicy, StoreGaveUp, StoreGaveUpStopper, StoreRecorder, with_retries
+from analog_sweep.orchestrator._search import JournalDamaged, LearningRateSearch, repair_journal
+from analog_sweep.orchestrator._trainable import fine_tune
+from analog_sweep.results import NotFound, Selection, Store
+from analog_sweep.sweeps import (
     Point,
     SweepSpec,
     detect_environment,
@@ -46,9 +46,9 @@ from sweeps import (
     spec_hash,
     trial_config,
 )
-from workers.checkpoint import TrialCheckpoint
-from workers.config import DEVICE_AXES
-from workers.rpu_json import trial_rpu_config_json
+from analog_sweep.workers import TrialCheckpoint
+from analog_sweep.workers import DEVICE_AXES
+from analog_sweep.workers import trial_rpu_config_json
 
 # Quiet Ray Tune: the driver prints its own progress, and keeps its own per-trial records.
 os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
@@ -632,7 +632,7 @@ def preflight(spec: SweepSpec, *, address: str | None, cpu_fallback: bool) -> No
 def _pretrain_job(job: Any, cache_dir: str, threads: int) -> dict[str, Any]:
     import torch
 
-    from workers.pretrain import pretrained_model
+    from analog_sweep.workers import pretrained_model
 
     torch.set_num_threads(max(1, threads))
     result = pretrained_model(job.data, job.model, job.pretrain, cache_dir)

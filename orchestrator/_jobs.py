@@ -32,10 +32,12 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from sweeps import load_spec
+from analog_sweep.sweeps import load_spec
 
-# The packages a job needs; shipped as py_modules so the cluster runs the submitter's code.
-PROJECT_PACKAGES = ("analog_sweep", "orchestrator", "workers", "results", "sweeps")
+# The package a job needs, shipped as a py_module so the cluster runs the submitter's code; its subpackages live in
+# folders of their own in a source checkout (pyproject's package-dir mapping), so the job gets them put together.
+PROJECT_PACKAGE = "analog_sweep"
+PROJECT_SUBPACKAGES = ("cli", "orchestrator", "workers", "results", "sweeps")
 JOB_SPEC_FILE = "spec.yaml"
 METADATA_KEY = "analog_sweep"  # metadata[METADATA_KEY] = "run" or "resume": the jobs this tool submitted
 TERMINAL = ("SUCCEEDED", "FAILED", "STOPPED")
@@ -171,12 +173,27 @@ def _common_args(storage_path: str | None, store_url: str | None, cpu_fallback: 
     return args
 
 
-def _runtime_env(working_dir: str | None) -> dict[str, Any]:
-    import importlib
+def _assemble_package(into: Path) -> Path:
+    """Copy the project's package, with each subpackage where Python imports it from, into ``into``.
 
-    modules = [list(importlib.import_module(name).__path__)[0] for name in PROJECT_PACKAGES]  # workers: a namespace
+    Returns the assembled package's folder (``into / "analog_sweep"``), as installed or from a source checkout alike.
+    """
+    import importlib
+    import shutil
+
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    target = into / PROJECT_PACKAGE
+    shutil.copytree(list(importlib.import_module(PROJECT_PACKAGE).__path__)[0], target, ignore=ignore)
+    for sub in PROJECT_SUBPACKAGES:
+        source = Path(list(importlib.import_module(f"{PROJECT_PACKAGE}.{sub}").__path__)[0])
+        if not (target / sub).exists():
+            shutil.copytree(source, target / sub, ignore=ignore)
+    return target
+
+
+def _runtime_env(package: Path, working_dir: str | None) -> dict[str, Any]:
     env: dict[str, Any] = {
-        "py_modules": modules,
+        "py_modules": [str(package)],
         "excludes": ["__pycache__", "*.pyc"],
         "env_vars": {"PYTHONUNBUFFERED": "1"},
     }
@@ -190,15 +207,18 @@ def _job_id(sweep: str) -> str:
 
 
 def _submit(address: str, sweep: str, command: str, entrypoint: str, working_dir: str | None) -> SubmittedJob:
+    import tempfile
+
     client = _client(address)
     job_id = _job_id(sweep)
     try:
-        client.submit_job(
-            entrypoint=entrypoint,
-            submission_id=job_id,
-            runtime_env=_runtime_env(working_dir),
-            metadata={METADATA_KEY: command, "sweep": sweep},
-        )
+        with tempfile.TemporaryDirectory(prefix="analog-sweep-job-") as staging:
+            client.submit_job(  # uploads the runtime environment before it returns
+                entrypoint=entrypoint,
+                submission_id=job_id,
+                runtime_env=_runtime_env(_assemble_package(Path(staging)), working_dir),
+                metadata={METADATA_KEY: command, "sweep": sweep},
+            )
     except Exception as exc:  # noqa: BLE001 - whatever the SDK raises, one line
         raise JobsError(f"the jobs server at {address} refused the job: {_line(exc)}") from None
     return SubmittedJob(job_id, sweep, command, entrypoint)

@@ -8,7 +8,7 @@ from typing import Any
 
 from ray import tune
 
-from orchestrator._search import ENDED_AS, LearningRateSearch
+from analog_sweep.orchestrator._search import ENDED_AS, LearningRateSearch
 
 
 def format_duration(seconds: float) -> str:

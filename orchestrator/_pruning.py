@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
-from orchestrator._search import LearningRateSearch
+from analog_sweep.orchestrator._search import LearningRateSearch
 
 
 class OptunaPruning(FIFOScheduler):

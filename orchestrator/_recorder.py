@@ -25,9 +25,9 @@ from typing import Any, TypeVar
 
 from ray import tune
 
-from orchestrator._search import ENDED_AS, LearningRateSearch
-from results import ACTIVITY_FIELDS, Store, StoreUnavailable, open_store
-from results._engine import without_secrets
+from analog_sweep.orchestrator._search import ENDED_AS, LearningRateSearch
+from analog_sweep.results import ACTIVITY_FIELDS, Store, StoreUnavailable, open_store
+from analog_sweep.results._engine import without_secrets
 
 T = TypeVar("T")
 _EPOCH_FIELDS = ("train_loss", "test_error", "test_accuracy", "seconds", "validation_error", *ACTIVITY_FIELDS)

@@ -21,8 +21,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from results import AXES, Elbow, StoreInputError, sweep_elbows
-from sweeps import Point, RefineSpec, SweepSpec, expand, format_value, line_points
+from analog_sweep.results import AXES, Elbow, StoreInputError, sweep_elbows
+from analog_sweep.sweeps import Point, RefineSpec, SweepSpec, expand, format_value, line_points
 
 SIGNIFICANT_DIGITS = 4
 

@@ -28,8 +28,8 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 from ray.tune.search import Searcher
 
-from orchestrator._point_pruner import PointMedianPruner
-from orchestrator._warm_start import (
+from analog_sweep.orchestrator._point_pruner import PointMedianPruner
+from analog_sweep.orchestrator._warm_start import (
     FINISHED_STATES as _FINISHED_STATES,
     Neighbourhood,
     best_learning_rate,
@@ -37,8 +37,8 @@ from orchestrator._warm_start import (
     neighbourhood,
     probe_learning_rate,
 )
-from sweeps import LrSearchSpec, Point, SelectionSpec, trial_config
-from workers.config import DevicePoint
+from analog_sweep.sweeps import LrSearchSpec, Point, SelectionSpec, trial_config
+from analog_sweep.workers import DevicePoint
 
 # What the studies optimise and prune on: the test error by the paper's rule (and for a searcher made without a
 # selection rule), the validation error when points are chosen on validation (``METRICS[split]``).

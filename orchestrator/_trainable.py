@@ -11,7 +11,7 @@ A trial that cannot succeed however often it is retried ends at once, without an
 Anything else (a lost worker, a full disk) raises, and is retried up to the sweep's ``max_retries``.
 
 Every report carries ``rpu_config``: the resolved aihwkit rpu config the trial's tiles are built with, as JSON
-(``workers.rpu_json``; None for digital trials), which the store recorder keeps with the trial.
+(``workers._rpu_json``; None for digital trials), which the store recorder keeps with the trial.
 """
 
 from __future__ import annotations
@@ -23,13 +23,13 @@ from typing import Any
 import torch
 from ray import tune
 
-from orchestrator._search import ENDED_AS
-from workers.config import ConfigError, TrialConfig
-from workers.data import DataError
-from workers.divergence import TrainingDiverged
-from workers.models import ModelError
-from workers.rpu_json import trial_rpu_config_json
-from workers.trial import run_trial
+from analog_sweep.orchestrator._search import ENDED_AS
+from analog_sweep.workers import ConfigError, TrialConfig
+from analog_sweep.workers import DataError
+from analog_sweep.workers import TrainingDiverged
+from analog_sweep.workers import ModelError
+from analog_sweep.workers import trial_rpu_config_json
+from analog_sweep.workers import run_trial
 
 # Errors a retry would only repeat: the trial fails at once, with its reason.
 DETERMINISTIC_ERRORS = (DataError, ConfigError, ModelError)

@@ -38,7 +38,7 @@ from collections.abc import Callable, Iterable, Sequence
 import optuna
 from optuna.trial import TrialState
 
-from sweeps._neighbours import Neighbourhood, neighbourhood  # noqa: F401 - re-exported: run's order and neighbours
+from analog_sweep.sweeps._neighbours import Neighbourhood, neighbourhood  # noqa: F401 - re-exported: run's order and neighbours
 
 
 # The states of a study trial that has ended (completed, pruned, or failed: diverged or crashed).

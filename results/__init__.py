@@ -7,98 +7,21 @@ Parquet, SQL). Each run and resume of a sweep also records how it was made (``St
 ``write_report`` turns a sweep into the study's report (HTML with the paper's figures, findings, provenance).
 """
 
-from results._activity import activity_warnings
-from results._best import PAPER_RULE, BestTrial, Candidate, Selection
-from results._elbows import Elbow, estimate_elbow, sweep_elbows
-from results._engine import STORE_ENV
-from results._errors import (
-    BadStoreURL,
-    NotFound,
-    QueryFailed,
-    QueryRefused,
-    SchemaVersionError,
-    SpecConflict,
-    StoreError,
-    StoreInputError,
-    StoreUnavailable,
-    TrialConflict,
-)
-from results._figures import (
-    AXIS_LABELS,
-    MODE_STYLES,
-    Figure,
-    axis_figure,
-    epochs_figure,
-    plot_axis_curve,
-    plot_epoch_curves,
-)
-from results._paper import PAPER_VALUES, PaperValue
-from results._provenance import config_hash, redact
-from results._labels import matching_points, point_label, point_sort_key, resolve_point, resolve_replicates
-from results._readonly import QueryResult
-from results._report import REPORT_NAME, build_report, write_report
-from results._schema import (
-    ACTIVITY_FIELDS,
-    AXES,
-    POINT_STATUSES,
-    RUN_KINDS,
-    SCHEMA_VERSION,
-    SELECTION_SPLITS,
-    SWEEP_STATUSES,
-    TRIAL_ACTIVITY_FIELDS,
-    TRIAL_STATUSES,
-)
-from results._store import Store, open_store
+from analog_sweep._exports import lazy_exports
 
-__all__ = [
-    "ACTIVITY_FIELDS",
-    "AXES",
-    "AXIS_LABELS",
-    "Figure",
-    "MODE_STYLES",
-    "PAPER_VALUES",
-    "PaperValue",
-    "REPORT_NAME",
-    "BadStoreURL",
-    "BestTrial",
-    "Candidate",
-    "Elbow",
-    "NotFound",
-    "PAPER_RULE",
-    "POINT_STATUSES",
-    "QueryFailed",
-    "QueryRefused",
-    "QueryResult",
-    "RUN_KINDS",
-    "SCHEMA_VERSION",
-    "SELECTION_SPLITS",
-    "STORE_ENV",
-    "SWEEP_STATUSES",
-    "SchemaVersionError",
-    "Selection",
-    "SpecConflict",
-    "Store",
-    "StoreError",
-    "StoreInputError",
-    "StoreUnavailable",
-    "TRIAL_ACTIVITY_FIELDS",
-    "TRIAL_STATUSES",
-    "TrialConflict",
-    "activity_warnings",
-    "axis_figure",
-    "build_report",
-    "config_hash",
-    "epochs_figure",
-    "estimate_elbow",
-    "matching_points",
-    "open_store",
-    "plot_axis_curve",
-    "plot_epoch_curves",
-    "point_label",
-    "point_sort_key",
-    "redact",
-    "resolve_point",
-    "resolve_replicates",
-    "sweep_elbows",
-    "write_report",
-]
+_EXPORTS = {
+    "_activity": ("activity_warnings",),
+    "_best": ("BestTrial", "Candidate", "PAPER_RULE", "Selection"),
+    "_elbows": ("Elbow", "estimate_elbow", "sweep_elbows"),
+    "_engine": ("STORE_ENV",),
+    "_errors": ("BadStoreURL", "NotFound", "QueryFailed", "QueryRefused", "SchemaVersionError", "SpecConflict", "StoreError", "StoreInputError", "StoreUnavailable", "TrialConflict"),
+    "_figures": ("AXIS_LABELS", "Figure", "MODE_STYLES", "axis_figure", "epochs_figure", "plot_axis_curve", "plot_epoch_curves"),
+    "_labels": ("matching_points", "point_label", "point_sort_key", "resolve_point", "resolve_replicates"),
+    "_paper": ("PAPER_VALUES", "PaperValue"),
+    "_provenance": ("config_hash", "redact"),
+    "_readonly": ("QueryResult",),
+    "_report": ("REPORT_NAME", "build_report", "write_report"),
+    "_schema": ("ACTIVITY_FIELDS", "AXES", "POINT_STATUSES", "RUN_KINDS", "SCHEMA_VERSION", "SELECTION_SPLITS", "SWEEP_STATUSES", "TRIAL_ACTIVITY_FIELDS", "TRIAL_STATUSES"),
+    "_store": ("Store", "open_store"),
+}
+__all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

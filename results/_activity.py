@@ -1,6 +1,6 @@
 """What a trial's analog learning activity says about its numbers: one warning per problem, naming what to change.
 
-The activity columns (``ACTIVITY_FIELDS``, measured by the worker after every epoch; see ``workers.activity``) tell
+The activity columns (``ACTIVITY_FIELDS``, measured by the worker after every epoch; see ``workers._activity``) tell
 whether c-TTv2 changed the analog weights at all (``*_moved``, percent of weights) and how far from the converted
 weights training took them (``*_rel``, mean|dW| / mean|W|). Two ways an analog number can mislead:
 

@@ -12,7 +12,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from results._schema import AXES
+from analog_sweep.results._schema import AXES
 
 DevicePoint = tuple[float, ...]  # the values of AXES, in that order
 

@@ -22,8 +22,8 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from results._errors import StoreInputError
-from results._schema import SELECTION_SPLITS
+from analog_sweep.results._errors import StoreInputError
+from analog_sweep.results._schema import SELECTION_SPLITS
 
 
 @dataclass(frozen=True)

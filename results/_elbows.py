@@ -50,9 +50,9 @@ from typing import Any
 
 import numpy as np
 
-from results._errors import StoreInputError
-from results._figures import LOG_AXES
-from results._schema import AXES
+from analog_sweep.results._errors import StoreInputError
+from analog_sweep.results._figures import LOG_AXES
+from analog_sweep.results._schema import AXES
 
 ALPHA = 0.05
 MIN_AXIS_VALUES = 5

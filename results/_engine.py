@@ -16,7 +16,7 @@ from urllib.parse import quote
 import sqlalchemy as sa
 from sqlalchemy.pool import StaticPool
 
-from results._errors import BadStoreURL, StoreError, StoreUnavailable
+from analog_sweep.results._errors import BadStoreURL, StoreError, StoreUnavailable
 
 STORE_ENV = "ANALOG_SWEEP_STORE"
 DEFAULT_FOLDER = "sweep-store"

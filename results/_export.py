@@ -15,8 +15,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from results._errors import StoreInputError
-from results._schema import ACTIVITY_FIELDS, AXES, TRIAL_ACTIVITY_FIELDS
+from analog_sweep.results._errors import StoreInputError
+from analog_sweep.results._schema import ACTIVITY_FIELDS, AXES, TRIAL_ACTIVITY_FIELDS
 
 _TIME = pa.timestamp("us", tz="UTC")
 

@@ -7,7 +7,7 @@
 
 Seeds are replicates (``results._replicates.Summary``). Every mode keeps one colour and line style in every figure
 (``MODE_STYLES``: the Okabe-Ito palette, which stays distinct under the common colour-vision deficiencies), axes
-carry units (``AXIS_LABELS``; test errors are percent, as the worker measures them: ``workers.metrics``), and
+carry units (``AXIS_LABELS``; test errors are percent, as the worker measures them: ``workers._metrics``), and
 panels are sized for print (3.6 x 3.0 in, 9 pt text; PNG at 200 dpi, PDF as vectors).
 matplotlib is imported inside the functions with the Agg backend, so reading the store never needs a display.
 """
@@ -22,10 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from results._basepoint import DevicePoint, base_points, device_point, varied_axes
-from results._errors import StoreInputError
-from results._replicates import Summary
-from results._schema import AXES
+from analog_sweep.results._basepoint import DevicePoint, base_points, device_point, varied_axes
+from analog_sweep.results._errors import StoreInputError
+from analog_sweep.results._replicates import Summary
+from analog_sweep.results._schema import AXES
 
 
 @dataclass(frozen=True)

@@ -11,11 +11,11 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from results._activity import activity_warnings
-from results._basepoint import base_points, device_point
-from results._figures import AXIS_UNITS, mode_style
-from results._paper import CRITICAL_POINT, DIFFERENCE, paper_task, paper_value
-from results._replicates import Summary, difference
+from analog_sweep.results._activity import activity_warnings
+from analog_sweep.results._basepoint import base_points, device_point
+from analog_sweep.results._figures import AXIS_UNITS, mode_style
+from analog_sweep.results._paper import CRITICAL_POINT, DIFFERENCE, paper_task, paper_value
+from analog_sweep.results._replicates import Summary, difference
 
 # The paper's two comparisons (Sec. III.A): A - B in test error, so a negative difference means A is better.
 COMPARISONS = (("analog_tl", "analog_scratch"), ("analog_tl", "digital_tl"))
@@ -110,7 +110,7 @@ def activity_by_mode(best_rows: list[Mapping[str, Any]], *, frozen: bool = False
     """Analog learning activity per task and analog mode, from the chosen trials' activity columns.
 
     ``head_moved`` and ``blocks_moved`` (percent of the group's analog weights changed since conversion) and
-    ``blocks_rel`` (body mean|dW| / mean|W|; ``workers.activity``): means over the seeds at the base device point,
+    ``blocks_rel`` (body mean|dW| / mean|W|; ``workers._activity``): means over the seeds at the base device point,
     ``seeds`` how many had them. ``warnings``: the distinct ``activity_warnings`` of the mode's chosen trials at any
     point, with how many trials had each. Modes without activity (digital, or a store from before schema version 3)
     are left out.

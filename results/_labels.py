@@ -13,8 +13,8 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from results._errors import StoreInputError
-from results._schema import AXES
+from analog_sweep.results._errors import StoreInputError
+from analog_sweep.results._schema import AXES
 
 FIELDS = ("mode", "task", "seed", "key", *AXES)
 _SHOWN = 4  # candidates a message lists before "and N more"

@@ -19,8 +19,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from results._errors import StoreInputError
-from results._schema import RUN_KINDS, pretrained_models, sweep_runs, trials, utc_row
+from analog_sweep.results._errors import StoreInputError
+from analog_sweep.results._schema import RUN_KINDS, pretrained_models, sweep_runs, trials, utc_row
 
 # scheme://user:PASSWORD@host (greedy to the last @, so a password holding a raw @ is hidden whole) and
 # ?password=... / &sslpassword=... (libpq's query parameters). In free text a password ends at white space; in one

@@ -13,10 +13,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from results import _best, _replicates
-from results._errors import StoreInputError
-from results._labels import point_label, point_sort_key, varied_axes
-from results._schema import (
+from analog_sweep.results import _best, _replicates
+from analog_sweep.results._errors import StoreInputError
+from analog_sweep.results._labels import point_label, point_sort_key, varied_axes
+from analog_sweep.results._schema import (
     ACTIVITY_FIELDS,
     AXES,
     TRIAL_ACTIVITY_FIELDS,

@@ -27,8 +27,8 @@ from urllib.parse import quote
 
 import sqlalchemy as sa
 
-from results._engine import first_line, is_memory_sqlite, label, sqlite_read_target
-from results._errors import QueryFailed, QueryRefused, StoreInputError, StoreUnavailable
+from analog_sweep.results._engine import first_line, is_memory_sqlite, label, sqlite_read_target
+from analog_sweep.results._errors import QueryFailed, QueryRefused, StoreInputError, StoreUnavailable
 
 READING_KEYWORDS = ("select", "with", "values", "table", "explain", "show", "pragma")
 

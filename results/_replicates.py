@@ -16,8 +16,8 @@ from typing import Any
 
 from scipy import stats
 
-from results._labels import point_sort_key
-from results._schema import AXES, TRIAL_ACTIVITY_FIELDS
+from analog_sweep.results._labels import point_sort_key
+from analog_sweep.results._schema import AXES, TRIAL_ACTIVITY_FIELDS
 
 CONFIDENCE = 0.95
 

@@ -24,9 +24,9 @@ from typing import Any
 
 import yaml
 
-from results._basepoint import varied_axes
-from results._errors import StoreInputError
-from results._figures import (
+from analog_sweep.results._basepoint import varied_axes
+from analog_sweep.results._errors import StoreInputError
+from analog_sweep.results._figures import (
     AXIS_LABELS,
     FORMATS,
     Figure,
@@ -34,9 +34,9 @@ from results._figures import (
     epochs_figure,
     mode_style,
 )
-from results._findings import activity_by_mode, critical_points, mode_differences, task_names
-from results._paper import CRITICAL_POINT, PAPER_VALUES, paper_value
-from results._replicates import CONFIDENCE, replicate_rows
+from analog_sweep.results._findings import activity_by_mode, critical_points, mode_differences, task_names
+from analog_sweep.results._paper import CRITICAL_POINT, PAPER_VALUES, paper_value
+from analog_sweep.results._replicates import CONFIDENCE, replicate_rows
 
 REPORT_NAME = "report.html"
 # How each point's trial was chosen, as the report states it: by the ``selected_on`` column of the best rows where

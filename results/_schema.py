@@ -19,7 +19,7 @@ SCHEMA_VERSION = 5
 # The five device axes a sweep varies, stored as REAL columns on each point.
 AXES = ("transfer_noise", "sp_skew", "sp_variability", "pulse_noise", "dtod")
 
-# Analog learning activity per layer group (``workers.activity``), added in schema version 3. Each epoch row has all
+# Analog learning activity per layer group (``workers._activity``), added in schema version 3. Each epoch row has all
 # of them (NULL for digital trials): ``*_moved`` percent of the group's analog weights changed since conversion,
 # ``*_rel`` mean|dW| / mean|W| since conversion, ``*_transfers`` c-TTv2 transfer events so far.
 ACTIVITY_GROUPS = ("embed", "blocks", "head")
@@ -38,7 +38,7 @@ SELECTION_SPLITS = ("validation", "test")
 
 SWEEP_STATUSES = ("pending", "running", "interrupted", "finished", "failed")
 POINT_STATUSES = ("pending", "running", "done", "failed")
-# ``diverged``: training produced a non-finite loss or weight (``workers.divergence``); never chosen as best.
+# ``diverged``: training produced a non-finite loss or weight (``workers._divergence``); never chosen as best.
 TRIAL_STATUSES = ("running", "completed", "pruned", "failed", "diverged")
 
 # Statuses after which a sweep or trial has an end time.
@@ -110,7 +110,7 @@ trials = sa.Table(
     *_activity_columns(TRIAL_ACTIVITY_FIELDS),  # added in schema version 3
     sa.Column("best_validation_error", sa.Float),  # added in schema version 5
     sa.Column("best_validation_epoch", sa.Integer),  # added in schema version 5
-    # The resolved aihwkit rpu config the trial ran with, as JSON (``workers.rpu_json``); NULL for digital trials and
+    # The resolved aihwkit rpu config the trial ran with, as JSON (``workers._rpu_json``); NULL for digital trials and
     # for trials recorded before schema version 4.
     sa.Column("rpu_config", sa.JSON),
     sa.ForeignKeyConstraint(

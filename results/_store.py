@@ -17,10 +17,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from results import _best, _elbows, _export, _labels, _provenance, _queries, _readonly, _timings
-from results._engine import create_engine, database_errors, label, resolve_url
-from results._errors import NotFound, SpecConflict, StoreInputError, TrialConflict
-from results._schema import (
+from analog_sweep.results import _best, _elbows, _export, _labels, _provenance, _queries, _readonly, _timings
+from analog_sweep.results._engine import create_engine, database_errors, label, resolve_url
+from analog_sweep.results._errors import NotFound, SpecConflict, StoreInputError, TrialConflict
+from analog_sweep.results._schema import (
     ACTIVITY_FIELDS,
     AXES,
     POINT_STATUSES,
@@ -35,8 +35,8 @@ from results._schema import (
     trials,
     utc_row,
 )
-from results._summaries import refresh_trial_summary
-from results._versions import ensure_schema
+from analog_sweep.results._summaries import refresh_trial_summary
+from analog_sweep.results._versions import ensure_schema
 
 
 def open_store(url: str | None = None, *, must_exist: bool = False, read_only: bool = False) -> Store:
@@ -401,7 +401,7 @@ class Store:
             _provenance.record_pretrained(connection, sweep, model)
 
     def set_trial_rpu_config(self, trial_id: str, rpu_config: Mapping[str, Any] | None) -> None:
-        """Record the resolved aihwkit rpu config a trial ran with, as JSON (``workers.rpu_json.rpu_config_json``;
+        """Record the resolved aihwkit rpu config a trial ran with, as JSON (``workers._rpu_json.rpu_config_json``;
         None for digital trials). Raises ``NotFound`` for an unknown trial, ``StoreInputError`` for non-JSON."""
         with self.transaction() as connection:
             if _provenance.set_trial_rpu_config(connection, trial_id, rpu_config) == 0:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from results._schema import TRIAL_ACTIVITY_FIELDS, epochs, trials
+from analog_sweep.results._schema import TRIAL_ACTIVITY_FIELDS, epochs, trials
 
 _of_trial = epochs.c.trial_id == trials.c.trial_id
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from results._schema import epochs, sweeps, trials
+from analog_sweep.results._schema import epochs, sweeps, trials
 
 
 def epoch_seconds(connection: sa.Connection) -> list[dict[str, Any]]:

@@ -6,8 +6,8 @@ from collections.abc import Callable
 
 import sqlalchemy as sa
 
-from results._errors import BadStoreURL, SchemaVersionError
-from results._schema import (
+from analog_sweep.results._errors import BadStoreURL, SchemaVersionError
+from analog_sweep.results._schema import (
     ACTIVITY_FIELDS,
     SCHEMA_VERSION,
     TRIAL_ACTIVITY_FIELDS,
@@ -20,7 +20,7 @@ from results._schema import (
     sweeps,
     trials,
 )
-from results._summaries import best_epoch_subquery
+from analog_sweep.results._summaries import best_epoch_subquery
 
 
 def _add_trials_best_epoch(connection: sa.Connection) -> None:

@@ -6,90 +6,14 @@ Data flows spec -> orchestrator -> worker -> store, so this package imports only
 ``sweeps/README.md``; the shipped specs are ``sweeps/*.yaml`` (``shipped_specs``).
 """
 
-from pathlib import Path
+from analog_sweep._exports import lazy_exports
 
-from sweeps._cost import (
-    CostEstimate,
-    Environment,
-    Preflight,
-    detect_environment,
-    dry_run_report,
-    estimate_cost,
-    preflight_problems,
-    refinement_cost,
-    work_units,
-)
-from sweeps._expand import (
-    MODE_AXES,
-    Point,
-    PretrainJob,
-    count_points,
-    expand,
-    format_value,
-    line_points,
-    pretrain_keys,
-    refine_modes,
-    refinement_budget,
-    trial_config,
-)
-from sweeps._loader import load_spec, spec_as_recorded, spec_from_mapping, spec_hash
-from sweeps._overrides import apply_overrides, parse_override
-from sweeps._profiles import PROFILES, profile_overrides
-from sweeps._schema import (
-    AxesSpec,
-    DataSpec,
-    LrSearchSpec,
-    PretrainSpec,
-    RefineSpec,
-    ResourcesSpec,
-    SelectionSpec,
-    SpecError,
-    SweepSpec,
-)
-
-
-def shipped_specs() -> dict[str, Path]:
-    """The YAML specs shipped in this package, by name (file stem)."""
-    return {path.stem: path for path in sorted(Path(__file__).parent.glob("*.yaml"))}
-
-
-__all__ = [
-    "MODE_AXES",
-    "PROFILES",
-    "AxesSpec",
-    "CostEstimate",
-    "DataSpec",
-    "Environment",
-    "LrSearchSpec",
-    "Point",
-    "Preflight",
-    "PretrainJob",
-    "PretrainSpec",
-    "RefineSpec",
-    "ResourcesSpec",
-    "SelectionSpec",
-    "SpecError",
-    "SweepSpec",
-    "apply_overrides",
-    "count_points",
-    "detect_environment",
-    "dry_run_report",
-    "estimate_cost",
-    "expand",
-    "format_value",
-    "line_points",
-    "load_spec",
-    "parse_override",
-    "preflight_problems",
-    "pretrain_keys",
-    "refine_modes",
-    "refinement_budget",
-    "refinement_cost",
-    "profile_overrides",
-    "shipped_specs",
-    "spec_as_recorded",
-    "spec_from_mapping",
-    "spec_hash",
-    "trial_config",
-    "work_units",
-]
+_EXPORTS = {
+    "_cost": ("CostEstimate", "Environment", "Preflight", "detect_environment", "dry_run_report", "estimate_cost", "preflight_problems", "refinement_cost", "work_units"),
+    "_expand": ("MODE_AXES", "Point", "PretrainJob", "count_points", "expand", "format_value", "line_points", "pretrain_keys", "refine_modes", "refinement_budget", "trial_config"),
+    "_loader": ("load_spec", "shipped_specs", "spec_as_recorded", "spec_from_mapping", "spec_hash"),
+    "_overrides": ("apply_overrides", "parse_override"),
+    "_profiles": ("PROFILES", "profile_overrides"),
+    "_schema": ("AxesSpec", "DataSpec", "LrSearchSpec", "PretrainSpec", "RefineSpec", "ResourcesSpec", "SelectionSpec", "SpecError", "SweepSpec"),
+}
+__all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

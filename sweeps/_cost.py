@@ -40,20 +40,20 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from sweeps._expand import Point, format_value, line_points, refine_modes
-from sweeps._loader import spec_hash
-from sweeps._measured import MeasuredEpoch, TimingKey, timing_key
-from sweeps._neighbours import neighbourhood
-from sweeps._schedule import Search, makespan, most_parallel
-from sweeps._schema import SweepSpec
-from workers.data import (
+from analog_sweep.sweeps._expand import Point, format_value, line_points, refine_modes
+from analog_sweep.sweeps._loader import spec_hash
+from analog_sweep.sweeps._measured import MeasuredEpoch, TimingKey, timing_key
+from analog_sweep.sweeps._neighbours import neighbourhood
+from analog_sweep.sweeps._schedule import Search, makespan, most_parallel
+from analog_sweep.sweeps._schema import SweepSpec
+from analog_sweep.workers import (
     CIFAR10_FOLDER,
     CIFAR10_TRAIN_FILES,
     CIFAR100_FOLDER,
     DATA_ROOT_ENV,
     DIGITS_TEST_FRACTION,
 )
-from workers.models import PRESETS
+from analog_sweep.workers import PRESETS
 
 ANALOG_TRAIN_SECONDS = 5.0e-7
 ANALOG_EVAL_SECONDS = 1.5e-8

@@ -17,8 +17,8 @@ import itertools
 import math
 from dataclasses import dataclass, replace
 
-from sweeps._schema import SweepSpec
-from workers.config import (
+from analog_sweep.sweeps._schema import SweepSpec
+from analog_sweep.workers import (
     DEVICE_AXES,
     AlgorithmConfig,
     DataConfig,
@@ -28,7 +28,7 @@ from workers.config import (
     TrialConfig,
     content_hash,
 )
-from workers.pretrain import pretrain_key
+from analog_sweep.workers import pretrain_key
 
 MODE_AXES: dict[str, tuple[str, ...]] = {
     "analog_tl": DEVICE_AXES,
@@ -76,7 +76,7 @@ class Point:
 @dataclass(frozen=True)
 class PretrainJob:
     """One digital pretraining the sweep's transfer-learning points share: the arguments of
-    ``workers.pretrain.pretrained_model``."""
+    ``workers._pretrain.pretrained_model``."""
 
     key: str
     data: DataConfig

@@ -6,15 +6,16 @@ import copy
 import dataclasses
 import os
 import stat
+from pathlib import Path
 from collections.abc import Iterable
 from typing import Any
 
-from sweeps._expand import count_points, refinement_budget
-from sweeps._overrides import apply_overrides
-from sweeps._profiles import profile_overrides
-from sweeps._schema import DEFAULT_PATIENCE, DEFAULT_WARM_START, SpecError, SweepSpec, build_spec
-from sweeps._yaml import parse_yaml
-from workers.config import content_hash
+from analog_sweep.sweeps._expand import count_points, refinement_budget
+from analog_sweep.sweeps._overrides import apply_overrides
+from analog_sweep.sweeps._profiles import profile_overrides
+from analog_sweep.sweeps._schema import DEFAULT_PATIENCE, DEFAULT_WARM_START, SpecError, SweepSpec, build_spec
+from analog_sweep.sweeps._yaml import parse_yaml
+from analog_sweep.workers import content_hash
 
 # Larger files are not sweep specs; refusing them early keeps a wrong path from being read whole.
 MAX_FILE_BYTES = 1_000_000
@@ -103,3 +104,8 @@ def _plain(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
     return value
+
+
+def shipped_specs() -> dict[str, Path]:
+    """The YAML specs shipped in this package, by name (file stem)."""
+    return {path.stem: path for path in sorted(Path(__file__).parent.glob("*.yaml"))}

@@ -15,9 +15,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sweeps._expand import Point, expand
-from sweeps._loader import spec_from_mapping
-from sweeps._schema import SpecError, SweepSpec
+from analog_sweep.sweeps._expand import Point, expand
+from analog_sweep.sweeps._loader import spec_from_mapping
+from analog_sweep.sweeps._schema import SpecError, SweepSpec
 
 TimingKey = tuple[Any, ...]
 

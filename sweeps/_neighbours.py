@@ -9,8 +9,8 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from sweeps._expand import Point
-from workers.config import DevicePoint
+from analog_sweep.sweeps._expand import Point
+from analog_sweep.workers import DevicePoint
 
 
 @dataclass(frozen=True)

@@ -10,9 +10,9 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from sweeps._schema import SpecError
-from sweeps._yaml import parse_yaml
-from workers.config import DEVICE_AXES
+from analog_sweep.sweeps._schema import SpecError
+from analog_sweep.sweeps._yaml import parse_yaml
+from analog_sweep.workers import DEVICE_AXES
 
 # The smoke profile's sizes: enough to go through every stage (pretraining, conversion, fine-tuning, evaluation,
 # the store) in seconds per trial on one CPU core.

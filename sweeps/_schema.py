@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from workers.config import (
+from analog_sweep.workers import (
     ALGORITHM_SETTINGS,
     ALGORITHMS,
     DEFAULT_DEVICE,
@@ -29,9 +29,9 @@ from workers.config import (
     ModelConfig,
     PretrainConfig,
 )
-from workers.data import DataError, target_classes
-from workers.models import PRESETS, ModelError, create_model
-from workers.pretrain import PRETRAIN_OPTIMIZERS
+from analog_sweep.workers import DataError, target_classes
+from analog_sweep.workers import PRESETS, ModelError, create_model
+from analog_sweep.workers import PRETRAIN_OPTIMIZERS
 
 DATASETS = ("digits", "cifar")
 EXPANSIONS = ("one_at_a_time", "grid")
@@ -64,7 +64,7 @@ SETTING_RANGES: dict[str, tuple[float, float, bool]] = {
     "auto_momentum": (0.0, 1.0, True),
     "fast_lr": (0.0, math.inf, False),
 }
-# ``algorithm.mapping`` (``workers.config.MappingConfig``): omega is a device value, at most the devices' range.
+# ``algorithm.mapping`` (``workers._config.MappingConfig``): omega is a device value, at most the devices' range.
 MAPPING_FIELDS = tuple(f.name for f in fields(MappingConfig))
 MAX_OMEGA = 2.0
 DEFAULT_IMAGE_SIZE = {"digits": 16, "cifar": 32}

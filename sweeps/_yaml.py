@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from sweeps._schema import SpecError, show
+from analog_sweep.sweeps._schema import SpecError, show
 
 
 class SpecLoader(yaml.SafeLoader):

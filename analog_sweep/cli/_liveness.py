@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from orchestrator import driver_alive
+from analog_sweep.orchestrator import driver_alive
 
 STOPPED = "stopped"  # shown instead of "running" when no driver holds the sweep's lock
 

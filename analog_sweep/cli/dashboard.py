@@ -5,8 +5,8 @@ from __future__ import annotations
 import click
 
 from analog_sweep.cli.output import BadInput, one_line_errors, progress, store_option
-from orchestrator import serve_dashboard, sweep_journal
-from results import StoreError, StoreInputError, open_store
+from analog_sweep.orchestrator import serve_dashboard, sweep_journal
+from analog_sweep.results import StoreError, StoreInputError, open_store
 
 DEFAULT_PORT = 8080  # optuna-dashboard's own default
 

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 import click
 
-from results import STORE_ENV
+from analog_sweep.results import STORE_ENV
 
 FORMATS = ("table", "csv", "json")
 E = TypeVar("E", bound=BaseException)
@@ -74,7 +74,7 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(text.split())
 
 
-# The analog activity columns the tables show (workers.activity; the store has all of them): percent of head and body
+# The analog activity columns the tables show (workers._activity; the store has all of them): percent of head and body
 # weights moved since conversion, and the body's mean|dW| / mean|W|.
 ACTIVITY_COLUMNS = ("head_moved", "blocks_moved", "blocks_rel")
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 
 from analog_sweep.cli.output import SafePath, emit_rows, one_line_errors, output_options, progress, store_option
-from results import REPORT_NAME, StoreError, StoreInputError, open_store, write_report
+from analog_sweep.results import REPORT_NAME, StoreError, StoreInputError, open_store, write_report
 
 
 @click.command()

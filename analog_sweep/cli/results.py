@@ -27,7 +27,7 @@ from analog_sweep.cli.output import (
     progress,
     store_option,
 )
-from results import (
+from analog_sweep.results import (
     AXES,
     SELECTION_SPLITS,
     Selection,

@@ -25,7 +25,7 @@ from analog_sweep.cli.output import (
     progress,
     store_option,
 )
-from orchestrator import (
+from analog_sweep.orchestrator import (
     ClusterError,
     Invocation,
     JournalDamaged,
@@ -38,18 +38,18 @@ from orchestrator import (
     resume_sweep,
     run_sweep,
 )
-from orchestrator._recorder import (
+from analog_sweep.orchestrator._recorder import (
     RETRIES_ENV,
     RETRY_DELAY_ENV,
     retry_policy,
     with_retries,
 )
-from results import StoreError, StoreInputError, activity_warnings, open_store
-from results._replicates import replicate_rows
-from results._engine import SQLITE_BUSY_ENV
-from sweeps import PROFILES, SpecError, detect_environment, dry_run_report, expand, load_spec
-from sweeps._measured import measured_epochs
-from workers.config import DEVICE_AXES
+from analog_sweep.results import StoreError, StoreInputError, activity_warnings, open_store
+from analog_sweep.results._replicates import replicate_rows
+from analog_sweep.results._engine import SQLITE_BUSY_ENV
+from analog_sweep.sweeps import PROFILES, SpecError, detect_environment, dry_run_report, expand, load_spec
+from analog_sweep.sweeps._measured import measured_epochs
+from analog_sweep.workers import DEVICE_AXES
 
 STORAGE_ENV = "ANALOG_SWEEP_STORAGE"
 EXIT_INTERRUPTED = 130  # what a shell reports for a command stopped by Ctrl-C

@@ -19,7 +19,7 @@ from analog_sweep.cli.output import (
     store_option,
 )
 from analog_sweep.cli.run import STORAGE_ENV, profile_option
-from orchestrator import (
+from analog_sweep.orchestrator import (
     JobInputError,
     JobsError,
     job_logs,
@@ -28,7 +28,7 @@ from orchestrator import (
     submit_sweep,
     wait_for_start,
 )
-from sweeps import SpecError
+from analog_sweep.sweeps import SpecError
 
 ADDRESS_ENV = "RAY_ADDRESS"  # what Ray's own `ray job` commands read
 _job_errors = one_line_errors(SpecError, JobInputError, failure=(JobsError, OSError))

@@ -6,7 +6,7 @@ import click
 import torch
 
 from analog_sweep.cli.output import ACTIVITY_COLUMNS, BadInput, json_line, one_line_errors, progress
-from workers.config import (
+from analog_sweep.workers import (
     ALGORITHMS,
     LR_SCHEDULES,
     MODES,
@@ -19,15 +19,15 @@ from workers.config import (
     PretrainConfig,
     TrialConfig,
 )
-from sweeps import SpecError
-from sweeps._schema import algorithm_from_mapping
-from sweeps._yaml import parse_yaml
-from workers.data import DataError
-from workers.devices import TileBackendError
-from workers.divergence import TrainingDiverged
-from workers.metrics import EpochReport
-from workers.models import PRESETS, ModelError
-from workers.trial import run_trial
+from analog_sweep.sweeps import SpecError
+from analog_sweep.sweeps._schema import algorithm_from_mapping
+from analog_sweep.sweeps._yaml import parse_yaml
+from analog_sweep.workers import DataError
+from analog_sweep.workers import TileBackendError
+from analog_sweep.workers import TrainingDiverged
+from analog_sweep.workers import EpochReport
+from analog_sweep.workers import PRESETS, ModelError
+from analog_sweep.workers import run_trial
 
 _COLUMNS = ("epoch", "train_loss", "test_error", "test_accuracy", "seconds")
 
@@ -96,7 +96,7 @@ def _key_values(option: str, pairs: tuple[str, ...]) -> dict[str, object]:
 def trial(**options: object) -> None:
     """Run one trial: pretrain once (cached), convert, fine-tune, report test error per epoch.
 
-    Without device options the device is the default one (workers.config.DEFAULT_DEVICE), the same as in a sweep
+    Without device options the device is the default one (workers._config.DEFAULT_DEVICE), the same as in a sweep
     spec without a device section: aihwkit's ReRAM preset pulse response, no transfer noise or symmetry-point offset.
 
     \b
@@ -107,7 +107,7 @@ def trial(**options: object) -> None:
     if options["threads"]:
         torch.set_num_threads(int(options["threads"]))
     if options["download"]:
-        from workers.data import download_cifar
+        from analog_sweep.workers import download_cifar
 
         if not options["data_root"]:
             raise BadInput("--download needs --data-root")

@@ -117,7 +117,7 @@ def test_dashboard_of_an_unknown_sweep_or_a_missing_journal_is_one_line_exit_2(t
     from click.testing import CliRunner
 
     from analog_sweep.cli import cli
-    from results import open_store
+    from analog_sweep.results import open_store
 
     url = f"sqlite:///{tmp_path / 'results.db'}"
     with open_store(url) as store:

@@ -34,7 +34,7 @@ import pytest
 from click.testing import CliRunner
 
 from analog_sweep.cli import cli
-from orchestrator import job_status
+from analog_sweep.orchestrator import job_status
 
 from ..workers.test_data import _write_cifar10, _write_cifar100
 from .conftest import answers, free_port

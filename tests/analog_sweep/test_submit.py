@@ -15,8 +15,8 @@ import pytest
 from click.testing import CliRunner
 
 from analog_sweep.cli import cli
-from orchestrator import job_status
-from results import open_store
+from analog_sweep.orchestrator import job_status
+from analog_sweep.results import open_store
 
 REPO = Path(__file__).resolve().parents[2]
 QUICKSTART = str(REPO / "sweeps" / "quickstart.yaml")

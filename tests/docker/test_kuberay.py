@@ -23,8 +23,8 @@ import yaml
 
 from analog_sweep.cli import cli
 from analog_sweep.cli.run import STORAGE_ENV
-from results import STORE_ENV
-from workers.data import DATA_ROOT_ENV
+from analog_sweep.results import STORE_ENV
+from analog_sweep.workers import DATA_ROOT_ENV
 
 REPO = Path(__file__).resolve().parents[2]
 KUBERAY = REPO / "docker" / "kuberay"

@@ -25,10 +25,10 @@ from optuna.trial import TrialState
 from ray._common.utils import reset_ray_address
 from ray.cluster_utils import Cluster
 
-from orchestrator import sweep_paths, trial_id_for
-from results import open_store
-from sweeps import SweepSpec, expand, load_spec, shipped_specs, trial_config
-from workers.checkpoint import TrialCheckpoint
+from analog_sweep.orchestrator import sweep_paths, trial_id_for
+from analog_sweep.results import open_store
+from analog_sweep.sweeps import SweepSpec, expand, load_spec, shipped_specs, trial_config
+from analog_sweep.workers import TrialCheckpoint
 
 from ..orchestrator.conftest import NANO_SWEEP
 from ..orchestrator.faults import (

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator import LearningRateSearch, trial_id_for
-from sweeps import expand
+from analog_sweep.orchestrator import LearningRateSearch, trial_id_for
+from analog_sweep.sweeps import expand
 
 from .conftest import FAULT_SWEEP, spec_for
 

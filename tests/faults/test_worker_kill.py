@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from orchestrator import sweep_paths
+from analog_sweep.orchestrator import sweep_paths
 
 from ..orchestrator.faults import (
     alive,

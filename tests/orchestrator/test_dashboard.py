@@ -14,7 +14,7 @@ import pytest
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 
-from orchestrator import dashboard_app, read_only_studies
+from analog_sweep.orchestrator import dashboard_app, read_only_studies
 
 
 def _journal(path: Path) -> Path:

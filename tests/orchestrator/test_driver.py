@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from orchestrator import ClusterError, SweepStateError, resume_sweep, run_sweep
-from results import Selection, open_store
-from sweeps import expand, load_spec, shipped_specs
+from analog_sweep.orchestrator import ClusterError, SweepStateError, resume_sweep, run_sweep
+from analog_sweep.results import Selection, open_store
+from analog_sweep.sweeps import expand, load_spec, shipped_specs
 
 from .conftest import NANO_SWEEP
 

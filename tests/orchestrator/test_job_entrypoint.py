@@ -10,7 +10,7 @@ import venv
 from pathlib import Path
 
 
-from orchestrator._jobs import JOB_LINE, _entrypoint, required_distributions
+from analog_sweep.orchestrator._jobs import JOB_LINE, _entrypoint, required_distributions
 
 
 def _run(path: str, cwd: Path) -> subprocess.CompletedProcess:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator import run_sweep
-from results import open_store
-from sweeps import expand, load_spec, shipped_specs
+from analog_sweep.orchestrator import run_sweep
+from analog_sweep.results import open_store
+from analog_sweep.sweeps import expand, load_spec, shipped_specs
 
 from .conftest import NANO_SWEEP
 

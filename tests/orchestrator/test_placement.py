@@ -9,8 +9,8 @@ import time
 import pytest
 import ray
 
-from orchestrator import ClusterError
-from orchestrator._driver import _wait_placeable
+from analog_sweep.orchestrator import ClusterError
+from analog_sweep.orchestrator._driver import _wait_placeable
 
 
 @ray.remote(num_cpus=0)

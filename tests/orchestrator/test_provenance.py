@@ -17,11 +17,11 @@ import pytest
 import sqlalchemy as sa
 
 import analog_sweep
-from orchestrator import Invocation, gather_environment, resume_sweep, run_sweep, version_warnings
-from orchestrator._provenance import project_info
-from results import open_store
-from sweeps import expand, load_spec, shipped_specs, trial_config
-from workers.rpu_json import trial_rpu_config_json
+from analog_sweep.orchestrator import Invocation, gather_environment, resume_sweep, run_sweep, version_warnings
+from analog_sweep.orchestrator._provenance import project_info
+from analog_sweep.results import open_store
+from analog_sweep.sweeps import expand, load_spec, shipped_specs, trial_config
+from analog_sweep.workers import trial_rpu_config_json
 
 from .conftest import NANO_SWEEP
 

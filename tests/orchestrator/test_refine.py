@@ -9,11 +9,11 @@ import math
 import numpy as np
 import pytest
 
-import results
-from orchestrator import run_sweep
-from orchestrator._refine import plan_round, refinement_summary, round_points
-from results import open_store
-from sweeps import expand, load_spec, refinement_budget, shipped_specs, spec_from_mapping
+from analog_sweep import results
+from analog_sweep.orchestrator import run_sweep
+from analog_sweep.orchestrator._refine import plan_round, refinement_summary, round_points
+from analog_sweep.results import open_store
+from analog_sweep.sweeps import expand, load_spec, refinement_budget, shipped_specs, spec_from_mapping
 
 from .conftest import NANO_SWEEP
 

@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from results import open_store
-from sweeps import expand, load_spec, shipped_specs
+from analog_sweep.results import open_store
+from analog_sweep.sweeps import expand, load_spec, shipped_specs
 
 from .conftest import NANO_SWEEP
 from .faults import analog_sweep, kill_session, snapshot, wait_for
@@ -87,7 +87,7 @@ LEGACY_HASH, LEGACY_POINT = "f944e8e9b462f8c2", "6b82972418378292"
 
 
 def test_a_sweep_recorded_before_validation_splits_resumes_onto_the_points_it_ran():
-    from sweeps import spec_as_recorded, spec_from_mapping
+    from analog_sweep.sweeps import spec_as_recorded, spec_from_mapping
 
     as_run = spec_as_recorded(LEGACY_RAW, selected_on="test", per_seed=True, source="legacy")
     assert [point.key for point in expand(as_run)] == [LEGACY_POINT]
@@ -101,9 +101,9 @@ def test_a_sweep_recorded_before_validation_splits_resumes_onto_the_points_it_ra
 
 @pytest.mark.slow
 def test_resume_of_a_legacy_sweep_finishes_it_under_its_own_hash_and_points(tmp_path, local_ray):
-    from results import PAPER_RULE
-    from results import AXES
-    from orchestrator import resume_sweep
+    from analog_sweep.results import PAPER_RULE
+    from analog_sweep.results import AXES
+    from analog_sweep.orchestrator import resume_sweep
 
     url = f"sqlite:///{tmp_path / 'results.db'}"
     folder = tmp_path / "storage" / "legacy"

@@ -17,10 +17,10 @@ import random
 import pytest
 from ray.tune.search import Searcher
 
-from orchestrator._search import LearningRateSearch
-from sweeps import expand, load_spec, shipped_specs
-from sweeps._cost import modelled_epoch_seconds, run_order, schedule_searches
-from sweeps._schedule import makespan, most_parallel
+from analog_sweep.orchestrator._search import LearningRateSearch
+from analog_sweep.sweeps import expand, load_spec, shipped_specs
+from analog_sweep.sweeps._cost import modelled_epoch_seconds, run_order, schedule_searches
+from analog_sweep.sweeps._schedule import makespan, most_parallel
 
 
 def drive(spec, points, seconds_of, slots, objective, journal, earlier=None):
@@ -102,8 +102,8 @@ def test_the_dry_runs_replay_matches_the_real_searcher(case, tmp_path):
 def test_a_refinement_rounds_replay_matches_the_real_searcher(per_seed, tmp_path):
     """A round's points take their neighbours among the grid's, all finished: every point starts warm and, at the
     fewest, a bracketed one runs one trial; with a choice per seed a later seed still waits for its earlier ones."""
-    from sweeps._expand import line_points
-    from sweeps._neighbours import neighbourhood
+    from analog_sweep.sweeps._expand import line_points
+    from analog_sweep.sweeps._neighbours import neighbourhood
 
     spec = load_spec(shipped_specs()["quickstart"], overrides=(
         "lr_search.pruner=none", "lr_search.method=tpe", "lr_search.values=null", "lr_search.trials_per_point=4",

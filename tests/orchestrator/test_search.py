@@ -6,8 +6,8 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from orchestrator import LearningRateSearch, trial_id_for
-from sweeps import expand, load_spec, shipped_specs
+from analog_sweep.orchestrator import LearningRateSearch, trial_id_for
+from analog_sweep.sweeps import expand, load_spec, shipped_specs
 
 QUICK = ["data.train_limit=16", "data.test_limit=16", "epochs=3", "seeds=[0]"]
 
@@ -193,8 +193,8 @@ def test_the_progress_line_never_shows_a_trial_that_ended_without_a_result_as_th
     "best so far" (it was shown as the best when every trial of the sweep diverged)."""
     from types import SimpleNamespace
 
-    from orchestrator._progress import ProgressLine
-    from orchestrator._search import ENDED_AS
+    from analog_sweep.orchestrator._progress import ProgressLine
+    from analog_sweep.orchestrator._search import ENDED_AS
 
     _, search = make_search(tmp_path)
     lines: list[str] = []

@@ -9,10 +9,10 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from orchestrator import LearningRateSearch
-from orchestrator._search import ENDED_AS, WARM_BRACKETED, WARM_PROBE, WARM_START
-from orchestrator._warm_start import best_learning_rate, bracketed_rate, neighbourhood, probe_learning_rate
-from sweeps import expand, load_spec, shipped_specs
+from analog_sweep.orchestrator import LearningRateSearch
+from analog_sweep.orchestrator._search import ENDED_AS, WARM_BRACKETED, WARM_PROBE, WARM_START
+from analog_sweep.orchestrator._warm_start import best_learning_rate, bracketed_rate, neighbourhood, probe_learning_rate
+from analog_sweep.sweeps import expand, load_spec, shipped_specs
 
 SETTINGS = {"trials_dir": "unused", "cache_dir": "unused", "threads": 1, "gpu": 0}
 TPE = ["lr_search.method=tpe", "lr_search.values=null", "lr_search.low=0.001", "lr_search.high=1.0"]
@@ -297,7 +297,7 @@ def test_a_sweep_stopped_part_way_continues_with_the_same_warm_rates(tmp_path):
 
 
 def test_the_spec_field_is_validated_and_the_default_keeps_every_recorded_hash():
-    from sweeps import SpecError, spec_hash
+    from analog_sweep.sweeps import SpecError, spec_hash
 
     with pytest.raises(SpecError, match=r"lr_search.warm_start: unknown warm start 'nearest'; choose one of "
                                         r"neighbours, none"):
@@ -327,7 +327,7 @@ def test_a_warm_started_point_stops_once_patience_sampler_trials_in_a_row_do_not
     spec = spec_with("seeds=[0]", f"lr_search.trials_per_point={budget}", f"lr_search.patience={patience}",
                      f"lr_search.seed={FAR_SEED}")
     search = search_for(spec, tmp_path / "optuna.journal")
-    from orchestrator._progress import ProgressLine
+    from analog_sweep.orchestrator._progress import ProgressLine
 
     progress = ProgressLine(search, 2, echo=lambda line: None)
     assert search.planned_trials() == budget * len(search.points)
@@ -422,7 +422,7 @@ def test_a_follower_seed_drops_a_rate_its_leader_pruned(tmp_path):
 
 
 def test_patience_is_validated_and_its_default_keeps_every_recorded_hash():
-    from sweeps import SpecError, spec_hash
+    from analog_sweep.sweeps import SpecError, spec_hash
 
     assert spec_with().lr_search.patience == 1
     assert spec_with("lr_search.patience=none").lr_search.patience is None

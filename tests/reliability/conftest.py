@@ -22,9 +22,10 @@ import pytest
 import ray
 import sqlalchemy as sa
 
-from results import open_store
-from sweeps import expand, load_spec, shipped_specs
-from workers.verified_files import CorruptFileError, load_verified
+from analog_sweep.results import open_store
+from analog_sweep.sweeps import expand, load_spec, shipped_specs
+from analog_sweep.workers import CorruptFileError
+from analog_sweep.workers._verified_files import load_verified
 
 from ..conftest import fresh_schema, require_postgres, schema_url
 from ..orchestrator.conftest import NANO_SWEEP

@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from analog_sweep.cli import cli
-from sweeps._yaml import parse_yaml
+from analog_sweep.sweeps._yaml import parse_yaml
 
 from .conftest import (
     QUICKSTART,

@@ -17,10 +17,11 @@ import torch
 from click.testing import CliRunner
 
 from analog_sweep.cli import cli
-from workers.config import DataConfig, ModelConfig, PretrainConfig, TrialConfig
-from workers.pretrain import pretrained_model
-from workers.trial import run_trial
-from workers.verified_files import MAGIC, CorruptFileError, load_verified
+from analog_sweep.workers import DataConfig, ModelConfig, PretrainConfig, TrialConfig
+from analog_sweep.workers import pretrained_model
+from analog_sweep.workers import run_trial
+from analog_sweep.workers import CorruptFileError
+from analog_sweep.workers._verified_files import MAGIC, load_verified
 
 from ..orchestrator.faults import kill_session
 from .conftest import (

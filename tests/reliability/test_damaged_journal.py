@@ -15,9 +15,9 @@ import pytest
 from click.testing import CliRunner
 
 from analog_sweep.cli import cli
-from orchestrator import JournalDamaged, LearningRateSearch, repair_journal, sweep_paths
-from results import open_store
-from sweeps import spec_hash
+from analog_sweep.orchestrator import JournalDamaged, LearningRateSearch, repair_journal, sweep_paths
+from analog_sweep.results import open_store
+from analog_sweep.sweeps import spec_hash
 
 from .conftest import (
     QUICKSTART,

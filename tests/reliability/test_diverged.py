@@ -14,9 +14,9 @@ import pytest
 from click.testing import CliRunner
 
 from analog_sweep.cli import cli
-from workers.checkpoint import TrialCheckpoint
-from workers.config import DataConfig, ModelConfig, TrialConfig
-from workers.trial import run_trial
+from analog_sweep.workers import TrialCheckpoint
+from analog_sweep.workers import DataConfig, ModelConfig, TrialConfig
+from analog_sweep.workers import run_trial
 
 from .conftest import NANO, QUICKSTART, assert_one_line_error, set_args, snapshot
 
@@ -43,7 +43,7 @@ def test_a_diverged_trial_stops_with_one_line_and_prints_only_valid_json(tmp_pat
 
 
 def test_run_trial_raises_before_the_diverged_epoch_is_checkpointed(tmp_path):
-    from workers.divergence import TrainingDiverged
+    from analog_sweep.workers import TrainingDiverged
 
     config = TrialConfig(
         mode="digital_scratch",

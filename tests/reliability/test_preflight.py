@@ -16,7 +16,7 @@ import ray
 from click.testing import CliRunner
 
 from analog_sweep.cli import cli
-from workers.data import CIFAR10_FOLDER, CIFAR10_TRAIN_FILES, CIFAR100_FOLDER
+from analog_sweep.workers import CIFAR10_FOLDER, CIFAR10_TRAIN_FILES, CIFAR100_FOLDER
 
 from .conftest import (
     NANO,

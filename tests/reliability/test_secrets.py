@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 
 from analog_sweep.cli import cli
-from results import open_store
+from analog_sweep.results import open_store
 
 from ..orchestrator.faults import kill_session
 from .conftest import QUICKSTART, SMALL_SWEEP, SWEEP_NAME, assert_complete, cli_process, set_args

@@ -18,9 +18,9 @@ import pytest
 from click.testing import CliRunner
 
 from analog_sweep.cli import cli
-from orchestrator import StoreGaveUp, with_retries
-from orchestrator._recorder import RetryPolicy, retry_policy
-from results import NotFound, StoreUnavailable, open_store
+from analog_sweep.orchestrator import StoreGaveUp, with_retries
+from analog_sweep.orchestrator._recorder import RetryPolicy, retry_policy
+from analog_sweep.results import NotFound, StoreUnavailable, open_store
 
 from ..orchestrator.faults import reap_session
 from .conftest import (

@@ -14,9 +14,9 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
-import orchestrator._driver as driver
+import analog_sweep.orchestrator._driver as driver
 from analog_sweep.cli import cli
-from results import open_store
+from analog_sweep.results import open_store
 
 from .conftest import NANO, QUICKSTART, assert_one_line_error, set_args, snapshot
 from .test_preflight import CIFAR, fake_cifar

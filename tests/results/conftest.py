@@ -17,8 +17,7 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 
-import results
-
+from analog_sweep import results
 from ..conftest import fresh_schema, require_postgres, schema_url
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from results import activity_warnings
+from analog_sweep.results import activity_warnings
 
 LEARNED = {"mode": "analog_tl", "head_moved": 40.0, "blocks_moved": 99.9, "blocks_rel": 0.5}
 

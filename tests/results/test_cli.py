@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
-import results
+from analog_sweep import results
 from analog_sweep.cli import cli
 
 REPO = Path(__file__).resolve().parents[2]

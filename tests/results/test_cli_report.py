@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from analog_sweep.cli import cli
-from results import MODE_STYLES
+from analog_sweep.results import MODE_STYLES
 
 from ..conftest import chromium_screenshot
 from .conftest import png_stats

@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
-import results
+from analog_sweep import results
 from analog_sweep.cli import cli
 
 DRAWS = 100

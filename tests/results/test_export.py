@@ -7,8 +7,7 @@ import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
 
-import results
-
+from analog_sweep import results
 AXES = list(results.AXES)
 
 

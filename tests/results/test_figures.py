@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from results import MODE_STYLES, StoreInputError, axis_figure, epochs_figure, plot_axis_curve, plot_epoch_curves
+from analog_sweep.results import MODE_STYLES, StoreInputError, axis_figure, epochs_figure, plot_axis_curve, plot_epoch_curves
 
 from .conftest import png_stats
 

@@ -7,8 +7,8 @@ import math
 import pytest
 from scipy import stats
 
-from results._basepoint import base_points
-from results._findings import activity_by_mode, critical_points, mode_differences
+from analog_sweep.results._basepoint import base_points
+from analog_sweep.results._findings import activity_by_mode, critical_points, mode_differences
 
 
 def welch(a: list[float], b: list[float]) -> tuple[float, float, float]:

@@ -7,7 +7,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-import results
+from analog_sweep import results
 from analog_sweep.cli import cli
 
 REST = {"sp_skew": 0.0, "sp_variability": 0.0, "pulse_noise": 0.0, "dtod": 0.0}

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from results import AXES, PAPER_VALUES
-from results._paper import CRITICAL_POINT, DIFFERENCE, PAPER_TASKS, paper_task, paper_value
+from analog_sweep.results import AXES, PAPER_VALUES
+from analog_sweep.results._paper import CRITICAL_POINT, DIFFERENCE, PAPER_TASKS, paper_task, paper_value
 
 
 def test_a_sweep_matches_a_paper_task_by_its_cifar_classes_in_any_order():

@@ -8,8 +8,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import sqlalchemy as sa
 
-import results
-
+from analog_sweep import results
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=timezone.utc)
 PACKAGES = {"python": "3.11.7", "torch": "2.10.0", "aihwkit": "1.1.0", "ray": "2.52.0"}
 

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-import results
-
-
+from analog_sweep import results
 def test_best_points_choose_the_lowest_final_error(filled_store, sample):
     rows = filled_store.best_points("noise")
     assert [r["point_key"] for r in rows] == sorted(sample.point_key(m, n) for m in sample.modes for n in sample.noises)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-import results
-from results import ACTIVITY_FIELDS
+from analog_sweep import results
+from analog_sweep.results import ACTIVITY_FIELDS
 
 # Statements refused on both databases. The ones starting with a reading keyword get past the first,
 # text-only check, so the database itself must refuse them.

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-import results
+from analog_sweep import results
 from analog_sweep.cli import cli
 
 from .conftest import SampleSweep

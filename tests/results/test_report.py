@@ -9,8 +9,8 @@ import re
 
 import pytest
 
-import results
-from results import MODE_STYLES, NotFound, StoreInputError, write_report
+from analog_sweep import results
+from analog_sweep.results import MODE_STYLES, NotFound, StoreInputError, write_report
 
 from ..conftest import chromium_screenshot
 from .conftest import StudySweep, png_stats

@@ -9,8 +9,8 @@ import statistics
 import pytest
 import sqlalchemy as sa
 
-import results
-from results._best import Candidate, choose
+from analog_sweep import results
+from analog_sweep.results._best import Candidate, choose
 
 AXES_AT_REST = {"transfer_noise": 0.0, "sp_skew": 0.0, "sp_variability": 0.0, "pulse_noise": 0.0, "dtod": 0.0}
 SHARED = results.Selection("validation", per_seed=False)

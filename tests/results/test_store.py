@@ -7,9 +7,7 @@ import math
 import pytest
 import sqlalchemy as sa
 
-import results
-
-
+from analog_sweep import results
 def _rows(store: results.Store, table: str, order: str) -> list[tuple]:
     with store.engine.connect() as connection:
         return [tuple(r) for r in connection.execute(sa.text(f"SELECT * FROM {table} ORDER BY {order}"))]

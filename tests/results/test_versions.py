@@ -5,9 +5,7 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-import results
-
-
+from analog_sweep import results
 def _execute(url: str, *statements: str) -> None:
     engine = sa.create_engine(url)
     with engine.begin() as connection:

@@ -1,13 +1,13 @@
 """One default device (issue 10 item 9): a spec without ``device`` and ``analog-sweep trial`` without device options
-mean the same device, ``workers.config.DEFAULT_DEVICE``."""
+mean the same device, ``workers._config.DEFAULT_DEVICE``."""
 
 from __future__ import annotations
 
 import dataclasses
 
 from analog_sweep.cli.trial import trial
-from sweeps import expand, spec_from_mapping
-from workers.config import DEFAULT_DEVICE, DEVICE_AXES
+from analog_sweep.sweeps import expand, spec_from_mapping
+from analog_sweep.workers import DEFAULT_DEVICE, DEVICE_AXES
 
 BARE = {
     "name": "bare",
@@ -35,7 +35,7 @@ def test_an_axis_the_spec_leaves_out_takes_the_default_value():
 
 def test_the_default_device_is_the_shipped_base_device():
     # Every shipped spec writes its base device out; the default is the same (the paper's ReRAM preset).
-    from sweeps import load_spec, shipped_specs
+    from analog_sweep.sweeps import load_spec, shipped_specs
 
     for path in shipped_specs().values():
         assert load_spec(path).device == DEFAULT_DEVICE, path

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sweeps import (
+from analog_sweep.sweeps import (
     Environment,
     detect_environment,
     dry_run_report,
@@ -14,7 +14,7 @@ from sweeps import (
     shipped_specs,
     work_units,
 )
-from sweeps._cost import (
+from analog_sweep.sweeps._cost import (
     ANALOG_TRAIN_SECONDS,
     DIGITAL_STEP_SECONDS,
     DIGITAL_TRAIN_SECONDS,
@@ -126,7 +126,7 @@ def test_detect_environment_describes_this_machine():
     ],
 )
 def test_the_pruned_lower_bound_follows_each_pruners_schedule(search, expected):
-    from sweeps._cost import pruned_trial_epochs
+    from analog_sweep.sweeps._cost import pruned_trial_epochs
 
     spec = load("quickstart", "epochs=8", "lr_search.values=[0.01, 0.02, 0.05, 0.1]", *search)
     assert pruned_trial_epochs(spec) == expected
@@ -167,7 +167,7 @@ MEDIAN_1_2 = ["lr_search.pruner=median", "lr_search.pruner_options={n_startup_tr
 def test_the_lower_bound_lets_points_stop_after_their_start_up_and_patience_sampler_trials(
     search, base, warm, pruner_only, patience_shortens
 ):
-    from sweeps._cost import fewest_trial_epochs, pruned_trial_epochs
+    from analog_sweep.sweeps._cost import fewest_trial_epochs, pruned_trial_epochs
 
     tpe = ["lr_search.method=tpe", "lr_search.values=null", "lr_search.trials_per_point=4", "epochs=8",
            "modes=[analog_tl]"]
@@ -198,8 +198,8 @@ def test_the_refinement_lower_bound_lets_a_bracketed_point_run_one_trial(patienc
     (one trial to the end: 8 epochs), which no grid point ever does; without patience it is priced as a grid point
     (4 trials, all but the warm-start one stopped at epoch 1 by its median pruner). Found by a fresh tester: the
     refinement budget's lower bound was S + P trials a point, above the one trial a bracketed round ran."""
-    from sweeps import refinement_cost
-    from sweeps._cost import fewest_trials
+    from analog_sweep.sweeps import refinement_cost
+    from analog_sweep.sweeps._cost import fewest_trials
 
     spec = load("quickstart", "lr_search.method=tpe", "lr_search.values=null", "lr_search.trials_per_point=4",
                 "epochs=8", "modes=[analog_tl]", "lr_search.pruner=median", f"lr_search.patience={patience}",
@@ -259,9 +259,9 @@ def test_cpu_fallback_prices_a_gpu_spec_on_this_machines_cpus_instead_of_cannot_
 
 
 def test_measured_epoch_times_from_the_store_replace_the_model_for_trials_doing_the_same_work(tmp_path):
-    from results import AXES, open_store
-    from sweeps import spec_hash
-    from sweeps._measured import measured_epochs
+    from analog_sweep.results import AXES, open_store
+    from analog_sweep.sweeps import spec_hash
+    from analog_sweep.sweeps._measured import measured_epochs
 
     earlier = load("quickstart", "name=earlier", "modes=[digital_tl, analog_tl]", "axes=null", "seeds=[0]")
     with open_store(f"sqlite:///{tmp_path / 'results.db'}") as store:
@@ -320,8 +320,8 @@ def test_the_dry_run_command_reads_the_store_without_creating_or_changing_it(tmp
 def test_the_refinement_budget_is_priced_as_the_grid_is_and_given_a_wall_time_on_n_gpus():
     """Found by a fresh reviewer: the budget priced a GPU spec's refinement at GPU speed under --cpu-fallback, and
     gave no wall time for --gpus N. Rounds run one after another, each point's trials under patience end to end."""
-    from sweeps import refinement_cost
-    from sweeps._cost import _duration
+    from analog_sweep.sweeps import refinement_cost
+    from analog_sweep.sweeps._cost import _duration
 
     spec = load("paper_fig3_transfer_noise", "axes.refine={transfer_noise: {points: 3, rounds: 2}}")
     on_cpu, on_gpu = refinement_cost(spec, on_gpu=False), refinement_cost(spec)
@@ -337,7 +337,7 @@ def test_the_refinement_budget_is_priced_as_the_grid_is_and_given_a_wall_time_on
 def test_refinement_rounds_hold_only_the_axes_with_rounds_left():
     """Found by a fresh reviewer: with one axis refined in 4 rounds of 1 value and another in 1 round of 4, every
     round was priced with both axes' points, and on one slot the wall time came out above the compute."""
-    from sweeps import refinement_cost
+    from analog_sweep.sweeps import refinement_cost
 
     spec = load("paper_fig5_pulse_noise_dtod", "axes.refine={pulse_noise: {points: 4, rounds: 1}, dtod: {points: 1, "
                 "rounds: 4}}")

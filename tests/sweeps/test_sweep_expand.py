@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sweeps import (
+from analog_sweep.sweeps import (
     MODE_AXES,
     count_points,
     expand,
@@ -13,7 +13,7 @@ from sweeps import (
     spec_hash,
     trial_config,
 )
-from workers.config import DevicePoint
+from analog_sweep.workers import DevicePoint
 
 
 def make(**fields):

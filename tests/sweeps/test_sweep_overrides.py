@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from sweeps import SpecError, expand, load_spec, shipped_specs, trial_config
-from workers.config import MappingConfig
+from analog_sweep.sweeps import SpecError, expand, load_spec, shipped_specs, trial_config
+from analog_sweep.workers import MappingConfig
 
 QUICKSTART = shipped_specs()["quickstart"]
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sweeps import (
+from analog_sweep.sweeps import (
     PROFILES,
     SpecError,
     estimate_cost,

@@ -9,7 +9,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sweeps import (
+from analog_sweep.sweeps import (
     SpecError,
     count_points,
     expand,
@@ -17,7 +17,7 @@ from sweeps import (
     spec_from_mapping,
     trial_config,
 )
-from sweeps._yaml import parse_yaml
+from analog_sweep.sweeps._yaml import parse_yaml
 
 VALID = {
     **parse_yaml(shipped_specs()["quickstart"].read_bytes(), source="quickstart"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from sweeps import (
+from analog_sweep.sweeps import (
     Environment,
     RefineSpec,
     SpecError,

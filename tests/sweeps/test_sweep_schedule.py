@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sweeps._schedule import Search, makespan, most_parallel
+from analog_sweep.sweeps._schedule import Search, makespan, most_parallel
 
 
 def test_independent_trials_fill_every_slot():

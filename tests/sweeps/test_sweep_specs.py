@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from sweeps import (
+from analog_sweep.sweeps import (
     SelectionSpec,
     SpecError,
     count_points,
@@ -17,7 +17,7 @@ from sweeps import (
     spec_hash,
     trial_config,
 )
-from workers.config import TrialConfig
+from analog_sweep.workers import TrialConfig
 
 BROKEN = sorted((Path(__file__).parent / "broken").glob("*.yaml"))
 SHIPPED_COUNTS = {  # name: (points, trials)

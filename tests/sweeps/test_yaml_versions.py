@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from sweeps import SpecError, load_spec, shipped_specs
-from sweeps._yaml import parse_yaml
+from analog_sweep.sweeps import SpecError, load_spec, shipped_specs
+from analog_sweep.sweeps._yaml import parse_yaml
 
 QUICKSTART = shipped_specs()["quickstart"]
 

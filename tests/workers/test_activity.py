@@ -7,12 +7,14 @@ import dataclasses
 import pytest
 import torch
 
-from workers.activity import ACTIVITY_FIELDS, GROUPS, layer_group, measure, reference_weights, tile_weights
-from workers.checkpoint import TrialCheckpoint
-from workers.config import AlgorithmConfig, DevicePoint, MappingConfig, TrialConfig
-from workers.devices import analog_optimizer, build_rpu_config, to_analog
-from workers.metrics import EpochReport
-from workers.trial import build_model, run_trial
+from analog_sweep.workers import measure, reference_weights
+from analog_sweep.workers._activity import ACTIVITY_FIELDS, GROUPS, layer_group, tile_weights
+from analog_sweep.workers import TrialCheckpoint
+from analog_sweep.workers import AlgorithmConfig, DevicePoint, MappingConfig, TrialConfig
+from analog_sweep.workers import build_rpu_config
+from analog_sweep.workers._devices import analog_optimizer, to_analog
+from analog_sweep.workers import EpochReport
+from analog_sweep.workers import build_model, run_trial
 
 from .test_trial import nano_config as trial_nano_config
 
@@ -133,7 +135,7 @@ def test_weight_scaling_programs_the_largest_weight_to_omega(columnwise):
 def test_the_worker_the_epoch_report_and_the_store_name_the_same_activity_fields():
     """Data flows one way, so the store keeps its own list of activity columns; it must stay the worker's list, or
     the driver would silently drop a measured field."""
-    from results import ACTIVITY_FIELDS as STORED
+    from analog_sweep.results import ACTIVITY_FIELDS as STORED
 
     reported = [f.name for f in dataclasses.fields(EpochReport) if f.name.startswith(GROUPS)]
     assert list(ACTIVITY_FIELDS) == list(STORED) == reported

@@ -20,9 +20,9 @@ from concurrent.futures import ProcessPoolExecutor
 
 import pytest
 
-from results._replicates import difference
-from sweeps import expand, load_spec, shipped_specs, trial_config
-from workers.config import TrialConfig
+from analog_sweep.results._replicates import difference
+from analog_sweep.sweeps import expand, load_spec, shipped_specs, trial_config
+from analog_sweep.workers import TrialConfig
 
 SEEDS = (0, 1, 2, 3)
 
@@ -34,7 +34,7 @@ def _frozen(config: TrialConfig) -> TrialConfig:
 def _run(config: TrialConfig, cache_dir: str) -> dict:
     import torch
 
-    from workers.trial import run_trial
+    from analog_sweep.workers import run_trial
 
     torch.set_num_threads(1)
     return run_trial(config, cache_dir=cache_dir).reports[-1].to_dict()

@@ -1,4 +1,4 @@
-"""Tests for workers.data: digits counts and splits, CIFAR loading from files in the exact python-pickle layout,
+"""Tests for workers._data: digits counts and splits, CIFAR loading from files in the exact python-pickle layout,
 class selection, limits, errors, and seeded batching and augmentation."""
 
 from __future__ import annotations
@@ -14,23 +14,9 @@ import pytest
 import torch
 
 from workers import data
-from workers.config import DataConfig
-from workers.data import (
-    CIFAR10_CLASSES,
-    CIFAR10_MEAN,
-    CIFAR10_STD,
-    CIFAR100_CLASSES,
-    DataError,
-    TensorSet,
-    batches,
-    download_cifar,
-    load_source,
-    load_target,
-    load_target_splits,
-    random_crop_flip,
-    stratified_pick,
-    target_classes,
-)
+from analog_sweep.workers import DataConfig
+from analog_sweep.workers import DataError, batches, download_cifar, load_target, load_target_splits, target_classes
+from analog_sweep.workers._data import CIFAR10_CLASSES, CIFAR10_MEAN, CIFAR10_STD, CIFAR100_CLASSES, TensorSet, load_source, random_crop_flip, stratified_pick
 
 CIFAR100_COARSE = (
     "aquatic_mammals", "fish", "flowers", "food_containers", "fruit_and_vegetables", "household_electrical_devices",

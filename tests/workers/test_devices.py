@@ -1,4 +1,4 @@
-"""workers.devices: the paper's axes measured on real aihwkit tiles, Table I on real compound fields.
+"""workers._devices: the paper's axes measured on real aihwkit tiles, Table I on real compound fields.
 
 The device axes are checked by driving devices and measuring, not by reading the config back:
 - symmetry point: random up/down pulses settle each device; the time-averaged read-out ``get_weights`` (what the
@@ -29,19 +29,9 @@ from aihwkit.simulator.presets.utils import PresetIOParameters
 from aihwkit.simulator.rpu_base import cuda as rpu_cuda
 from aihwkit.simulator.tiles import AnalogTile
 
-from workers.config import TABLE_I, AlgorithmConfig, ConfigError, DevicePoint, MappingConfig
-from workers.devices import (
-    TileBackendError,
-    analog_layers,
-    analog_optimizer,
-    analog_tiles,
-    apply_transfer_noise,
-    build_rpu_config,
-    count_analog_layers,
-    learning_device,
-    place_on_device,
-    to_analog,
-)
+from analog_sweep.workers import TABLE_I, AlgorithmConfig, ConfigError, DevicePoint, MappingConfig
+from analog_sweep.workers import TileBackendError, build_rpu_config, place_on_device
+from analog_sweep.workers._devices import analog_layers, analog_optimizer, analog_tiles, apply_transfer_noise, count_analog_layers, learning_device, to_analog
 
 WEIGHT_RANGE = 2.0  # w_max - w_min of the ReRAM soft-bounds preset (1.25 - (-0.75))
 

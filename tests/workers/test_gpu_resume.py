@@ -1,6 +1,6 @@
 """A GPU trial continues from its own checkpoint (issue 10 item 8).
 
-aihwkit's tile state only loads into CPU tiles (``workers.tile_state`` refuses a CUDA tile), so ``run_trial`` must
+aihwkit's tile state only loads into CPU tiles (``workers._tile_state`` refuses a CUDA tile), so ``run_trial`` must
 restore the checkpoint into the CPU model and only then move it. A CPU machine cannot move tiles to a GPU; the test
 fakes the placement as far as it can: ``place_on_device`` marks every tile as a CUDA tile (what aihwkit's ``cuda()``
 sets) and records what the tiles held when it was called. The real move is checked by ``docker/smoke_test.py`` on a
@@ -13,11 +13,11 @@ import dataclasses
 
 import torch
 
-import workers.trial as trial_module
-from workers.config import DataConfig, ModelConfig, PretrainConfig, TrialConfig
-from workers.tile_state import analog_state, join_static
-from workers.trial import run_trial
-from workers.verified_files import load_verified
+from analog_sweep.workers import _trial as trial_module
+from analog_sweep.workers import DataConfig, ModelConfig, PretrainConfig, TrialConfig
+from analog_sweep.workers._tile_state import analog_state, join_static
+from analog_sweep.workers import run_trial
+from analog_sweep.workers._verified_files import load_verified
 
 NANO = ModelConfig(preset="swin_micro", overrides=(("depths", (1, 1)), ("embed_dim", 12)))
 

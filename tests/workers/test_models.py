@@ -2,8 +2,9 @@
 
 import pytest
 
-from workers.devices import parameter_count
-from workers.models import PRESETS, ModelError, create_model, replace_head
+from analog_sweep.workers._devices import parameter_count
+from analog_sweep.workers import PRESETS, ModelError, create_model
+from analog_sweep.workers._models import replace_head
 
 
 def test_paper_preset_matches_the_documented_parameter_counts():

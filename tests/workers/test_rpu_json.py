@@ -8,10 +8,12 @@ import json
 
 import pytest
 
-from workers.config import DEFAULT_DEVICE, AlgorithmConfig, MappingConfig
-from workers.devices import analog_tiles, build_rpu_config
-from workers.rpu_json import rpu_config_json, to_json_value, trial_rpu_config_json
-from workers.trial import build_model
+from analog_sweep.workers import DEFAULT_DEVICE, AlgorithmConfig, MappingConfig
+from analog_sweep.workers import build_rpu_config
+from analog_sweep.workers._devices import analog_tiles
+from analog_sweep.workers import trial_rpu_config_json
+from analog_sweep.workers._rpu_json import rpu_config_json, to_json_value
+from analog_sweep.workers import build_model
 
 from .test_trial import nano_config
 
@@ -35,7 +37,7 @@ def test_the_json_is_strict_and_names_classes_and_enums(tmp_path):
     assert found["forward"]["bound_management"].startswith("BoundManagementType.")
     compound = found["device"]
     assert compound["__class__"].endswith("ChoppedTransferCompound")
-    # Table I as the trial applied it (workers.config.TABLE_I), and the mapping of the algorithm.
+    # Table I as the trial applied it (workers._config.TABLE_I), and the mapping of the algorithm.
     assert (compound["in_chop_prob"], compound["auto_granularity"], compound["auto_momentum"]) == (0.1, 10000, 0.99)
     assert found["mapping"]["weight_scaling_omega"] == MappingConfig().weight_scaling_omega
     assert len(compound["unit_cell_devices"]) == 2

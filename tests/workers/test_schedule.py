@@ -8,9 +8,11 @@ import math
 import pytest
 import torch
 
-from workers.config import AlgorithmConfig, ConfigError, DataConfig, TrialConfig
-from workers.devices import analog_optimizer, build_rpu_config, to_analog
-from workers.trial import epoch_lr, run_trial, set_epoch_lr
+from analog_sweep.workers import AlgorithmConfig, ConfigError, DataConfig, TrialConfig
+from analog_sweep.workers import build_rpu_config
+from analog_sweep.workers._devices import analog_optimizer, to_analog
+from analog_sweep.workers import run_trial
+from analog_sweep.workers._trial import epoch_lr, set_epoch_lr
 
 CONSTANT = TrialConfig(lr=0.4, epochs=20)
 COSINE = dataclasses.replace(CONSTANT, lr_schedule="cosine")

@@ -1,4 +1,4 @@
-"""Real aihwkit c-TTv2 tiles (ReRAM soft-bounds preset) through workers.tile_state: what comes back exactly."""
+"""Real aihwkit c-TTv2 tiles (ReRAM soft-bounds preset) through workers._tile_state: what comes back exactly."""
 
 import copy
 import io
@@ -11,15 +11,8 @@ from aihwkit.nn.conversion import convert_to_analog
 from aihwkit.optim import AnalogSGD
 from aihwkit.simulator.presets import ChoppedTTv2ReRamSBPreset
 
-from workers.tile_state import (
-    TileStateError,
-    join_static,
-    load_model_state,
-    load_state,
-    model_state,
-    save_state,
-    split_static,
-)
+from analog_sweep.workers import TileStateError
+from analog_sweep.workers._tile_state import join_static, load_model_state, load_state, model_state, save_state, split_static
 
 DYNAMIC = {
     "persistent_weights_0", "hidden_weights_0", "persistent_weights_1", "hidden_weights_1", "buffered_FP_weight_0"

@@ -8,19 +8,13 @@ import hashlib
 import pytest
 import torch
 
-from workers.checkpoint import TrialCheckpoint
-from workers.config import (
-    DataConfig,
-    DevicePoint,
-    ModelConfig,
-    PretrainConfig,
-    TrialConfig,
-)
-from workers.devices import count_analog_layers, parameter_count
-from workers.pretrain import pretrain_key, pretrained_model
-from workers.tile_state import join_static, model_state
-from workers.trial import build_model, make_optimizer, run_trial
-from workers.verified_files import load_verified
+from analog_sweep.workers import TrialCheckpoint
+from analog_sweep.workers import DataConfig, DevicePoint, ModelConfig, PretrainConfig, TrialConfig
+from analog_sweep.workers._devices import count_analog_layers, parameter_count
+from analog_sweep.workers import pretrain_key, pretrained_model
+from analog_sweep.workers._tile_state import join_static, model_state
+from analog_sweep.workers import build_model, make_optimizer, run_trial
+from analog_sweep.workers._verified_files import load_verified
 
 NANO = ModelConfig(preset="swin_micro", overrides=(("depths", (1, 1)), ("embed_dim", 12)))
 

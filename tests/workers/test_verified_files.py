@@ -6,7 +6,8 @@ import pickle
 import pytest
 import torch
 
-from workers.verified_files import MAGIC, CorruptFileError, load_verified, save_verified
+from analog_sweep.workers import CorruptFileError
+from analog_sweep.workers._verified_files import MAGIC, load_verified, save_verified
 
 
 def test_round_trip_of_tensors_and_plain_values(tmp_path):

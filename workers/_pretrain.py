@@ -2,7 +2,7 @@
 
 The key hashes everything that decides the pretrained weights: the source data (data set, image size, source limit,
 split seed), the model preset and overrides, and the pretraining settings with their seed. The cache file is named by
-the key and a fingerprint of the source data's bytes (``workers.data.source_fingerprint``), so moved, replaced or
+the key and a fingerprint of the source data's bytes (``workers._data.source_fingerprint``), so moved, replaced or
 edited data files are trained on again, never answered with weights learned on other data. A second trial with the
 same key and data loads the file; a file lock makes concurrent trials on one machine wait for the first to finish training
 instead of training twice. A damaged cache file fails its checksum and is trained again, never used.
@@ -19,11 +19,11 @@ from pathlib import Path
 
 import torch
 
-from workers.config import DataConfig, ModelConfig, PretrainConfig, content_hash
-from workers.data import batches, file_sha256, load_source, source_fingerprint
-from workers.metrics import test_error_percent
-from workers.models import create_model
-from workers.verified_files import CorruptFileError, load_verified, save_verified
+from ._config import DataConfig, ModelConfig, PretrainConfig, content_hash
+from ._data import batches, file_sha256, load_source, source_fingerprint
+from ._metrics import test_error_percent
+from ._models import create_model
+from ._verified_files import CorruptFileError, load_verified, save_verified
 
 PRETRAIN_OPTIMIZERS = ("adamw", "sgd")
 

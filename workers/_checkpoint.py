@@ -3,7 +3,7 @@
 ``static.pt`` holds what never changes during training (the tiles' device-to-device planes: bounds, pulse sizes,
 references), written once per trial; ``latest.pt`` holds the rest (the changing tile planes and weights, digital
 parameters, optimizer and RNG state, and the epoch reports so far), replaced atomically after every epoch. Both are
-checksummed (``workers.verified_files``): a damaged ``latest.pt`` falls back to the previous epoch's copy
+checksummed (``workers._verified_files``): a damaged ``latest.pt`` falls back to the previous epoch's copy
 (``previous.pt``), and a damaged ``static.pt`` means starting the trial over, never training from garbage.
 """
 
@@ -15,15 +15,15 @@ from pathlib import Path
 
 import torch
 
-from workers.metrics import EpochReport
-from workers.tile_state import (
+from ._metrics import EpochReport
+from ._tile_state import (
     TileStateError,
     join_static,
     load_model_state,
     model_state,
     split_static,
 )
-from workers.verified_files import CorruptFileError, load_verified, save_verified
+from ._verified_files import CorruptFileError, load_verified, save_verified
 
 
 class TrialCheckpoint:
@@ -33,7 +33,7 @@ class TrialCheckpoint:
         self.folder = Path(folder)
         self.config_key = config_key
         self.folder.mkdir(parents=True, exist_ok=True)
-        # The tiles' weights right after conversion (``workers.activity.reference_weights``), set by ``start_over``
+        # The tiles' weights right after conversion (``workers._activity.reference_weights``), set by ``start_over``
         # and by a successful ``restore``: what the activity of later epochs is measured against.
         self.activity_reference: dict[str, torch.Tensor] = {}
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from workers.config import TrialConfig
+from ._config import TrialConfig
 
 
 def _name(kind: type | Any) -> str:
@@ -59,10 +59,10 @@ def rpu_config_json(rpu_config: Any) -> dict[str, Any]:
 
 
 def trial_rpu_config_json(config: TrialConfig) -> dict[str, Any] | None:
-    """The resolved rpu config of an analog trial as JSON (what ``workers.trial.build_model`` converts its model
+    """The resolved rpu config of an analog trial as JSON (what ``workers._trial.build_model`` converts its model
     with); None for a digital trial. Raises ``ConfigError`` like ``build_rpu_config``."""
     if not config.is_analog:
         return None
-    from workers.devices import build_rpu_config  # aihwkit: only for analog trials
+    from ._devices import build_rpu_config  # aihwkit: only for analog trials
 
     return rpu_config_json(build_rpu_config(config.algorithm, config.device))

@@ -17,11 +17,11 @@ from pathlib import Path
 
 import torch
 
-from workers.activity import activity_fields, measure, reference_weights
-from workers.checkpoint import TrialCheckpoint
-from workers.config import TrialConfig
-from workers.data import batches, load_target_splits
-from workers.devices import (
+from ._activity import activity_fields, measure, reference_weights
+from ._checkpoint import TrialCheckpoint
+from ._config import TrialConfig
+from ._data import batches, load_target_splits
+from ._devices import (
     analog_optimizer,
     apply_transfer_noise,
     build_rpu_config,
@@ -30,10 +30,10 @@ from workers.devices import (
     place_on_device,
     to_analog,
 )
-from workers.divergence import check_finite
-from workers.metrics import EpochReport, test_error_percent
-from workers.models import create_model, replace_head
-from workers.pretrain import PretrainedModel, pretrained_model
+from ._divergence import check_finite
+from ._metrics import EpochReport, test_error_percent
+from ._models import create_model, replace_head
+from ._pretrain import PretrainedModel, pretrained_model
 
 
 @dataclass

@@ -15,7 +15,7 @@ from typing import Any
 MODES = ("analog_tl", "digital_tl", "analog_scratch", "digital_scratch")
 ALGORITHMS = ("c-ttv2", "ttv2", "agad", "sgd")
 DEVICE_AXES = ("transfer_noise", "sp_skew", "sp_variability", "pulse_noise", "dtod")
-# Fine-tuning learning-rate schedules (``TrialConfig.lr_schedule``; ``workers.trial.epoch_lr``).
+# Fine-tuning learning-rate schedules (``TrialConfig.lr_schedule``; ``workers._trial.epoch_lr``).
 LR_SCHEDULES = ("constant", "cosine")
 
 # The paper's Table I for c-TTv2; every key can be overridden through ``AlgorithmConfig.settings``.
@@ -44,7 +44,7 @@ class DataConfig:
     """Which data: ``digits`` (embedded, sklearn) or ``cifar`` (CIFAR-10 source, CIFAR-100 target).
 
     ``validation_fraction`` (0 <= f < 1) of the target task's training set is held out, seeded by ``split_seed`` and
-    stratified by class, as a validation set measured after every epoch (``workers.data.load_target_splits``); 0
+    stratified by class, as a validation set measured after every epoch (``workers._data.load_target_splits``); 0
     holds out nothing (a bare trial's default; sweep specs default to 0.1).
     """
 
@@ -61,7 +61,7 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """A model preset by name (see ``workers.models``) and keyword overrides for it."""
+    """A model preset by name (see ``workers._models``) and keyword overrides for it."""
 
     preset: str = "swin_micro"
     overrides: tuple[tuple[str, Any], ...] = ()
@@ -88,7 +88,7 @@ class PretrainConfig:
 @dataclass(frozen=True)
 class MappingConfig:
     """How digital weights are mapped onto the analog devices (aihwkit ``rpu_config.mapping``; see
-    ``workers.devices`` for what each choice does and the measurements behind the default).
+    ``workers._devices`` for what each choice does and the measurements behind the default).
 
     ``weight_scaling_omega``: the device value (device units, the ReRAM preset's bounds are about -1..1) that a
     weight block's largest |W| is programmed to; 0 programs the weights as they are (no scaling).
@@ -125,7 +125,7 @@ class AlgorithmConfig:
 
 @dataclass(frozen=True)
 class DevicePoint:
-    """One point on the paper's device axes, in the paper's units (see ``workers.devices`` for the mapping)."""
+    """One point on the paper's device axes, in the paper's units (see ``workers._devices`` for the mapping)."""
 
     transfer_noise: float = 0.0
     sp_skew: float = 0.0

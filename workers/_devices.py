@@ -110,7 +110,7 @@ from aihwkit.simulator.presets.utils import PresetIOParameters, PresetUpdatePara
 from aihwkit.simulator.rpu_base import cuda as rpu_cuda
 from aihwkit.simulator.tiles.module import TileModule
 
-from workers.config import AlgorithmConfig, ConfigError, DevicePoint, MappingConfig
+from ._config import AlgorithmConfig, ConfigError, DevicePoint, MappingConfig
 
 TRANSFER_PRESETS = {
     "c-ttv2": ChoppedTTv2ReRamSBPreset,

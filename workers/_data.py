@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 from sklearn.datasets import load_digits
 
-from workers.config import DataConfig
+from ._config import DataConfig
 
 DATA_ROOT_ENV = "ANALOG_SWEEP_DATA"
 

@@ -15,7 +15,7 @@ class EpochReport:
     ``validation_error`` is measured on the held-out validation split (``DataConfig.validation_fraction``), None
     when the trial has none; a sweep chooses learning rate and epoch on it (``sweeps/README.md``, ``selection``).
 
-    The activity fields (analog trials only, None otherwise; see ``workers.activity``) are per layer group
+    The activity fields (analog trials only, None otherwise; see ``workers._activity``) are per layer group
     (``embed``, ``blocks``, ``head``): ``*_moved`` percent of the group's analog weights changed since conversion,
     ``*_rel`` mean|dW| / mean|W| since conversion, ``*_transfers`` c-TTv2 transfer events so far.
     """
