@@ -22,10 +22,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch  # noqa: E402
 
-from analog_sweep.workers import measure, reference_weights  # noqa: E402
-from analog_sweep.workers import DataConfig, DevicePoint, ModelConfig, TrialConfig  # noqa: E402
-from analog_sweep.workers import batches, load_target  # noqa: E402
-from analog_sweep.workers import build_model, make_optimizer  # noqa: E402
+from analog_sweep.workers import (  # noqa: E402  # noqa: E402  # noqa: E402  # noqa: E402
+    DataConfig,
+    DevicePoint,
+    ModelConfig,
+    TrialConfig,
+    batches,
+    build_model,
+    load_target,
+    make_optimizer,
+    measure,
+    reference_weights,
+)
 
 
 def one_epoch(config: TrialConfig, model: torch.nn.Module, optimizer: torch.optim.Optimizer, train_set) -> float:

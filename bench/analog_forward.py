@@ -38,11 +38,20 @@ import torch  # noqa: E402
 from aihwkit.nn.conversion import convert_to_analog  # noqa: E402
 from aihwkit.simulator.parameters import BoundManagementType, NoiseManagementType  # noqa: E402
 
-from analog_sweep.workers import DEFAULT_DEVICE, DataConfig, ModelConfig, TrialConfig  # noqa: E402
-from analog_sweep.workers import batches, load_target_splits  # noqa: E402
-from analog_sweep.workers import ANALOG_CONVERSION, build_rpu_config  # noqa: E402
-from analog_sweep.workers import test_error_percent  # noqa: E402
-from analog_sweep.workers import build_model, epoch_generator, make_optimizer  # noqa: E402
+from analog_sweep.workers import (  # noqa: E402  # noqa: E402  # noqa: E402  # noqa: E402
+    ANALOG_CONVERSION,
+    DEFAULT_DEVICE,
+    DataConfig,
+    ModelConfig,
+    TrialConfig,
+    batches,
+    build_model,
+    build_rpu_config,
+    epoch_generator,
+    load_target_splits,
+    make_optimizer,
+    test_error_percent,  # noqa: E402
+)
 
 WRITE_NOISE = 56 * 0.002  # ReRamSBPresetDevice: write_noise_std (in dw_min) x dw_min, device units
 IO_ABLATIONS = {
@@ -73,8 +82,9 @@ def fine_tuned(config: TrialConfig, cache_dir: str):
     loss_fn = torch.nn.CrossEntropyLoss()
     for epoch in range(1, config.epochs + 1):
         model.train()
-        for images, labels in batches(splits.train, config.batch_size, shuffle=True,
-                                      generator=epoch_generator(config, epoch)):
+        for images, labels in batches(
+            splits.train, config.batch_size, shuffle=True, generator=epoch_generator(config, epoch)
+        ):
             optimizer.zero_grad()
             loss = loss_fn(model(images), labels)
             loss.backward()
@@ -114,9 +124,12 @@ def with_write_noise(model, omega: float, seed: int):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", default="swin_micro")
-    parser.add_argument("--override", action="append", default=None,
-                        help="model override KEY=VALUE (repeatable); default: window_size=2 below 16x16, as the "
-                        "quickstart")
+    parser.add_argument(
+        "--override",
+        action="append",
+        default=None,
+        help="model override KEY=VALUE (repeatable); default: window_size=2 below 16x16, as the quickstart",
+    )
     parser.add_argument("--image-size", type=int, default=8)
     parser.add_argument("--classes", nargs="+", default=["5", "7"])
     parser.add_argument("--train-limit", type=int, default=48)
@@ -132,10 +145,17 @@ def main() -> None:
     torch.set_num_threads(1)
     config = TrialConfig(
         mode="digital_tl",
-        data=DataConfig(classes=tuple(options.classes), image_size=options.image_size,
-                        train_limit=options.train_limit, validation_fraction=0.2),
+        data=DataConfig(
+            classes=tuple(options.classes),
+            image_size=options.image_size,
+            train_limit=options.train_limit,
+            validation_fraction=0.2,
+        ),
         model=ModelConfig(preset=options.preset, overrides=tuple(parse_override(o) for o in options.override)),
-        device=DEFAULT_DEVICE, lr=options.lr, epochs=options.epochs, seed=options.seed,
+        device=DEFAULT_DEVICE,
+        lr=options.lr,
+        epochs=options.epochs,
+        seed=options.seed,
     )
     model, splits, loss = fine_tuned(config, options.cache_dir)
     test = splits.test
@@ -147,18 +167,28 @@ def main() -> None:
             options.repeats
         )
 
-    print(f"{options.preset} {dict(config.model.overrides)} at {options.image_size}x{options.image_size}, classes "
-          f"{' '.join(options.classes)}, {len(splits.train)} training / {len(test)} test images, digital TL "
-          f"{options.epochs} epochs at lr {options.lr:g} (last batch loss {loss:.3f}); analog: mean of "
-          f"{options.repeats} evaluations")
-    rows = [("digital (fine-tuned)", test_error_percent(model, test.images, test.labels, 64)),
-            ("analog, preset IO", error(converted(model, rpu_config))),
-            ("analog, programming only", error(converted(model, rpu_config, noisy=set())))]
-    rows += [(f"analog, {label}", error(converted(model, rpu_config, forward=change)))
-             for label, change in IO_ABLATIONS.items()]
+    print(
+        f"{options.preset} {dict(config.model.overrides)} at {options.image_size}x{options.image_size}, classes "
+        f"{' '.join(options.classes)}, {len(splits.train)} training / {len(test)} test images, digital TL "
+        f"{options.epochs} epochs at lr {options.lr:g} (last batch loss {loss:.3f}); analog: mean of "
+        f"{options.repeats} evaluations"
+    )
+    rows = [
+        ("digital (fine-tuned)", test_error_percent(model, test.images, test.labels, 64)),
+        ("analog, preset IO", error(converted(model, rpu_config))),
+        ("analog, programming only", error(converted(model, rpu_config, noisy=set()))),
+    ]
+    rows += [
+        (f"analog, {label}", error(converted(model, rpu_config, forward=change)))
+        for label, change in IO_ABLATIONS.items()
+    ]
     noisy_digital = [with_write_noise(model, omega, seed) for seed in range(options.repeats)]
-    rows.append((f"digital + write noise {WRITE_NOISE:g} (every weight touched once)",
-                 sum(test_error_percent(m, test.images, test.labels, 64) for m in noisy_digital) / len(noisy_digital)))
+    rows.append(
+        (
+            f"digital + write noise {WRITE_NOISE:g} (every weight touched once)",
+            sum(test_error_percent(m, test.images, test.labels, 64) for m in noisy_digital) / len(noisy_digital),
+        )
+    )
     width = max(len(label) for label, _ in rows)
     for label, value in rows:
         print(f"  {label:<{width}}  {value:5.1f} %")

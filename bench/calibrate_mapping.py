@@ -1,6 +1,7 @@
 """Calibrate the digital-to-analog weight mapping and c-TTv2's time constant on the embedded data, with seeds.
 
-For every (mapping, auto_granularity) setting it runs one analog TL trial per seed at the scale the mapping was calibrated on (digits
+For every (mapping, auto_granularity) setting it runs one analog TL trial per seed at the scale the mapping was
+calibrated on (digits
 5 vs 8, swin_micro, 96 training images, the ReRAM preset's pulse response) and prints, per setting, the final epoch's
 analog activity (head moved %, body moved %, body rel = mean|dW| / mean|W|; ``workers._activity``) and test error,
 as mean and standard deviation across seeds. ``--freeze`` adds each setting's ablation (tiles frozen, digital
@@ -89,13 +90,13 @@ def main() -> None:
                 for frozen in (False, True) if options.freeze else (False,):
                     extra = (("fast_lr", options.fast_lr),) if options.fast_lr is not None else ()
                     algorithm = AlgorithmConfig(
-                        settings=(("auto_granularity", granularity), *extra), mapping=mapping_from_text(mapping_text),
+                        settings=(("auto_granularity", granularity), *extra),
+                        mapping=mapping_from_text(mapping_text),
                         freeze_analog=frozen,
                     )
                     label = (mapping_text, granularity, lr, frozen)
                     configs = [
-                        dataclasses.replace(base, algorithm=algorithm, lr=lr, seed=seed)
-                        for seed in options.seeds
+                        dataclasses.replace(base, algorithm=algorithm, lr=lr, seed=seed) for seed in options.seeds
                     ]
                     settings.append((label, configs))
     jobs = [(config, options.cache_dir) for _, configs in settings for config in configs]
@@ -105,33 +106,57 @@ def main() -> None:
     with ProcessPoolExecutor(options.workers) as pool:
         for (config, _), result in zip(jobs, pool.map(run_one, jobs)):
             results.append(result)
-            print(f"[{len(results)}/{len(jobs)}] {dict(config.algorithm.settings)} {config.algorithm.mapping} "
-                  f"lr {config.lr:g} seed {config.seed} frozen {config.algorithm.freeze_analog}: "
-                  f"errors {result['errors']} head {result['head_moved']} body {result['blocks_moved']} "
-                  f"rel {result['blocks_rel']}", file=sys.stderr, flush=True)
-    print(f"analog TL, digits 5 vs 8, {options.train_limit} training images, {options.epochs} epochs, "
-          f"seeds {options.seeds}; final epoch; mean (sd) across seeds")
-    header = ("mapping", "auto_gran", "lr", "tiles", "head moved %", "body moved %", "body rel", "test error %",
-              "per seed", "s/trial")
+            print(
+                f"[{len(results)}/{len(jobs)}] {dict(config.algorithm.settings)} {config.algorithm.mapping} "
+                f"lr {config.lr:g} seed {config.seed} frozen {config.algorithm.freeze_analog}: "
+                f"errors {result['errors']} head {result['head_moved']} body {result['blocks_moved']} "
+                f"rel {result['blocks_rel']}",
+                file=sys.stderr,
+                flush=True,
+            )
+    print(
+        f"analog TL, digits 5 vs 8, {options.train_limit} training images, {options.epochs} epochs, "
+        f"seeds {options.seeds}; final epoch; mean (sd) across seeds"
+    )
+    header = (
+        "mapping",
+        "auto_gran",
+        "lr",
+        "tiles",
+        "head moved %",
+        "body moved %",
+        "body rel",
+        "test error %",
+        "per seed",
+        "s/trial",
+    )
     rows = []
     index = 0
     for (mapping_text, granularity, lr, frozen), configs in settings:
         chunk = results[index : index + len(configs)]
         index += len(configs)
 
-        def stat(key: str, digits: int = 1) -> str:
+        def stat(key: str, digits: int = 1, chunk: list[dict] = chunk) -> str:
             values = [r[key] for r in chunk if r[key] is not None]
             if not values:
                 return "-"
             sd = statistics.stdev(values) if len(values) > 1 else 0.0
             return f"{statistics.mean(values):.{digits}f} ({sd:.{digits}f})"
 
-        rows.append((
-            mapping_text, f"{granularity:g}", f"{lr:g}", "frozen" if frozen else "learn",
-            stat("head_moved"), stat("blocks_moved"), stat("blocks_rel", 2), stat("test_error"),
-            " ".join(f"{r['test_error']:.1f}" for r in chunk),
-            f"{statistics.mean(r['seconds'] for r in chunk):.0f}",
-        ))
+        rows.append(
+            (
+                mapping_text,
+                f"{granularity:g}",
+                f"{lr:g}",
+                "frozen" if frozen else "learn",
+                stat("head_moved"),
+                stat("blocks_moved"),
+                stat("blocks_rel", 2),
+                stat("test_error"),
+                " ".join(f"{r['test_error']:.1f}" for r in chunk),
+                f"{statistics.mean(r['seconds'] for r in chunk):.0f}",
+            )
+        )
     widths = [max(len(str(c)) for c in column) for column in zip(header, *rows)]
     for row in (header, *rows):
         print("  ".join(str(c).ljust(w) for c, w in zip(row, widths)))

@@ -38,8 +38,10 @@ def main() -> None:
     curves: dict[tuple[str, float], dict[int, list[tuple[float, float]]]] = defaultdict(lambda: defaultdict(list))
     for row in rows:
         curves[row["mode"], row["transfer_noise"]][row["epoch"]].append((row["test_error"], row["train_loss"]))
-    print(f"{'mode':<16} {'noise':>5} {'epochs':>6} {'error at 2/3':>12} {'error last':>10} {'change':>7} "
-          f"{'seed sd':>7} {'settled':>7} {'loss last':>9}")
+    print(
+        f"{'mode':<16} {'noise':>5} {'epochs':>6} {'error at 2/3':>12} {'error last':>10} {'change':>7} "
+        f"{'seed sd':>7} {'settled':>7} {'loss last':>9}"
+    )
     for (mode, noise), by_epoch in sorted(curves.items()):
         last = max(by_epoch)
         if last < 2:
@@ -50,8 +52,10 @@ def main() -> None:
         sd = statistics.stdev(v[0] for v in by_epoch[last]) if len(by_epoch[last]) > 1 else float("nan")
         change = mean[last] - mean[third]
         loss = statistics.fmean(v[1] for v in by_epoch[last])
-        print(f"{mode:<16} {noise:>5g} {last:>6} {mean[third]:>12.1f} {mean[last]:>10.1f} {change:>+7.1f} "
-              f"{sd:>7.1f} {'yes' if abs(change) <= sd else 'no':>7} {loss:>9.3f}")
+        print(
+            f"{mode:<16} {noise:>5g} {last:>6} {mean[third]:>12.1f} {mean[last]:>10.1f} {change:>+7.1f} "
+            f"{sd:>7.1f} {'yes' if abs(change) <= sd else 'no':>7} {loss:>9.3f}"
+        )
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ import time
 import numpy as np
 
 from analog_sweep import results
+
 HINGE_AXIS = np.arange(0.0, 101.0, 10.0)
 PAPER_NOISE = np.array([0, 1, 2, 5, 10, 15, 20, 30, 50, 100], dtype=float)
 

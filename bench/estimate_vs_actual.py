@@ -74,8 +74,10 @@ def epoch_table(spec_path: str, overrides: list[str], store_url: str) -> list[st
         found = measured.get(key)
         kind = f"{key[-2]} {'-'.join(point.classes)}"  # analog or digital, every mode alike
         if found is not None:
-            lines.append(f"  {kind:24} modelled {per_epoch:6.2f} s/epoch, measured {found.seconds:6.2f} "
-                         f"(median of {found.epochs}), ratio {per_epoch / found.seconds:.2f}")
+            lines.append(
+                f"  {kind:24} modelled {per_epoch:6.2f} s/epoch, measured {found.seconds:6.2f} "
+                f"(median of {found.epochs}), ratio {per_epoch / found.seconds:.2f}"
+            )
     return lines
 
 
@@ -87,8 +89,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--spec", default="sweeps/quickstart.yaml")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE")
-    parser.add_argument("--keep", type=Path, metavar="DIR",
-                        help="run in DIR (new or empty) and keep the store and storage there")
+    parser.add_argument(
+        "--keep", type=Path, metavar="DIR", help="run in DIR (new or empty) and keep the store and storage there"
+    )
     args = parser.parse_args()
     sets = [arg for item in args.overrides for arg in ("--set", item)]
     if args.keep is not None:
@@ -104,19 +107,25 @@ def main() -> None:
         if run.returncode != 0:
             raise SystemExit(f"the sweep failed (exit {run.returncode}):\n{run.stderr[-2000:]}")
         measured, measured_low, measured_shared, measured_how = wall_estimate(
-            args.spec, [*args.overrides, "name=estimate-check"], url)
+            args.spec, [*args.overrides, "name=estimate-check"], url
+        )
         epochs = epoch_table(args.spec, args.overrides, url)
     print(f"spec {args.spec} {' '.join(sets)}")
     print(f"actual wall time            {actual:8.0f} s")
     for line in (run.stdout + run.stderr).splitlines():  # the run's own account of pretraining and of the sweep's part
         if line.startswith(("pretraining ", "sweep ")):
             print(f"  run: {line.strip()}")
-    for label, high, low, shared, how in (("modelled", modelled, modelled_low, modelled_shared, modelled_how),
-                                          ("measured in store", measured, measured_low, measured_shared, measured_how)):
+    for label, high, low, shared, how in (
+        ("modelled", modelled, modelled_low, modelled_shared, modelled_how),
+        ("measured in store", measured, measured_low, measured_shared, measured_how),
+    ):
         print(f"estimate, {label:17} {high:8.0f} s   ratio estimate/actual {high / actual:.2f}")
         if low < high:
-            print(f"  lower bound (pruning, patience) {low:8.0f} s   ratio {low / actual:.2f}; the actual time is "
-                  + ("inside" if low <= actual <= high else "outside") + " the range")
+            print(
+                f"  lower bound (pruning, patience) {low:8.0f} s   ratio {low / actual:.2f}; the actual time is "
+                + ("inside" if low <= actual <= high else "outside")
+                + " the range"
+            )
         print(f"  compute / slots             {shared:8.0f} s   ratio {shared / actual:.2f}")
         print(f"  ({how})")
     print("seconds per epoch by kind of trial:")

@@ -25,16 +25,23 @@ import time
 import torch
 
 
-def _steps_per_second(preset: str, image_size: int, batch_size: int, steps: int, device: str, seed: int,
-                      ready: mp.Barrier | None = None) -> float:
+def _steps_per_second(
+    preset: str, image_size: int, batch_size: int, steps: int, device: str, seed: int, ready: mp.Barrier | None = None
+) -> float:
     """Analog training steps per second of one trial after two warm-up steps (the first builds CUDA kernels). The
     model, its placement and its optimizer come from ``workers._trial`` and ``workers._devices``, as in a trial."""
     import tempfile
 
-    from analog_sweep.workers import DataConfig, ModelConfig, TrialConfig
-    from analog_sweep.workers import batches, load_target
-    from analog_sweep.workers import place_on_device
-    from analog_sweep.workers import build_model, make_optimizer
+    from analog_sweep.workers import (
+        DataConfig,
+        ModelConfig,
+        TrialConfig,
+        batches,
+        build_model,
+        load_target,
+        make_optimizer,
+        place_on_device,
+    )
 
     config = TrialConfig(
         mode="analog_scratch",  # no pretraining: the shapes and the pulsed update are what is timed
@@ -82,9 +89,10 @@ def shared_gpu(preset: str, image_size: int, batch_size: int, steps: int, trials
     """Each of ``trials`` processes' steps per second on one GPU, and the peak device memory in use (GiB)."""
     context = mp.get_context("spawn")
     ready, results = context.Barrier(trials), context.Queue()
-    processes = [context.Process(target=_worker, args=((preset, image_size, batch_size, steps, "cuda", seed),
-                                                       ready, results))
-                 for seed in range(trials)]
+    processes = [
+        context.Process(target=_worker, args=((preset, image_size, batch_size, steps, "cuda", seed), ready, results))
+        for seed in range(trials)
+    ]
     total = torch.cuda.mem_get_info()[1]
     peak = [0.0]
     done = threading.Event()
@@ -107,24 +115,30 @@ def shared_gpu(preset: str, image_size: int, batch_size: int, steps: int, trials
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     epilog="\n".join(__doc__.splitlines()[2:]))
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="\n".join(__doc__.splitlines()[2:]),
+    )
     parser.add_argument("--preset", default="swin_paper", help="model preset (default: %(default)s)")
     parser.add_argument("--image-size", type=int, default=32, help="input pixels (default: %(default)s)")
     parser.add_argument("--batch-size", type=int, default=8, help="images per step (default: %(default)s, Table I)")
     parser.add_argument("--steps", type=int, default=30, help="timed steps per GPU trial (default: %(default)s)")
     parser.add_argument("--cpu-steps", type=int, default=3, help="timed steps on the CPU (default: %(default)s)")
-    parser.add_argument("--concurrent", type=int, nargs="+", default=[1, 2, 4, 8],
-                        help="trials at once on the GPU (default: 1 2 4 8)")
+    parser.add_argument(
+        "--concurrent", type=int, nargs="+", default=[1, 2, 4, 8], help="trials at once on the GPU (default: 1 2 4 8)"
+    )
     parser.add_argument("--no-gpu", action="store_true", help="time the CPU only")
     args = parser.parse_args()
 
     from aihwkit.simulator.rpu_base import cuda
 
-    print(f"torch {torch.__version__}, CUDA {torch.version.cuda}, GPU available: {torch.cuda.is_available()}, "
-          f"aihwkit CUDA: {cuda.is_compiled()}; {args.preset} at {args.image_size}x{args.image_size}, batch "
-          f"{args.batch_size}, c-TTv2 (Table I) on the ReRAM preset", flush=True)
+    print(
+        f"torch {torch.__version__}, CUDA {torch.version.cuda}, GPU available: {torch.cuda.is_available()}, "
+        f"aihwkit CUDA: {cuda.is_compiled()}; {args.preset} at {args.image_size}x{args.image_size}, batch "
+        f"{args.batch_size}, c-TTv2 (Table I) on the ReRAM preset",
+        flush=True,
+    )
     cpu = _steps_per_second(args.preset, args.image_size, args.batch_size, args.cpu_steps, "cpu", 0)
     print(f"cpu ({torch.get_num_threads()} threads): {cpu:.3f} analog steps/s", flush=True)
     if args.no_gpu:
@@ -141,8 +155,10 @@ def main() -> int:
             print(f"{trials:>6}  failed: {failed[0]}", flush=True)
             break
         total = sum(speeds)
-        print(f"{trials:>6}  {statistics.median(speeds):>21.2f}  {total:>13.2f}  {total / cpu:>7.1f}  {memory:>14.2f}",
-              flush=True)
+        print(
+            f"{trials:>6}  {statistics.median(speeds):>21.2f}  {total:>13.2f}  {total / cpu:>7.1f}  {memory:>14.2f}",
+            flush=True,
+        )
     return 0
 
 

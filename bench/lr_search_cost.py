@@ -1,4 +1,5 @@
-"""Compare the learning-rate search's cost: an exhaustive grid, Optuna TPE with pruning, and TPE with pruning and warm starts.
+"""Compare the learning-rate search's cost: an exhaustive grid, Optuna TPE with pruning, and TPE with pruning and
+warm starts.
 
 Three sweeps run one after the other through the real ``orchestrator.run_sweep`` on one local 2-CPU Ray instance
 (1 CPU per trial, 2 trials at a time), with different sweep names, in one SQLite store and one storage folder
@@ -39,8 +40,8 @@ from __future__ import annotations
 
 import argparse
 import math
-import statistics
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -78,9 +79,12 @@ def point_label(row: dict[str, Any], varied: tuple[str, ...] = ()) -> str:
 def run_one(name: str, spec_path: str, overrides: list[str], store, storage: Path) -> tuple[Any, float]:
     spec = load_spec(spec_path, overrides=[*overrides, f"name={name}"])
     points = expand(spec)
-    print(f"\n--- sweep {name}: {len(points)} points x {spec.lr_search.trials_per_point} trials, method "
-          f"{spec.lr_search.method}, pruner {spec.lr_search.pruner} {dict(spec.lr_search.pruner_options) or ''}, "
-          f"{spec.epochs} epochs", flush=True)
+    print(
+        f"\n--- sweep {name}: {len(points)} points x {spec.lr_search.trials_per_point} trials, method "
+        f"{spec.lr_search.method}, pruner {spec.lr_search.pruner} {dict(spec.lr_search.pruner_options) or ''}, "
+        f"{spec.epochs} epochs",
+        flush=True,
+    )
     started = time.time()
     outcome = run_sweep(spec, store, storage_root=storage, echo=lambda line: print(f"  | {line}", flush=True))
     seconds = time.time() - started
@@ -123,8 +127,10 @@ def half_choices(store, sweep: str, seeds: list[int]) -> dict[str, list[float]]:
     for row in rows:
         groups[point_label(row, varied)].append(row["point_key"])
     chosen = _best.choose(sweep, by_point, groups.values(), selection)
-    return {label: [chosen[key].test_error for key in keys if chosen[key].test_error is not None]
-            for label, keys in groups.items()}
+    return {
+        label: [chosen[key].test_error for key in keys if chosen[key].test_error is not None]
+        for label, keys in groups.items()
+    }
 
 
 def fmt(value: float | None, spec: str = ".2f") -> str:
@@ -132,15 +138,26 @@ def fmt(value: float | None, spec: str = ".2f") -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     epilog="\n".join(__doc__.splitlines()[2:]))
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="\n".join(__doc__.splitlines()[2:]),
+    )
     parser.add_argument("--spec", default=str(HERE / "lr_search_points.yaml"), help="the points (default: %(default)s)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
-                        help="override a field of the points' spec for both sweeps (repeatable)")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="override a field of the points' spec for both sweeps (repeatable)",
+    )
     parser.add_argument("--name", default="bench-lr", help="sweep name prefix (default: %(default)s)")
-    parser.add_argument("--grid-name", help="the grid sweep's name (default: PREFIX-grid); with --workdir, a finished "
-                        "grid sweep of that name in its store is compared with instead of run again")
+    parser.add_argument(
+        "--grid-name",
+        help="the grid sweep's name (default: PREFIX-grid); with --workdir, a finished "
+        "grid sweep of that name in its store is compared with instead of run again",
+    )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds of every sweep (default: 0 1 2)")
     parser.add_argument("--lr-low", type=float, default=0.01, help="lowest learning rate (default: %(default)s)")
     parser.add_argument("--lr-high", type=float, default=0.3, help="highest learning rate (default: %(default)s)")
@@ -153,8 +170,13 @@ def main() -> int:
     parser.add_argument("--n-warmup-steps", type=int, default=0, help="median (default: 0)")
     parser.add_argument("--search-seed", type=int, default=0, help="Optuna sampler seed (default: 0)")
     parser.add_argument("--patience", default="1", help="warm: lr_search.patience, an integer or none (default: 1)")
-    parser.add_argument("--methods", nargs="+", choices=("grid", "tpe", "warm"), default=["grid", "tpe", "warm"],
-                        help="which sweeps to run, in this order (default: all three)")
+    parser.add_argument(
+        "--methods",
+        nargs="+",
+        choices=("grid", "tpe", "warm"),
+        default=["grid", "tpe", "warm"],
+        help="which sweeps to run, in this order (default: all three)",
+    )
     parser.add_argument("--num-cpus", type=int, default=2, help="CPUs of the local Ray instance (default: 2)")
     parser.add_argument("--workdir", help="folder for the store and storage (default: a new temporary folder)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder and print its path")
@@ -163,19 +185,34 @@ def main() -> int:
     grid = log_grid(args.lr_low, args.lr_high, args.grid_size)
     seeds = f"seeds=[{','.join(str(s) for s in args.seeds)}]"
     common = [*args.overrides, seeds]
-    grid_overrides = [*common, "lr_search.method=grid", f"lr_search.values=[{','.join(map(str, grid))}]",
-                      f"lr_search.trials_per_point={len(grid)}", "lr_search.pruner=none"]
+    grid_overrides = [
+        *common,
+        "lr_search.method=grid",
+        f"lr_search.values=[{','.join(map(str, grid))}]",
+        f"lr_search.trials_per_point={len(grid)}",
+        "lr_search.pruner=none",
+    ]
     if args.pruner == "median":
         options = f"{{n_startup_trials: {args.n_startup_trials}, n_warmup_steps: {args.n_warmup_steps}}}"
     elif args.pruner in ("hyperband", "successive_halving"):
         options = f"{{min_resource: {args.min_resource}, reduction_factor: {args.reduction_factor}}}"
     else:
         options = "{}"
-    tpe_overrides = [*common, "lr_search.method=tpe", f"lr_search.low={args.lr_low}", f"lr_search.high={args.lr_high}",
-                     f"lr_search.trials_per_point={args.tpe_trials}", f"lr_search.pruner={args.pruner}",
-                     f"lr_search.pruner_options={options}", f"lr_search.seed={args.search_seed}"]
-    overrides = {"grid": grid_overrides, "tpe": [*tpe_overrides, "lr_search.warm_start=none"],
-                 "warm": [*tpe_overrides, "lr_search.warm_start=neighbours", f"lr_search.patience={args.patience}"]}
+    tpe_overrides = [
+        *common,
+        "lr_search.method=tpe",
+        f"lr_search.low={args.lr_low}",
+        f"lr_search.high={args.lr_high}",
+        f"lr_search.trials_per_point={args.tpe_trials}",
+        f"lr_search.pruner={args.pruner}",
+        f"lr_search.pruner_options={options}",
+        f"lr_search.seed={args.search_seed}",
+    ]
+    overrides = {
+        "grid": grid_overrides,
+        "tpe": [*tpe_overrides, "lr_search.warm_start=none"],
+        "warm": [*tpe_overrides, "lr_search.warm_start=neighbours", f"lr_search.patience={args.patience}"],
+    }
 
     workdir = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="lr-search-cost-"))
     workdir.mkdir(parents=True, exist_ok=True)
@@ -187,12 +224,17 @@ def main() -> int:
     stored = {row["sweep"] for row in store.sweep_progress() if row["status"] == "finished"}
     to_run = [m for m in args.methods if names[m] not in stored]
     methods = [m for m in ("grid", "tpe", "warm") if m in args.methods or names[m] in stored]
-    print(f"grid learning rates: {', '.join(f'{v:g}' for v in grid)}; tpe range [{args.lr_low:g}, {args.lr_high:g}]; "
-          f"workdir {workdir}", flush=True)
+    print(
+        f"grid learning rates: {', '.join(f'{v:g}' for v in grid)}; tpe range [{args.lr_low:g}, {args.lr_high:g}]; "
+        f"workdir {workdir}",
+        flush=True,
+    )
 
     seconds: dict[str, float] = {}
     started = time.time()
-    ray.init(address="local", num_cpus=args.num_cpus, include_dashboard=False, log_to_driver=False, logging_level="WARNING")
+    ray.init(
+        address="local", num_cpus=args.num_cpus, include_dashboard=False, log_to_driver=False, logging_level="WARNING"
+    )
     try:
         for method in to_run:
             outcome, seconds[method] = run_one(names[method], args.spec, overrides[method], store, storage)
@@ -214,8 +256,10 @@ def main() -> int:
             row = results[method].get(key)
             if row is None:
                 continue
-            listed = ", ".join(f"{t['lr']:.4g} {t['status'][:4]} {t['epochs_done']}ep "
-                               f"{fmt(t['final_test_error'], '.1f')}" for t in sorted(row["trials"], key=lambda t: t["lr"]))
+            listed = ", ".join(
+                f"{t['lr']:.4g} {t['status'][:4]} {t['epochs_done']}ep {fmt(t['final_test_error'], '.1f')}"
+                for t in sorted(row["trials"], key=lambda t: t["lr"])
+            )
             print(f"  {key[0]} seed {key[1]}: {listed}")
 
     # The grid's seed-to-seed spread at each device point: the sample standard deviation of its chosen test errors.
@@ -229,11 +273,15 @@ def main() -> int:
     width = 40 + 29 * len(methods)
     print()
     print("=" * width)
-    print(f"LR SEARCH COST  (grid: {args.grid_size} values x every epoch; tpe/warm: {args.tpe_trials} trials/point, "
-          f"pruner {args.pruner} {options}; seeds {args.seeds})")
+    print(
+        f"LR SEARCH COST  (grid: {args.grid_size} values x every epoch; tpe/warm: {args.tpe_trials} trials/point, "
+        f"pruner {args.pruner} {options}; seeds {args.seeds})"
+    )
     print("-" * width)
-    print(f"{'point':<30} {'seed':>4} {'sd':>5} |" + "|".join(f" {m + ' lr':>8} {'err%':>6} {'ep':>3} {'ok':>3} "
-                                                             for m in methods))
+    print(
+        f"{'point':<30} {'seed':>4} {'sd':>5} |"
+        + "|".join(f" {m + ' lr':>8} {'err%':>6} {'ep':>3} {'ok':>3} " for m in methods)
+    )
     totals = {method: 0 for method in methods}
     within = {method: 0 for method in searched}
     for key in keys:
@@ -247,7 +295,12 @@ def main() -> int:
             ok = ""
             if method != "grid" and key in grid:
                 g, e = grid[key]["error"], row["error"]
-                good = e is not None and g is not None and not math.isnan(spread[key[0]]) and e - g <= spread[key[0]] + 1e-9
+                good = (
+                    e is not None
+                    and g is not None
+                    and not math.isnan(spread[key[0]])
+                    and e - g <= spread[key[0]] + 1e-9
+                )
                 within[method] += good
                 ok = "yes" if good else "NO"
             cells.append(f" {fmt(row['lr'], '8.4g')} {fmt(row['error'], '6.1f')} {row['trial_epochs']:>3} {ok:>3} ")
@@ -259,11 +312,15 @@ def main() -> int:
             if method in totals:
                 ratio = totals[method] / totals["grid"]
                 target = f"   [{'MEETS' if ratio <= 0.33 else 'ABOVE'} target <= 0.33]" if method == "warm" else ""
-                print(f"{name} / (a) grid = {totals[method]} / {totals['grid']} = {ratio:.3f}; chosen test error "
-                      f"within the grid's seed sd at {within[method]} of {len(keys)} point-seeds{target}")
+                print(
+                    f"{name} / (a) grid = {totals[method]} / {totals['grid']} = {ratio:.3f}; chosen test error "
+                    f"within the grid's seed sd at {within[method]} of {len(keys)} point-seeds{target}"
+                )
     if "grid" in results:
-        print("\nper device point, mean chosen test error over the seeds (%) and its distance to the grid's, against "
-              "the grid's seed sd:")
+        print(
+            "\nper device point, mean chosen test error over the seeds (%) and its distance to the grid's, against "
+            "the grid's seed sd:"
+        )
         point_within = {method: 0 for method in searched}
         for label in labels:
             means = {}
@@ -279,33 +336,50 @@ def main() -> int:
                 cells.append(f"{method} {fmt(means[method], '.1f')} ({gap:+.1f}, {'within' if good else 'OUTSIDE'})")
             print(f"  {label:<30} sd {fmt(spread[label], '4.1f')} | " + " | ".join(cells))
         for method in searched:
-            print(f"  {method}: mean chosen test error within the grid's seed sd at {point_within[method]} of "
-                  f"{len(labels)} device points")
+            print(
+                f"  {method}: mean chosen test error within the grid's seed sd at {point_within[method]} of "
+                f"{len(labels)} device points"
+            )
     if "grid" in results and len(args.seeds) >= 4:
         # The criterion's noise floor: the grid against itself. Its seeds split in two halves, each choosing as a grid
         # run with only those seeds would; how often does one half's mean land within the other's sd?
         half = len(args.seeds) // 2
         first, second = args.seeds[:half], args.seeds[half:]
         a, b = half_choices(store, names["grid"], first), half_choices(store, names["grid"], second)
-        print(f"\ncontrol, the grid against itself: seeds {first} (A) and {second} (B), each choosing alone; mean "
-              "chosen test error (%), sd over the half's seeds, and whether B is within A's sd (B - A <= sd A) and A "
-              "within B's:")
+        print(
+            f"\ncontrol, the grid against itself: seeds {first} (A) and {second} (B), each choosing alone; mean "
+            "chosen test error (%), sd over the half's seeds, and whether B is within A's sd (B - A <= sd A) and A "
+            "within B's:"
+        )
         counts = [0, 0]
         for label in labels:
             if len(a.get(label, ())) < 2 or len(b.get(label, ())) < 2:
                 continue
-            ma, mb, sa, sb = (statistics.mean(a[label]), statistics.mean(b[label]),
-                              statistics.stdev(a[label]), statistics.stdev(b[label]))
+            ma, mb, sa, sb = (
+                statistics.mean(a[label]),
+                statistics.mean(b[label]),
+                statistics.stdev(a[label]),
+                statistics.stdev(b[label]),
+            )
             ok = (mb - ma <= sa + 1e-9, ma - mb <= sb + 1e-9)
             counts = [counts[0] + ok[0], counts[1] + ok[1]]
-            print(f"  {label:<30} A {ma:5.1f} (sd {sa:4.1f}) | B {mb:5.1f} (sd {sb:4.1f}) | B within A: "
-                  f"{'yes' if ok[0] else 'NO'}, A within B: {'yes' if ok[1] else 'NO'}")
-        print(f"  the grid's halves are within each other's sd at {counts[0]} and {counts[1]} of {len(labels)} "
-              "device points")
-    print("grid's seed sd of the chosen test error, per point: "
-          + ", ".join(f"{label}: {fmt(value, '.1f')} pp" for label, value in spread.items()))
-    print("wall time: " + ", ".join(f"{m} {seconds.get(m, float('nan')):.0f} s" for m in methods)
-          + f" (the first includes pretraining); whole bench with Ray start {total_seconds:.0f} s")
+            print(
+                f"  {label:<30} A {ma:5.1f} (sd {sa:4.1f}) | B {mb:5.1f} (sd {sb:4.1f}) | B within A: "
+                f"{'yes' if ok[0] else 'NO'}, A within B: {'yes' if ok[1] else 'NO'}"
+            )
+        print(
+            f"  the grid's halves are within each other's sd at {counts[0]} and {counts[1]} of {len(labels)} "
+            "device points"
+        )
+    print(
+        "grid's seed sd of the chosen test error, per point: "
+        + ", ".join(f"{label}: {fmt(value, '.1f')} pp" for label, value in spread.items())
+    )
+    print(
+        "wall time: "
+        + ", ".join(f"{m} {seconds.get(m, float('nan')):.0f} s" for m in methods)
+        + f" (the first includes pretraining); whole bench with Ray start {total_seconds:.0f} s"
+    )
     print("=" * width)
 
     store.close()

@@ -31,11 +31,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.analog_forward import window_overrides  # noqa: E402
 from analog_sweep.results._replicates import difference  # noqa: E402
 from analog_sweep.sweeps import expand, load_spec, shipped_specs, trial_config  # noqa: E402
-from analog_sweep.workers import TrialConfig  # noqa: E402
-from analog_sweep.workers import create_model  # noqa: E402
+from analog_sweep.workers import (
+    TrialConfig,  # noqa: E402
+    create_model,  # noqa: E402
+)
+from bench.analog_forward import window_overrides  # noqa: E402
 
 
 def run_one(args: tuple[TrialConfig, str]) -> dict:
@@ -54,9 +56,8 @@ def forward_error(config: TrialConfig, cache_dir: str) -> float:
     """Test error of the digital TL model after ``config``'s epochs, converted to analog (mean of 3 evaluations)."""
     import torch
 
+    from analog_sweep.workers import build_rpu_config, test_error_percent
     from bench.analog_forward import converted, fine_tuned
-    from analog_sweep.workers import build_rpu_config
-    from analog_sweep.workers import test_error_percent
 
     torch.set_num_threads(1)
     model, splits, _ = fine_tuned(dataclasses.replace(config, mode="digital_tl"), cache_dir)
@@ -89,8 +90,10 @@ def main() -> None:
 
     spec = load_spec(shipped_specs()["quickstart"], options.set)
     base = {p.mode: p for p in expand(spec) if p.seed == spec.seeds[0] and p.device.transfer_noise == 0}
-    lrs = {"analog": options.analog_lr or list(spec.lr_search.values),
-           "digital": options.digital_lr or list(spec.lr_search.values)}
+    lrs = {
+        "analog": options.analog_lr or list(spec.lr_search.values),
+        "digital": options.digital_lr or list(spec.lr_search.values),
+    }
     settings, jobs = [], []
     for size in options.image_sizes:
         for width in options.widths:
@@ -104,16 +107,14 @@ def main() -> None:
                 mode = "digital_tl" if kind == "digital" else "analog_tl"
                 for seed in options.seeds:
                     for lr in lrs["digital" if kind == "digital" else "analog"]:
-                        config = dataclasses.replace(
-                            trial_config(base[mode], lr), model=model, data=data, seed=seed
-                        )
+                        config = dataclasses.replace(trial_config(base[mode], lr), model=model, data=data, seed=seed)
                         if kind == "frozen":
                             config = dataclasses.replace(
                                 config, algorithm=dataclasses.replace(config.algorithm, freeze_analog=True)
                             )
                         jobs.append(((size, width, kind, seed), config))
             settings.append((size, width, model, data))
-    for size, width, model, data in settings:  # pretrain each model once before fanning out
+    for _size, _width, model, data in settings:  # pretrain each model once before fanning out
         probe = dataclasses.replace(trial_config(base["digital_tl"], 0.05), model=model, data=data, epochs=1)
         run_one((probe, options.cache_dir))
     results: dict[tuple, list[dict]] = {}
@@ -121,24 +122,45 @@ def main() -> None:
         for (key, config), result in zip(jobs, pool.map(run_one, [(c, options.cache_dir) for _, c in jobs])):
             results.setdefault(key, []).append(result)
             final = result["reports"][-1]
-            print(f"[{sum(map(len, results.values()))}/{len(jobs)}] {key} lr {config.lr:g}: test error "
-                  f"{final['test_error']:.1f} % after {config.epochs} epochs, {result['seconds']:.0f} s",
-                  file=sys.stderr, flush=True)
+            print(
+                f"[{sum(map(len, results.values()))}/{len(jobs)}] {key} lr {config.lr:g}: test error "
+                f"{final['test_error']:.1f} % after {config.epochs} epochs, {result['seconds']:.0f} s",
+                file=sys.stderr,
+                flush=True,
+            )
     epochs = spec.epochs
-    print(f"digits {'-'.join(base['analog_tl'].classes)}: {spec.data.train_limit or 'all'} training images, "
-          f"{epochs} epochs ({spec.lr_schedule} learning rate), seeds {options.seeds}; analog lr {lrs['analog']}, "
-          f"digital lr {lrs['digital']}; test error % at the epoch and rate chosen on validation, mean (sd)")
-    header = ["size", "tokens", "width", "params", "forward", "frozen", "analog TL", "digital TL",
-              "F2 (95 % CI)", "conv analog", "conv digital", "s/analog trial"]
+    print(
+        f"digits {'-'.join(base['analog_tl'].classes)}: {spec.data.train_limit or 'all'} training images, "
+        f"{epochs} epochs ({spec.lr_schedule} learning rate), seeds {options.seeds}; analog lr {lrs['analog']}, "
+        f"digital lr {lrs['digital']}; test error % at the epoch and rate chosen on validation, mean (sd)"
+    )
+    header = [
+        "size",
+        "tokens",
+        "width",
+        "params",
+        "forward",
+        "frozen",
+        "analog TL",
+        "digital TL",
+        "F2 (95 % CI)",
+        "conv analog",
+        "conv digital",
+        "s/analog trial",
+    ]
     rows = []
     for size, width, model, data in settings:
-        def summary(kind: str) -> tuple[list[float], list[list[float]]]:
+
+        def summary(kind: str, size: int = size, width: int = width) -> tuple[list[float], list[list[float]]]:
             picks = [chosen(results[size, width, kind, seed]) for seed in options.seeds]
             return [p[0] for p in picks], [p[1] for p in picks]
 
         def text(values: list[float]) -> str:
-            return f"{statistics.fmean(values):.1f} ({statistics.stdev(values):.1f})" if len(values) > 1 else (
-                f"{values[0]:.1f}")
+            return (
+                f"{statistics.fmean(values):.1f} ({statistics.stdev(values):.1f})"
+                if len(values) > 1
+                else (f"{values[0]:.1f}")
+            )
 
         def settling(curves: list[list[float]]) -> str:
             if epochs < 2:
@@ -152,15 +174,29 @@ def main() -> None:
         frozen = text(summary("frozen")[0]) if options.frozen else "-"
         config = dataclasses.replace(trial_config(base["analog_tl"], lrs["digital"][0]), model=model, data=data)
         seconds = statistics.fmean(r["seconds"] for s in options.seeds for r in results[size, width, "analog", s])
-        params = sum(p.numel() for p in create_model(
-            model.preset, num_classes=len(base["analog_tl"].classes), img_size=size, **model.override_dict()
-        ).parameters())
+        params = sum(
+            p.numel()
+            for p in create_model(
+                model.preset, num_classes=len(base["analog_tl"].classes), img_size=size, **model.override_dict()
+            ).parameters()
+        )
         patch = model.override_dict().get("patch_size", 2)
-        rows.append([
-            f"{size}x{size}", str((size // patch) ** 2), str(width), f"{params / 1000:.0f} K",
-            f"{forward_error(config, options.cache_dir):.1f}", frozen, text(analog), text(digital),
-            str(difference(analog, digital)), settling(analog_curves), settling(digital_curves), f"{seconds:.0f}",
-        ])
+        rows.append(
+            [
+                f"{size}x{size}",
+                str((size // patch) ** 2),
+                str(width),
+                f"{params / 1000:.0f} K",
+                f"{forward_error(config, options.cache_dir):.1f}",
+                frozen,
+                text(analog),
+                text(digital),
+                str(difference(analog, digital)),
+                settling(analog_curves),
+                settling(digital_curves),
+                f"{seconds:.0f}",
+            ]
+        )
     widths = [max(len(c) for c in column) for column in zip(header, *rows)]
     for row in (header, *rows):
         print("  ".join(c.ljust(w) for c, w in zip(row, widths)))

@@ -39,12 +39,11 @@ import time
 from pathlib import Path
 
 import ray
+from lr_search_cost import log_grid, trial_epochs  # bench/ is the script's folder, first on sys.path
 
 from analog_sweep.orchestrator import SweepStateError, run_sweep
 from analog_sweep.results import AXES, open_store, sweep_elbows
 from analog_sweep.sweeps import expand, load_spec
-
-from lr_search_cost import log_grid, trial_epochs  # bench/ is the script's folder, first on sys.path
 
 HERE = Path(__file__).resolve().parent
 AXIS = "transfer_noise"
@@ -70,48 +69,78 @@ def report_paper_run(store, spec, ours: int, ours_elbows, wall: str) -> None:
     spacing = (values[-1] - values[0]) / (len(values) - 1)
     base = base_device(spec)
     print("-" * 100)
-    print(f"the paper's way, run: {len(values)} uniform {AXIS} values (spacing {spacing:.4g}), {len(trials)} trials, "
-          f"{cost} trial-epochs, wall {wall}")
+    print(
+        f"the paper's way, run: {len(values)} uniform {AXIS} values (spacing {spacing:.4g}), {len(trials)} trials, "
+        f"{cost} trial-epochs, wall {wall}"
+    )
     for paper, our in zip(sweep_elbows(rows, axis=AXIS, base=base), ours_elbows, strict=True):
         where = f"{paper.mode}/{paper.task}"
         if not paper.has_elbow:
             print(f"  {where}: no critical point ({paper.reason}): at spacing {spacing:.4g} it does not locate one")
             continue
-        print(f"  {where}: critical point {paper.breakpoint:.4g} %, 95 % interval [{paper.ci_low:.4g}, "
-              f"{paper.ci_high:.4g}], width {paper.width:.4g} against its spacing {spacing:.4g} (Davies p "
-              f"{paper.p_value:.3g}, {paper.n_obs} observations)")
+        print(
+            f"  {where}: critical point {paper.breakpoint:.4g} %, 95 % interval [{paper.ci_low:.4g}, "
+            f"{paper.ci_high:.4g}], width {paper.width:.4g} against its spacing {spacing:.4g} (Davies p "
+            f"{paper.p_value:.3g}, {paper.n_obs} observations)"
+        )
         if our.has_elbow:
             narrower = "ours is at least as narrow" if our.width <= paper.width else "ours is wider"
-            print(f"  ours / the paper's way run = {ours} / {cost} = {ours / cost:.3f}; widths {our.width:.4g} (ours) "
-                  f"and {paper.width:.4g}: {narrower}")
+            print(
+                f"  ours / the paper's way run = {ours} / {cost} = {ours / cost:.3f}; widths {our.width:.4g} (ours) "
+                f"and {paper.width:.4g}: {narrower}"
+            )
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     epilog="\n".join(__doc__.splitlines()[2:]))
-    parser.add_argument("--spec", default=str(HERE.parent / "sweeps" / "embedded_fig3_transfer_noise.yaml"),
-                        help="the study (default: %(default)s)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
-                        help="override a field of the spec (repeatable)")
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="\n".join(__doc__.splitlines()[2:]),
+    )
+    parser.add_argument(
+        "--spec",
+        default=str(HERE.parent / "sweeps" / "embedded_fig3_transfer_noise.yaml"),
+        help="the study (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="override a field of the spec (repeatable)",
+    )
     parser.add_argument("--name", default="bench-study", help="sweep name (default: %(default)s)")
-    parser.add_argument("--coarse", type=float, nargs="+", default=[0, 20, 40, 70, 100],
-                        help="the coarse transfer-noise grid, %% (default: 0 20 40 70 100)")
+    parser.add_argument(
+        "--coarse",
+        type=float,
+        nargs="+",
+        default=[0, 20, 40, 70, 100],
+        help="the coarse transfer-noise grid, %% (default: 0 20 40 70 100)",
+    )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds (default: 0 1 2)")
     parser.add_argument("--refine-points", type=int, default=3, help="new values per round (default: %(default)s)")
     parser.add_argument("--refine-rounds", type=int, default=1, help="refinement rounds (default: %(default)s)")
     parser.add_argument("--lr-low", type=float, default=0.05, help="lowest learning rate (default: %(default)s)")
     parser.add_argument("--lr-high", type=float, default=0.8, help="highest learning rate (default: %(default)s)")
     parser.add_argument("--tpe-trials", type=int, default=4, help="TPE trials per point (default: %(default)s)")
-    parser.add_argument("--grid-size", type=int, default=6,
-                        help="the paper's way: learning rates per point (default: %(default)s, as "
-                             "bench/lr_search_cost.py)")
-    parser.add_argument("--paper-values", type=int,
-                        help="also run the paper's way: this many uniform values over the coarse range, each with the "
-                             "exhaustive learning-rate grid (at least 5; default: priced only)")
-    parser.add_argument("--paper-name",
-                        help="the paper's way's sweep name (default: NAME-paperK); naming one already finished in the "
-                             "store compares another run of our way (a new --name) with it without running it again")
+    parser.add_argument(
+        "--grid-size",
+        type=int,
+        default=6,
+        help="the paper's way: learning rates per point (default: %(default)s, as bench/lr_search_cost.py)",
+    )
+    parser.add_argument(
+        "--paper-values",
+        type=int,
+        help="also run the paper's way: this many uniform values over the coarse range, each with the "
+        "exhaustive learning-rate grid (at least 5; default: priced only)",
+    )
+    parser.add_argument(
+        "--paper-name",
+        help="the paper's way's sweep name (default: NAME-paperK); naming one already finished in the "
+        "store compares another run of our way (a new --name) with it without running it again",
+    )
     parser.add_argument("--num-cpus", type=int, default=2, help="CPUs of the local Ray instance (default: 2)")
     parser.add_argument("--workdir", help="folder for the store and storage (default: a new temporary folder, removed)")
     args = parser.parse_args()
@@ -129,39 +158,56 @@ def main() -> int:
         f"seeds=[{','.join(map(str, args.seeds))}]",
         f"axes.{AXIS}=[{','.join(f'{v:g}' for v in coarse)}]",
         f"axes.refine={{{AXIS}: {{points: {args.refine_points}, rounds: {args.refine_rounds}}}}}",
-        "lr_search.method=tpe", "lr_search.values=null",
-        f"lr_search.low={args.lr_low}", f"lr_search.high={args.lr_high}",
-        f"lr_search.trials_per_point={args.tpe_trials}", "lr_search.pruner=median",
+        "lr_search.method=tpe",
+        "lr_search.values=null",
+        f"lr_search.low={args.lr_low}",
+        f"lr_search.high={args.lr_high}",
+        f"lr_search.trials_per_point={args.tpe_trials}",
+        "lr_search.pruner=median",
         "lr_search.pruner_options={n_startup_trials: 1, n_warmup_steps: 0}",
-        "lr_search.warm_start=neighbours", "lr_search.patience=1",
+        "lr_search.warm_start=neighbours",
+        "lr_search.patience=1",
     ]
     spec = load_spec(args.spec, overrides=overrides)
     workdir = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="study-cost-"))
     workdir.mkdir(parents=True, exist_ok=True)
     store = open_store(f"sqlite:///{workdir / 'results.sqlite'}")
-    print(f"our way: {len(expand(spec))} grid points ({AXIS} {', '.join(f'{v:g}' for v in coarse)}; seeds "
-          f"{list(spec.seeds)}), TPE {args.tpe_trials} trials/point over [{args.lr_low:g}, {args.lr_high:g}], median "
-          f"pruning, warm starts, patience 1; refinement {args.refine_rounds} x {args.refine_points} values; "
-          f"{spec.epochs} epochs; workdir {workdir}", flush=True)
+    print(
+        f"our way: {len(expand(spec))} grid points ({AXIS} {', '.join(f'{v:g}' for v in coarse)}; seeds "
+        f"{list(spec.seeds)}), TPE {args.tpe_trials} trials/point over [{args.lr_low:g}, {args.lr_high:g}], median "
+        f"pruning, warm starts, patience 1; refinement {args.refine_rounds} x {args.refine_points} values; "
+        f"{spec.epochs} epochs; workdir {workdir}",
+        flush=True,
+    )
 
     paper_spec = None
     if args.paper_values is not None:
         low, high = coarse[0], coarse[-1]
         uniform = [low + (high - low) * i / (args.paper_values - 1) for i in range(args.paper_values)]
         rates = log_grid(args.lr_low, args.lr_high, args.grid_size)
-        paper_spec = load_spec(args.spec, overrides=[
-            *args.overrides,
-            f"name={args.paper_name or f'{args.name}-paper{args.paper_values}'}",
-            f"seeds=[{','.join(map(str, args.seeds))}]",
-            f"axes.{AXIS}=[{','.join(f'{v:.6g}' for v in uniform)}]", "axes.refine=null",  # a uniform grid only
-            "lr_search.method=grid", f"lr_search.values=[{','.join(map(str, rates))}]",
-            f"lr_search.trials_per_point={len(rates)}", "lr_search.pruner=none",
-        ])
-        print(f"the paper's way, run: {len(expand(paper_spec))} points ({AXIS} "
-              f"{', '.join(f'{v:.4g}' for v in uniform)}), learning rates {rates}, every trial to the end", flush=True)
+        paper_spec = load_spec(
+            args.spec,
+            overrides=[
+                *args.overrides,
+                f"name={args.paper_name or f'{args.name}-paper{args.paper_values}'}",
+                f"seeds=[{','.join(map(str, args.seeds))}]",
+                f"axes.{AXIS}=[{','.join(f'{v:.6g}' for v in uniform)}]",
+                "axes.refine=null",  # a uniform grid only
+                "lr_search.method=grid",
+                f"lr_search.values=[{','.join(map(str, rates))}]",
+                f"lr_search.trials_per_point={len(rates)}",
+                "lr_search.pruner=none",
+            ],
+        )
+        print(
+            f"the paper's way, run: {len(expand(paper_spec))} points ({AXIS} "
+            f"{', '.join(f'{v:.4g}' for v in uniform)}), learning rates {rates}, every trial to the end",
+            flush=True,
+        )
 
-    ray.init(address="local", num_cpus=args.num_cpus, include_dashboard=False, log_to_driver=False,
-             logging_level="WARNING")
+    ray.init(
+        address="local", num_cpus=args.num_cpus, include_dashboard=False, log_to_driver=False, logging_level="WARNING"
+    )
     try:
         wall = {}
         for one in (spec, paper_spec):
@@ -169,13 +215,17 @@ def main() -> int:
                 continue
             started = time.time()
             try:
-                outcome = run_sweep(one, store, storage_root=workdir / "storage",
-                                    echo=lambda line: print(f"  | {line}", flush=True))
+                outcome = run_sweep(
+                    one, store, storage_root=workdir / "storage", echo=lambda line: print(f"  | {line}", flush=True)
+                )
             except SweepStateError as exc:  # e.g. --paper-name naming a sweep of another spec
                 print(f"study_cost.py: {exc}", file=sys.stderr)
                 return 2
-            wall[one.name] = ("not run again (finished in the store)" if "already finished" in outcome.message
-                              else f"{(time.time() - started) / 60:.1f} min")
+            wall[one.name] = (
+                "not run again (finished in the store)"
+                if "already finished" in outcome.message
+                else f"{(time.time() - started) / 60:.1f} min"
+            )
             print(f"  | {outcome.message}", flush=True)
             if outcome.status != "finished":
                 print(f"the sweep {one.name} did not finish: {outcome.message}", file=sys.stderr)
@@ -195,12 +245,16 @@ def main() -> int:
 
     print()
     print("=" * 100)
-    print(f"STUDY COST: locating the {AXIS} critical point of {spec.name} (model {spec.model.preset}, "
-          f"{'/'.join(spec.modes)}, seeds {list(spec.seeds)}, {spec.epochs} epochs)")
+    print(
+        f"STUDY COST: locating the {AXIS} critical point of {spec.name} (model {spec.model.preset}, "
+        f"{'/'.join(spec.modes)}, seeds {list(spec.seeds)}, {spec.epochs} epochs)"
+    )
     print("-" * 100)
-    print(f"our way: {len(values)} {AXIS} values ({', '.join(f'{v:g}' for v in values)}), {len(trials)} trials, "
-          f"{ours} trial-epochs ({ours_grid} on the coarse grid, {ours - ours_grid} in refinement), "
-          f"wall {wall[spec.name]}")
+    print(
+        f"our way: {len(values)} {AXIS} values ({', '.join(f'{v:g}' for v in values)}), {len(trials)} trials, "
+        f"{ours} trial-epochs ({ours_grid} on the coarse grid, {ours - ours_grid} in refinement), "
+        f"wall {wall[spec.name]}"
+    )
     status = 0
     for b, a in zip(before, after, strict=True):
         where = f"{a.mode}/{a.task}"
@@ -210,17 +264,23 @@ def main() -> int:
             print(f"  {where}: no critical point after refinement ({a.reason}): no width to match, no ratio")
             status = 1
             continue
-        print(f"  {where}: critical point {a.breakpoint:.4g} %, 95 % interval [{a.ci_low:.4g}, {a.ci_high:.4g}], "
-              f"width {a.width:.4g} (Davies p {a.p_value:.3g}, {a.n_obs} observations)")
+        print(
+            f"  {where}: critical point {a.breakpoint:.4g} %, 95 % interval [{a.ci_low:.4g}, {a.ci_high:.4g}], "
+            f"width {a.width:.4g} (Davies p {a.p_value:.3g}, {a.n_obs} observations)"
+        )
         low, high = min(values), max(values)
         n_values = paper_values(low, high, a.width)
         paper = n_values * args.grid_size * len(spec.seeds) * spec.epochs
         ratio = ours / paper
-        print(f"paper's way (priced): a uniform {AXIS} grid over [{low:g}, {high:g}] with spacing <= {a.width:.4g}: "
-              f"{n_values} values x {args.grid_size} learning rates x {len(spec.seeds)} seeds x {spec.epochs} epochs "
-              f"= {paper} trial-epochs")
-        print(f"ours / paper's = {ours} / {paper} = {ratio:.3f}   [{'MEETS' if ratio <= 0.25 else 'ABOVE'} target "
-              f"<= 0.25]")
+        print(
+            f"paper's way (priced): a uniform {AXIS} grid over [{low:g}, {high:g}] with spacing <= {a.width:.4g}: "
+            f"{n_values} values x {args.grid_size} learning rates x {len(spec.seeds)} seeds x {spec.epochs} epochs "
+            f"= {paper} trial-epochs"
+        )
+        print(
+            f"ours / paper's = {ours} / {paper} = {ratio:.3f}   [{'MEETS' if ratio <= 0.25 else 'ABOVE'} target "
+            f"<= 0.25]"
+        )
     if paper_spec is not None:
         report_paper_run(store, paper_spec, ours, after, wall[paper_spec.name])
     print("=" * 100)

@@ -61,11 +61,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from study_cost import paper_values  # bench/ is the script's folder, first on sys.path
 
 from analog_sweep.orchestrator._refine import _new_values
 from analog_sweep.results import AXES, estimate_elbow, open_store, sweep_elbows
-
-from study_cost import paper_values  # bench/ is the script's folder, first on sys.path
 
 AXIS = "transfer_noise"
 TARGET = 0.25
@@ -107,8 +106,17 @@ class Design:
         return f"coarse {grid}; {self.rounds} x {self.points}" if self.rounds else f"coarse {grid}; no refinement"
 
 
-def one_draw(design: Design, curve: Curve, sd: float, costs: Costs, *, seeds: int, epochs: int, grid_size: int,
-             rng: np.random.Generator) -> tuple[float, float | None, float]:
+def one_draw(
+    design: Design,
+    curve: Curve,
+    sd: float,
+    costs: Costs,
+    *,
+    seeds: int,
+    epochs: int,
+    grid_size: int,
+    rng: np.random.Generator,
+) -> tuple[float, float | None, float]:
     """Our cost (trial-epochs), the priced study-cost ratio and the final interval width of one simulated sweep; the
     ratio None and the width infinite when it finds no critical point (its cost was spent all the same)."""
     xs: list[float] = []
@@ -140,8 +148,9 @@ def one_draw(design: Design, curve: Curve, sd: float, costs: Costs, *, seeds: in
     return cost, cost / paper, elbow.width
 
 
-def uniform_widths(low: float, high: float, ks: Sequence[int], curve: Curve, sd: float, *, seeds: int,
-                   draws: int) -> dict[int, tuple[float, float]]:
+def uniform_widths(
+    low: float, high: float, ks: Sequence[int], curve: Curve, sd: float, *, seeds: int, draws: int
+) -> dict[int, tuple[float, float]]:
     """The paper's way under the same noise: for a uniform grid of k values over [low, high], the share of draws
     whose fit finds a critical point and the median width of its 95 % interval over all draws, a draw without one
     counting as infinitely wide (so the median is infinite when at most half find one)."""
@@ -203,51 +212,97 @@ def calibrate(path: str, name: str) -> Calibration:
     )
     refine = (spec["axes"].get("refine") or {}).get(AXIS) or {}
     return Calibration(
-        curve=Curve(flat=elbow.flat_level, breakpoint=elbow.breakpoint, slope=elbow.slope_after), sd=sd, costs=costs,
+        curve=Curve(flat=elbow.flat_level, breakpoint=elbow.breakpoint, slope=elbow.slope_after),
+        sd=sd,
+        costs=costs,
         design=Design(coarse, int(refine.get("rounds", 0)), int(refine.get("points", 0))),
-        seeds=seeds, epochs=int(spec["epochs"]),
+        seeds=seeds,
+        epochs=int(spec["epochs"]),
     )
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     epilog="\n".join(__doc__.splitlines()[2:]))
-    parser.add_argument("--sd", type=float, nargs="+", default=[4.0, 7.0, 10.0],
-                        help="observation noise, pp (default: %(default)s; measured: pooled seed sd 7.15 in the "
-                             "study_cost.py run of 2026-12-01, per point 7.5 to 11.9 in bench/lr_search_cost.py's "
-                             "6-seed grid)")
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="\n".join(__doc__.splitlines()[2:]),
+    )
+    parser.add_argument(
+        "--sd",
+        type=float,
+        nargs="+",
+        default=[4.0, 7.0, 10.0],
+        help="observation noise, pp (default: %(default)s; measured: pooled seed sd 7.15 in the "
+        "study_cost.py run of 2026-12-01, per point 7.5 to 11.9 in bench/lr_search_cost.py's "
+        "6-seed grid)",
+    )
     # Defaults: the study_cost.py run of 2026-12-01 (this script's --store on it gives them), rounded.
-    parser.add_argument("--flat", type=float, default=20.0,
-                        help="flat test error, %% (default: %(default)s; measured 20.2)")
-    parser.add_argument("--breakpoint", type=float, default=25.0,
-                        help="critical point, %% transfer noise (default: %(default)s; measured 25.1; other real runs "
-                             "found 10.1 to 37.9, the paper 15 for 2 classes)")
-    parser.add_argument("--slope", type=float, default=45.0,
-                        help="rise after it, pp per decade (default: %(default)s; measured 44.8)")
-    parser.add_argument("--cost-base", type=float, default=7.0,
-                        help="trial-epochs of the base point per seed (default: %(default)s; measured 7)")
-    parser.add_argument("--cost-coarse", type=float, default=5.6,
-                        help="trial-epochs of another coarse value per seed (default: %(default)s; measured 5.6)")
-    parser.add_argument("--cost-refined", type=float, default=5.7,
-                        help="trial-epochs of a refinement value per seed (default: %(default)s; measured 5.67 in "
-                             "that run, 3 to 3.4 in earlier ones)")
-    parser.add_argument("--coarse", type=float, nargs="+", default=[0, 5, 10, 20, 40, 80],
-                        help="the coarse grid, %% transfer noise, base point first (default: study_cost.py's, "
-                             "%(default)s)")
-    parser.add_argument("--rounds", type=int, nargs="+", default=[0, 1, 2, 4],
-                        help="refinement rounds to compare (default: %(default)s; study_cost.py runs 2)")
+    parser.add_argument(
+        "--flat", type=float, default=20.0, help="flat test error, %% (default: %(default)s; measured 20.2)"
+    )
+    parser.add_argument(
+        "--breakpoint",
+        type=float,
+        default=25.0,
+        help="critical point, %% transfer noise (default: %(default)s; measured 25.1; other real runs "
+        "found 10.1 to 37.9, the paper 15 for 2 classes)",
+    )
+    parser.add_argument(
+        "--slope", type=float, default=45.0, help="rise after it, pp per decade (default: %(default)s; measured 44.8)"
+    )
+    parser.add_argument(
+        "--cost-base",
+        type=float,
+        default=7.0,
+        help="trial-epochs of the base point per seed (default: %(default)s; measured 7)",
+    )
+    parser.add_argument(
+        "--cost-coarse",
+        type=float,
+        default=5.6,
+        help="trial-epochs of another coarse value per seed (default: %(default)s; measured 5.6)",
+    )
+    parser.add_argument(
+        "--cost-refined",
+        type=float,
+        default=5.7,
+        help="trial-epochs of a refinement value per seed (default: %(default)s; measured 5.67 in "
+        "that run, 3 to 3.4 in earlier ones)",
+    )
+    parser.add_argument(
+        "--coarse",
+        type=float,
+        nargs="+",
+        default=[0, 5, 10, 20, 40, 80],
+        help="the coarse grid, %% transfer noise, base point first (default: study_cost.py's, %(default)s)",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        nargs="+",
+        default=[0, 1, 2, 4],
+        help="refinement rounds to compare (default: %(default)s; study_cost.py runs 2)",
+    )
     parser.add_argument("--refine-points", type=int, default=3, help="new values per round (default: %(default)s)")
-    parser.add_argument("--store", help="calibrate curve, noise, costs, coarse grid, refinement points, seeds and "
-                        "epochs from a kept study_cost.py store instead (its rounds are added to --rounds)")
+    parser.add_argument(
+        "--store",
+        help="calibrate curve, noise, costs, coarse grid, refinement points, seeds and "
+        "epochs from a kept study_cost.py store instead (its rounds are added to --rounds)",
+    )
     parser.add_argument("--name", default="bench-study", help="the sweep in --store (default: %(default)s)")
     parser.add_argument("--seeds", type=int, default=3, help="seeds (default: %(default)s)")
     parser.add_argument("--epochs", type=int, default=3, help="epochs per trial (default: %(default)s)")
     parser.add_argument("--grid-size", type=int, default=6, help="the paper's way: learning rates (default: 6)")
-    parser.add_argument("--paper-grid", type=int, nargs="+", default=[5, 7, 9, 11, 13, 17, 21, 25, 33, 41],
-                        help="uniform grid sizes tried for the paper's way under the same noise (default: %(default)s)")
-    parser.add_argument("--paper-draws", type=int, default=60,
-                        help="draws per uniform grid and noise (default: %(default)s)")
+    parser.add_argument(
+        "--paper-grid",
+        type=int,
+        nargs="+",
+        default=[5, 7, 9, 11, 13, 17, 21, 25, 33, 41],
+        help="uniform grid sizes tried for the paper's way under the same noise (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--paper-draws", type=int, default=60, help="draws per uniform grid and noise (default: %(default)s)"
+    )
     parser.add_argument("--draws", type=int, default=200, help="draws per design and noise (default: %(default)s)")
     args = parser.parse_args()
 
@@ -261,37 +316,57 @@ def main() -> int:
         coarse, points = real.design.coarse, real.design.points or points
         rounds = sorted({*rounds, real.design.rounds})
         sds = sorted({round(real.sd, 2), *sds})
-        print(f"calibrated from {args.store}: {real.design.describe()}, {real.seeds} seeds, {real.epochs} epochs; "
-              f"curve flat {curve.flat:.1f} %, critical point {curve.breakpoint:.3g} %, slope {curve.slope:.1f} "
-              f"pp/decade; pooled seed sd {real.sd:.2f} pp; trial-epochs per value and seed: base "
-              f"{costs.base:.3g}, coarse {costs.coarse:.3g}, refined {costs.refined:.3g}")
+        print(
+            f"calibrated from {args.store}: {real.design.describe()}, {real.seeds} seeds, {real.epochs} epochs; "
+            f"curve flat {curve.flat:.1f} %, critical point {curve.breakpoint:.3g} %, slope {curve.slope:.1f} "
+            f"pp/decade; pooled seed sd {real.sd:.2f} pp; trial-epochs per value and seed: base "
+            f"{costs.base:.3g}, coarse {costs.coarse:.3g}, refined {costs.refined:.3g}"
+        )
     designs = [Design(coarse, r, points) for r in rounds]
-    print(f"curve: flat {curve.flat:g} %, critical point {curve.breakpoint:g} %, then +{curve.slope:g} pp per decade; "
-          f"{args.seeds} seeds, {args.epochs} epochs, paper's grid {args.grid_size} learning rates; trial-epochs per "
-          f"value and seed: base {costs.base:.3g}, coarse {costs.coarse:.3g}, refined {costs.refined:.3g}; "
-          f"{args.draws} draws each")
+    print(
+        f"curve: flat {curve.flat:g} %, critical point {curve.breakpoint:g} %, then +{curve.slope:g} pp per decade; "
+        f"{args.seeds} seeds, {args.epochs} epochs, paper's grid {args.grid_size} learning rates; trial-epochs per "
+        f"value and seed: base {costs.base:.3g}, coarse {costs.coarse:.3g}, refined {costs.refined:.3g}; "
+        f"{args.draws} draws each"
+    )
     ks = sorted({k for k in args.paper_grid if k >= 5})
     low, high = min(designs[0].coarse), max(designs[0].coarse)
     started = time.time()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         print()
-        print(f"{'design':44s} {'sd pp':>6s} {'critical point':>15s} {'ratio q25':>10s} {'median':>8s} {'q75':>8s} "
-              f"{'meets <= 0.25':>14s} {'width median':>13s} {'vs equal width':>15s}")
+        print(
+            f"{'design':44s} {'sd pp':>6s} {'critical point':>15s} {'ratio q25':>10s} {'median':>8s} {'q75':>8s} "
+            f"{'meets <= 0.25':>14s} {'width median':>13s} {'vs equal width':>15s}"
+        )
         uniform = {}
         for sd in sds:
             uniform[sd] = uniform_widths(low, high, ks, curve, sd, seeds=args.seeds, draws=args.paper_draws)
         for design in designs:
             for sd in sds:
-                draws = [one_draw(design, curve, sd, costs, seeds=args.seeds, epochs=args.epochs,
-                                  grid_size=args.grid_size, rng=np.random.default_rng(draw))
-                         for draw in range(args.draws)]
+                draws = [
+                    one_draw(
+                        design,
+                        curve,
+                        sd,
+                        costs,
+                        seeds=args.seeds,
+                        epochs=args.epochs,
+                        grid_size=args.grid_size,
+                        rng=np.random.default_rng(draw),
+                    )
+                    for draw in range(args.draws)
+                ]
                 ratios = [r for _, r, _ in draws if r is not None]
                 found = len(ratios) / args.draws
                 meets = sum(r <= TARGET for r in ratios) / args.draws
-                quartiles = (" ".join(f"{q:{w}.3f}" for q, w in zip(np.quantile(ratios, [0.25, 0.5, 0.75]),
-                                                                   (10, 8, 8), strict=True))
-                             if ratios else f"{'-':>10s} {'-':>8s} {'-':>8s}")
+                quartiles = (
+                    " ".join(
+                        f"{q:{w}.3f}" for q, w in zip(np.quantile(ratios, [0.25, 0.5, 0.75]), (10, 8, 8), strict=True)
+                    )
+                    if ratios
+                    else f"{'-':>10s} {'-':>8s} {'-':>8s}"
+                )
                 # Over all draws, a draw without a critical point counting as infinitely wide; our cost is spent
                 # either way. The paper's way at equal width: the fewest uniform values whose median is no wider.
                 width = float(np.median([w for _, _, w in draws]))
@@ -304,20 +379,25 @@ def main() -> int:
                 else:
                     equal = "-"
                 extra = f"{width:13.3g} {equal:>15s}"
-                print(f"{design.describe():44s} {sd:6.2f} {found:15.2f} {quartiles} {meets:14.2f} {extra}",
-                      flush=True)
+                print(f"{design.describe():44s} {sd:6.2f} {found:15.2f} {quartiles} {meets:14.2f} {extra}", flush=True)
         print()
-        print(f"the paper's way under the same noise: uniform grids over [{low:g}, {high:g}], {args.seeds} seeds, "
-              f"{args.paper_draws} draws each")
-        print(f"{'values':>7s} {'spacing':>8s} {'trial-epochs':>13s} " + " ".join(
-            f"{f'sd {sd:g}: found, median width':>30s}" for sd in sds))
+        print(
+            f"the paper's way under the same noise: uniform grids over [{low:g}, {high:g}], {args.seeds} seeds, "
+            f"{args.paper_draws} draws each"
+        )
+        print(
+            f"{'values':>7s} {'spacing':>8s} {'trial-epochs':>13s} "
+            + " ".join(f"{f'sd {sd:g}: found, median width':>30s}" for sd in sds)
+        )
         for k in ks:
             cells = []
             for sd in sds:
                 share, width = uniform[sd][k]
                 cells.append(f"{share:19.2f}, {width:9.3g}")
-            print(f"{k:7d} {(high - low) / (k - 1):8.3g} {k * args.grid_size * args.seeds * args.epochs:13d} "
-                  + " ".join(f"{c:>30s}" for c in cells))
+            print(
+                f"{k:7d} {(high - low) / (k - 1):8.3g} {k * args.grid_size * args.seeds * args.epochs:13d} "
+                + " ".join(f"{c:>30s}" for c in cells)
+            )
     print(f"\n{time.time() - started:.0f} s")
     return 0
 

@@ -105,7 +105,11 @@ def trial_timeline(events: list, phase_start: float) -> list[dict[str, Any]]:
             row["trial_id"] = details.get("trial_id")
         elif kind == "result":
             iteration = details.get("training_iteration")
-            if iteration is not None and iteration not in row["reports"] and details.get("time_this_iter_s") is not None:
+            if (
+                iteration is not None
+                and iteration not in row["reports"]
+                and details.get("time_this_iter_s") is not None
+            ):
                 row["reports"][iteration] = {**details, "arrived": at}
             row.setdefault("trial_id", details.get("trial_id"))
         else:
@@ -118,18 +122,20 @@ def trial_timeline(events: list, phase_start: float) -> list[dict[str, Any]]:
             continue
         intervals = [(r["arrived"] - r["time_this_iter_s"], r["arrived"]) for r in reports]
         compute = float(reports[-1]["time_total_s"])
-        rows.append({
-            **row,
-            "reports": reports,
-            "pid": reports[0]["pid"],
-            "compute_start": intervals[0][0],
-            "compute_end": intervals[-1][1],
-            "compute": compute,
-            "epoch_seconds": sum(float(r["seconds"] or 0.0) for r in reports),
-            "first_extra": float(reports[0]["time_this_iter_s"]) - float(reports[0]["seconds"] or 0.0),
-            "later_extra": sum(float(r["time_this_iter_s"]) - float(r["seconds"] or 0.0) for r in reports[1:]),
-            "blocked": (intervals[-1][1] - intervals[0][0]) - compute,
-        })
+        rows.append(
+            {
+                **row,
+                "reports": reports,
+                "pid": reports[0]["pid"],
+                "compute_start": intervals[0][0],
+                "compute_end": intervals[-1][1],
+                "compute": compute,
+                "epoch_seconds": sum(float(r["seconds"] or 0.0) for r in reports),
+                "first_extra": float(reports[0]["time_this_iter_s"]) - float(reports[0]["seconds"] or 0.0),
+                "later_extra": sum(float(r["time_this_iter_s"]) - float(r["seconds"] or 0.0) for r in reports[1:]),
+                "blocked": (intervals[-1][1] - intervals[0][0]) - compute,
+            }
+        )
     rows.sort(key=lambda r: r["compute_start"])
     return rows
 
@@ -139,19 +145,30 @@ def assign_slots(rows: list[dict[str, Any]], slots: int) -> list[list[dict[str, 
     lanes: list[list[dict[str, Any]]] = [[] for _ in range(slots)]
     for row in rows:
         free = [lane for lane in lanes if not lane or lane[-1]["compute_end"] <= row["compute_start"] + 0.5]
-        lane = max(free, key=lambda lane: lane[-1]["compute_end"] if lane else -1.0) if free else min(
-            lanes, key=lambda lane: lane[-1]["compute_end"])
+        lane = (
+            max(free, key=lambda lane: lane[-1]["compute_end"] if lane else -1.0)
+            if free
+            else min(lanes, key=lambda lane: lane[-1]["compute_end"])
+        )
         lane.append(row)
     return lanes
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     epilog="\n".join(__doc__.splitlines()[2:]))
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="\n".join(__doc__.splitlines()[2:]),
+    )
     parser.add_argument("--spec", default=str(HERE / "efficiency_sweep.yaml"), help="sweep spec (default: %(default)s)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
-                        help="override a spec field, as the CLI's --set (repeatable)")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="override a spec field, as the CLI's --set (repeatable)",
+    )
     parser.add_argument("--num-cpus", type=int, default=2, help="CPUs of the local Ray instance (default: 2)")
     parser.add_argument("--target", type=float, default=0.9, help="efficiency target (default: 0.9)")
     parser.add_argument("--workdir", help="folder for the store and storage (default: a new temporary folder)")
@@ -165,14 +182,19 @@ def main() -> int:
     workdir.mkdir(parents=True, exist_ok=True)
     store = open_store(f"sqlite:///{workdir / 'results.sqlite'}")
     storage = workdir / "storage"
-    print(f"sweep {spec.name}: {len(points)} points x {spec.lr_search.trials_per_point} trials "
-          f"({spec.lr_search.method}, pruner {spec.lr_search.pruner}), {spec.epochs} epochs, "
-          f"{spec.resources.cpu:g} CPU per trial; cost model: {cost.trial_epochs} trial-epochs, "
-          f"~{cost.trial_seconds:.0f} s of trials; workdir {workdir}", flush=True)
+    print(
+        f"sweep {spec.name}: {len(points)} points x {spec.lr_search.trials_per_point} trials "
+        f"({spec.lr_search.method}, pruner {spec.lr_search.pruner}), {spec.epochs} epochs, "
+        f"{spec.resources.cpu:g} CPU per trial; cost model: {cost.trial_epochs} trial-epochs, "
+        f"~{cost.trial_seconds:.0f} s of trials; workdir {workdir}",
+        flush=True,
+    )
 
     driver.ProgressLine = TimedProgress  # bench-only: records arrival times (see the module docstring)
     t_begin = time.time()
-    ray.init(address="local", num_cpus=args.num_cpus, include_dashboard=False, log_to_driver=False, logging_level="WARNING")
+    ray.init(
+        address="local", num_cpus=args.num_cpus, include_dashboard=False, log_to_driver=False, logging_level="WARNING"
+    )
     t_ray = time.time()
     try:
         outcome = run_sweep(spec, store, storage_root=storage, echo=echo)
@@ -202,15 +224,19 @@ def main() -> int:
 
     print()
     print("per trial (times in s; start = when it began computing, from the start of the fine-tuning phase):")
-    print(f"  {'trial':<24} {'lr':>8} {'status':>9} {'slot':>4} {'pid':>7} {'start':>7} {'compute':>8} "
-          f"{'epochs':>7} {'build+1st ckpt':>14} {'ckpts':>6} {'blocked':>7} {'driver span':>11}")
+    print(
+        f"  {'trial':<24} {'lr':>8} {'status':>9} {'slot':>4} {'pid':>7} {'start':>7} {'compute':>8} "
+        f"{'epochs':>7} {'build+1st ckpt':>14} {'ckpts':>6} {'blocked':>7} {'driver span':>11}"
+    )
     slot_of = {id(r): i for i, lane in enumerate(lanes) for r in lane}
     for r in rows:
         st = store_trials.get(r["trial_id"], {})
         span = (r["end"] - r["start"]) if r["start"] and r["end"] else float("nan")
-        print(f"  {r['trial_id']:<24} {st.get('lr', float('nan')):8.4f} {st.get('status', '?'):>9} {slot_of[id(r)]:>4} "
-              f"{r['pid']:>7} {r['compute_start'] - t_fine:7.1f} {r['compute']:8.1f} {r['epoch_seconds']:7.1f} "
-              f"{r['first_extra']:14.2f} {r['later_extra']:6.2f} {r['blocked']:7.2f} {span:11.1f}")
+        print(
+            f"  {r['trial_id']:<24} {st.get('lr', float('nan')):8.4f} {st.get('status', '?'):>9} {slot_of[id(r)]:>4} "
+            f"{r['pid']:>7} {r['compute_start'] - t_fine:7.1f} {r['compute']:8.1f} {r['epoch_seconds']:7.1f} "
+            f"{r['first_extra']:14.2f} {r['later_extra']:6.2f} {r['blocked']:7.2f} {span:11.1f}"
+        )
     print("  (epochs: sum of per-epoch seconds in the store; build+1st ckpt: first report's time minus its epoch time;")
     print("   ckpts: the same for the later reports; blocked: time inside the trial's span not counted as compute;")
     print("   driver span: the driver's trial start -> trial end callbacks)")
@@ -220,7 +246,9 @@ def main() -> int:
     firsts = [lane[0] for lane in lanes if lane]
     lead_parts = ", ".join(
         f"slot {i}: Tuner set-up {t_setup - t_fine:.1f} + actor start {(r['start'] or t_setup) - t_setup:.1f} "
-        f"+ first call {r['compute_start'] - (r['start'] or t_setup):.1f}" for i, r in enumerate(firsts))
+        f"+ first call {r['compute_start'] - (r['start'] or t_setup):.1f}"
+        for i, r in enumerate(firsts)
+    )
     between = sum(b["compute_start"] - a["compute_end"] for lane in lanes for a, b in zip(lane, lane[1:]))
     blocked = sum(r["blocked"] for r in rows)
     tail = sum(t_end - lane[-1]["compute_end"] for lane in lanes if lane)
@@ -238,41 +266,56 @@ def main() -> int:
 
     print()
     print("=" * 100)
-    print(f"SWEEP EFFICIENCY SUMMARY  ({spec.name}: {len(rows)} trials, {slots} slots of {spec.resources.cpu:g} CPU, "
-          f"Ray with {args.num_cpus} CPUs, {spec.epochs} epochs per trial)")
+    print(
+        f"SWEEP EFFICIENCY SUMMARY  ({spec.name}: {len(rows)} trials, {slots} slots of {spec.resources.cpu:g} CPU, "
+        f"Ray with {args.num_cpus} CPUs, {spec.epochs} epochs per trial)"
+    )
     print("-" * 100)
     print(f"Ray start-up (ray.init)                           {ray_start:8.1f} s")
     print(f"driver set-up before pretraining (store, checks)  {before_pretrain:8.1f} s")
     print(f"pretraining stage (1 job on 1 slot, fresh cache)  {pretrain:8.1f} s")
     print(f"fine-tuning phase wall time                       {wall:8.1f} s")
     print(f"whole run (ray.init -> run_sweep returned)        {total:8.1f} s")
-    print(f"trial compute time, sum of Ray time_total_s       {compute:8.1f} s   (per trial: mean "
-          f"{statistics.mean(r['compute'] for r in rows):.1f}, min {min(r['compute'] for r in rows):.1f}, "
-          f"max {max(r['compute'] for r in rows):.1f})")
+    print(
+        f"trial compute time, sum of Ray time_total_s       {compute:8.1f} s   (per trial: mean "
+        f"{statistics.mean(r['compute'] for r in rows):.1f}, min {min(r['compute'] for r in rows):.1f}, "
+        f"max {max(r['compute'] for r in rows):.1f})"
+    )
     print(f"  of which epochs (train + test, store seconds)   {epochs_only:8.1f} s")
     print(f"  of which model build + data load (1st report)   {sum(r['first_extra'] for r in rows):8.1f} s")
     print(f"  of which later checkpoint writes + reporting    {sum(r['later_extra'] for r in rows):8.1f} s")
     print("-" * 100)
     verdict = "MEETS" if eff >= args.target else "BELOW"
-    print(f"sweep efficiency = compute / (fine-tuning wall x slots) = {compute:.1f} / ({wall:.1f} x {slots}) "
-          f"= {eff:.3f}   [{verdict} target {args.target}]")
+    print(
+        f"sweep efficiency = compute / (fine-tuning wall x slots) = {compute:.1f} / ({wall:.1f} x {slots}) "
+        f"= {eff:.3f}   [{verdict} target {args.target}]"
+    )
     print(f"  with epoch time only as compute                        = {eff_epochs:.3f}")
     print(f"  with the whole run as wall (Ray start + pretraining)   = {eff_total:.3f}")
     print(f"  whole run, pretraining counted as compute              = {(compute + pretrain) / (total * slots):.3f}")
     print("-" * 100)
-    print(f"slot-seconds lost (wall x slots - compute)         {lost:8.1f} s  ({lost / (wall * slots):.1%} of the phase)")
+    print(
+        f"slot-seconds lost (wall x slots - compute)         {lost:8.1f} s  ({lost / (wall * slots):.1%} of the phase)"
+    )
     print(f"  phase start -> first trial computing (per slot)  {lead:8.1f} s  (Tuner set-up, actor start, searcher)")
     print(f"      {lead_parts}")
-    print(f"  between trials on a slot ({len(gaps)} hand-overs)       {between:8.1f} s  "
-          f"(per hand-over: {', '.join(f'{g:.1f}' for g in gaps) or '-'})")
+    print(
+        f"  between trials on a slot ({len(gaps)} hand-overs)       {between:8.1f} s  "
+        f"(per hand-over: {', '.join(f'{g:.1f}' for g in gaps) or '-'})"
+    )
     print(f"  inside trials, blocked between reports           {blocked:8.1f} s  (waiting on the driver)")
-    print(f"  after each slot's last trial                     {tail:8.1f} s  (last trials' end times differ by "
-          f"{imbalance:.1f} s; last trial end -> return {tune_teardown:.1f} s)")
+    print(
+        f"  after each slot's last trial                     {tail:8.1f} s  (last trials' end times differ by "
+        f"{imbalance:.1f} s; last trial end -> return {tune_teardown:.1f} s)"
+    )
     if idle_lanes:
         print(f"  slots that never ran a trial                     {idle_lanes:8.1f} s")
-    print(f"  unattributed (rounding of arrival times)         {lost - lead - between - blocked - tail - idle_lanes:8.1f} s")
-    print(f"distinct worker processes: {len(pids)} for {len(rows)} trials "
-          f"({'actors reused' if len(pids) <= slots else 'actors NOT reused'})")
+    unattributed = lost - lead - between - blocked - tail - idle_lanes
+    print(f"  unattributed (rounding of arrival times)         {unattributed:8.1f} s")
+    print(
+        f"distinct worker processes: {len(pids)} for {len(rows)} trials "
+        f"({'actors reused' if len(pids) <= slots else 'actors NOT reused'})"
+    )
     print("=" * 100)
 
     store.close()

@@ -19,12 +19,16 @@ import torch
 from aihwkit.nn.conversion import convert_to_analog
 from aihwkit.optim import AnalogSGD
 
-from analog_sweep.workers import DataConfig, TrialConfig
-from analog_sweep.workers import batches, load_target
-from analog_sweep.workers import build_rpu_config
-from analog_sweep.workers import test_error_percent
-from analog_sweep.workers import create_model
-from analog_sweep.workers import run_trial
+from analog_sweep.workers import (
+    DataConfig,
+    TrialConfig,
+    batches,
+    build_rpu_config,
+    create_model,
+    load_target,
+    run_trial,
+    test_error_percent,
+)
 
 
 def bare_loop(config: TrialConfig) -> float:
@@ -75,11 +79,15 @@ def main() -> None:
         times["run_trial"].append(ours(config, checkpoints=False))
         times["run_trial + checkpoints"].append(ours(config, checkpoints=True))
     base = statistics.median(times["bare aihwkit loop"])
-    print(f"analog c-TTv2 swin_micro, {args.train_limit} images x {args.epochs} epochs, batch 8, {args.threads} threads, "
-          f"median of {args.repeats}")
+    print(
+        f"analog c-TTv2 swin_micro, {args.train_limit} images x {args.epochs} epochs, batch 8, {args.threads} threads, "
+        f"median of {args.repeats}"
+    )
     for name, values in times.items():
         median = statistics.median(values)
-        print(f"{name:<26} {median:8.2f} s   ratio {median / base:5.3f}   runs: {', '.join(f'{v:.2f}' for v in values)}")
+        print(
+            f"{name:<26} {median:8.2f} s   ratio {median / base:5.3f}   runs: {', '.join(f'{v:.2f}' for v in values)}"
+        )
 
 
 if __name__ == "__main__":

@@ -14,8 +14,7 @@ import time
 import torch
 from aihwkit.simulator.rpu_base import cuda
 
-from analog_sweep.workers import DataConfig, PretrainConfig, TrialConfig
-from analog_sweep.workers import run_trial
+from analog_sweep.workers import DataConfig, PretrainConfig, TrialConfig, run_trial
 
 
 def main() -> int:
@@ -33,21 +32,36 @@ def main() -> int:
     )
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as folder:
-        result = run_trial(config, cache_dir=folder, checkpoint_dir=f"{folder}/ckpt", device="cuda",
-                           on_epoch=lambda r: print(r.to_dict()))
+        result = run_trial(
+            config,
+            cache_dir=folder,
+            checkpoint_dir=f"{folder}/ckpt",
+            device="cuda",
+            on_epoch=lambda r: print(r.to_dict()),
+        )
         # Continue the same trial for one more epoch: the checkpoint is restored on the CPU, then moved.
         longer = dataclasses.replace(config, epochs=config.epochs + 1)
-        continued = run_trial(longer, cache_dir=folder, checkpoint_dir=f"{folder}/ckpt", device="cuda",
-                              on_epoch=lambda r: print(r.to_dict()))
+        continued = run_trial(
+            longer,
+            cache_dir=folder,
+            checkpoint_dir=f"{folder}/ckpt",
+            device="cuda",
+            on_epoch=lambda r: print(r.to_dict()),
+        )
     if continued.restored_epochs != config.epochs or len(continued.reports) != longer.epochs:
-        print(f"FAIL: the continued trial restored {continued.restored_epochs} epochs and ended with "
-              f"{len(continued.reports)}; expected {config.epochs} and {longer.epochs}", file=sys.stderr)
+        print(
+            f"FAIL: the continued trial restored {continued.restored_epochs} epochs and ended with "
+            f"{len(continued.reports)}; expected {config.epochs} and {longer.epochs}",
+            file=sys.stderr,
+        )
         return 1
     if [r.to_dict() for r in continued.reports[: config.epochs]] != [r.to_dict() for r in result.reports]:
         print("FAIL: the continued trial's restored epochs differ from the first run's", file=sys.stderr)
         return 1
-    print(f"OK: {len(result.reports)} epochs, then continued to {len(continued.reports)} from the checkpoint, "
-          f"{result.analog_layers} analog layers on cuda, {time.perf_counter() - started:.1f} s")
+    print(
+        f"OK: {len(result.reports)} epochs, then continued to {len(continued.reports)} from the checkpoint, "
+        f"{result.analog_layers} analog layers on cuda, {time.perf_counter() - started:.1f} s"
+    )
     return 0
 
 

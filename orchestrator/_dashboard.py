@@ -53,8 +53,11 @@ def refuse_writes(app: Callable[..., Iterable[bytes]]) -> Callable[..., Iterable
     def guarded(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         if environ.get("REQUEST_METHOD", "GET").upper() not in READ_METHODS:
             body = b"read-only: analog-sweep dashboard shows the studies; the sweep's driver writes them\n"
-            headers = [("Content-Type", "text/plain"), ("Allow", ", ".join(READ_METHODS)),
-                       ("Content-Length", str(len(body)))]
+            headers = [
+                ("Content-Type", "text/plain"),
+                ("Allow", ", ".join(READ_METHODS)),
+                ("Content-Length", str(len(body))),
+            ]
             start_response("405 Method Not Allowed", headers)
             return [body]
         return app(environ, start_response)
@@ -79,7 +82,10 @@ class _ThreadedServer(socketserver.ThreadingMixIn, WSGIServer):
 
 
 def serve_dashboard(
-    journal: str | os.PathLike[str], *, host: str = "127.0.0.1", port: int = 8080,
+    journal: str | os.PathLike[str],
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8080,
     echo: Callable[[str], None] = print,
 ) -> None:
     """Serve the read-only dashboard at http://HOST:PORT until interrupted (``echo`` says where, once listening).

@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +29,22 @@ import ray
 from ray import tune
 
 from analog_sweep.orchestrator._progress import ProgressLine, format_duration
-from analog_sweep.orchestrator._provenance import Invocation, cluster_info, gather_environment, run_record, version_warnings
+from analog_sweep.orchestrator._provenance import (
+    Invocation,
+    cluster_info,
+    gather_environment,
+    run_record,
+    version_warnings,
+)
 from analog_sweep.orchestrator._pruning import OptunaPruning
+from analog_sweep.orchestrator._recorder import (
+    RetryPolicy,
+    StoreGaveUp,
+    StoreGaveUpStopper,
+    StoreRecorder,
+    with_retries,
+)
 from analog_sweep.orchestrator._refine import LinePlan, plan_round, refinement_summary, round_points
-from analog_sweep.orchestrator._recorder import RetryPolicy, StoreGaveUp, StoreGaveUpStopper, StoreRecorder, with_retries
 from analog_sweep.orchestrator._search import JournalDamaged, LearningRateSearch, repair_journal
 from analog_sweep.orchestrator._trainable import fine_tune
 from analog_sweep.results import NotFound, Selection, Store
@@ -46,9 +59,7 @@ from analog_sweep.sweeps import (
     spec_hash,
     trial_config,
 )
-from analog_sweep.workers import TrialCheckpoint
-from analog_sweep.workers import DEVICE_AXES
-from analog_sweep.workers import trial_rpu_config_json
+from analog_sweep.workers import DEVICE_AXES, TrialCheckpoint, trial_rpu_config_json
 
 # Quiet Ray Tune: the driver prints its own progress, and keeps its own per-trial records.
 os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
@@ -159,13 +170,24 @@ def run_sweep(
                 "rename the new sweep"
             )
         if known["status"] == "finished":
-            return SweepOutcome(spec.name, "finished", 0, 0, 0.0, f"sweep {spec.name!r} already finished: nothing new to run")
+            return SweepOutcome(
+                spec.name, "finished", 0, 0, 0.0, f"sweep {spec.name!r} already finished: nothing new to run"
+            )
         raise SweepStateError(
             f"sweep {spec.name!r} was started before and is {known['status']}: continue it with "
             f"'analog-sweep resume {spec.name}'"
         )
-    return _execute(spec, store, sweep_paths(storage_root, spec.name), address=address, cpu_fallback=cpu_fallback,
-                    echo=echo, kind="run", invocation=invocation, ray_dashboard_port=ray_dashboard_port)
+    return _execute(
+        spec,
+        store,
+        sweep_paths(storage_root, spec.name),
+        address=address,
+        cpu_fallback=cpu_fallback,
+        echo=echo,
+        kind="run",
+        invocation=invocation,
+        ray_dashboard_port=ray_dashboard_port,
+    )
 
 
 def resume_sweep(
@@ -188,15 +210,26 @@ def resume_sweep(
     if not known["experiment_path"]:
         raise SweepStateError(f"sweep {name!r} has no storage path recorded; start it again with 'analog-sweep run'")
     rule = with_retries(lambda: store.selection(name))
-    spec = spec_as_recorded(known["spec"], selected_on=rule.split, per_seed=rule.per_seed,
-                            source=f"sweep {name!r} in the store")
+    spec = spec_as_recorded(
+        known["spec"], selected_on=rule.split, per_seed=rule.per_seed, source=f"sweep {name!r} in the store"
+    )
     paths = SweepPaths(Path(known["experiment_path"]))
     if not paths.root.is_dir():
         raise SweepStateError(f"sweep {name!r}: its storage path {paths.root} is missing; was it moved?")
     # The sweep is the one the store holds under this name: its recorded hash stays its identity, also when a newer
     # version of analog-sweep hashes the same mapping differently (fields added since, with their defaults).
-    return _execute(spec, store, paths, address=address, cpu_fallback=cpu_fallback, echo=echo, kind="resume",
-                    invocation=invocation, ray_dashboard_port=ray_dashboard_port, recorded_hash=known["spec_hash"])
+    return _execute(
+        spec,
+        store,
+        paths,
+        address=address,
+        cpu_fallback=cpu_fallback,
+        echo=echo,
+        kind="resume",
+        invocation=invocation,
+        ray_dashboard_port=ray_dashboard_port,
+        recorded_hash=known["spec_hash"],
+    )
 
 
 def _execute(
@@ -226,22 +259,41 @@ def _execute(
                 # What the cluster cannot give is refused before anything is written.
                 cpu, gpu, slots = trial_resources(spec, cpu_fallback)
                 selection = Selection(split=spec.selection.split, per_seed=spec.selection.per_seed)
-                with_retries(lambda: store.record_sweep(
-                    spec.name, spec.raw, recorded_hash or spec_hash(spec), "running", str(paths.root),
-                    selection=selection,
-                ))
+                with_retries(
+                    lambda: store.record_sweep(
+                        spec.name,
+                        spec.raw,
+                        recorded_hash or spec_hash(spec),
+                        "running",
+                        str(paths.root),
+                        selection=selection,
+                    )
+                )
                 marked_running = True
-                run = run_record(kind, environment, invocation, {
-                    "address": address,
-                    "cpu_fallback": cpu_fallback,
-                    "trial_resources": {"cpu": cpu, "gpu": gpu, "slots": slots},
-                }, cluster_info())
+                run = run_record(
+                    kind,
+                    environment,
+                    invocation,
+                    {
+                        "address": address,
+                        "cpu_fallback": cpu_fallback,
+                        "trial_resources": {"cpu": cpu, "gpu": gpu, "slots": slots},
+                    },
+                    cluster_info(),
+                )
                 with_retries(lambda: store.record_run(spec.name, run))
                 for point in points:
                     _record_point(store, spec.name, point)
-                _pretrain_stage(spec, paths, cpu, gpu, echo,
-                                on_model=lambda model: with_retries(lambda: store.record_pretrained(
-                                    spec.name, {**model, "run_id": run["run_id"]})))
+                _pretrain_stage(
+                    spec,
+                    paths,
+                    cpu,
+                    gpu,
+                    echo,
+                    on_model=lambda model: with_retries(
+                        lambda: store.record_pretrained(spec.name, {**model, "run_id": run["run_id"]})
+                    ),
+                )
                 phase = _Phase(spec, store, paths, cpu, gpu, slots, echo)
                 done = phase.run(points, f"sweep {spec.name}")
                 if done == len(points) and spec.axes.refine:
@@ -267,19 +319,35 @@ def _execute(
         failed, diverged, why = _ended_without_result(store, spec.name)
         empty = sum(row["status"] == "failed" for row in with_retries(lambda: store.list_points(spec.name)))
         if empty:
-            why += (f"; {empty} of {len(points)} points have no result (every trial failed or diverged): widen or "
-                    "lower the learning rates, then run them as a new sweep")
+            why += (
+                f"; {empty} of {len(points)} points have no result (every trial failed or diverged): widen or "
+                "lower the learning rates, then run them as a new sweep"
+            )
         if done == len(points):
             with_retries(lambda: store.set_sweep_status(spec.name, "finished"))
-            return SweepOutcome(spec.name, "finished", done, len(points), seconds,
-                                f"sweep {spec.name} finished in {format_duration(seconds)}{why}", failed, diverged,
-                                empty)
+            return SweepOutcome(
+                spec.name,
+                "finished",
+                done,
+                len(points),
+                seconds,
+                f"sweep {spec.name} finished in {format_duration(seconds)}{why}",
+                failed,
+                diverged,
+                empty,
+            )
         with_retries(lambda: store.set_sweep_status(spec.name, "interrupted"))
         return SweepOutcome(
-            spec.name, "interrupted", done, len(points), seconds,
+            spec.name,
+            "interrupted",
+            done,
+            len(points),
+            seconds,
             f"sweep {spec.name} stopped with {done}/{len(points)} points done{why}: continue with "
             f"'analog-sweep resume {spec.name}'",
-            failed, diverged, empty,
+            failed,
+            diverged,
+            empty,
         )
 
 
@@ -287,8 +355,16 @@ class _Phase:
     """Runs one set of points to the end: a learning-rate search over them and one Ray Tune experiment
     (``ray/run-N``); the grid is one phase and each refinement round another."""
 
-    def __init__(self, spec: SweepSpec, store: Store, paths: SweepPaths, cpu: float, gpu: float, slots: int,
-                 echo: Callable[[str], None]) -> None:
+    def __init__(
+        self,
+        spec: SweepSpec,
+        store: Store,
+        paths: SweepPaths,
+        cpu: float,
+        gpu: float,
+        slots: int,
+        echo: Callable[[str], None],
+    ) -> None:
         self.spec, self.store, self.paths, self.echo = spec, store, paths, echo
         self.cpu, self.gpu, self.slots = cpu, gpu, slots
         self.ran: list[Point] = []  # the points of the phases run so far: neighbours for warm starts of the next
@@ -312,8 +388,10 @@ class _Phase:
             return _close_points(store, spec.name, search)  # a resume that finds this phase over: no experiment
         total = search.planned_trials()
         most = "at most " if search.may_stop_early else ""
-        self.echo(f"{title}: {len(points)} points, {most}{total} trials, {self.slots} at a time "
-                  f"({self.cpu:g} CPU{f', {self.gpu:g} GPU' if self.gpu else ''} each)")
+        self.echo(
+            f"{title}: {len(points)} points, {most}{total} trials, {self.slots} at a time "
+            f"({self.cpu:g} CPU{f', {self.gpu:g} GPU' if self.gpu else ''} each)"
+        )
         progress = ProgressLine(search, self.slots, self.echo)
         recorder = StoreRecorder(store, spec.name, search)
         tuner = tune.Tuner(
@@ -365,8 +443,12 @@ def _refine(spec: SweepSpec, store: Store, phase: _Phase, echo: Callable[[str], 
         done += ended
         if ended < len(points):
             return added, done
-    final = refinement_summary(spec, with_retries(lambda: store.best_points(spec.name)), first.values(),
-                               with_retries(lambda: store.list_trials(spec.name)))
+    final = refinement_summary(
+        spec,
+        with_retries(lambda: store.best_points(spec.name)),
+        first.values(),
+        with_retries(lambda: store.list_trials(spec.name)),
+    )
     for line in final:
         echo(line)
     return added, done
@@ -451,7 +533,13 @@ def _record_point(store: Store, sweep: str, point: Point) -> None:
     axes = {axis: getattr(point.device, axis) for axis in DEVICE_AXES}
     with_retries(
         lambda: store.record_point(
-            sweep, point.key, mode=point.mode, task=point.task, classes=list(point.classes), seed=point.seed, axes=axes,
+            sweep,
+            point.key,
+            mode=point.mode,
+            task=point.task,
+            classes=list(point.classes),
+            seed=point.seed,
+            axes=axes,
             label=point.label,
         )
     )
@@ -471,12 +559,12 @@ def _reconcile(store: Store, spec: SweepSpec, search: LearningRateSearch, paths:
                 _fill_rpu_config(store, trial_id, row, config)
                 continue
             error = errors.get(trial_id) or (row or {}).get("error")
-            with_retries(lambda: store.record_trial(trial_id, spec.name, point.key, lr=lr, status=status, error=error))
+            with_retries(partial(store.record_trial, trial_id, spec.name, point.key, lr=lr, status=status, error=error))
             _fill_rpu_config(store, trial_id, row, config)
             checkpoint = TrialCheckpoint(paths.trials / trial_id, config.checkpoint_key())
             for report in checkpoint.reports():
                 fields = {k: v for k, v in report.to_dict().items() if k != "epoch"}
-                with_retries(lambda: store.record_epoch(trial_id, report.epoch, **fields))
+                with_retries(partial(store.record_epoch, trial_id, report.epoch, **fields))
 
 
 def _fill_rpu_config(store: Store, trial_id: str, row: dict[str, Any] | None, config: Any) -> None:
@@ -594,19 +682,26 @@ def trial_resources(spec: SweepSpec, cpu_fallback: bool) -> tuple[float, float, 
     cpu, gpu = spec.resources.cpu, spec.resources.gpu
     if gpu > 0 and gpus == 0:
         if not cpu_fallback:
-            raise ClusterError(f"the sweep asks for {gpu:g} GPU per trial but {have}; pass --cpu-fallback to run on CPUs")
+            raise ClusterError(
+                f"the sweep asks for {gpu:g} GPU per trial but {have}; pass --cpu-fallback to run on CPUs"
+            )
         gpu = 0.0
     if gpu > node_gpus:
-        raise ClusterError(f"the sweep asks for {gpu:g} GPU per trial but the largest node has {node_gpus:g} GPU "
-                           f"({have} over {count}); a trial runs on one node: lower resources.gpu")
+        raise ClusterError(
+            f"the sweep asks for {gpu:g} GPU per trial but the largest node has {node_gpus:g} GPU "
+            f"({have} over {count}); a trial runs on one node: lower resources.gpu"
+        )
     if cpu > node_cpus:
-        raise ClusterError(f"the sweep asks for {cpu:g} CPU per trial but the largest node has {node_cpus:g} CPU "
-                           f"({have} over {count}); a trial runs on one node: lower resources.cpu")
+        raise ClusterError(
+            f"the sweep asks for {cpu:g} CPU per trial but the largest node has {node_cpus:g} CPU "
+            f"({have} over {count}); a trial runs on one node: lower resources.cpu"
+        )
     if gpu > 0:  # a trial needs its CPUs and GPUs on the same node
         fits = [node for node in nodes if float(node.get("CPU", 0)) >= cpu and float(node.get("GPU", 0)) >= gpu]
         if not fits:
-            raise ClusterError(f"the sweep asks for {cpu:g} CPU and {gpu:g} GPU per trial but no node has both "
-                               f"({have} over {count})")
+            raise ClusterError(
+                f"the sweep asks for {cpu:g} CPU and {gpu:g} GPU per trial but no node has both ({have} over {count})"
+            )
     slots = 0
     for node in nodes:
         here = int(float(node.get("CPU", 0)) // cpu) if cpu > 0 else int(float(node.get("CPU", 0)))
@@ -636,9 +731,15 @@ def _pretrain_job(job: Any, cache_dir: str, threads: int) -> dict[str, Any]:
 
     torch.set_num_threads(max(1, threads))
     result = pretrained_model(job.data, job.model, job.pretrain, cache_dir)
-    return {"trained_now": result.trained_now, "seconds": result.seconds,
-            "source_test_error": result.source_test_error, "source_train_error": result.source_train_error,
-            "key": result.key, "file_hash": result.file_hash, "path": str(result.path)}
+    return {
+        "trained_now": result.trained_now,
+        "seconds": result.seconds,
+        "source_test_error": result.source_test_error,
+        "source_train_error": result.source_train_error,
+        "key": result.key,
+        "file_hash": result.file_hash,
+        "path": str(result.path),
+    }
 
 
 def _pretrain_stage(
@@ -671,9 +772,17 @@ def _pretrain_stage(
                 raise PretrainingFailed(f"pretraining {refs[ref].key} failed: {error_summary(exc)}") from None
             how = f"trained in {format_duration(result['seconds'])}" if result["trained_now"] else "from cache"
             echo(f"pretraining {refs[ref].key}: {how}, source test error {result['source_test_error']:.1f} %")
-            on_model({"cache_key": result["key"], "file_hash": result["file_hash"], "path": result["path"],
-                      "source_error": result["source_test_error"], "source_train_error": result["source_train_error"],
-                      "train_seconds": result["seconds"], "trained_now": result["trained_now"]})
+            on_model(
+                {
+                    "cache_key": result["key"],
+                    "file_hash": result["file_hash"],
+                    "path": result["path"],
+                    "source_error": result["source_test_error"],
+                    "source_train_error": result["source_train_error"],
+                    "train_seconds": result["seconds"],
+                    "trained_now": result["trained_now"],
+                }
+            )
     except BaseException:
         # The jobs still running are not needed any more; one that has ended (the one that failed) is left alone.
         # Cleaning up never hides why the stage stopped (a cluster that went away fails these calls too).
@@ -692,8 +801,10 @@ def _wait_placeable(ref: Any, cpu: float, gpu: float, every: float = PLACEMENT_C
         nodes = _alive_nodes()
         if not any(float(n.get("CPU", 0)) >= cpu and float(n.get("GPU", 0)) >= gpu for n in nodes):
             largest = max((float(n.get("CPU", 0)) for n in nodes), default=0.0)
-            raise ClusterError(f"a pretraining job needs {cpu:g} CPU{f' and {gpu:g} GPU' if gpu else ''} on one node, "
-                               f"but no live node has that any more (the largest has {largest:g} CPU)")
+            raise ClusterError(
+                f"a pretraining job needs {cpu:g} CPU{f' and {gpu:g} GPU' if gpu else ''} on one node, "
+                f"but no live node has that any more (the largest has {largest:g} CPU)"
+            )
 
 
 class PretrainingFailed(RuntimeError):

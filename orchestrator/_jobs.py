@@ -26,7 +26,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -45,8 +45,10 @@ TERMINAL = ("SUCCEEDED", "FAILED", "STOPPED")
 # can run (the project's own packages come with the job).
 DISTRIBUTION = "analog-sweep"
 JOB_LINE = "analog-sweep job:"  # the entrypoint's first line: the interpreter it runs, or why it cannot
-START_FIX = ("start the Ray head with the project's environment first on its PATH "
-             "(PATH=/path/to/.venv/bin:$PATH ray start --head ..., or activate the environment before 'ray start')")
+START_FIX = (
+    "start the Ray head with the project's environment first on its PATH "
+    "(PATH=/path/to/.venv/bin:$PATH ray start --head ..., or activate the environment before 'ray start')"
+)
 
 
 def required_distributions() -> tuple[str, ...]:
@@ -75,8 +77,11 @@ def _check_python(distributions: Iterable[str]) -> str:
 
 
 # The SDK logs each package it uploads and each closed log stream at INFO: the commands say what happened instead.
-_CHATTY_LOGGERS = ("ray._private.runtime_env.packaging", "ray.dashboard.modules.dashboard_sdk",
-                   "ray.dashboard.modules.job.sdk")
+_CHATTY_LOGGERS = (
+    "ray._private.runtime_env.packaging",
+    "ray.dashboard.modules.dashboard_sdk",
+    "ray.dashboard.modules.job.sdk",
+)
 
 
 class JobsError(RuntimeError):
@@ -158,8 +163,10 @@ def _entrypoint(args: Iterable[str]) -> str:
     """The job's shell command: check the head's ``python`` (one line either way), then run the CLI with it."""
     no_python = shlex.quote(f"{JOB_LINE} no python on the Ray head's PATH: {START_FIX}")
     command = " ".join(shlex.quote(arg) for arg in ["python", "-m", "analog_sweep", *args])
-    return (f"command -v python >/dev/null 2>&1 || {{ echo {no_python} >&2; exit 127; }}; "
-            f"python -c {shlex.quote(_check_python(required_distributions()))} || exit 127; exec {command}")
+    return (
+        f"command -v python >/dev/null 2>&1 || {{ echo {no_python} >&2; exit 127; }}; "
+        f"python -c {shlex.quote(_check_python(required_distributions()))} || exit 127; exec {command}"
+    )
 
 
 def _common_args(storage_path: str | None, store_url: str | None, cpu_fallback: bool) -> list[str]:
@@ -271,7 +278,7 @@ def submit_resume(
 def _when(milliseconds: int | None) -> datetime | None:
     if not milliseconds:
         return None
-    return datetime.fromtimestamp(milliseconds / 1000, tz=timezone.utc).replace(microsecond=0)
+    return datetime.fromtimestamp(milliseconds / 1000, tz=UTC).replace(microsecond=0)
 
 
 def list_sweep_jobs(address: str) -> list[dict[str, Any]]:
@@ -287,16 +294,18 @@ def list_sweep_jobs(address: str) -> list[dict[str, Any]]:
         metadata = job.metadata or {}
         if METADATA_KEY not in metadata:
             continue
-        rows.append({
-            "job": job.submission_id,
-            "sweep": metadata.get("sweep"),
-            "command": metadata[METADATA_KEY],
-            "status": str(job.status.value if hasattr(job.status, "value") else job.status),
-            "started": _when(job.start_time),
-            "ended": _when(job.end_time),
-            "message": " ".join((job.message or "").split())[:200],
-        })
-    rows.sort(key=lambda row: (row["started"] is None, row["started"] or datetime.min.replace(tzinfo=timezone.utc)))
+        rows.append(
+            {
+                "job": job.submission_id,
+                "sweep": metadata.get("sweep"),
+                "command": metadata[METADATA_KEY],
+                "status": str(job.status.value if hasattr(job.status, "value") else job.status),
+                "started": _when(job.start_time),
+                "ended": _when(job.end_time),
+                "message": " ".join((job.message or "").split())[:200],
+            }
+        )
+    rows.sort(key=lambda row: (row["started"] is None, row["started"] or datetime.min.replace(tzinfo=UTC)))
     return rows
 
 
@@ -304,7 +313,8 @@ def wait_for_start(address: str, job_id: str, timeout: float = 60.0, poll: float
     """Wait until a submitted job's entrypoint has found a usable ``python`` on the head, up to ``timeout`` seconds.
 
     Returns what that line says after its prefix (``python PATH (Python X.Y.Z)``), or None if the job has not got that
-    far by then (Ray is still setting up its runtime environment). Raises ``JobsError`` with the job's own one-line reason if
+    far by then (Ray is still setting up its runtime environment). Raises ``JobsError`` with the job's own one-line
+    reason if
     the head's ``python`` lacks the project's dependencies, or if the job ended before that line."""
     client = _client(address)
     deadline = time.monotonic() + timeout
@@ -332,8 +342,9 @@ def wait_for_start(address: str, job_id: str, timeout: float = 60.0, poll: float
 
 def _last_log_line(logs: str, client: Any, job_id: str) -> str:
     """The job's last line of output (Ray's first log line only repeats the entrypoint), else Ray's message."""
-    lines = [line.strip() for line in logs.splitlines()
-             if line.strip() and not line.startswith("Running entrypoint for job")]
+    lines = [
+        line.strip() for line in logs.splitlines() if line.strip() and not line.startswith("Running entrypoint for job")
+    ]
     if lines:
         return lines[-1][:300]
     info = client.get_job_info(job_id)
@@ -361,6 +372,7 @@ def job_logs(address: str, job_id: str, echo: Callable[[str], None], *, follow: 
     there is now); return the job's status after. An unknown id raises ``JobInputError``."""
     client = _client(address)
     status = _status(client, address, job_id)
+
     async def tail() -> None:
         async for chunk in client.tail_job_logs(job_id):
             echo(chunk)

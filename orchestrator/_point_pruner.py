@@ -70,8 +70,11 @@ class PointMedianPruner(optuna.pruners.BasePruner):
             return False  # the point's last hope: pruning it could leave the point without a completed trial
         others = [t.intermediate_values[step] for t in own if step in t.intermediate_values]
         if len(others) < self._n_startup:
-            others += [t.intermediate_values[step] for t in self._neighbour_trials()
-                       if t.state == TrialState.COMPLETE and step in t.intermediate_values]
+            others += [
+                t.intermediate_values[step]
+                for t in self._neighbour_trials()
+                if t.state == TrialState.COMPLETE and step in t.intermediate_values
+            ]
         others = [value for value in others if not math.isnan(value)]
         if len(others) < self._n_startup:
             return False

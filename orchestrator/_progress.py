@@ -21,8 +21,9 @@ def format_duration(seconds: float) -> str:
 class ProgressLine(tune.Callback):
     """Prints a status line when a trial ends and at most every ``interval`` seconds otherwise."""
 
-    def __init__(self, search: LearningRateSearch, slots: int, echo: Callable[[str], None],
-                 interval: float = 15.0) -> None:
+    def __init__(
+        self, search: LearningRateSearch, slots: int, echo: Callable[[str], None], interval: float = 15.0
+    ) -> None:
         self.search = search
         self.slots = max(1, slots)
         self.echo = echo
@@ -81,8 +82,11 @@ class ProgressLine(tune.Callback):
     def line(self) -> str:
         counts = self.search.counts()
         total = self.search.planned_trials()  # shrinks as points stop early (lr_search.patience)
-        of = f"of at most {total}" if self.search.may_stop_early and counts["points_done"] < len(self.search.points) \
+        of = (
+            f"of at most {total}"
+            if self.search.may_stop_early and counts["points_done"] < len(self.search.points)
             else f"of {total}"
+        )
         ended = counts["complete"] + counts["pruned"] + counts["failed"] + counts["diverged"]
         diverged = f", {counts['diverged']} diverged" if counts["diverged"] else ""
         elapsed = time.monotonic() - self.started

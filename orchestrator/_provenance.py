@@ -19,7 +19,7 @@ import sys
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -64,8 +64,9 @@ def aihwkit_cuda() -> bool | None:
 def _run(*command: str, cwd: Path | None = None) -> str | None:
     """A command's stdout, or None if it is missing, fails or takes longer than ``_COMMAND_SECONDS``."""
     try:
-        done = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=_COMMAND_SECONDS,
-                              stdin=subprocess.DEVNULL)
+        done = subprocess.run(
+            command, cwd=cwd, capture_output=True, text=True, timeout=_COMMAND_SECONDS, stdin=subprocess.DEVNULL
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     return done.stdout if done.returncode == 0 else None
@@ -132,21 +133,36 @@ def cluster_info() -> dict[str, Any]:
 
     nodes = [node for node in ray.nodes() if node.get("Alive")]
     total = ray.cluster_resources()
-    types = sorted({key.split(":", 1)[1] for node in nodes for key in node.get("Resources", {})
-                    if key.startswith("accelerator_type:")})
-    return {"nodes": len(nodes), "cpus": float(total.get("CPU", 0)), "gpus": float(total.get("GPU", 0)),
-            "accelerator_types": types}
+    types = sorted(
+        {
+            key.split(":", 1)[1]
+            for node in nodes
+            for key in node.get("Resources", {})
+            if key.startswith("accelerator_type:")
+        }
+    )
+    return {
+        "nodes": len(nodes),
+        "cpus": float(total.get("CPU", 0)),
+        "gpus": float(total.get("GPU", 0)),
+        "accelerator_types": types,
+    }
 
 
-def run_record(kind: str, environment: Mapping[str, Any], invocation: Invocation | None,
-               options: Mapping[str, Any], cluster: Mapping[str, Any] | None) -> dict[str, Any]:
+def run_record(
+    kind: str,
+    environment: Mapping[str, Any],
+    invocation: Invocation | None,
+    options: Mapping[str, Any],
+    cluster: Mapping[str, Any] | None,
+) -> dict[str, Any]:
     """One run record for ``Store.record_run``: a fresh ``run_id``, the start time now, ``environment`` (from
     ``gather_environment``), the invocation's command and options with the driver's own ``options`` over them."""
     invocation = invocation or Invocation(command=[Path(sys.argv[0]).name, *sys.argv[1:]] if sys.argv else None)
     return {
         "run_id": uuid.uuid4().hex,
         "kind": kind,
-        "started_at": datetime.now(timezone.utc),
+        "started_at": datetime.now(UTC),
         "command": invocation.command,
         "options": {**invocation.options, **options},
         "cluster": dict(cluster) if cluster is not None else None,
@@ -171,6 +187,8 @@ def version_warnings(before: Mapping[str, Any], now: Mapping[str, Any]) -> list[
             lines.append(f"warning: resuming {now_text} (the sweep ran {then_text})")
     was, is_ = before.get("aihwkit_cuda"), now.get("aihwkit_cuda")
     if was is not None and is_ is not None and was != is_:
-        lines.append(f"warning: resuming with aihwkit {'with' if is_ else 'without'} CUDA "
-                     f"(the sweep ran with aihwkit {'with' if was else 'without'} CUDA)")
+        lines.append(
+            f"warning: resuming with aihwkit {'with' if is_ else 'without'} CUDA "
+            f"(the sweep ran with aihwkit {'with' if was else 'without'} CUDA)"
+        )
     return lines

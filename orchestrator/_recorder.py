@@ -99,8 +99,9 @@ def with_retries(
                 tries = "1 try" if attempt == 0 else f"{attempt + 1} tries"
                 raise StoreGaveUp(f"results store unavailable after {tries}: {exc}") from None
             if notice is not None:
-                notice(f"results store unavailable ({exc}); retry {attempt + 1} of {len(delays)} "
-                       f"in {delays[attempt]:g} s")
+                notice(
+                    f"results store unavailable ({exc}); retry {attempt + 1} of {len(delays)} in {delays[attempt]:g} s"
+                )
             time.sleep(delays[attempt])
     raise AssertionError("unreachable")
 
@@ -149,8 +150,13 @@ class StoreRecorder(tune.Callback):
         config = trial.config
         self._write(
             lambda: self.store.record_trial(
-                config["trial_id"], self.sweep, config["point_key"], lr=config["lr"], status=status,
-                ray_trial_id=trial.trial_id, error=error,
+                config["trial_id"],
+                self.sweep,
+                config["point_key"],
+                lr=config["lr"],
+                status=status,
+                ray_trial_id=trial.trial_id,
+                error=error,
             )
         )
 

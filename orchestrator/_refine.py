@@ -46,8 +46,11 @@ class LinePlan:
             if e.has_elbow
             else f"no critical point ({e.reason})"
         )
-        what = f"{len(self.values)} new value(s): {', '.join(map(format_value, self.values))}" if self.values else (
-            f"stops: {self.why_stop}")
+        what = (
+            f"{len(self.values)} new value(s): {', '.join(map(format_value, self.values))}"
+            if self.values
+            else (f"stops: {self.why_stop}")
+        )
         return f"refinement round {self.round}, {self.axis}, {self.mode}/{self.task}: {found}; {what}"
 
 
@@ -95,7 +98,10 @@ def _grid_values(spec: SweepSpec, axis: str) -> dict[tuple[str, str], set[float]
 
 
 def _plan_axis(
-    spec: SweepSpec, refine: RefineSpec, rows: list[Mapping[str, Any]], held: dict[tuple[str, str], set[float]],
+    spec: SweepSpec,
+    refine: RefineSpec,
+    rows: list[Mapping[str, Any]],
+    held: dict[tuple[str, str], set[float]],
     round_: int,
 ) -> list[LinePlan]:
     axis = refine.axis

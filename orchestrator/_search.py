@@ -31,6 +31,8 @@ from ray.tune.search import Searcher
 from analog_sweep.orchestrator._point_pruner import PointMedianPruner
 from analog_sweep.orchestrator._warm_start import (
     FINISHED_STATES as _FINISHED_STATES,
+)
+from analog_sweep.orchestrator._warm_start import (
     Neighbourhood,
     best_learning_rate,
     bracketed_rate,
@@ -100,8 +102,10 @@ def repair_journal(path: str | Path, notice: Callable[[str], None]) -> None:
         with open(path, "rb+") as handle:
             handle.truncate(good)
             os.fsync(handle.fileno())
-        notice(f"optuna journal {path}: removed a torn last record ({len(data) - good} bytes, as a crash or a full "
-               f"disk leaves it); the damaged file is kept as {backup}")
+        notice(
+            f"optuna journal {path}: removed a torn last record ({len(data) - good} bytes, as a crash or a full "
+            f"disk leaves it); the damaged file is kept as {backup}"
+        )
     try:
         JournalStorage(JournalFileBackend(str(path)))  # replays every record
     except Exception as exc:  # noqa: BLE001 - whatever Optuna's replay raises, the cause is the file
@@ -285,7 +289,8 @@ class LearningRateSearch(Searcher):
         if self.lr_search.pruner == "median":
             return optuna.pruners.MedianPruner(**options)
         if self.lr_search.pruner == "hyperband":
-            # The epoch count is known, so brackets exist from the first trial on (Optuna's "auto" waits for one to end).
+            # The epoch count is known, so brackets exist from the first trial on (Optuna's "auto" waits for one to
+            # end).
             return optuna.pruners.HyperbandPruner(max_resource=self.points[0].epochs, **options)
         if self.lr_search.pruner == "successive_halving":
             return optuna.pruners.SuccessiveHalvingPruner(**options)
@@ -302,7 +307,13 @@ class LearningRateSearch(Searcher):
             point = self._point(issued.point_key)
             lr = self._learning_rate(issued)
             trial = trial_config(point, lr).to_dict()
-            return {"trial_id": issued.trial_id, "point_key": point.key, "lr": lr, "trial": trial, **self.trial_settings}
+            return {
+                "trial_id": issued.trial_id,
+                "point_key": point.key,
+                "lr": lr,
+                "trial": trial,
+                **self.trial_settings,
+            }
 
     def _interrupted_trial(self) -> IssuedTrial | None:
         """A study trial handed out before an interruption and never finished: it runs again under its own id."""
@@ -323,8 +334,11 @@ class LearningRateSearch(Searcher):
         for only_ready in (True, False) if self._warm is not None else (False,):
             for round_ in range(budget):
                 for point in self._order:
-                    if (counts[point.key] == round_ and self._may_ask(point.key, counts)
-                            and (not only_ready or self._ready(point.key, counts))):
+                    if (
+                        counts[point.key] == round_
+                        and self._may_ask(point.key, counts)
+                        and (not only_ready or self._ready(point.key, counts))
+                    ):
                         return self._ask(point.key, round_)
         return None
 
@@ -375,8 +389,11 @@ class LearningRateSearch(Searcher):
         if start_up == 0 or counts[point_key] < start_up:
             return True
         trials = self._asked(point_key)
-        return (all(t.state in _FINISHED_STATES for t in trials) and not self._bracket_pending(point_key)
-                and not self.settled(point_key))
+        return (
+            all(t.state in _FINISHED_STATES for t in trials)
+            and not self._bracket_pending(point_key)
+            and not self.settled(point_key)
+        )
 
     def _bracket_pending(self, owner: str) -> bool:
         """Whether a bracketed point (``WARM_BRACKETED``) still waits for the warm-start trial of one of its seeds
@@ -472,10 +489,13 @@ class LearningRateSearch(Searcher):
         # Bracketed only with every neighbour finished: the inward ones (with a choice per seed, the earlier seeds
         # too, which may still run when a slot would otherwise idle) and those beyond it.
         bracketed = (
-            best is not None and self.lr_search.patience is not None
+            best is not None
+            and self.lr_search.patience is not None
             and all(self.point_finished(other) for other in self._warm.neighbour_keys(key))
-            and best == bracketed_rate(
-                self._warm.brackets.get(key, ()), lambda other: self.study(other).get_trials(deepcopy=False),
+            and best
+            == bracketed_rate(
+                self._warm.brackets.get(key, ()),
+                lambda other: self.study(other).get_trials(deepcopy=False),
                 self.point_finished,
             )
         )
@@ -671,13 +691,28 @@ class LearningRateSearch(Searcher):
 
     # Only the plan travels when Ray Tune saves the searcher: the studies are reopened from the journal.
     def get_state(self) -> dict:
-        return {"sweep": self.sweep, "points": self.points, "lr_search": self.lr_search,
-                "journal_path": self.journal_path, "trial_settings": self.trial_settings, "selection": self.selection,
-                "base": self.base, "earlier": self.earlier}
+        return {
+            "sweep": self.sweep,
+            "points": self.points,
+            "lr_search": self.lr_search,
+            "journal_path": self.journal_path,
+            "trial_settings": self.trial_settings,
+            "selection": self.selection,
+            "base": self.base,
+            "earlier": self.earlier,
+        }
 
     def set_state(self, state: dict) -> None:
-        self.__init__(state["sweep"], state["points"], state["lr_search"], state["journal_path"],
-                      state["trial_settings"], state.get("selection"), state.get("base"), state.get("earlier"))
+        self.__init__(
+            state["sweep"],
+            state["points"],
+            state["lr_search"],
+            state["journal_path"],
+            state["trial_settings"],
+            state.get("selection"),
+            state.get("base"),
+            state.get("earlier"),
+        )
 
     def save(self, checkpoint_path: str) -> None:
         with open(checkpoint_path, "wb") as handle:
@@ -693,4 +728,3 @@ class LearningRateSearch(Searcher):
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
         self._lock = threading.RLock()
-

@@ -24,12 +24,15 @@ import torch
 from ray import tune
 
 from analog_sweep.orchestrator._search import ENDED_AS
-from analog_sweep.workers import ConfigError, TrialConfig
-from analog_sweep.workers import DataError
-from analog_sweep.workers import TrainingDiverged
-from analog_sweep.workers import ModelError
-from analog_sweep.workers import trial_rpu_config_json
-from analog_sweep.workers import run_trial
+from analog_sweep.workers import (
+    ConfigError,
+    DataError,
+    ModelError,
+    TrainingDiverged,
+    TrialConfig,
+    run_trial,
+    trial_rpu_config_json,
+)
 
 # Errors a retry would only repeat: the trial fails at once, with its reason.
 DETERMINISTIC_ERRORS = (DataError, ConfigError, ModelError)

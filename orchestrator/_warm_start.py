@@ -40,7 +40,6 @@ from optuna.trial import TrialState
 
 from analog_sweep.sweeps._neighbours import Neighbourhood, neighbourhood  # noqa: F401 - re-exported: run's order and neighbours
 
-
 # The states of a study trial that has ended (completed, pruned, or failed: diverged or crashed).
 FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 

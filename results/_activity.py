@@ -39,9 +39,13 @@ def activity_warnings(row: Mapping[str, Any], *, frozen: bool = False) -> list[s
     if barely:
         # With the body overwritten, a shorter time constant or a larger rate would make it worse: the mapping
         # comes first, and the overwritten phrase says so.
-        advice = "" if overwritten else (
-            ": shorten c-TTv2's time constant (algorithm.settings.auto_granularity), train longer or raise the "
-            "learning rate"
+        advice = (
+            ""
+            if overwritten
+            else (
+                ": shorten c-TTv2's time constant (algorithm.settings.auto_granularity), train longer or raise the "
+                "learning rate"
+            )
         )
         problems.append(
             f"analog {' and '.join(w for w, _ in barely)} barely moved "

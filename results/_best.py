@@ -198,15 +198,24 @@ def _choose_group(
         _, score, lr, shared_epoch, trials = best
         trial = trials.get(key)
         if trial is None:
-            results[key] = BestTrial(sweep, key, None, ranked, selection, shared_by=len(trials), score=score,
-                                     shared_lr=lr)
+            results[key] = BestTrial(
+                sweep, key, None, ranked, selection, shared_by=len(trials), score=score, shared_lr=lr
+            )
             continue
         epoch = shared_epoch if split == "validation" else trial.last_epoch
         test_error = trial.final_test_error if split == "test" else trial.test_at(epoch)
         results[key] = BestTrial(
-            sweep, key, trial, (trial, *(c for c in ranked if c is not trial)), selection,
-            epoch=epoch, test_error=test_error, validation_error=trial.validation_at(epoch),
-            shared_by=len(trials), score=score, shared_lr=lr,
+            sweep,
+            key,
+            trial,
+            (trial, *(c for c in ranked if c is not trial)),
+            selection,
+            epoch=epoch,
+            test_error=test_error,
+            validation_error=trial.validation_at(epoch),
+            shared_by=len(trials),
+            score=score,
+            shared_lr=lr,
         )
     return results
 

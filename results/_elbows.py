@@ -137,8 +137,16 @@ def estimate_elbow(
         fields = dict(breakpoint=None, ci_low=None, ci_high=None, p_value=None, flat_level=None, slope_after=None)
         fields.update(found)
         return Elbow(
-            mode=mode, task=task, axis=axis, n_values=len(values), n_obs=len(xs), has_elbow=not reason,
-            log_x=log_x, method=method_name(), reason=reason, **fields,
+            mode=mode,
+            task=task,
+            axis=axis,
+            n_values=len(values),
+            n_obs=len(xs),
+            has_elbow=not reason,
+            log_x=log_x,
+            method=method_name(),
+            reason=reason,
+            **fields,
         )
 
     if len(values) < MIN_AXIS_VALUES:
@@ -286,8 +294,13 @@ def sweep_elbows(
             done = [r for r in at_base if r.get(error) is not None]
             elbows.append(
                 estimate_elbow(
-                    [r[name] for r in done], [r[error] for r in done],
-                    log_x=name in LOG_AXES, alpha=alpha, mode=mode, task=task, axis=name,
+                    [r[name] for r in done],
+                    [r[error] for r in done],
+                    log_x=name in LOG_AXES,
+                    alpha=alpha,
+                    mode=mode,
+                    task=task,
+                    axis=name,
                 )
             )
     if axis is not None and axis not in varied:

@@ -202,6 +202,6 @@ def without_secrets(url: sa.URL) -> sa.URL:
     """``url`` with no password, in the authority or the query: what may be written to a file. Reopening it takes
     the password from where libpq finds one (``PGPASSWORD``, ``~/.pgpass``, ``PGPASSFILE``)."""
     query = {key: value for key, value in url.query.items() if key not in SECRET_QUERY_KEYS}
-    return sa.URL.create(url.drivername, username=url.username, host=url.host, port=url.port,
-                         database=url.database, query=query)
-
+    return sa.URL.create(
+        url.drivername, username=url.username, host=url.host, port=url.port, database=url.database, query=query
+    )

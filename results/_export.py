@@ -20,6 +20,7 @@ from analog_sweep.results._schema import ACTIVITY_FIELDS, AXES, TRIAL_ACTIVITY_F
 
 _TIME = pa.timestamp("us", tz="UTC")
 
+
 def _activity_fields(names: tuple[str, ...]) -> list[pa.Field]:
     return [pa.field(n, pa.int64() if n.endswith("_transfers") else pa.float64()) for n in names]
 

@@ -66,7 +66,11 @@ AXIS_UNITS = {"transfer_noise": " %", "sp_skew": " %", "sp_variability": " %", "
 ERROR_LABEL = "test error (%)"
 # Which figure of the paper plots each axis, and the axes it draws on a log scale (Fig. 3: 10^0 to 10^2).
 PAPER_FIGURES = {
-    "transfer_noise": "Fig. 3", "sp_skew": "Fig. 4", "sp_variability": "Fig. 4", "pulse_noise": "Fig. 5", "dtod": "Fig. 5",
+    "transfer_noise": "Fig. 3",
+    "sp_skew": "Fig. 4",
+    "sp_variability": "Fig. 4",
+    "pulse_noise": "Fig. 5",
+    "dtod": "Fig. 5",
 }
 LOG_AXES = frozenset({"transfer_noise"})
 
@@ -75,8 +79,15 @@ PLOT_SUFFIXES = {".png": "png", ".pdf": "pdf", ".svg": "svg"}
 PNG_DPI = 200
 _PANEL = (3.6, 3.0)  # inches
 _RC = {
-    "font.size": 9, "axes.titlesize": 9.5, "axes.labelsize": 9, "xtick.labelsize": 8, "ytick.labelsize": 8,
-    "legend.fontsize": 7.5, "legend.framealpha": 0.85, "svg.fonttype": "none", "pdf.fonttype": 42,
+    "font.size": 9,
+    "axes.titlesize": 9.5,
+    "axes.labelsize": 9,
+    "xtick.labelsize": 8,
+    "ytick.labelsize": 8,
+    "legend.fontsize": 7.5,
+    "legend.framealpha": 0.85,
+    "svg.fonttype": "none",
+    "pdf.fonttype": 42,
 }
 
 
@@ -154,21 +165,41 @@ def epochs_figure(curve_rows: Iterable[Mapping[str, Any]], *, formats: Sequence[
                 stats = [Summary.of(by_mode[mode][e]) for e in epochs]
                 n = max(s.n for s in stats)
                 means = [max(s.mean, floor) for s in stats]
-                ax.plot(epochs, means, color=style.color, linestyle=style.linestyle, marker=style.marker,
-                        markersize=3.5, linewidth=1.5, label=f"{style.label} (n = {n})")
+                ax.plot(
+                    epochs,
+                    means,
+                    color=style.color,
+                    linestyle=style.linestyle,
+                    marker=style.marker,
+                    markersize=3.5,
+                    linewidth=1.5,
+                    label=f"{style.label} (n = {n})",
+                )
                 band = [(e, s.mean, s.sd) for e, s in zip(epochs, stats) if s.sd is not None]
                 if band:
-                    ax.fill_between([e for e, _, _ in band], [max(m - sd, floor) for _, m, sd in band],
-                                    [max(m + sd, floor) for _, m, sd in band], color=style.color, alpha=0.18,
-                                    linewidth=0)
+                    ax.fill_between(
+                        [e for e, _, _ in band],
+                        [max(m - sd, floor) for _, m, sd in band],
+                        [max(m + sd, floor) for _, m, sd in band],
+                        color=style.color,
+                        alpha=0.18,
+                        linewidth=0,
+                    )
                     cut = cut or any(m - sd < floor for _, m, sd in band)
                 low = [e for e, s in zip(epochs, stats) if s.mean < floor]
                 if low:
                     clipped = True
                     ax.plot(low, [floor] * len(low), linestyle="none", marker="v", color=style.color, markersize=6)
             if any(line.get_marker() == "v" for line in ax.get_lines()):
-                ax.plot([], [], linestyle="none", marker="v", color="0.3", markersize=6,
-                        label=f"below {floor:g} % (0 included): drawn at {floor:g} %")
+                ax.plot(
+                    [],
+                    [],
+                    linestyle="none",
+                    marker="v",
+                    color="0.3",
+                    markersize=6,
+                    label=f"below {floor:g} % (0 included): drawn at {floor:g} %",
+                )
             ax.set_xscale("log")
             ax.set_yscale("log")
             _log_ticks(ax.xaxis, ticker, integers=True)
@@ -181,15 +212,20 @@ def epochs_figure(curve_rows: Iterable[Mapping[str, Any]], *, formats: Sequence[
             ax.set_title(f"task {task}")
             panel_legends.append(_finish_panel(ax))
         images = _render(plt, figure, formats)
-    base_text = "; ".join(f"{task}: {describe_point(bases[task])}" for task in tasks) if len(tasks) > 1 else (
-        describe_point(bases[tasks[0]]))
+    base_text = (
+        "; ".join(f"{task}: {describe_point(bases[task])}" for task in tasks)
+        if len(tasks) > 1
+        else (describe_point(bases[tasks[0]]))
+    )
     caption = (
         "Test error per epoch of each point's chosen trial, per task and mode, at the base device point "
         f"({base_text}): mean over seeds (line) and ± 1 standard deviation (band; n seeds in the legend; "
         "no band for one seed). Both axes logarithmic, as in the paper's Fig. 2."
     )
     if clipped:
-        caption += f" Values below {floor:g} % (a zero error included) are drawn at {floor:g} % and marked by a triangle."
+        caption += (
+            f" Values below {floor:g} % (a zero error included) are drawn at {floor:g} % and marked by a triangle."
+        )
     if cut:
         caption += f" Bands are cut at {floor:g} %."
     if missing:
@@ -261,18 +297,39 @@ def axis_figure(
                 xs = sorted(points)
                 stats = [Summary.of(points[x]) for x in xs]
                 counts.update(s.n for s in stats)
-                ax.plot(xs, [s.mean for s in stats], color=style.color, linestyle=style.linestyle, linewidth=1.5,
-                        label=label)
+                ax.plot(
+                    xs,
+                    [s.mean for s in stats],
+                    color=style.color,
+                    linestyle=style.linestyle,
+                    linewidth=1.5,
+                    label=label,
+                )
                 many = [(x, s) for x, s in zip(xs, stats) if s.n > 1]
                 if many:
-                    ax.errorbar([x for x, _ in many], [s.mean for _, s in many], yerr=[s.sd for _, s in many],
-                                color=style.color, linestyle="none", marker=style.marker, markersize=4.5, capsize=3,
-                                elinewidth=1)
+                    ax.errorbar(
+                        [x for x, _ in many],
+                        [s.mean for _, s in many],
+                        yerr=[s.sd for _, s in many],
+                        color=style.color,
+                        linestyle="none",
+                        marker=style.marker,
+                        markersize=4.5,
+                        capsize=3,
+                        elinewidth=1,
+                    )
                 ones = [(x, s) for x, s in zip(xs, stats) if s.n == 1]
                 if ones:
                     single = True
-                    ax.plot([x for x, _ in ones], [s.mean for _, s in ones], linestyle="none", marker=style.marker,
-                            markersize=4.5, color=style.color, markerfacecolor="white")
+                    ax.plot(
+                        [x for x, _ in ones],
+                        [s.mean for _, s in ones],
+                        linestyle="none",
+                        marker=style.marker,
+                        markersize=4.5,
+                        color=style.color,
+                        markerfacecolor="white",
+                    )
             for elbow in elbow_rows:
                 if elbow.get("task") == task and elbow.get("mode") in per_mode:
                     _draw_elbow(ax, axis, elbow)
@@ -290,13 +347,16 @@ def axis_figure(
     caption = (
         f"Best test error against {AXIS_LABELS[axis]}, per task (the paper's {PAPER_FIGURES[axis]}): each point's "
         f"chosen trial, mean over seeds with error bars of ± 1 standard deviation ({n_text} seeds per point)"
-        + ("; hollow markers: one seed, no bar" if single else "") + f". {scale_text}"
+        + ("; hollow markers: one seed, no bar" if single else "")
+        + f". {scale_text}"
     )
     if elbows is None:
         caption += " Critical points were not computed."
     elif any(e.get("has_elbow") for e in elbow_rows):
-        caption += (" Dashed line and shaded band: the critical point (elbow) and its 95 % interval, per mode; "
-                    "a mode without an elbow is listed as such in the legend.")
+        caption += (
+            " Dashed line and shaded band: the critical point (elbow) and its 95 % interval, per mode; "
+            "a mode without an elbow is listed as such in the legend."
+        )
     elif elbow_rows:
         caption += " No critical point was found; the legend says why for each mode."
     else:
@@ -316,8 +376,9 @@ def _draw_elbow(ax: Any, axis: str, elbow: Mapping[str, Any]) -> None:
         if low is not None and high is not None:
             ax.axvspan(low, high, color=style.color, alpha=0.12, linewidth=0)
             label += f" [{_g(low)}, {_g(high)}]"
-        ax.axvline(point, color=style.color, linestyle=(0, (4, 2)), linewidth=1.2,
-                   label=label + AXIS_UNITS.get(axis, ""))
+        ax.axvline(
+            point, color=style.color, linestyle=(0, (4, 2)), linewidth=1.2, label=label + AXIS_UNITS.get(axis, "")
+        )
     else:
         p, reason = elbow.get("p_value"), elbow.get("reason")
         why = f" (p = {p:.2g})" if p is not None else f"\n({reason})" if reason else ""  # a reason is long: own line
@@ -346,8 +407,10 @@ def _x_scale(ax: Any, ticker: Any, axis: str, values: Sequence[float]) -> str:
             text = "Logarithmic x axis, as in the paper."
         else:
             ax.set_xscale("symlog", linthresh=min(positive), linscale=0.6)
-            text = (f"x axis logarithmic above {min(positive):g} and linear from 0 to {min(positive):g} (symlog), so "
-                    "the zero setting shows; the paper's axis is logarithmic.")
+            text = (
+                f"x axis logarithmic above {min(positive):g} and linear from 0 to {min(positive):g} (symlog), so "
+                "the zero setting shows; the paper's axis is logarithmic."
+            )
         low, high = math.floor(math.log10(min(positive))), math.ceil(math.log10(max(positive)))
         ticks = [m * 10.0**k for k in range(low, high + 1) for m in (1, 2, 5)]
         ticks = [t for t in ticks if min(positive) <= t <= max(positive)] + ([0.0] if min(values) == 0 else [])
@@ -376,7 +439,10 @@ def plot_epoch_curves(curve_rows: Iterable[Mapping[str, Any]], path: Path) -> Fi
 
 
 def plot_axis_curve(
-    best_rows: Iterable[Mapping[str, Any]], axis: str, path: Path, *,
+    best_rows: Iterable[Mapping[str, Any]],
+    axis: str,
+    path: Path,
+    *,
     elbows: Iterable[Mapping[str, Any]] | None = None,
 ) -> Figure:
     """Draw ``axis_figure`` to ``path`` (``.png``, ``.pdf`` or ``.svg``); ``StoreInputError`` as there, or for

@@ -48,19 +48,21 @@ def mode_differences(best_rows: list[Mapping[str, Any]], *, dataset: str | None 
                 continue
             diff = difference(errors[(task, a)], errors[(task, b)])
             reference = paper_value(papers[task], DIFFERENCE, f"{a} - {b}")
-            out.append({
-                "task": task,
-                "comparison": f"{mode_style(a).label} - {mode_style(b).label}",
-                "a_mean": Summary.of(errors[(task, a)]).mean,
-                "a_n": diff.n_a,
-                "b_mean": Summary.of(errors[(task, b)]).mean,
-                "b_n": diff.n_b,
-                "difference": diff.difference,
-                "ci_low": diff.low,
-                "ci_high": diff.high,
-                "verdict": _verdict(mode_style(a).label, mode_style(b).label, diff.difference, diff.low, diff.high),
-                "paper": reference.text() if reference else None,
-            })
+            out.append(
+                {
+                    "task": task,
+                    "comparison": f"{mode_style(a).label} - {mode_style(b).label}",
+                    "a_mean": Summary.of(errors[(task, a)]).mean,
+                    "a_n": diff.n_a,
+                    "b_mean": Summary.of(errors[(task, b)]).mean,
+                    "b_n": diff.n_b,
+                    "difference": diff.difference,
+                    "ci_low": diff.low,
+                    "ci_high": diff.high,
+                    "verdict": _verdict(mode_style(a).label, mode_style(b).label, diff.difference, diff.low, diff.high),
+                    "paper": reference.text() if reference else None,
+                }
+            )
     return out
 
 
@@ -91,18 +93,20 @@ def critical_points(
         else:
             text = "no elbow"
         reference = paper_value(papers.get(elbow["task"]), CRITICAL_POINT, elbow["axis"])
-        out.append({
-            "axis": elbow["axis"],
-            "task": elbow["task"],
-            "mode": mode_style(elbow["mode"]).label,
-            "critical_point": text,
-            "p_value": elbow.get("p_value"),
-            "n_values": elbow.get("n_values"),
-            "n_obs": elbow.get("n_obs"),
-            "method": elbow.get("method"),
-            "reason": elbow.get("reason"),
-            "paper": reference.text() if reference and elbow["mode"] == "analog_tl" else None,
-        })
+        out.append(
+            {
+                "axis": elbow["axis"],
+                "task": elbow["task"],
+                "mode": mode_style(elbow["mode"]).label,
+                "critical_point": text,
+                "p_value": elbow.get("p_value"),
+                "n_values": elbow.get("n_values"),
+                "n_obs": elbow.get("n_obs"),
+                "method": elbow.get("method"),
+                "reason": elbow.get("reason"),
+                "paper": reference.text() if reference and elbow["mode"] == "analog_tl" else None,
+            }
+        )
     return out
 
 
@@ -127,13 +131,15 @@ def activity_by_mode(best_rows: list[Mapping[str, Any]], *, frozen: bool = False
             for row in rows:
                 for problem in activity_warnings(row, frozen=frozen):
                     problems[problem] += 1
-            out.append({
-                "task": task,
-                "mode": mode_style(mode).label,
-                "seeds": len(at_base),
-                **{name: _mean(at_base, name) for name in ("head_moved", "blocks_moved", "blocks_rel")},
-                "warnings": [f"{p} ({count} of {len(rows)} chosen trials)" for p, count in problems.items()],
-            })
+            out.append(
+                {
+                    "task": task,
+                    "mode": mode_style(mode).label,
+                    "seeds": len(at_base),
+                    **{name: _mean(at_base, name) for name in ("head_moved", "blocks_moved", "blocks_rel")},
+                    "warnings": [f"{p} ({count} of {len(rows)} chosen trials)" for p, count in problems.items()],
+                }
+            )
     return out
 
 

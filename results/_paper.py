@@ -57,33 +57,89 @@ _FIG2 = "Fig. 2, Sec. III.A"
 _TWO, _FIVE = "beaver-otter", "apple-man-beetle-tiger-otter"
 
 PAPER_VALUES: tuple[PaperValue, ...] = (
-    PaperValue(_TWO, CRITICAL_POINT, "transfer_noise", 15.0, True, "elbow at about 15 %", _FIG3,
-               "For a 2-class task, the test error is mostly constant until the weight transfer noise exceeds 15 %."),
-    PaperValue(_FIVE, CRITICAL_POINT, "transfer_noise", 10.0, True, "elbow at about 10 %", _FIG3,
-               "Similar behavior is also noticed for the 5-class task, except that the elbow point was 10 %."),
+    PaperValue(
+        _TWO,
+        CRITICAL_POINT,
+        "transfer_noise",
+        15.0,
+        True,
+        "elbow at about 15 %",
+        _FIG3,
+        "For a 2-class task, the test error is mostly constant until the weight transfer noise exceeds 15 %.",
+    ),
+    PaperValue(
+        _FIVE,
+        CRITICAL_POINT,
+        "transfer_noise",
+        10.0,
+        True,
+        "elbow at about 10 %",
+        _FIG3,
+        "Similar behavior is also noticed for the 5-class task, except that the elbow point was 10 %.",
+    ),
     # Sec. III.C discusses variability beside Fig. 4, whose caption names the skew; for the skew the text gives no
     # number, only the conclusion's "very tolerant".
-    PaperValue(_TWO, CRITICAL_POINT, "sp_variability", None, False, "no elbow (minimal impact)", _FIG4,
-               "For the 2-class task, the symmetric point variability has minimal impact on the model performance."),
-    PaperValue(_FIVE, CRITICAL_POINT, "sp_variability", 10.0, True, "elbow at about 10 %", _FIG4,
-               "For a 5-class task, the analog model inference performance was not affected until a symmetric value "
-               "of about 10 %."),
+    PaperValue(
+        _TWO,
+        CRITICAL_POINT,
+        "sp_variability",
+        None,
+        False,
+        "no elbow (minimal impact)",
+        _FIG4,
+        "For the 2-class task, the symmetric point variability has minimal impact on the model performance.",
+    ),
+    PaperValue(
+        _FIVE,
+        CRITICAL_POINT,
+        "sp_variability",
+        10.0,
+        True,
+        "elbow at about 10 %",
+        _FIG4,
+        "For a 5-class task, the analog model inference performance was not affected until a symmetric value "
+        "of about 10 %.",
+    ),
     *(
-        PaperValue(task, CRITICAL_POINT, axis, None, False, "no elbow (mostly the same)", _FIG5,
-                   "The analog model inference performance remains mostly the same despite the increase in the "
-                   "value of the mean pulse device-to-device (DtoD) variability and the pulse update noise.")
+        PaperValue(
+            task,
+            CRITICAL_POINT,
+            axis,
+            None,
+            False,
+            "no elbow (mostly the same)",
+            _FIG5,
+            "The analog model inference performance remains mostly the same despite the increase in the "
+            "value of the mean pulse device-to-device (DtoD) variability and the pulse update noise.",
+        )
         for task in (_TWO, _FIVE)
         for axis in ("pulse_noise", "dtod")
     ),
     *(
-        PaperValue(task, DIFFERENCE, "analog_tl - analog_scratch", None, None, "below 0 (analog TL better)", _FIG2,
-                   "The performance of the analog TL model is better than the results for regular analog training "
-                   "for both fine-tuning tasks.")
+        PaperValue(
+            task,
+            DIFFERENCE,
+            "analog_tl - analog_scratch",
+            None,
+            None,
+            "below 0 (analog TL better)",
+            _FIG2,
+            "The performance of the analog TL model is better than the results for regular analog training "
+            "for both fine-tuning tasks.",
+        )
         for task in (_TWO, _FIVE)
     ),
     *(
-        PaperValue(task, DIFFERENCE, "analog_tl - digital_tl", 2.0, None, "about +2 points", _FIG2,
-                   "For the 2-class and 5-class fine-tuning tasks, digital TL outperforms the analog TL by about 2 %.")
+        PaperValue(
+            task,
+            DIFFERENCE,
+            "analog_tl - digital_tl",
+            2.0,
+            None,
+            "about +2 points",
+            _FIG2,
+            "For the 2-class and 5-class fine-tuning tasks, digital TL outperforms the analog TL by about 2 %.",
+        )
         for task in (_TWO, _FIVE)
     ),
 )
@@ -101,6 +157,4 @@ def paper_value(task: str | None, quantity: str, subject: str) -> PaperValue | N
     """The paper's value for ``quantity`` and ``subject`` on the paper task ``task`` (from ``paper_task``), or None."""
     if task is None:
         return None
-    return next(
-        (v for v in PAPER_VALUES if (v.task, v.quantity, v.subject) == (task, quantity, subject)), None
-    )
+    return next((v for v in PAPER_VALUES if (v.task, v.quantity, v.subject) == (task, quantity, subject)), None)

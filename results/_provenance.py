@@ -13,7 +13,7 @@ import math
 import re
 import shlex
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -26,14 +26,27 @@ from analog_sweep.results._schema import RUN_KINDS, pretrained_models, sweep_run
 # ?password=... / &sslpassword=... (libpq's query parameters). In free text a password ends at white space; in one
 # value (an argument of a command line, an option) it may hold any character.
 _SCHEME_USER = r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^\s/:@]*:)"
-_URL_PASSWORD = {False: re.compile(_SCHEME_USER + r"[^\s]*(?P<at>@)"),
-                 True: re.compile(_SCHEME_USER + r".*(?P<at>@)", re.DOTALL)}
+_URL_PASSWORD = {
+    False: re.compile(_SCHEME_USER + r"[^\s]*(?P<at>@)"),
+    True: re.compile(_SCHEME_USER + r".*(?P<at>@)", re.DOTALL),
+}
 _QUERY_PASSWORD = re.compile(r"(?P<head>[?&](?:password|sslpassword)=)[^&\s]*", re.IGNORECASE)
 
 # The run fields a caller gives ``record_run`` (``run_id`` and ``kind`` required), and what each is.
 RUN_FIELDS = (
-    "run_id", "kind", "started_at", "command", "options", "packages", "aihwkit_cuda", "project", "host", "platform",
-    "cpu", "gpus", "cluster",
+    "run_id",
+    "kind",
+    "started_at",
+    "command",
+    "options",
+    "packages",
+    "aihwkit_cuda",
+    "project",
+    "host",
+    "platform",
+    "cpu",
+    "gpus",
+    "cluster",
 )
 
 
@@ -107,7 +120,7 @@ def record_run(connection: sa.Connection, sweep: str, run: Mapping[str, Any]) ->
     project = run.get("project") or {}
     if not isinstance(project, Mapping):
         raise StoreInputError("project must be a mapping of version, commit and dirty")
-    started = run.get("started_at") or datetime.now(timezone.utc)
+    started = run.get("started_at") or datetime.now(UTC)
     values = dict(
         run_id=str(run["run_id"]),
         sweep=sweep,
@@ -147,7 +160,7 @@ def record_pretrained(connection: sa.Connection, sweep: str, model: Mapping[str,
         run_id=model.get("run_id"),
         trained_now=model.get("trained_now"),
         path=model.get("path"),
-        recorded_at=datetime.now(timezone.utc),
+        recorded_at=datetime.now(UTC),
         **numbers,
     )
     _upsert(connection, pretrained_models, values, [])
@@ -174,23 +187,28 @@ def read_provenance(connection: sa.Connection, sweep: str) -> dict[str, Any]:
     runs = []
     for number, row in enumerate(rows, start=1):
         row = utc_row(row)
-        runs.append({
-            "run": number,
-            "run_id": row["run_id"],
-            "kind": row["kind"],
-            "started_at": row["started_at"],
-            "command": row["command"],
-            "options": row["options"] or {},
-            "packages": row["packages"] or {},
-            "aihwkit_cuda": row["aihwkit_cuda"],
-            "project": {"version": row["project_version"], "commit": row["project_commit"],
-                        "dirty": row["project_dirty"]},
-            "host": row["host"],
-            "platform": row["platform"],
-            "cpu": row["cpu"],
-            "gpus": row["gpus"],
-            "cluster": row["cluster"],
-        })
+        runs.append(
+            {
+                "run": number,
+                "run_id": row["run_id"],
+                "kind": row["kind"],
+                "started_at": row["started_at"],
+                "command": row["command"],
+                "options": row["options"] or {},
+                "packages": row["packages"] or {},
+                "aihwkit_cuda": row["aihwkit_cuda"],
+                "project": {
+                    "version": row["project_version"],
+                    "commit": row["project_commit"],
+                    "dirty": row["project_dirty"],
+                },
+                "host": row["host"],
+                "platform": row["platform"],
+                "cpu": row["cpu"],
+                "gpus": row["gpus"],
+                "cluster": row["cluster"],
+            }
+        )
     run_numbers = {run["run_id"]: run["run"] for run in runs}
     models = connection.execute(
         sa.select(pretrained_models)
@@ -222,8 +240,9 @@ def read_provenance(connection: sa.Connection, sweep: str) -> dict[str, Any]:
             without += 1
             continue
         digest = config_hash(trial.rpu_config)
-        group = groups.setdefault(digest, {"config_hash": digest, "rpu_config": trial.rpu_config, "trial_ids": [],
-                                           "point_keys": []})
+        group = groups.setdefault(
+            digest, {"config_hash": digest, "rpu_config": trial.rpu_config, "trial_ids": [], "point_keys": []}
+        )
         group["trial_ids"].append(trial.trial_id)
         if trial.point_key not in group["point_keys"]:
             group["point_keys"].append(trial.point_key)

@@ -37,9 +37,7 @@ def sweep_progress(connection: sa.Connection) -> list[dict[str, Any]]:
     rows = []
     query = sa.select(
         sweeps.c.name, sweeps.c.status, sweeps.c.started_at, sweeps.c.ended_at, sweeps.c.experiment_path
-    ).order_by(
-        sweeps.c.created_at, sweeps.c.name
-    )
+    ).order_by(sweeps.c.created_at, sweeps.c.name)
     for sweep in connection.execute(query).mappings():
         name = sweep["name"]
         row = {"sweep": name, "status": sweep["status"]}
@@ -108,18 +106,25 @@ def choices(
         wanted = {_group_key(p) for p in point_rows if p["point_key"] in set(point_keys)}
         point_rows = [p for p in point_rows if _group_key(p) in wanted]
     keys = [p["point_key"] for p in point_rows]
-    trial_rows = list(
-        connection.execute(
-            sa.select(trials).where(trials.c.sweep == sweep, trials.c.point_key.in_(keys))
-        ).mappings()
-    ) if keys else []
+    trial_rows = (
+        list(
+            connection.execute(
+                sa.select(trials).where(trials.c.sweep == sweep, trials.c.point_key.in_(keys))
+            ).mappings()
+        )
+        if keys
+        else []
+    )
     histories = _histories(connection, [t["trial_id"] for t in trial_rows])
     by_point: dict[str, list[_best.Candidate]] = defaultdict(list)
     for trial in trial_rows:
         by_point[trial["point_key"]].append(
             _best.Candidate(
-                trial_id=trial["trial_id"], lr=trial["lr"], status=trial["status"],
-                final_test_error=trial["final_test_error"], epochs_done=trial["epochs_done"],
+                trial_id=trial["trial_id"],
+                lr=trial["lr"],
+                status=trial["status"],
+                final_test_error=trial["final_test_error"],
+                epochs_done=trial["epochs_done"],
                 history=tuple(histories.get(trial["trial_id"], ())),
             )
         )
@@ -151,8 +156,9 @@ def best_points(
     point_rows = [
         dict(row)
         for row in connection.execute(
-            sa.select(*(points.c[c] for c in POINT_COLUMNS), points.c.label, points.c.status)
-            .where(points.c.sweep == sweep)
+            sa.select(*(points.c[c] for c in POINT_COLUMNS), points.c.label, points.c.status).where(
+                points.c.sweep == sweep
+            )
         ).mappings()
     ]
     varied = varied_axes(point_rows)
@@ -207,16 +213,18 @@ def axis_curve(best_rows: list[dict[str, Any]], axis: str, sweep: str = "the swe
     rows = []
     for key, errors in sorted(groups.items()):
         summary = _replicates.Summary.of(errors)
-        rows.append({
-            **dict(zip(key_columns, key)),
-            "selected_on": ",".join(sorted(selected_on)),
-            "test_error": summary.mean,
-            "test_error_sd": summary.sd,
-            "test_error_ci95": summary.ci95,
-            "test_error_min": min(errors),
-            "test_error_max": max(errors),
-            "points": len(errors),
-        })
+        rows.append(
+            {
+                **dict(zip(key_columns, key)),
+                "selected_on": ",".join(sorted(selected_on)),
+                "test_error": summary.mean,
+                "test_error_sd": summary.sd,
+                "test_error_ci95": summary.ci95,
+                "test_error_min": min(errors),
+                "test_error_max": max(errors),
+                "points": len(errors),
+            }
+        )
     return rows
 
 
@@ -238,11 +246,7 @@ def epoch_curves(
     }
     if not chosen:
         return []
-    query = (
-        sa.select(epochs)
-        .where(epochs.c.trial_id.in_(list(chosen)))
-        .order_by(epochs.c.trial_id, epochs.c.epoch)
-    )
+    query = sa.select(epochs).where(epochs.c.trial_id.in_(list(chosen))).order_by(epochs.c.trial_id, epochs.c.epoch)
     rows = []
     for epoch in connection.execute(query).mappings():
         point = chosen[epoch["trial_id"]]
@@ -250,8 +254,18 @@ def epoch_curves(
             {
                 **{c: point[c] for c in (*POINT_COLUMNS, "label", "selected_on", "trial_id", "lr")},
                 "chosen_epoch": point["epoch"],
-                **{c: epoch[c] for c in ("epoch", "train_loss", "validation_error", "test_error", "test_accuracy",
-                                         "seconds", *ACTIVITY_FIELDS)},
+                **{
+                    c: epoch[c]
+                    for c in (
+                        "epoch",
+                        "train_loss",
+                        "validation_error",
+                        "test_error",
+                        "test_accuracy",
+                        "seconds",
+                        *ACTIVITY_FIELDS,
+                    )
+                },
             }
         )
     rows.sort(key=lambda r: (order[r["point_key"]], r["epoch"]))
@@ -293,8 +307,9 @@ def trial_epoch_rows(
             *(epochs.c[name] for name in ACTIVITY_FIELDS),
         )
         .select_from(
-            points.join(trials, sa.and_(trials.c.sweep == points.c.sweep, trials.c.point_key == points.c.point_key))
-            .outerjoin(epochs, epochs.c.trial_id == trials.c.trial_id)
+            points.join(
+                trials, sa.and_(trials.c.sweep == points.c.sweep, trials.c.point_key == points.c.point_key)
+            ).outerjoin(epochs, epochs.c.trial_id == trials.c.trial_id)
         )
         .where(points.c.sweep == sweep)
         .order_by(points.c.point_key, trials.c.lr, trials.c.trial_id, epochs.c.epoch)
@@ -303,13 +318,14 @@ def trial_epoch_rows(
     for row in connection.execute(query).mappings():
         point = by_point[row["point_key"]]
         chosen = row["trial_id"] in chosen_ids
-        rows.append({
-            **utc_row(row),
-            "label": point["label"],
-            "chosen": chosen,
-            "selected_on": point["selected_on"],
-            "chosen_epoch": point["epoch"] if chosen else None,
-        })
+        rows.append(
+            {
+                **utc_row(row),
+                "label": point["label"],
+                "chosen": chosen,
+                "selected_on": point["selected_on"],
+                "chosen_epoch": point["epoch"] if chosen else None,
+            }
+        )
     rows.sort(key=lambda r: (order[r["point_key"]], r["lr"], r["trial_id"], r["epoch"] or 0))
     return rows
-

@@ -18,7 +18,7 @@ import os
 import struct
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -43,10 +43,10 @@ REPORT_NAME = "report.html"
 # the store has one, else the paper's rule (``results._best``), which is the only rule of stores without it.
 SELECTION_RULES = {
     "test": "Each point's learning rate is the one whose completed trial has the lowest final test error (ties: the "
-            "smaller rate): selected on the test set, the paper's rule (Sec. II), so the reported errors are "
-            "optimistic.",
+    "smaller rate): selected on the test set, the paper's rule (Sec. II), so the reported errors are "
+    "optimistic.",
     "validation": "Each point's learning rate and epoch are chosen on a validation split held out of the training "
-                  "data; the reported error is the chosen trial's test error at that epoch.",
+    "data; the reported error is the chosen trial's test error at that epoch.",
 }
 
 
@@ -113,14 +113,22 @@ def build_report(store: Any, sweep: str, *, formats: tuple[str, ...] = FORMATS) 
         }
         figures.append(axis_figure(done, axis, elbows=elbows, references=references, formats=formats))
     if not done:
-        figures_absent.append(("Test error against the device axes (the paper's Figs. 3-5)",
-                               "no point has a completed trial yet"))
+        figures_absent.append(
+            ("Test error against the device axes (the paper's Figs. 3-5)", "no point has a completed trial yet")
+        )
     elif not axes:
-        figures_absent.append(("Test error against the device axes (the paper's Figs. 3-5)",
-                               "the sweep varied no device axis (it ran at the base device point only)"))
+        figures_absent.append(
+            (
+                "Test error against the device axes (the paper's Figs. 3-5)",
+                "the sweep varied no device axis (it ran at the base device point only)",
+            )
+        )
 
-    differences = Section(mode_differences(done, dataset=dataset)) if done else Section(
-        absent="no point has a completed trial yet")
+    differences = (
+        Section(mode_differences(done, dataset=dataset))
+        if done
+        else Section(absent="no point has a completed trial yet")
+    )
     if done and not differences.rows:
         differences.absent = "the sweep does not run both modes of a comparison at a task's base device point"
     if elbows is None:
@@ -128,16 +136,21 @@ def build_report(store: Any, sweep: str, *, formats: tuple[str, ...] = FORMATS) 
     elif not done:
         critical = Section(absent="no point has a completed trial yet")
     elif not axes:
-        critical = Section(absent="the completed points vary no device axis (yet: the sweep may still be running)"
-                           if progress.get("status") == "running" else "the sweep varied no device axis")
+        critical = Section(
+            absent="the completed points vary no device axis (yet: the sweep may still be running)"
+            if progress.get("status") == "running"
+            else "the sweep varied no device axis"
+        )
     else:
         critical = Section(critical_points(elbows, done, dataset=dataset))
         if not critical.rows:
             critical.absent = "no critical point was estimated for the varied axes"
     activity = Section(activity_by_mode(done, frozen=frozen))
     if not activity.rows:
-        activity.absent = ("no chosen trial has analog activity columns (digital modes only, or a store written "
-                           "before schema version 3)")
+        activity.absent = (
+            "no chosen trial has analog activity columns (digital modes only, or a store written "
+            "before schema version 3)"
+        )
 
     provenance, provenance_absent = _provenance(store, sweep)
     return StudyReport(
@@ -155,7 +168,7 @@ def build_report(store: Any, sweep: str, *, formats: tuple[str, ...] = FORMATS) 
         paper=_paper_rows(set(papers.values())),
         provenance=provenance,
         provenance_absent=provenance_absent,
-        generated_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        generated_at=datetime.now(UTC).isoformat(timespec="seconds"),
         version=_version(),
     )
 
@@ -174,7 +187,9 @@ def write_report(store: Any, sweep: str, out: Path, *, formats: tuple[str, ...] 
     files = []
     for figure in report.figures:
         for path in figure.write(out):
-            files.append({"file": str(path), "what": f"figure ({path.suffix[1:].upper()})", "bytes": path.stat().st_size})
+            files.append(
+                {"file": str(path), "what": f"figure ({path.suffix[1:].upper()})", "bytes": path.stat().st_size}
+            )
     html = render_html(report)
     target = out / REPORT_NAME
     temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
@@ -252,36 +267,64 @@ def _provenance_view(provenance: Mapping[str, Any]) -> dict[str, Any]:
     for run in provenance.get("runs") or []:
         project = run.get("project") or {}
         commit = project.get("commit")
-        runs.append([
-            ("run", f"{run.get('run', '-')} ({run.get('kind', '-')}), started {_cell(run.get('started_at'))} UTC"),
-            ("command", _cell(run.get("command"))),
-            ("options", _pairs(run.get("options"))),
-            ("project", f"analog-sweep {project.get('version') or '-'}, "
-                        + (f"commit {commit}" + (" (with uncommitted changes)" if project.get("dirty") else "")
-                           if commit else "not run from a git checkout")),
-            ("host", ", ".join(str(v) for v in (run.get("host"), run.get("platform")) if v) or "-"),
-            ("CPU", _device(run.get("cpu"))),
-            ("GPUs", _device(run.get("gpus"))),
-            ("aihwkit with CUDA", {True: "yes", False: "no"}.get(run.get("aihwkit_cuda"), "-")),
-            ("cluster", _pairs(run.get("cluster"))),
-            ("packages", _pairs(run.get("packages"))),
-        ])
-    columns = ("cache key", "file SHA-256", "source test error (%)", "source train error (%)", "training (s)",
-               "trained by this sweep", "first used by run", "file")
-    fields = ("cache_key", "file_hash", "source_error", "source_train_error", "train_seconds", "trained_now", "run",
-              "path")
+        runs.append(
+            [
+                ("run", f"{run.get('run', '-')} ({run.get('kind', '-')}), started {_cell(run.get('started_at'))} UTC"),
+                ("command", _cell(run.get("command"))),
+                ("options", _pairs(run.get("options"))),
+                (
+                    "project",
+                    f"analog-sweep {project.get('version') or '-'}, "
+                    + (
+                        f"commit {commit}" + (" (with uncommitted changes)" if project.get("dirty") else "")
+                        if commit
+                        else "not run from a git checkout"
+                    ),
+                ),
+                ("host", ", ".join(str(v) for v in (run.get("host"), run.get("platform")) if v) or "-"),
+                ("CPU", _device(run.get("cpu"))),
+                ("GPUs", _device(run.get("gpus"))),
+                ("aihwkit with CUDA", {True: "yes", False: "no"}.get(run.get("aihwkit_cuda"), "-")),
+                ("cluster", _pairs(run.get("cluster"))),
+                ("packages", _pairs(run.get("packages"))),
+            ]
+        )
+    columns = (
+        "cache key",
+        "file SHA-256",
+        "source test error (%)",
+        "source train error (%)",
+        "training (s)",
+        "trained by this sweep",
+        "first used by run",
+        "file",
+    )
+    fields = (
+        "cache_key",
+        "file_hash",
+        "source_error",
+        "source_train_error",
+        "train_seconds",
+        "trained_now",
+        "run",
+        "path",
+    )
     pretrained = [[_cell(model.get(f)) for f in fields] for model in provenance.get("pretrained") or []]
     configs = [
         {
             "summary": f"{config.get('config_hash', '-')}: {len(config.get('trial_ids') or [])} trial(s) at "
-                       f"{len(config.get('point_keys') or [])} point(s)",
+            f"{len(config.get('point_keys') or [])} point(s)",
             "points": ", ".join(config.get("point_keys") or []),
             "text": json.dumps(config.get("rpu_config"), indent=1, default=str, sort_keys=True),
         }
         for config in provenance.get("rpu_configs") or []
     ]
-    return {"runs": runs, "pretrained": {"columns": columns, "rows": pretrained}, "rpu_configs": configs,
-            "without": provenance.get("trials_without_rpu_config")}
+    return {
+        "runs": runs,
+        "pretrained": {"columns": columns, "rows": pretrained},
+        "rpu_configs": configs,
+        "without": provenance.get("trials_without_rpu_config"),
+    }
 
 
 def _pairs(value: Any) -> str:
@@ -303,7 +346,8 @@ def _paper_rows(matched: set[str | None]) -> list[dict[str, Any]]:
             "task": v.task,
             "what": "critical point" if v.quantity == CRITICAL_POINT else "difference in test error",
             "subject": " - ".join(mode_style(m).label for m in v.subject.split(" - "))
-            if v.quantity != CRITICAL_POINT else AXIS_LABELS.get(v.subject, v.subject),
+            if v.quantity != CRITICAL_POINT
+            else AXIS_LABELS.get(v.subject, v.subject),
             "claim": v.claim,
             "quote": v.quote,
             "matched": v.task in matched,

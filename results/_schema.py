@@ -8,7 +8,7 @@ Times are UTC. Test errors are stored as the worker reports them (the paper repo
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -113,18 +113,14 @@ trials = sa.Table(
     # The resolved aihwkit rpu config the trial ran with, as JSON (``workers._rpu_json``); NULL for digital trials and
     # for trials recorded before schema version 4.
     sa.Column("rpu_config", sa.JSON),
-    sa.ForeignKeyConstraint(
-        ["sweep", "point_key"], ["points.sweep", "points.point_key"], ondelete="CASCADE"
-    ),
+    sa.ForeignKeyConstraint(["sweep", "point_key"], ["points.sweep", "points.point_key"], ondelete="CASCADE"),
     sa.Index("ix_trials_point", "sweep", "point_key"),
 )
 
 epochs = sa.Table(
     "epochs",
     metadata,
-    sa.Column(
-        "trial_id", sa.String(200), sa.ForeignKey("trials.trial_id", ondelete="CASCADE"), primary_key=True
-    ),
+    sa.Column("trial_id", sa.String(200), sa.ForeignKey("trials.trial_id", ondelete="CASCADE"), primary_key=True),
     sa.Column("epoch", sa.Integer, primary_key=True, autoincrement=False),
     sa.Column("train_loss", sa.Float),
     sa.Column("test_error", sa.Float),
@@ -144,7 +140,9 @@ sweep_runs = sa.Table(
     sa.Column("kind", sa.String(10), nullable=False),
     sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("command", sa.Text),  # the command line, any store password replaced by ***
-    sa.Column("options", sa.JSON, nullable=False),  # what changed how the sweep ran: --set overrides, --cpu-fallback, ...
+    sa.Column(
+        "options", sa.JSON, nullable=False
+    ),  # what changed how the sweep ran: --set overrides, --cpu-fallback, ...
     sa.Column("packages", sa.JSON, nullable=False),  # name -> version
     sa.Column("aihwkit_cuda", sa.Boolean),
     sa.Column("project_version", sa.String(50)),
@@ -180,7 +178,7 @@ DATA_TABLES = (sweeps, points, trials, epochs, sweep_runs, pretrained_models)
 
 def as_utc(moment: datetime) -> datetime:
     """SQLite hands back naive datetimes; every time in the store is UTC, so say so."""
-    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def utc_row(row: Mapping[Any, Any]) -> dict[str, Any]:

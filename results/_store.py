@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Iterator, Mapping, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +61,7 @@ def open_store(url: str | None = None, *, must_exist: bool = False, read_only: b
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _check(value: str, allowed: tuple[str, ...], what: str) -> None:
@@ -466,9 +466,11 @@ class Store:
         keys = [point_key] if isinstance(point_key, str) else point_key
         with self.transaction() as connection:
             self._require_sweep(connection, sweep)
-            query = sa.select(trials, points.c.label.label("point_label")).join(
-                points, sa.and_(points.c.sweep == trials.c.sweep, points.c.point_key == trials.c.point_key)
-            ).where(trials.c.sweep == sweep)
+            query = (
+                sa.select(trials, points.c.label.label("point_label"))
+                .join(points, sa.and_(points.c.sweep == trials.c.sweep, points.c.point_key == trials.c.point_key))
+                .where(trials.c.sweep == sweep)
+            )
             if keys is not None:
                 for key in keys:
                     self._require_point(connection, sweep, key)
@@ -576,9 +578,7 @@ class Store:
     # ---- helpers ----
 
     @staticmethod
-    def _selection(
-        connection: sa.Connection, sweep: str, selection: _best.Selection | None
-    ) -> _best.Selection:
+    def _selection(connection: sa.Connection, sweep: str, selection: _best.Selection | None) -> _best.Selection:
         """``selection``, or the sweep's own rule; choosing on validation where no validation error was recorded
         (a sweep from before validation splits, or without one) is refused in one line."""
         if selection is None:
@@ -590,9 +590,7 @@ class Store:
                 .where(trials.c.sweep == sweep, epochs.c.validation_error.is_not(None))
                 .limit(1)
             )
-            recorded = connection.scalar(
-                sa.select(sa.func.count()).select_from(trials).where(trials.c.sweep == sweep)
-            )
+            recorded = connection.scalar(sa.select(sa.func.count()).select_from(trials).where(trials.c.sweep == sweep))
             if measured is None and recorded:
                 raise StoreInputError(
                     f"sweep {sweep!r} recorded no validation error (it ran without a validation split): "
@@ -628,9 +626,7 @@ def _sweep_time_updates(status: str, now: datetime) -> dict[str, Any]:
     updates: dict[str, Any] = {}
     if status == "running":
         updates["started_at"] = sa.func.coalesce(sweeps.c.started_at, sa.literal(now, stamp))
-    updates["ended_at"] = (
-        sa.func.coalesce(sweeps.c.ended_at, sa.literal(now, stamp)) if status in SWEEP_ENDED else None
-    )
+    updates["ended_at"] = sa.func.coalesce(sweeps.c.ended_at, sa.literal(now, stamp)) if status in SWEEP_ENDED else None
     return updates
 
 

@@ -20,4 +20,6 @@ def epoch_seconds(connection: sa.Connection) -> list[dict[str, Any]]:
         .where(epochs.c.seconds.is_not(None))
         .order_by(trials.c.sweep, trials.c.trial_id, epochs.c.epoch)
     )
-    return [{**row, "spec": specs[row["sweep"]]} for row in connection.execute(query).mappings() if row["sweep"] in specs]
+    return [
+        {**row, "spec": specs[row["sweep"]]} for row in connection.execute(query).mappings() if row["sweep"] in specs
+    ]

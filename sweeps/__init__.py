@@ -9,11 +9,43 @@ Data flows spec -> orchestrator -> worker -> store, so this package imports only
 from analog_sweep._exports import lazy_exports
 
 _EXPORTS = {
-    "_cost": ("CostEstimate", "Environment", "Preflight", "detect_environment", "dry_run_report", "estimate_cost", "preflight_problems", "refinement_cost", "work_units"),
-    "_expand": ("MODE_AXES", "Point", "PretrainJob", "count_points", "expand", "format_value", "line_points", "pretrain_keys", "refine_modes", "refinement_budget", "trial_config"),
+    "_cost": (
+        "CostEstimate",
+        "Environment",
+        "Preflight",
+        "detect_environment",
+        "dry_run_report",
+        "estimate_cost",
+        "preflight_problems",
+        "refinement_cost",
+        "work_units",
+    ),
+    "_expand": (
+        "MODE_AXES",
+        "Point",
+        "PretrainJob",
+        "count_points",
+        "expand",
+        "format_value",
+        "line_points",
+        "pretrain_keys",
+        "refine_modes",
+        "refinement_budget",
+        "trial_config",
+    ),
     "_loader": ("load_spec", "shipped_specs", "spec_as_recorded", "spec_from_mapping", "spec_hash"),
     "_overrides": ("apply_overrides", "parse_override"),
     "_profiles": ("PROFILES", "profile_overrides"),
-    "_schema": ("AxesSpec", "DataSpec", "LrSearchSpec", "PretrainSpec", "RefineSpec", "ResourcesSpec", "SelectionSpec", "SpecError", "SweepSpec"),
+    "_schema": (
+        "AxesSpec",
+        "DataSpec",
+        "LrSearchSpec",
+        "PretrainSpec",
+        "RefineSpec",
+        "ResourcesSpec",
+        "SelectionSpec",
+        "SpecError",
+        "SweepSpec",
+    ),
 }
 __all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

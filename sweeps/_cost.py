@@ -52,8 +52,8 @@ from analog_sweep.workers import (
     CIFAR100_FOLDER,
     DATA_ROOT_ENV,
     DIGITS_TEST_FRACTION,
+    PRESETS,
 )
-from analog_sweep.workers import PRESETS
 
 ANALOG_TRAIN_SECONDS = 5.0e-7
 ANALOG_EVAL_SECONDS = 1.5e-8
@@ -290,8 +290,7 @@ def may_warm_start(spec: SweepSpec, point: Point) -> bool:
     the base value is among the axis's), or, with ``selection.per_seed: true``, at any seed but the first (its
     earlier seeds are its neighbours)."""
     later_seed = spec.selection.per_seed and point.seed != spec.seeds[0]
-    return warm_starts(spec) and (
-        later_seed or any(value != getattr(spec.device, axis) for axis, value in point.axes))
+    return warm_starts(spec) and (later_seed or any(value != getattr(spec.device, axis) for axis, value in point.axes))
 
 
 def fewest_trials(spec: SweepSpec, point: Point, *, refinement: bool = False) -> int:
@@ -362,19 +361,33 @@ def schedule_searches(
         common: dict[str, Any] = {"leader": leaders.get(index), "inward": inward.get(point.key, ())}
         if patience:
             warm = refinement or may_warm_start(spec, point)
-            common |= {"start_up": 1 if warm else lr.startup_trials,
-                       "cold_start_up": None if refinement else lr.startup_trials}
+            common |= {
+                "start_up": 1 if warm else lr.startup_trials,
+                "cold_start_up": None if refinement else lr.startup_trials,
+            }
         upper.append(Search((full,) * lr.trials_per_point, **common))
         if patience:  # how many trials run is the replay's (its start-up, warm or cold, plus P): price them all
             stopped = TRIAL_OVERHEAD_SECONDS + first_stop(spec) * epoch
             # A refinement point bracketed by neighbours that agree runs its warm-start trial alone (with a choice
             # per seed, a later seed only if its earlier seeds had finished when it started).
-            lower.append(Search((full,) + (stopped,) * (lr.trials_per_point - 1), complete=1,
-                                settle_after=lr.patience, bracketed=refinement, **common))
+            lower.append(
+                Search(
+                    (full,) + (stopped,) * (lr.trials_per_point - 1),
+                    complete=1,
+                    settle_after=lr.patience,
+                    bracketed=refinement,
+                    **common,
+                )
+            )
         else:
             fewest = fewest_epochs_per_trial(spec, point, refinement=refinement)
-            lower.append(Search(tuple(TRIAL_OVERHEAD_SECONDS + e * epoch for e in fewest),
-                                complete=fewest.count(spec.epochs), **common))
+            lower.append(
+                Search(
+                    tuple(TRIAL_OVERHEAD_SECONDS + e * epoch for e in fewest),
+                    complete=fewest.count(spec.epochs),
+                    **common,
+                )
+            )
     return tuple(upper), tuple(lower)
 
 
@@ -464,11 +477,18 @@ def dry_run_report(
 
     fewer = " and ".join(
         ([f"pruner {lr.pruner} stops every trial it may at its first chance"] if lr.pruner != "none" else [])
-        + ([f"every point stops after its start-up and {lr.patience} sampler trial(s) (lr_search.patience)"]
-           if any(fewest_trials(spec, point) < lr.trials_per_point for point in points) else []))
-    epochs = (f"{cost.pruned_trial_epochs} to {cost.trial_epochs} trial-epochs (the fewer if {fewer}; a trial that "
-              "fails ends sooner still)" if pruning
-              else f"{cost.trial_epochs} trial-epochs")
+        + (
+            [f"every point stops after its start-up and {lr.patience} sampler trial(s) (lr_search.patience)"]
+            if any(fewest_trials(spec, point) < lr.trials_per_point for point in points)
+            else []
+        )
+    )
+    epochs = (
+        f"{cost.pruned_trial_epochs} to {cost.trial_epochs} trial-epochs (the fewer if {fewer}; a trial that "
+        "fails ends sooner still)"
+        if pruning
+        else f"{cost.trial_epochs} trial-epochs"
+    )
     lines += [
         "",
         f"Trials: {cost.trials} ({cost.points} points x {lr.trials_per_point}), {epochs}, "
@@ -479,9 +499,12 @@ def dry_run_report(
         + (" (--cpu-fallback: no GPU here, priced on CPUs)" if falls_back else ""),
     ]
     if cost.on_gpu:
-        assumed = ("" if cost.measured_trials == cost.trials else
-                   f"; GPU speed-up over the CPU model assumed, not measured: x{GPU_SPEEDUP['analog']:g} analog, "
-                   f"x{GPU_SPEEDUP['digital']:g} digital")
+        assumed = (
+            ""
+            if cost.measured_trials == cost.trials
+            else f"; GPU speed-up over the CPU model assumed, not measured: x{GPU_SPEEDUP['analog']:g} analog, "
+            f"x{GPU_SPEEDUP['digital']:g} digital"
+        )
         hours = _hours(cost.gpu_hours(pruned=True) if pruning else None, cost.gpu_hours())
         lines.append(f"GPU-hours: {hours} ({cost.gpus_per_trial:g} GPU per trial){assumed}")
     lines.append(
@@ -503,12 +526,16 @@ def dry_run_report(
 
 def _priced_by(cost: CostEstimate) -> str:
     if cost.measured_trials == 0:
-        return "modelled for every trial (rough model fitted on 2 CPU cores, see sweeps/README.md); the store holds " \
-               "no earlier trials doing the same work"
+        return (
+            "modelled for every trial (rough model fitted on 2 CPU cores, see sweeps/README.md); the store holds "
+            "no earlier trials doing the same work"
+        )
     sweeps = ", ".join(cost.measured_sweeps[:3]) + (" ..." if len(cost.measured_sweeps) > 3 else "")
     rest = "" if cost.measured_trials == cost.trials else "; the rest modelled (rough model, see sweeps/README.md)"
-    return (f"measured for {cost.measured_trials} of {cost.trials} trials (median of {cost.measured_epochs} epochs "
-            f"in the store, from sweep(s) {sweeps}){rest}")
+    return (
+        f"measured for {cost.measured_trials} of {cost.trials} trials (median of {cost.measured_epochs} epochs "
+        f"in the store, from sweep(s) {sweeps}){rest}"
+    )
 
 
 def _hours(low: float | None, high: float) -> str:
@@ -532,15 +559,19 @@ def _range(low: float, high: float) -> str:
 def _cluster_wall_line(spec: SweepSpec, cost: CostEstimate, gpus: int, span: Any) -> str:
     """The wall time on ``gpus`` GPUs, with as many trials at a time as ``run`` would start there."""
     if spec.resources.gpu <= 0:
-        return (f"Estimated wall time on {gpus} GPU(s): the spec asks for no GPU per trial (resources.gpu: 0); its "
-                "trials run on CPUs")
+        return (
+            f"Estimated wall time on {gpus} GPU(s): the spec asks for no GPU per trial (resources.gpu: 0); its "
+            "trials run on CPUs"
+        )
     slots = math.floor(gpus / spec.resources.gpu)
     if slots == 0:
         return f"Estimated wall time on {gpus} GPU(s): cannot run, each trial asks for {spec.resources.gpu:g} GPU(s)"
     wall = span(cost.wall_seconds(slots), cost.wall_seconds(slots, pruned=True))
-    return (f"Estimated wall time on {gpus} GPU(s): {wall} with {slots} trial(s) at a time "
-            f"({spec.resources.gpu:g} GPU + {spec.resources.cpu:g} CPU each, assuming the nodes have the CPUs)"
-            + _most_slots_note(spec, cost, slots, "GPUs"))
+    return (
+        f"Estimated wall time on {gpus} GPU(s): {wall} with {slots} trial(s) at a time "
+        f"({spec.resources.gpu:g} GPU + {spec.resources.cpu:g} CPU each, assuming the nodes have the CPUs)"
+        + _most_slots_note(spec, cost, slots, "GPUs")
+    )
 
 
 def _most_slots_note(spec: SweepSpec, cost: CostEstimate, slots: int, more: str) -> str:
@@ -549,8 +580,12 @@ def _most_slots_note(spec: SweepSpec, cost: CostEstimate, slots: int, more: str)
     most = max(most_parallel(cost.searches), most_parallel(cost.fewest_searches))
     if slots < most or slots <= 1:
         return ""
-    why = ("under lr_search.patience a point runs its sampler trials one after another, and waits for its inward "
-           "neighbours" if stops_by_patience(spec) else "every trial has a slot")
+    why = (
+        "under lr_search.patience a point runs its sampler trials one after another, and waits for its inward "
+        "neighbours"
+        if stops_by_patience(spec)
+        else "every trial has a slot"
+    )
     return f"; more {more} would not shorten it (it never runs more than {most} trial(s) at once: {why})"
 
 
@@ -580,7 +615,11 @@ def refinement_cost(
 
 
 def _refinement_lines(
-    spec: SweepSpec, slots: int, *, measured: Mapping[TimingKey, MeasuredEpoch] | None, on_gpu: bool,
+    spec: SweepSpec,
+    slots: int,
+    *,
+    measured: Mapping[TimingKey, MeasuredEpoch] | None,
+    on_gpu: bool,
     gpus: int | None = None,
 ) -> list[str]:
     if not spec.axes.refine:
@@ -589,16 +628,20 @@ def _refinement_lines(
     for refine in spec.axes.refine:
         until = f"until narrower than {refine.width:g}" if refine.width is not None else "every round"
         modes = ", ".join(refine_modes(spec, refine.axis)) or "none (no mode responds to it)"
-        lines.append(f"  {refine.axis}: up to {refine.rounds} round(s) x {refine.points} value(s) per mode and task, "
-                     f"{until}; modes {modes}")
+        lines.append(
+            f"  {refine.axis}: up to {refine.rounds} round(s) x {refine.points} value(s) per mode and task, "
+            f"{until}; modes {modes}"
+        )
     cost = refinement_cost(spec, measured=measured, on_gpu=on_gpu)
     walls = [f"{_duration(cost.wall_seconds(slots))} here"] if slots else []
     cluster_slots = math.floor(gpus / spec.resources.gpu) if gpus is not None and spec.resources.gpu > 0 else 0
     if cluster_slots:
         on_cluster = cost if on_gpu else refinement_cost(spec, measured=measured, on_gpu=True)
         walls.append(f"{_duration(on_cluster.wall_seconds(cluster_slots))} on {gpus} GPU(s)")
-    lines.append(f"  Budget: at most {cost.points} more points, {cost.trials} trials, {cost.trial_epochs} trial-epochs, "
-                 f"{_duration(cost.trial_seconds)} of compute" + "".join(f", {wall}" for wall in walls))
+    lines.append(
+        f"  Budget: at most {cost.points} more points, {cost.trials} trials, {cost.trial_epochs} trial-epochs, "
+        f"{_duration(cost.trial_seconds)} of compute" + "".join(f", {wall}" for wall in walls)
+    )
     return lines
 
 
@@ -617,19 +660,26 @@ def preflight_problems(spec: SweepSpec, *, environment: Environment | None, cpu_
     data: list[str] = []
     if spec.data.dataset == "cifar":
         root = spec.data.data_root or (environment.data_root if environment else None) or os.environ.get(DATA_ROOT_ENV)
-        data += [f"{problem}; set data.data_root or ${DATA_ROOT_ENV} to the folder holding {CIFAR10_FOLDER} and "
-                 f"{CIFAR100_FOLDER}" for problem in _missing_cifar(root)]
+        data += [
+            f"{problem}; set data.data_root or ${DATA_ROOT_ENV} to the folder holding {CIFAR10_FOLDER} and "
+            f"{CIFAR100_FOLDER}"
+            for problem in _missing_cifar(root)
+        ]
     resources: list[str] = []
     if environment is not None:
         if spec.resources.cpu > environment.cpus:
-            resources.append(f"resources.cpu is {spec.resources.cpu:g} per trial but this machine has "
-                             f"{environment.cpus} CPU(s)")
+            resources.append(
+                f"resources.cpu is {spec.resources.cpu:g} per trial but this machine has {environment.cpus} CPU(s)"
+            )
         if spec.resources.gpu > 0 and environment.gpus == 0 and not cpu_fallback:
-            resources.append(f"resources.gpu is {spec.resources.gpu:g} per trial but this machine has no GPU; pass "
-                             "--cpu-fallback to run on CPUs")
+            resources.append(
+                f"resources.gpu is {spec.resources.gpu:g} per trial but this machine has no GPU; pass "
+                "--cpu-fallback to run on CPUs"
+            )
         elif 0 < environment.gpus < spec.resources.gpu:
-            resources.append(f"resources.gpu is {spec.resources.gpu:g} per trial but this machine has "
-                             f"{environment.gpus} GPU(s)")
+            resources.append(
+                f"resources.gpu is {spec.resources.gpu:g} per trial but this machine has {environment.gpus} GPU(s)"
+            )
     return Preflight(tuple(data), tuple(resources))
 
 

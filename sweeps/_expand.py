@@ -27,8 +27,8 @@ from analog_sweep.workers import (
     PretrainConfig,
     TrialConfig,
     content_hash,
+    pretrain_key,
 )
-from analog_sweep.workers import pretrain_key
 
 MODE_AXES: dict[str, tuple[str, ...]] = {
     "analog_tl": DEVICE_AXES,
@@ -165,7 +165,9 @@ def refinement_budget(spec: SweepSpec) -> int:
     return sum(r.rounds * r.points * len(refine_modes(spec, r.axis)) * per_line for r in spec.axes.refine)
 
 
-def _point(spec: SweepSpec, classes: tuple[str, ...], mode: str, axes: tuple[tuple[str, float], ...], seed: int) -> Point:
+def _point(
+    spec: SweepSpec, classes: tuple[str, ...], mode: str, axes: tuple[tuple[str, float], ...], seed: int
+) -> Point:
     task = "-".join(classes)
     changed = [f"{axis}={format_value(v)}" for axis, v in axes if v != getattr(spec.device, axis)]
     pretrain_seed = seed if spec.pretrain.seed is None else spec.pretrain.seed

@@ -6,8 +6,8 @@ import copy
 import dataclasses
 import os
 import stat
-from pathlib import Path
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 from analog_sweep.sweeps._expand import count_points, refinement_budget

@@ -78,7 +78,7 @@ def neighbourhood(
         groups = []
         if not shared_seeds:
             seeds = seeds_of[(point.mode, point.task, point.axes)]
-            before = seeds[:seeds.index(point.key)]
+            before = seeds[: seeds.index(point.key)]
             if before:
                 groups.append(tuple(before))
         pairs: list[tuple[tuple[str, ...], tuple[str, ...]]] | None = []

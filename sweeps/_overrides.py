@@ -11,8 +11,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from analog_sweep.sweeps._schema import OPEN_MAPPINGS, REFINE_FIELDS, SECTION_FIELDS, TOP_FIELDS, SpecError, show
-from analog_sweep.workers import DEVICE_AXES
 from analog_sweep.sweeps._yaml import parse_yaml
+from analog_sweep.workers import DEVICE_AXES
 
 
 def apply_overrides(raw: Any, overrides: Iterable[str], *, source: str) -> dict[str, str]:

@@ -21,17 +21,20 @@ from analog_sweep.workers import (
     DEVICE_AXES,
     LR_SCHEDULES,
     MODES,
+    PRESETS,
+    PRETRAIN_OPTIMIZERS,
     TABLE_I,
     AlgorithmConfig,
     DataConfig,
+    DataError,
     DevicePoint,
     MappingConfig,
     ModelConfig,
+    ModelError,
     PretrainConfig,
+    create_model,
+    target_classes,
 )
-from analog_sweep.workers import DataError, target_classes
-from analog_sweep.workers import PRESETS, ModelError, create_model
-from analog_sweep.workers import PRETRAIN_OPTIMIZERS
 
 DATASETS = ("digits", "cifar")
 EXPANSIONS = ("one_at_a_time", "grid")
@@ -552,9 +555,9 @@ def _device(raw: dict[Any, Any]) -> DevicePoint:
     """The base device point; an axis the spec leaves out takes its value from ``DEFAULT_DEVICE`` (the same default
     as ``analog-sweep trial``)."""
     section = _section(raw, "device")
-    return DevicePoint(**{
-        axis: _number(_get(section, axis, getattr(DEFAULT_DEVICE, axis)), f"device.{axis}") for axis in DEVICE_AXES
-    })
+    return DevicePoint(
+        **{axis: _number(_get(section, axis, getattr(DEFAULT_DEVICE, axis)), f"device.{axis}") for axis in DEVICE_AXES}
+    )
 
 
 def _axes(raw: dict[Any, Any]) -> AxesSpec:
@@ -617,11 +620,12 @@ def _lr_search(raw: dict[Any, Any], epochs: int) -> LrSearchSpec:
         if low >= high:
             raise FieldError("lr_search.low", f"must be below lr_search.high ({high:g}), got {show(low)}")
         if high < low * 1.01:  # TPE's log-scale model fails (NaN) on a range this narrow
-            raise FieldError("lr_search.high", f"must be at least 1.01 x lr_search.low ({low:g}) for a search, got "
-                                               f"{show(high)}; for one learning rate use method grid with values [{low:g}]")
-        trials = _integer(
-            _get(section, "trials_per_point", DEFAULT_TRIALS_PER_POINT), "lr_search.trials_per_point", 1
-        )
+            raise FieldError(
+                "lr_search.high",
+                f"must be at least 1.01 x lr_search.low ({low:g}) for a search, got "
+                f"{show(high)}; for one learning rate use method grid with values [{low:g}]",
+            )
+        trials = _integer(_get(section, "trials_per_point", DEFAULT_TRIALS_PER_POINT), "lr_search.trials_per_point", 1)
     else:
         for bound in ("low", "high"):
             if _get(section, bound) is not None:
@@ -640,26 +644,34 @@ def _lr_search(raw: dict[Any, Any], epochs: int) -> LrSearchSpec:
     if not allowed and isinstance(options, dict) and options:
         key = next(iter(options))
         takes = "; ".join(f"{name}: {', '.join(opts)}" for name, opts in PRUNER_OPTIONS.items() if opts)
-        raise FieldError(join("lr_search.pruner_options", key),
-                         f"pruner {pruner} takes no options; set lr_search.pruner_options=null (options by pruner: "
-                         f"{takes})")
+        raise FieldError(
+            join("lr_search.pruner_options", key),
+            f"pruner {pruner} takes no options; set lr_search.pruner_options=null (options by pruner: {takes})",
+        )
     pairs = []
     for key, value in _mapping({} if options is None else options, "lr_search.pruner_options", allowed).items():
         minimum, maximum = PRUNER_OPTIONS[pruner][key], epochs if key == "min_resource" else MAX_INT
         pairs.append((key, _integer(value, join("lr_search.pruner_options", key), minimum, maximum)))
-    warm_start = _choice(_get(section, "warm_start", DEFAULT_WARM_START), "lr_search.warm_start", WARM_STARTS,
-                         "warm start")
+    warm_start = _choice(
+        _get(section, "warm_start", DEFAULT_WARM_START), "lr_search.warm_start", WARM_STARTS, "warm start"
+    )
     patience: int | None = DEFAULT_PATIENCE
     raw_patience = _get(section, "patience")
     if raw_patience == PATIENCE_OFF:
         patience = None
     elif raw_patience is not None:
         if method != "tpe" or warm_start != "neighbours":
-            raise FieldError("lr_search.patience", "belongs to method tpe with warm_start neighbours (it ends a "
-                             "warm-started point's search early); remove it")
+            raise FieldError(
+                "lr_search.patience",
+                "belongs to method tpe with warm_start neighbours (it ends a "
+                "warm-started point's search early); remove it",
+            )
         if isinstance(raw_patience, bool) or not isinstance(raw_patience, int) or not 1 <= raw_patience <= trials:
-            raise FieldError("lr_search.patience", f"must be an integer from 1 to {trials} "
-                             f"(lr_search.trials_per_point), or {PATIENCE_OFF}, got {show(raw_patience)}")
+            raise FieldError(
+                "lr_search.patience",
+                f"must be an integer from 1 to {trials} "
+                f"(lr_search.trials_per_point), or {PATIENCE_OFF}, got {show(raw_patience)}",
+            )
         patience = raw_patience
     return LrSearchSpec(
         method=method,
@@ -698,8 +710,9 @@ def _selection(raw: dict[Any, Any], data: DataSpec) -> SelectionSpec:
     per_seed = _boolean(_get(section, "per_seed", False), "selection.per_seed")
     if split == "validation" and data.validation_fraction == 0:
         raise FieldError(
-            "selection.split", "validation needs a validation split: set data.validation_fraction above 0 (e.g. 0.1), "
-            "or select on test (the paper's rule)"
+            "selection.split",
+            "validation needs a validation split: set data.validation_fraction above 0 (e.g. 0.1), "
+            "or select on test (the paper's rule)",
         )
     return SelectionSpec(split=split, per_seed=per_seed)
 

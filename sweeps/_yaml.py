@@ -50,7 +50,7 @@ class SpecLoader(yaml.SafeLoader):
         """A merge key (``<<``) is YAML 1.1 only: refused (quote it, ``"<<"``, for a key of that name)."""
         for key_node, _ in node.value:
             if key_node.tag == "tag:yaml.org,2002:merge":
-                problem = "merge keys (<<) are not supported; write the values out, or quote it (\"<<\") for a key"
+                problem = 'merge keys (<<) are not supported; write the values out, or quote it ("<<") for a key'
                 raise yaml.constructor.ConstructorError(None, None, problem, key_node.start_mark)
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
@@ -97,8 +97,10 @@ def _version_dependent(tag: str, text: str) -> str | None:
         decimal = int(text.lstrip("+-"), 10) * (-1 if text.startswith("-") else 1)
         if decimal == value:
             return f"{text} has a leading zero (an octal number in YAML 1.1): write {value}, {quoted}"
-        return (f"{text} is the octal number {value} in YAML 1.1 but {decimal} in YAML 1.2: write {value} or "
-                f"{decimal} without the leading zero, {quoted}")
+        return (
+            f"{text} is the octal number {value} in YAML 1.1 but {decimal} in YAML 1.2: write {value} or "
+            f"{decimal} without the leading zero, {quoted}"
+        )
     if kind == "str" and _YAML12_NUMBER.fullmatch(text):
         value = _yaml12_number(text)
         return f"{text} is text in YAML 1.1 but the number {value} in YAML 1.2: write {value}, {quoted}"

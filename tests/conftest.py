@@ -26,8 +26,13 @@ def postgres_admin() -> Iterator[psycopg.Connection | str]:
     url = sa.make_url(POSTGRES_URL)
     try:
         connection = psycopg.connect(
-            host=url.host, port=url.port or 5432, user=url.username, password=url.password,
-            dbname=url.database, autocommit=True, connect_timeout=3,
+            host=url.host,
+            port=url.port or 5432,
+            user=url.username,
+            password=url.password,
+            dbname=url.database,
+            autocommit=True,
+            connect_timeout=3,
         )
     except psycopg.Error as exc:
         yield f"PostgreSQL at {url.render_as_string(hide_password=True)} unreachable: {str(exc).splitlines()[0]}"
@@ -71,10 +76,23 @@ def chromium_screenshot(page: Path, screenshot: Path, *, width: int = 1280, heig
         pytest.skip(message)
     profile = screenshot.parent / f".{screenshot.stem}-chromium-profile"
     done = subprocess.run(
-        [binary, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--no-first-run",
-         f"--user-data-dir={profile}", f"--window-size={width},{height}", f"--screenshot={screenshot}",
-         "--enable-logging=stderr", "--v=0", page.resolve().as_uri()],
-        capture_output=True, text=True, timeout=120,
+        [
+            binary,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            "--no-first-run",
+            f"--user-data-dir={profile}",
+            f"--window-size={width},{height}",
+            f"--screenshot={screenshot}",
+            "--enable-logging=stderr",
+            "--v=0",
+            page.resolve().as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     shutil.rmtree(profile, ignore_errors=True)
     assert done.returncode == 0 and screenshot.is_file(), done.stderr[-2000:]

@@ -1,7 +1,7 @@
 """The torch / aihwkit pair works: aihwkit's compiled simulator only runs with the torch it was built against.
 
 aihwkit 1.1.0's cp311 wheel works with torch 2.10.0; torch 2.9.1 fails at import and torch 2.13+ fails at the
-first ``set_weights`` (see /work/shared/FACTS.md). This test exercises the whole path once and names the fix.
+first ``set_weights``. This test exercises the whole path once and names the fix.
 """
 
 from __future__ import annotations

@@ -141,8 +141,10 @@ def _malformed(payload: dict, *, static: bool) -> str | None:
             return "no activity reference weights"
         return None
     optimizer = payload.get("optimizer")
-    if not isinstance(optimizer, dict) or not isinstance(optimizer.get("state"), dict) or not isinstance(
-        optimizer.get("param_groups"), list
+    if (
+        not isinstance(optimizer, dict)
+        or not isinstance(optimizer.get("state"), dict)
+        or not isinstance(optimizer.get("param_groups"), list)
     ):
         return "no optimizer state"
     rng = payload.get("torch_rng")

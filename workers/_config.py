@@ -183,7 +183,9 @@ class TrialConfig:
                 raise ConfigError(f"{name}: must be at least 1, got {getattr(self, name)!r}")
         omega = self.algorithm.mapping.weight_scaling_omega
         if not (omega >= 0 and omega < float("inf")):
-            raise ConfigError(f"algorithm.mapping.weight_scaling_omega: must be a non-negative finite number, got {omega!r}")
+            raise ConfigError(
+                f"algorithm.mapping.weight_scaling_omega: must be a non-negative finite number, got {omega!r}"
+            )
         for axis in DEVICE_AXES:
             value = getattr(self.device, axis)
             if not (value >= 0 and value < float("inf")):

@@ -140,7 +140,8 @@ def batches(
 
 def random_crop_flip(images: torch.Tensor, generator: torch.Generator, flip: bool = True) -> torch.Tensor:
     """Pretraining augmentation: a random crop of the reflect-padded image (pad = size // 8, at least 1) and, if
-    ``flip``, a random horizontal flip, each drawn per image from ``generator`` and applied to the whole batch at once."""
+    ``flip``, a random horizontal flip, each drawn per image from ``generator`` and applied to the whole batch at
+    once."""
     count, _, height, width = images.shape
     pad = max(1, min(height, width) // 8)
     padded = F.pad(images, (pad, pad, pad, pad), mode="reflect")
@@ -254,9 +255,7 @@ def validation_count(size: int, fraction: float, classes: int) -> int:
 _VALIDATION_SEED_OFFSET = 7_919
 
 
-def _hold_out_validation(
-    train: TensorSet, fraction: float, seed: int
-) -> tuple[TensorSet, TensorSet | None]:
+def _hold_out_validation(train: TensorSet, fraction: float, seed: int) -> tuple[TensorSet, TensorSet | None]:
     if not 0 <= fraction < 1:
         raise DataError(f"validation_fraction: must be a number from 0 to below 1, got {fraction!r}")
     classes = len(train.labels.unique())

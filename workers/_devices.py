@@ -264,4 +264,3 @@ def place_on_device(model: torch.nn.Module, device: str) -> torch.nn.Module:
     if not torch.cuda.is_available():
         raise TileBackendError(f"device {device!r}: aihwkit has CUDA support but torch sees no CUDA device")
     return model.to(target)
-

@@ -27,8 +27,18 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 _OVERRIDABLE = frozenset(
-    {"patch_size", "window_size", "embed_dim", "depths", "num_heads", "mlp_ratio", "drop_rate", "drop_path_rate",
-     "attn_drop_rate", "qkv_bias"}
+    {
+        "patch_size",
+        "window_size",
+        "embed_dim",
+        "depths",
+        "num_heads",
+        "mlp_ratio",
+        "drop_rate",
+        "drop_path_rate",
+        "attn_drop_rate",
+        "qkv_bias",
+    }
 )
 
 
@@ -59,4 +69,3 @@ def create_model(preset: str, *, num_classes: int, img_size: int, **overrides: A
 def replace_head(model: SwinTransformer, num_classes: int) -> None:
     """Give a pretrained model a fresh classifier for the target task (initialised from the global torch RNG)."""
     model.reset_classifier(num_classes)
-

@@ -4,16 +4,17 @@ The key hashes everything that decides the pretrained weights: the source data (
 split seed), the model preset and overrides, and the pretraining settings with their seed. The cache file is named by
 the key and a fingerprint of the source data's bytes (``workers._data.source_fingerprint``), so moved, replaced or
 edited data files are trained on again, never answered with weights learned on other data. A second trial with the
-same key and data loads the file; a file lock makes concurrent trials on one machine wait for the first to finish training
+same key and data loads the file; a file lock makes concurrent trials on one machine wait for the first to finish
+training
 instead of training twice. A damaged cache file fails its checksum and is trained again, never used.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import time
 from collections.abc import Callable
-import dataclasses
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -54,7 +55,9 @@ def pretrain_key(data: DataConfig, model: ModelConfig, pretrain: PretrainConfig)
         "source_limit": data.source_limit,
         "split_seed": data.split_seed,
     }
-    return content_hash({"source": source, "model": [model.preset, list(model.overrides)], "pretrain": asdict(pretrain)})
+    return content_hash(
+        {"source": source, "model": [model.preset, list(model.overrides)], "pretrain": asdict(pretrain)}
+    )
 
 
 def pretrained_model(
@@ -95,8 +98,10 @@ def _load_cached(path: Path, key: str, progress: Callable[[str], None] | None) -
     stored.pop("key")
     fields = {"state_dict", "source_train_error", "source_test_error", "seconds"}
     weights = stored.get("state_dict")
-    if set(stored) != fields or not isinstance(weights, dict) or not all(
-        isinstance(v, torch.Tensor) for v in weights.values()
+    if (
+        set(stored) != fields
+        or not isinstance(weights, dict)
+        or not all(isinstance(v, torch.Tensor) for v in weights.values())
     ):
         if progress:
             progress(f"pretraining cache unusable ({path}: not a pretraining result); training again")
@@ -108,9 +113,8 @@ def _train(
     data: DataConfig, model_config: ModelConfig, pretrain: PretrainConfig, progress: Callable[[str], None] | None
 ) -> dict:
     if pretrain.optimizer not in PRETRAIN_OPTIMIZERS:
-        raise ValueError(
-            f"pretrain.optimizer: unknown optimizer {pretrain.optimizer!r}; choose one of {', '.join(PRETRAIN_OPTIMIZERS)}"
-        )
+        choices = ", ".join(PRETRAIN_OPTIMIZERS)
+        raise ValueError(f"pretrain.optimizer: unknown optimizer {pretrain.optimizer!r}; choose one of {choices}")
     started = time.perf_counter()
     train_set, test_set = load_source(data)
     torch.manual_seed(pretrain.seed)
@@ -131,7 +135,9 @@ def _train(
     loss_fn = torch.nn.CrossEntropyLoss()
     model.train()
     for epoch in range(1, pretrain.epochs + 1):
-        for images, labels in batches(train_set, pretrain.batch_size, shuffle=True, generator=generator, augment=pretrain.augment):
+        for images, labels in batches(
+            train_set, pretrain.batch_size, shuffle=True, generator=generator, augment=pretrain.augment
+        ):
             optimizer.zero_grad()
             loss_fn(model(images), labels).backward()
             optimizer.step()

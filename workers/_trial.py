@@ -3,7 +3,8 @@
 ``run_trial`` takes a plain ``TrialConfig`` and does what the paper does for one mode at one device point and one
 learning rate: build the model (pretrained on the source task for the TL modes, fresh for the scratch modes), give it
 a head for the target classes, convert it to analog with the point's device settings (analog modes), add the weight
-transfer noise once, and fine-tune, measuring validation and test error after every epoch. It checkpoints after every epoch and,
+transfer noise once, and fine-tune, measuring validation and test error after every epoch. It checkpoints after
+every epoch and,
 given the same checkpoint folder again, continues after the last finished epoch.
 """
 
@@ -60,7 +61,9 @@ def build_model(
     if config.is_transfer:
         pretrained = pretrained_model(config.data, config.model, config.pretrain, cache_dir, progress)
         source_classes = pretrained.state_dict["head.fc.weight"].shape[0]
-        model = create_model(config.model.preset, num_classes=source_classes, img_size=config.data.image_size, **overrides)
+        model = create_model(
+            config.model.preset, num_classes=source_classes, img_size=config.data.image_size, **overrides
+        )
         model.load_state_dict(pretrained.state_dict)
         torch.manual_seed(config.seed)
         replace_head(model, num_classes)
@@ -175,7 +178,8 @@ def run_trial(
         eval_batch = max(config.batch_size, 64)
         error = test_error_percent(model, test_set.images, test_set.labels, eval_batch)
         validation_error = (
-            None if validation_set is None
+            None
+            if validation_set is None
             else test_error_percent(model, validation_set.images, validation_set.labels, eval_batch)
         )
         report = EpochReport(
@@ -195,5 +199,7 @@ def run_trial(
     return TrialResult(
         reports=reports,
         restored_epochs=restored_epochs,
-        parameters=parameter_count(model), analog_layers=count_analog_layers(model), pretrained=pretrained
+        parameters=parameter_count(model),
+        analog_layers=count_analog_layers(model),
+        pretrained=pretrained,
     )

@@ -55,4 +55,6 @@ def load_verified(path: str | os.PathLike) -> Any:
         lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
         reason = next((line for line in lines if "Unsupported global" in line), lines[0] if lines else "")
         reason = reason.split(". Please")[0]
-        raise CorruptFileError(f"{path}: refused content that is not plain tensors and values ({reason[:200]})") from None
+        raise CorruptFileError(
+            f"{path}: refused content that is not plain tensors and values ({reason[:200]})"
+        ) from None

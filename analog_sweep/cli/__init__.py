@@ -32,8 +32,9 @@ class OneLineErrors(click.Group):
     Its commands are loaded lazily from ``COMMANDS``.
     """
 
-    def make_context(self, info_name: str | None, args: list[str], parent: click.Context | None = None,
-                     **extra) -> click.Context:
+    def make_context(
+        self, info_name: str | None, args: list[str], parent: click.Context | None = None, **extra
+    ) -> click.Context:
         """The context, which keeps the command line as typed (``ctx.meta[ARGV_KEY]``) for the sweep's provenance."""
         argv = [info_name or "analog-sweep", *args]
         ctx = super().make_context(info_name, args, parent=parent, **extra)
@@ -76,8 +77,6 @@ def cli() -> None:
     Example:
         analog-sweep trial --mode analog_tl --epochs 2
     """
-
-
 
 
 def main() -> None:

@@ -34,7 +34,9 @@ def with_live_status(rows: Iterable[dict[str, Any]], echo: Callable[[str], None]
     for row in rows:
         status = live_status(row["status"], row.get("experiment_path"))
         if status != row["status"]:
-            echo(f"sweep {row['sweep']}: running in the store, but no driver is running it (it stopped without "
-                 f"saying so): {resume_hint(row['sweep'])}")
+            echo(
+                f"sweep {row['sweep']}: running in the store, but no driver is running it (it stopped without "
+                f"saying so): {resume_hint(row['sweep'])}"
+            )
         checked.append({**row, "status": status})
     return checked

@@ -13,10 +13,19 @@ DEFAULT_PORT = 8080  # optuna-dashboard's own default
 
 @click.command()
 @click.argument("sweep")
-@click.option("--host", default="127.0.0.1", show_default=True,
-              help="Address to listen on (0.0.0.0 shows the studies to your whole network).")
-@click.option("--port", type=click.IntRange(0, 65535), default=DEFAULT_PORT, show_default=True,
-              help="Port to listen on (0: any free port; the line on stderr says which).")
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on (0.0.0.0 shows the studies to your whole network).",
+)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=DEFAULT_PORT,
+    show_default=True,
+    help="Port to listen on (0: any free port; the line on stderr says which).",
+)
 @store_option
 @one_line_errors(StoreInputError, failure=(StoreError, OSError))
 def dashboard(sweep: str, host: str, port: int, store_url: str | None) -> None:
@@ -34,8 +43,10 @@ def dashboard(sweep: str, host: str, port: int, store_url: str | None) -> None:
         known = store.get_sweep(sweep)
     journal = sweep_journal(known["experiment_path"])
     if journal is None or not journal.is_file():
-        raise BadInput(f"sweep {sweep}: no Optuna journal at {journal or '(no storage path recorded)'}; run the "
-                       "dashboard where the sweep's storage path is mounted")
+        raise BadInput(
+            f"sweep {sweep}: no Optuna journal at {journal or '(no storage path recorded)'}; run the "
+            "dashboard where the sweep's storage path is mounted"
+        )
     try:
         serve_dashboard(journal, host=host, port=port, echo=progress)
     except KeyboardInterrupt:

@@ -18,7 +18,9 @@ from analog_sweep.results import REPORT_NAME, StoreError, StoreInputError, open_
 @click.command()
 @click.argument("sweep")
 @click.option(
-    "--out", type=SafePath(file_okay=False, path_type=Path), metavar="DIR",
+    "--out",
+    type=SafePath(file_okay=False, path_type=Path),
+    metavar="DIR",
     help="Folder to write the report into (created if needed; files of the same names are replaced) "
     "[default: SWEEP-report].",
 )

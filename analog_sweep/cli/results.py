@@ -45,9 +45,11 @@ _store_errors = one_line_errors(StoreInputError, failure=(StoreError, OSError))
 def _select_on_option(command: Callable) -> Callable:
     """Give a command ``--select-on validation|test``, passed on as ``select_on``."""
     return click.option(
-        "--select-on", "select_on", type=click.Choice(SELECTION_SPLITS),
+        "--select-on",
+        "select_on",
+        type=click.Choice(SELECTION_SPLITS),
         help="Choose each point's learning rate and epoch on this split instead of the sweep's own rule "
-             "(test: the paper's rule, optimistic). Shown in the selected_on column.",
+        "(test: the paper's rule, optimistic). Shown in the selected_on column.",
     )(command)
 
 
@@ -92,9 +94,18 @@ def sweeps(store_url: str | None, output_format: str) -> None:
 
 
 _SWEEP_COLUMNS = (
-    "sweep", "status", "points_done", "points_total", "points_failed",
-    "trials_running", "trials_completed", "trials_pruned", "trials_failed", "trials_diverged",
-    "started_at", "ended_at",
+    "sweep",
+    "status",
+    "points_done",
+    "points_total",
+    "points_failed",
+    "trials_running",
+    "trials_completed",
+    "trials_pruned",
+    "trials_failed",
+    "trials_diverged",
+    "started_at",
+    "ended_at",
 )
 
 
@@ -102,7 +113,9 @@ _SWEEP_COLUMNS = (
 @click.argument("sweep")
 @click.option("--axis", type=click.Choice(AXES), help="Show the curve of test error against this device axis.")
 @click.option(
-    "--plot", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE.png",
+    "--plot",
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="FILE.png",
     help="Also draw the --axis curve (the report's figure: mean and sd over seeds per task, log x for "
     "transfer_noise as in the paper) to this .png, .pdf or .svg file.",
 )
@@ -146,8 +159,21 @@ def best(
 
 
 _BEST_COLUMNS = (
-    "label", "mode", "task", "seed", *AXES, "status", "trials", "selected_on", "lr", "epoch", "test_error",
-    "validation_error", "final_test_error", *ACTIVITY_COLUMNS, "point_key",
+    "label",
+    "mode",
+    "task",
+    "seed",
+    *AXES,
+    "status",
+    "trials",
+    "selected_on",
+    "lr",
+    "epoch",
+    "test_error",
+    "validation_error",
+    "final_test_error",
+    *ACTIVITY_COLUMNS,
+    "point_key",
 )
 
 
@@ -180,8 +206,19 @@ def trials(sweep: str, point: str | None, select_on: str | None, store_url: str 
 
 
 _TRIAL_COLUMNS = (
-    "label", "trial_id", "lr", "status", "chosen", "selected_on", "epochs_done", "best_validation_error",
-    "best_validation_epoch", "final_test_error", "best_test_error", *ACTIVITY_COLUMNS, "error",
+    "label",
+    "trial_id",
+    "lr",
+    "status",
+    "chosen",
+    "selected_on",
+    "epochs_done",
+    "best_validation_error",
+    "best_validation_epoch",
+    "final_test_error",
+    "best_test_error",
+    *ACTIVITY_COLUMNS,
+    "error",
 )
 
 
@@ -189,7 +226,9 @@ _TRIAL_COLUMNS = (
 @click.argument("sweep")
 @click.option("--point", "point", metavar="LABEL", help=_POINT_HELP)
 @click.option(
-    "--plot", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE.png",
+    "--plot",
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="FILE.png",
     help="Also draw test error against epoch (the report's Fig. 2: per task, one line per mode at the base device "
     "point, mean and sd over seeds, log-log) to this .png, .pdf or .svg file.",
 )
@@ -219,8 +258,19 @@ def curves(
 
 
 _CURVE_COLUMNS = (
-    "label", "mode", "task", "selected_on", "lr", "chosen_epoch", "epoch", "validation_error", "test_error",
-    "test_accuracy", "train_loss", *ACTIVITY_COLUMNS, "point_key",
+    "label",
+    "mode",
+    "task",
+    "selected_on",
+    "lr",
+    "chosen_epoch",
+    "epoch",
+    "validation_error",
+    "test_error",
+    "test_accuracy",
+    "train_loss",
+    *ACTIVITY_COLUMNS,
+    "point_key",
 )
 
 
@@ -250,19 +300,38 @@ def elbows(sweep: str, axis: str | None, store_url: str | None, output_format: s
 
 
 _ELBOW_COLUMNS = (
-    "mode", "task", "axis", "n_values", "n_obs", "has_elbow", "breakpoint", "ci_low", "ci_high", "p_value",
-    "flat_level", "slope_after", "log_x", "reason", "method",
+    "mode",
+    "task",
+    "axis",
+    "n_values",
+    "n_obs",
+    "has_elbow",
+    "breakpoint",
+    "ci_low",
+    "ci_high",
+    "p_value",
+    "flat_level",
+    "slope_after",
+    "log_x",
+    "reason",
+    "method",
 )
 
 
 @results.command()
 @click.argument("sweep")
 @click.option(
-    "--out", required=True, type=click.Path(dir_okay=False, path_type=Path), metavar="FILE.parquet",
+    "--out",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="FILE.parquet",
     help="Parquet file to write (replaced if it exists).",
 )
 @click.option(
-    "--per", type=click.Choice(["epoch", "point", "elbow"]), default="epoch", show_default=True,
+    "--per",
+    type=click.Choice(["epoch", "point", "elbow"]),
+    default="epoch",
+    show_default=True,
     help="epoch: one row per trial and epoch, with every point column. point: one row per point. "
     "elbow: one row per critical point (results elbows), per mode, task and swept axis.",
 )
@@ -270,9 +339,7 @@ _ELBOW_COLUMNS = (
 @store_option
 @output_options
 @_store_errors
-def export(
-    sweep: str, out: Path, per: str, select_on: str | None, store_url: str | None, output_format: str
-) -> None:
+def export(sweep: str, out: Path, per: str, select_on: str | None, store_url: str | None, output_format: str) -> None:
     """Write a sweep as a tidy Parquet table that pandas, pyarrow and DuckDB read as is.
 
     Per point, test_error is the chosen trial's at the chosen epoch, and selected_on says what the choice was made
@@ -297,9 +364,7 @@ def export(
 
 @results.command()
 @click.argument("sql")
-@click.option(
-    "--limit", type=click.IntRange(1), default=1000, show_default=True, help="Print at most this many rows."
-)
+@click.option("--limit", type=click.IntRange(1), default=1000, show_default=True, help="Print at most this many rows.")
 @store_option
 @output_options
 @_store_errors
@@ -312,7 +377,7 @@ def query(sql: str, limit: int, store_url: str | None, output_format: str) -> No
 
     \b
     Example:
-        analog-sweep results query "SELECT mode, selected_on, avg(chosen_test_error) FROM points GROUP BY mode, selected_on"
+        analog-sweep results query "SELECT mode, avg(chosen_test_error) FROM points GROUP BY mode"
     """
     if sql == "-":
         sql = sys.stdin.read()
@@ -326,7 +391,9 @@ def query(sql: str, limit: int, store_url: str | None, output_format: str) -> No
 
 @results.command()
 @click.argument("sweep")
-@click.option("--full", is_flag=True, help="Also list every field of each rpu config (table and csv; json always has them).")
+@click.option(
+    "--full", is_flag=True, help="Also list every field of each rpu config (table and csv; json always has them)."
+)
 @store_option
 @output_options
 @_store_errors
@@ -392,8 +459,13 @@ def _provenance_rows(found: dict[str, Any], full: bool) -> Iterator[dict[str, An
         cluster = run["cluster"] or {}
         if cluster:
             types = ", ".join(cluster.get("accelerator_types") or [])
-            yield row("run", number, "cluster", f"{cluster.get('nodes')} node(s), {cluster.get('cpus', 0):g} CPU, "
-                                                f"{cluster.get('gpus', 0):g} GPU{f' ({types})' if types else ''}")
+            yield row(
+                "run",
+                number,
+                "cluster",
+                f"{cluster.get('nodes')} node(s), {cluster.get('cpus', 0):g} CPU, "
+                f"{cluster.get('gpus', 0):g} GPU{f' ({types})' if types else ''}",
+            )
         for name, value in run["project"].items():
             yield row("run", number, f"project.{name}", value)
         for name, value in run["packages"].items():

@@ -45,8 +45,8 @@ from analog_sweep.orchestrator._recorder import (
     with_retries,
 )
 from analog_sweep.results import StoreError, StoreInputError, activity_warnings, open_store
-from analog_sweep.results._replicates import replicate_rows
 from analog_sweep.results._engine import SQLITE_BUSY_ENV
+from analog_sweep.results._replicates import replicate_rows
 from analog_sweep.sweeps import PROFILES, SpecError, detect_environment, dry_run_report, expand, load_spec
 from analog_sweep.sweeps._measured import measured_epochs
 from analog_sweep.workers import DEVICE_AXES
@@ -149,18 +149,27 @@ RAY_DASHBOARD_PORT = 8265  # Ray's own default
 def profile_option(command: Any) -> Any:
     """``--profile NAME``: a named set of overrides applied before ``--set`` (``sweeps.PROFILES``)."""
     return click.option(
-        "--profile", type=click.Choice(list(PROFILES)),
+        "--profile",
+        type=click.Choice(list(PROFILES)),
         help="Apply a profile's overrides before --set. smoke: the spec's own data and modes as a CPU run of "
-             "minutes (micro model, 32 images, 1 epoch, first seed, one learning rate, axes cut to their ends; "
-             "name + '-smoke'; sweeps/README.md, 'Profiles').",
+        "minutes (micro model, 32 images, 1 epoch, first seed, one learning rate, axes cut to their ends; "
+        "name + '-smoke'; sweeps/README.md, 'Profiles').",
     )(command)
 
 
 def _ray_dashboard_options(command: Any) -> Any:
-    command = click.option("--ray-dashboard-port", type=click.IntRange(1, 65535), default=RAY_DASHBOARD_PORT,
-                           show_default=True, help="Port of Ray's dashboard with --ray-dashboard.")(command)
-    return click.option("--ray-dashboard", is_flag=True,
-                        help="Keep Ray's dashboard on while a local run runs, on 127.0.0.1 (no --address).")(command)
+    command = click.option(
+        "--ray-dashboard-port",
+        type=click.IntRange(1, 65535),
+        default=RAY_DASHBOARD_PORT,
+        show_default=True,
+        help="Port of Ray's dashboard with --ray-dashboard.",
+    )(command)
+    return click.option(
+        "--ray-dashboard",
+        is_flag=True,
+        help="Keep Ray's dashboard on while a local run runs, on 127.0.0.1 (no --address).",
+    )(command)
 
 
 def _dashboard_port(ray_dashboard: bool, port: int, address: str | None) -> int | None:
@@ -172,13 +181,17 @@ def _dashboard_port(ray_dashboard: bool, port: int, address: str | None) -> int 
 
 
 def _cluster_options(command: Any) -> Any:
-    command = click.option("--address", metavar="ADDR",
-                           help="Join this Ray cluster (e.g. auto, or ray://head:10001) instead of starting a local one.")(command)
-    command = click.option("--cpu-fallback", is_flag=True,
-                           help="If the spec asks for GPUs and the cluster has none, run the trials on CPUs.")(command)
+    command = click.option(
+        "--address",
+        metavar="ADDR",
+        help="Join this Ray cluster (e.g. auto, or ray://head:10001) instead of starting a local one.",
+    )(command)
+    command = click.option(
+        "--cpu-fallback",
+        is_flag=True,
+        help="If the spec asks for GPUs and the cluster has none, run the trials on CPUs.",
+    )(command)
     return store_option(command)
-
-
 
 
 def _point_table(store: Any, name: str, output_format: str, *, with_status: bool = False) -> None:
@@ -192,12 +205,34 @@ def _point_table(store: Any, name: str, output_format: str, *, with_status: bool
     rows = with_retries(lambda: store.best_points(name))  # the sweep's results are in: worth a wait for the store
     varied = [axis for axis in DEVICE_AXES if len({row[axis] for row in rows}) > 1]
     if with_status:
-        columns = ["mode", "task", *varied, "seed", "status", "trials", "selected_on", "lr", "epoch", "test_error",
-                   "validation_error", *ACTIVITY_COLUMNS]
+        columns = [
+            "mode",
+            "task",
+            *varied,
+            "seed",
+            "status",
+            "trials",
+            "selected_on",
+            "lr",
+            "epoch",
+            "test_error",
+            "validation_error",
+            *ACTIVITY_COLUMNS,
+        ]
         emit_rows(display_rows(rows), output_format, columns=columns)
     else:
-        columns = ["mode", "task", *varied, "seeds", "selected_on", "lr", "test_error_mean", "test_error_sd",
-                   "test_error_ci95", *ACTIVITY_COLUMNS]
+        columns = [
+            "mode",
+            "task",
+            *varied,
+            "seeds",
+            "selected_on",
+            "lr",
+            "test_error_mean",
+            "test_error_sd",
+            "test_error_ci95",
+            *ACTIVITY_COLUMNS,
+        ]
         emit_rows(display_rows(replicate_rows(rows)), output_format, columns=columns)
     spec = with_retries(lambda: store.get_sweep(name))["spec"]
     frozen = bool((spec.get("algorithm") or {}).get("freeze_analog"))
@@ -211,25 +246,53 @@ def _point_table(store: Any, name: str, output_format: str, *, with_status: bool
 
 @click.command(epilog=STORE_RETRY_HELP)
 @click.argument("spec_file", type=SafePath(dir_okay=False))
-@click.option("--set", "overrides", multiple=True, metavar="PATH=VALUE",
-              help="Override a spec field, e.g. --set epochs=2 --set data.train_limit=64 (repeatable).")
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="PATH=VALUE",
+    help="Override a spec field, e.g. --set epochs=2 --set data.train_limit=64 (repeatable).",
+)
 @profile_option
-@click.option("--dry-run", is_flag=True,
-              help="Print the points, trial count and cost estimate (from epoch times measured in the store where "
-                   "it holds trials doing the same work); run nothing.")
-@click.option("--gpus", type=click.IntRange(min=1), metavar="N",
-              help="With --dry-run: also estimate GPU-hours and the wall time on a cluster with N GPUs.")
-@click.option("--storage-path", envvar=STORAGE_ENV, default="sweep-store", show_default=True,
-              type=SafePath(file_okay=False),
-              help=f"Folder for checkpoints, Optuna studies, Ray experiments and the pretraining cache [env: {STORAGE_ENV}]. "
-                   "Must be shared by all nodes of a cluster.")
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Print the points, trial count and cost estimate (from epoch times measured in the store where "
+    "it holds trials doing the same work); run nothing.",
+)
+@click.option(
+    "--gpus",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="With --dry-run: also estimate GPU-hours and the wall time on a cluster with N GPUs.",
+)
+@click.option(
+    "--storage-path",
+    envvar=STORAGE_ENV,
+    default="sweep-store",
+    show_default=True,
+    type=SafePath(file_okay=False),
+    help=f"Folder for checkpoints, Optuna studies, Ray experiments and the pretraining cache [env: {STORAGE_ENV}]. "
+    "Must be shared by all nodes of a cluster.",
+)
 @_cluster_options
 @_ray_dashboard_options
 @output_options
 @_sweep_errors
-def run(spec_file: str, overrides: tuple[str, ...], profile: str | None, dry_run: bool, gpus: int | None,
-        storage_path: str, address: str | None, cpu_fallback: bool, store_url: str | None, ray_dashboard: bool,
-        ray_dashboard_port: int, output_format: str) -> None:
+def run(
+    spec_file: str,
+    overrides: tuple[str, ...],
+    profile: str | None,
+    dry_run: bool,
+    gpus: int | None,
+    storage_path: str,
+    address: str | None,
+    cpu_fallback: bool,
+    store_url: str | None,
+    ray_dashboard: bool,
+    ray_dashboard_port: int,
+    output_format: str,
+) -> None:
     """Run the sweep described by SPEC_FILE, then print the best learning rate and test error per point.
 
     \b
@@ -243,19 +306,40 @@ def run(spec_file: str, overrides: tuple[str, ...], profile: str | None, dry_run
     if gpus is not None and not dry_run:
         raise BadInput("--gpus N goes with --dry-run: it prices the sweep on N GPUs; a run uses what the cluster has")
     if dry_run:
-        click.echo(dry_run_report(spec, expand(spec), environment=detect_environment(),
-                                  measured=_measured_in_store(store_url), gpus=gpus, cpu_fallback=cpu_fallback))
+        click.echo(
+            dry_run_report(
+                spec,
+                expand(spec),
+                environment=detect_environment(),
+                measured=_measured_in_store(store_url),
+                gpus=gpus,
+                cpu_fallback=cpu_fallback,
+            )
+        )
         return
     _check_environment()
     dashboard_port = _dashboard_port(ray_dashboard, ray_dashboard_port, address)
     with open_store(store_url) as store:
-        invocation = Invocation(command_line(), {"spec_file": str(Path(spec_file).resolve()),
-                                                 "overrides": list(overrides),
-                                                 "storage_path": str(Path(storage_path).resolve()),
-                                                 "store": store.label})
+        invocation = Invocation(
+            command_line(),
+            {
+                "spec_file": str(Path(spec_file).resolve()),
+                "overrides": list(overrides),
+                "storage_path": str(Path(storage_path).resolve()),
+                "store": store.label,
+            },
+        )
         with _stops_cleanly(spec.name):
-            outcome = run_sweep(spec, store, storage_root=storage_path, address=address, cpu_fallback=cpu_fallback,
-                                echo=progress, invocation=invocation, ray_dashboard_port=dashboard_port)
+            outcome = run_sweep(
+                spec,
+                store,
+                storage_root=storage_path,
+                address=address,
+                cpu_fallback=cpu_fallback,
+                echo=progress,
+                invocation=invocation,
+                ray_dashboard_port=dashboard_port,
+            )
         progress(outcome.message)
         if outcome.points_done or outcome.status == "finished":
             _point_table(store, spec.name, output_format)
@@ -270,8 +354,15 @@ def run(spec_file: str, overrides: tuple[str, ...], profile: str | None, dry_run
 @_ray_dashboard_options
 @output_options
 @_sweep_errors
-def resume(sweep: str, address: str | None, cpu_fallback: bool, store_url: str | None, ray_dashboard: bool,
-           ray_dashboard_port: int, output_format: str) -> None:
+def resume(
+    sweep: str,
+    address: str | None,
+    cpu_fallback: bool,
+    store_url: str | None,
+    ray_dashboard: bool,
+    ray_dashboard_port: int,
+    output_format: str,
+) -> None:
     """Continue an interrupted sweep: finished trials are kept, interrupted ones continue from their checkpoints.
 
     On a cluster: 'analog-sweep submit --resume SWEEP --address http://HEAD:8265'.
@@ -286,8 +377,15 @@ def resume(sweep: str, address: str | None, cpu_fallback: bool, store_url: str |
     with open_store(store_url, must_exist=True) as store:
         invocation = Invocation(command_line(), {"store": store.label})
         with _stops_cleanly(sweep):
-            outcome = resume_sweep(sweep, store, address=address, cpu_fallback=cpu_fallback, echo=progress,
-                                   invocation=invocation, ray_dashboard_port=dashboard_port)
+            outcome = resume_sweep(
+                sweep,
+                store,
+                address=address,
+                cpu_fallback=cpu_fallback,
+                echo=progress,
+                invocation=invocation,
+                ray_dashboard_port=dashboard_port,
+            )
         progress(outcome.message)
         _point_table(store, sweep, output_format)
         if outcome.status != "finished" or outcome.failed_trials or outcome.points_without_result:
@@ -328,4 +426,3 @@ def status(sweep: str | None, store_url: str | None, output_format: str) -> None
         known = store.get_sweep(sweep)
         progress(f"sweep {sweep}: {_status_line(sweep, known)}, storage {known['experiment_path'] or '-'}")
         _point_table(store, sweep, output_format, with_status=True)
-

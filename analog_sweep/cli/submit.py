@@ -36,28 +36,47 @@ _job_errors = one_line_errors(SpecError, JobInputError, failure=(JobsError, OSEr
 
 def _address_option(command: click.Command) -> click.Command:
     return click.option(
-        "--address", envvar=ADDRESS_ENV, required=True, metavar="URL",
+        "--address",
+        envvar=ADDRESS_ENV,
+        required=True,
+        metavar="URL",
         help=f"The cluster's jobs server: its head's dashboard address, e.g. http://HEAD:8265 [env: {ADDRESS_ENV}].",
     )(command)
 
 
 @click.command()
 @click.argument("spec_file", type=SafePath(dir_okay=False), required=False)
-@click.option("--set", "overrides", multiple=True, metavar="PATH=VALUE",
-              help="Override a spec field, as for 'run' (repeatable).")
+@click.option(
+    "--set", "overrides", multiple=True, metavar="PATH=VALUE", help="Override a spec field, as for 'run' (repeatable)."
+)
 @profile_option
-@click.option("--resume", "resume_sweep", metavar="SWEEP",
-              help="Instead of SPEC_FILE: continue this sweep on the cluster (its job was stopped, its cluster died).")
+@click.option(
+    "--resume",
+    "resume_sweep",
+    metavar="SWEEP",
+    help="Instead of SPEC_FILE: continue this sweep on the cluster (its job was stopped, its cluster died).",
+)
 @_address_option
-@click.option("--storage-path", metavar="DIR",
-              help=f"Absolute folder on the cluster's shared volume [default: the cluster's ${STORAGE_ENV}].")
+@click.option(
+    "--storage-path",
+    metavar="DIR",
+    help=f"Absolute folder on the cluster's shared volume [default: the cluster's ${STORAGE_ENV}].",
+)
 @click.option("--cpu-fallback", is_flag=True, help="If the spec asks for GPUs and the cluster has none, use CPUs.")
 @store_option
 @output_options
 @_job_errors
-def submit(spec_file: str | None, overrides: tuple[str, ...], profile: str | None, resume_sweep: str | None,
-           address: str, storage_path: str | None, cpu_fallback: bool, store_url: str | None,
-           output_format: str) -> None:
+def submit(
+    spec_file: str | None,
+    overrides: tuple[str, ...],
+    profile: str | None,
+    resume_sweep: str | None,
+    address: str,
+    storage_path: str | None,
+    cpu_fallback: bool,
+    store_url: str | None,
+    output_format: str,
+) -> None:
     """Submit a sweep to a Ray cluster as a Ray Job, print its id, and return.
 
     The spec is validated here first (one-line errors, as for 'run'); the job carries this project's code and
@@ -76,18 +95,31 @@ def submit(spec_file: str | None, overrides: tuple[str, ...], profile: str | Non
         raise click.UsageError("give SPEC_FILE, or --resume SWEEP (not both)")
     if resume_sweep is not None:
         if overrides or profile or storage_path:
-            raise BadInput("--resume takes the sweep's spec and storage path from the store: no --set, --profile "
-                           "or --storage-path")
+            raise BadInput(
+                "--resume takes the sweep's spec and storage path from the store: no --set, --profile or --storage-path"
+            )
         job = submit_resume(address, resume_sweep, store_url=store_url, cpu_fallback=cpu_fallback)
     else:
-        job = submit_sweep(address, spec_file, overrides=overrides, profile=profile, storage_path=storage_path,
-                           store_url=store_url, cpu_fallback=cpu_fallback)
+        job = submit_sweep(
+            address,
+            spec_file,
+            overrides=overrides,
+            profile=profile,
+            storage_path=storage_path,
+            store_url=store_url,
+            cpu_fallback=cpu_fallback,
+        )
     # A job whose entrypoint cannot run on the head fails within seconds: say so here, in one line, not later.
     started = wait_for_start(address, job.job_id)
-    where = (f"running with {started}" if started
-             else "not started within a minute: Ray is still setting up its runtime environment")
-    progress(f"submitted {job.command} of sweep {job.sweep} to {address} ({where}); follow it with "
-             f"'analog-sweep logs {job.job_id} --address {address}'")
+    where = (
+        f"running with {started}"
+        if started
+        else "not started within a minute: Ray is still setting up its runtime environment"
+    )
+    progress(
+        f"submitted {job.command} of sweep {job.sweep} to {address} ({where}); follow it with "
+        f"'analog-sweep logs {job.job_id} --address {address}'"
+    )
     emit_rows([{"job": job.job_id, "sweep": job.sweep, "command": job.command}], output_format)
 
 
@@ -104,15 +136,20 @@ def jobs(address: str, output_format: str) -> None:
         analog-sweep jobs --address http://HEAD:8265
     """
     rows = list_sweep_jobs(address)
-    emit_rows(display_rows(rows), output_format,
-              columns=("job", "sweep", "command", "status", "started", "ended", "message"))
+    emit_rows(
+        display_rows(rows), output_format, columns=("job", "sweep", "command", "status", "started", "ended", "message")
+    )
 
 
 @click.command()
 @click.argument("job")
 @_address_option
-@click.option("--follow/--no-follow", default=True, show_default=True,
-              help="Follow the logs until the job ends, or print what there is now.")
+@click.option(
+    "--follow/--no-follow",
+    default=True,
+    show_default=True,
+    help="Follow the logs until the job ends, or print what there is now.",
+)
 @output_options
 @_job_errors
 def logs(job: str, address: str, follow: bool, output_format: str) -> int:

@@ -6,28 +6,29 @@ import click
 import torch
 
 from analog_sweep.cli.output import ACTIVITY_COLUMNS, BadInput, json_line, one_line_errors, progress
-from analog_sweep.workers import (
-    ALGORITHMS,
-    LR_SCHEDULES,
-    MODES,
-    ALGORITHM_SETTINGS,
-    DEFAULT_DEVICE,
-    ConfigError,
-    DataConfig,
-    DevicePoint,
-    ModelConfig,
-    PretrainConfig,
-    TrialConfig,
-)
 from analog_sweep.sweeps import SpecError
 from analog_sweep.sweeps._schema import algorithm_from_mapping
 from analog_sweep.sweeps._yaml import parse_yaml
-from analog_sweep.workers import DataError
-from analog_sweep.workers import TileBackendError
-from analog_sweep.workers import TrainingDiverged
-from analog_sweep.workers import EpochReport
-from analog_sweep.workers import PRESETS, ModelError
-from analog_sweep.workers import run_trial
+from analog_sweep.workers import (
+    ALGORITHM_SETTINGS,
+    ALGORITHMS,
+    DEFAULT_DEVICE,
+    LR_SCHEDULES,
+    MODES,
+    PRESETS,
+    ConfigError,
+    DataConfig,
+    DataError,
+    DevicePoint,
+    EpochReport,
+    ModelConfig,
+    ModelError,
+    PretrainConfig,
+    TileBackendError,
+    TrainingDiverged,
+    TrialConfig,
+    run_trial,
+)
 
 _COLUMNS = ("epoch", "train_loss", "test_error", "test_accuracy", "seconds")
 
@@ -46,50 +47,125 @@ def _key_values(option: str, pairs: tuple[str, ...]) -> dict[str, object]:
 
 @click.command()
 @click.option("--mode", type=click.Choice(MODES), default="analog_tl", show_default=True)
-@click.option("--dataset", type=click.Choice(["digits", "cifar"]), default="digits", show_default=True,
-              help="digits: embedded (scikit-learn), no download. cifar: CIFAR-10 source, CIFAR-100 target.")
-@click.option("--classes", default="5,8", show_default=True, help="Target classes, comma-separated (CIFAR-100 fine labels for cifar).")
-@click.option("--data-root", envvar="ANALOG_SWEEP_DATA", type=click.Path(file_okay=False),
-              help="Folder with cifar-10-batches-py/ and cifar-100-python/ [env: ANALOG_SWEEP_DATA].")
+@click.option(
+    "--dataset",
+    type=click.Choice(["digits", "cifar"]),
+    default="digits",
+    show_default=True,
+    help="digits: embedded (scikit-learn), no download. cifar: CIFAR-10 source, CIFAR-100 target.",
+)
+@click.option(
+    "--classes",
+    default="5,8",
+    show_default=True,
+    help="Target classes, comma-separated (CIFAR-100 fine labels for cifar).",
+)
+@click.option(
+    "--data-root",
+    envvar="ANALOG_SWEEP_DATA",
+    type=click.Path(file_okay=False),
+    help="Folder with cifar-10-batches-py/ and cifar-100-python/ [env: ANALOG_SWEEP_DATA].",
+)
 @click.option("--download", is_flag=True, help="Download CIFAR into --data-root first (needs internet).")
 @click.option("--image-size", type=click.IntRange(4), default=16, show_default=True)
 @click.option("--train-limit", type=click.IntRange(1), help="Use at most this many target training images.")
 @click.option("--test-limit", type=click.IntRange(1), help="Use at most this many target test images.")
-@click.option("--validation-fraction", type=click.FloatRange(0, 1, max_open=True), default=0.0, show_default=True,
-              help="Hold out this fraction of the training images (stratified, seeded) and report their error too.")
+@click.option(
+    "--validation-fraction",
+    type=click.FloatRange(0, 1, max_open=True),
+    default=0.0,
+    show_default=True,
+    help="Hold out this fraction of the training images (stratified, seeded) and report their error too.",
+)
 @click.option("--preset", type=click.Choice(list(PRESETS)), default="swin_micro", show_default=True)
-@click.option("--model-set", "model_set", multiple=True, metavar="KEY=VALUE", help="Override a preset setting, e.g. embed_dim=32.")
+@click.option(
+    "--model-set", "model_set", multiple=True, metavar="KEY=VALUE", help="Override a preset setting, e.g. embed_dim=32."
+)
 @click.option("--algorithm", type=click.Choice(ALGORITHMS), default="c-ttv2", show_default=True)
-@click.option("--algo-set", "algo_set", multiple=True, metavar="KEY=VALUE",
-              help=f"Override a c-TTv2 setting ({', '.join(ALGORITHM_SETTINGS)}).")
-@click.option("--mapping-set", "mapping_set", multiple=True, metavar="KEY=VALUE",
-              help="Override the weight mapping (weight_scaling_omega, weight_scaling_columnwise, learn_out_scaling, "
-                   "out_scaling_columnwise); defaults: omega 0.6 per output, fixed output scales.")
-@click.option("--freeze-analog", is_flag=True,
-              help="Diagnostic ablation: never update the analog tiles (digital parameters still train).")
-@click.option("--transfer-noise", type=click.FloatRange(0), default=DEFAULT_DEVICE.transfer_noise, show_default=True,
-              help="Weight transfer noise, percent of max|W|.")
-@click.option("--sp-skew", type=click.FloatRange(0), default=DEFAULT_DEVICE.sp_skew, show_default=True,
-              help="Symmetry-point skew, percent of the weight range.")
-@click.option("--sp-variability", type=click.FloatRange(0), default=DEFAULT_DEVICE.sp_variability, show_default=True,
-              help="Symmetry-point spread, percent of the weight range.")
-@click.option("--pulse-noise", type=click.FloatRange(0), default=DEFAULT_DEVICE.pulse_noise, show_default=True,
-              help="Cycle-to-cycle pulse-size std, as a fraction of the pulse size (aihwkit's ReRAM preset).")
-@click.option("--dtod", type=click.FloatRange(0), default=DEFAULT_DEVICE.dtod, show_default=True,
-              help="Device-to-device std of the mean pulse size, as a fraction (aihwkit's ReRAM preset).")
+@click.option(
+    "--algo-set",
+    "algo_set",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help=f"Override a c-TTv2 setting ({', '.join(ALGORITHM_SETTINGS)}).",
+)
+@click.option(
+    "--mapping-set",
+    "mapping_set",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override the weight mapping (weight_scaling_omega, weight_scaling_columnwise, learn_out_scaling, "
+    "out_scaling_columnwise); defaults: omega 0.6 per output, fixed output scales.",
+)
+@click.option(
+    "--freeze-analog",
+    is_flag=True,
+    help="Diagnostic ablation: never update the analog tiles (digital parameters still train).",
+)
+@click.option(
+    "--transfer-noise",
+    type=click.FloatRange(0),
+    default=DEFAULT_DEVICE.transfer_noise,
+    show_default=True,
+    help="Weight transfer noise, percent of max|W|.",
+)
+@click.option(
+    "--sp-skew",
+    type=click.FloatRange(0),
+    default=DEFAULT_DEVICE.sp_skew,
+    show_default=True,
+    help="Symmetry-point skew, percent of the weight range.",
+)
+@click.option(
+    "--sp-variability",
+    type=click.FloatRange(0),
+    default=DEFAULT_DEVICE.sp_variability,
+    show_default=True,
+    help="Symmetry-point spread, percent of the weight range.",
+)
+@click.option(
+    "--pulse-noise",
+    type=click.FloatRange(0),
+    default=DEFAULT_DEVICE.pulse_noise,
+    show_default=True,
+    help="Cycle-to-cycle pulse-size std, as a fraction of the pulse size (aihwkit's ReRAM preset).",
+)
+@click.option(
+    "--dtod",
+    type=click.FloatRange(0),
+    default=DEFAULT_DEVICE.dtod,
+    show_default=True,
+    help="Device-to-device std of the mean pulse size, as a fraction (aihwkit's ReRAM preset).",
+)
 @click.option("--lr", type=click.FloatRange(0, min_open=True), default=0.01, show_default=True)
-@click.option("--lr-schedule", type=click.Choice(LR_SCHEDULES), default="constant", show_default=True,
-              help="constant: --lr throughout; cosine: decays from --lr towards 0 over the epochs.")
+@click.option(
+    "--lr-schedule",
+    type=click.Choice(LR_SCHEDULES),
+    default="constant",
+    show_default=True,
+    help="constant: --lr throughout; cosine: decays from --lr towards 0 over the epochs.",
+)
 @click.option("--batch-size", type=click.IntRange(1), default=8, show_default=True)
 @click.option("--epochs", type=click.IntRange(1), default=2, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--pretrain-epochs", type=click.IntRange(1), default=PretrainConfig.epochs, show_default=True)
-@click.option("--pretrain-optimizer", type=click.Choice(["adamw", "sgd"]), default=PretrainConfig.optimizer, show_default=True)
+@click.option(
+    "--pretrain-optimizer", type=click.Choice(["adamw", "sgd"]), default=PretrainConfig.optimizer, show_default=True
+)
 @click.option("--pretrain-lr", type=click.FloatRange(0, min_open=True), default=PretrainConfig.lr, show_default=True)
-@click.option("--cache-dir", type=click.Path(file_okay=False), default="sweep-store/cache", show_default=True,
-              help="Where pretrained models are cached (reused across trials).")
-@click.option("--checkpoint-dir", type=click.Path(file_okay=False), help="Checkpoint every epoch here; rerun to continue.")
-@click.option("--device", default="cpu", show_default=True, help="cpu or cuda[:N] (cuda needs a CUDA build of aihwkit).")
+@click.option(
+    "--cache-dir",
+    type=click.Path(file_okay=False),
+    default="sweep-store/cache",
+    show_default=True,
+    help="Where pretrained models are cached (reused across trials).",
+)
+@click.option(
+    "--checkpoint-dir", type=click.Path(file_okay=False), help="Checkpoint every epoch here; rerun to continue."
+)
+@click.option(
+    "--device", default="cpu", show_default=True, help="cpu or cuda[:N] (cuda needs a CUDA build of aihwkit)."
+)
 @click.option("--threads", type=click.IntRange(1), help="Torch CPU threads (default: torch's choice).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per epoch instead of a table.")
 @one_line_errors(ConfigError, DataError, ModelError, TileBackendError, SpecError, failure=(TrainingDiverged,))
@@ -123,7 +199,9 @@ def trial(**options: object) -> None:
             test_limit=options["test_limit"],
             validation_fraction=options["validation_fraction"],
         ),
-        model=ModelConfig(preset=options["preset"], overrides=tuple(_key_values("--model-set", options["model_set"]).items())),
+        model=ModelConfig(
+            preset=options["preset"], overrides=tuple(_key_values("--model-set", options["model_set"]).items())
+        ),
         pretrain=PretrainConfig(
             optimizer=options["pretrain_optimizer"], lr=options["pretrain_lr"], epochs=options["pretrain_epochs"]
         ),

@@ -102,13 +102,33 @@ def start_ray_head(python_dir: Path) -> Iterator[RayHead]:
     """A Ray head started from this environment's ``ray``, with ``python_dir`` first on its PATH: a job's entrypoint
     runs the ``python`` found there."""
     temp_dir = Path(tempfile.mkdtemp(prefix="rayhead-", dir="/tmp"))  # short: Ray's socket paths have a limit
-    options = ("--port", "--dashboard-port", "--ray-client-server-port", "--dashboard-agent-listen-port",
-               "--dashboard-agent-grpc-port", "--metrics-export-port", "--runtime-env-agent-port",
-               "--node-manager-port", "--object-manager-port")
+    options = (
+        "--port",
+        "--dashboard-port",
+        "--ray-client-server-port",
+        "--dashboard-agent-listen-port",
+        "--dashboard-agent-grpc-port",
+        "--metrics-export-port",
+        "--runtime-env-agent-port",
+        "--node-manager-port",
+        "--object-manager-port",
+    )
     ports = dict(zip(options, free_ports(len(options)), strict=True))
     dashboard_port = ports["--dashboard-port"]
-    args = [str(Path(sys.executable).parent / "ray"), "start", "--head", "--block", "--num-cpus", "2",
-            "--dashboard-host", "127.0.0.1", "--include-dashboard", "true", "--temp-dir", str(temp_dir)]
+    args = [
+        str(Path(sys.executable).parent / "ray"),
+        "start",
+        "--head",
+        "--block",
+        "--num-cpus",
+        "2",
+        "--dashboard-host",
+        "127.0.0.1",
+        "--include-dashboard",
+        "true",
+        "--temp-dir",
+        str(temp_dir),
+    ]
     for option, port in ports.items():
         args += [option, str(port)]
     env = dict(os.environ)

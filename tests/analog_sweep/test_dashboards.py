@@ -42,9 +42,20 @@ def ray_dashboard_run(tmp_path_factory):
     port = free_port()
     log = tmp / "run.log"
     with log.open("w") as out:
-        run = subprocess.Popen(_cli("run", str(REPO / "sweeps" / "quickstart.yaml"), *SMALL, "--ray-dashboard",
-                                    "--ray-dashboard-port", str(port)),
-                               stdout=out, stderr=subprocess.STDOUT, env=_env(tmp), cwd=tmp)
+        run = subprocess.Popen(
+            _cli(
+                "run",
+                str(REPO / "sweeps" / "quickstart.yaml"),
+                *SMALL,
+                "--ray-dashboard",
+                "--ray-dashboard-port",
+                str(port),
+            ),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=_env(tmp),
+            cwd=tmp,
+        )
     page = None
     deadline = time.monotonic() + RUN_SECONDS
     while run.poll() is None and time.monotonic() < deadline:
@@ -75,8 +86,9 @@ def test_dashboard_serves_the_finished_sweeps_studies_read_only(ray_dashboard_ru
     port = free_port()
     log = tmp / "dashboard.log"
     with log.open("w") as out:
-        server = subprocess.Popen(_cli("dashboard", SWEEP, "--port", str(port)), stdout=out,
-                                  stderr=subprocess.STDOUT, env=_env(tmp), cwd=tmp)
+        server = subprocess.Popen(
+            _cli("dashboard", SWEEP, "--port", str(port)), stdout=out, stderr=subprocess.STDOUT, env=_env(tmp), cwd=tmp
+        )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + SERVER_START_SECONDS
@@ -98,12 +110,27 @@ def test_dashboard_serves_the_finished_sweeps_studies_read_only(ray_dashboard_ru
             pytest.fail("chromium is not installed (apt-get install -y chromium; .ci/run installs it)")
         folder = Path(os.environ.get("ANALOG_SWEEP_SCREENSHOTS", tmp))
         folder.mkdir(parents=True, exist_ok=True)
-        for name, url in [("optuna-dashboard-studies.png", f"{base}/dashboard"),
-                          ("optuna-dashboard-study.png", f"{base}/dashboard/studies/{studies[0]['study_id']}")]:
+        for name, url in [
+            ("optuna-dashboard-studies.png", f"{base}/dashboard"),
+            ("optuna-dashboard-study.png", f"{base}/dashboard/studies/{studies[0]['study_id']}"),
+        ]:
             shot = folder / name
-            subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-                            "--window-size=1400,900", "--virtual-time-budget=15000", f"--screenshot={shot}", url],
-                           check=True, capture_output=True, timeout=180)
+            subprocess.run(
+                [
+                    chromium,
+                    "--headless",
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--hide-scrollbars",
+                    "--window-size=1400,900",
+                    "--virtual-time-budget=15000",
+                    f"--screenshot={shot}",
+                    url,
+                ],
+                check=True,
+                capture_output=True,
+                timeout=180,
+            )
             with Image.open(shot) as picture:
                 colours = picture.convert("RGB").getcolors(maxcolors=1 << 20)
             assert picture.size == (1400, 900) and colours is not None and len(colours) > 50, shot

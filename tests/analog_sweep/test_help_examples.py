@@ -49,8 +49,9 @@ ADDED = {
 }
 
 
-def _commands(group: click.Group, ctx: click.Context,
-              prefix: tuple[str, ...] = ()) -> dict[tuple[str, ...], click.Command]:
+def _commands(
+    group: click.Group, ctx: click.Context, prefix: tuple[str, ...] = ()
+) -> dict[tuple[str, ...], click.Command]:
     found: dict[tuple[str, ...], click.Command] = {prefix: group}
     for name in group.list_commands(ctx):
         command = group.get_command(ctx, name)
@@ -68,7 +69,7 @@ def examples() -> list[tuple[tuple[str, ...], list[str]]]:
         lines = (command.help or "").splitlines()
         starts = [i for i, line in enumerate(lines) if re.fullmatch(r"\s*Examples?:\s*", line)]
         for start in starts:
-            for line in lines[start + 1:]:
+            for line in lines[start + 1 :]:
                 if not line.strip().startswith("analog-sweep "):
                     break
                 found.append((path, shlex.split(line.strip())[1:]))
@@ -81,7 +82,7 @@ EXAMPLES = examples()
 def test_every_command_has_an_example_and_every_example_parses():
     paths = {path for path, _ in EXAMPLES}
     assert paths == set(_commands(cli, click.Context(cli))), "a command without an example"
-    for path, args in EXAMPLES:
+    for _path, args in EXAMPLES:
         ctx = click.Context(cli)
         command: click.Command = cli
         rest = list(args)
@@ -97,8 +98,9 @@ def _order(item: tuple[tuple[str, ...], list[str]]) -> int:
 
 def _added(args: list[str]) -> list[str]:
     for key, extra in ADDED.items():
-        if tuple(args[: len(key)]) == key and not (key == ("run", "sweeps/quickstart.yaml") and len(args) > 2
-                                                    and args[2] == "--dry-run"):
+        if tuple(args[: len(key)]) == key and not (
+            key == ("run", "sweeps/quickstart.yaml") and len(args) > 2 and args[2] == "--dry-run"
+        ):
             return extra
     return []
 
@@ -110,8 +112,12 @@ def test_every_help_example_runs(ray_head, tmp_path, monkeypatch):
     data = tmp_path / "cifar"
     _write_cifar10(data)
     _write_cifar100(data)
-    env = dict(os.environ, ANALOG_SWEEP_STORE=f"sqlite:///{tmp_path / 'results.db'}",
-               ANALOG_SWEEP_STORAGE=str(tmp_path / "sweep-store"), ANALOG_SWEEP_DATA=str(data))
+    env = dict(
+        os.environ,
+        ANALOG_SWEEP_STORE=f"sqlite:///{tmp_path / 'results.db'}",
+        ANALOG_SWEEP_STORAGE=str(tmp_path / "sweep-store"),
+        ANALOG_SWEEP_DATA=str(data),
+    )
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
     env["RAY_ADDRESS"] = None  # unset while an example runs: --address is given where one is needed
     head = ray_head.address.removeprefix("http://")
@@ -130,8 +136,9 @@ def test_every_help_example_runs(ray_head, tmp_path, monkeypatch):
             continue
         started = time.monotonic()
         result = CliRunner(env=env).invoke(cli, args)
-        assert result.exit_code == 0, f"analog-sweep {shlex.join(args)} exited {result.exit_code}:\n" \
-                                      f"{result.output[-3000:]}"
+        assert result.exit_code == 0, (
+            f"analog-sweep {shlex.join(args)} exited {result.exit_code}:\n{result.output[-3000:]}"
+        )
         print(f"ok {time.monotonic() - started:5.0f} s  analog-sweep {shlex.join(args)}")
         if path[:1] == ("submit",):
             job_id = re.search(r"analog-sweep logs (\S+) ", result.stderr).group(1)

@@ -65,8 +65,22 @@ def test_an_unreachable_server_is_one_line_and_exit_1():
 def test_submit_runs_the_quickstart_as_a_ray_job_and_the_store_has_its_rows(ray_head, tmp_path):
     store = f"sqlite:///{tmp_path / 'results.db'}"
     runner = CliRunner()
-    submitted = runner.invoke(cli, ["submit", QUICKSTART, "--address", ray_head.address, *SMALL,
-                                    "--store", store, "--storage-path", str(tmp_path / "storage"), "--format", "json"])
+    submitted = runner.invoke(
+        cli,
+        [
+            "submit",
+            QUICKSTART,
+            "--address",
+            ray_head.address,
+            *SMALL,
+            "--store",
+            store,
+            "--storage-path",
+            str(tmp_path / "storage"),
+            "--format",
+            "json",
+        ],
+    )
     assert submitted.exit_code == 0, submitted.output
     job = json.loads(submitted.stdout)["job"]
     print(f"\njob id: {job}")

@@ -33,8 +33,10 @@ def test_every_worker_ip_joins_and_adding_one_is_all_it_takes(extra_ips):
     # The file's advice: to add a machine, add its IP. A fixed max_workers would break that (below the IPs Ray's
     # validation fails; above them Ray cuts it down), so there is none, and Ray takes the IPs' count.
     assert "max_workers" not in CONFIG and "min_workers" not in CONFIG
-    provider = {**CONFIG["provider"], "worker_ips": [*CONFIG["provider"]["worker_ips"],
-                                                      *(f"10.0.0.{i}" for i in range(extra_ips))]}
+    provider = {
+        **CONFIG["provider"],
+        "worker_ips": [*CONFIG["provider"]["worker_ips"], *(f"10.0.0.{i}" for i in range(extra_ips))],
+    }
     prepared = prepare_config({**CONFIG, "provider": provider})
     validate_config(prepared)
     node_type = prepared["available_node_types"][LOCAL_CLUSTER_NODE_TYPE]

@@ -71,8 +71,12 @@ class Clusters:
 
     def start(self, head_cpus: int, worker_cpus: tuple[int, ...] = ()) -> Cluster:
         # Node death is noticed in about 3 s instead of Ray's default of about 30 s (health checks).
-        config = {"health_check_initial_delay_ms": 0, "health_check_period_ms": 1000,
-                  "health_check_failure_threshold": 3, "health_check_timeout_ms": 1000}
+        config = {
+            "health_check_initial_delay_ms": 0,
+            "health_check_period_ms": 1000,
+            "health_check_failure_threshold": 3,
+            "health_check_timeout_ms": 1000,
+        }
         cluster = Cluster()
         self.started.append(cluster)  # taken down at teardown even if a node fails to start
         cluster.add_node(num_cpus=head_cpus, include_dashboard=False, _system_config=config)
@@ -164,7 +168,7 @@ def shared_cluster(module_clusters: Clusters) -> Cluster:
     return module_clusters.start(head_cpus=2)
 
 
-# --- drivers ------------------------------------------------------------------------------------------------------------
+# --- drivers -----------------------------------------------------------------------------------------------------
 
 
 class Driver:
@@ -207,8 +211,7 @@ class Drivers:
         return driver
 
     def run(self, overrides: list[str], storage: Path, address: str | None = None) -> Driver:
-        return self.start("run", str(SPEC_FILE), *set_args(overrides), "--storage-path", str(storage),
-                          address=address)
+        return self.start("run", str(SPEC_FILE), *set_args(overrides), "--storage-path", str(storage), address=address)
 
     def resume(self, address: str | None = None) -> Driver:
         return self.start("resume", NAME, address=address)
@@ -262,7 +265,8 @@ def assert_sweep_complete(url: str, spec: SweepSpec, storage: Path, before: dict
     assert sorted(after["epochs"]) == sorted((t, e) for t in expected for e in range(1, spec.epochs + 1))
     # The studies say the same: per point exactly the budget, every trial complete.
     storage_ = optuna.storages.JournalStorage(
-        optuna.storages.journal.JournalFileBackend(str(sweep_paths(storage, spec.name).journal)))
+        optuna.storages.journal.JournalFileBackend(str(sweep_paths(storage, spec.name).journal))
+    )
     for point in points:
         states = [t.state for t in optuna.load_study(study_name=point.key, storage=storage_).trials]
         assert states == [TrialState.COMPLETE] * budget, (point.key, states)
@@ -271,10 +275,12 @@ def assert_sweep_complete(url: str, spec: SweepSpec, storage: Path, before: dict
         for number in range(budget):
             trial_id = trial_id_for(spec.name, point.key, number)
             lr = trials[trial_id]["lr"]
-            reports = TrialCheckpoint(sweep_paths(storage, spec.name).trials / trial_id,
-                                      trial_config(point, lr).checkpoint_key()).reports()
+            reports = TrialCheckpoint(
+                sweep_paths(storage, spec.name).trials / trial_id, trial_config(point, lr).checkpoint_key()
+            ).reports()
             assert {(trial_id, r.epoch): r.seconds for r in reports} == {
-                k: v for k, v in after["epochs"].items() if k[0] == trial_id}, trial_id
+                k: v for k, v in after["epochs"].items() if k[0] == trial_id
+            }, trial_id
             assert trials[trial_id]["epochs_done"] == spec.epochs
             assert trials[trial_id]["final_test_error"] == reports[-1].test_error
     # Nothing finished before a fault ran again: every epoch row is unchanged (seconds included), and the
@@ -329,6 +335,7 @@ def study_has_step(storage: Path, trial_id: str, step: int) -> bool:
     sweep_and_point, number = trial_id.rsplit("-lr", 1)
     point_key = sweep_and_point.rsplit("-", 1)[1]
     journal = optuna.storages.JournalStorage(
-        optuna.storages.journal.JournalFileBackend(str(sweep_paths(storage, NAME).journal)))
+        optuna.storages.journal.JournalFileBackend(str(sweep_paths(storage, NAME).journal))
+    )
     trials = optuna.load_study(study_name=point_key, storage=journal).trials
     return int(number) < len(trials) and step in trials[int(number)].intermediate_values

@@ -46,8 +46,14 @@ def test_a_lost_worker_node_moves_its_trial_to_the_node_left(tmp_path, clusters,
     cluster = clusters.start(head_cpus=0, worker_cpus=(1, 1))  # trials only ever run on the two worker nodes
     driver = drivers.run(overrides, storage, address=cluster.address)
 
-    trial_id, pids = poll(trial_worker(drivers.url, storage), timeout=300, interval=0.1,
-                          what="a trial's worker after its first epoch", process=driver.process, log=driver.log)
+    trial_id, pids = poll(
+        trial_worker(drivers.url, storage),
+        timeout=300,
+        interval=0.1,
+        what="a trial's worker after its first epoch",
+        process=driver.process,
+        log=driver.log,
+    )
     [node] = [n for n in cluster.worker_nodes if is_ancestor(n.all_processes["raylet"][0].process.pid, pids[0])]
     clusters.lose_node(cluster, node)
     before = snapshot(drivers.url)
@@ -56,8 +62,14 @@ def test_a_lost_worker_node_moves_its_trial_to_the_node_left(tmp_path, clusters,
     [left] = cluster.worker_nodes
     # The trial is retried on the node that is left: the process that takes its lock next runs there.
     lock = storage / NAME / "trials" / trial_id / "lock"
-    holders = poll(lambda: holders_of(lock, descendants(os.getpid())), timeout=300, interval=0.1,
-                   what=f"{trial_id} to be retried", process=driver.process, log=driver.log)
+    holders = poll(
+        lambda: holders_of(lock, descendants(os.getpid())),
+        timeout=300,
+        interval=0.1,
+        what=f"{trial_id} to be retried",
+        process=driver.process,
+        log=driver.log,
+    )
     assert all(is_ancestor(left.all_processes["raylet"][0].process.pid, pid) for pid in holders)
 
     output = driver.finish(timeout=420)
@@ -86,8 +98,14 @@ def test_the_whole_cluster_goes_away_and_resume_on_a_new_cluster_completes_the_s
             return state
         return None
 
-    poll(one_done_one_started, timeout=300, interval=0.1, what="one trial completed and the next one started",
-         process=driver.process, log=driver.log)
+    poll(
+        one_done_one_started,
+        timeout=300,
+        interval=0.1,
+        what="one trial completed and the next one started",
+        process=driver.process,
+        log=driver.log,
+    )
     # Every Ray process of the cluster ends at once, and the driver with them (it ran on the head node).
     clusters.lose(cluster)
     driver.kill()

@@ -1,5 +1,6 @@
 """The sweep driver is SIGKILLed at four different moments of one sweep: during pretraining, between two trials,
-while it writes a result to the store, and in the middle of a trial. After each kill ``analog-sweep resume`` takes over (and is
+while it writes a result to the store, and in the middle of a trial. After each kill ``analog-sweep resume`` takes
+over (and is
 itself killed at the next moment); the last resume completes the sweep, with every row present once, and nothing
 that had finished trained again.
 
@@ -110,19 +111,24 @@ def test_driver_sigkilled_at_four_moments_each_time_resume_continues_and_complet
 
     driver = drivers.run(SWEEP, storage, address=shared_cluster.address)
     for moment, probe in MOMENTS:
+
         def look(probe=probe, previous=previous) -> str | None:
             return probe(try_snapshot(drivers.url), storage, previous)
 
-        seen = poll(look, timeout=300, interval=0.05, what=f"moment {moment!r}", process=driver.process,
-                    log=driver.log)
+        seen = poll(look, timeout=300, interval=0.05, what=f"moment {moment!r}", process=driver.process, log=driver.log)
         if moment == "writing results":
             trial_id = seen.split()[1]
             with store_write_lock(drivers.url):
                 # The worker finishes the epoch; the driver gives the study its test error, then waits on the lock
                 # to record the epoch in the store: killed there.
-                poll(lambda t=trial_id: study_has_step(storage, t, EPOCHS), timeout=120, interval=0.05,
-                     what=f"the driver to report the last epoch of {trial_id}", process=driver.process,
-                     log=driver.log)
+                poll(
+                    lambda t=trial_id: study_has_step(storage, t, EPOCHS),
+                    timeout=120,
+                    interval=0.05,
+                    what=f"the driver to report the last epoch of {trial_id}",
+                    process=driver.process,
+                    log=driver.log,
+                )
                 driver.kill()
             state = try_snapshot(drivers.url) or empty
             assert (trial_id, EPOCHS) not in state["epochs"], "the kill was meant to land before the write"
@@ -130,8 +136,10 @@ def test_driver_sigkilled_at_four_moments_each_time_resume_continues_and_complet
         else:
             driver.kill()
         state = try_snapshot(drivers.url) or empty
-        log.append(f"{moment}: killed at {time.monotonic() - started:.0f} s: {seen}; "
-                   f"{len(completed(state))} trial(s) completed, {len(state['epochs'])} epoch row(s)")
+        log.append(
+            f"{moment}: killed at {time.monotonic() - started:.0f} s: {seen}; "
+            f"{len(completed(state))} trial(s) completed, {len(state['epochs'])} epoch row(s)"
+        )
         assert state["sweeps"].get(NAME) == "running", f"after the kill {moment}: killed, nobody could say otherwise"
         changed = {k: (v, state["epochs"].get(k)) for k, v in seen_rows.items() if state["epochs"].get(k) != v}
         assert not changed, f"after the kill {moment}: epoch rows changed by the resume (before, after): {changed}"

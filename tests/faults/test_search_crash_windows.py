@@ -15,8 +15,13 @@ from analog_sweep.sweeps import expand
 from .conftest import FAULT_SWEEP, spec_for
 
 SETTINGS = {"trials_dir": "unused", "cache_dir": "unused", "threads": 1, "gpu": 0}
-TPE = ["lr_search.method=tpe", "lr_search.values=null", "lr_search.low=0.001", "lr_search.high=0.1",
-       "lr_search.trials_per_point=2"]
+TPE = [
+    "lr_search.method=tpe",
+    "lr_search.values=null",
+    "lr_search.low=0.001",
+    "lr_search.high=0.1",
+    "lr_search.trials_per_point=2",
+]
 
 
 def drain(search: LearningRateSearch, prefix: str) -> dict[str, dict]:

@@ -12,8 +12,8 @@ import time
 
 import pytest
 
-from ..reliability.conftest import assert_one_line_error
 from ..orchestrator.conftest import NANO_SWEEP
+from ..reliability.conftest import assert_one_line_error
 from .conftest import try_snapshot
 
 # Digital TL: the sweep needs a pretraining job first, so the check must come before the pretraining stage.

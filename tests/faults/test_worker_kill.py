@@ -43,8 +43,14 @@ def test_a_sigkilled_trial_worker_is_retried_from_its_last_epoch_checkpoint(tmp_
     started = time.monotonic()
     driver = drivers.run(SWEEP, storage, address=shared_cluster.address)
 
-    trial_id, pids = poll(trial_worker(drivers.url, storage), timeout=300, interval=0.1,
-                          what="a trial's worker after its first epoch", process=driver.process, log=driver.log)
+    trial_id, pids = poll(
+        trial_worker(drivers.url, storage),
+        timeout=300,
+        interval=0.1,
+        what="a trial's worker after its first epoch",
+        process=driver.process,
+        log=driver.log,
+    )
     kill_pids(pids)
     before = snapshot(drivers.url)
     killed_at = time.monotonic() - started

@@ -57,8 +57,12 @@ def test_the_app_serves_pages_and_refuses_every_write(tmp_path):
         assert names == ["point-a", "point-b"]
         with urllib.request.urlopen(f"{base}/dashboard", timeout=30) as response:
             assert response.status == 200 and b"<html" in response.read().lower()
-        for method, path in [("DELETE", "/api/studies/0"), ("POST", "/api/studies"), ("PUT", "/api/studies/0/note"),
-                             ("POST", "/api/studies/0/trials/0/tell")]:
+        for method, path in [
+            ("DELETE", "/api/studies/0"),
+            ("POST", "/api/studies"),
+            ("PUT", "/api/studies/0/note"),
+            ("POST", "/api/studies/0/trials/0/tell"),
+        ]:
             request = urllib.request.Request(f"{base}{path}", data=b"{}", method=method)
             with pytest.raises(urllib.error.HTTPError) as refused:
                 urllib.request.urlopen(request, timeout=30)

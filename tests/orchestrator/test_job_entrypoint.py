@@ -9,7 +9,6 @@ import sys
 import venv
 from pathlib import Path
 
-
 from analog_sweep.orchestrator._jobs import JOB_LINE, _entrypoint, required_distributions
 
 
@@ -23,8 +22,10 @@ def _run(path: str, cwd: Path) -> subprocess.CompletedProcess:
 def test_the_projects_own_python_passes_and_is_named(tmp_path):
     result = _run(f"{Path(sys.executable).parent}{os.pathsep}/usr/bin:/bin", tmp_path)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines() == [f"{JOB_LINE} python {sys.executable} (Python {sys.version.split()[0]})",
-                                          "SWEEP"]
+    assert result.stdout.splitlines() == [
+        f"{JOB_LINE} python {sys.executable} (Python {sys.version.split()[0]})",
+        "SWEEP",
+    ]
 
 
 def test_a_bare_python_is_refused_in_one_line_naming_what_it_lacks_and_the_fix(tmp_path):
@@ -42,8 +43,14 @@ def test_a_bare_python_is_refused_in_one_line_naming_what_it_lacks_and_the_fix(t
 def test_no_python_at_all_is_one_line_too(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
-    result = subprocess.run(["/bin/sh", "-c", _entrypoint(["run", "spec.yaml"])], env={"PATH": str(empty)},
-                            cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        ["/bin/sh", "-c", _entrypoint(["run", "spec.yaml"])],
+        env={"PATH": str(empty)},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 127
     (line,) = result.stderr.splitlines()
     assert line.startswith(f"{JOB_LINE} no python on the Ray head's PATH") and "ray start --head" in line

@@ -31,8 +31,12 @@ PAPER_SPECS = sorted(name for name in shipped_specs() if name.startswith("paper_
 
 
 def test_every_paper_figure_has_a_spec():
-    assert PAPER_SPECS == ["paper_fig2_modes", "paper_fig3_transfer_noise", "paper_fig4_symmetry_point",
-                           "paper_fig5_pulse_noise_dtod"]
+    assert PAPER_SPECS == [
+        "paper_fig2_modes",
+        "paper_fig3_transfer_noise",
+        "paper_fig4_symmetry_point",
+        "paper_fig5_pulse_noise_dtod",
+    ]
 
 
 @pytest.mark.slow

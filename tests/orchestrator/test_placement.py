@@ -22,7 +22,9 @@ def _slow() -> int:
 def test_waiting_for_a_job_no_live_node_can_hold_stops_with_one_line(local_ray):
     ref = _slow.remote()
     started = time.monotonic()
-    with pytest.raises(ClusterError, match=r"needs 64 CPU on one node, but no live node has that any more \(the largest has 2 CPU\)"):
+    with pytest.raises(
+        ClusterError, match=r"needs 64 CPU on one node, but no live node has that any more \(the largest has 2 CPU\)"
+    ):
         _wait_placeable(ref, 64, 0, every=0.5)
     assert time.monotonic() - started < 10
     ray.cancel(ref, force=True)

@@ -35,12 +35,24 @@ def test_a_run_and_a_resume_record_their_provenance(tmp_path, local_ray):
     spec = load_spec(shipped_specs()["quickstart"], SWEEP)
     url = f"sqlite:///{tmp_path}/results.db"
     secret = f"Pw-{uuid.uuid4().hex}"
-    command = ["analog-sweep", "run", "quickstart.yaml", "--set", "epochs=1", "--store",
-               f"postgresql+psycopg://me:{secret}@db.example.org/sweeps"]
+    command = [
+        "analog-sweep",
+        "run",
+        "quickstart.yaml",
+        "--set",
+        "epochs=1",
+        "--store",
+        f"postgresql+psycopg://me:{secret}@db.example.org/sweeps",
+    ]
     lines: list[str] = []
     with open_store(url) as store:
-        outcome = run_sweep(spec, store, storage_root=tmp_path / "storage", echo=lines.append,
-                            invocation=Invocation(command, {"overrides": SWEEP, "store": "label"}))
+        outcome = run_sweep(
+            spec,
+            store,
+            storage_root=tmp_path / "storage",
+            echo=lines.append,
+            invocation=Invocation(command, {"overrides": SWEEP, "store": "label"}),
+        )
         assert outcome.status == "finished", outcome.message
         # An earlier run on other versions: what the store says the first run had.
         with store.engine.begin() as connection:
@@ -55,16 +67,27 @@ def test_a_run_and_a_resume_record_their_provenance(tmp_path, local_ray):
 
     now = gather_environment()["packages"]
     warnings = [line for line in lines if line.startswith("warning: resuming")]
-    assert warnings == [f"warning: resuming with torch {now['torch']} (the sweep ran with 2.9.1)",
-                        f"warning: resuming with optuna {now['optuna']} (the sweep ran with 3.0.0)"], lines
+    assert warnings == [
+        f"warning: resuming with torch {now['torch']} (the sweep ran with 2.9.1)",
+        f"warning: resuming with optuna {now['optuna']} (the sweep ran with 3.0.0)",
+    ], lines
 
     first, second = found["runs"]
     assert (first["kind"], second["kind"]) == ("run", "resume") and first["started_at"] < second["started_at"]
     assert secret not in first["command"] and "me:***@db.example.org" in first["command"]
     assert first["options"]["overrides"] == SWEEP and first["options"]["cpu_fallback"] is False
     assert first["options"]["trial_resources"] == {"cpu": 1.0, "gpu": 0.0, "slots": 2}
-    assert second["packages"] == now and set(now) >= {"python", "torch", "torchvision", "aihwkit", "timm", "ray",
-                                                       "optuna", "sqlalchemy", "pyarrow"}
+    assert second["packages"] == now and set(now) >= {
+        "python",
+        "torch",
+        "torchvision",
+        "aihwkit",
+        "timm",
+        "ray",
+        "optuna",
+        "sqlalchemy",
+        "pyarrow",
+    }
     assert all(now[name] for name in now)  # every one of them is installed here
     assert first["aihwkit_cuda"] is False  # the PyPI wheel
     assert first["cluster"]["nodes"] == 1 and first["cluster"]["cpus"] == 2.0
@@ -96,10 +119,16 @@ def test_a_run_and_a_resume_record_their_provenance(tmp_path, local_ray):
 
 
 def test_version_warnings_name_each_difference():
-    before = {"packages": {"python": "3.11.7", "torch": "2.9.1", "ray": "2.40.0", "timm": "1.0.0"},
-              "project": {"version": "0.1.0"}, "aihwkit_cuda": True}
-    now = {"packages": {"python": "3.11.7", "torch": "2.10.0", "ray": "2.40.0", "timm": None},
-           "project": {"version": "0.2.0"}, "aihwkit_cuda": False}
+    before = {
+        "packages": {"python": "3.11.7", "torch": "2.9.1", "ray": "2.40.0", "timm": "1.0.0"},
+        "project": {"version": "0.1.0"},
+        "aihwkit_cuda": True,
+    }
+    now = {
+        "packages": {"python": "3.11.7", "torch": "2.10.0", "ray": "2.40.0", "timm": None},
+        "project": {"version": "0.2.0"},
+        "aihwkit_cuda": False,
+    }
     assert version_warnings(before, now) == [
         "warning: resuming with torch 2.10.0 (the sweep ran with 2.9.1)",
         "warning: resuming without timm (the sweep ran with 1.0.0)",
@@ -113,8 +142,17 @@ def test_version_warnings_name_each_difference():
 
 def test_the_environment_of_this_process():
     found = gather_environment()
-    assert list(found["packages"]) == ["python", "torch", "torchvision", "aihwkit", "timm", "ray", "optuna",
-                                       "sqlalchemy", "pyarrow"]
+    assert list(found["packages"]) == [
+        "python",
+        "torch",
+        "torchvision",
+        "aihwkit",
+        "timm",
+        "ray",
+        "optuna",
+        "sqlalchemy",
+        "pyarrow",
+    ]
     assert found["packages"]["python"] == platform.python_version()
     assert found["packages"]["torch"] == importlib.metadata.version("torch")
     assert found["project"]["version"] == analog_sweep.__version__

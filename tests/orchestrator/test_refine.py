@@ -25,8 +25,10 @@ def synthetic_spec(**refine):
         "name": "synthetic",
         "data": {"dataset": "digits", "classes": [["5", "8"]]},
         "modes": ["analog_tl", "digital_tl"],
-        "axes": {"transfer_noise": [0, 5, 10, 20, 40, 70, 100],
-                 "refine": {"transfer_noise": {"points": 4, "rounds": 3, **refine}}},
+        "axes": {
+            "transfer_noise": [0, 5, 10, 20, 40, 70, 100],
+            "refine": {"transfer_noise": {"points": 4, "rounds": 3, **refine}},
+        },
         "lr_search": {"values": [0.05]},
         "seeds": [0, 1, 2],
     }
@@ -40,9 +42,14 @@ def row(point, flat: bool = False) -> dict:
     rise = 30 * max(math.log10(max(x, 0.5)) - math.log10(TRUE_ELBOW), 0) if point.mode == "analog_tl" else 0
     mean = (10 + (0 if flat else rise)) if point.mode == "analog_tl" else 5
     error = mean + np.random.default_rng(int(point.key[:8], 16)).normal(0, 2)
-    return {"point_key": point.key, "mode": point.mode, "task": point.task, "seed": point.seed,
-            "final_test_error": float(error),
-            **{axis: getattr(point.device, axis) for axis in results.AXES}}
+    return {
+        "point_key": point.key,
+        "mode": point.mode,
+        "task": point.task,
+        "seed": point.seed,
+        "final_test_error": float(error),
+        **{axis: getattr(point.device, axis) for axis in results.AXES},
+    }
 
 
 def run_rounds(spec, flat=False):
@@ -75,14 +82,15 @@ def test_refinement_narrows_the_interval_round_by_round():
     assert sum(len(points) for _, points in rounds) == refinement_budget(spec) == 36
     # New values lie inside the interval they refine and are new to the line.
     grid = {p.device.transfer_noise for p in expand(spec)}
-    for plans, points in rounds[:-1]:
+    for plans, _points in rounds[:-1]:
         [plan] = plans
         assert all(plan.elbow.ci_low <= v <= plan.elbow.ci_high for v in plan.values)
         assert not set(plan.values) & grid
     # What ran, not the budget: one 3-epoch trial at every point (grid ones too), one more of 1 epoch at a new one.
     added = [p for _, points in rounds for p in points]
     trials = [{"point_key": r["point_key"], "epochs_done": 3} for r in rows] + [
-        {"point_key": added[0].key, "epochs_done": 1}]
+        {"point_key": added[0].key, "epochs_done": 1}
+    ]
     [summary] = refinement_summary(spec, rows, [rounds[0][0][0]], trials)
     assert summary.startswith("refinement of transfer_noise, analog_tl/5-8: 95 % interval width")
     assert "(36 points, 37 trials, 109 trial-epochs added)" in summary, summary
@@ -119,11 +127,18 @@ def test_a_real_sweep_runs_the_planned_round_and_a_resume_replans_it(tmp_path, l
     # critical point depends on its (clock-seeded) analog noise, so the test checks what holds either way: the points
     # the driver added are exactly the ones planned from the grid's results in the store, and planning again from
     # the finished store (what a resume does) gives the same points, all of them done.
-    spec = load_spec(shipped_specs()["quickstart"], [
-        *NANO_SWEEP, "name=refine-nano", "modes=[analog_tl]", "lr_search.values=[0.05]",
-        "axes.transfer_noise=[0,50,100,200,400,800]", "axes.refine.transfer_noise.points=2",
-        "axes.refine.transfer_noise.rounds=1",
-    ])
+    spec = load_spec(
+        shipped_specs()["quickstart"],
+        [
+            *NANO_SWEEP,
+            "name=refine-nano",
+            "modes=[analog_tl]",
+            "lr_search.values=[0.05]",
+            "axes.transfer_noise=[0,50,100,200,400,800]",
+            "axes.refine.transfer_noise.points=2",
+            "axes.refine.transfer_noise.rounds=1",
+        ],
+    )
     lines = []
     with open_store(f"sqlite:///{tmp_path}/results.db") as store:
         outcome = run_sweep(spec, store, storage_root=tmp_path / "storage", echo=lines.append)
@@ -138,4 +153,6 @@ def test_a_real_sweep_runs_the_planned_round_and_a_resume_replans_it(tmp_path, l
     assert any(line.startswith("refinement round 1, transfer_noise, analog_tl/5-7: ") for line in lines), lines
     if planned:
         assert len(planned) == 2 and outcome.points == len(grid_keys) + 2
-        assert any(line.startswith("refinement of transfer_noise, analog_tl/5-7: 95 % interval width") for line in lines)
+        assert any(
+            line.startswith("refinement of transfer_noise, analog_tl/5-7: 95 % interval width") for line in lines
+        )

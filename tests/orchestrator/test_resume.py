@@ -24,8 +24,9 @@ def test_sigkill_of_the_driver_mid_sweep_then_resume_completes_it(tmp_path):
     common = ["--store", url]
     overrides = [arg for item in KILL_SWEEP for arg in ("--set", item)]
     spec_file = str(shipped_specs()["quickstart"])
-    driver = analog_sweep("run", spec_file, *overrides, "--storage-path", str(tmp_path / "storage"), *common,
-                          cwd=tmp_path)
+    driver = analog_sweep(
+        "run", spec_file, *overrides, "--storage-path", str(tmp_path / "storage"), *common, cwd=tmp_path
+    )
 
     def finished_and_running(state):
         statuses = list(state["trials"].values())
@@ -101,17 +102,23 @@ def test_a_sweep_recorded_before_validation_splits_resumes_onto_the_points_it_ra
 
 @pytest.mark.slow
 def test_resume_of_a_legacy_sweep_finishes_it_under_its_own_hash_and_points(tmp_path, local_ray):
-    from analog_sweep.results import PAPER_RULE
-    from analog_sweep.results import AXES
     from analog_sweep.orchestrator import resume_sweep
+    from analog_sweep.results import AXES, PAPER_RULE
 
     url = f"sqlite:///{tmp_path / 'results.db'}"
     folder = tmp_path / "storage" / "legacy"
     folder.mkdir(parents=True)
     with open_store(url) as store:
         store.record_sweep("legacy", LEGACY_RAW, LEGACY_HASH, "interrupted", str(folder))  # as schema 5 upgrades it
-        store.record_point("legacy", LEGACY_POINT, mode="digital_tl", task="5-8", classes=["5", "8"], seed=0,
-                           axes={axis: 0.0 for axis in AXES} | {"pulse_noise": 3.75, "dtod": 0.3})
+        store.record_point(
+            "legacy",
+            LEGACY_POINT,
+            mode="digital_tl",
+            task="5-8",
+            classes=["5", "8"],
+            seed=0,
+            axes={axis: 0.0 for axis in AXES} | {"pulse_noise": 3.75, "dtod": 0.3},
+        )
         assert store.selection("legacy") == PAPER_RULE
         outcome = resume_sweep("legacy", store, echo=lambda line: None)
         assert outcome.status == "finished", outcome.message

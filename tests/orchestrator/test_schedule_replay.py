@@ -26,8 +26,16 @@ from analog_sweep.sweeps._schedule import makespan, most_parallel
 def drive(spec, points, seconds_of, slots, objective, journal, earlier=None):
     """Wall seconds until the real searcher has handed out and seen the end of every trial; the most at once.
     ``earlier``: the points of a phase already run in the same journal (a refinement round's grid)."""
-    search = LearningRateSearch(spec.name, list(points), spec.lr_search, journal, {}, selection=spec.selection,
-                                base=spec.device, earlier=earlier)
+    search = LearningRateSearch(
+        spec.name,
+        list(points),
+        spec.lr_search,
+        journal,
+        {},
+        selection=spec.selection,
+        base=spec.device,
+        earlier=earlier,
+    )
     ids = itertools.count()
     running: list[tuple[float, str, int]] = []
     now, peak = 0.0, 0
@@ -58,25 +66,58 @@ def flat(number: int) -> float:  # no trial beats the first
 
 CASES = {
     # One seed, patience 1, three transfer-noise values and the digital mode at the base: chains along the axis.
-    "axis": ("lr_search.method=tpe", "lr_search.values=null", "lr_search.trials_per_point=4", "lr_search.patience=1",
-             "modes=[analog_tl, digital_tl]", "seeds=[0]", "axes.transfer_noise=[0, 10, 30]"),
+    "axis": (
+        "lr_search.method=tpe",
+        "lr_search.values=null",
+        "lr_search.trials_per_point=4",
+        "lr_search.patience=1",
+        "modes=[analog_tl, digital_tl]",
+        "seeds=[0]",
+        "axes.transfer_noise=[0, 10, 30]",
+    ),
     # Seeds sharing their search (followers), two axes, two tasks of different sizes.
-    "followers": ("lr_search.method=tpe", "lr_search.values=null", "lr_search.trials_per_point=4",
-                  "lr_search.patience=1", "modes=[analog_tl]", 'data.classes=[["5", "8"], ["5", "6", "9"]]',
-                  "axes.transfer_noise=[0, 10, 30]", "axes.dtod=[0.3, 0.6]"),
+    "followers": (
+        "lr_search.method=tpe",
+        "lr_search.values=null",
+        "lr_search.trials_per_point=4",
+        "lr_search.patience=1",
+        "modes=[analog_tl]",
+        'data.classes=[["5", "8"], ["5", "6", "9"]]',
+        "axes.transfer_noise=[0, 10, 30]",
+        "axes.dtod=[0.3, 0.6]",
+    ),
     # A choice per seed: earlier seeds are neighbours too; patience 2 of 6 trials.
-    "per_seed": ("lr_search.method=tpe", "lr_search.values=null", "lr_search.trials_per_point=6",
-                 "lr_search.patience=2", "modes=[analog_tl]", "selection.per_seed=true",
-                 "axes.transfer_noise=[0, 10]"),
+    "per_seed": (
+        "lr_search.method=tpe",
+        "lr_search.values=null",
+        "lr_search.trials_per_point=6",
+        "lr_search.patience=2",
+        "modes=[analog_tl]",
+        "selection.per_seed=true",
+        "axes.transfer_noise=[0, 10]",
+    ),
     # No patience: every trial of a point may run at once.
-    "no_patience": ("lr_search.method=tpe", "lr_search.values=null", "lr_search.trials_per_point=3",
-                    "lr_search.patience=none", "modes=[analog_tl, digital_tl]"),
+    "no_patience": (
+        "lr_search.method=tpe",
+        "lr_search.values=null",
+        "lr_search.trials_per_point=3",
+        "lr_search.patience=none",
+        "modes=[analog_tl, digital_tl]",
+    ),
     # The quickstart as shipped: a grid.
     "grid": (),
     # Two axes crossed (expand: grid): points with two inward neighbours.
-    "cartesian": ("lr_search.method=tpe", "lr_search.values=null", "lr_search.trials_per_point=3",
-                  "lr_search.patience=1", "modes=[analog_tl]", "seeds=[0]", "axes.expand=grid",
-                  "axes.transfer_noise=[0, 10, 30]", "axes.dtod=[0.3, 0.6]"),
+    "cartesian": (
+        "lr_search.method=tpe",
+        "lr_search.values=null",
+        "lr_search.trials_per_point=3",
+        "lr_search.patience=1",
+        "modes=[analog_tl]",
+        "seeds=[0]",
+        "axes.expand=grid",
+        "axes.transfer_noise=[0, 10, 30]",
+        "axes.dtod=[0.3, 0.6]",
+    ),
 }
 
 
@@ -89,10 +130,12 @@ def test_the_dry_runs_replay_matches_the_real_searcher(case, tmp_path):
     seconds_of = {point.key: search.seconds[0] for point, search in zip(points, upper, strict=True)}
     journals = (str(tmp_path / f"{n}.log") for n in itertools.count())
     for slots in (1, 3, 8, 64):
-        assert makespan(upper, slots) == pytest.approx(drive(spec, points, seconds_of, slots, improving,
-                                                             next(journals))[0]), slots
-        assert makespan(lower, slots) == pytest.approx(drive(spec, points, seconds_of, slots, flat,
-                                                             next(journals))[0]), slots
+        assert makespan(upper, slots) == pytest.approx(
+            drive(spec, points, seconds_of, slots, improving, next(journals))[0]
+        ), slots
+        assert makespan(lower, slots) == pytest.approx(
+            drive(spec, points, seconds_of, slots, flat, next(journals))[0]
+        ), slots
     # With a slot for every trial: the peak the report's "more ... would not shorten it" rests on.
     assert most_parallel(upper) == drive(spec, points, seconds_of, 10_000, improving, next(journals))[1]
     assert most_parallel(lower) == drive(spec, points, seconds_of, 10_000, flat, next(journals))[1]
@@ -105,15 +148,24 @@ def test_a_refinement_rounds_replay_matches_the_real_searcher(per_seed, tmp_path
     from analog_sweep.sweeps._expand import line_points
     from analog_sweep.sweeps._neighbours import neighbourhood
 
-    spec = load_spec(shipped_specs()["quickstart"], overrides=(
-        "lr_search.pruner=none", "lr_search.method=tpe", "lr_search.values=null", "lr_search.trials_per_point=4",
-        "lr_search.patience=1", "modes=[analog_tl]", "seeds=[0, 1]", "axes.transfer_noise=[0, 10, 30, 50]",
-        f"selection.per_seed={per_seed}"))
+    spec = load_spec(
+        shipped_specs()["quickstart"],
+        overrides=(
+            "lr_search.pruner=none",
+            "lr_search.method=tpe",
+            "lr_search.values=null",
+            "lr_search.trials_per_point=4",
+            "lr_search.patience=1",
+            "modes=[analog_tl]",
+            "seeds=[0, 1]",
+            "axes.transfer_noise=[0, 10, 30, 50]",
+            f"selection.per_seed={per_seed}",
+        ),
+    )
     grid = run_order(spec, expand(spec))
     new = line_points(spec, "analog_tl", grid[0].classes, "transfer_noise", [5.0, 20.0, 40.0])
     by_key = {point.key: point for point in new}
-    new = [by_key[key] for key in neighbourhood(new, spec.device, shared_seeds=per_seed == "false",
-                                                  earlier=grid).order]
+    new = [by_key[key] for key in neighbourhood(new, spec.device, shared_seeds=per_seed == "false", earlier=grid).order]
     upper, lower = schedule_searches(spec, new, _epochs(spec, new), refinement=True)
     seconds_of = {point.key: search.seconds[0] for point, search in zip(new, upper, strict=True)}
     seconds_of |= {point.key: 10.0 for point in grid}
@@ -125,7 +177,8 @@ def test_a_refinement_rounds_replay_matches_the_real_searcher(per_seed, tmp_path
             # one rate and a round point between two of them is bracketed (the lower bound).
             drive(spec, grid, seconds_of, 1, objective, journal)
             assert makespan(searches, slots) == pytest.approx(
-                drive(spec, new, seconds_of, slots, objective, journal, earlier=grid)[0]), (slots, objective)
+                drive(spec, new, seconds_of, slots, objective, journal, earlier=grid)[0]
+            ), (slots, objective)
 
 
 def _epochs(spec, points):

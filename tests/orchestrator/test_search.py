@@ -46,8 +46,14 @@ def test_grid_search_hands_out_every_value_once_per_point_breadth_first(tmp_path
 
 def test_tpe_search_respects_the_budget_and_range(tmp_path):
     spec, search = make_search(
-        tmp_path, ["lr_search.method=tpe", "lr_search.values=null", "lr_search.low=0.001", "lr_search.high=0.1",
-                   "lr_search.trials_per_point=3"]
+        tmp_path,
+        [
+            "lr_search.method=tpe",
+            "lr_search.values=null",
+            "lr_search.low=0.001",
+            "lr_search.high=0.1",
+            "lr_search.trials_per_point=3",
+        ],
     )
     suggestions = list(drain(search).values())
     assert len(suggestions) == len(expand(spec)) * 3
@@ -69,7 +75,7 @@ def test_trials_interrupted_by_a_driver_crash_are_handed_out_again_under_their_o
     _, search = make_search(tmp_path)
     suggestions = drain(search)
     finished = dict(list(suggestions.items())[:4])
-    for ray_id, suggestion in finished.items():
+    for ray_id in finished:
         search.on_trial_complete(ray_id, {"test_error": 5.0, "epoch": 3})
     # The driver dies here. A new searcher on the same journal hands out exactly the unfinished trials, once each.
     _, resumed = make_search(tmp_path)
@@ -92,8 +98,11 @@ def test_a_failed_trial_is_recorded_as_failed_and_not_retried_by_the_search(tmp_
 
 @pytest.mark.parametrize("pruner", ["median", "successive_halving"])
 def test_pruning_stops_a_trial_that_is_worse_than_its_finished_rivals(tmp_path, pruner):
-    options = (["lr_search.pruner_options.n_startup_trials=1"] if pruner == "median"
-               else ["lr_search.pruner_options.min_resource=1", "lr_search.pruner_options.reduction_factor=2"])
+    options = (
+        ["lr_search.pruner_options.n_startup_trials=1"]
+        if pruner == "median"
+        else ["lr_search.pruner_options.min_resource=1", "lr_search.pruner_options.reduction_factor=2"]
+    )
     _, search = make_search(tmp_path, [f"lr_search.pruner={pruner}", *options])
     suggestions = drain(search)
     point = search.points[0].key
@@ -111,15 +120,18 @@ def test_pruning_stops_a_trial_that_is_worse_than_its_finished_rivals(tmp_path, 
 def test_the_studies_persist_in_the_journal(tmp_path):
     _, search = make_search(tmp_path)
     drain(search)
-    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(tmp_path / "optuna.journal")))
+    storage = optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(tmp_path / "optuna.journal"))
+    )
     names = {s.study_name for s in optuna.get_all_study_summaries(storage)}
     assert names == {p.key for p in search.points}
 
 
 def test_two_sweeps_over_the_same_points_get_distinct_trial_ids(tmp_path):
     spec, search = make_search(tmp_path / "a")
-    other = LearningRateSearch("other", search.points, spec.lr_search, tmp_path / "b" / "optuna.journal",
-                               search.trial_settings)
+    other = LearningRateSearch(
+        "other", search.points, spec.lr_search, tmp_path / "b" / "optuna.journal", search.trial_settings
+    )
     ours = {s["trial_id"] for s in drain(search).values()}
     theirs = {s["trial_id"] for s in drain(other).values()}
     assert len(ours) == len(theirs) == len(search.points) * spec.lr_search.trials_per_point
@@ -129,14 +141,16 @@ def test_two_sweeps_over_the_same_points_get_distinct_trial_ids(tmp_path):
 def make_selecting_search(tmp_path, overrides=()):
     spec = load_spec(shipped_specs()["quickstart"], [*QUICK, *overrides])
     settings = {"trials_dir": str(tmp_path / "trials"), "cache_dir": str(tmp_path / "cache"), "threads": 1, "gpu": 0}
-    search = LearningRateSearch(spec.name, expand(spec), spec.lr_search, tmp_path / "optuna.journal", settings,
-                                selection=spec.selection)
+    search = LearningRateSearch(
+        spec.name, expand(spec), spec.lr_search, tmp_path / "optuna.journal", settings, selection=spec.selection
+    )
     return spec, search
 
 
 def test_on_validation_the_study_minimises_the_lowest_validation_error_and_prunes_on_it(tmp_path):
-    spec, search = make_selecting_search(tmp_path, ["lr_search.pruner=median",
-                                                    "lr_search.pruner_options.n_startup_trials=1"])
+    spec, search = make_selecting_search(
+        tmp_path, ["lr_search.pruner=median", "lr_search.pruner_options.n_startup_trials=1"]
+    )
     assert search.metric_name == "validation_error"
     suggestions = drain(search)
     point = search.points[0].key
@@ -150,8 +164,14 @@ def test_on_validation_the_study_minimises_the_lowest_validation_error_and_prune
 
 
 def test_seeds_sharing_a_tpe_search_run_the_first_seeds_learning_rates(tmp_path):
-    tpe = ["lr_search.method=tpe", "lr_search.values=null", "lr_search.trials_per_point=3", "seeds=[0,1,2]",
-           "axes=null", "modes=[analog_tl,digital_tl]"]
+    tpe = [
+        "lr_search.method=tpe",
+        "lr_search.values=null",
+        "lr_search.trials_per_point=3",
+        "seeds=[0,1,2]",
+        "axes=null",
+        "modes=[analog_tl,digital_tl]",
+    ]
     spec, search = make_selecting_search(tmp_path, tpe)
     suggestions = list(drain(search).values())
     by_point = {}
@@ -170,8 +190,14 @@ def test_seeds_sharing_a_tpe_search_run_the_first_seeds_learning_rates(tmp_path)
 
 
 def test_a_follower_value_queued_before_a_crash_is_asked_once(tmp_path):
-    tpe = ["lr_search.method=tpe", "lr_search.values=null", "lr_search.trials_per_point=2", "seeds=[0,1]",
-           "axes=null", "modes=[digital_tl]"]
+    tpe = [
+        "lr_search.method=tpe",
+        "lr_search.values=null",
+        "lr_search.trials_per_point=2",
+        "seeds=[0,1]",
+        "axes=null",
+        "modes=[digital_tl]",
+    ]
     spec, search = make_selecting_search(tmp_path, tpe)
     leader, follower = expand(spec)
     first = search.suggest("r0")
@@ -181,8 +207,9 @@ def test_a_follower_value_queued_before_a_crash_is_asked_once(tmp_path):
     _, resumed = make_selecting_search(tmp_path, tpe)
     again = list(drain(resumed, prefix="new").values())
     follower_lrs = [s["lr"] for s in again if s["point_key"] == follower.key]
-    leader_lrs = [first["lr"]] + [s["lr"] for s in again if s["point_key"] == leader.key and s["trial_id"] !=
-                                  first["trial_id"]]
+    leader_lrs = [first["lr"]] + [
+        s["lr"] for s in again if s["point_key"] == leader.key and s["trial_id"] != first["trial_id"]
+    ]
     assert follower_lrs == leader_lrs[:2] and len(follower_lrs) == 2
     waiting = resumed.study(follower.key).get_trials(deepcopy=False, states=(TrialState.WAITING,))
     assert waiting == []

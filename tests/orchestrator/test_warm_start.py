@@ -24,8 +24,9 @@ def spec_with(*overrides: str):
 
 
 def search_for(spec, journal, points=None) -> LearningRateSearch:
-    return LearningRateSearch(spec.name, points or expand(spec), spec.lr_search, journal, SETTINGS,
-                              selection=spec.selection, base=spec.device)
+    return LearningRateSearch(
+        spec.name, points or expand(spec), spec.lr_search, journal, SETTINGS, selection=spec.selection, base=spec.device
+    )
 
 
 def error_at(lr: float, noise: float) -> float:
@@ -42,24 +43,32 @@ def test_points_run_base_first_then_outward_and_each_has_its_nearest_inward_neig
     points = expand(spec)
     hood = neighbourhood(points, spec.device, shared_seeds=False)
     assert [label(points, k) for k in hood.order] == [
-        "analog_tl/5-7/base/seed0", "analog_tl/5-7/base/seed1",
-        "analog_tl/5-7/transfer_noise=10/seed0", "analog_tl/5-7/transfer_noise=10/seed1",
-        "analog_tl/5-7/transfer_noise=30/seed0", "analog_tl/5-7/transfer_noise=30/seed1",
-        "analog_tl/5-7/transfer_noise=100/seed0", "analog_tl/5-7/transfer_noise=100/seed1",
+        "analog_tl/5-7/base/seed0",
+        "analog_tl/5-7/base/seed1",
+        "analog_tl/5-7/transfer_noise=10/seed0",
+        "analog_tl/5-7/transfer_noise=10/seed1",
+        "analog_tl/5-7/transfer_noise=30/seed0",
+        "analog_tl/5-7/transfer_noise=30/seed1",
+        "analog_tl/5-7/transfer_noise=100/seed0",
+        "analog_tl/5-7/transfer_noise=100/seed1",
     ]
-    inward = {label(points, k): [[label(points, o) for o in group] for group in groups]
-              for k, groups in hood.inward.items()}
+    inward = {
+        label(points, k): [[label(points, o) for o in group] for group in groups] for k, groups in hood.inward.items()
+    }
     assert inward["analog_tl/5-7/base/seed0"] == []
     # Each seed searching on its own (per_seed: true): the earlier seeds of the same device point are one more group.
     assert inward["analog_tl/5-7/base/seed1"] == [["analog_tl/5-7/base/seed0"]]
-    assert inward["analog_tl/5-7/transfer_noise=10/seed1"] == [["analog_tl/5-7/transfer_noise=10/seed0"],
-                                                                ["analog_tl/5-7/base/seed1"]]
+    assert inward["analog_tl/5-7/transfer_noise=10/seed1"] == [
+        ["analog_tl/5-7/transfer_noise=10/seed0"],
+        ["analog_tl/5-7/base/seed1"],
+    ]
     assert inward["analog_tl/5-7/transfer_noise=100/seed0"] == [["analog_tl/5-7/transfer_noise=30/seed0"]]
     # Seeds that share their choice: the neighbour is the whole device point.
     shared = neighbourhood(points, spec.device, shared_seeds=True)
     first = next(p.key for p in points if p.label == "analog_tl/5-7/transfer_noise=30/seed0")
     assert [[label(points, o) for o in g] for g in shared.inward[first]] == [
-        ["analog_tl/5-7/transfer_noise=10/seed0", "analog_tl/5-7/transfer_noise=10/seed1"]]
+        ["analog_tl/5-7/transfer_noise=10/seed0", "analog_tl/5-7/transfer_noise=10/seed1"]
+    ]
 
 
 def test_in_a_full_grid_a_point_has_one_inward_neighbour_per_axis_it_moved_along():
@@ -67,16 +76,21 @@ def test_in_a_full_grid_a_point_has_one_inward_neighbour_per_axis_it_moved_along
     points = expand(spec)
     hood = neighbourhood(points, spec.device, shared_seeds=False)  # base: transfer noise 0, dtod 0.3
     corner = next(p.key for p in points if p.axes_dict == {"transfer_noise": 30.0, "dtod": 0.1})
-    neighbours = sorted(tuple(sorted(next(p.axes_dict for p in points if p.key == g[0]).items()))
-                        for g in hood.inward[corner])
+    neighbours = sorted(
+        tuple(sorted(next(p.axes_dict for p in points if p.key == g[0]).items())) for g in hood.inward[corner]
+    )
     assert neighbours == [(("dtod", 0.1), ("transfer_noise", 10.0)), (("dtod", 0.3), ("transfer_noise", 30.0))]
     assert label(points, hood.order[0]).endswith("/base/seed0")
 
 
 def test_the_best_rate_is_the_one_most_seeds_completed_then_the_lowest_mean():
     def done(lr, value):
-        return optuna.trial.create_trial(params={"lr": lr}, distributions={
-            "lr": optuna.distributions.FloatDistribution(1e-3, 1.0, log=True)}, value=value)
+        return optuna.trial.create_trial(
+            params={"lr": lr},
+            distributions={"lr": optuna.distributions.FloatDistribution(1e-3, 1.0, log=True)},
+            value=value,
+        )
+
     assert best_learning_rate([]) is None
     # 0.1 has the lowest single value but only one seed completed it; 0.05 completed at two seeds wins.
     trials = [done(0.1, 5.0), done(0.05, 9.0), done(0.05, 11.0), done(0.2, 8.0)]
@@ -86,33 +100,39 @@ def test_the_best_rate_is_the_one_most_seeds_completed_then_the_lowest_mean():
 
 def frozen(lr: float, value: float | None, state: TrialState = TrialState.COMPLETE):
     return optuna.trial.create_trial(
-        params={"lr": lr}, distributions={"lr": optuna.distributions.FloatDistribution(1e-3, 1.0, log=True)},
-        value=value if state == TrialState.COMPLETE else None, state=state)
+        params={"lr": lr},
+        distributions={"lr": optuna.distributions.FloatDistribution(1e-3, 1.0, log=True)},
+        value=value if state == TrialState.COMPLETE else None,
+        state=state,
+    )
 
 
-STEP = 1000 ** 0.25  # one of 4 equal parts of [0.001, 1] on a log scale
+STEP = 1000**0.25  # one of 4 equal parts of [0.001, 1] on a log scale
 
 
-@pytest.mark.parametrize(("neighbours", "best", "expected"), [
-    # Nothing tried beside the best: towards the middle of the range (log middle 0.0316).
-    ([frozen(0.1, 9.0)], 0.1, 0.1 / STEP),
-    ([frozen(0.01, 9.0)], 0.01, 0.01 * STEP),
-    # One side tried (and so worse than the best): the other, unexplored side.
-    ([frozen(0.1, 9.0), frozen(0.3, 12.0)], 0.1, 0.1 / STEP),
-    ([frozen(0.01, 9.0), frozen(0.002, 12.0)], 0.01, 0.01 * STEP),
-    # Both tried: the side whose nearest rate scored lower (its mean over seeds).
-    ([frozen(0.1, 9.0), frozen(0.03, 10.0), frozen(0.3, 20.0)], 0.1, 0.1 / STEP),
-    ([frozen(0.1, 9.0), frozen(0.03, 10.0), frozen(0.03, 30.0), frozen(0.3, 15.0)], 0.1, 0.1 * STEP),
-    # A pruned or failed rate scores worst; only the nearest rate on each side counts.
-    ([frozen(0.1, 9.0), frozen(0.03, None, TrialState.PRUNED), frozen(0.3, 40.0)], 0.1, 0.1 * STEP),
-    ([frozen(0.1, 9.0), frozen(0.05, 30.0), frozen(0.003, 10.0), frozen(0.3, 20.0)], 0.1, 0.1 * STEP),
-    # A tie: towards the middle. Running trials say nothing yet.
-    ([frozen(0.1, 9.0), frozen(0.03, 20.0), frozen(0.3, 20.0)], 0.1, 0.1 / STEP),
-    ([frozen(0.1, 9.0), frozen(0.3, None, TrialState.RUNNING)], 0.1, 0.1 / STEP),
-    # Clipped to the range; a best at the edge probes the other side.
-    ([frozen(0.5, 9.0), frozen(0.1, 20.0)], 0.5, 1.0),
-    ([frozen(1.0, 9.0), frozen(0.3, 20.0)], 1.0, 1.0 / STEP),
-])
+@pytest.mark.parametrize(
+    ("neighbours", "best", "expected"),
+    [
+        # Nothing tried beside the best: towards the middle of the range (log middle 0.0316).
+        ([frozen(0.1, 9.0)], 0.1, 0.1 / STEP),
+        ([frozen(0.01, 9.0)], 0.01, 0.01 * STEP),
+        # One side tried (and so worse than the best): the other, unexplored side.
+        ([frozen(0.1, 9.0), frozen(0.3, 12.0)], 0.1, 0.1 / STEP),
+        ([frozen(0.01, 9.0), frozen(0.002, 12.0)], 0.01, 0.01 * STEP),
+        # Both tried: the side whose nearest rate scored lower (its mean over seeds).
+        ([frozen(0.1, 9.0), frozen(0.03, 10.0), frozen(0.3, 20.0)], 0.1, 0.1 / STEP),
+        ([frozen(0.1, 9.0), frozen(0.03, 10.0), frozen(0.03, 30.0), frozen(0.3, 15.0)], 0.1, 0.1 * STEP),
+        # A pruned or failed rate scores worst; only the nearest rate on each side counts.
+        ([frozen(0.1, 9.0), frozen(0.03, None, TrialState.PRUNED), frozen(0.3, 40.0)], 0.1, 0.1 * STEP),
+        ([frozen(0.1, 9.0), frozen(0.05, 30.0), frozen(0.003, 10.0), frozen(0.3, 20.0)], 0.1, 0.1 * STEP),
+        # A tie: towards the middle. Running trials say nothing yet.
+        ([frozen(0.1, 9.0), frozen(0.03, 20.0), frozen(0.3, 20.0)], 0.1, 0.1 / STEP),
+        ([frozen(0.1, 9.0), frozen(0.3, None, TrialState.RUNNING)], 0.1, 0.1 / STEP),
+        # Clipped to the range; a best at the edge probes the other side.
+        ([frozen(0.5, 9.0), frozen(0.1, 20.0)], 0.5, 1.0),
+        ([frozen(1.0, 9.0), frozen(0.3, 20.0)], 1.0, 1.0 / STEP),
+    ],
+)
 def test_a_warm_started_points_probe_goes_one_step_to_the_side_its_neighbours_favour(neighbours, best, expected):
     assert probe_learning_rate(neighbours, best, 0.001, 1.0, STEP) == pytest.approx(expected, rel=1e-12)
 
@@ -121,8 +141,15 @@ def test_no_probe_where_the_range_leaves_no_room():
     assert probe_learning_rate([frozen(0.1, 9.0)], 0.1, 0.1, 0.1, 2.0) is None
 
 
-def drive(search: LearningRateSearch, slots: int, objective, prefix: str = "r", epochs: int = 3,
-          stop_after: int | None = None, events: list | None = None) -> list[dict]:
+def drive(
+    search: LearningRateSearch,
+    slots: int,
+    objective,
+    prefix: str = "r",
+    epochs: int = 3,
+    stop_after: int | None = None,
+    events: list | None = None,
+) -> list[dict]:
     """What Ray Tune does with the searcher, at ``slots`` trials at a time: fill the slots, then end the oldest
     trial (reporting each epoch to the pruner, as the scheduler does; failing it where ``objective`` gives None) and
     fill again. Returns every suggestion in
@@ -172,8 +199,8 @@ def test_a_point_starts_from_its_finished_neighbours_best_rate(tmp_path):
     # The base point has no neighbour: its study records no warm start, and its first two trials (TPE's start-up,
     # 4 // 2) run the log midpoints of the two halves of [0.001, 1]: 0.001 x 1000**0.25 and 0.001 x 1000**0.75.
     assert search.study(base).user_attrs[WARM_START] == []
-    assert [s["lr"] for s in by_point[base][:2]] == pytest.approx([10 ** -2.25, 10 ** -0.75], rel=1e-12)
-    assert all(s["lr"] not in (10 ** -2.25, 10 ** -0.75) for s in by_point[base][2:])
+    assert [s["lr"] for s in by_point[base][:2]] == pytest.approx([10**-2.25, 10**-0.75], rel=1e-12)
+    assert all(s["lr"] not in (10**-2.25, 10**-0.75) for s in by_point[base][2:])
     for key, suggestions in by_point.items():
         if key == base:
             continue
@@ -217,8 +244,13 @@ def test_seeds_that_share_their_choice_follow_the_first_seed_and_it_follows_the_
 
 
 def test_a_trial_worse_than_the_running_warm_started_trial_of_its_point_is_pruned_and_the_warm_one_never(tmp_path):
-    spec = spec_with("seeds=[0]", "lr_search.trials_per_point=4", "lr_search.pruner=median", "lr_search.patience=none",
-                     "lr_search.pruner_options={n_startup_trials: 1, n_warmup_steps: 0}")
+    spec = spec_with(
+        "seeds=[0]",
+        "lr_search.trials_per_point=4",
+        "lr_search.pruner=median",
+        "lr_search.patience=none",
+        "lr_search.pruner_options={n_startup_trials: 1, n_warmup_steps: 0}",
+    )
     search = search_for(spec, tmp_path / "optuna.journal")
     handed = drive(search, slots=2, objective=error_at)
     for point in search.points:
@@ -235,8 +267,12 @@ def test_a_trial_worse_than_the_running_warm_started_trial_of_its_point_is_prune
 
 def test_like_with_like_pruning_never_compares_with_another_point_while_its_own_has_trials(tmp_path):
     """A point whose errors are all 30 points higher than its neighbour's is pruned only against itself."""
-    spec = spec_with("seeds=[0]", "lr_search.trials_per_point=4", "lr_search.pruner=median",
-                     "lr_search.pruner_options={n_startup_trials: 1, n_warmup_steps: 0}")
+    spec = spec_with(
+        "seeds=[0]",
+        "lr_search.trials_per_point=4",
+        "lr_search.pruner=median",
+        "lr_search.pruner_options={n_startup_trials: 1, n_warmup_steps: 0}",
+    )
     search = search_for(spec, tmp_path / "optuna.journal")
 
     def harder_outward(lr: float, noise: float) -> float:
@@ -275,7 +311,7 @@ def test_after_a_crash_at_any_journal_write_each_point_runs_its_budget_once_and_
             # A point without a warm-start rate (the base) runs the spread start-up instead: 1 trial (2 // 2), the
             # log midpoint of [0.001, 1]; a warm-started one its warm rate, then its recorded probe.
             probe = study.user_attrs.get(WARM_PROBE)
-            expected = [*rates, probe] if rates else [pytest.approx(10 ** -1.5, rel=1e-12)]
+            expected = [*rates, probe] if rates else [pytest.approx(10**-1.5, rel=1e-12)]
             assert not rates or probe is not None, (cut, point.label)
             assert [t.params["lr"] for t in queued] == expected, (cut, point.label)
             assert [t.number for t in queued] == list(range(len(expected))), (cut, point.label)
@@ -299,8 +335,11 @@ def test_a_sweep_stopped_part_way_continues_with_the_same_warm_rates(tmp_path):
 def test_the_spec_field_is_validated_and_the_default_keeps_every_recorded_hash():
     from analog_sweep.sweeps import SpecError, spec_hash
 
-    with pytest.raises(SpecError, match=r"lr_search.warm_start: unknown warm start 'nearest'; choose one of "
-                                        r"neighbours, none"):
+    with pytest.raises(
+        SpecError,
+        match=r"lr_search.warm_start: unknown warm start 'nearest'; choose one of "
+        r"neighbours, none",
+    ):
         spec_with("lr_search.warm_start=nearest")
     default, off = spec_with(), spec_with("lr_search.warm_start=none")
     assert default.lr_search.warm_start == "neighbours"
@@ -324,8 +363,12 @@ def test_a_warm_started_point_stops_once_patience_sampler_trials_in_a_row_do_not
     after every earlier trial of the point ended), and stops once P in a row did not beat the best before them; a
     point whose sampler keeps improving runs on."""
     budget = 6
-    spec = spec_with("seeds=[0]", f"lr_search.trials_per_point={budget}", f"lr_search.patience={patience}",
-                     f"lr_search.seed={FAR_SEED}")
+    spec = spec_with(
+        "seeds=[0]",
+        f"lr_search.trials_per_point={budget}",
+        f"lr_search.patience={patience}",
+        f"lr_search.seed={FAR_SEED}",
+    )
     search = search_for(spec, tmp_path / "optuna.journal")
     from analog_sweep.orchestrator._progress import ProgressLine
 
@@ -357,9 +400,9 @@ def test_a_warm_started_point_stops_once_patience_sampler_trials_in_a_row_do_not
         else:
             assert not search.settled(point.key), point.label
         for done in range(start_up + patience, len(trials)):  # it went on after `done` trials: one of the last P
-            assert any(improved[done - 1 - patience:done - 1]), (point.label, values)  # sampler trials improved
+            assert any(improved[done - 1 - patience : done - 1]), (point.label, values)  # sampler trials improved
         if len(trials) < budget:  # and it went on whenever one of the last P had improved
-            assert not any(improved[len(trials) - 1 - patience:len(trials) - 1]), (point.label, values)
+            assert not any(improved[len(trials) - 1 - patience : len(trials) - 1]), (point.label, values)
     assert stopped_early >= 1
     far = next(p for p in search.points if p.axes_dict.get("transfer_noise") == 100)
     far_values = [t.value for t in search.study(far.key).trials]
@@ -374,10 +417,11 @@ def test_the_base_point_stops_by_patience_after_its_spread_start_up(tmp_path, pa
     0.178) run, then sampler trials under patience. With the objective lowest exactly at 0.178, no sampler trial can
     beat it (a draw of exactly 0.178 has probability 0): patience 1 ends the search after 3 trials, patience 2 and
     none run all 4. The seeds sharing the choice follow the first seed's trial count."""
-    spec = spec_with("seeds=[0,1]", "axes.transfer_noise=[0,10]", "lr_search.trials_per_point=4",
-                     f"lr_search.patience={patience}")
+    spec = spec_with(
+        "seeds=[0,1]", "axes.transfer_noise=[0,10]", "lr_search.trials_per_point=4", f"lr_search.patience={patience}"
+    )
     search = search_for(spec, tmp_path / "optuna.journal")
-    spread = 0.001 * 1000 ** 0.75
+    spread = 0.001 * 1000**0.75
 
     def lowest_at_a_spread_rate(lr: float, noise: float) -> float:
         return 10.0 + 20.0 * abs(math.log10(lr) - math.log10(spread)) + noise / 10.0
@@ -388,7 +432,7 @@ def test_the_base_point_stops_by_patience_after_its_spread_start_up(tmp_path, pa
     assert search.study(base[0].key).user_attrs[WARM_START] == []  # seed 1 follows seed 0's rates
     for point in base:
         trials = search.study(point.key).trials
-        assert [t.params["lr"] for t in trials[:2]] == pytest.approx([0.001 * 1000 ** 0.25, spread]), point.label
+        assert [t.params["lr"] for t in trials[:2]] == pytest.approx([0.001 * 1000**0.25, spread]), point.label
         assert len(trials) == base_trials, (point.label, [t.params["lr"] for t in trials])
         assert all(t.state == TrialState.COMPLETE for t in trials), point.label
         assert all(t.value > trials[1].value for t in trials[2:]), point.label
@@ -400,8 +444,13 @@ def test_the_base_point_stops_by_patience_after_its_spread_start_up(tmp_path, pa
 def test_a_follower_seed_drops_a_rate_its_leader_pruned(tmp_path):
     """Seeds sharing one choice: a rate the first seed pruned can never be chosen, so the other seeds' trials of it
     are pruned at their next epoch instead of running to the end."""
-    spec = spec_with("seeds=[0,1]", "lr_search.trials_per_point=4", "lr_search.pruner=median",
-                     "lr_search.pruner_options={n_startup_trials: 1, n_warmup_steps: 0}", "lr_search.patience=none")
+    spec = spec_with(
+        "seeds=[0,1]",
+        "lr_search.trials_per_point=4",
+        "lr_search.pruner=median",
+        "lr_search.pruner_options={n_startup_trials: 1, n_warmup_steps: 0}",
+        "lr_search.patience=none",
+    )
     search = search_for(spec, tmp_path / "optuna.journal")
 
     def seed_one_is_flat(lr: float, noise: float, seed: int) -> float:
@@ -428,8 +477,11 @@ def test_patience_is_validated_and_its_default_keeps_every_recorded_hash():
     assert spec_with("lr_search.patience=none").lr_search.patience is None
     assert spec_with("lr_search.patience=null").lr_search.patience == 1  # null is the default, as for every field
     for bad in ("0", "1.5", "two", "true"):
-        with pytest.raises(SpecError, match=r"lr_search.patience: must be an integer from 1 to 8 "
-                                            r"\(lr_search.trials_per_point\), or none, got "):
+        with pytest.raises(
+            SpecError,
+            match=r"lr_search.patience: must be an integer from 1 to 8 "
+            r"\(lr_search.trials_per_point\), or none, got ",
+        ):
             spec_with(f"lr_search.patience={bad}")
     with pytest.raises(SpecError, match=r"lr_search.patience: must be an integer from 1 to 3 .*, got 4"):
         spec_with("lr_search.trials_per_point=3", "lr_search.patience=4")
@@ -451,12 +503,17 @@ def test_a_refinement_round_warm_starts_from_the_grid_points_around_it(tmp_path)
     grid = expand(spec)
     journal = tmp_path / "optuna.journal"
     drive(search_for(spec, journal, grid), slots=2, objective=error_at)
-    finer = [p for p in expand(spec_with("seeds=[0,1]", "lr_search.trials_per_point=4",
-                                         "axes.transfer_noise=[0,10,20,30,60,100]"))
-             if p.axes_dict.get("transfer_noise") in (20.0, 60.0)]
+    finer = [
+        p
+        for p in expand(
+            spec_with("seeds=[0,1]", "lr_search.trials_per_point=4", "axes.transfer_noise=[0,10,20,30,60,100]")
+        )
+        if p.axes_dict.get("transfer_noise") in (20.0, 60.0)
+    ]
     assert len(finer) == 4
-    refined = LearningRateSearch(spec.name, finer, spec.lr_search, journal, SETTINGS, selection=spec.selection,
-                                 base=spec.device, earlier=grid)
+    refined = LearningRateSearch(
+        spec.name, finer, spec.lr_search, journal, SETTINGS, selection=spec.selection, base=spec.device, earlier=grid
+    )
     handed = drive(refined, slots=2, objective=error_at, prefix="round1-")
     assert {s["point_key"] for s in handed} == {p.key for p in finer}  # the grid's points are not run again
     inward = {20.0: 10.0, 60.0: 30.0}
@@ -466,15 +523,19 @@ def test_a_refinement_round_warm_starts_from_the_grid_points_around_it(tmp_path)
         mine = [s["lr"] for s in handed if s["point_key"] == point.key]
         assert mine[0] == best, point.label
         assert refined.point_finished(point.key)
-        assert len(mine) < 4 and refined.settled(point.key), (point.label, mine)  # error_at's best rate is 0.1 everywhere
+        assert len(mine) < 4 and refined.settled(point.key), (
+            point.label,
+            mine,
+        )  # error_at's best rate is 0.1 everywhere
 
 
 def refinement(seeds: str = "[0,1]", *overrides: str):
     """A grid along transfer noise 0/10/30/100 and a round of refinement points at 5, 20, 25, 60 and 150 (150: beyond
     the grid's last value, so it has no outward neighbour)."""
     spec = spec_with(f"seeds={seeds}", "lr_search.trials_per_point=4", *overrides)
-    finer = spec_with(f"seeds={seeds}", "lr_search.trials_per_point=4", *overrides,
-                      "axes.transfer_noise=[0,5,10,20,25,30,60,100,150]")
+    finer = spec_with(
+        f"seeds={seeds}", "lr_search.trials_per_point=4", *overrides, "axes.transfer_noise=[0,5,10,20,25,30,60,100,150]"
+    )
     round_ = [p for p in expand(finer) if p.axes_dict.get("transfer_noise") in (5.0, 20.0, 25.0, 60.0, 150.0)]
     return spec, expand(spec), round_
 
@@ -493,11 +554,16 @@ def test_a_refinement_round_takes_its_neighbours_among_the_finished_points_on_bo
     def at(noise):
         return next(p.key for p in round_ if p.axes_dict["transfer_noise"] == noise and p.seed == 0)
 
-    for noise, inner, outer in [(5.0, "base", "transfer_noise=10"), (20.0, "transfer_noise=10", "transfer_noise=30"),
-                                (25.0, "transfer_noise=10", "transfer_noise=30"),
-                                (60.0, "transfer_noise=30", "transfer_noise=100")]:
-        expected = [[f"analog_tl/5-7/{inner}/seed{s}" for s in (0, 1)],
-                    [f"analog_tl/5-7/{outer}/seed{s}" for s in (0, 1)]]
+    for noise, inner, outer in [
+        (5.0, "base", "transfer_noise=10"),
+        (20.0, "transfer_noise=10", "transfer_noise=30"),
+        (25.0, "transfer_noise=10", "transfer_noise=30"),
+        (60.0, "transfer_noise=30", "transfer_noise=100"),
+    ]:
+        expected = [
+            [f"analog_tl/5-7/{inner}/seed{s}" for s in (0, 1)],
+            [f"analog_tl/5-7/{outer}/seed{s}" for s in (0, 1)],
+        ]
         assert [names(group) for group in hood.inward[at(noise)]] == expected[:1], noise
         assert [[names(g) for g in pair] for pair in hood.brackets[at(noise)]] == [expected], noise
     assert names(hood.inward[at(150.0)][0]) == [f"analog_tl/5-7/transfer_noise=100/seed{s}" for s in (0, 1)]
@@ -507,13 +573,18 @@ def test_a_refinement_round_takes_its_neighbours_among_the_finished_points_on_bo
     own = neighbourhood(grid, spec.device, shared_seeds=True)
     ten = next(p.key for p in grid if p.axes_dict["transfer_noise"] == 10 and p.seed == 0)
     assert [[names(g) for g in pair] for pair in own.brackets[ten]] == [
-        [[f"analog_tl/5-7/base/seed{s}" for s in (0, 1)], [f"analog_tl/5-7/transfer_noise=30/seed{s}" for s in (0, 1)]]]
+        [[f"analog_tl/5-7/base/seed{s}" for s in (0, 1)], [f"analog_tl/5-7/transfer_noise=30/seed{s}" for s in (0, 1)]]
+    ]
 
 
 def test_a_bracketed_rate_needs_every_neighbour_on_both_sides_finished_and_agreeing():
-    trials = {"in": [frozen(0.1, 20.0), frozen(0.3, 25.0)], "in2": [frozen(0.1, 22.0)],
-              "out": [frozen(0.1, 30.0), frozen(0.03, 31.0)], "other": [frozen(0.03, 10.0)],
-              "none": [frozen(0.1, None, TrialState.PRUNED)]}
+    trials = {
+        "in": [frozen(0.1, 20.0), frozen(0.3, 25.0)],
+        "in2": [frozen(0.1, 22.0)],
+        "out": [frozen(0.1, 30.0), frozen(0.03, 31.0)],
+        "other": [frozen(0.03, 10.0)],
+        "none": [frozen(0.1, None, TrialState.PRUNED)],
+    }
     done = set(trials)
 
     def rate(pairs, finished=done):
@@ -547,10 +618,12 @@ def test_under_patience_a_point_bracketed_by_neighbours_agreeing_on_a_rate_runs_
     for point in grid:
         seeds = [p for p in grid if p.device == point.device]
         chosen[point.axes_dict.get("transfer_noise", 0.0)] = best_learning_rate(
-            [t for p in seeds for t in first.study(p.key).get_trials(deepcopy=False)])
+            [t for p in seeds for t in first.study(p.key).get_trials(deepcopy=False)]
+        )
     assert chosen[10.0] == chosen[30.0] == chosen[0.0] != chosen[100.0], chosen
-    refined = LearningRateSearch(spec.name, round_, spec.lr_search, journal, SETTINGS, selection=spec.selection,
-                                 base=spec.device, earlier=grid)
+    refined = LearningRateSearch(
+        spec.name, round_, spec.lr_search, journal, SETTINGS, selection=spec.selection, base=spec.device, earlier=grid
+    )
     drive(refined, slots=2, objective=up_far, prefix="round1-")
     for point in round_:
         noise = point.axes_dict["transfer_noise"]
@@ -587,8 +660,9 @@ def test_a_bracketed_point_whose_warm_start_trial_fails_at_any_seed_searches_on(
         return up_far(lr, noise)
 
     objective.by_seed = True
-    refined = LearningRateSearch(spec.name, twenty, spec.lr_search, journal, SETTINGS, selection=spec.selection,
-                                 base=spec.device, earlier=grid)
+    refined = LearningRateSearch(
+        spec.name, twenty, spec.lr_search, journal, SETTINGS, selection=spec.selection, base=spec.device, earlier=grid
+    )
     drive(refined, slots=2, objective=objective, prefix="round1-")
     leader = refined.study(twenty[0].key)
     assert leader.user_attrs[WARM_BRACKETED] is True and leader.user_attrs[WARM_PROBE] is None
@@ -613,11 +687,24 @@ def test_after_a_crash_at_any_journal_write_of_a_refinement_round_its_brackets_a
     grid_records = len(reference.read_bytes().splitlines())
 
     def run_round(journal, prefix):
-        search = LearningRateSearch(spec.name, round_, spec.lr_search, journal, SETTINGS, selection=spec.selection,
-                                    base=spec.device, earlier=grid)
+        search = LearningRateSearch(
+            spec.name,
+            round_,
+            spec.lr_search,
+            journal,
+            SETTINGS,
+            selection=spec.selection,
+            base=spec.device,
+            earlier=grid,
+        )
         drive(search, slots=2, objective=up_far, prefix=prefix)
-        return {p.key: ({k: search.study(p.key).user_attrs.get(k) for k in (WARM_BRACKETED, WARM_START, WARM_PROBE)},
-                        [t.params["lr"] for t in search.study(p.key).get_trials(deepcopy=False)]) for p in round_}
+        return {
+            p.key: (
+                {k: search.study(p.key).user_attrs.get(k) for k in (WARM_BRACKETED, WARM_START, WARM_PROBE)},
+                [t.params["lr"] for t in search.study(p.key).get_trials(deepcopy=False)],
+            )
+            for p in round_
+        }
 
     expected = run_round(reference, "ref-")
     assert sum(attrs[WARM_BRACKETED] for attrs, _ in expected.values()) == 3  # 5, 20 and 25; not 60 nor 150
@@ -631,8 +718,13 @@ def test_after_a_crash_at_any_journal_write_of_a_refinement_round_its_brackets_a
 def test_with_a_choice_per_seed_a_later_seed_starts_from_the_earlier_seeds_best_rate(tmp_path):
     # Without patience the base point's first seed hands out its trials at once and ends before the others start, so
     # each later seed's warm start is the best of every trial of its earlier seeds and inward neighbours.
-    spec = spec_with("seeds=[0,1,2]", "selection.per_seed=true", "lr_search.trials_per_point=4",
-                     "axes.transfer_noise=[0,10]", "lr_search.patience=none")
+    spec = spec_with(
+        "seeds=[0,1,2]",
+        "selection.per_seed=true",
+        "lr_search.trials_per_point=4",
+        "axes.transfer_noise=[0,10]",
+        "lr_search.patience=none",
+    )
     search = search_for(spec, tmp_path / "optuna.journal")
     handed = drive(search, slots=2, objective=error_at)
     for point in search.points:
@@ -641,8 +733,11 @@ def test_with_a_choice_per_seed_a_later_seed_starts_from_the_earlier_seeds_best_
             assert search.study(point.key).user_attrs[WARM_START] == []
             continue
         earlier = [p for p in search.points if p.axes == point.axes and p.seed < point.seed]
-        inward = [p for p in search.points if p.seed == point.seed and p.axes != point.axes and point.axes_dict.get(
-            "transfer_noise") == 10.0]
+        inward = [
+            p
+            for p in search.points
+            if p.seed == point.seed and p.axes != point.axes and point.axes_dict.get("transfer_noise") == 10.0
+        ]
         best = best_learning_rate([t for p in earlier + inward for t in search.study(p.key).get_trials(deepcopy=False)])
         assert search.study(point.key).user_attrs[WARM_START] == [best] and first == best, point.label
 
@@ -652,8 +747,13 @@ def test_a_point_started_before_its_neighbours_finished_keeps_a_completed_trial(
     of its neighbours has completed yet); its trials were then compared only with the neighbours' completed ones and
     all pruned, leaving the point without a result. A trial is never pruned while no other trial of its point has
     completed or is running."""
-    spec = spec_with("seeds=[0]", "axes.transfer_noise=[0,10]", "lr_search.trials_per_point=2",
-                     "lr_search.pruner=median", "lr_search.pruner_options={n_startup_trials: 1}")
+    spec = spec_with(
+        "seeds=[0]",
+        "axes.transfer_noise=[0,10]",
+        "lr_search.trials_per_point=2",
+        "lr_search.pruner=median",
+        "lr_search.pruner_options={n_startup_trials: 1}",
+    )
     search = search_for(spec, tmp_path / "optuna.journal")
 
     def harder_with_noise(lr: float, noise: float) -> float:
@@ -670,8 +770,13 @@ def test_a_point_started_before_its_neighbours_finished_keeps_a_completed_trial(
 def test_no_trial_is_pruned_after_its_last_epoch_and_a_follower_never_vetoes_its_leaders_rate(tmp_path):
     """Found by a fresh tester: the pruner was asked after a trial's last epoch too, throwing a finished result away;
     and a follower seed's own median could prune a rate its leader kept, removing it from the shared choice."""
-    spec = spec_with("seeds=[0,1]", "lr_search.trials_per_point=4", "lr_search.pruner=median",
-                     "lr_search.pruner_options={n_startup_trials: 1, n_warmup_steps: 0}", "lr_search.patience=none")
+    spec = spec_with(
+        "seeds=[0,1]",
+        "lr_search.trials_per_point=4",
+        "lr_search.pruner=median",
+        "lr_search.pruner_options={n_startup_trials: 1, n_warmup_steps: 0}",
+        "lr_search.patience=none",
+    )
     search = search_for(spec, tmp_path / "optuna.journal")
 
     def seed_one_disagrees(lr: float, noise: float, seed: int) -> float:
@@ -696,8 +801,14 @@ def test_no_trial_is_pruned_after_its_last_epoch_and_a_follower_never_vetoes_its
 def test_a_resumed_search_never_runs_a_rate_it_already_ran(tmp_path):
     """A reopened study's sampler is seeded by the trials it holds: seeded as at the start, TPE drew the rates it had
     drawn before the interruption again (found by a fresh tester: the base point ran 0.2904 twice)."""
-    spec = spec_with("seeds=[0]", "axes.transfer_noise=[0,10]", "lr_search.low=0.01", "lr_search.high=0.3",
-                     "lr_search.trials_per_point=4", "lr_search.patience=none")
+    spec = spec_with(
+        "seeds=[0]",
+        "axes.transfer_noise=[0,10]",
+        "lr_search.low=0.01",
+        "lr_search.high=0.3",
+        "lr_search.trials_per_point=4",
+        "lr_search.patience=none",
+    )
     points = expand(spec)
     for stop in range(1, 8):
         journal = tmp_path / f"stop-{stop}.journal"

@@ -89,7 +89,10 @@ def snapshot(url: str) -> dict[str, Any]:
     engine = sa.create_engine(url)
     try:
         with engine.connect() as connection:
-            q = lambda sql: list(connection.execute(sa.text(sql)))
+
+            def q(sql: str) -> list:
+                return list(connection.execute(sa.text(sql)))
+
             return {
                 "sweeps": {r.name: r.status for r in q("SELECT name, status FROM sweeps")},
                 "points": {r.point_key: (r.status, r.chosen_trial_id) for r in q("SELECT * FROM points")},
@@ -104,8 +107,13 @@ def snapshot(url: str) -> dict[str, Any]:
         engine.dispose()
 
 
-def wait_for(condition: Callable[[dict], bool], url: str, timeout: float, process: subprocess.Popen | None = None,
-             poll: float = 0.3) -> dict:
+def wait_for(
+    condition: Callable[[dict], bool],
+    url: str,
+    timeout: float,
+    process: subprocess.Popen | None = None,
+    poll: float = 0.3,
+) -> dict:
     """Poll the store until ``condition(snapshot)``; fail early if ``process`` ended first."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -6,10 +6,9 @@ code: YAML ``!!python`` tags are refused and the command in them is not run.
 
 from __future__ import annotations
 
-import re
-
 import copy
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -175,12 +174,17 @@ def test_bad_storage_paths_are_refused(store, tmp_path):
 
 
 def test_a_valid_spec_whose_name_is_taken_by_another_sweep_is_refused_without_writing(store, tmp_path):
-    refused(run_args(QUICKSTART, store, tmp_path, "--set", "name=earlier"), store, tmp_path,
-            contains=("different sweep named 'earlier'",))
+    refused(
+        run_args(QUICKSTART, store, tmp_path, "--set", "name=earlier"),
+        store,
+        tmp_path,
+        contains=("different sweep named 'earlier'",),
+    )
 
 
-@pytest.mark.parametrize("command", [["resume", "nope"], ["status", "nope"], ["resume", "../earlier"],
-                                     ["status", "earlier\0"]])
+@pytest.mark.parametrize(
+    "command", [["resume", "nope"], ["status", "nope"], ["resume", "../earlier"], ["status", "earlier\0"]]
+)
 def test_unknown_sweeps_are_refused(command, store, tmp_path):
     refused([*command, "--store", store[1]], store, tmp_path, contains=("unknown sweep",))
 
@@ -193,22 +197,32 @@ BAD_STORE_URLS = [
     ("sqlite:///{tmp}/with\0nul.db", 2, "NUL byte"),
     ("postgresql+psycopg://postgres@127.0.0.1:1/test?connect_timeout=2", 1, "cannot use store"),
     # SQLAlchemy reads the port as an integer when asked for it: this was a 44-line traceback. The password is hidden.
-    ("postgresql+psycopg://postgres:Pw9Bad@127.0.0.1:notaport/test", 2, "postgres:***@127.0.0.1:notaport/test' has a "
-                                                                           "port that is not a number"),
+    (
+        "postgresql+psycopg://postgres:Pw9Bad@127.0.0.1:notaport/test",
+        2,
+        "postgres:***@127.0.0.1:notaport/test' has a port that is not a number",
+    ),
 ]
 
 
 # ``run`` creates a store where there is none, so a missing SQLite file is bad input only for status and resume.
 @pytest.mark.parametrize(
     "command, url, exit_code, says",
-    [(command, *case) for command in ("status", "resume", "run") for case in BAD_STORE_URLS
-     if not (command == "run" and "missing" in case[0])],
+    [
+        (command, *case)
+        for command in ("status", "resume", "run")
+        for case in BAD_STORE_URLS
+        if not (command == "run" and "missing" in case[0])
+    ],
 )
 def test_bad_store_urls_are_one_line(command, url, exit_code, says, store, tmp_path):
     (tmp_path / "not_a_store.db").write_text("name: a spec, not a database\n")
     url = url.format(tmp=tmp_path)
-    args = {"status": ["status"], "resume": ["resume", "earlier"], "run": ["run", QUICKSTART,
-                                                                          "--storage-path", str(tmp_path / "storage")]}
+    args = {
+        "status": ["status"],
+        "resume": ["resume", "earlier"],
+        "run": ["run", QUICKSTART, "--storage-path", str(tmp_path / "storage")],
+    }
     refused([*args[command], "--store", url], store, tmp_path, exit_code=exit_code, contains=(says,))
     assert (tmp_path / "not_a_store.db").read_text() == "name: a spec, not a database\n"
 
@@ -218,8 +232,12 @@ def test_a_sample_of_bad_input_through_the_real_cli_in_subprocesses(store, tmp_p
     """The same promises from ``python -m analog_sweep`` itself (start-up, click, the error handler, exit codes)."""
     marker = tmp_path / "RAN"
     evil = tmp_path / "evil.yaml"
-    evil_text = re.sub(r"^epochs: \d+$", f"epochs: !!python/object/apply:os.system ['touch {marker}']", QUICKSTART_TEXT,
-                       flags=re.MULTILINE)
+    evil_text = re.sub(
+        r"^epochs: \d+$",
+        f"epochs: !!python/object/apply:os.system ['touch {marker}']",
+        QUICKSTART_TEXT,
+        flags=re.MULTILINE,
+    )
     assert "!!python" in evil_text  # else this would run the whole quickstart
     evil.write_text(evil_text)
     cases = {  # a few, as each start-up imports torch, Ray and aihwkit
@@ -252,8 +270,11 @@ scalars = (
     st.none() | st.booleans() | st.integers(-10, 10**12) | st.floats() | st.text(max_size=10)
     | st.sampled_from(["analog_tl", "grid", "tpe", "swin_micro", "cifar", "beaver", "5", "../x", "/abs", "\0", "\n"])
 )  # fmt: skip
-values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner,
-                                                                                          max_size=2), max_leaves=6)
+values = st.recursive(
+    scalars,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=2),
+    max_leaves=6,
+)
 
 
 def slots(value, path=()):
@@ -286,21 +307,23 @@ def mutated_spec_text(draw) -> str:
     text = yaml.safe_dump(raw, allow_unicode=True)
     for _ in range(draw(st.sampled_from([0, 0, 0, 1, 2]))):  # and now and then an edit of the text itself
         at = draw(st.integers(0, len(text)))
-        text = text[:at] + draw(st.text(max_size=3)) + text[at + draw(st.integers(0, 3)):]
+        text = text[:at] + draw(st.text(max_size=3)) + text[at + draw(st.integers(0, 3)) :]
     return text
 
 
 @pytest.mark.slow
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow,
-                                                                  HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
+)
 @given(text=mutated_spec_text())
 def test_mutated_specs_at_the_cli_are_a_dry_run_or_one_line_exit_2(text, store, tmp_path):
     db, url = store
     spec = tmp_path / "mutant.yaml"
     spec.write_text(text, encoding="utf-8")
     before = store_files_digest(db)
-    result = CliRunner().invoke(cli, ["run", str(spec), "--dry-run", "--store", url,
-                                      "--storage-path", str(tmp_path / "storage")])
+    result = CliRunner().invoke(
+        cli, ["run", str(spec), "--dry-run", "--store", url, "--storage-path", str(tmp_path / "storage")]
+    )
     assert result.exit_code in (0, 2), (result.exit_code, result.output, result.exception)
     event(f"exit code {result.exit_code}")
     assert "Traceback" not in result.output

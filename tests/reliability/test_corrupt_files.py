@@ -17,10 +17,15 @@ import torch
 from click.testing import CliRunner
 
 from analog_sweep.cli import cli
-from analog_sweep.workers import DataConfig, ModelConfig, PretrainConfig, TrialConfig
-from analog_sweep.workers import pretrained_model
-from analog_sweep.workers import run_trial
-from analog_sweep.workers import CorruptFileError
+from analog_sweep.workers import (
+    CorruptFileError,
+    DataConfig,
+    ModelConfig,
+    PretrainConfig,
+    TrialConfig,
+    pretrained_model,
+    run_trial,
+)
 from analog_sweep.workers._verified_files import MAGIC, load_verified
 
 from ..orchestrator.faults import kill_session
@@ -180,8 +185,10 @@ def pick(trials_dir: Path, epochs: int) -> tuple[str | None, str | None]:
     that has started (its static.pt is written)."""
     progress = {f.name: epochs_checkpointed(f) for f in trials_dir.iterdir()} if trials_dir.is_dir() else {}
     fallback = next((t for t, n in progress.items() if n == 2 < epochs), None)
-    restart = next((t for t, n in progress.items()
-                    if t != fallback and n < epochs and (trials_dir / t / "static.pt").exists()), None)
+    restart = next(
+        (t for t, n in progress.items() if t != fallback and n < epochs and (trials_dir / t / "static.pt").exists()),
+        None,
+    )
     return fallback, restart if fallback else None
 
 
@@ -196,8 +203,9 @@ def test_files_damaged_between_a_kill_and_resume_are_not_used_and_their_work_is_
     url, storage = f"sqlite:///{tmp_path / 'results.db'}", tmp_path / "storage"
     spec, _ = expected(ANALOG_PAIR)
     trials_dir = storage / SWEEP_NAME / "trials"
-    driver = cli_process("run", QUICKSTART, *set_args(ANALOG_PAIR), "--store", url, "--storage-path", str(storage),
-                         cwd=tmp_path)
+    driver = cli_process(
+        "run", QUICKSTART, *set_args(ANALOG_PAIR), "--store", url, "--storage-path", str(storage), cwd=tmp_path
+    )
     try:
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline and driver.poll() is None:

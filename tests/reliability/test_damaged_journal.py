@@ -142,8 +142,9 @@ def test_resume_repairs_a_torn_journal_left_by_a_power_cut_and_finishes(tmp_path
     backup, and finishes with every row once; a second ``resume`` has nothing to do."""
     url, storage = f"sqlite:///{tmp_path / 'results.db'}", tmp_path / "storage"
     runner = CliRunner()
-    first = runner.invoke(cli, ["run", QUICKSTART, *set_args(SMALL_SWEEP), "--store", url, "--storage-path",
-                                str(storage)])
+    first = runner.invoke(
+        cli, ["run", QUICKSTART, *set_args(SMALL_SWEEP), "--store", url, "--storage-path", str(storage)]
+    )
     assert first.exit_code == 0, first.output
     journal = storage / SWEEP_NAME / "optuna.journal"
     good = journal.read_bytes()

@@ -14,9 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from analog_sweep.cli import cli
-from analog_sweep.workers import TrialCheckpoint
-from analog_sweep.workers import DataConfig, ModelConfig, TrialConfig
-from analog_sweep.workers import run_trial
+from analog_sweep.workers import DataConfig, ModelConfig, TrialCheckpoint, TrialConfig, run_trial
 
 from .conftest import NANO, QUICKSTART, assert_one_line_error, set_args, snapshot
 
@@ -34,8 +32,22 @@ def strict_json(line: str) -> dict:
 
 
 def test_a_diverged_trial_stops_with_one_line_and_prints_only_valid_json(tmp_path):
-    result = CliRunner().invoke(cli, ["trial", "--mode", "digital_scratch", "--lr", str(HUGE_LR), "--epochs", "3",
-                                      "--json", "--cache-dir", str(tmp_path), *NANO_MODEL])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "trial",
+            "--mode",
+            "digital_scratch",
+            "--lr",
+            str(HUGE_LR),
+            "--epochs",
+            "3",
+            "--json",
+            "--cache-dir",
+            str(tmp_path),
+            *NANO_MODEL,
+        ],
+    )
     rows = [strict_json(line) for line in result.stdout.splitlines()]
     assert result.exit_code == 1, result.output
     assert_one_line_error(result.stderr, "training diverged at epoch 2", "lr=1000", "nan")
@@ -67,8 +79,9 @@ def test_a_diverged_trial_is_stored_as_diverged_never_chosen_and_shown_everywher
     # Three epochs: the quickstart's 16 training images (digits 5 and 7, its validation split held out first)
     # diverge at lr 1000 in epoch 2, after a first epoch that reports a result.
     overrides = [*NANO, "epochs=3", "modes=[digital_scratch]", "axes=null", f"lr_search.values=[0.01,{HUGE_LR:g}]"]
-    run = CliRunner().invoke(cli, ["run", QUICKSTART, *set_args(overrides), "--store", url,
-                                   "--storage-path", str(tmp_path / "storage")])
+    run = CliRunner().invoke(
+        cli, ["run", QUICKSTART, *set_args(overrides), "--store", url, "--storage-path", str(tmp_path / "storage")]
+    )
     assert run.exit_code == 0, (run.output, run.exception)  # a diverged trial is a finding, not a failure
     assert "1 of 2 trials diverged (lr 1000; not chosen as best)" in run.stderr
     # Its good first epoch never stays the "best so far" of the progress line once it has diverged.
@@ -78,7 +91,7 @@ def test_a_diverged_trial_is_stored_as_diverged_never_chosen_and_shown_everywher
     state = snapshot(url)
     by_lr = {trial_id.rsplit("-lr", 1)[1]: status for trial_id, (status, _) in state["trials"].items()}
     assert sorted(by_lr.values()) == ["completed", "diverged"]
-    (point_status, chosen), = state["points"].values()
+    ((point_status, chosen),) = state["points"].values()
     assert point_status == "done" and state["trials"][chosen][0] == "completed"
 
     def results(*args: str) -> list[dict]:
@@ -98,10 +111,17 @@ def test_a_diverged_trial_is_stored_as_diverged_never_chosen_and_shown_everywher
     assert status.exit_code == 0 and [strict_json(line)["lr"] for line in status.stdout.splitlines()] == [0.01]
 
     # A point whose every trial diverged has no number: the sweep says so and exits 1 (it exited 0 with a row of -).
-    alone = [*NANO, "name=all-diverged", "epochs=3", "modes=[digital_scratch]", "axes=null",
-             f"lr_search.values=[{HUGE_LR:g}]"]
-    run = CliRunner().invoke(cli, ["run", QUICKSTART, *set_args(alone), "--store", url,
-                                   "--storage-path", str(tmp_path / "storage")])
+    alone = [
+        *NANO,
+        "name=all-diverged",
+        "epochs=3",
+        "modes=[digital_scratch]",
+        "axes=null",
+        f"lr_search.values=[{HUGE_LR:g}]",
+    ]
+    run = CliRunner().invoke(
+        cli, ["run", QUICKSTART, *set_args(alone), "--store", url, "--storage-path", str(tmp_path / "storage")]
+    )
     assert run.exit_code == 1, (run.output, run.exception)
     assert "1 of 1 points have no result (every trial failed or diverged)" in run.stderr, run.stderr
     assert "best so far -" in [line for line in run.stderr.splitlines() if "best so far" in line][-1]

@@ -38,8 +38,9 @@ def finished_one_and_running(state: dict) -> bool:
 @pytest.mark.slow
 def test_ctrl_c_stops_the_sweep_keeps_what_finished_and_resume_completes_it(tmp_path, ray_cluster):
     url, storage = f"sqlite:///{tmp_path / 'results.db'}", tmp_path / "storage"
-    driver = cli_process("run", QUICKSTART, *set_args(LONG_SWEEP), "--store", url, "--storage-path", str(storage),
-                         cwd=tmp_path)
+    driver = cli_process(
+        "run", QUICKSTART, *set_args(LONG_SWEEP), "--store", url, "--storage-path", str(storage), cwd=tmp_path
+    )
     try:
         before = wait_for(finished_one_and_running, url, timeout=300, process=driver, poll=0.2)
         signalled = time.monotonic()
@@ -79,8 +80,9 @@ def test_sigterm_stops_the_sweep_like_ctrl_c_marks_it_interrupted_and_exits_143(
     """``kill PID`` (also what ``docker stop`` and batch schedulers send) reaches only the driver: Ray's own handler
     would exit mid-loop and dump core (exit 134, sweep marked failed); the command stops like Ctrl-C instead."""
     url, storage = f"sqlite:///{tmp_path / 'results.db'}", tmp_path / "storage"
-    driver = cli_process("run", QUICKSTART, *set_args(LONG_SWEEP), "--store", url, "--storage-path", str(storage),
-                         cwd=tmp_path)
+    driver = cli_process(
+        "run", QUICKSTART, *set_args(LONG_SWEEP), "--store", url, "--storage-path", str(storage), cwd=tmp_path
+    )
     try:
         before = wait_for(finished_one_and_running, url, timeout=300, process=driver, poll=0.2)
         os.kill(driver.pid, signal.SIGTERM)  # the driver alone, not its process group

@@ -33,8 +33,10 @@ CIFAR = ["data.dataset=cifar", "data.classes=[[beaver,otter]]", "data.image_size
 
 def fake_cifar(root: Path) -> Path:
     """Every CIFAR file in place, each empty: present (so no preflight can know), unreadable when read."""
-    for folder, names in ((CIFAR10_FOLDER, (*CIFAR10_TRAIN_FILES, "test_batch", "batches.meta")),
-                          (CIFAR100_FOLDER, ("train", "test", "meta"))):
+    for folder, names in (
+        (CIFAR10_FOLDER, (*CIFAR10_TRAIN_FILES, "test_batch", "batches.meta")),
+        (CIFAR100_FOLDER, ("train", "test", "meta")),
+    ):
         (root / folder).mkdir(parents=True)
         for name in names:
             (root / folder / name).write_bytes(b"")
@@ -48,10 +50,18 @@ def test_missing_data_files_stop_run_in_one_line_before_ray_starts(tmp_path, mon
     before = store_files_digest(db)
     was_running = ray.is_initialized()
     missing = tmp_path / "cifar-dtaa"  # one letter off
-    result = CliRunner().invoke(cli, [
-        "run", QUICKSTART, *set_args([*NANO, *CIFAR, f"data.data_root={missing}"]),
-        "--store", f"sqlite:///{db}", "--storage-path", str(tmp_path / "storage"),
-    ])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "run",
+            QUICKSTART,
+            *set_args([*NANO, *CIFAR, f"data.data_root={missing}"]),
+            "--store",
+            f"sqlite:///{db}",
+            "--storage-path",
+            str(tmp_path / "storage"),
+        ],
+    )
     assert result.exit_code == 2, (result.output, result.exception)
     line = assert_one_line_error(result.stderr, "cannot run", "files missing under", str(missing), "data.data_root")
     assert "quickstart" in line
@@ -67,8 +77,9 @@ def test_a_deterministic_trial_error_is_not_retried_and_the_sweep_exits_1_saying
     root = fake_cifar(tmp_path / "cifar")
     overrides = [*NANO, *CIFAR, f"data.data_root={root}", "modes=[digital_scratch]", "axes=null", "max_retries=3"]
     storage = tmp_path / "storage"
-    result = CliRunner().invoke(cli, ["run", QUICKSTART, *set_args(overrides), "--store", url,
-                                      "--storage-path", str(storage)])
+    result = CliRunner().invoke(
+        cli, ["run", QUICKSTART, *set_args(overrides), "--store", url, "--storage-path", str(storage)]
+    )
     assert result.exit_code == 1, (result.output, result.exception)
     assert "Traceback" not in result.stderr
     assert "2 of 2 trials failed: DataError:" in result.stderr and "is not a CIFAR python-pickle file" in result.stderr

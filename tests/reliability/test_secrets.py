@@ -73,9 +73,14 @@ def test_a_store_password_is_in_no_file_the_sweep_or_ray_writes_nor_in_any_outpu
             if args[0] == "run":
                 with open_store(url) as store:
                     store.set_sweep_status(SWEEP_NAME, "interrupted")  # so that the resume has a sweep to continue
-        later = [CliRunner().invoke(cli, [*args, "--store", url]) for args in
-                 (["status", SWEEP_NAME], ["results", "trials", SWEEP_NAME],
-                  ["results", "provenance", SWEEP_NAME, "--format", "json"])]
+        later = [
+            CliRunner().invoke(cli, [*args, "--store", url])
+            for args in (
+                ["status", SWEEP_NAME],
+                ["results", "trials", SWEEP_NAME],
+                ["results", "provenance", SWEEP_NAME, "--format", "json"],
+            )
+        ]
         assert [r.exit_code for r in later] == [0, 0, 0], [r.output for r in later]
         # The provenance has both command lines, the password in --store hidden; no row of the store holds it.
         runs = json.loads(later[2].stdout)["runs"]

@@ -95,6 +95,7 @@ def test_with_retries_backs_off_until_the_store_answers_and_gives_up_after_the_l
             if len(calls) <= failures:
                 raise StoreUnavailable("cannot use store x: database is locked")
             return "written"
+
         return write
 
     assert with_retries(flaky(3), policy=RetryPolicy(5, 0.25), notice=notices.append) == "written"
@@ -130,8 +131,9 @@ def test_with_retries_backs_off_until_the_store_answers_and_gives_up_after_the_l
 def test_bad_retry_settings_are_refused_before_anything_runs(tmp_path, monkeypatch, variable, value):
     url = f"sqlite:///{tmp_path / 'results.db'}"
     monkeypatch.setenv(variable, value)
-    result = CliRunner().invoke(cli, ["run", QUICKSTART, *set_args(SMALL_SWEEP), "--store", url,
-                                      "--storage-path", str(tmp_path / "storage")])
+    result = CliRunner().invoke(
+        cli, ["run", QUICKSTART, *set_args(SMALL_SWEEP), "--store", url, "--storage-path", str(tmp_path / "storage")]
+    )
     assert result.exit_code == 2, result.output
     assert_one_line_error(result.stderr, variable)
     assert not (tmp_path / "storage").exists()
@@ -181,8 +183,9 @@ def test_sqlite_locked_by_another_process_mid_sweep_loses_no_report(tmp_path, mo
     locker = threading.Thread(target=lock_now_and_then, daemon=True)
     locker.start()
     try:
-        result = CliRunner().invoke(cli, ["run", QUICKSTART, *set_args(SMALL_SWEEP), "--store", url,
-                                          "--storage-path", str(storage)])
+        result = CliRunner().invoke(
+            cli, ["run", QUICKSTART, *set_args(SMALL_SWEEP), "--store", url, "--storage-path", str(storage)]
+        )
     finally:
         done.set()
         locker.join(timeout=30)
@@ -196,8 +199,9 @@ def test_sqlite_locked_by_another_process_mid_sweep_loses_no_report(tmp_path, mo
 
 
 @pytest.mark.slow
-def test_postgres_connections_terminated_mid_sweep_loses_no_report(tmp_path, postgres_store, postgres_admin,
-                                                                    ray_cluster):
+def test_postgres_connections_terminated_mid_sweep_loses_no_report(
+    tmp_path, postgres_store, postgres_admin, ray_cluster
+):
     """Once trials report, the driver's PostgreSQL backends are terminated (``pg_terminate_backend``) while a write
     of theirs waits on a table lock (up to 3 times), and while idle in the pool (every 0.2 s): the write is retried
     on a new connection, pooled ones are replaced (pre-ping), and the sweep finishes with every row exactly once."""
@@ -228,7 +232,9 @@ def test_postgres_connections_terminated_mid_sweep_loses_no_report(tmp_path, pos
                         while time.monotonic() < deadline and not done.is_set():
                             waiting = postgres_admin.execute(
                                 "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s "
-                                "AND wait_event_type = 'Lock'", (app,)).fetchone()[0]
+                                "AND wait_event_type = 'Lock'",
+                                (app,),
+                            ).fetchone()[0]
                             if waiting:
                                 terminated["waiting"] += terminate("AND wait_event_type = 'Lock'")
                                 break
@@ -243,8 +249,9 @@ def test_postgres_connections_terminated_mid_sweep_loses_no_report(tmp_path, pos
     killer = threading.Thread(target=kill_connections, daemon=True)
     killer.start()
     try:
-        result = CliRunner().invoke(cli, ["run", QUICKSTART, *set_args(SMALL_SWEEP), "--store", url,
-                                          "--storage-path", str(storage)])
+        result = CliRunner().invoke(
+            cli, ["run", QUICKSTART, *set_args(SMALL_SWEEP), "--store", url, "--storage-path", str(storage)]
+        )
     finally:
         done.set()
         killer.join(timeout=60)
@@ -272,8 +279,9 @@ def test_store_away_past_the_retries_stops_the_driver_cleanly_and_resume_recover
     db = tmp_path / "results.db"
     url, storage = f"sqlite:///{db}", tmp_path / "storage"
     env = {**FAST_BUSY, "ANALOG_SWEEP_STORE_RETRIES": "1", "ANALOG_SWEEP_STORE_RETRY_DELAY": "0.1"}
-    driver = cli_process("run", QUICKSTART, *set_args(SMALL_SWEEP), "--store", url, "--storage-path", str(storage),
-                         env=env, cwd=tmp_path)
+    driver = cli_process(
+        "run", QUICKSTART, *set_args(SMALL_SWEEP), "--store", url, "--storage-path", str(storage), env=env, cwd=tmp_path
+    )
     try:
         before = wait_for(lambda s: s["counts"]["epochs"] >= 1, url, timeout=240, process=driver, poll=0.2)
         lock = sqlite3.connect(str(db), timeout=30, isolation_level=None)

@@ -54,8 +54,12 @@ def test_an_unexpected_error_marks_the_sweep_failed_says_so_in_one_line_and_resu
     monkeypatch.setattr(driver, "_reconcile", broken)  # our own code, after the sweep is marked running
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 1, (result.output, result.exception)
-    assert_one_line_error(result.stderr, "sweep quickstart failed: RuntimeError: something nobody expected",
-                          "marked failed", "analog-sweep resume quickstart")
+    assert_one_line_error(
+        result.stderr,
+        "sweep quickstart failed: RuntimeError: something nobody expected",
+        "marked failed",
+        "analog-sweep resume quickstart",
+    )
     assert snapshot(url)["sweeps"] == {"quickstart": "failed"}
     assert "failed" in status_of(url) and "analog-sweep resume quickstart" in status_of(url)
     again = CliRunner().invoke(cli, args)  # run refuses, and says what to do
@@ -74,11 +78,17 @@ def test_a_pretraining_failure_is_one_line_and_leaves_the_sweep_failed_not_runni
     url = f"sqlite:///{tmp_path}/results.db"
     root = fake_cifar(tmp_path / "cifar")  # every file there (the preflight passes), none readable
     overrides = [*NANO, *CIFAR, f"data.data_root={root}", "modes=[digital_tl]", "axes=null"]
-    result = CliRunner().invoke(cli, ["run", QUICKSTART, *set_args(overrides), "--store", url,
-                                      "--storage-path", str(tmp_path / "s")])
+    result = CliRunner().invoke(
+        cli, ["run", QUICKSTART, *set_args(overrides), "--store", url, "--storage-path", str(tmp_path / "s")]
+    )
     assert result.exit_code == 1, (result.output, result.exception)
-    line = assert_one_line_error(result.stderr, "pretraining", "failed: DataError:", "is not a CIFAR python-pickle file",
-                                 "analog-sweep resume quickstart")
+    line = assert_one_line_error(
+        result.stderr,
+        "pretraining",
+        "failed: DataError:",
+        "is not a CIFAR python-pickle file",
+        "analog-sweep resume quickstart",
+    )
     assert len(line) < 600
     assert "RayTaskError" not in result.stderr
     assert snapshot(url)["sweeps"] == {"quickstart": "failed"}

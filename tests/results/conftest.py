@@ -18,6 +18,7 @@ import pytest
 import sqlalchemy as sa
 
 from analog_sweep import results
+
 from ..conftest import fresh_schema, require_postgres, schema_url
 
 
@@ -75,9 +76,17 @@ class SampleSweep:
         if not mode.startswith("analog"):
             return {}
         head = 0.0 if noise == 100.0 else 10.0 * epoch
-        return {"embed_moved": 5.0 * epoch, "embed_rel": 0.1 * epoch, "embed_transfers": 7 * epoch,
-                "blocks_moved": 20.0 * epoch, "blocks_rel": 0.2 * epoch, "blocks_transfers": 100 * epoch,
-                "head_moved": head, "head_rel": head / 100, "head_transfers": 3 * epoch}
+        return {
+            "embed_moved": 5.0 * epoch,
+            "embed_rel": 0.1 * epoch,
+            "embed_transfers": 7 * epoch,
+            "blocks_moved": 20.0 * epoch,
+            "blocks_rel": 0.2 * epoch,
+            "blocks_transfers": 100 * epoch,
+            "head_moved": head,
+            "head_rel": head / 100,
+            "head_transfers": 3 * epoch,
+        }
 
     def write(self, store: results.Store, name: str = "noise") -> None:
         spec = {"name": name, "axes": {"transfer_noise": list(self.noises)}}
@@ -101,8 +110,15 @@ class SampleSweep:
             return
         for epoch in range(1, (1 if lr == 0.1 else self.epochs) + 1):
             error = self.epoch_error(mode, noise, lr, epoch)
-            store.record_epoch(tid, epoch, train_loss=1.0 / epoch, test_error=error, test_accuracy=100.0 - error,
-                               seconds=2.5, **self.activity(mode, noise, epoch))
+            store.record_epoch(
+                tid,
+                epoch,
+                train_loss=1.0 / epoch,
+                test_error=error,
+                test_accuracy=100.0 - error,
+                seconds=2.5,
+                **self.activity(mode, noise, epoch),
+            )
         store.record_trial(tid, name, key, lr=lr, status="pruned" if lr == 0.1 else "completed")
 
 
@@ -169,13 +185,25 @@ class StudySweep:
         return f"{mode}/{task}/tn{noise:g}/seed{seed}"
 
     def write(self, store: results.Store, *, dataset: str = "cifar") -> None:
-        spec = {"name": self.name, "data": {"dataset": dataset, "classes": list(self.tasks.values())},
-                "modes": list(self.modes), "seeds": list(self.seeds), "axes": {"transfer_noise": list(self.noises)}}
+        spec = {
+            "name": self.name,
+            "data": {"dataset": dataset, "classes": list(self.tasks.values())},
+            "modes": list(self.modes),
+            "seeds": list(self.seeds),
+            "axes": {"transfer_noise": list(self.noises)},
+        }
         store.record_sweep(self.name, spec, "hash-study", "running")
         for task, mode, noise, seed in self.points():
             key = self.key(task, mode, noise, seed)
-            store.record_point(self.name, key, mode=mode, task=task, classes=self.tasks[task], seed=seed,
-                               axes={**self.base, "transfer_noise": noise})
+            store.record_point(
+                self.name,
+                key,
+                mode=mode,
+                task=task,
+                classes=self.tasks[task],
+                seed=seed,
+                axes={**self.base, "transfer_noise": noise},
+            )
             trial = f"{key}/lr0.05"
             store.record_trial(trial, self.name, key, lr=0.05, status="running")
             final = self.final_error(task, mode, noise, seed)
@@ -183,12 +211,26 @@ class StudySweep:
                 error = final + 8.0 * (self.epochs - epoch)
                 activity = {}
                 if mode.startswith("analog"):
-                    activity = {"head_moved": 40.0 + seed, "head_rel": 0.3, "head_transfers": 10 * epoch,
-                                "blocks_moved": 0.5 if noise == 50.0 else 90.0, "blocks_rel": 0.4 + 0.01 * seed,
-                                "blocks_transfers": 100 * epoch, "embed_moved": 80.0, "embed_rel": 0.2,
-                                "embed_transfers": 5 * epoch}
-                store.record_epoch(trial, epoch, train_loss=1.0 / epoch, test_error=error,
-                                   test_accuracy=100.0 - error, seconds=1.0, **activity)
+                    activity = {
+                        "head_moved": 40.0 + seed,
+                        "head_rel": 0.3,
+                        "head_transfers": 10 * epoch,
+                        "blocks_moved": 0.5 if noise == 50.0 else 90.0,
+                        "blocks_rel": 0.4 + 0.01 * seed,
+                        "blocks_transfers": 100 * epoch,
+                        "embed_moved": 80.0,
+                        "embed_rel": 0.2,
+                        "embed_transfers": 5 * epoch,
+                    }
+                store.record_epoch(
+                    trial,
+                    epoch,
+                    train_loss=1.0 / epoch,
+                    test_error=error,
+                    test_accuracy=100.0 - error,
+                    seconds=1.0,
+                    **activity,
+                )
             store.record_trial(trial, self.name, key, lr=0.05, status="completed")
             store.choose_best(self.name, key)
         store.set_sweep_status(self.name, "finished")

@@ -48,7 +48,12 @@ def test_sweeps_lists_progress(filled_url, run, sample):
     points = len(sample.modes) * len(sample.noises)
     assert code == 0
     [row] = _json_lines(out)
-    assert (row["sweep"], row["status"], row["points_done"], row["points_total"]) == ("noise", "finished", points, points)
+    assert (row["sweep"], row["status"], row["points_done"], row["points_total"]) == (
+        "noise",
+        "finished",
+        points,
+        points,
+    )
     assert row["trials_failed"] == len(sample.noises)
     code, out, _ = run("sweeps", "--format", "csv")
     assert next(csv.reader(io.StringIO(out)))[:4] == ["sweep", "status", "points_done", "points_total"]
@@ -95,7 +100,9 @@ def test_trials_of_a_point_say_why(filled_url, run, sample):
     assert code == 0
     rows = _json_lines(out)
     assert [(r["lr"], r["status"], r["chosen"]) for r in rows] == [
-        (0.01, "completed", False), (0.05, "completed", True), (0.1, "pruned", False),
+        (0.01, "completed", False),
+        (0.05, "completed", True),
+        (0.1, "pruned", False),
     ]
     assert "lr=0.05 has the lowest final test error" in err
 
@@ -166,8 +173,21 @@ def test_help_shows_an_example(command):
 def test_real_process_refuses_a_write_with_exit_2_and_one_line(filled_url, filled_store, count_rows):
     before = count_rows(filled_store)
     done = subprocess.run(
-        [sys.executable, "-m", "analog_sweep", "results", "query", "SELECT 1; DELETE FROM epochs", "--store", filled_url],
-        cwd=REPO, capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(REPO)},
+        [
+            sys.executable,
+            "-m",
+            "analog_sweep",
+            "results",
+            "query",
+            "SELECT 1; DELETE FROM epochs",
+            "--store",
+            filled_url,
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
     )
     assert done.returncode == 2, done.stderr
     assert done.stdout == "" and done.stderr.startswith("Error: refused") and done.stderr.count("\n") == 1
@@ -203,11 +223,21 @@ def test_status_warns_once_per_point_whose_analog_head_did_not_move(filled_url, 
 def test_provenance_in_every_format(filled_url, filled_store, run, sample):
     from .test_provenance import RPU_A, a_run
 
-    filled_store.record_run("noise", a_run("r1", command=["analog-sweep", "run", "noise.yaml", "--store",
-                                                          "postgresql://me:Hidden1@db/s"]))
+    filled_store.record_run(
+        "noise", a_run("r1", command=["analog-sweep", "run", "noise.yaml", "--store", "postgresql://me:Hidden1@db/s"])
+    )
     filled_store.record_run("noise", a_run("r2", "resume", minutes=5, packages={"torch": "2.10.1"}))
-    filled_store.record_pretrained("noise", {"cache_key": "k1", "file_hash": "f" * 64, "source_error": 3.7,
-                                             "train_seconds": 21.0, "trained_now": True, "run_id": "r1"})
+    filled_store.record_pretrained(
+        "noise",
+        {
+            "cache_key": "k1",
+            "file_hash": "f" * 64,
+            "source_error": 3.7,
+            "train_seconds": 21.0,
+            "trained_now": True,
+            "run_id": "r1",
+        },
+    )
     trial_id = sample.trial_id("analog_tl", 10.0, 0.05)
     filled_store.set_trial_rpu_config(trial_id, RPU_A)
 

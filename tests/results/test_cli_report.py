@@ -36,10 +36,17 @@ def test_report_writes_the_files_and_lists_them(study_url, study, tmp_path):
     code, stdout, stderr = invoke("report", study.name, "--out", str(out), "--store", study_url, "--format", "json")
     assert code == 0, stderr
     rows = [json.loads(line) for line in stdout.splitlines()]
-    assert rows[0] == {"file": str(out / "report.html"), "what": "report (HTML, figures embedded)",
-                       "bytes": (out / "report.html").stat().st_size}
+    assert rows[0] == {
+        "file": str(out / "report.html"),
+        "what": "report (HTML, figures embedded)",
+        "bytes": (out / "report.html").stat().st_size,
+    }
     assert {Path(r["file"]).name for r in rows[1:]} == {
-        "fig2_modes.png", "fig2_modes.pdf", "fig3_transfer_noise.png", "fig3_transfer_noise.pdf"}
+        "fig2_modes.png",
+        "fig2_modes.pdf",
+        "fig3_transfer_noise.png",
+        "fig3_transfer_noise.pdf",
+    }
     assert f"wrote {out / 'report.html'}" in stderr
 
 
@@ -55,8 +62,10 @@ def test_report_defaults_to_a_folder_named_after_the_sweep(study_url, study, tmp
     [
         (["report", "nope"], "Error: unknown sweep 'nope'"),
         (["report", "study", "--out", "{file}"], "is a file"),
-        (["results", "best", "study", "--axis", "sp_skew", "--plot", "{dir}/x.png"],
-         "Error: sweep 'study' did not vary sp_skew: it varied transfer_noise"),
+        (
+            ["results", "best", "study", "--axis", "sp_skew", "--plot", "{dir}/x.png"],
+            "Error: sweep 'study' did not vary sp_skew: it varied transfer_noise",
+        ),
         (["results", "best", "study", "--axis", "transfer_noise", "--plot", "{dir}/x.jpg"], "must end in .png"),
     ],
 )
@@ -72,11 +81,29 @@ def test_bad_input_is_one_line_and_exit_code_2(study_url, tmp_path, args, messag
 def test_a_real_sweep_s_report_opens_in_chromium_and_shows_its_figures(tmp_path):
     """The quickstart at nano size with two seeds, run by the CLI as a user would; then its report."""
     store = f"sqlite:///{tmp_path / 'results.db'}"
-    nano = ["data.train_limit=16", "data.test_limit=16", "data.source_limit=100", "model.overrides.depths=[1,1]",
-            "model.overrides.embed_dim=12", "pretrain.epochs=2", "epochs=2", "seeds=[0,1]", "lr_search.values=[0.1]"]
-    command = [sys.executable, "-c", "from analog_sweep.cli import main; main()", "run",
-               str(REPO / "sweeps" / "quickstart.yaml"), "--store", store, "--storage-path", str(tmp_path / "storage"),
-               *(arg for setting in nano for arg in ("--set", setting))]
+    nano = [
+        "data.train_limit=16",
+        "data.test_limit=16",
+        "data.source_limit=100",
+        "model.overrides.depths=[1,1]",
+        "model.overrides.embed_dim=12",
+        "pretrain.epochs=2",
+        "epochs=2",
+        "seeds=[0,1]",
+        "lr_search.values=[0.1]",
+    ]
+    command = [
+        sys.executable,
+        "-c",
+        "from analog_sweep.cli import main; main()",
+        "run",
+        str(REPO / "sweeps" / "quickstart.yaml"),
+        "--store",
+        store,
+        "--storage-path",
+        str(tmp_path / "storage"),
+        *(arg for setting in nano for arg in ("--set", setting)),
+    ]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     ran = subprocess.run(command, capture_output=True, text=True, timeout=900, env=env, cwd=tmp_path)
     assert ran.returncode == 0, ran.stderr[-3000:]

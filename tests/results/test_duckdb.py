@@ -14,7 +14,7 @@ README = Path(__file__).resolve().parents[2] / "README.md"
 def _readme_query() -> str:
     """The DuckDB query the README shows (so the README and this test cannot drift apart)."""
     match = re.search(r'duckdb\.sql\("""(.*?)"""\)', README.read_text(), re.S)
-    assert match, "README.md has no duckdb.sql(\"\"\"...\"\"\") query"
+    assert match, 'README.md has no duckdb.sql("""...""") query'
     return match.group(1)
 
 

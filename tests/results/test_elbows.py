@@ -92,7 +92,9 @@ def test_straight_rising_line_has_no_elbow_in_most_draws():
     assert any("Davies" in e.reason for e in found)
 
 
-@pytest.mark.parametrize(("task", "elbow", "flat", "top"), [("2-class", 15.0, 10.0, 45.0), ("5-class", 10.0, 20.0, 50.0)])
+@pytest.mark.parametrize(
+    ("task", "elbow", "flat", "top"), [("2-class", 15.0, 10.0, 45.0), ("5-class", 10.0, 20.0, 50.0)]
+)
 def test_the_papers_shape_gives_its_elbow(task, elbow, flat, top):
     # Fig. 3: flat until 15 % (2 classes) or 10 % (5 classes), then rising to about 45-50 % at 100 % noise; the paper's
     # ten noise levels, three seeds, noise sd 2 %. Statistic: how many of 50 draws have an interval containing the
@@ -265,12 +267,20 @@ def write_paper_sweep(store: results.Store, name: str = "fig3") -> None:
             for mode, noise in levels:
                 key = f"{mode}-{task}-{noise:g}-{seed}"
                 mean = paper_curve(np.array([noise]), **shape)[0] if mode == "analog_tl" else 5.0
-                store.record_point(name, key, mode=mode, task=task, classes=["a", "b"], seed=seed,
-                                   axes={**base, "transfer_noise": noise})
+                store.record_point(
+                    name,
+                    key,
+                    mode=mode,
+                    task=task,
+                    classes=["a", "b"],
+                    seed=seed,
+                    axes={**base, "transfer_noise": noise},
+                )
                 store.record_trial(f"{key}-t", name, key, lr=0.05, status="running")
                 error = float(mean + rng.normal(0, 2.0))
-                store.record_epoch(f"{key}-t", 1, train_loss=1.0, test_error=error, test_accuracy=100 - error,
-                                   seconds=1.0)
+                store.record_epoch(
+                    f"{key}-t", 1, train_loss=1.0, test_error=error, test_accuracy=100 - error, seconds=1.0
+                )
                 store.record_trial(f"{key}-t", name, key, lr=0.05, status="completed")
                 store.choose_best(name, key)
     store.set_sweep_status(name, "finished")
@@ -327,8 +337,9 @@ def test_cli_refuses_an_axis_the_sweep_did_not_vary_in_one_line(paper_url):
 
 def test_export_per_elbow_reads_back(paper_url, store, tmp_path):
     path = tmp_path / "elbows.parquet"
-    code, out, err = _cli("export", "fig3", "--per", "elbow", "--out", str(path), "--store", paper_url,
-                          "--format", "json")
+    code, out, err = _cli(
+        "export", "fig3", "--per", "elbow", "--out", str(path), "--store", paper_url, "--format", "json"
+    )
     assert code == 0, err
     assert json.loads(out)["rows"] == 2
     table = pq.read_table(path)

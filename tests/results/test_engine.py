@@ -9,6 +9,8 @@ import pytest
 import sqlalchemy as sa
 
 from analog_sweep import results
+
+
 def test_default_store_is_sqlite_in_wal_mode_under_sweep_store(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv(results.STORE_ENV, raising=False)

@@ -8,6 +8,7 @@ import pytest
 import sqlalchemy as sa
 
 from analog_sweep import results
+
 AXES = list(results.AXES)
 
 
@@ -39,8 +40,7 @@ def test_trials_export_has_one_row_per_trial_and_epoch_with_point_columns(filled
 
     # Every point column, with the point's values, on every row.
     points = {
-        r[0]: r[1:]
-        for r in _query(filled_store, f"SELECT point_key, mode, task, seed, {', '.join(AXES)} FROM points")
+        r[0]: r[1:] for r in _query(filled_store, f"SELECT point_key, mode, task, seed, {', '.join(AXES)} FROM points")
     }
     for row in table.select(["point_key", "mode", "task", "seed", *AXES, "classes", "sweep"]).to_pylist():
         assert (row["mode"], row["task"], row["seed"], *(row[a] for a in AXES)) == points[row["point_key"]]

@@ -8,7 +8,14 @@ from __future__ import annotations
 
 import pytest
 
-from analog_sweep.results import MODE_STYLES, StoreInputError, axis_figure, epochs_figure, plot_axis_curve, plot_epoch_curves
+from analog_sweep.results import (
+    MODE_STYLES,
+    StoreInputError,
+    axis_figure,
+    epochs_figure,
+    plot_axis_curve,
+    plot_epoch_curves,
+)
 
 from .conftest import png_stats
 
@@ -36,28 +43,72 @@ def test_fig2_one_legend_entry_per_mode_with_its_seeds_and_a_zero_error_at_a_sta
 
 def test_fig3_mean_and_sd_over_seeds_on_a_log_axis_with_the_paper_and_the_critical_point(study_store, study):
     elbows = [
-        {"mode": "analog_tl", "task": "beaver-otter", "axis": "transfer_noise", "has_elbow": True,
-         "breakpoint": 10.0, "ci_low": 8.0, "ci_high": 12.5, "p_value": 0.001},
-        {"mode": "analog_tl", "task": "5-8", "axis": "transfer_noise", "has_elbow": False,
-         "breakpoint": None, "ci_low": None, "ci_high": None, "p_value": 0.4},
-        {"mode": "analog_tl", "task": "5-8", "axis": "sp_skew", "has_elbow": True,  # another axis: not drawn here
-         "breakpoint": 3.0, "ci_low": 1.0, "ci_high": 4.0, "p_value": 0.01},
+        {
+            "mode": "analog_tl",
+            "task": "beaver-otter",
+            "axis": "transfer_noise",
+            "has_elbow": True,
+            "breakpoint": 10.0,
+            "ci_low": 8.0,
+            "ci_high": 12.5,
+            "p_value": 0.001,
+        },
+        {
+            "mode": "analog_tl",
+            "task": "5-8",
+            "axis": "transfer_noise",
+            "has_elbow": False,
+            "breakpoint": None,
+            "ci_low": None,
+            "ci_high": None,
+            "p_value": 0.4,
+        },
+        {
+            "mode": "analog_tl",
+            "task": "5-8",
+            "axis": "sp_skew",
+            "has_elbow": True,  # another axis: not drawn here
+            "breakpoint": 3.0,
+            "ci_low": 1.0,
+            "ci_high": 4.0,
+            "p_value": 0.01,
+        },
     ]
     references = {"beaver-otter": {"value": 15.0, "text": "elbow at about 15 %"}}
-    figure = axis_figure(study_store.best_points(study.name), "transfer_noise", elbows=elbows,
-                         references=references, formats=("png", "svg"))
+    figure = axis_figure(
+        study_store.best_points(study.name),
+        "transfer_noise",
+        elbows=elbows,
+        references=references,
+        formats=("png", "svg"),
+    )
     assert figure.name == "fig3_transfer_noise"
     legends = dict(figure.panels)
     assert legends["task 5-8"] == ("analog TL", "analog TL: no elbow (p = 0.4)")
     assert legends["task beaver-otter"] == (
-        "analog TL", "analog TL critical point 10 [8, 12.5] %", "paper: elbow at about 15 %",
+        "analog TL",
+        "analog TL critical point 10 [8, 12.5] %",
+        "paper: elbow at about 15 %",
     )
     assert "symlog" in figure.caption and "n = 3 seeds per point" in figure.caption
     assert "hollow" not in figure.caption  # every point has three seeds
     assert "Dashed line and shaded band: the critical point" in figure.caption
-    flat = axis_figure(study_store.best_points(study.name), "transfer_noise", formats=("png",), elbows=[
-        {"mode": "analog_tl", "task": t, "axis": "transfer_noise", "has_elbow": False, "p_value": None,
-         "reason": "fewer than 5 axis values (3)"} for t in study.tasks])
+    flat = axis_figure(
+        study_store.best_points(study.name),
+        "transfer_noise",
+        formats=("png",),
+        elbows=[
+            {
+                "mode": "analog_tl",
+                "task": t,
+                "axis": "transfer_noise",
+                "has_elbow": False,
+                "p_value": None,
+                "reason": "fewer than 5 axis values (3)",
+            }
+            for t in study.tasks
+        ],
+    )
     assert dict(flat.panels)["task 5-8"] == ("analog TL", "analog TL: no elbow\n(fewer than 5 axis values (3))")
     assert "No critical point was found; the legend says why" in flat.caption
     svg = figure.images["svg"].decode()
@@ -76,8 +127,11 @@ def test_single_seed_points_are_hollow_and_said_so(study_store, study):
 
 def test_an_axis_the_sweep_did_not_vary_is_refused_in_one_line(study_store, study):
     rows = study_store.best_points(study.name)
-    with pytest.raises(StoreInputError, match=r"^the sweep did not vary sp_skew: every point has sp_skew = 0 "
-                                              r"\(it varied: transfer_noise\)$"):
+    with pytest.raises(
+        StoreInputError,
+        match=r"^the sweep did not vary sp_skew: every point has sp_skew = 0 "
+        r"\(it varied: transfer_noise\)$",
+    ):
         axis_figure(rows, "sp_skew")
     with pytest.raises(StoreInputError, match="unknown axis 'noise'"):
         axis_figure(rows, "noise")

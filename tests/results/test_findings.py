@@ -23,8 +23,9 @@ def welch(a: list[float], b: list[float]) -> tuple[float, float, float]:
 def test_modes_compared_at_the_base_point_over_seeds_with_the_paper_beside(study_store, study):
     rows = mode_differences(study_store.best_points(study.name), dataset="cifar")
     by = {(r["task"], r["comparison"]): r for r in rows}
-    assert set(by) == {(t, c) for t in ("5-8", "beaver-otter")
-                       for c in ("analog TL - analog scratch", "analog TL - digital TL")}
+    assert set(by) == {
+        (t, c) for t in ("5-8", "beaver-otter") for c in ("analog TL - analog scratch", "analog TL - digital TL")
+    }
     seeds = study.seeds
     tl = [study.final_error("5-8", "analog_tl", 0.0, s) for s in seeds]
     scratch = [study.final_error("5-8", "analog_scratch", 0.0, s) for s in seeds]
@@ -40,11 +41,25 @@ def test_modes_compared_at_the_base_point_over_seeds_with_the_paper_beside(study
 
 def test_an_interval_that_includes_zero_is_called_unresolved_and_one_seed_has_none():
     def row(mode, seed, error):
-        return {"task": "t", "mode": mode, "seed": seed, "classes": ["a", "b"], "test_error": error,
-                "transfer_noise": 0.0, "sp_skew": 0.0, "sp_variability": 0.0, "pulse_noise": 3.75, "dtod": 0.3}
+        return {
+            "task": "t",
+            "mode": mode,
+            "seed": seed,
+            "classes": ["a", "b"],
+            "test_error": error,
+            "transfer_noise": 0.0,
+            "sp_skew": 0.0,
+            "sp_variability": 0.0,
+            "pulse_noise": 3.75,
+            "dtod": 0.3,
+        }
 
-    close = [row("analog_tl", 0, 10.0), row("analog_tl", 1, 14.0), row("digital_tl", 0, 11.0),
-             row("digital_tl", 1, 12.0)]
+    close = [
+        row("analog_tl", 0, 10.0),
+        row("analog_tl", 1, 14.0),
+        row("digital_tl", 0, 11.0),
+        row("digital_tl", 1, 12.0),
+    ]
     [found] = mode_differences(close)
     assert found["ci_low"] < 0 < found["ci_high"]
     assert found["verdict"].endswith("the 95 % interval includes 0: not resolved by these seeds")
@@ -55,12 +70,34 @@ def test_an_interval_that_includes_zero_is_called_unresolved_and_one_seed_has_no
 def test_critical_points_as_rows_with_the_paper_value_for_analog_tl_only(study_store, study):
     best = study_store.best_points(study.name)
     elbows = [
-        {"mode": "analog_tl", "task": "beaver-otter", "axis": "transfer_noise", "has_elbow": True,
-         "breakpoint": 10.2, "ci_low": 8.0, "ci_high": 12.5, "p_value": 0.001, "n_values": 6, "n_obs": 18,
-         "method": "piecewise-regression", "reason": None},
-        {"mode": "analog_tl", "task": "5-8", "axis": "transfer_noise", "has_elbow": False, "breakpoint": None,
-         "ci_low": None, "ci_high": None, "p_value": 0.4, "n_values": 6, "n_obs": 18, "method": "davies",
-         "reason": "no breakpoint (Davies p = 0.4)"},
+        {
+            "mode": "analog_tl",
+            "task": "beaver-otter",
+            "axis": "transfer_noise",
+            "has_elbow": True,
+            "breakpoint": 10.2,
+            "ci_low": 8.0,
+            "ci_high": 12.5,
+            "p_value": 0.001,
+            "n_values": 6,
+            "n_obs": 18,
+            "method": "piecewise-regression",
+            "reason": None,
+        },
+        {
+            "mode": "analog_tl",
+            "task": "5-8",
+            "axis": "transfer_noise",
+            "has_elbow": False,
+            "breakpoint": None,
+            "ci_low": None,
+            "ci_high": None,
+            "p_value": 0.4,
+            "n_values": 6,
+            "n_obs": 18,
+            "method": "davies",
+            "reason": "no breakpoint (Davies p = 0.4)",
+        },
     ]
     rows = critical_points(elbows, best, dataset="cifar")
     assert [(r["task"], r["critical_point"], r["paper"]) for r in rows] == [
@@ -73,8 +110,10 @@ def test_critical_points_as_rows_with_the_paper_value_for_analog_tl_only(study_s
 def test_activity_per_analog_mode_at_the_base_point_with_warnings_from_every_point(study_store, study):
     rows = activity_by_mode(study_store.best_points(study.name))
     assert [(r["task"], r["mode"], r["seeds"]) for r in rows] == [
-        ("5-8", "analog TL", 3), ("5-8", "analog scratch", 3),
-        ("beaver-otter", "analog TL", 3), ("beaver-otter", "analog scratch", 3),
+        ("5-8", "analog TL", 3),
+        ("5-8", "analog scratch", 3),
+        ("beaver-otter", "analog TL", 3),
+        ("beaver-otter", "analog scratch", 3),
     ]
     tl = rows[0]
     assert tl["head_moved"] == pytest.approx(41.0) and tl["blocks_moved"] == pytest.approx(90.0)
@@ -86,8 +125,15 @@ def test_activity_per_analog_mode_at_the_base_point_with_warnings_from_every_poi
 
 def test_the_base_point_is_the_one_the_others_vary_from():
     def point(mode, pulse, dtod):
-        return {"task": "t", "mode": mode, "transfer_noise": 0.0, "sp_skew": 0.0, "sp_variability": 0.0,
-                "pulse_noise": pulse, "dtod": dtod}
+        return {
+            "task": "t",
+            "mode": mode,
+            "transfer_noise": 0.0,
+            "sp_skew": 0.0,
+            "sp_variability": 0.0,
+            "pulse_noise": pulse,
+            "dtod": dtod,
+        }
 
     # analog TL alone, pulse noise and dtod one at a time around the preset 3.75 / 0.3: not the smallest values
     rows = [point("analog_tl", p, 0.3) for p in (0, 1, 3.75, 5)] + [point("analog_tl", 3.75, d) for d in (0, 0.5)]

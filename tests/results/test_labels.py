@@ -14,8 +14,7 @@ REST = {"sp_skew": 0.0, "sp_variability": 0.0, "pulse_noise": 0.0, "dtod": 0.0}
 
 
 def _point(key, mode, noise, seed, task="beaver-otter", label=None):
-    return {"point_key": key, "mode": mode, "task": task, "seed": seed, "transfer_noise": noise, **REST,
-            "label": label}
+    return {"point_key": key, "mode": mode, "task": task, "seed": seed, "transfer_noise": noise, **REST, "label": label}
 
 
 # Keys that sort in a different order than the points do (z before a, "10" before "2").
@@ -50,8 +49,11 @@ def test_resolve_point_by_key_label_or_terms(label, key):
 @pytest.mark.parametrize(
     ("label", "message"),
     [
-        ("transfer_noise=10", "'transfer_noise=10' matches 2 points: analog_tl/beaver-otter/transfer_noise=10/seed0, "
-                              "analog_tl/beaver-otter/transfer_noise=10/seed1; add mode=, task=, seed="),
+        (
+            "transfer_noise=10",
+            "'transfer_noise=10' matches 2 points: analog_tl/beaver-otter/transfer_noise=10/seed0, "
+            "analog_tl/beaver-otter/transfer_noise=10/seed1; add mode=, task=, seed=",
+        ),
         ("transfer_noise=7", "no point matches 'transfer_noise=7'; points: analog_tl/apple-man/base/seed0, "),
         ("tn=10", "unknown field 'tn' in point label 'tn=10': use mode, task, seed, key or an axis (transfer_noise"),
         ("transfer_noise=ten", "transfer_noise='ten' in point label 'transfer_noise=ten': not a number"),
@@ -87,12 +89,21 @@ def labelled_url(store, store_url):
     store.record_sweep("s", {}, "h")
     for point in POINTS:
         axes = {a: point[a] for a in results.AXES}
-        store.record_point("s", point["point_key"], mode=point["mode"], task=point["task"], classes=["a", "b"],
-                           seed=point["seed"], axes=axes, label=point["label"])
+        store.record_point(
+            "s",
+            point["point_key"],
+            mode=point["mode"],
+            task=point["task"],
+            classes=["a", "b"],
+            seed=point["seed"],
+            axes=axes,
+            label=point["label"],
+        )
         trial_id = f"{point['point_key']}-t"
         store.record_trial(trial_id, "s", point["point_key"], lr=0.05, status="running")
-        store.record_epoch(trial_id, 1, train_loss=1.0, test_error=point["transfer_noise"] + 5, test_accuracy=0,
-                           seconds=1)
+        store.record_epoch(
+            trial_id, 1, train_loss=1.0, test_error=point["transfer_noise"] + 5, test_accuracy=0, seconds=1
+        )
         store.record_trial(trial_id, "s", point["point_key"], lr=0.05, status="completed")
         store.choose_best("s", point["point_key"])
     return store_url
@@ -119,7 +130,8 @@ def test_cli_point_options_take_labels(labelled_url):
     code, out, err = _cli(labelled_url, "trials", "s", "--point", "transfer_noise=10", "--format", "json")
     assert code == 0, err
     assert [json.loads(line)["label"] for line in out.splitlines()] == [
-        "analog_tl/beaver-otter/transfer_noise=10/seed0", "analog_tl/beaver-otter/transfer_noise=10/seed1",
+        "analog_tl/beaver-otter/transfer_noise=10/seed0",
+        "analog_tl/beaver-otter/transfer_noise=10/seed1",
     ]
     assert err.count("has the lowest final test error") == 2  # one reason per seed
     code, out, err = _cli(labelled_url, "curves", "s", "--point", "mode=digital_tl", "--format", "json")

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
 
 from analog_sweep import results
-T0 = datetime(2025, 3, 1, 12, 0, tzinfo=timezone.utc)
+
+T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 PACKAGES = {"python": "3.11.7", "torch": "2.10.0", "aihwkit": "1.1.0", "ray": "2.52.0"}
 
 
@@ -33,22 +34,45 @@ def a_run(run_id: str, kind: str = "run", minutes: int = 0, **changes) -> dict:
     return run
 
 
-RPU_A = {"__class__": "aihwkit.simulator.presets.configs.ChoppedTTv2ReRamSBPreset",
-         "device": {"__class__": "aihwkit.simulator.configs.compounds.ChoppedTransferCompound", "fast_lr": 0.5,
-                    "unit_cell_devices": [{"dw_min_dtod": 0.3}, {"dw_min_dtod": 0.3}]},
-         "forward": {"bound_management": "BoundManagementType.ITERATIVE", "out_noise": 0.06}}
+RPU_A = {
+    "__class__": "aihwkit.simulator.presets.configs.ChoppedTTv2ReRamSBPreset",
+    "device": {
+        "__class__": "aihwkit.simulator.configs.compounds.ChoppedTransferCompound",
+        "fast_lr": 0.5,
+        "unit_cell_devices": [{"dw_min_dtod": 0.3}, {"dw_min_dtod": 0.3}],
+    },
+    "forward": {"bound_management": "BoundManagementType.ITERATIVE", "out_noise": 0.06},
+}
 RPU_B = json.loads(json.dumps(RPU_A).replace("0.3", "0.6"))
 
 
 def test_runs_pretrained_models_and_rpu_configs_round_trip(filled_store, sample):
     store = filled_store
     # Written out of order: read back oldest first, numbered 1, 2.
-    store.record_run("noise", a_run("r2", "resume", minutes=30, packages={**PACKAGES, "torch": "2.10.1"},
-                                    options={"cpu_fallback": True, "address": "auto"}))
+    store.record_run(
+        "noise",
+        a_run(
+            "r2",
+            "resume",
+            minutes=30,
+            packages={**PACKAGES, "torch": "2.10.1"},
+            options={"cpu_fallback": True, "address": "auto"},
+        ),
+    )
     store.record_run("noise", a_run("r1"))
-    store.record_pretrained("noise", {"cache_key": "9e540985ae936667", "file_hash": "ab" * 32, "source_error": 3.7,
-                                      "source_train_error": 2.1, "train_seconds": 21.5, "trained_now": True,
-                                      "path": "/store/cache/pretrain-9e540985ae936667.pt", "run_id": "r1"})
+    store.record_pretrained(
+        "noise",
+        {
+            "cache_key": "9e540985ae936667",
+            "file_hash": "ab" * 32,
+            "source_error": 3.7,
+            "source_train_error": 2.1,
+            "train_seconds": 21.5,
+            "trained_now": True,
+            "path": "/store/cache/pretrain-9e540985ae936667.pt",
+            "run_id": "r1",
+        },
+    )
     analog = [sample.trial_id("analog_tl", noise, lr) for noise in sample.noises for lr in sample.lrs]
     for trial_id in analog:
         store.set_trial_rpu_config(trial_id, RPU_B if "tn100" in trial_id else RPU_A)
@@ -62,8 +86,11 @@ def test_runs_pretrained_models_and_rpu_configs_round_trip(filled_store, sample)
     assert second["options"] == {"cpu_fallback": True, "address": "auto"}
     assert first["packages"] == PACKAGES and second["packages"]["torch"] == "2.10.1"
     assert first["project"] == {"version": "0.1.0", "commit": "0123abcd" * 5, "dirty": True}
-    assert (first["host"], first["cpu"], first["gpus"]) == ("node-1", {"model": "AMD EPYC 7B13", "count": 2},
-                                                            {"model": None, "count": 0})
+    assert (first["host"], first["cpu"], first["gpus"]) == (
+        "node-1",
+        {"model": "AMD EPYC 7B13", "count": 2},
+        {"model": None, "count": 0},
+    )
     assert first["aihwkit_cuda"] is False and first["cluster"]["nodes"] == 1
 
     [model] = found["pretrained"]
@@ -101,29 +128,48 @@ def test_store_passwords_are_never_stored(filled_store):
     secret = "S3cr:et@x y"  # a colon, an @ and a space: the hardest a password in a URL gets
     url = f"postgresql+psycopg://me:{secret}@db.example.org:5432/sweeps"
     store = filled_store
-    store.record_run("noise", a_run("r1", command=["analog-sweep", "resume", "noise", "--store", url],
-                                    options={"store": url, "nested": [f"--store={url}"]}))
-    store.record_run("noise", a_run("r2", minutes=1, command=f"analog-sweep resume noise --store=sqlite:///x.db "
-                                    f"--other postgresql://u:pw@h/d?sslpassword=pw2&application_name=a"))
+    store.record_run(
+        "noise",
+        a_run(
+            "r1",
+            command=["analog-sweep", "resume", "noise", "--store", url],
+            options={"store": url, "nested": [f"--store={url}"]},
+        ),
+    )
+    store.record_run(
+        "noise",
+        a_run(
+            "r2",
+            minutes=1,
+            command="analog-sweep resume noise --store=sqlite:///x.db "
+            "--other postgresql://u:pw@h/d?sslpassword=pw2&application_name=a",
+        ),
+    )
     with store.engine.connect() as connection:
-        dumped = json.dumps([dict(r) for r in connection.execute(sa.text("SELECT * FROM sweep_runs")).mappings()],
-                            default=str)
+        dumped = json.dumps(
+            [dict(r) for r in connection.execute(sa.text("SELECT * FROM sweep_runs")).mappings()], default=str
+        )
     for leaked in ("S3cr", "et@x", "x y", ":pw@", "pw2"):
         assert leaked not in dumped
     first, second = store.provenance("noise")["runs"]
-    assert first["command"] == "analog-sweep resume noise --store 'postgresql+psycopg://me:***@db.example.org:5432/sweeps'"
+    assert (
+        first["command"] == "analog-sweep resume noise --store 'postgresql+psycopg://me:***@db.example.org:5432/sweeps'"
+    )
     assert first["options"]["store"] == "postgresql+psycopg://me:***@db.example.org:5432/sweeps"
     assert second["command"].endswith("postgresql://u:***@h/d?sslpassword=***&application_name=a")
     assert "sqlite:///x.db" in second["command"]  # nothing else is hidden
 
 
-@pytest.mark.parametrize("text, hidden", [
-    ("ray://head:10001", "ray://head:10001"),  # no password: unchanged
-    ("postgresql://me@db/s", "postgresql://me@db/s"),
-    ("postgresql://:pw@db/s", "postgresql://:***@db/s"),
-    ("x --store=postgresql://me:pw@db/s y", "x --store=postgresql://me:***@db/s y"),
-    ("postgresql://me@db/s?password=pw&x=1", "postgresql://me@db/s?password=***&x=1"),
-])
+@pytest.mark.parametrize(
+    "text, hidden",
+    [
+        ("ray://head:10001", "ray://head:10001"),  # no password: unchanged
+        ("postgresql://me@db/s", "postgresql://me@db/s"),
+        ("postgresql://:pw@db/s", "postgresql://:***@db/s"),
+        ("x --store=postgresql://me:pw@db/s y", "x --store=postgresql://me:***@db/s y"),
+        ("postgresql://me@db/s?password=pw&x=1", "postgresql://me@db/s?password=***&x=1"),
+    ],
+)
 def test_redact(text, hidden):
     assert results.redact(text) == hidden
 

@@ -78,8 +78,16 @@ def test_reads_work(filled_store, sample):
 @pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
 def test_schema_lookups_are_allowed_on_sqlite(filled_store):
     columns = [row[1] for row in filled_store.run_readonly_query("PRAGMA table_info(epochs)").rows]
-    assert columns == ["trial_id", "epoch", "train_loss", "test_error", "test_accuracy", "seconds", *ACTIVITY_FIELDS,
-                       "validation_error"]
+    assert columns == [
+        "trial_id",
+        "epoch",
+        "train_loss",
+        "test_error",
+        "test_accuracy",
+        "seconds",
+        *ACTIVITY_FIELDS,
+        "validation_error",
+    ]
 
 
 def test_max_rows_truncates(filled_store):

@@ -136,8 +136,18 @@ def test_a_store_with_a_pending_write_ahead_log_in_a_read_only_folder_is_read_in
     except (OSError, subprocess.CalledProcessError) as exc:
         pytest.skip(f"cannot make {folder} read-only here: {exc}")
     try:
-        result = CliRunner().invoke(cli, ["results", "query", "SELECT status FROM sweeps", "--format", "csv",
-                                          "--store", f"sqlite:///{folder / 'results.db'}"])
+        result = CliRunner().invoke(
+            cli,
+            [
+                "results",
+                "query",
+                "SELECT status FROM sweeps",
+                "--format",
+                "csv",
+                "--store",
+                f"sqlite:///{folder / 'results.db'}",
+            ],
+        )
     finally:
         _unlock(folder)
     assert result.exit_code == 0, result.output

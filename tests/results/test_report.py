@@ -26,23 +26,37 @@ def test_the_report_is_one_self_contained_file_with_the_figures_and_findings(stu
     out = tmp_path / "report"
     files = write_report(study_store, study.name, out)
     names = sorted(path.rsplit("/", 1)[-1] for path in (f["file"] for f in files))
-    assert names == ["fig2_modes.pdf", "fig2_modes.png", "fig3_transfer_noise.pdf", "fig3_transfer_noise.png",
-                     "report.html"]
+    assert names == [
+        "fig2_modes.pdf",
+        "fig2_modes.png",
+        "fig3_transfer_noise.pdf",
+        "fig3_transfer_noise.png",
+        "report.html",
+    ]
     assert all(f["bytes"] > 5000 for f in files)
     html = (out / "report.html").read_text(encoding="utf-8")
     # self-contained: no script, nothing loaded from elsewhere; the embedded PNGs are the files beside it
     assert "<script" not in html and "http://" not in html and "https://" not in html
     assert re.findall(r'src="([^"]{0,22})', html) == ["data:image/png;base64,"] * 2
-    assert embedded_pngs(html) == [(out / "fig2_modes.png").read_bytes(), (out / "fig3_transfer_noise.png").read_bytes()]
+    assert embedded_pngs(html) == [
+        (out / "fig2_modes.png").read_bytes(),
+        (out / "fig3_transfer_noise.png").read_bytes(),
+    ]
     # the findings: Welch differences over three seeds each, the paper beside them for its task only
     assert "-15.00 [-18.40, -11.60]" in html
     assert "about +2 points (Fig. 2, Sec. III.A)" in html and "no paper value for this task" in html
     assert "analog body barely moved" in html and "(3 of 18 chosen trials)" in html
     # critical points from Store.elbows (the synthetic rise starts at 10 %), the paper's 15 % beside beaver-otter's
-    rows = re.findall(r"<tr><td>weight transfer noise[^\n]*</td><td>([^<]*)</td><td>analog TL</td>"
-                      r'<td class="n">([0-9.]+) % \[([0-9.]+), ([0-9.]+)\]</td>.*?<td>([^<]*)</td></tr>', html, re.S)
+    rows = re.findall(
+        r"<tr><td>weight transfer noise[^\n]*</td><td>([^<]*)</td><td>analog TL</td>"
+        r'<td class="n">([0-9.]+) % \[([0-9.]+), ([0-9.]+)\]</td>.*?<td>([^<]*)</td></tr>',
+        html,
+        re.S,
+    )
     assert [(task, paper) for task, *_, paper in rows] == [
-        ("5-8", "-"), ("beaver-otter", "elbow at about 15 % (Fig. 3, Sec. III.B)")]
+        ("5-8", "-"),
+        ("beaver-otter", "elbow at about 15 % (Fig. 3, Sec. III.B)"),
+    ]
     for _, point, low, high, _ in rows:
         assert float(low) < float(point) < float(high) and 5 < float(point) < 20
     # every point with its seeds: n, mean, sd and interval
@@ -101,16 +115,34 @@ def test_provenance_is_shown_per_run_with_its_models_and_rpu_configs(study_store
     write_report(study_store, study.name, tmp_path / "before")
     before = (tmp_path / "before" / "report.html").read_text(encoding="utf-8")
     assert "Absent: none recorded for this sweep (it ran before analog-sweep recorded provenance)." in before
-    study_store.record_run(study.name, {
-        "run_id": "r1", "kind": "run", "command": ["analog-sweep", "run", "study.yaml", "--set", "epochs=4"],
-        "options": {"overrides": ["epochs=4"], "cpu_fallback": False}, "packages": {"torch": "2.10.0", "aihwkit": "1.1.0"},
-        "aihwkit_cuda": False, "project": {"version": "0.1.0", "commit": "0123abcd" * 5, "dirty": True},
-        "host": "node-1", "platform": "Linux", "cpu": {"model": "AMD EPYC 7B13", "count": 2},
-        "gpus": {"model": None, "count": 0}, "cluster": {"nodes": 1, "cpus": 2.0},
-    })
-    study_store.record_pretrained(study.name, {"cache_key": "9e540985ae936667", "file_hash": "ab" * 32,
-                                               "source_error": 3.7, "train_seconds": 21.5, "trained_now": True,
-                                               "run_id": "r1"})
+    study_store.record_run(
+        study.name,
+        {
+            "run_id": "r1",
+            "kind": "run",
+            "command": ["analog-sweep", "run", "study.yaml", "--set", "epochs=4"],
+            "options": {"overrides": ["epochs=4"], "cpu_fallback": False},
+            "packages": {"torch": "2.10.0", "aihwkit": "1.1.0"},
+            "aihwkit_cuda": False,
+            "project": {"version": "0.1.0", "commit": "0123abcd" * 5, "dirty": True},
+            "host": "node-1",
+            "platform": "Linux",
+            "cpu": {"model": "AMD EPYC 7B13", "count": 2},
+            "gpus": {"model": None, "count": 0},
+            "cluster": {"nodes": 1, "cpus": 2.0},
+        },
+    )
+    study_store.record_pretrained(
+        study.name,
+        {
+            "cache_key": "9e540985ae936667",
+            "file_hash": "ab" * 32,
+            "source_error": 3.7,
+            "train_seconds": 21.5,
+            "trained_now": True,
+            "run_id": "r1",
+        },
+    )
     trial = f"{study.key('5-8', 'analog_tl', 10.0, 0)}/lr0.05"
     study_store.set_trial_rpu_config(trial, {"device": {"fast_lr": 0.5}})
     write_report(study_store, study.name, tmp_path / "after")

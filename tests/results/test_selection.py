@@ -19,34 +19,59 @@ PER_SEED = results.Selection("validation", per_seed=True)
 
 def write_point(store, sweep, key, seed, trials, *, status="done", noise=0.0):
     """``trials``: lr -> (status, [(validation error, test error) per epoch])."""
-    store.record_point(sweep, key, mode="analog_tl", task="5-8", classes=["5", "8"], seed=seed,
-                       axes={**AXES_AT_REST, "transfer_noise": noise}, label=f"analog_tl/5-8/base/seed{seed}")
+    store.record_point(
+        sweep,
+        key,
+        mode="analog_tl",
+        task="5-8",
+        classes=["5", "8"],
+        seed=seed,
+        axes={**AXES_AT_REST, "transfer_noise": noise},
+        label=f"analog_tl/5-8/base/seed{seed}",
+    )
     for lr, (trial_status, errors) in trials.items():
         trial_id = f"{key}-lr{lr:g}"
         store.record_trial(trial_id, sweep, key, lr=lr, status="running")
         for epoch, (validation, test) in enumerate(errors, start=1):
-            store.record_epoch(trial_id, epoch, train_loss=1.0, test_error=test, test_accuracy=100 - test, seconds=1.0,
-                               validation_error=validation)
+            store.record_epoch(
+                trial_id,
+                epoch,
+                train_loss=1.0,
+                test_error=test,
+                test_accuracy=100 - test,
+                seconds=1.0,
+                validation_error=validation,
+            )
         store.record_trial(trial_id, sweep, key, lr=lr, status=trial_status)
 
 
 def test_validation_chooses_lr_and_epoch_and_reports_the_test_error_there(store):
     store.record_sweep("s", {}, "h", selection=PER_SEED)
-    write_point(store, "s", "p", 0, {
-        0.01: ("completed", [(30.0, 28.0), (20.0, 25.0), (22.0, 9.0)]),  # lowest validation 20 at epoch 2
-        0.1: ("completed", [(40.0, 35.0), (25.0, 5.0), (24.0, 4.0)]),  # lowest final test error: the paper's pick
-    })
+    write_point(
+        store,
+        "s",
+        "p",
+        0,
+        {
+            0.01: ("completed", [(30.0, 28.0), (20.0, 25.0), (22.0, 9.0)]),  # lowest validation 20 at epoch 2
+            0.1: ("completed", [(40.0, 35.0), (25.0, 5.0), (24.0, 4.0)]),  # lowest final test error: the paper's pick
+        },
+    )
     best = store.choose_best("s", "p")
     assert (best.chosen.lr, best.epoch, best.test_error, best.validation_error) == (0.01, 2, 25.0, 20.0)
     assert best.selected_on == "validation" and "epoch 2 has the lowest validation error (20)" in best.why()
     [row] = store.best_points("s")
     assert (row["selected_on"], row["lr"], row["epoch"], row["test_error"], row["final_test_error"]) == (
-        "validation", 0.01, 2, 25.0, 9.0,
+        "validation",
+        0.01,
+        2,
+        25.0,
+        9.0,
     )
     with store.engine.connect() as connection:
-        stored = connection.execute(sa.text(
-            "SELECT selected_on, chosen_epoch, chosen_test_error, chosen_validation_error, label FROM points"
-        )).one()
+        stored = connection.execute(
+            sa.text("SELECT selected_on, chosen_epoch, chosen_test_error, chosen_validation_error, label FROM points")
+        ).one()
     assert tuple(stored) == ("validation", 2, 25.0, 20.0, "analog_tl/5-8/base/seed0")
     # The paper's rule on the same trials, asked for explicitly, and labelled as such.
     [paper] = store.best_points("s", results.Selection("test"))
@@ -57,10 +82,20 @@ def test_validation_chooses_lr_and_epoch_and_reports_the_test_error_there(store)
 def test_seeds_share_the_lr_and_epoch_with_the_lowest_mean_validation_error(store):
     store.record_sweep("s", {}, "h", selection=SHARED)
     # Alone, seed 0 would take lr 0.1 (val 10) and seed 1 lr 0.01 (val 12); on the mean, 0.01 wins (14 < 17).
-    write_point(store, "s", "a", 0, {0.01: ("completed", [(16.0, 15.0), (17.0, 14.0)]),
-                                     0.1: ("completed", [(10.0, 11.0), (30.0, 30.0)])})
-    write_point(store, "s", "b", 1, {0.01: ("completed", [(12.0, 13.0), (20.0, 10.0)]),
-                                     0.1: ("completed", [(24.0, 22.0), (26.0, 20.0)])})
+    write_point(
+        store,
+        "s",
+        "a",
+        0,
+        {0.01: ("completed", [(16.0, 15.0), (17.0, 14.0)]), 0.1: ("completed", [(10.0, 11.0), (30.0, 30.0)])},
+    )
+    write_point(
+        store,
+        "s",
+        "b",
+        1,
+        {0.01: ("completed", [(12.0, 13.0), (20.0, 10.0)]), 0.1: ("completed", [(24.0, 22.0), (26.0, 20.0)])},
+    )
     for key in ("a", "b"):
         store.choose_best("s", key)
     rows = store.best_points("s")
@@ -110,8 +145,11 @@ def test_choosing_on_test_is_optimistic_and_on_validation_is_not():
         return 100.0 * sum(rng.random() < 0.2 for _ in range(images)) / images
 
     by_point = {
-        f"p{i}": [Candidate(f"p{i}-{lr}", lr, "completed", test, 1, ((1, error(50), test),))
-                  for lr in range(1, 9) for test in [error(100)]]
+        f"p{i}": [
+            Candidate(f"p{i}-{lr}", lr, "completed", test, 1, ((1, error(50), test),))
+            for lr in range(1, 9)
+            for test in [error(100)]
+        ]
         for i in range(400)
     }
     groups = [[key] for key in by_point]

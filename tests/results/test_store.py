@@ -8,6 +8,8 @@ import pytest
 import sqlalchemy as sa
 
 from analog_sweep import results
+
+
 def _rows(store: results.Store, table: str, order: str) -> list[tuple]:
     with store.engine.connect() as connection:
         return [tuple(r) for r in connection.execute(sa.text(f"SELECT * FROM {table} ORDER BY {order}"))]
@@ -65,13 +67,19 @@ def test_epoch_upsert_overwrites_and_refreshes_summaries(store):
     store.record_epoch("t", 3, train_loss=0.4, test_error=30.0, test_accuracy=70.0, seconds=1.0)
     trial = store.list_trials("s")[0]
     assert (trial["epochs_done"], trial["final_test_error"], trial["best_test_error"], trial["best_epoch"]) == (
-        3, 30.0, 20.0, 2,
+        3,
+        30.0,
+        20.0,
+        2,
     )
     # A corrected report for epoch 3 replaces the row, and the summary follows.
     store.record_epoch("t", 3, train_loss=0.3, test_error=10.0, test_accuracy=90.0, seconds=1.0)
     trial = store.list_trials("s")[0]
     assert (trial["epochs_done"], trial["final_test_error"], trial["best_test_error"], trial["best_epoch"]) == (
-        3, 10.0, 10.0, 3,
+        3,
+        10.0,
+        10.0,
+        3,
     )
 
 
@@ -144,7 +152,10 @@ def test_same_name_with_another_spec_is_refused(store):
         (lambda s: s.set_sweep_status("s", "exploded"), "unknown sweep status"),
         (lambda s: s.record_trial("t", "s", "p", lr=0.1, status="done"), "unknown trial status"),
         (lambda s: s.record_point("s", "q", mode="m", task="t", classes=[], seed=0, axes={"dtod": 1}), "axes"),
-        (lambda s: s.record_point("s", "q", mode="m", task="t", classes=[], seed=0, axes=_axes(dtod=math.inf)), "finite"),
+        (
+            lambda s: s.record_point("s", "q", mode="m", task="t", classes=[], seed=0, axes=_axes(dtod=math.inf)),
+            "finite",
+        ),
         (lambda s: s.best_trial("s", "nope"), "unknown point"),
     ],
 )
@@ -178,7 +189,9 @@ def test_best_trial_is_lowest_final_error_of_completed_ties_to_smaller_lr(store)
     assert best.chosen.trial_id == "b"
     assert [c.trial_id for c in best.candidates] == ["b", "a", "c", "d", "e", "f"]
     assert [(c.lr, c.status, c.final_test_error) for c in best.candidates[:3]] == [
-        (0.1, "completed", 12.0), (0.2, "completed", 12.0), (0.3, "completed", 14.0),
+        (0.1, "completed", 12.0),
+        (0.2, "completed", 12.0),
+        (0.3, "completed", 14.0),
     ]
     assert "lr=0.1" in best.why() and "pruned" in best.why()
     assert store.list_points("s")[0]["chosen_trial_id"] is None  # best_trial only reads
@@ -203,10 +216,16 @@ def test_progress_counts_points_and_trials(filled_store, sample):
     noise = progress["noise"]
     points = len(sample.modes) * len(sample.noises)
     assert (noise["status"], noise["points_done"], noise["points_total"], noise["points_failed"]) == (
-        "finished", points, points, 0,
+        "finished",
+        points,
+        points,
+        0,
     )
     assert (noise["trials_completed"], noise["trials_pruned"], noise["trials_failed"], noise["trials_running"]) == (
-        2 * points, len(sample.noises), len(sample.noises), 0,
+        2 * points,
+        len(sample.noises),
+        len(sample.noises),
+        0,
     )
     assert noise["ended_at"] >= noise["started_at"]
     assert progress["other"]["points_total"] == 0 and progress["other"]["status"] == "pending"

@@ -6,6 +6,8 @@ import pytest
 import sqlalchemy as sa
 
 from analog_sweep import results
+
+
 def _execute(url: str, *statements: str) -> None:
     engine = sa.create_engine(url)
     with engine.begin() as connection:
@@ -105,14 +107,30 @@ def test_version_2_store_gains_activity_columns_and_keeps_its_data(store_url, sa
         assert _scalar(store_url, "SELECT count(*) FROM epochs WHERE head_moved IS NOT NULL") == 0
         # New epochs carry activity, and the trial keeps its last epoch's.
         completed = sample.trial_id("analog_tl", 10.0, 0.05)
-        store.record_epoch(completed, sample.epochs + 1, train_loss=0.1, test_error=1.0, test_accuracy=99.0,
-                           seconds=1.0, head_moved=12.5, head_rel=0.3, head_transfers=40, blocks_moved=90.0,
-                           blocks_rel=0.4, blocks_transfers=900)
+        store.record_epoch(
+            completed,
+            sample.epochs + 1,
+            train_loss=0.1,
+            test_error=1.0,
+            test_accuracy=99.0,
+            seconds=1.0,
+            head_moved=12.5,
+            head_rel=0.3,
+            head_transfers=40,
+            blocks_moved=90.0,
+            blocks_rel=0.4,
+            blocks_transfers=900,
+        )
         trial = {t["trial_id"]: t for t in store.list_trials("noise")}[completed]
         assert (trial["head_moved"], trial["blocks_moved"], trial["blocks_rel"]) == (12.5, 90.0, 0.4)
         assert trial["embed_moved"] is None
-        assert _scalar(store_url, f"SELECT head_transfers FROM epochs WHERE trial_id = '{completed}' "
-                                  f"AND epoch = {sample.epochs + 1}") == 40
+        assert (
+            _scalar(
+                store_url,
+                f"SELECT head_transfers FROM epochs WHERE trial_id = '{completed}' AND epoch = {sample.epochs + 1}",
+            )
+            == 40
+        )
 
 
 def test_version_3_store_gains_provenance_and_keeps_its_data(store_url, sample, count_rows):
@@ -157,8 +175,11 @@ def test_version_4_store_keeps_its_choices_as_made_on_test_and_takes_validation_
             (r["point_key"], r["trial_id"], r["test_error"]) for r in old_best
         ]
         assert {r["selected_on"] for r in best} == {"test"}
-        stored = _scalar(store_url, "SELECT count(*) FROM points WHERE selected_on = 'test' AND chosen_epoch = 3 "
-                                    "AND chosen_test_error IS NOT NULL")
+        stored = _scalar(
+            store_url,
+            "SELECT count(*) FROM points WHERE selected_on = 'test' AND chosen_epoch = 3 "
+            "AND chosen_test_error IS NOT NULL",
+        )
         assert stored == len(best)
         assert _scalar(store_url, "SELECT count(*) FROM epochs WHERE validation_error IS NOT NULL") == 0
         # Choosing on validation is refused in one line: nothing was measured.
@@ -166,8 +187,15 @@ def test_version_4_store_keeps_its_choices_as_made_on_test_and_takes_validation_
             store.best_points("noise", results.Selection("validation"))
         # New epochs take a validation error, and the trial's summary follows.
         trial_id = sample.trial_id("analog_tl", 10.0, 0.05)
-        store.record_epoch(trial_id, sample.epochs + 1, train_loss=0.1, test_error=1.0, test_accuracy=99.0,
-                           seconds=1.0, validation_error=7.5)
+        store.record_epoch(
+            trial_id,
+            sample.epochs + 1,
+            train_loss=0.1,
+            test_error=1.0,
+            test_accuracy=99.0,
+            seconds=1.0,
+            validation_error=7.5,
+        )
         trial = {t["trial_id"]: t for t in store.list_trials("noise")}[trial_id]
         assert (trial["best_validation_error"], trial["best_validation_epoch"]) == (7.5, sample.epochs + 1)
 
@@ -176,8 +204,15 @@ def test_unknown_activity_field_is_refused(store_url, sample):
     with results.open_store(store_url) as store:
         sample.write(store)
         with pytest.raises(results.StoreInputError, match="unknown epoch field.*head_mooved"):
-            store.record_epoch(sample.trial_id("analog_tl", 10.0, 0.05), 1, train_loss=0.1, test_error=1.0,
-                               test_accuracy=99.0, seconds=1.0, head_mooved=3.0)
+            store.record_epoch(
+                sample.trial_id("analog_tl", 10.0, 0.05),
+                1,
+                train_loss=0.1,
+                test_error=1.0,
+                test_accuracy=99.0,
+                seconds=1.0,
+                head_mooved=3.0,
+            )
 
 
 def test_newer_store_is_refused_and_left_alone(store_url):

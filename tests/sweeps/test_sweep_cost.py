@@ -40,8 +40,15 @@ def test_quickstart_cost_is_small():
         (("model.preset=swin_micro", "data.image_size=16"), 0.523),
         (("model.preset=swin_tiny_cpu", "data.image_size=16"), 2.456),
         (("model.preset=swin_tiny_cpu", "data.image_size=32"), 8.5),
-        (("model.preset=swin_paper", "model.overrides.depths=[2, 2, 6]", "model.overrides.num_heads=[3, 6, 12]",
-          "data.image_size=32"), 84.7),
+        (
+            (
+                "model.preset=swin_paper",
+                "model.overrides.depths=[2, 2, 6]",
+                "model.overrides.num_heads=[3, 6, 12]",
+                "data.image_size=32",
+            ),
+            84.7,
+        ),
     ],
 )
 def test_the_analog_time_model_matches_the_measurements(overrides, measured_step):
@@ -119,8 +126,10 @@ def test_detect_environment_describes_this_machine():
         # successive halving r=1: the first trial runs 8, the others, each worse than it on arrival, stop at rung 1
         # (Optuna compares with the trials that reached the rung so far): 8 + 3 x 1. A fresh tester's simulation of
         # Hyperband ran 5 per point where the earlier bound (ceil(n / f) going on per rung) said 6.
-        (["lr_search.pruner=successive_halving",
-          "lr_search.pruner_options={min_resource: 1, reduction_factor: 2}"], 11),
+        (
+            ["lr_search.pruner=successive_halving", "lr_search.pruner_options={min_resource: 1, reduction_factor: 2}"],
+            11,
+        ),
         (["lr_search.pruner=hyperband"], 11),
         (["lr_search.pruner=hyperband", "lr_search.pruner_options={min_resource: 2, reduction_factor: 2}"], 14),
     ],
@@ -156,8 +165,13 @@ MEDIAN_1_2 = ["lr_search.pruner=median", "lr_search.pruner_options={n_startup_tr
         # end. Found by a fresh tester: the bound was above what driven searches used.
         (["lr_search.pruner=median", "lr_search.patience=none"], 11, 11, 32, False),
         # 2 start-up trials, patience 1: the base point's 3 trials, the warm-started point's 2, one to the end each.
-        (["lr_search.pruner=median", "lr_search.pruner_options={n_startup_trials: 2, n_warmup_steps: 0}"],
-         10, 9, 18, True),
+        (
+            ["lr_search.pruner=median", "lr_search.pruner_options={n_startup_trials: 2, n_warmup_steps: 0}"],
+            10,
+            9,
+            18,
+            True,
+        ),
         # Without patience or without warm starts: every point at the pruner's bound.
         (["lr_search.pruner=none", "lr_search.patience=none"], 32, 32, 32, False),
         (["lr_search.pruner=none", "lr_search.warm_start=none", "lr_search.patience=none"], 32, 32, 32, False),
@@ -169,8 +183,13 @@ def test_the_lower_bound_lets_points_stop_after_their_start_up_and_patience_samp
 ):
     from analog_sweep.sweeps._cost import fewest_trial_epochs, pruned_trial_epochs
 
-    tpe = ["lr_search.method=tpe", "lr_search.values=null", "lr_search.trials_per_point=4", "epochs=8",
-           "modes=[analog_tl]"]
+    tpe = [
+        "lr_search.method=tpe",
+        "lr_search.values=null",
+        "lr_search.trials_per_point=4",
+        "epochs=8",
+        "modes=[analog_tl]",
+    ]
     spec = load("quickstart", *tpe, *search)
     assert pruned_trial_epochs(spec) == pruner_only
     points = expand(spec)
@@ -182,7 +201,8 @@ def test_the_lower_bound_lets_points_stop_after_their_start_up_and_patience_samp
     assert cost.pruned_trial_epochs == base * len(on_base) + warm * (len(points) - len(on_base))
     per_seed = load("quickstart", *tpe, *search, "selection.per_seed=true")  # a later seed starts from earlier ones
     assert [fewest_trial_epochs(per_seed, p)[1] for p in expand(per_seed)] == [
-        base if p in on_base and p.seed == per_seed.seeds[0] else warm for p in points]
+        base if p in on_base and p.seed == per_seed.seeds[0] else warm for p in points
+    ]
     report = dry_run_report(spec, points, environment=LAPTOP)
     if cost.pruned_trial_epochs < cost.trial_epochs:
         assert f"{cost.pruned_trial_epochs} to {cost.trial_epochs} trial-epochs" in report
@@ -201,9 +221,17 @@ def test_the_refinement_lower_bound_lets_a_bracketed_point_run_one_trial(patienc
     from analog_sweep.sweeps import refinement_cost
     from analog_sweep.sweeps._cost import fewest_trials
 
-    spec = load("quickstart", "lr_search.method=tpe", "lr_search.values=null", "lr_search.trials_per_point=4",
-                "epochs=8", "modes=[analog_tl]", "lr_search.pruner=median", f"lr_search.patience={patience}",
-                "axes.refine={transfer_noise: {points: 2, rounds: 3}}")
+    spec = load(
+        "quickstart",
+        "lr_search.method=tpe",
+        "lr_search.values=null",
+        "lr_search.trials_per_point=4",
+        "epochs=8",
+        "modes=[analog_tl]",
+        "lr_search.pruner=median",
+        f"lr_search.patience={patience}",
+        "axes.refine={transfer_noise: {points: 2, rounds: 3}}",
+    )
     cost = refinement_cost(spec)
     assert cost.points == 2 * 3 * len(spec.seeds)
     assert cost.pruned_trial_epochs == per_point * cost.points
@@ -240,8 +268,9 @@ def test_a_pruned_sweep_is_priced_as_a_range_and_a_gpu_sweep_in_gpu_hours_and_on
     assert trials_only[1] > 5 * cost.trial_seconds / 128
     # The report says when more GPUs cannot help: 32 GPUs give 128 slots, more than the 80 trials ever run at once.
     assert "would not shorten" not in report
-    assert ("more GPUs would not shorten it (it never runs more than 80 trial(s) at once"
-            in dry_run_report(spec, expand(spec), environment=LAPTOP, gpus=32))
+    assert "more GPUs would not shorten it (it never runs more than 80 trial(s) at once" in dry_run_report(
+        spec, expand(spec), environment=LAPTOP, gpus=32
+    )
     # Without patience every trial of a point may run at once: much closer to the compute divided by the slots.
     free = load("paper_fig3_transfer_noise", "lr_search.patience=none")
     free_cost = estimate_cost(free, expand(free))
@@ -267,14 +296,22 @@ def test_measured_epoch_times_from_the_store_replace_the_model_for_trials_doing_
     with open_store(f"sqlite:///{tmp_path / 'results.db'}") as store:
         store.record_sweep(earlier.name, earlier.raw, spec_hash(earlier), "finished")
         for point in expand(earlier):
-            store.record_point(earlier.name, point.key, mode=point.mode, task=point.task, classes=list(point.classes),
-                               seed=point.seed, axes={axis: getattr(point.device, axis) for axis in AXES})
+            store.record_point(
+                earlier.name,
+                point.key,
+                mode=point.mode,
+                task=point.task,
+                classes=list(point.classes),
+                seed=point.seed,
+                axes={axis: getattr(point.device, axis) for axis in AXES},
+            )
             seconds = 2.0 if point.mode == "digital_tl" else 40.0
             trial = f"t-{point.key}"
             store.record_trial(trial, earlier.name, point.key, lr=0.1, status="completed")
             for epoch in (1, 2, 3):
-                store.record_epoch(trial, epoch, train_loss=1.0, test_error=10.0, test_accuracy=90.0,
-                                   seconds=seconds + epoch)  # median: seconds + 2
+                store.record_epoch(
+                    trial, epoch, train_loss=1.0, test_error=10.0, test_accuracy=90.0, seconds=seconds + epoch
+                )  # median: seconds + 2
         measured = measured_epochs(store.epoch_seconds())
 
     # Same model, data and batch: every quickstart trial does the work of one of the two (transfer learning and
@@ -309,8 +346,9 @@ def test_the_dry_run_command_reads_the_store_without_creating_or_changing_it(tmp
     from analog_sweep.cli import cli
 
     absent = tmp_path / "absent.db"
-    result = CliRunner().invoke(cli, ["run", str(shipped_specs()["quickstart"]), "--dry-run", "--store",
-                                      f"sqlite:///{absent}"])
+    result = CliRunner().invoke(
+        cli, ["run", str(shipped_specs()["quickstart"]), "--dry-run", "--store", f"sqlite:///{absent}"]
+    )
     assert result.exit_code == 0, result.output
     assert "modelled for every trial" in result.stdout and not absent.exists()
     refused = CliRunner().invoke(cli, ["run", str(shipped_specs()["quickstart"]), "--gpus", "4"])
@@ -339,8 +377,9 @@ def test_refinement_rounds_hold_only_the_axes_with_rounds_left():
     round was priced with both axes' points, and on one slot the wall time came out above the compute."""
     from analog_sweep.sweeps import refinement_cost
 
-    spec = load("paper_fig5_pulse_noise_dtod", "axes.refine={pulse_noise: {points: 4, rounds: 1}, dtod: {points: 1, "
-                "rounds: 4}}")
+    spec = load(
+        "paper_fig5_pulse_noise_dtod", "axes.refine={pulse_noise: {points: 4, rounds: 1}, dtod: {points: 1, rounds: 4}}"
+    )
     cost = refinement_cost(spec, on_gpu=False)
     sizes = [len(upper) for upper, _ in cost.rounds]  # round 1: 4 pulse-noise values and 1 DtoD value; then 1
     assert len(sizes) == 4 and sizes[1:] == [sizes[1]] * 3 and sizes[0] == 5 * sizes[1]

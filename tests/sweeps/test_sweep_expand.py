@@ -65,7 +65,9 @@ def test_one_at_a_time_varies_one_axis_and_keeps_the_base_point_once():
         "analog_tl/5-8/transfer_noise=30/seed0",
         "analog_tl/5-8/sp_skew=5/seed0",
     ]
-    assert points[3].device == DevicePoint(transfer_noise=10.0, sp_skew=5.0, pulse_noise=3.75, dtod=0.3)  # dtod: default
+    assert points[3].device == DevicePoint(
+        transfer_noise=10.0, sp_skew=5.0, pulse_noise=3.75, dtod=0.3
+    )  # dtod: default
     assert points[3].axes_dict == {"transfer_noise": 10.0, "sp_skew": 5.0}
 
 

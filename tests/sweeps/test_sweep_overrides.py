@@ -99,7 +99,9 @@ def test_the_weight_mapping_and_fast_lr_are_spec_settings():
     )
     mapping = spec.algorithm.mapping
     assert (mapping.weight_scaling_omega, mapping.weight_scaling_columnwise, mapping.learn_out_scaling) == (
-        0.3, False, True,
+        0.3,
+        False,
+        True,
     )
     assert spec.algorithm.settings_dict()["fast_lr"] == 0.1
     # The mapping decides the trials, so it is part of the point keys.
@@ -140,5 +142,7 @@ def test_a_model_torch_cannot_build_is_refused_in_one_line():
         load_spec(shipped_specs()["quickstart"], ["model.overrides.depths=[1.5, 2]"])
     message = str(refused.value)
     assert "\n" not in message.strip()
-    assert "model: preset 'swin_micro' cannot be built at img_size 8: linspace() received an invalid combination" \
+    assert (
+        "model: preset 'swin_micro' cannot be built at img_size 8: linspace() received an invalid combination"
         in message
+    )

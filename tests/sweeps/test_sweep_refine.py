@@ -27,9 +27,14 @@ def make(refine=None, **fields):
     axes = {"transfer_noise": [0, 10, 30, 60, 100], "sp_skew": [0, 5]}
     if refine is not None:
         axes["refine"] = refine
-    raw = {"name": "t", "data": {"dataset": "digits", "classes": [["5", "8"], ["6", "9"]]},
-           "modes": ["analog_tl", "analog_scratch", "digital_tl"], "axes": axes, "seeds": [0, 1],
-           "lr_search": {"values": [0.05, 0.1]}}
+    raw = {
+        "name": "t",
+        "data": {"dataset": "digits", "classes": [["5", "8"], ["6", "9"]]},
+        "modes": ["analog_tl", "analog_scratch", "digital_tl"],
+        "axes": axes,
+        "seeds": [0, 1],
+        "lr_search": {"values": [0.05, 0.1]},
+    }
     raw.update(fields)
     return spec_from_mapping(raw)
 
@@ -59,9 +64,11 @@ def test_bad_refine_settings_are_one_line_errors(refine, message):
 def test_overrides_reach_refine_fields_and_refuse_others():
     spec = load_spec(shipped_specs()["quickstart"], ["axes.refine.transfer_noise.points=2"])
     assert spec.axes.refine == (RefineSpec("transfer_noise", 2, 2, None),)
-    for bad, says in (("axes.refine.transfer_noise.pts=2", "has points, rounds, width"),
-                      ("axes.refine.volume=1", "axes.refine has transfer_noise"),
-                      ("axes.refine.transfer_noise.points.x=1", "has no sub-fields")):
+    for bad, says in (
+        ("axes.refine.transfer_noise.pts=2", "has points, rounds, width"),
+        ("axes.refine.volume=1", "axes.refine has transfer_noise"),
+        ("axes.refine.transfer_noise.points.x=1", "has no sub-fields"),
+    ):
         with pytest.raises(SpecError, match=says):
             load_spec(shipped_specs()["quickstart"], [bad])
 
@@ -81,7 +88,11 @@ def test_line_points_vary_one_axis_at_the_base_of_the_others_for_every_seed():
     spec = make({"transfer_noise": {}})
     points = line_points(spec, "analog_tl", ("5", "8"), "transfer_noise", [12.5, 20.0])
     assert [(p.device.transfer_noise, p.device.sp_skew, p.seed) for p in points] == [
-        (12.5, 0.0, 0), (12.5, 0.0, 1), (20.0, 0.0, 0), (20.0, 0.0, 1)]
+        (12.5, 0.0, 0),
+        (12.5, 0.0, 1),
+        (20.0, 0.0, 0),
+        (20.0, 0.0, 1),
+    ]
     assert points[0].label == "analog_tl/5-8/transfer_noise=12.5/seed0"
     # A value the grid has gives the grid's very point (same key), so the store and the studies see one point.
     grid = {p.key for p in expand(spec)}

@@ -58,8 +58,18 @@ def test_the_embedded_fig3_study_is_the_quickstarts_miniature_along_transfer_noi
     study = load_spec(shipped_specs()["embedded_fig3_transfer_noise"])
     assert study.modes == ("analog_tl",) and study.axes.refine
     assert dict(study.axes.values)["transfer_noise"][0] == 0 and len(dict(study.axes.values)["transfer_noise"]) >= 5
-    for field in ("data", "model", "pretrain", "algorithm", "device", "epochs", "batch_size", "lr_schedule",
-                  "selection", "lr_search"):
+    for field in (
+        "data",
+        "model",
+        "pretrain",
+        "algorithm",
+        "device",
+        "epochs",
+        "batch_size",
+        "lr_schedule",
+        "selection",
+        "lr_search",
+    ):
         assert getattr(study, field) == getattr(quickstart, field), field
     # Five of the quickstart's seeds: enough for the elbow fit's interval, and the study stays within 30 minutes.
     assert set(study.seeds) <= set(quickstart.seeds) and len(study.seeds) >= 5

@@ -45,13 +45,30 @@ def test_a_version_dependent_key_is_refused():
 def test_values_read_alike_in_both_versions_are_kept():
     text = "[true, False, null, ~, 0, -7, +5, 0x1F, 1.5, .5, 1e-3, 2.0E+3, .inf, plain, '1:30', 'on', \"010\"]"
     assert parse_yaml(f"v: {text}", source="x.yaml")["v"][:14] == [
-        True, False, None, None, 0, -7, 5, 31, 1.5, 0.5, 0.001, 2000.0, float("inf"), "plain"]
+        True,
+        False,
+        None,
+        None,
+        0,
+        -7,
+        5,
+        31,
+        1.5,
+        0.5,
+        0.001,
+        2000.0,
+        float("inf"),
+        "plain",
+    ]
     assert parse_yaml(f"v: {text}", source="x.yaml")["v"][14:] == ["1:30", "on", "010"]  # quoted: text
 
 
 def test_a_date_is_the_text_a_reader_sees():
     assert parse_yaml("a: 2024-01-01\nb: 2001-12-14t21:59:43.10-05:00\nc: =", source="x.yaml") == {
-        "a": "2024-01-01", "b": "2001-12-14t21:59:43.10-05:00", "c": "="}
+        "a": "2024-01-01",
+        "b": "2001-12-14t21:59:43.10-05:00",
+        "c": "=",
+    }
     spec = load_spec(QUICKSTART, ["data.data_root=2024-01-01"])
     assert spec.data.data_root == "2024-01-01"
 

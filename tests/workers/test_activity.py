@@ -7,14 +7,21 @@ import dataclasses
 import pytest
 import torch
 
-from analog_sweep.workers import measure, reference_weights
+from analog_sweep.workers import (
+    AlgorithmConfig,
+    DevicePoint,
+    EpochReport,
+    MappingConfig,
+    TrialCheckpoint,
+    TrialConfig,
+    build_model,
+    build_rpu_config,
+    measure,
+    reference_weights,
+    run_trial,
+)
 from analog_sweep.workers._activity import ACTIVITY_FIELDS, GROUPS, layer_group, tile_weights
-from analog_sweep.workers import TrialCheckpoint
-from analog_sweep.workers import AlgorithmConfig, DevicePoint, MappingConfig, TrialConfig
-from analog_sweep.workers import build_rpu_config
 from analog_sweep.workers._devices import analog_optimizer, to_analog
-from analog_sweep.workers import EpochReport
-from analog_sweep.workers import build_model, run_trial
 
 from .test_trial import nano_config as trial_nano_config
 
@@ -24,8 +31,9 @@ FAST = AlgorithmConfig(settings=(("auto_granularity", 20),))
 
 def nano_config(**changes) -> TrialConfig:
     """test_trial's nano analog TL trial (24 images, a one-block 12-channel Swin), one epoch, the preset's device."""
-    return trial_nano_config(**{"algorithm": FAST, "device": DevicePoint(pulse_noise=3.75, dtod=0.3), "epochs": 1,
-                                **changes})
+    return trial_nano_config(
+        **{"algorithm": FAST, "device": DevicePoint(pulse_noise=3.75, dtod=0.3), "epochs": 1, **changes}
+    )
 
 
 def test_every_tile_of_a_swin_falls_in_its_group(tmp_path):
@@ -58,7 +66,10 @@ def test_nothing_trained_means_nothing_moved_and_training_moves_every_group(tmp_
         assert activity.rel > 0.0, group
         assert activity.transfers > 0, group
     # moved counts weights, rel the mean change: recompute the head's by hand.
-    head_now, head_ref = tile_weights(dict(model.named_modules())["head.fc.analog_module"]), reference["head.fc.analog_module"]
+    head_now, head_ref = (
+        tile_weights(dict(model.named_modules())["head.fc.analog_module"]),
+        reference["head.fc.analog_module"],
+    )
     delta = (head_now - head_ref).abs()
     assert after["head"].moved == pytest.approx(100.0 * float((delta > 1e-6).float().mean()))
     assert after["head"].rel == pytest.approx(float(delta.mean() / head_ref.abs().mean()), rel=1e-5)
@@ -99,7 +110,9 @@ def test_the_reference_is_kept_with_the_checkpoint_and_restored(tmp_path):
     assert again.activity_reference.keys() == reference.keys()
     assert all(torch.equal(again.activity_reference[k], reference[k]) for k in reference)
     # Measured against the restored reference, the restored model has the trained model's activity.
-    assert measure(fresh, again.activity_reference)["head"].moved == pytest.approx(measure(model, reference)["head"].moved)
+    assert measure(fresh, again.activity_reference)["head"].moved == pytest.approx(
+        measure(model, reference)["head"].moved
+    )
 
 
 def test_trial_reports_activity_for_analog_and_none_for_digital(tmp_path):

@@ -50,8 +50,9 @@ def outcomes(tmp_path_factory):
     for seed in SEEDS:
         for mode in ("analog_tl", "analog_scratch", "digital_tl"):
             jobs += [((mode, seed), trial_config(base[mode, seed], lr)) for lr in spec.lr_search.values]
-        jobs += [(("frozen", seed), _frozen(trial_config(base["analog_scratch", seed], lr)))
-                 for lr in spec.lr_search.values]
+        jobs += [
+            (("frozen", seed), _frozen(trial_config(base["analog_scratch", seed], lr))) for lr in spec.lr_search.values
+        ]
     _run(jobs[0][1], cache)  # pretrain once, before the workers start
     with ProcessPoolExecutor(2) as pool:
         finals = list(pool.map(_run, [config for _, config in jobs], [cache] * len(jobs)))
@@ -60,8 +61,10 @@ def outcomes(tmp_path_factory):
         if key not in chosen or final["test_error"] < chosen[key]["test_error"]:
             chosen[key] = {**final, "lr": config.lr}
     for (what, seed), final in sorted(chosen.items()):  # shown with pytest -s: the numbers behind the margins
-        print(f"{what:<15} seed {seed}  lr {final['lr']:<5g} test error {final['test_error']:5.1f} %  "
-              f"head moved {final['head_moved']}  body moved {final['blocks_moved']}  body rel {final['blocks_rel']}")
+        print(
+            f"{what:<15} seed {seed}  lr {final['lr']:<5g} test error {final['test_error']:5.1f} %  "
+            f"head moved {final['head_moved']}  body moved {final['blocks_moved']}  body rel {final['blocks_rel']}"
+        )
     return chosen
 
 

@@ -4,8 +4,8 @@ class selection, limits, errors, and seeded batching and augmentation."""
 from __future__ import annotations
 
 import pickle
-from collections import Counter
 import urllib.error
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -13,10 +13,26 @@ import numpy as np
 import pytest
 import torch
 
+from analog_sweep.workers import (
+    DataConfig,
+    DataError,
+    batches,
+    download_cifar,
+    load_target,
+    load_target_splits,
+    target_classes,
+)
+from analog_sweep.workers._data import (
+    CIFAR10_CLASSES,
+    CIFAR10_MEAN,
+    CIFAR10_STD,
+    CIFAR100_CLASSES,
+    TensorSet,
+    load_source,
+    random_crop_flip,
+    stratified_pick,
+)
 from workers import data
-from analog_sweep.workers import DataConfig
-from analog_sweep.workers import DataError, batches, download_cifar, load_target, load_target_splits, target_classes
-from analog_sweep.workers._data import CIFAR10_CLASSES, CIFAR10_MEAN, CIFAR10_STD, CIFAR100_CLASSES, TensorSet, load_source, random_crop_flip, stratified_pick
 
 CIFAR100_COARSE = (
     "aquatic_mammals", "fish", "flowers", "food_containers", "fruit_and_vegetables", "household_electrical_devices",

@@ -29,9 +29,25 @@ from aihwkit.simulator.presets.utils import PresetIOParameters
 from aihwkit.simulator.rpu_base import cuda as rpu_cuda
 from aihwkit.simulator.tiles import AnalogTile
 
-from analog_sweep.workers import TABLE_I, AlgorithmConfig, ConfigError, DevicePoint, MappingConfig
-from analog_sweep.workers import TileBackendError, build_rpu_config, place_on_device
-from analog_sweep.workers._devices import analog_layers, analog_optimizer, analog_tiles, apply_transfer_noise, count_analog_layers, learning_device, to_analog
+from analog_sweep.workers import (
+    TABLE_I,
+    AlgorithmConfig,
+    ConfigError,
+    DevicePoint,
+    MappingConfig,
+    TileBackendError,
+    build_rpu_config,
+    place_on_device,
+)
+from analog_sweep.workers._devices import (
+    analog_layers,
+    analog_optimizer,
+    analog_tiles,
+    apply_transfer_noise,
+    count_analog_layers,
+    learning_device,
+    to_analog,
+)
 
 WEIGHT_RANGE = 2.0  # w_max - w_min of the ReRAM soft-bounds preset (1.25 - (-0.75))
 
@@ -210,7 +226,9 @@ def assert_settled(device: ReRamSBPresetDevice, sp_skew: float, sp_variability: 
 @pytest.mark.parametrize(("sp_skew", "sp_variability"), [(0.0, 0.0), (5.0, 10.0), (10.0, 5.0)])
 def test_settled_readout_follows_symmetry_point_axes(sp_skew, sp_variability):
     """The c-TTv2 gradient device (fast, index 0); the weight device is the same config (asserted above)."""
-    rpu_config = build_rpu_config(AlgorithmConfig("c-ttv2"), DevicePoint(sp_skew=sp_skew, sp_variability=sp_variability))
+    rpu_config = build_rpu_config(
+        AlgorithmConfig("c-ttv2"), DevicePoint(sp_skew=sp_skew, sp_variability=sp_variability)
+    )
     assert_settled(rpu_config.device.unit_cell_devices[0], sp_skew, sp_variability)
 
 
@@ -435,7 +453,9 @@ def test_analog_optimizer_gives_each_analog_layer_its_own_group_at_lr():
 
 
 def test_place_on_device_cpu_is_a_no_op():
-    model = to_analog(torch.nn.Sequential(torch.nn.Linear(4, 2)), build_rpu_config(AlgorithmConfig("sgd"), DevicePoint()))
+    model = to_analog(
+        torch.nn.Sequential(torch.nn.Linear(4, 2)), build_rpu_config(AlgorithmConfig("sgd"), DevicePoint())
+    )
     assert place_on_device(model, "cpu") is model
     with pytest.raises(ValueError, match="cpu"):
         place_on_device(model, "mps")
@@ -444,6 +464,8 @@ def test_place_on_device_cpu_is_a_no_op():
 @pytest.mark.skipif(rpu_cuda.is_compiled(), reason="this aihwkit build has CUDA")
 @pytest.mark.parametrize("device", ["cuda", "cuda:1"])
 def test_place_on_device_cuda_on_a_cpu_only_build_says_why(device):
-    model = to_analog(torch.nn.Sequential(torch.nn.Linear(4, 2)), build_rpu_config(AlgorithmConfig("sgd"), DevicePoint()))
+    model = to_analog(
+        torch.nn.Sequential(torch.nn.Linear(4, 2)), build_rpu_config(AlgorithmConfig("sgd"), DevicePoint())
+    )
     with pytest.raises(TileBackendError, match="CPU-only build.*RPU_USE_CUDA"):
         place_on_device(model, device)

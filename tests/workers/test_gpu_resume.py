@@ -13,10 +13,9 @@ import dataclasses
 
 import torch
 
+from analog_sweep.workers import DataConfig, ModelConfig, PretrainConfig, TrialConfig, run_trial
 from analog_sweep.workers import _trial as trial_module
-from analog_sweep.workers import DataConfig, ModelConfig, PretrainConfig, TrialConfig
 from analog_sweep.workers._tile_state import analog_state, join_static
-from analog_sweep.workers import run_trial
 from analog_sweep.workers._verified_files import load_verified
 
 NANO = ModelConfig(preset="swin_micro", overrides=(("depths", (1, 1)), ("embed_dim", 12)))
@@ -54,8 +53,9 @@ def test_a_gpu_trial_restores_its_checkpoint_on_the_cpu_before_moving(tmp_path, 
     seen: list[dict] = []
     monkeypatch.setattr(trial_module, "place_on_device", fake_cuda_placement(seen))
     # The retry on the "GPU": every epoch is restored (none left to train, so no CUDA tensor is ever needed).
-    again = run_trial(dataclasses.replace(config), cache_dir=tmp_path / "cache", checkpoint_dir=checkpoints,
-                      device="cuda")
+    again = run_trial(
+        dataclasses.replace(config), cache_dir=tmp_path / "cache", checkpoint_dir=checkpoints, device="cuda"
+    )
     assert again.restored_epochs == 1
     assert [r.to_dict() for r in again.reports] == [r.to_dict() for r in first.reports]
     # The tiles moved were the restored ones: the checkpoint's planes, not a fresh model's (as in test_tile_state:

@@ -2,8 +2,8 @@
 
 import pytest
 
-from analog_sweep.workers._devices import parameter_count
 from analog_sweep.workers import PRESETS, ModelError, create_model
+from analog_sweep.workers._devices import parameter_count
 from analog_sweep.workers._models import replace_head
 
 
@@ -26,7 +26,11 @@ def test_micro_preset_is_small_and_overrides_win():
 
 @pytest.mark.parametrize(
     "preset, overrides, field",
-    [("swin_huge", {}, "model.preset"), ("swin_micro", {"colour": 3}, "model.overrides"), ("swin_micro", {"num_heads": (2,)}, "model")],
+    [
+        ("swin_huge", {}, "model.preset"),
+        ("swin_micro", {"colour": 3}, "model.overrides"),
+        ("swin_micro", {"num_heads": (2,)}, "model"),
+    ],
 )
 def test_bad_presets_and_overrides_name_the_field(preset, overrides, field):
     with pytest.raises(ModelError, match=rf"^{field}"):

@@ -8,12 +8,16 @@ import json
 
 import pytest
 
-from analog_sweep.workers import DEFAULT_DEVICE, AlgorithmConfig, MappingConfig
-from analog_sweep.workers import build_rpu_config
+from analog_sweep.workers import (
+    DEFAULT_DEVICE,
+    AlgorithmConfig,
+    MappingConfig,
+    build_model,
+    build_rpu_config,
+    trial_rpu_config_json,
+)
 from analog_sweep.workers._devices import analog_tiles
-from analog_sweep.workers import trial_rpu_config_json
 from analog_sweep.workers._rpu_json import rpu_config_json, to_json_value
-from analog_sweep.workers import build_model
 
 from .test_trial import nano_config
 
@@ -60,7 +64,9 @@ def test_configs_differ_exactly_where_the_device_differs():
     noisy = dataclasses.replace(DEFAULT_DEVICE, transfer_noise=30.0)
     assert trial_rpu_config_json(nano_config("analog_tl", device=noisy)) == base
     # Device-to-device variation of the pulse size lives in both unit cells' devices, and only there.
-    spread = leaves(trial_rpu_config_json(nano_config("analog_tl", device=dataclasses.replace(DEFAULT_DEVICE, dtod=0.6))))
+    spread = leaves(
+        trial_rpu_config_json(nano_config("analog_tl", device=dataclasses.replace(DEFAULT_DEVICE, dtod=0.6)))
+    )
     changed = {path for path, value in leaves(base).items() if spread[path] != value}
     assert changed and all(".unit_cell_devices[" in path for path in changed), changed
     assert {path.split("]")[0] for path in changed} == {".device.unit_cell_devices[0", ".device.unit_cell_devices[1"}

@@ -8,10 +8,8 @@ import math
 import pytest
 import torch
 
-from analog_sweep.workers import AlgorithmConfig, ConfigError, DataConfig, TrialConfig
-from analog_sweep.workers import build_rpu_config
+from analog_sweep.workers import AlgorithmConfig, ConfigError, DataConfig, TrialConfig, build_rpu_config, run_trial
 from analog_sweep.workers._devices import analog_optimizer, to_analog
-from analog_sweep.workers import run_trial
 from analog_sweep.workers._trial import epoch_lr, set_epoch_lr
 
 CONSTANT = TrialConfig(lr=0.4, epochs=20)

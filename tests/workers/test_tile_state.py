@@ -12,10 +12,21 @@ from aihwkit.optim import AnalogSGD
 from aihwkit.simulator.presets import ChoppedTTv2ReRamSBPreset
 
 from analog_sweep.workers import TileStateError
-from analog_sweep.workers._tile_state import join_static, load_model_state, load_state, model_state, save_state, split_static
+from analog_sweep.workers._tile_state import (
+    join_static,
+    load_model_state,
+    load_state,
+    model_state,
+    save_state,
+    split_static,
+)
 
 DYNAMIC = {
-    "persistent_weights_0", "hidden_weights_0", "persistent_weights_1", "hidden_weights_1", "buffered_FP_weight_0"
+    "persistent_weights_0",
+    "hidden_weights_0",
+    "persistent_weights_1",
+    "hidden_weights_1",
+    "buffered_FP_weight_0",
 }
 
 
@@ -209,8 +220,15 @@ def test_micro_swin_round_trip_and_checkpoint_sizes():
     def swin():
         torch.manual_seed(0)
         digital = timm.create_model(
-            "swin_tiny_patch4_window7_224", pretrained=False, img_size=16, patch_size=2, window_size=4,
-            embed_dim=24, depths=(2, 2), num_heads=(2, 4), num_classes=2,
+            "swin_tiny_patch4_window7_224",
+            pretrained=False,
+            img_size=16,
+            patch_size=2,
+            window_size=4,
+            embed_dim=24,
+            depths=(2, 2),
+            num_heads=(2, 4),
+            num_classes=2,
         )
         return convert_to_analog(digital, ChoppedTTv2ReRamSBPreset())
 
@@ -227,8 +245,10 @@ def test_micro_swin_round_trip_and_checkpoint_sizes():
         return buffer.tell()
 
     analog_weights = sum(e["planes"]["persistent_weights_0"].numel() for e in dynamic["tiles"].values())
-    print(f"{analog_weights} analog weights: static {size(static) / analog_weights:.1f} B, "
-          f"per epoch {size(dynamic) / analog_weights:.1f} B per analog weight")
+    print(
+        f"{analog_weights} analog weights: static {size(static) / analog_weights:.1f} B, "
+        f"per epoch {size(dynamic) / analog_weights:.1f} B per analog weight"
+    )
     assert size(dynamic) < 23 * analog_weights  # 5 float32 planes + counters + digital part
     assert size(static) < 75 * analog_weights  # 18 float32 planes, written once per trial
 

@@ -8,12 +8,21 @@ import hashlib
 import pytest
 import torch
 
-from analog_sweep.workers import TrialCheckpoint
-from analog_sweep.workers import DataConfig, DevicePoint, ModelConfig, PretrainConfig, TrialConfig
+from analog_sweep.workers import (
+    DataConfig,
+    DevicePoint,
+    ModelConfig,
+    PretrainConfig,
+    TrialCheckpoint,
+    TrialConfig,
+    build_model,
+    make_optimizer,
+    pretrain_key,
+    pretrained_model,
+    run_trial,
+)
 from analog_sweep.workers._devices import count_analog_layers, parameter_count
-from analog_sweep.workers import pretrain_key, pretrained_model
 from analog_sweep.workers._tile_state import join_static, model_state
-from analog_sweep.workers import build_model, make_optimizer, run_trial
 from analog_sweep.workers._verified_files import load_verified
 
 NANO = ModelConfig(preset="swin_micro", overrides=(("depths", (1, 1)), ("embed_dim", 12)))
