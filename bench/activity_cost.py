@@ -7,7 +7,7 @@ follows, for an analog TL trial of swin_micro at 16x16 (96 digits images, batch 
 
     .venv/bin/python bench/activity_cost.py [--threads 2] [--repeats 5]
 
-Goal (issue "Analog training that really trains"): under 5 % of an epoch.
+Goal: under 5 % of an epoch.
 """
 
 from __future__ import annotations

@@ -10,17 +10,8 @@ second sweep doing the same work). Target: the estimate within 25 % of the actua
 Runs the real sweep (the quickstart's time is in the README, "The quickstart"); a loaded machine makes the actual
 time, and so the ratio, larger (the model is fitted on an idle one). Where pruning or patience
 makes the estimate a range, both bounds are printed, and beside them the compute divided by the slots, which the
-dry run printed before it replayed how ``run`` hands out trials (``sweeps._schedule``). A sweep whose points run
-their trials one after another, 2026-12-02 (one point, 6 trials, ``patience: 2``, 2 CPUs; 3 min):
-
-    .venv/bin/python bench/estimate_vs_actual.py --spec bench/lr_search_points.yaml --set name=chain-check \
-        --set lr_search.method=tpe --set lr_search.trials_per_point=6 --set lr_search.low=0.02 \
-        --set lr_search.high=0.2 --set lr_search.pruner=none --set lr_search.patience=2 --set axes=null \
-        --set "seeds=[0]"
-
-gave 180 s actual (5 of the 6 trials ran: the lower bound, 3 + 2, is the one to compare), 169 to 200 s estimated
-from the store's epoch times (145 to 170 s modelled: the machine ran slower than the model that hour, 9.3 s per epoch
-against 6.6 s in an earlier run), and 115 s as the compute divided by the slots (ratio 0.64).
+dry run printed before it replayed how ``run`` hands out trials (``sweeps._schedule``). Recorded runs:
+``bench/RESULTS.md``.
 """
 
 from __future__ import annotations
@@ -41,7 +32,7 @@ def wall_estimate(spec_path: str, overrides: list[str], store_url: str | None) -
     how the epoch times were priced."""
     from analog_sweep.results import open_store
     from analog_sweep.sweeps import detect_environment, dry_run_report, estimate_cost, expand, load_spec
-    from analog_sweep.sweeps._cost import _parallel_trials
+    from analog_sweep.sweeps._environment import parallel_trials as _parallel_trials
     from analog_sweep.sweeps._measured import measured_epochs
 
     spec = load_spec(spec_path, overrides)

@@ -21,7 +21,7 @@ fine-tuning).
 Printed, per point and seed: each method's chosen learning rate and test error (the store's choice, by the spec's
 selection rule: the reported number of the sweep), and the trial-epochs each used (sum of ``epochs_done`` over the
 point's trials, pruned trials counting the epochs they ran). Summary: the trial-epochs of each method and the ratios
-(b)/(a) and (c)/(a) (issue 11's target: (c)/(a) <= 0.33); the grid's seed-to-seed spread at each device point, the
+(b)/(a) and (c)/(a) (target: (c)/(a) <= 0.33); the grid's seed-to-seed spread at each device point, the
 sample standard deviation of its chosen test errors across seeds; and whether each method's choice is within it at
 every device point, i.e. its mean chosen test error over the seeds - the grid's <= that point's spread (doing better
 than the grid counts as within); the same per seed is printed too. The mean is the figure a sweep reports for the

@@ -39,12 +39,7 @@ critical point and the median width.
 
     .venv/bin/python bench/study_cost_model.py [--sd 4 7 10] [--draws 200] [--store DIR/results.sqlite]
 
-What it said (2026-12-02, ``--sd 1 2 3 --rounds 0 1 2 --draws 100 --paper-grid 5 9 17 33 --paper-draws 20``): the
-target as priced is met in 72 to 91 % of draws at a seed sd of 2 pp (no refinement, 2 x 3, 1 x 3), in 15 to 32 % at
-3 pp, and in at most 10 % at 4 pp; the embedded default's chosen errors have 5.9 to 8.8 pp (three runs).
-
-About 0.1 s a fit on one core: 4.3 min for the --store run of 2026-12-01 (3 noise levels x 3 designs x 200
-draws, and the grids); the defaults compare 4 designs, so longer.
+About 0.1 s a fit on one core. Recorded runs: ``bench/RESULTS.md``.
 """
 
 from __future__ import annotations
@@ -232,11 +227,11 @@ def main() -> int:
         type=float,
         nargs="+",
         default=[4.0, 7.0, 10.0],
-        help="observation noise, pp (default: %(default)s; measured: pooled seed sd 7.15 in the "
-        "study_cost.py run of 2026-12-01, per point 7.5 to 11.9 in bench/lr_search_cost.py's "
-        "6-seed grid)",
+        help="observation noise, pp (default: %(default)s; measured: pooled seed sd 7.15 in a "
+        "study_cost.py run, per point 7.5 to 11.9 in bench/lr_search_cost.py's "
+        "6-seed grid; bench/RESULTS.md)",
     )
-    # Defaults: the study_cost.py run of 2026-12-01 (this script's --store on it gives them), rounded.
+    # Defaults: a study_cost.py run's figures (this script's --store on it gives them), rounded; bench/RESULTS.md.
     parser.add_argument(
         "--flat", type=float, default=20.0, help="flat test error, %% (default: %(default)s; measured 20.2)"
     )

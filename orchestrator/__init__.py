@@ -8,26 +8,22 @@ the store and progress callbacks, the provenance gatherer) each live in their ow
 from analog_sweep._exports import lazy_exports
 
 _EXPORTS = {
+    "_cluster": ("ray_session", "trial_resources"),
     "_dashboard": ("dashboard_app", "read_only_studies", "serve_dashboard", "sweep_journal"),
-    "_driver": (
+    "_driver": ("SweepOutcome", "resume_sweep", "run_sweep"),
+    "_errors": (
         "ClusterError",
-        "PreflightError",
-        "PretrainingFailed",
-        "SweepFailed",
-        "SweepOutcome",
-        "SweepPaths",
-        "SweepStateError",
-        "driver_alive",
-        "error_summary",
-        "ray_session",
-        "resume_sweep",
-        "run_sweep",
-        "sweep_paths",
-        "trial_resources",
-    ),
-    "_jobs": (
+        "JournalDamaged",
         "JobInputError",
         "JobsError",
+        "PreflightError",
+        "PretrainingFailed",
+        "StoreGaveUp",
+        "SweepFailed",
+        "SweepStateError",
+        "error_summary",
+    ),
+    "_jobs": (
         "SubmittedJob",
         "job_logs",
         "job_status",
@@ -36,8 +32,10 @@ _EXPORTS = {
         "submit_sweep",
         "wait_for_start",
     ),
+    "_journal": ("repair_journal",),
+    "_paths": ("SweepPaths", "driver_alive", "sweep_paths"),
     "_provenance": ("Invocation", "gather_environment", "version_warnings"),
-    "_recorder": ("StoreGaveUp", "with_retries"),
-    "_search": ("JournalDamaged", "LearningRateSearch", "repair_journal", "trial_id_for"),
+    "_retrying_store": ("RETRIES_ENV", "RETRY_DELAY_ENV", "RetryingStore", "retry_policy", "with_retries"),
+    "_search": ("LearningRateSearch", "trial_id_for"),
 }
 __all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

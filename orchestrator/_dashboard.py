@@ -19,7 +19,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 
-from analog_sweep.orchestrator._driver import SweepPaths
+from analog_sweep.orchestrator._paths import SweepPaths
 
 READ_METHODS = ("GET", "HEAD")
 

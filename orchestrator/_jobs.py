@@ -32,6 +32,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from analog_sweep.orchestrator._errors import JobInputError, JobsError
 from analog_sweep.sweeps import load_spec
 
 # The package a job needs, shipped as a py_module so the cluster runs the submitter's code; its subpackages live in
@@ -82,14 +83,6 @@ _CHATTY_LOGGERS = (
     "ray.dashboard.modules.dashboard_sdk",
     "ray.dashboard.modules.job.sdk",
 )
-
-
-class JobsError(RuntimeError):
-    """The jobs server could not be reached or refused a request; the message says which and why."""
-
-
-class JobInputError(ValueError):
-    """Bad input for a job (an unknown job id, a store URL that would leak a password or land nowhere)."""
 
 
 @dataclass(frozen=True)

@@ -73,9 +73,16 @@ def _run(*command: str, cwd: Path | None = None) -> str | None:
 
 
 def project_info(root: Path = PROJECT_ROOT) -> dict[str, Any]:
-    """The project's ``version``, and, when the code runs from a git checkout, its ``commit`` and ``dirty`` (a
-    tracked file differs from the commit; untracked files do not count, as for ``git describe --dirty``).
-    Outside a checkout (an installed wheel) commit and dirty are None."""
+    """The project's version, and the git commit it runs from.
+
+    Args:
+        root: The project's folder.
+
+    Returns:
+        ``version``; ``commit`` and ``dirty`` (a tracked file differs from the commit; untracked files do not
+        count, as for ``git describe --dirty``) when the code runs from a git checkout, else None (an installed
+        wheel).
+    """
     from analog_sweep import __version__  # the version constant only (a leaf module; no command-line code)
 
     info: dict[str, Any] = {"version": __version__, "commit": None, "dirty": None}
@@ -171,9 +178,16 @@ def run_record(
 
 
 def version_warnings(before: Mapping[str, Any], now: Mapping[str, Any]) -> list[str]:
-    """One warning line per package whose version differs between the run ``before`` and ``now`` (run records
-    or ``gather_environment`` results), the project's version and aihwkit's CUDA build included, e.g.
-    ``warning: resuming with torch 2.10.0 (the sweep ran with 2.9.1)``."""
+    """Warn about each package whose version differs between two runs.
+
+    Args:
+        before: The earlier run (a run record, or a ``gather_environment`` result).
+        now: The later one, of the same kind.
+
+    Returns:
+        One warning line per package that differs, the project's version and aihwkit's CUDA build included, e.g.
+        ``warning: resuming with torch 2.10.0 (the sweep ran with 2.9.1)``; empty if none does.
+    """
     lines = []
     old, new = dict(before.get("packages") or {}), dict(now.get("packages") or {})
     for name, record in (("analog-sweep", before), ("analog-sweep", now)):

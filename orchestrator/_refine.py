@@ -153,10 +153,19 @@ def refinement_summary(
     first: Iterable[LinePlan],
     trials: Iterable[Mapping[str, Any]],
 ) -> list[str]:
-    """One line per refined line: its interval width before refinement (``first``: each line's round-1 plan) and
-    now, and the points, trials and trial-epochs refinement added to it. ``trials``: the sweep's trial rows
-    (``Store.list_trials``: ``point_key``, ``epochs_done``); what ran, which under patience can be far below the
-    budget of ``trials_per_point`` a point."""
+    """Summarise what refinement did to each refined line, one line of text each.
+
+    Args:
+        spec: The sweep.
+        best_rows: The sweep's points with their chosen trials (``Store.best_points``), refined points included.
+        first: Each refined line's round-1 plan: its interval width before refinement.
+        trials: The sweep's trial rows (``Store.list_trials``: ``point_key``, ``epochs_done``), to count what ran,
+            which under patience can be far below the budget of ``trials_per_point`` a point.
+
+    Returns:
+        Per line: its interval width before refinement and now, and the points, trials and trial-epochs
+        refinement added to it.
+    """
     rows = list(best_rows)
     by_point: dict[str, list[int]] = defaultdict(list)
     for trial in trials:

@@ -2,22 +2,21 @@
 
 Ray Tune asks one searcher for trials; the paper searches the learning rate separately at every device point. This
 searcher keeps one Optuna study per point (TPE over a log range, or a fixed grid) and hands out trials breadth-first,
-so every point gets its first trial before any gets its second. The studies live in an Optuna journal file beside the
-sweep's checkpoints: they are the durable record of which trials exist, which finished, and with what result. A
-study trial that was handed out but never told (the driver died) is handed out again on resume under the same trial
-id, so its worker continues from that trial's own checkpoint instead of starting a new trial.
+so every point gets its first trial before any gets its second. Which trial runs next is decided by
+``sweeps._scheduling``, the rules the dry run replays too: this module reads the studies into the plain counts and
+trial records those rules take, and turns their answer into Optuna and Ray Tune calls.
+
+The studies live in an Optuna journal file beside the sweep's checkpoints (``orchestrator._journal`` checks it
+first): they are the durable record of which trials exist, which finished, and with what result. A study trial that
+was handed out but never told (the driver died) is handed out again on resume under the same trial id, so its worker
+continues from that trial's own checkpoint instead of starting a new trial.
 """
 
 from __future__ import annotations
 
-import json
 import math
-import os
 import pickle
-import shutil
 import threading
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,17 +28,30 @@ from optuna.trial import TrialState
 from ray.tune.search import Searcher
 
 from analog_sweep.orchestrator._point_pruner import PointMedianPruner
-from analog_sweep.orchestrator._warm_start import (
-    FINISHED_STATES as _FINISHED_STATES,
-)
-from analog_sweep.orchestrator._warm_start import (
+from analog_sweep.orchestrator._warm_start import FINISHED_STATES as _FINISHED_STATES
+from analog_sweep.orchestrator._warm_start import best_learning_rate, bracketed_rate, probe_learning_rate
+from analog_sweep.sweeps import (
+    COMPLETE,
+    FAILED,
+    PRUNED,
+    RUNNING,
+    BreadthFirst,
+    LrSearchSpec,
     Neighbourhood,
-    best_learning_rate,
-    bracketed_rate,
+    Point,
+    SelectionSpec,
+    TrialRecord,
+    bracket_pending,
+    has_finished,
+    has_settled,
+    is_ready,
+    may_ask,
     neighbourhood,
-    probe_learning_rate,
+    seed_leaders,
+    start_up_count,
+    trial_config,
+    warm_starts,
 )
-from analog_sweep.sweeps import LrSearchSpec, Point, SelectionSpec, trial_config
 from analog_sweep.workers import DevicePoint
 
 # What the studies optimise and prune on: the test error by the paper's rule (and for a searcher made without a
@@ -59,88 +71,11 @@ WARM_PROBE = "warm_probe"
 # Written between WARM_PROBE and WARM_START.
 WARM_BRACKETED = "warm_bracketed"
 
+# A study trial's state as the scheduling rules name it (``sweeps._scheduling.TrialRecord``); WAITING (a queued
+# value not handed out yet) is never passed to them.
+_RECORDED = {TrialState.COMPLETE: COMPLETE, TrialState.PRUNED: PRUNED, TrialState.FAIL: FAILED}
+
 optuna.logging.set_verbosity(optuna.logging.WARNING)
-
-
-class JournalDamaged(RuntimeError):
-    """The Optuna journal is damaged in a way that cannot be repaired safely; the message names the file and what
-    to do. Nothing was written to it."""
-
-
-def repair_journal(path: str | Path, notice: Callable[[str], None]) -> None:
-    """Check a sweep's Optuna journal before it is opened; repair a torn last record, refuse any other damage.
-
-    Optuna appends one JSON record a line. A crash, a power cut or a full disk can leave the last record cut short,
-    or a run of NUL bytes where it should be. Optuna skips such a line when it reads, but its next record is then
-    appended onto it, and from then on every read of the journal fails. A damaged *last* record is the write that
-    did not happen (the search is built to survive a stop between any two of its writes), so it is removed: the
-    file is first copied to ``<journal>.damaged-<time>`` and ``notice`` says so in one line. Damage anywhere else
-    (a record that is not one, followed by more records), or records Optuna cannot replay, raises
-    ``JournalDamaged`` and leaves the file as it is."""
-    path = Path(path)
-    if not path.exists():
-        return
-    if not path.is_file():
-        raise JournalDamaged(f"optuna journal {path} is not a file: move it away, then resume")
-    data = path.read_bytes()
-    lines = data.splitlines(keepends=True)
-    good = 0
-    for number, line in enumerate(lines, start=1):
-        if _is_record(line):
-            good += len(line)
-        elif number < len(lines):
-            raise JournalDamaged(
-                f"optuna journal {path} is damaged at line {number} of {len(lines)} ({_describe(line)}), not at its "
-                "end, so it cannot be repaired safely; nothing was changed: restore the file from a backup, or run "
-                "the sweep again under a new name"
-            )
-    if good < len(data):
-        backup = _backup_name(path)
-        shutil.copy2(path, backup)
-        with open(backup, "rb+") as handle:
-            os.fsync(handle.fileno())
-        with open(path, "rb+") as handle:
-            handle.truncate(good)
-            os.fsync(handle.fileno())
-        notice(
-            f"optuna journal {path}: removed a torn last record ({len(data) - good} bytes, as a crash or a full "
-            f"disk leaves it); the damaged file is kept as {backup}"
-        )
-    try:
-        JournalStorage(JournalFileBackend(str(path)))  # replays every record
-    except Exception as exc:  # noqa: BLE001 - whatever Optuna's replay raises, the cause is the file
-        reason = " ".join(str(exc).split())[:200] or type(exc).__name__
-        raise JournalDamaged(
-            f"optuna journal {path} cannot be replayed ({type(exc).__name__}: {reason}); nothing was changed: "
-            "restore the file from a backup, or run the sweep again under a new name"
-        ) from None
-
-
-def _is_record(line: bytes) -> bool:
-    """Whether ``line`` is a whole journal record: newline-terminated JSON object with an operation code."""
-    if not line.endswith(b"\n"):
-        return False
-    try:
-        record = json.loads(line)
-    except ValueError:  # JSONDecodeError, UnicodeDecodeError
-        return False
-    return isinstance(record, dict) and isinstance(record.get("op_code"), int) and "worker_id" in record
-
-
-def _describe(line: bytes) -> str:
-    if line.strip(b"\0\n") == b"":
-        return f"{len(line)} NUL bytes"
-    return f"not a journal record: {line[:40]!r}"
-
-
-def _backup_name(path: Path) -> Path:
-    stamp = time.strftime("%Y%m%dT%H%M%S")
-    backup = path.with_name(f"{path.name}.damaged-{stamp}")
-    n = 1
-    while backup.exists():
-        n += 1
-        backup = path.with_name(f"{path.name}.damaged-{stamp}-{n}")
-    return backup
 
 
 def _store_status(trial: optuna.trial.FrozenTrial) -> str:
@@ -166,26 +101,30 @@ def trial_id_for(sweep: str, point_key: str, number: int) -> str:
 class LearningRateSearch(Searcher):
     """A Ray Tune searcher over per-point Optuna studies; also tells the pruning scheduler when to stop a trial.
 
-    ``selection`` (the spec's): on ``validation`` the studies minimise each trial's lowest validation error over its
-    epochs and prune on the validation error of each epoch; on ``test`` (or None) the final test error, as the
-    paper did. When seeds share one choice (``per_seed`` false) and the search is TPE, the first seed of each device
-    point runs the search and its other seeds run the learning rates it drew, in the same order, so every seed has
-    a trial at every rate (a grid gives every seed the same rates anyway).
+    Which trial runs next follows ``sweeps._scheduling``: breadth-first over the points in run order; where seeds share
+    one TPE search (``selection.per_seed: false``) the first seed of each device point runs the search and its other
+    seeds run the rates it drew, in the same order; with warm starts (``lr_search.warm_start: neighbours``, TPE, and a
+    ``base``) points run base first, then outward, a point that has not started waits for its inward neighbours while
+    other points have trials to run, its first trial runs their best learning rate (recorded in the study before it
+    is queued, so a resume neither loses nor repeats it), and the median pruner compares like with like
+    (``orchestrator._warm_start``, ``orchestrator._point_pruner``). Under ``lr_search.patience`` a point's search ends
+    once that many sampler trials in a row have not beaten its best (``settled``).
 
-    ``base`` (the spec's ``device``) and ``lr_search.warm_start: neighbours`` with TPE: points run base first, then
-    outward; a point waits for its inward neighbours to finish while other points have trials to run (never leaving a
-    slot idle), its first trial runs their best learning rate (recorded in the study before it is queued, so a resume
-    neither loses nor repeats it), and the median pruner compares like with like (``orchestrator._warm_start``,
-    ``orchestrator._point_pruner``). With ``lr_search.patience`` P, a point runs its sampler trials one at a time
-    after its start-up trials have ended (its warm-start trial; where it got no warm-start rate, as the base point,
-    its spread start-up trials), and its search ends once P of them in a row have not beaten its best (judged on the
-    first seed's study when seeds share the search; the others follow its trial count). A point bracketed by
-    finished neighbours that chose its warm-start rate on both sides of its axis runs that rate alone under
-    patience, unless it fails to complete at some seed (``orchestrator._warm_start.bracketed_rate``, ``settled``).
-    ``earlier``: the points of the sweep's earlier phases (the grid, before a refinement round), all ended; they are
-    never run here, but are the new points' only axis neighbours (their studies are in the same journal): a round's
-    point starts from its nearest inward one's best rate without waiting for the round's other points (a later seed
-    with a choice per seed still waits for its earlier seeds), and the nearest one beyond it serves the bracket test.
+    Args:
+        sweep: The sweep's name, part of every trial id (``trial_id_for``).
+        points: The points to search, one Optuna study each.
+        lr_search: The spec's learning-rate search.
+        journal_path: The Optuna journal file holding the studies.
+        trial_settings: Settings added to every trial's config (what the worker needs beside the point and rate).
+        selection: The spec's selection rule: on ``validation`` the studies minimise each trial's lowest validation
+            error over its epochs and prune on each epoch's validation error; on ``test`` (or None) the final test
+            error, as the paper did.
+        base: The spec's base device (``device``); warm starts need it.
+        earlier: The points of the sweep's earlier phases (the grid, before a refinement round), all ended. They are
+            never run here, but are the new points' only axis neighbours (their studies are in the same journal): a
+            round's point starts from its nearest inward one's best rate without waiting for the round's other points
+            (a later seed with a choice per seed still waits for its earlier seeds), and the nearest one beyond it
+            serves the bracket test (``orchestrator._warm_start.bracketed_rate``).
     """
 
     def __init__(
@@ -209,14 +148,14 @@ class LearningRateSearch(Searcher):
         self.selection = selection
         self.base = base
         self.earlier = list(earlier or ())
-        self._leaders = self._seed_leaders()
+        self._leaders = self._seed_leaders()  # follower point key -> its leader's
         self._followers: dict[str, list[str]] = {}
         for point in self.points:
             if point.key in self._leaders:
                 self._followers.setdefault(self._leaders[point.key], []).append(point.key)
         self._warm: Neighbourhood | None = None
         self._order = self.points
-        if base is not None and lr_search.method == "tpe" and lr_search.warm_start == "neighbours":
+        if base is not None and warm_starts(lr_search):
             shared = selection is not None and not selection.per_seed
             self._warm = neighbourhood(self.points, base, shared_seeds=shared, earlier=self.earlier)
             by_key = {point.key: point for point in self.points}
@@ -326,21 +265,17 @@ class LearningRateSearch(Searcher):
         return None
 
     def _new_trial(self) -> IssuedTrial | None:
-        """The next trial, breadth-first over the points in run order. With warm starts, points ready to start
-        (their inward neighbours finished) go first; the others only when no ready point has a trial left. A point
-        that must wait for its own trials (``_may_ask``) gets none either way."""
-        budget = self.lr_search.trials_per_point
-        counts = {point.key: len(self._asked(point.key)) for point in self.points}
-        for only_ready in (True, False) if self._warm is not None else (False,):
-            for round_ in range(budget):
-                for point in self._order:
-                    if (
-                        counts[point.key] == round_
-                        and self._may_ask(point.key, counts)
-                        and (not only_ready or self._ready(point.key, counts))
-                    ):
-                        return self._ask(point.key, round_)
-        return None
+        """The next trial, breadth-first over the points in run order (``sweeps._scheduling.BreadthFirst``): with
+        warm starts, points ready to start go first. A point that must wait for its own trials gets none."""
+        keys = [point.key for point in self._order]
+        counts = {key: len(self._asked(key)) for key in keys}
+        asked = [counts[key] for key in keys]
+        index = BreadthFirst(asked).pick(
+            asked,
+            lambda index: self._may_ask(keys[index], counts),
+            lambda index: self._ready(keys[index], counts),
+        )
+        return None if index is None else self._ask(keys[index], asked[index])
 
     def _ask(self, point_key: str, round_: int) -> IssuedTrial:
         study = self.study(point_key)
@@ -366,82 +301,63 @@ class LearningRateSearch(Searcher):
     # --- warm starts (orchestrator._warm_start) ------------------------------------------------------------------
 
     def _ready(self, point_key: str, counts: dict[str, int]) -> bool:
-        """Whether a point may have its next trial now without waiting for others: a started point always; a
-        follower once its leader has had this round's trial; a new point once every inward neighbour finished."""
+        """Whether a point may have its next trial now without waiting for other points: a started point, a follower
+        once its leader has had this round's trial, a new point once every inward neighbour finished
+        (``sweeps._scheduling.is_ready``)."""
         leader = self._leaders.get(point_key)
-        if leader is not None:
-            return counts[leader] > counts[point_key]
-        if counts[point_key] > 0:
-            return True
-        return all(self.point_finished(key) for key in self._warm.neighbour_keys(point_key))
+        return is_ready(
+            counts[point_key],
+            leader_asked=None if leader is None else counts[leader],
+            inward_finished=lambda: all(self.point_finished(key) for key in self._inward_keys(point_key)),
+        )
 
     def _may_ask(self, point_key: str, counts: dict[str, int]) -> bool:
-        """Whether a point may have another trial at all now. A follower seed: once its leader has had this round's
-        trial (the follower runs the leader's rate). A point under ``patience``: its start-up trials (warm-start, or
-        spread where it got no warm-start rate: ``_start_up_count``) at once; each sampler trial only once every
-        earlier trial has ended and the search has not settled."""
+        """Whether a point may have another trial at all now (``sweeps._scheduling.may_ask``)."""
         leader = self._leaders.get(point_key)
         if leader is not None:
-            return counts[leader] > counts[point_key]
-        if self._warm is None or self.lr_search.patience is None or counts[point_key] == 0:
-            return True
-        start_up = self._start_up_count(point_key)
-        if start_up == 0 or counts[point_key] < start_up:
-            return True
+            return may_ask(counts[point_key], self.lr_search.trials_per_point, leader_asked=counts[leader])
+        start_up = None
+        if self._warm is not None and self.lr_search.patience is not None:
+            start_up = self._start_up_count(point_key) or None
         trials = self._asked(point_key)
-        return (
-            all(t.state in _FINISHED_STATES for t in trials)
-            and not self._bracket_pending(point_key)
-            and not self.settled(point_key)
+        return may_ask(
+            counts[point_key],
+            self.lr_search.trials_per_point,
+            start_up=start_up,
+            running=sum(t.state not in _FINISHED_STATES for t in trials),
+            stopped=lambda: self._bracket_pending(point_key) or self.settled(point_key),
         )
 
     def _bracket_pending(self, owner: str) -> bool:
         """Whether a bracketed point (``WARM_BRACKETED``) still waits for the warm-start trial of one of its seeds
-        (``_seed_warm_trials``): until all have been asked and ended, neither its search settles nor does it ask a
-        sampler trial."""
+        (``sweeps._scheduling.bracket_pending``)."""
         if not self.study(owner).user_attrs.get(WARM_BRACKETED):
             return False
-        seeds = 1 + len(self._followers.get(owner, ()))
-        warm = self._seed_warm_trials(owner)
-        return len(warm) < seeds * self._start_up_count(owner) or any(t.state not in _FINISHED_STATES for t in warm)
+        return bracket_pending(self._seed_records(owner), self._start_up_count(owner))
 
-    def _seed_warm_trials(self, owner: str) -> list[optuna.trial.FrozenTrial]:
-        """The warm-start trials asked so far at every seed of a point: the first seed's and, when seeds share the
-        search, its followers'."""
-        start_up = self._start_up_count(owner)
-        return [t for key in (owner, *self._followers.get(owner, ())) for t in self._asked(key) if t.number < start_up]
+    def _seed_records(self, owner: str) -> list[list[TrialRecord]]:
+        """The trials asked so far at every seed of a point, as the scheduling rules take them: the first seed's
+        and, when seeds share the search, its followers'."""
+        return [
+            [TrialRecord(t.number, _RECORDED.get(t.state, RUNNING), t.value) for t in self._asked(key)]
+            for key in (owner, *self._followers.get(owner, ()))
+        ]
 
     def settled(self, point_key: str) -> bool:
-        """Whether a point's search ended before its budget (``lr_search.patience`` P): every trial it was given has
-        ended, at least one completed, and its last P sampler trials (those after its start-up trials: its warm-start
-        trials, or its spread start-up trials where it got no warm-start rate, ``_start_up_count``) all ended without
-        beating the best objective before them (pruned and failed trials never do); or, for a bracketed point (its
-        neighbours on both sides had finished and chose its warm-start rate: ``WARM_BRACKETED``), once its
-        warm-start trial completed at every seed (where it did not complete at some seed, the rule above, so the
-        point searches on). A follower seed settles with its leader. False without warm starts or patience, and for
-        a study begun before warm starts existed."""
+        """Whether a point's search ended before its budget (``sweeps._scheduling.has_settled``).
+
+        A follower seed settles with its leader. False without warm starts or patience, and for a study begun before
+        warm starts were recorded.
+        """
         owner = self._leaders.get(point_key, point_key)
-        patience = self.lr_search.patience
-        if self._warm is None or patience is None:
+        if self._warm is None or self.lr_search.patience is None:
             return False
-        start_up = self._start_up_count(owner)
-        trials = sorted(self._asked(owner), key=lambda t: t.number)
-        if start_up == 0 or any(t.state not in _FINISHED_STATES for t in trials):
-            return False
-        if self.study(owner).user_attrs.get(WARM_BRACKETED):
-            if self._bracket_pending(owner):
-                return False
-            if all(t.state == TrialState.COMPLETE for t in self._seed_warm_trials(owner)):
-                return True  # bracketed: the rate its neighbours on both sides chose completed at every seed
-        sampler = [t for t in trials if t.number >= start_up]
-        if len(sampler) < patience:
-            return False
-        window = sampler[-patience:]
-        before = [t.value for t in trials if t.number < window[0].number and t.state == TrialState.COMPLETE]
-        if not before:
-            return False
-        best = min(before)
-        return not any(t.state == TrialState.COMPLETE and t.value < best for t in window)
+        return has_settled(
+            self._seed_records(owner),
+            start_up=self._start_up_count(owner),
+            patience=self.lr_search.patience,
+            bracketed=bool(self.study(owner).user_attrs.get(WARM_BRACKETED)),
+        )
 
     @property
     def may_stop_early(self) -> bool:
@@ -470,14 +386,22 @@ class LearningRateSearch(Searcher):
         return number < len(trials) and trials[number].state == TrialState.PRUNED
 
     def _warm_start_rates(self, study: optuna.Study, round_: int) -> list[float]:
-        """The learning rates a point's first trials run: decided once, at its first trial, from what its inward
-        neighbours have completed then (the best rate of all of them together), and recorded in the study in one
-        journal write before any is queued; a resume reads the record. The first sampler trial after them runs the
-        probe decided from the same trials (``_probe_rate``, recorded just before). A study begun without one (a
-        sweep started before warm starts existed) gets none, and then, like a point whose neighbours had no rate,
-        the spread start-up trials it has not reached yet (``_spread_start_rates``: by trial number, so one that
-        already ran k random start-up trials runs parts k+1..S only); one begun before probes existed gets no probe
-        (TPE draws its first sampler trial)."""
+        """The learning rates a point's first trials run, decided once and recorded in its study.
+
+        They are decided at the point's first trial from what its inward neighbours have completed then (the best rate
+        of all of them together) and recorded in one journal write before any is queued; a resume reads the record.
+        The probe (``_probe_rate``) and whether the point is bracketed are decided from the same trials and recorded
+        just before. A study without the record at a later trial (begun without warm starts) gets none: like a point
+        whose neighbours had no rate, it runs the spread start-up trials it has not reached yet, by trial number
+        (``_spread_start_rates``), and TPE draws its first sampler trial.
+
+        Args:
+            study: The point's study.
+            round_: The number of the trial about to be asked.
+
+        Returns:
+            The warm-start rates: the neighbours' best rate, or none.
+        """
         if WARM_START in study.user_attrs:
             return list(study.user_attrs[WARM_START])
         if round_ > 0:
@@ -531,35 +455,26 @@ class LearningRateSearch(Searcher):
         return len(self.study(owner).user_attrs.get(WARM_START, ()))
 
     def _start_up_count(self, point_key: str) -> int:
-        """How many of a point's first trials come before its sampler trials, the ones ``lr_search.patience`` counts
-        (a follower's: its leader's): its warm-start trials, or, where it got no warm-start rate (recorded as an empty
-        warm start: the base point, a point started before any neighbour completed), its start-up trials
-        (``_spread_start_rates``). 0 for a study begun before warm starts existed: it runs its whole budget."""
+        """How many of a point's first trials come before its sampler trials (a follower's: its leader's;
+        ``sweeps._scheduling.start_up_count``)."""
         owner = self._leaders.get(point_key, point_key)
-        attrs = self.study(owner).user_attrs
-        if WARM_START not in attrs:
-            return 0
-        return len(attrs[WARM_START]) or self.lr_search.startup_trials
+        return start_up_count(self.study(owner).user_attrs.get(WARM_START), self.lr_search.startup_trials)
+
+    def _inward_keys(self, point_key: str) -> list[str]:
+        """The point keys of a point's inward neighbours (none without warm starts)."""
+        return [] if self._warm is None else self._warm.neighbour_keys(point_key)
 
     def _neighbour_trials(self, point_key: str) -> list[optuna.trial.FrozenTrial]:
         owner = self._leaders.get(point_key, point_key)
-        if self._warm is None:
-            return []
-        return [t for key in self._warm.neighbour_keys(owner) for t in self.study(key).get_trials(deepcopy=False)]
+        return [t for key in self._inward_keys(owner) for t in self.study(key).get_trials(deepcopy=False)]
 
     def _seed_leaders(self) -> dict[str, str]:
-        """Follower point key -> the key of its device point's first seed, when seeds share a TPE search."""
-        if self.selection is None or self.selection.per_seed or self.lr_search.method != "tpe":
-            return {}
-        first: dict[tuple, str] = {}
-        leaders = {}
-        for point in self.earlier + self.points:
-            group = (point.mode, point.task, point.device)
-            if group in first:
-                leaders[point.key] = first[group]
-            else:
-                first[group] = point.key
-        return leaders
+        """Follower point key -> the key of its device point's first seed (``sweeps._scheduling.seed_leaders``)."""
+        points = self.earlier + self.points
+        return {
+            points[follower].key: points[leader].key
+            for follower, leader in seed_leaders(points, self.lr_search, self.selection).items()
+        }
 
     def _leader_trial(self, leader: str, number: int) -> IssuedTrial:
         return IssuedTrial(leader, number, trial_id_for(self.sweep, leader, number))
@@ -653,7 +568,7 @@ class LearningRateSearch(Searcher):
         ended."""
         trials = self._asked(point_key)
         ended = sum(t.state in _FINISHED_STATES for t in trials)
-        return ended == len(trials) and ended >= self._target(point_key)
+        return has_finished(len(trials), ended, self._target(point_key))
 
     def ended_trials(self, point_key: str) -> list[tuple[str, float, str]]:
         """(trial id, lr, store status) of every trial of the point that the study knows has ended; a diverged

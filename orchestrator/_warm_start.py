@@ -38,8 +38,6 @@ from collections.abc import Callable, Iterable, Sequence
 import optuna
 from optuna.trial import TrialState
 
-from analog_sweep.sweeps._neighbours import Neighbourhood, neighbourhood  # noqa: F401 - re-exported: run's order and neighbours
-
 # The states of a study trial that has ended (completed, pruned, or failed: diverged or crashed).
 FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 
@@ -86,18 +84,25 @@ def bracketed_rate(
 def probe_learning_rate(
     trials: Iterable[optuna.trial.FrozenTrial], best: float, low: float, high: float, step: float
 ) -> float | None:
-    """The first sampler trial of a warm-started point: one step (a factor ``step`` > 1) from the warm-start rate
-    ``best``, to the side where its neighbours' trials say the optimum more likely lies; None when the range
-    [``low``, ``high``] leaves no room on either side.
+    """The first sampler trial of a warm-started point: one step from its warm-start rate, towards the likelier side.
 
     The side: the neighbours' nearest tried rate below ``best`` and nearest above (on a log scale), each scored by
     the mean objective of its completed trials (a rate with none completed, all pruned or failed, scores worst). A
-    side with no tried rate is unexplored and goes first (the other side's rate is known to be worse than
-    ``best``); with both sides tried, the lower score's side; with neither, or a tie, the side towards the middle of
-    the range on a log scale (down at the middle). The probe is clipped to the range; a warm-start rate at the edge
-    probes the other side. So the search walks along the learning rate as the sweep moves outward: a point whose
-    neighbour's probe lost probes the other way, one whose neighbour's probe won goes on in the same direction.
-    Rates are learning rates, ``trials`` the inward neighbours' study trials (objective: validation or test error, %).
+    side with no tried rate is unexplored and goes first (the other side's rate is known to be worse than ``best``);
+    with both sides tried, the lower score's side; with neither, or a tie, the side towards the middle of the range on
+    a log scale (down at the middle). The probe is clipped to the range; a warm-start rate at the edge probes the
+    other side. So the search walks along the learning rate as the sweep moves outward: a point whose neighbour's
+    probe lost probes the other way, one whose neighbour's probe won goes on in the same direction.
+
+    Args:
+        trials: The inward neighbours' study trials (objective: validation or test error, %).
+        best: The point's warm-start learning rate.
+        low: The lower end of the search range.
+        high: The upper end of the search range.
+        step: The factor (> 1) between the warm-start rate and the probe.
+
+    Returns:
+        The probe's learning rate, or None when the range leaves no room on either side.
     """
     scores: dict[float, list[float]] = {}
     for trial in trials:

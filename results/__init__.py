@@ -13,7 +13,7 @@ _EXPORTS = {
     "_activity": ("activity_warnings",),
     "_best": ("BestTrial", "Candidate", "PAPER_RULE", "Selection"),
     "_elbows": ("Elbow", "estimate_elbow", "sweep_elbows"),
-    "_engine": ("STORE_ENV",),
+    "_engine": ("SQLITE_BUSY_ENV", "STORE_ENV", "without_secrets"),
     "_errors": (
         "BadStoreURL",
         "NotFound",
@@ -23,6 +23,7 @@ _EXPORTS = {
         "SpecConflict",
         "StoreError",
         "StoreInputError",
+        "StoreMissing",
         "StoreUnavailable",
         "TrialConflict",
     ),
@@ -38,6 +39,7 @@ _EXPORTS = {
     "_labels": ("matching_points", "point_label", "point_sort_key", "resolve_point", "resolve_replicates"),
     "_paper": ("PAPER_VALUES", "PaperValue"),
     "_provenance": ("config_hash", "redact"),
+    "_replicates": ("CONFIDENCE", "Summary", "difference", "replicate_rows"),
     "_readonly": ("QueryResult",),
     "_report": ("REPORT_NAME", "build_report", "write_report"),
     "_schema": (

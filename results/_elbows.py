@@ -260,7 +260,7 @@ def sweep_elbows(
     base: Mapping[str, float] | None = None,
     alpha: float = ALPHA,
 ) -> list[Elbow]:
-    """The elbow of every axis the sweep varies, per mode and task, from ``Store.best_points`` rows.
+    """The elbow of every axis the sweep varies, per mode and task.
 
     For each mode and task and each axis (``axis`` only, if given): the points that vary that axis alone, every
     other axis at its base value, one observation per point and seed (its chosen trial's final test error; points
@@ -269,8 +269,17 @@ def sweep_elbows(
     ``device`` section) where given, else the value most points of that mode and task have (ties: the smallest):
     with the one-at-a-time expansion that is the base point's. Log axes: ``LOG_AXES``.
 
-    Returns the elbows by mode, task and axis (``AXES`` order). Raises ``StoreInputError`` for an unknown
-    ``axis`` or one that no mode and task varies.
+    Args:
+        best_rows: ``Store.best_points`` rows, one per point and seed; test errors in percent.
+        axis: Only this device axis (``AXES``); None: every axis the sweep varies.
+        base: Base value of each axis, in the axis's unit (the spec's ``device`` section); None: the most common.
+        alpha: Significance level of the Davies test that an elbow exists.
+
+    Returns:
+        The elbows by mode, task and axis (``AXES`` order).
+
+    Raises:
+        StoreInputError: For an unknown ``axis`` or one that no mode and task varies.
     """
     if axis is not None and axis not in AXES:
         raise StoreInputError(f"unknown axis {axis!r}: expected one of {', '.join(AXES)}")

@@ -16,7 +16,7 @@ from urllib.parse import quote
 import sqlalchemy as sa
 from sqlalchemy.pool import StaticPool
 
-from analog_sweep.results._errors import BadStoreURL, StoreError, StoreUnavailable
+from analog_sweep.results._errors import BadStoreURL, StoreError, StoreMissing, StoreUnavailable
 
 STORE_ENV = "ANALOG_SWEEP_STORE"
 DEFAULT_FOLDER = "sweep-store"
@@ -87,7 +87,7 @@ def _sqlite_engine(url: sa.URL, *, must_exist: bool, read_only: bool = False) ->
         if "\0" in str(path):
             raise BadStoreURL(f"store path {str(path)!r} contains a NUL byte")
         if must_exist and not path.is_file():
-            raise BadStoreURL(f"no store at {path}")
+            raise StoreMissing(f"no store at {path}")
         if not path.parent.is_dir():
             if must_exist:
                 raise BadStoreURL(f"no folder {path.parent} for store {path}")

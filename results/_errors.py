@@ -19,6 +19,10 @@ class BadStoreURL(StoreInputError):
     """The store URL cannot be parsed, names an unsupported database, or points nowhere."""
 
 
+class StoreMissing(BadStoreURL):
+    """The URL names no store where one must exist: no database file, or a database without an analog-sweep store."""
+
+
 class SchemaVersionError(StoreInputError):
     """The database holds a store schema this version of analog-sweep cannot read or upgrade."""
 

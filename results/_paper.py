@@ -1,9 +1,9 @@
 """What the paper reports, number by number, with the figure and section each one comes from.
 
 Source: Fagbohungbe et al., *Assessing the Performance of Analog Training for Transfer Learning*, arXiv 2505.11067v1
-(IBM Research, 2025); the text is in ``/work/shared/paper/``. The figures themselves were lost in the text extraction,
-so only what the text states is here: the critical points of Sec. III.B-C, the mode comparison of Sec. III.A, and
-the curves the text calls flat. Test errors are in percent, device axes in the paper's units (``sweeps/README.md``).
+(IBM Research, 2025). Only what the paper's text states is here (not values read off its figures): the critical
+points of Sec. III.B-C, the mode comparison of Sec. III.A, and the curves the text calls flat. Test errors are in
+percent, device axes in the paper's units (``sweeps/README.md``).
 
 A sweep matches a paper value when it fine-tunes on the same CIFAR-100 classes (any order): the report then shows
 the paper's value beside its own. The digits tasks of the quickstart match none.

@@ -14,8 +14,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from scipy import stats
-
 from analog_sweep.results._labels import point_sort_key
 from analog_sweep.results._schema import AXES, TRIAL_ACTIVITY_FIELDS
 
@@ -39,6 +37,8 @@ class Summary:
         if n == 1:
             return cls(1, mean, None, None)
         sd = statistics.stdev(values)
+        from scipy import stats  # on use: a second of imports that a table without intervals does not need
+
         return cls(n, mean, sd, float(stats.t.ppf(0.5 + CONFIDENCE / 2, n - 1)) * sd / math.sqrt(n))
 
 
@@ -67,6 +67,8 @@ def difference(a: Sequence[float], b: Sequence[float]) -> Difference:
         return Difference(diff, None, None, len(a), len(b))
     if statistics.pstdev(a) == 0 and statistics.pstdev(b) == 0:
         return Difference(diff, diff, diff, len(a), len(b))
+    from scipy import stats
+
     interval = stats.ttest_ind(a, b, equal_var=False).confidence_interval(CONFIDENCE)
     return Difference(diff, float(interval.low), float(interval.high), len(a), len(b))
 

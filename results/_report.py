@@ -204,7 +204,7 @@ def render_html(report: StudyReport) -> str:
     import jinja2  # only the report needs it
 
     environment = jinja2.Environment(
-        loader=jinja2.PackageLoader("results", "templates"),
+        loader=jinja2.PackageLoader("analog_sweep.results", "templates"),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,

@@ -17,7 +17,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from analog_sweep.results import _best, _elbows, _export, _labels, _provenance, _queries, _readonly, _timings
+from analog_sweep.results import _best, _labels, _provenance, _queries, _readonly, _timings
+
+# _elbows (numpy, piecewise-regression) and _export (pyarrow) are imported by the methods that use them, so that a
+# command reading a table does not load them.
 from analog_sweep.results._engine import create_engine, database_errors, label, resolve_url
 from analog_sweep.results._errors import NotFound, SpecConflict, StoreInputError, TrialConflict
 from analog_sweep.results._schema import (
@@ -375,16 +378,22 @@ class Store:
     # ---- provenance (the sweep driver) ----
 
     def record_run(self, sweep: str, run: Mapping[str, Any]) -> None:
-        """Record one run or resume of a sweep and the environment it ran in; the same ``run_id`` again overwrites
-        it (a retried write adds no row).
+        """Record one run or resume of a sweep and the environment it ran in.
 
-        ``run`` holds ``run_id`` (text, unique), ``kind`` (``run`` or ``resume``), and optionally ``started_at``
-        (UTC; default now), ``command`` (the command line, text or argument list), ``options`` (what changed how
-        the sweep ran, e.g. ``{"overrides": [...], "cpu_fallback": true}``), ``packages`` (name -> version text),
-        ``aihwkit_cuda`` (bool), ``project`` (``version``, ``commit``, ``dirty``), ``host``, ``platform``, ``cpu``
-        and ``gpus`` (``{"model", "count"}``), ``cluster`` (what Ray offered). Any URL password in the command or the
-        options is stored as ``***``. Raises ``NotFound`` for an unknown sweep, ``StoreInputError`` for an unknown
-        field, a bad kind or values that are not JSON.
+        The same ``run_id`` again overwrites the row, so a retried write adds none. Any URL password in the command
+        or the options is stored as ``***``.
+
+        Args:
+            sweep: The sweep's name.
+            run: ``run_id`` (text, unique), ``kind`` (``run`` or ``resume``), and optionally ``started_at`` (UTC;
+                default now), ``command`` (the command line, text or argument list), ``options`` (what changed how
+                the sweep ran, e.g. ``{"overrides": [...], "cpu_fallback": true}``), ``packages`` (name -> version
+                text), ``aihwkit_cuda`` (bool), ``project`` (``version``, ``commit``, ``dirty``), ``host``,
+                ``platform``, ``cpu`` and ``gpus`` (``{"model", "count"}``), ``cluster`` (what Ray offered).
+
+        Raises:
+            NotFound: For an unknown sweep.
+            StoreInputError: For an unknown field, a bad kind or values that are not JSON.
         """
         with self.transaction() as connection:
             self._require_sweep(connection, sweep)
@@ -408,7 +417,13 @@ class Store:
                 raise NotFound(f"unknown trial {trial_id!r}")
 
     def provenance(self, sweep: str) -> dict[str, Any]:
-        """How a sweep was made, as plain data (``NotFound`` for an unknown sweep):
+        """How a sweep was made, as plain data.
+
+        Args:
+            sweep: The sweep's name.
+
+        Returns:
+            A dict with four keys. Runs recorded before schema version 4 have no rows: ``runs`` is then empty.
 
         - ``runs``: one dict per run and resume, oldest first: ``run`` (1, 2, ...), ``run_id``, ``kind`` (``run`` or
           ``resume``), ``started_at`` (UTC datetime), ``command`` (text, passwords as ``***``), ``options`` (dict),
@@ -423,7 +438,8 @@ class Store:
           ``point_keys`` (every trial and point that ran with it);
         - ``trials_without_rpu_config``: trials with none (digital trials, and trials recorded before provenance).
 
-        Runs recorded before schema version 4 have no rows: ``runs`` is then empty.
+        Raises:
+            NotFound: For an unknown sweep.
         """
         with self.transaction() as connection:
             self._require_sweep(connection, sweep)
@@ -549,10 +565,14 @@ class Store:
         with self.transaction() as connection:
             self._require_sweep(connection, sweep)
             rows = _queries.trial_epoch_rows(connection, sweep, self._selection(connection, sweep, selection))
+        from analog_sweep.results import _export
+
         return _export.write_trials(rows, Path(path))
 
     def export_points(self, sweep: str, path: str | Path, selection: _best.Selection | None = None) -> int:
         """Write one Parquet row per point, with its chosen trial (``best_points``); return the row count."""
+        from analog_sweep.results import _export
+
         return _export.write_points(self.best_points(sweep, selection), Path(path))
 
     def elbows(self, sweep: str, axis: str | None = None) -> list[dict[str, Any]]:
@@ -562,6 +582,8 @@ class Store:
         """
         spec = self.get_sweep(sweep)["spec"] or {}
         device = spec.get("device") if isinstance(spec, Mapping) else None
+        from analog_sweep.results import _elbows
+
         found = _elbows.sweep_elbows(
             self.best_points(sweep), axis=axis, base=device if isinstance(device, Mapping) else None
         )
@@ -569,6 +591,8 @@ class Store:
 
     def export_elbows(self, sweep: str, path: str | Path, axis: str | None = None) -> int:
         """Write one Parquet row per elbow (``elbows``); return the row count."""
+        from analog_sweep.results import _export
+
         return _export.write_elbows(self.elbows(sweep, axis), Path(path))
 
     def run_readonly_query(self, sql: str, max_rows: int | None = None) -> _readonly.QueryResult:

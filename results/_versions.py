@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import sqlalchemy as sa
 
-from analog_sweep.results._errors import BadStoreURL, SchemaVersionError
+from analog_sweep.results._errors import SchemaVersionError, StoreMissing
 from analog_sweep.results._schema import (
     ACTIVITY_FIELDS,
     SCHEMA_VERSION,
@@ -97,7 +97,7 @@ def ensure_schema(connection: sa.Connection, *, where: str, must_exist: bool) ->
         if inspector.has_table("sweeps"):
             raise SchemaVersionError(f"{where} has a sweeps table but no schema_version: not an analog-sweep store")
         if must_exist:
-            raise BadStoreURL(f"no analog-sweep store at {where}")
+            raise StoreMissing(f"no analog-sweep store at {where}")
         metadata.create_all(connection)
         connection.execute(sa.insert(schema_version).values(version=SCHEMA_VERSION))
         return 0

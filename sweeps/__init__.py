@@ -9,17 +9,10 @@ Data flows spec -> orchestrator -> worker -> store, so this package imports only
 from analog_sweep._exports import lazy_exports
 
 _EXPORTS = {
-    "_cost": (
-        "CostEstimate",
-        "Environment",
-        "Preflight",
-        "detect_environment",
-        "dry_run_report",
-        "estimate_cost",
-        "preflight_problems",
-        "refinement_cost",
-        "work_units",
-    ),
+    "_cost": ("CostEstimate", "estimate_cost", "refinement_cost", "work_units"),
+    "_dry_run": ("dry_run_report",),
+    "_environment": ("Environment", "Preflight", "detect_environment", "preflight_problems"),
+    "_errors": ("SpecError",),
     "_expand": (
         "MODE_AXES",
         "Point",
@@ -34,9 +27,12 @@ _EXPORTS = {
         "trial_config",
     ),
     "_loader": ("load_spec", "shipped_specs", "spec_as_recorded", "spec_from_mapping", "spec_hash"),
+    "_measured": ("measured_epochs", "timing_key"),
+    "_neighbours": ("Neighbourhood", "neighbourhood"),
     "_overrides": ("apply_overrides", "parse_override"),
     "_profiles": ("PROFILES", "profile_overrides"),
     "_schema": (
+        "algorithm_from_mapping",
         "AxesSpec",
         "DataSpec",
         "LrSearchSpec",
@@ -44,8 +40,27 @@ _EXPORTS = {
         "RefineSpec",
         "ResourcesSpec",
         "SelectionSpec",
-        "SpecError",
         "SweepSpec",
     ),
+    "_scheduling": (
+        "COMPLETE",
+        "FAILED",
+        "PRUNED",
+        "RUNNING",
+        "BreadthFirst",
+        "TrialRecord",
+        "bracket_pending",
+        "has_finished",
+        "has_settled",
+        "is_ready",
+        "may_ask",
+        "may_warm_start",
+        "seed_leaders",
+        "seeds_share_search",
+        "start_up_count",
+        "stops_by_patience",
+        "warm_starts",
+    ),
+    "_yaml": ("parse_yaml",),
 }
 __all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -52,10 +52,18 @@ def timing_key(spec: SweepSpec, point: Point, *, on_gpu: bool | None = None) -> 
 
 
 def measured_epochs(stored: Iterable[Mapping[str, Any]]) -> dict[TimingKey, MeasuredEpoch]:
-    """Median seconds per epoch by ``timing_key``, from rows of the store's epochs (``Store.epoch_seconds()``:
-    ``sweep``, ``spec`` (the stored mapping), ``point_key``, ``seconds``). Rows of a sweep whose stored spec no
-    longer validates, and points its spec does not expand to, are skipped. A GPU spec's sweep is counted as GPU
-    time: the store does not say whether it ran with ``--cpu-fallback``."""
+    """Median seconds per epoch by ``timing_key``, from the epochs recorded in the store.
+
+    Rows of a sweep whose stored spec does not validate, and points its spec does not expand to, are skipped. A GPU
+    spec's sweep is counted as GPU time: the store does not say whether it ran with ``--cpu-fallback``.
+
+    Args:
+        stored: Rows of the store's epochs (``Store.epoch_seconds()``): ``sweep``, ``spec`` (the stored mapping),
+            ``point_key``, ``seconds``.
+
+    Returns:
+        The measured epoch of every timing key the rows cover.
+    """
     by_sweep: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
     for row in stored:
         if row.get("seconds") is not None and row["seconds"] > 0:

@@ -37,13 +37,20 @@ class Neighbourhood:
 def neighbourhood(
     points: Sequence[Point], base: DevicePoint, shared_seeds: bool, earlier: Sequence[Point] = ()
 ) -> Neighbourhood:
-    """The order and neighbours of ``points`` around the base device ``base`` (the spec's ``device``).
+    """The order and neighbours of ``points`` around the base device.
 
-    ``shared_seeds``: seeds share one learning-rate choice (``selection.per_seed`` false), so a neighbour is every
-    seed of its device point. ``earlier``: the points of the sweep's earlier phases (the grid, and the refinement
-    rounds before this one), all ended. When given, ``points`` (a refinement round's) take their axis neighbours
-    among them only, the nearest *finished* points on each side: points of one round placed between the same two
-    grid values would otherwise wait for each other, and the later ones start before their neighbour has a result.
+    Args:
+        points: The points to order, in the expansion's order.
+        base: The base device (the spec's ``device``).
+        shared_seeds: Seeds share one learning-rate choice (``selection.per_seed`` false), so a neighbour is every
+            seed of its device point.
+        earlier: The points of the sweep's earlier phases (the grid, and the refinement rounds before this one), all
+            ended. When given, ``points`` (a refinement round's) take their axis neighbours among them only, the
+            nearest *finished* points on each side: points of one round placed between the same two grid values
+            would otherwise wait for each other, and the later ones start before their neighbour has a result.
+
+    Returns:
+        The run order, inward neighbours and brackets of ``points``.
     """
     ranks = _ranks([*points, *earlier], base)
 

@@ -1,30 +1,26 @@
 """How long a sweep's trials take on a number of trial slots: the order in which ``run`` hands trials out, replayed.
 
 Dividing the trials' summed seconds by the slots assumes every slot is always busy. ``run`` cannot keep them busy
-when the learning-rate search makes trials wait for each other (``orchestrator._search.LearningRateSearch``):
+when the learning-rate search makes trials wait for each other (``sweeps._scheduling`` holds the rules, which the
+searcher ``orchestrator._search.LearningRateSearch`` follows too):
 
 - under ``lr_search.patience`` (TPE with ``warm_start: neighbours``), a point runs its start-up trials at once, then
-  each sampler trial only once every earlier trial of its own has ended, since whether the search goes on depends on
-  it. Its start-up trials are its warm-start trial where an inward neighbour has completed a trial by the time the
-  point starts, else its S spread start-up trials (the base point always);
+  each sampler trial only once every earlier trial of its own has ended. Its start-up trials are its warm-start trial
+  where an inward neighbour has completed a trial by the time the point starts, else its S spread start-up trials
+  (the base point always);
 - when seeds share one choice (``selection.per_seed: false``) with TPE, a device point's later seeds follow its first
   seed: each may have trial k once the first seed has had trial k (it runs the same learning rate);
 - with warm starts, a point that has not started waits until its inward neighbours have finished, unless no other
-  point has a trial that may run (``_ready``): so the chains of trials along an axis tend to run end to end.
+  point has a trial that may run, so the chains of trials along an axis tend to run end to end.
 
-This module replays those rules with known trial durations. Whenever a slot is free it gets the trial ``run`` would
-hand out: breadth-first (the lowest trial number over the points in run order, a point's first seed before the seeds
-that follow it), first among the points that are ready, then among the others; the wall time is when the last trial
-ends. The outcome of the trials decides how many a point runs under patience, so a replay takes one of two extreme
-outcomes: every trial beats the ones before it (no point stops before its budget: the dry run's upper end) or none
-does (every point stops as early as it may: the lower end, with its ``settle_after``). Those ends are not strict
-bounds: whether a point starts warm (one start-up trial, then the rest one at a time) or cold (its spread start-up
-trials side by side) depends on when its neighbours complete trials, so a sweep in which some points stop early can
-take longer than the all-improving replay, and one in between can take less than the none-improving one. A fresh
-reviewer drove the real searcher with random outcomes: up to 15 % above the upper end on a small two-axis sweep and
-2.6 % on ``paper_fig3_transfer_noise.yaml`` (32 slots, no pruner), up to 13 % below the lower end on a small one and
-4.8 % on fig3 (8 slots). ``tests/orchestrator/test_schedule_replay.py`` checks that each replay matches the real
-``LearningRateSearch`` driven by a simulated clock through the same outcome. Not replayed: trial start-up gaps beyond
+This module replays those rules with known trial durations: whenever a slot is free it gets the trial ``run`` would
+hand out, and the wall time is when the last trial ends. The outcome of the trials decides how many a point runs
+under patience, so a replay takes one of two extreme outcomes: every trial beats the ones before it (no point stops
+before its budget: the dry run's upper end) or none does (every point stops as early as it may: the lower end, with
+its ``settle_after``). Those ends are not strict bounds: whether a point starts warm (one start-up trial, then the
+rest one at a time) or cold (its spread start-up trials side by side) depends on when its neighbours complete trials,
+so a sweep in which some points stop early can take longer than the all-improving replay, and one in between can take
+less than the none-improving one (``sweeps/README.md``, "Cost and dry run"). Not replayed: trial start-up gaps beyond
 the seconds given, trials slowing each other down, failures and retries.
 """
 
@@ -34,27 +30,31 @@ import heapq
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from analog_sweep.sweeps._scheduling import BreadthFirst, has_finished, is_ready, may_ask
+
 
 @dataclass(frozen=True)
 class Search:
     """One point's trials, as ``run`` hands them out.
 
-    - ``seconds``: each trial's wall-clock seconds on one slot, in trial order (trial 0 first), for every trial the
-      point may run; ``complete``: how many of the first of them run to their end (the rest are stopped by the
-      pruner), which decides whether a neighbour starting later finds a completed trial to warm-start from.
-    - ``start_up``: under ``lr_search.patience``, how many first trials may run at once when the point starts warm;
-      every later trial waits until all its earlier trials have ended. ``None``: no patience, all may run at once.
-      ``cold_start_up``: the same when none of its ``inward`` searches has completed a trial by then (spread start-up
-      trials); ``None``: it always starts warm (a refinement point, whose neighbours ran in an earlier phase).
-    - ``settle_after``: the lower bound's outcome: the point stops after its start-up trials and this many more
-      (``lr_search.patience``). ``None``: it runs all its ``seconds``. ``bracketed``: a refinement point whose
-      neighbours agree on a rate: it stops after its start-up trial alone if all its ``inward`` searches had
-      finished when it started.
-    - ``leader``: the index, in the same sequence, of the search this one follows (a later seed of a device point
-      whose seeds share their search): its trial k may start once the leader's trial k has started, it runs as many
-      trials as the leader, and it waits for nothing else.
-    - ``inward``: the indices of the searches that must have finished before this one is *ready* to start (its inward
-      neighbours' seeds, and with a choice per seed its earlier seeds: ``sweeps._neighbours``).
+    Attributes:
+        seconds: Each trial's wall-clock seconds on one slot, in trial order (trial 0 first), for every trial the
+            point may run.
+        complete: How many of the first trials run to their end (the pruner stops the rest), which decides whether a
+            neighbour starting later finds a completed trial to warm-start from. None: all of them.
+        start_up: Under ``lr_search.patience``, how many first trials may run at once when the point starts warm;
+            every later trial waits until all its earlier trials have ended. None: no patience, all may run at once.
+        cold_start_up: The same when none of its ``inward`` searches has completed a trial by then (spread start-up
+            trials). None: it always starts warm (a refinement point, whose neighbours ran in an earlier phase).
+        settle_after: The lower end's outcome: the point stops after its start-up trials and this many more
+            (``lr_search.patience``). None: it runs all its ``seconds``.
+        bracketed: A refinement point whose neighbours agree on a rate: it stops after its start-up trial alone if all
+            its ``inward`` searches had finished when it started.
+        leader: The index, in the same sequence, of the search this one follows (a later seed of a device point whose
+            seeds share their search): its trial k may start once the leader's trial k has started, it runs as many
+            trials as the leader, and it waits for nothing else.
+        inward: The indices of the searches that must have finished before this one is *ready* to start (its inward
+            neighbours' seeds, and with a choice per seed its earlier seeds: ``sweeps._neighbours``).
     """
 
     seconds: tuple[float, ...]
@@ -68,19 +68,31 @@ class Search:
 
 
 def makespan(searches: Sequence[Search], slots: int) -> float:
-    """Seconds from the first trial's start to the last one's end with ``slots`` trials at a time, ``searches`` in
-    run order (the module docstring's rules).
+    """Seconds from the first trial's start to the last one's end, trials handed out as ``run`` does.
 
-    Raises ``ValueError`` if ``slots`` < 1, or a leader or inward index is out of range, a leader is not earlier in
-    the sequence than its follower, or a follower has more trials than its leader.
+    Args:
+        searches: Every point's trials, in run order.
+        slots: How many trials run at a time.
+
+    Returns:
+        The wall-clock seconds until the last trial ends.
+
+    Raises:
+        ValueError: If ``slots`` < 1, a leader or inward index is out of range, a leader is not earlier in the
+            sequence than its follower, or a follower has more trials than its leader.
     """
     return _Replay(searches, slots).run()[0]
 
 
 def most_parallel(searches: Sequence[Search]) -> int:
-    """The most trials ``searches`` ever run at once given a slot for every trial: with at least this many slots the
-    trials start and end exactly as with unlimited slots, so more slots cannot shorten the ``makespan``. Raises
-    ``ValueError`` as ``makespan`` does."""
+    """The most trials ``searches`` ever run at once given a slot for every trial.
+
+    With at least this many slots the trials start and end exactly as with unlimited slots, so more slots cannot
+    shorten the ``makespan``.
+
+    Raises:
+        ValueError: As ``makespan`` does.
+    """
     return _Replay(searches, max(1, sum(len(search.seconds) for search in searches))).run()[1]
 
 
@@ -113,10 +125,8 @@ class _Replay:
                 self.followers[search.leader].append(index)
             for other in search.inward:
                 self.dependents[other].append(index)
-        # Candidates keyed (trial number, run order); an entry is checked when it comes up and dropped if it is stale
-        # or may not run now: every change that can let it run pushes it again (_offer).
-        self.ready_heap = [(0, index) for index in range(count)]
-        self.any_heap = list(self.ready_heap)
+        # Every change that can let a search run offers it again (_offer).
+        self.queue = BreadthFirst(self.asked)
 
     def run(self) -> tuple[float, int]:
         now, free, peak = 0.0, self.slots, 0
@@ -142,34 +152,29 @@ class _Replay:
         return now, peak
 
     def _next(self) -> int | None:
-        """The search whose trial ``run`` hands out next: breadth-first among the ready ones, else among all."""
-        for heap, need_ready in ((self.ready_heap, True), (self.any_heap, False)):
-            while heap:
-                number, index = heap[0]
-                if number == self.asked[index] and self._may_ask(index) and (not need_ready or self._ready(index)):
-                    return index
-                heapq.heappop(heap)
-        return None
+        """The search whose trial ``run`` hands out next (``sweeps._scheduling.BreadthFirst``)."""
+        return self.queue.pick(self.asked, self._may_ask, self._ready)
 
     def _may_ask(self, index: int) -> bool:
-        search, asked = self.searches[index], self.asked[index]
-        if asked >= self.target[index]:
-            return False
-        if search.leader is not None:
-            return self.asked[search.leader] > asked
-        start_up = self.start_up[index]
-        if asked == 0 or start_up is None or asked < start_up:
-            return True
-        return self.running[index] == 0
+        leader = self.searches[index].leader
+        return may_ask(
+            self.asked[index],
+            self.target[index],
+            leader_asked=None if leader is None else self.asked[leader],
+            start_up=self.start_up[index],
+            running=self.running[index],
+        )
 
     def _ready(self, index: int) -> bool:
-        leader = self.searches[index].leader
-        if leader is not None:
-            return self.asked[leader] > self.asked[index]
-        return self.asked[index] > 0 or all(self._finished(other) for other in self.searches[index].inward)
+        search = self.searches[index]
+        return is_ready(
+            self.asked[index],
+            leader_asked=None if search.leader is None else self.asked[search.leader],
+            inward_finished=lambda: all(self._finished(other) for other in search.inward),
+        )
 
     def _finished(self, index: int) -> bool:
-        return self.asked[index] > 0 and self.ended[index] == self.target[index]
+        return has_finished(self.asked[index], self.ended[index], self.target[index])
 
     def _ask(self, index: int) -> int:
         number = self.asked[index]
@@ -208,6 +213,4 @@ class _Replay:
                 self._offer(dependent)
 
     def _offer(self, index: int) -> None:
-        entry = (self.asked[index], index)
-        heapq.heappush(self.ready_heap, entry)
-        heapq.heappush(self.any_heap, entry)
+        self.queue.offer(index, self.asked[index])

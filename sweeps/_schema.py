@@ -12,8 +12,7 @@ import re
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-import torch
-
+from analog_sweep.sweeps._errors import FieldError, SpecError
 from analog_sweep.workers import (
     ALGORITHM_SETTINGS,
     ALGORITHMS,
@@ -33,7 +32,6 @@ from analog_sweep.workers import (
     ModelError,
     PretrainConfig,
     create_model,
-    target_classes,
 )
 
 DATASETS = ("digits", "cifar")
@@ -73,7 +71,7 @@ MAX_OMEGA = 2.0
 DEFAULT_IMAGE_SIZE = {"digits": 16, "cifar": 32}
 DEFAULT_MAX_POINTS = 10_000
 DEFAULT_TRIALS_PER_POINT = 8
-DEFAULT_LR_RANGE = (1e-3, 0.3)  # around Table I's 0.01; FACTS.md's best analog rate at micro scale was 0.05
+DEFAULT_LR_RANGE = (1e-3, 0.3)  # around Table I's 0.01 and the best analog rate at micro scale, 0.05
 # Counts, sizes and seeds stay below this, so every later product of them is an ordinary float.
 MAX_INT = 2**31 - 1
 NAME_PATTERN = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}")
@@ -106,19 +104,6 @@ OPEN_MAPPINGS: dict[str, tuple[str, ...] | None] = {
     "algorithm.mapping": MAPPING_FIELDS,
     "lr_search.pruner_options": tuple(sorted({name for opts in PRUNER_OPTIONS.values() for name in opts})),
 }
-
-
-class SpecError(ValueError):
-    """A sweep spec that cannot run; the one-line message names the file, the field path and the problem."""
-
-
-class FieldError(Exception):
-    """One invalid field, before the file name is known; ``build_spec`` turns it into a ``SpecError``."""
-
-    def __init__(self, path: str, problem: str) -> None:
-        super().__init__(f"{path}: {problem}")
-        self.path = path
-        self.problem = problem
 
 
 @dataclass(frozen=True)
@@ -420,6 +405,8 @@ def _tasks(value: Any, dataset: str) -> tuple[tuple[str, ...], ...]:
                 raise FieldError(f"{path}[{position}]", f"must be a class name, got {show(name)}")
             names.append(name)
         try:
+            from analog_sweep.workers import target_classes  # its module loads torch: only when validating
+
             canonical = target_classes(DataConfig(dataset=dataset, classes=tuple(names)))
         except DataError as error:
             raise FieldError(path, " ".join(str(error).removeprefix("classes: ").split())) from None
@@ -453,6 +440,8 @@ def _model(raw: dict[Any, Any], image_size: int) -> ModelConfig:
 @functools.lru_cache(maxsize=64)
 def _model_problem(preset: str, overrides: tuple[tuple[str, Any], ...], image_size: int) -> str | None:
     """Why the model cannot be built (``path: problem``), or None. 0.2 s for swin_paper, once per distinct model."""
+    import torch  # building the model is the only sure check of its settings; only validation needs it
+
     with torch.random.fork_rng(devices=[]):
         try:
             create_model(preset, num_classes=2, img_size=image_size, **dict(overrides))

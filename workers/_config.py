@@ -12,11 +12,15 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from ._errors import ConfigError
+
 MODES = ("analog_tl", "digital_tl", "analog_scratch", "digital_scratch")
 ALGORITHMS = ("c-ttv2", "ttv2", "agad", "sgd")
 DEVICE_AXES = ("transfer_noise", "sp_skew", "sp_variability", "pulse_noise", "dtod")
 # Fine-tuning learning-rate schedules (``TrialConfig.lr_schedule``; ``workers._trial.epoch_lr``).
 LR_SCHEDULES = ("constant", "cosine")
+# Optimizers of the digital pretraining (``PretrainConfig.optimizer``; ``workers._pretrain``).
+PRETRAIN_OPTIMIZERS = ("adamw", "sgd")
 
 # The paper's Table I for c-TTv2; every key can be overridden through ``AlgorithmConfig.settings``.
 TABLE_I = {
@@ -33,10 +37,6 @@ TABLE_I = {
 # keep aihwkit's ``ChoppedTTv2ReRamSBPreset`` value (``fast_lr`` 0.5).
 EXTRA_SETTINGS = ("fast_lr",)
 ALGORITHM_SETTINGS = (*TABLE_I, *EXTRA_SETTINGS)
-
-
-class ConfigError(ValueError):
-    """A trial config that cannot run; the message names the field."""
 
 
 @dataclass(frozen=True)
@@ -262,3 +262,16 @@ def content_hash(value: Any) -> str:
     """SHA-256 of the canonical JSON of ``value``, first 16 hex digits."""
     text = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def pretrain_key(data: DataConfig, model: ModelConfig, pretrain: PretrainConfig) -> str:
+    """The pretrained model's cache key: a hash of what decides its weights (source data, model, pretraining)."""
+    source = {
+        "dataset": data.dataset,
+        "image_size": data.image_size,
+        "source_limit": data.source_limit,
+        "split_seed": data.split_seed,
+    }
+    return content_hash(
+        {"source": source, "model": [model.preset, list(model.overrides)], "pretrain": dataclasses.asdict(pretrain)}
+    )

@@ -39,6 +39,7 @@ import torch.nn.functional as F
 from sklearn.datasets import load_digits
 
 from ._config import DataConfig
+from ._errors import DataError
 
 DATA_ROOT_ENV = "ANALOG_SWEEP_DATA"
 
@@ -72,10 +73,6 @@ DIGITS_TEST_FRACTION = 0.3
 CIFAR10_FOLDER = "cifar-10-batches-py"
 CIFAR100_FOLDER = "cifar-100-python"
 CIFAR10_TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
-
-
-class DataError(ValueError):
-    """Data that cannot be loaded as configured; the message is one line saying what is wrong and what to do."""
 
 
 @dataclass(frozen=True)

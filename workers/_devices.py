@@ -111,6 +111,7 @@ from aihwkit.simulator.rpu_base import cuda as rpu_cuda
 from aihwkit.simulator.tiles.module import TileModule
 
 from ._config import AlgorithmConfig, ConfigError, DevicePoint, MappingConfig
+from ._errors import TileBackendError
 
 TRANSFER_PRESETS = {
     "c-ttv2": ChoppedTTv2ReRamSBPreset,
@@ -120,10 +121,6 @@ TRANSFER_PRESETS = {
 ANALOG_CONVERSION = {torch.nn.Linear: AnalogLinear, torch.nn.Conv2d: AnalogConv2d}
 
 RpuConfig: TypeAlias = SingleRPUConfig | UnitCellRPUConfig
-
-
-class TileBackendError(RuntimeError):
-    """The installed aihwkit build cannot run tiles on the requested torch device."""
 
 
 def learning_device(device: DevicePoint) -> ReRamSBPresetDevice:

@@ -13,9 +13,7 @@ import math
 
 import torch
 
-
-class TrainingDiverged(ArithmeticError):
-    """Training produced a non-finite loss or weight; the message says which, at which epoch."""
+from ._errors import TrainingDiverged
 
 
 def check_finite(model: torch.nn.Module, train_loss: float, epoch: int, lr: float) -> None:

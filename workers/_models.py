@@ -12,13 +12,15 @@ smaller than timm's Swin-T, a variant the paper does not specify further.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-from timm.models.swin_transformer import SwinTransformer
+if TYPE_CHECKING:  # torch and timm load on first use: the presets are read without them
+    from timm.models.swin_transformer import SwinTransformer
+
+from ._errors import ModelError
 
 PRESETS: dict[str, dict[str, Any]] = {
-    # Paper scale: a GPU job (FACTS.md: 85 s per analog step on these CPUs at 12 M parameters).
+    # Paper scale: a GPU job (about 85 s per analog step on 2 CPU cores at 12 M parameters).
     "swin_paper": dict(patch_size=2, window_size=4, embed_dim=96, depths=(2, 2, 6, 2), num_heads=(3, 6, 12, 24)),
     # 77 K parameters at 16x16: about 0.5 s per analog c-TTv2 step of batch 8 on 2 cores.
     "swin_micro": dict(patch_size=2, window_size=4, embed_dim=24, depths=(2, 2), num_heads=(2, 4)),
@@ -42,12 +44,11 @@ _OVERRIDABLE = frozenset(
 )
 
 
-class ModelError(ValueError):
-    """An unknown preset or override; the message names it."""
-
-
 def create_model(preset: str, *, num_classes: int, img_size: int, **overrides: Any) -> SwinTransformer:
     """Build the preset's Swin with ``num_classes`` outputs; ``overrides`` replace preset defaults."""
+    import torch
+    from timm.models.swin_transformer import SwinTransformer
+
     if preset not in PRESETS:
         raise ModelError(f"model.preset: unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
     unknown = set(overrides) - _OVERRIDABLE

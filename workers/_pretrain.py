@@ -15,18 +15,16 @@ import dataclasses
 import fcntl
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from ._config import DataConfig, ModelConfig, PretrainConfig, content_hash
+from ._config import PRETRAIN_OPTIMIZERS, DataConfig, ModelConfig, PretrainConfig, pretrain_key
 from ._data import batches, file_sha256, load_source, source_fingerprint
 from ._metrics import test_error_percent
 from ._models import create_model
 from ._verified_files import CorruptFileError, load_verified, save_verified
-
-PRETRAIN_OPTIMIZERS = ("adamw", "sgd")
 
 
 @dataclass(frozen=True)
@@ -46,18 +44,6 @@ class PretrainedModel:
     seconds: float
     trained_now: bool
     file_hash: str = ""
-
-
-def pretrain_key(data: DataConfig, model: ModelConfig, pretrain: PretrainConfig) -> str:
-    source = {
-        "dataset": data.dataset,
-        "image_size": data.image_size,
-        "source_limit": data.source_limit,
-        "split_seed": data.split_seed,
-    }
-    return content_hash(
-        {"source": source, "model": [model.preset, list(model.overrides)], "pretrain": asdict(pretrain)}
-    )
 
 
 def pretrained_model(

@@ -35,6 +35,8 @@ from aihwkit import __version__ as AIHWKIT_VERSION
 from aihwkit.simulator.tiles.module import TileModule
 from aihwkit.simulator.tiles.rpucuda import RPUCudaSimulatorTileWrapper
 
+from ._errors import TileStateError
+
 FORMAT = "analog-sweep/tile-state/1"
 STATIC_FORMAT = "analog-sweep/tile-state-static/1"
 
@@ -53,10 +55,6 @@ _STATIC_PLANES = frozenset(
     }
 )
 _ANALOG_STATE_SUFFIX = "analog_tile_state"
-
-
-class TileStateError(ValueError):
-    """A tile state that cannot be saved, read or applied to this model; the message says why."""
 
 
 def _plane_kind(name: str) -> str:

@@ -16,11 +16,9 @@ from typing import Any
 
 import torch
 
+from ._errors import CorruptFileError
+
 MAGIC = b"analog-sweep-v1\n"
-
-
-class CorruptFileError(OSError):
-    """A file that is truncated, altered or not ours; its content must not be used."""
 
 
 def save_verified(payload: Any, path: str | os.PathLike) -> None:

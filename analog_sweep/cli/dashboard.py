@@ -5,7 +5,6 @@ from __future__ import annotations
 import click
 
 from analog_sweep.cli.output import BadInput, one_line_errors, progress, store_option
-from analog_sweep.orchestrator import serve_dashboard, sweep_journal
 from analog_sweep.results import StoreError, StoreInputError, open_store
 
 DEFAULT_PORT = 8080  # optuna-dashboard's own default
@@ -39,6 +38,8 @@ def dashboard(sweep: str, host: str, port: int, store_url: str | None) -> None:
         analog-sweep dashboard quickstart
         analog-sweep dashboard quickstart --port 8081
     """
+    from analog_sweep.orchestrator import serve_dashboard, sweep_journal  # Optuna and its dashboard, on use
+
     with open_store(store_url, read_only=True) as store:
         known = store.get_sweep(sweep)
     journal = sweep_journal(known["experiment_path"])

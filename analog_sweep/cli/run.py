@@ -26,8 +26,9 @@ from analog_sweep.cli.output import (
     store_option,
 )
 from analog_sweep.orchestrator import (
+    RETRIES_ENV,
+    RETRY_DELAY_ENV,
     ClusterError,
-    Invocation,
     JournalDamaged,
     PreflightError,
     PretrainingFailed,
@@ -35,20 +36,19 @@ from analog_sweep.orchestrator import (
     SweepFailed,
     SweepStateError,
     error_summary,
-    resume_sweep,
-    run_sweep,
-)
-from analog_sweep.orchestrator._recorder import (
-    RETRIES_ENV,
-    RETRY_DELAY_ENV,
     retry_policy,
     with_retries,
 )
-from analog_sweep.results import StoreError, StoreInputError, activity_warnings, open_store
-from analog_sweep.results._engine import SQLITE_BUSY_ENV
-from analog_sweep.results._replicates import replicate_rows
-from analog_sweep.sweeps import PROFILES, SpecError, detect_environment, dry_run_report, expand, load_spec
-from analog_sweep.sweeps._measured import measured_epochs
+from analog_sweep.results import (
+    SQLITE_BUSY_ENV,
+    StoreError,
+    StoreInputError,
+    StoreMissing,
+    activity_warnings,
+    open_store,
+    replicate_rows,
+)
+from analog_sweep.sweeps import PROFILES, SpecError
 from analog_sweep.workers import DEVICE_AXES
 
 STORAGE_ENV = "ANALOG_SWEEP_STORAGE"
@@ -128,11 +128,11 @@ def _measured_in_store(store_url: str | None) -> dict[Any, Any]:
     dry run creates and changes nothing."""
     try:
         with open_store(store_url, read_only=True) as store:
+            from analog_sweep.sweeps import measured_epochs
+
             return measured_epochs(store.epoch_seconds())
-    except (StoreInputError, StoreError) as exc:
-        if "no store at" in str(exc) or "no analog-sweep store" in str(exc):
-            return {}
-        raise
+    except StoreMissing:
+        return {}
 
 
 def _check_environment() -> None:
@@ -302,6 +302,10 @@ def run(
         analog-sweep run sweeps/paper_fig3_transfer_noise.yaml --dry-run --gpus 8
         analog-sweep run sweeps/paper_fig2_modes.yaml --profile smoke
     """
+    # The sweep's machinery (Ray, Optuna, torch) loads here, not when the command line is built.
+    from analog_sweep.orchestrator import Invocation, run_sweep
+    from analog_sweep.sweeps import detect_environment, dry_run_report, expand, load_spec
+
     spec = load_spec(spec_file, overrides, profile=profile)
     if gpus is not None and not dry_run:
         raise BadInput("--gpus N goes with --dry-run: it prices the sweep on N GPUs; a run uses what the cluster has")
@@ -372,6 +376,8 @@ def resume(
         analog-sweep resume quickstart
         analog-sweep resume quickstart --format json
     """
+    from analog_sweep.orchestrator import Invocation, resume_sweep  # the sweep's machinery loads here
+
     _check_environment()
     dashboard_port = _dashboard_port(ray_dashboard, ray_dashboard_port, address)
     with open_store(store_url, must_exist=True) as store:

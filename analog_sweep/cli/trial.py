@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
-import torch
 
 from analog_sweep.cli.output import ACTIVITY_COLUMNS, BadInput, json_line, one_line_errors, progress
-from analog_sweep.sweeps import SpecError
-from analog_sweep.sweeps._schema import algorithm_from_mapping
-from analog_sweep.sweeps._yaml import parse_yaml
+from analog_sweep.sweeps import SpecError, algorithm_from_mapping, parse_yaml
 from analog_sweep.workers import (
     ALGORITHM_SETTINGS,
     ALGORITHMS,
@@ -20,15 +19,16 @@ from analog_sweep.workers import (
     DataConfig,
     DataError,
     DevicePoint,
-    EpochReport,
     ModelConfig,
     ModelError,
     PretrainConfig,
     TileBackendError,
     TrainingDiverged,
     TrialConfig,
-    run_trial,
 )
+
+if TYPE_CHECKING:
+    from analog_sweep.workers import EpochReport
 
 _COLUMNS = ("epoch", "train_loss", "test_error", "test_accuracy", "seconds")
 
@@ -180,6 +180,10 @@ def trial(**options: object) -> None:
         analog-sweep trial --mode analog_tl --classes 5,8 --transfer-noise 10 --epochs 2
         analog-sweep trial --mode digital_scratch --json
     """
+    import torch  # with the trial's own modules: a command's --help does not load them
+
+    from analog_sweep.workers import run_trial
+
     if options["threads"]:
         torch.set_num_threads(int(options["threads"]))
     if options["download"]:

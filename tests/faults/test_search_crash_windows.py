@@ -74,7 +74,7 @@ def _run_to_the_end(search: LearningRateSearch, epochs: int, prefix: str) -> Non
 
 
 def test_every_grid_value_runs_once_whichever_journal_write_the_driver_died_after(tmp_path):
-    """Issue 10, item 3: the grid is queued one ``enqueue_trial`` (one journal write) at a time, and asking and
+    """The grid is queued one ``enqueue_trial`` (one journal write) at a time, and asking and
     telling are journal writes too. The driver is stopped after each write in turn, of set-up and of the whole
     search (a journal cut after N records is exactly what a driver killed after its N-th write leaves), then
     resumed: every point runs its four values, each once, and nothing else."""

@@ -1,4 +1,4 @@
-"""Requests no node can hold are refused at once (issue 10 item 5).
+"""Requests no node can hold are refused at once.
 
 A trial (and a pretraining job) runs on one node, so a request is compared with the largest node, not with the
 cluster's totals: on two 2-CPU nodes, ``resources.cpu: 3`` would wait forever. The driver must say so in one line,

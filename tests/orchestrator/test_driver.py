@@ -71,3 +71,36 @@ def test_gpu_request_on_a_cluster_without_gpus_fails_at_once_unless_cpu_fallback
     assert row_counts(store) == {"sweeps": 0, "points": 0, "trials": 0, "epochs": 0}
     outcome = run_sweep(spec, store, storage_root=tmp_path / "storage", cpu_fallback=True, echo=print)
     assert outcome.status == "finished"
+
+
+def test_the_retrying_store_waits_out_an_unavailable_store_and_passes_other_errors_at_once(store, monkeypatch):
+    import time
+
+    from analog_sweep.orchestrator import RetryingStore, StoreGaveUp
+    from analog_sweep.orchestrator._retrying_store import RetryPolicy
+    from analog_sweep.results import NotFound, StoreUnavailable
+
+    monkeypatch.setattr(time, "sleep", lambda seconds: None)
+    calls = []
+    real = store.set_sweep_status
+
+    def away_twice(name, status):
+        calls.append(status)
+        if len(calls) <= 2:
+            raise StoreUnavailable("database is locked")
+        return real(name, status)
+
+    store.record_sweep("s", {"name": "s"}, "hash", "running", "/nowhere")
+    monkeypatch.setattr(store, "set_sweep_status", away_twice)
+    notices = []
+    retrying = RetryingStore(store, policy=RetryPolicy(5, 0.25), notice=notices.append)
+    retrying.set_sweep_status("s", "interrupted")
+    assert calls == ["interrupted"] * 3 and len(notices) == 2 and "retry 1 of 5 in 0.25 s" in notices[0]
+    assert retrying.get_sweep("s")["status"] == "interrupted"
+    with pytest.raises(NotFound):  # not a store that is away: asking again would not change the answer
+        retrying.get_sweep("missing")
+    assert len(notices) == 2
+    calls.clear()
+    with pytest.raises(StoreGaveUp, match="results store unavailable after 2 tries: database is locked"):
+        RetryingStore(store, policy=RetryPolicy(1, 0.25), notice=None).set_sweep_status("s", "failed")
+    assert RetryingStore(retrying).wrapped is store  # never retried twice over

@@ -11,8 +11,8 @@ from optuna.trial import TrialState
 
 from analog_sweep.orchestrator import LearningRateSearch
 from analog_sweep.orchestrator._search import ENDED_AS, WARM_BRACKETED, WARM_PROBE, WARM_START
-from analog_sweep.orchestrator._warm_start import best_learning_rate, bracketed_rate, neighbourhood, probe_learning_rate
-from analog_sweep.sweeps import expand, load_spec, shipped_specs
+from analog_sweep.orchestrator._warm_start import best_learning_rate, bracketed_rate, probe_learning_rate
+from analog_sweep.sweeps import expand, load_spec, neighbourhood, shipped_specs
 
 SETTINGS = {"trials_dir": "unused", "cache_dir": "unused", "threads": 1, "gpu": 0}
 TPE = ["lr_search.method=tpe", "lr_search.values=null", "lr_search.low=0.001", "lr_search.high=1.0"]
@@ -644,9 +644,9 @@ def test_under_patience_a_point_bracketed_by_neighbours_agreeing_on_a_rate_runs_
 @pytest.mark.parametrize("failing_seed", [0, 1])
 def test_a_bracketed_point_whose_warm_start_trial_fails_at_any_seed_searches_on(tmp_path, failing_seed):
     """Seeds share the search: the bracketed point 20 (between grid points 10 and 30, which agree) settles only once
-    its warm-start rate completed at every seed. Where it failed at one seed (the first, or a follower: found by a
-    fresh tester, whose follower ended with no completed trial), the point runs a sampler trial at every seed (no
-    probe: TPE's draw), so every seed ends with a completed trial."""
+    its warm-start rate completed at every seed. Where it failed at one seed (the first, or a follower, which would
+    otherwise end with no completed trial), the point runs a sampler trial at every seed (no probe: TPE's draw), so
+    every seed ends with a completed trial."""
     spec, grid, round_ = refinement("[0,1]", "lr_search.patience=1")
     journal = tmp_path / "optuna.journal"
     drive(search_for(spec, journal, grid), slots=2, objective=up_far)
@@ -743,10 +743,9 @@ def test_with_a_choice_per_seed_a_later_seed_starts_from_the_earlier_seeds_best_
 
 
 def test_a_point_started_before_its_neighbours_finished_keeps_a_completed_trial(tmp_path):
-    """Found by a fresh tester: with more slots than ready trials a point starts without a warm-start rate (nothing
-    of its neighbours has completed yet); its trials were then compared only with the neighbours' completed ones and
-    all pruned, leaving the point without a result. A trial is never pruned while no other trial of its point has
-    completed or is running."""
+    """With more slots than ready trials a point starts without a warm-start rate (nothing of its neighbours has
+    completed yet); compared only with the neighbours' completed trials, all its trials could be pruned, leaving the
+    point without a result. A trial is never pruned while no other trial of its point has completed or is running."""
     spec = spec_with(
         "seeds=[0]",
         "axes.transfer_noise=[0,10]",
@@ -768,8 +767,8 @@ def test_a_point_started_before_its_neighbours_finished_keeps_a_completed_trial(
 
 
 def test_no_trial_is_pruned_after_its_last_epoch_and_a_follower_never_vetoes_its_leaders_rate(tmp_path):
-    """Found by a fresh tester: the pruner was asked after a trial's last epoch too, throwing a finished result away;
-    and a follower seed's own median could prune a rate its leader kept, removing it from the shared choice."""
+    """The pruner is not asked after a trial's last epoch (that would throw a finished result away), and a follower
+    seed's own median never prunes a rate its leader kept (that would remove it from the shared choice)."""
     spec = spec_with(
         "seeds=[0,1]",
         "lr_search.trials_per_point=4",
@@ -800,7 +799,7 @@ def test_no_trial_is_pruned_after_its_last_epoch_and_a_follower_never_vetoes_its
 
 def test_a_resumed_search_never_runs_a_rate_it_already_ran(tmp_path):
     """A reopened study's sampler is seeded by the trials it holds: seeded as at the start, TPE drew the rates it had
-    drawn before the interruption again (found by a fresh tester: the base point ran 0.2904 twice)."""
+    drawn before the interruption again, so a point could run one rate twice."""
     spec = spec_with(
         "seeds=[0]",
         "axes.transfer_noise=[0,10]",

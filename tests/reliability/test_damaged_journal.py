@@ -1,4 +1,4 @@
-"""Issue 10, item 1: a damaged Optuna journal. A torn last record (cut short, or NUL bytes, as a crash, a power cut
+"""A damaged Optuna journal. A torn last record (cut short, or NUL bytes, as a crash, a power cut
 or a full disk leaves it) is removed before the journal is opened, with a backup and one line saying so; damage
 that cannot be repaired safely is one line naming the file and what to do, before Ray starts, with the file left
 as it was and the sweep no longer called ``running``.

@@ -1,4 +1,4 @@
-"""Diverged training is not a result (issue 10 item 6).
+"""Diverged training is not a result.
 
 A learning rate far too large (here 1000 on the nano model; 50 does the same within a few more epochs) drives the
 training loss to NaN while the test error still reads 50 % (one class everywhere). Such a trial ends as

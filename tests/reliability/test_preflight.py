@@ -1,5 +1,4 @@
-"""A sweep that cannot succeed is refused before it runs, and one whose trials failed does not report success
-(issue 10 item 11).
+"""A sweep that cannot succeed is refused before it runs, and one whose trials failed does not report success.
 
 - What the dry run knows (data files missing under the data root) stops ``run`` in one line, exit 2, before Ray
   starts or any file is made; the store is untouched.

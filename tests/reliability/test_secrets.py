@@ -1,4 +1,4 @@
-"""Issue 10, item 4: no secret from a store URL lands in a file the product or Ray writes, nor in what the
+"""No secret from a store URL lands in a file the product or Ray writes, nor in what the
 commands print.
 
 A sweep runs through the real command line, in its own process, against PostgreSQL with a password in

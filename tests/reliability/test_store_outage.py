@@ -19,7 +19,7 @@ from click.testing import CliRunner
 
 from analog_sweep.cli import cli
 from analog_sweep.orchestrator import StoreGaveUp, with_retries
-from analog_sweep.orchestrator._recorder import RetryPolicy, retry_policy
+from analog_sweep.orchestrator._retrying_store import RetryPolicy, retry_policy
 from analog_sweep.results import NotFound, StoreUnavailable, open_store
 
 from ..orchestrator.faults import reap_session

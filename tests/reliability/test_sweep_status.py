@@ -1,4 +1,4 @@
-"""Every way out of the driver leaves a status that ``status`` explains, with a next step (issue 10 items 2, 12).
+"""Every way out of the driver leaves a status that ``status`` explains, with a next step.
 
 - An unexpected error (here: one raised inside the driver after the sweep was marked running) marks the sweep
   ``failed`` and prints one line that says why and to resume; ``status`` says the same; ``resume`` finishes it.

@@ -1,8 +1,8 @@
-"""Issue 10, item 7: every read command works on a SQLite store its user may not write (a read-only or immutable
+"""Every read command works on a SQLite store its user may not write (a read-only or immutable
 folder, a read-only file) and leaves no file behind there, nor in a writable folder (no ``-wal``/``-shm``).
 
-Before the fix each command opened the store for writing (WAL mode needs a ``-shm`` file beside the database) and
-failed with "unable to open database file". The tests make the place read-only with ``chattr +i`` when run as root
+A command that opened the store for writing (WAL mode needs a ``-shm`` file beside the database) would fail there
+with "unable to open database file". The tests make the place read-only with ``chattr +i`` when run as root
 (root writes whatever the mode bits say), else with ``chmod``.
 """
 

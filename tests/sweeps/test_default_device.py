@@ -1,4 +1,4 @@
-"""One default device (issue 10 item 9): a spec without ``device`` and ``analog-sweep trial`` without device options
+"""One default device: a spec without ``device`` and ``analog-sweep trial`` without device options
 mean the same device, ``workers._config.DEFAULT_DEVICE``."""
 
 from __future__ import annotations

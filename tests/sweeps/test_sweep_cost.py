@@ -1,4 +1,4 @@
-"""Cost estimate and dry-run report: sizes, the time model against FACTS.md, and warnings that never fail."""
+"""Cost estimate and dry-run report: sizes, the time model against measured step times, and warnings that never fail."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ def test_quickstart_cost_is_small():
 
 
 @pytest.mark.parametrize(
-    ("overrides", "measured_step"),  # FACTS.md: seconds per analog step of batch 8 on 2 cores
+    ("overrides", "measured_step"),  # measured seconds per analog step of batch 8 on 2 CPU cores
     [
         (("model.preset=swin_micro", "data.image_size=16"), 0.523),
         (("model.preset=swin_tiny_cpu", "data.image_size=16"), 2.456),
@@ -111,7 +111,7 @@ def test_detect_environment_describes_this_machine():
     assert environment.cpus >= 1 and environment.gpus >= 0
 
 
-# --- the range with and without pruning, GPU-hours, N GPUs, --cpu-fallback (issue 11) ---------------------------
+# --- the range with and without pruning, GPU-hours, N GPUs, --cpu-fallback ----------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -124,8 +124,7 @@ def test_detect_environment_describes_this_machine():
         # median defaults (5 start-up trials > 4 rates): nothing can be pruned.
         (["lr_search.pruner=median"], 32),
         # successive halving r=1: the first trial runs 8, the others, each worse than it on arrival, stop at rung 1
-        # (Optuna compares with the trials that reached the rung so far): 8 + 3 x 1. A fresh tester's simulation of
-        # Hyperband ran 5 per point where the earlier bound (ceil(n / f) going on per rung) said 6.
+        # (Optuna compares with the trials that reached the rung so far): 8 + 3 x 1.
         (
             ["lr_search.pruner=successive_halving", "lr_search.pruner_options={min_resource: 1, reduction_factor: 2}"],
             11,
@@ -162,7 +161,7 @@ MEDIAN_1_2 = ["lr_search.pruner=median", "lr_search.pruner_options={n_startup_tr
         # With warm starts each point has its own median pruner, which compares a trial with its point's running
         # trials too (and a warm-started point's with its neighbours' completed ones): with trials side by side every
         # trial but one may stop at epoch 1 even with 5 start-up trials, where Optuna's runs 5 (here all 4) to the
-        # end. Found by a fresh tester: the bound was above what driven searches used.
+        # end.
         (["lr_search.pruner=median", "lr_search.patience=none"], 11, 11, 32, False),
         # 2 start-up trials, patience 1: the base point's 3 trials, the warm-started point's 2, one to the end each.
         (
@@ -216,8 +215,7 @@ def test_the_lower_bound_lets_points_stop_after_their_start_up_and_patience_samp
 def test_the_refinement_lower_bound_lets_a_bracketed_point_run_one_trial(patience, per_point):
     """Under patience a refinement point bracketed by finished neighbours that agree runs its warm-start rate alone
     (one trial to the end: 8 epochs), which no grid point ever does; without patience it is priced as a grid point
-    (4 trials, all but the warm-start one stopped at epoch 1 by its median pruner). Found by a fresh tester: the
-    refinement budget's lower bound was S + P trials a point, above the one trial a bracketed round ran."""
+    (4 trials, all but the warm-start one stopped at epoch 1 by its median pruner), not S + P trials a point."""
     from analog_sweep.sweeps import refinement_cost
     from analog_sweep.sweeps._cost import fewest_trials
 
@@ -356,10 +354,10 @@ def test_the_dry_run_command_reads_the_store_without_creating_or_changing_it(tmp
 
 
 def test_the_refinement_budget_is_priced_as_the_grid_is_and_given_a_wall_time_on_n_gpus():
-    """Found by a fresh reviewer: the budget priced a GPU spec's refinement at GPU speed under --cpu-fallback, and
-    gave no wall time for --gpus N. Rounds run one after another, each point's trials under patience end to end."""
+    """Under --cpu-fallback a GPU spec's refinement is priced at CPU speed, and --gpus N gives it a wall time.
+    Rounds run one after another, each point's trials under patience end to end."""
     from analog_sweep.sweeps import refinement_cost
-    from analog_sweep.sweeps._cost import _duration
+    from analog_sweep.sweeps._dry_run import _duration
 
     spec = load("paper_fig3_transfer_noise", "axes.refine={transfer_noise: {points: 3, rounds: 2}}")
     on_cpu, on_gpu = refinement_cost(spec, on_gpu=False), refinement_cost(spec)
@@ -373,8 +371,8 @@ def test_the_refinement_budget_is_priced_as_the_grid_is_and_given_a_wall_time_on
 
 
 def test_refinement_rounds_hold_only_the_axes_with_rounds_left():
-    """Found by a fresh reviewer: with one axis refined in 4 rounds of 1 value and another in 1 round of 4, every
-    round was priced with both axes' points, and on one slot the wall time came out above the compute."""
+    """With one axis refined in 4 rounds of 1 value and another in 1 round of 4, each round holds only the points
+    of the axes with rounds left, so on one slot the wall time is not above the compute."""
     from analog_sweep.sweeps import refinement_cost
 
     spec = load(

@@ -20,7 +20,7 @@ from analog_sweep.sweeps import (
 )
 
 BROKEN = sorted((Path(__file__).parent / "broken").glob("*.yaml"))
-# "Minutes": the cost model's estimate (sweeps/_cost.py, fitted to FACTS.md's CPU measurements) on 2 CPU cores,
+# "Minutes": the cost model's estimate (the sweeps package's cost model, fitted to CPU measurements) on 2 CPU cores,
 # 2 trials at a time. The largest shipped spec under smoke is estimated at about half a minute; 5 minutes leaves
 # room for a model that is off by the 15 % it was fitted to, and for Ray's start-up.
 SMOKE_BUDGET_SECONDS = 300

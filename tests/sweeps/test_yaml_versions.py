@@ -1,4 +1,4 @@
-"""Issue 10, item 10: a plain YAML value means what a reader sees, or is refused in one line (sweeps/README.md,
+"""A plain YAML value means what a reader sees, or is refused in one line (sweeps/README.md,
 "YAML rules"). PyYAML implements YAML 1.1, where ``1:30`` is 90, ``on``/``yes`` are true and ``010`` is 8; the
 broken corpus (``broken/yaml11_*.yaml``) covers spec files, these cover ``--set`` values and what is still read."""
 

@@ -22,6 +22,7 @@ from analog_sweep.workers import (
     load_target_splits,
     target_classes,
 )
+from analog_sweep.workers import _data as data
 from analog_sweep.workers._data import (
     CIFAR10_CLASSES,
     CIFAR10_MEAN,
@@ -32,7 +33,6 @@ from analog_sweep.workers._data import (
     random_crop_flip,
     stratified_pick,
 )
-from workers import data
 
 CIFAR100_COARSE = (
     "aquatic_mammals", "fish", "flowers", "food_containers", "fruit_and_vegetables", "household_electrical_devices",

@@ -1,4 +1,4 @@
-"""A GPU trial continues from its own checkpoint (issue 10 item 8).
+"""A GPU trial continues from its own checkpoint.
 
 aihwkit's tile state only loads into CPU tiles (``workers._tile_state`` refuses a CUDA tile), so ``run_trial`` must
 restore the checkpoint into the CPU model and only then move it. A CPU machine cannot move tiles to a GPU; the test

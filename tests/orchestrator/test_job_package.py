@@ -1,0 +1,38 @@
+"""A submitted job ships the project as one package, ``analog_sweep``, with every subpackage inside it.
+
+In a source checkout the subpackages live in folders of their own (pyproject's package-dir mapping); the job's
+``py_modules`` entry must hold them all the same, so that the cluster imports the submitter's code and nothing else.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from analog_sweep.orchestrator._jobs import PROJECT_SUBPACKAGES, _assemble_package, _runtime_env
+
+
+def test_the_assembled_package_holds_every_subpackage_and_imports_from_there(tmp_path):
+    package = _assemble_package(tmp_path)
+    assert package == tmp_path / "analog_sweep"
+    for sub in PROJECT_SUBPACKAGES:
+        assert (package / sub / "__init__.py").is_file(), sub
+    assert (package / "sweeps" / "quickstart.yaml").is_file()
+    assert (package / "results" / "templates" / "report.html.j2").is_file()
+    assert not list(package.rglob("__pycache__"))
+    probe = (
+        "import sys; sys.path.insert(0, sys.argv[1]); "
+        "import analog_sweep.results, analog_sweep.workers, analog_sweep.orchestrator, analog_sweep.sweeps; "
+        "print('\\n'.join(m.__file__ for m in (analog_sweep.results, analog_sweep.workers, "
+        "analog_sweep.orchestrator, analog_sweep.sweeps)))"
+    )
+    done = subprocess.run([sys.executable, "-c", probe, str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    files = done.stdout.split()
+    assert len(files) == 4 and all(file.startswith(str(package)) for file in files), files
+
+
+def test_the_runtime_environment_ships_that_one_package(tmp_path):
+    env = _runtime_env(tmp_path / "analog_sweep", working_dir=None)
+    assert env["py_modules"] == [str(tmp_path / "analog_sweep")]
+    assert "working_dir" not in env
