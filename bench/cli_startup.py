@@ -37,9 +37,10 @@ def commands(sweep: str, report_dir: str) -> list[list[str]]:
         ["status", sweep],
         ["results", "sweeps"],
         ["results", "best", sweep],
-        ["results", "points", sweep],
+        ["results", "curves", sweep],
         ["results", "elbows", sweep],
         ["results", "provenance", sweep],
+        ["report", "--help"],
         ["report", sweep, "--out", report_dir],
     ]
 
