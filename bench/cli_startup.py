@@ -40,6 +40,9 @@ def commands(sweep: str, report_dir: str) -> list[list[str]]:
         ["results", "curves", sweep],
         ["results", "elbows", sweep],
         ["results", "provenance", sweep],
+        ["results", "best", sweep, "--axis", "transfer_noise", "--plot", f"{report_dir}/fig3.png"],
+        ["results", "curves", sweep, "--plot", f"{report_dir}/fig2.png"],
+        ["results", "export", sweep, "--out", f"{report_dir}/epochs.parquet"],
         ["report", "--help"],
         ["report", sweep, "--out", report_dir],
     ]
@@ -90,7 +93,7 @@ def main() -> int:
         env["ANALOG_SWEEP_STORE"] = options.store
     if options.pythonpath:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [options.pythonpath, env.get("PYTHONPATH")]))
-    print(f"{'command':<34} {'imports s':>9} {'wall s':>7} {'peak MB':>8} {'exit':>4}  heavy libraries imported")
+    print(f"{'command':<66} {'imports s':>9} {'wall s':>7} {'peak MB':>8} {'exit':>4}  heavy libraries imported")
     with tempfile.TemporaryDirectory() as report_dir:
         for args in commands(options.sweep, report_dir):
             runs = [time_command(options.python, args, env) for _ in range(options.repeats)]
@@ -99,7 +102,7 @@ def main() -> int:
             peak = statistics.median(run[2] for run in runs)
             heavy = ", ".join(sorted(runs[-1][3])) or "-"
             label = " ".join(args).replace(report_dir, "DIR")
-            print(f"{label:<34} {imports:9.2f} {wall:7.2f} {peak:8.0f} {runs[-1][4]:4d}  {heavy}")
+            print(f"{label:<66} {imports:9.2f} {wall:7.2f} {peak:8.0f} {runs[-1][4]:4d}  {heavy}")
     return 0
 
 

@@ -32,12 +32,12 @@ from analog_sweep.orchestrator import (
     JournalDamaged,
     PreflightError,
     PretrainingFailed,
+    RetryingStore,
     StoreGaveUp,
     SweepFailed,
     SweepStateError,
     error_summary,
     retry_policy,
-    with_retries,
 )
 from analog_sweep.results import (
     SQLITE_BUSY_ENV,
@@ -202,7 +202,8 @@ def _point_table(store: Any, name: str, output_format: str, *, with_status: bool
     ``with_status`` (``status``): one row per point and seed. Otherwise (the end of ``run`` and ``resume``): seeds
     are replicates, one row per point with the mean, standard deviation and 95 % interval half-width across seeds.
     """
-    rows = with_retries(lambda: store.best_points(name))  # the sweep's results are in: worth a wait for the store
+    store = RetryingStore(store)  # the sweep's results are in: worth a wait for the store
+    rows = store.best_points(name)
     varied = [axis for axis in DEVICE_AXES if len({row[axis] for row in rows}) > 1]
     if with_status:
         columns = [
@@ -234,7 +235,7 @@ def _point_table(store: Any, name: str, output_format: str, *, with_status: bool
             *ACTIVITY_COLUMNS,
         ]
         emit_rows(display_rows(replicate_rows(rows)), output_format, columns=columns)
-    spec = with_retries(lambda: store.get_sweep(name))["spec"]
+    spec = store.get_sweep(name)["spec"]
     frozen = bool((spec.get("algorithm") or {}).get("freeze_analog"))
     if frozen:
         progress("analog tiles frozen by algorithm.freeze_analog (a diagnostic ablation): no activity expected")

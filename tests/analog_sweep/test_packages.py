@@ -70,15 +70,34 @@ def test_no_module_imports_another_package_privately_or_by_an_old_top_level_name
     assert not found, "\n".join(found)
 
 
+def _copy_source(into: Path) -> Path:
+    ignore = shutil.ignore_patterns(".venv", ".git", "build", "*.egg-info", "__pycache__", "sweep-store", ".*cache*")
+    shutil.copytree(ROOT, into, ignore=ignore)
+    return into
+
+
+def test_a_source_checkout_on_the_path_is_a_whole_package(tmp_path):
+    """A checkout first on sys.path (the current directory of ``python -m analog_sweep``, of Ray's workers, or
+    ``PYTHONPATH=checkout``) gives every subpackage from itself, with no install and no import hook (``-S``)."""
+    source = _copy_source(tmp_path / "checkout")
+    probe = (
+        "import sys; sys.path.insert(0, sys.argv[1]); "
+        "import analog_sweep.orchestrator, analog_sweep.workers, analog_sweep.results, analog_sweep.sweeps; "
+        "print('\\n'.join(m.__file__ for m in (analog_sweep.orchestrator, analog_sweep.workers, "
+        "analog_sweep.results, analog_sweep.sweeps)))"
+    )
+    done = subprocess.run([sys.executable, "-S", "-c", probe, str(source)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == [str(source / package / "__init__.py") for package in PACKAGES]
+
+
 @pytest.mark.slow
 def test_the_wheel_adds_one_top_level_name(tmp_path):
     """Build the wheel as ``pip install .`` would and list what it puts into site-packages.
 
     It builds from a copy of the source tree, so that setuptools' ``build/`` folder is not left in the checkout.
     """
-    source = tmp_path / "source"
-    ignore = shutil.ignore_patterns(".venv", ".git", "build", "*.egg-info", "__pycache__", "sweep-store", ".*cache*")
-    shutil.copytree(ROOT, source, ignore=ignore)
+    source = _copy_source(tmp_path / "source")
     done = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path), "."],
         cwd=source,

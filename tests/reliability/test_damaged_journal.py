@@ -3,8 +3,8 @@ or a full disk leaves it) is removed before the journal is opened, with a backup
 that cannot be repaired safely is one line naming the file and what to do, before Ray starts, with the file left
 as it was and the sweep no longer called ``running``.
 
-Before the fix Optuna skipped a torn last line when reading, appended its next record onto it, and from then on
-every read failed with a JSON decode traceback: every ``resume`` failed and grew the journal.
+Left alone, a torn last line is skipped by Optuna when reading, its next record is appended onto it, and from then
+on every read fails with a JSON decode traceback: every ``resume`` would fail and grow the journal.
 """
 
 from __future__ import annotations

@@ -5,8 +5,8 @@ A sweep runs through the real command line, in its own process, against PostgreS
 ``--store`` (the test server trusts local connections, so any password is accepted). Afterwards every file under
 the storage path, the working folder and Ray's own temp folder (its session logs, the GCS and worker logs) is
 searched for the password, in plain text and URL-quoted, and so is every row of the store (the provenance records
-each command line). Before the fix the password was in the pickled callback state (``tuner.pkl``) of every Ray
-experiment.
+each command line). The pickled callback state of a Ray experiment (``tuner.pkl``) is where a password would
+hide first.
 """
 
 from __future__ import annotations

@@ -41,7 +41,12 @@ READ_COMMANDS = [
     ["results", "elbows", "noise"],
     ["results", "provenance", "noise"],
     ["results", "query", "SELECT count(*) AS n FROM trials"],
-    ["report", "noise", "--out", "REPORT"],
+    ["results", "best", "noise", "--format", "json"],
+    ["results", "best", "noise", "--axis", "transfer_noise", "--plot", "OUT/fig3.png"],
+    ["results", "curves", "noise", "--plot", "OUT/fig2.png"],
+    ["results", "export", "noise", "--out", "OUT/epochs.parquet"],
+    ["results", "export", "noise", "--out", "OUT/points.parquet", "--per", "point"],
+    ["report", "noise", "--out", "OUT/report"],
     *([command, "--help"] for command in ("run", "resume", "trial", "submit", "jobs", "logs", "dashboard", "report")),
 ]
 
@@ -60,9 +65,11 @@ def test_read_commands_do_not_load_the_training_stack(args, tmp_path, sample, mo
     with results.open_store(url) as store:
         sample.write(store)
     env = {**os.environ, results.STORE_ENV: url}
-    args = [str(tmp_path / "report") if arg == "REPORT" else arg for arg in args]
+    args = [str(tmp_path / arg[4:]) if arg.startswith("OUT/") else arg for arg in args]
     loaded = _imported(args, env, tmp_path)
     assert "analog_sweep" in loaded  # the probe ran the command
+    for written in (Path(arg) for arg in args if arg.startswith(str(tmp_path))):
+        assert written.exists(), f"analog-sweep {' '.join(args)} wrote no {written.name}"
     assert not loaded & TRAINING_LIBRARIES, (
         f"analog-sweep {' '.join(args)} imported {sorted(loaded & TRAINING_LIBRARIES)}"
     )

@@ -136,7 +136,7 @@ def test_the_frozen_tile_ablation_is_a_spec_setting_that_reaches_every_analog_tr
 
 
 def test_a_model_torch_cannot_build_is_refused_in_one_line():
-    """Found by ``test_sweep_properties``: torch's own message for a fractional depth lists every overload of
+    """Torch's own message for a fractional depth lists every overload of
     ``linspace`` on further lines; the refusal keeps the first."""
     with pytest.raises(SpecError) as refused:
         load_spec(shipped_specs()["quickstart"], ["model.overrides.depths=[1.5, 2]"])

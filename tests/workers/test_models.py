@@ -8,7 +8,7 @@ from analog_sweep.workers._models import replace_head
 
 
 def test_paper_preset_matches_the_documented_parameter_counts():
-    # Documented in workers/models.py beside the paper's 26,591,906 (2-class) and 26,594,213 (5-class).
+    # Documented in workers/_models.py beside the paper's 26,591,906 (2-class) and 26,594,213 (5-class).
     two = create_model("swin_paper", num_classes=2, img_size=32)
     assert parameter_count(two) == 27_498_956
     replace_head(two, 5)
