@@ -31,7 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from analog_sweep.results._replicates import difference  # noqa: E402
+from analog_sweep.results import difference  # noqa: E402
 from analog_sweep.sweeps import expand, load_spec, shipped_specs, trial_config  # noqa: E402
 from analog_sweep.workers import (
     TrialConfig,  # noqa: E402

@@ -39,7 +39,7 @@ _EXPORTS = {
     "_labels": ("matching_points", "point_label", "point_sort_key", "resolve_point", "resolve_replicates"),
     "_paper": ("PAPER_VALUES", "PaperValue"),
     "_provenance": ("config_hash", "redact"),
-    "_replicates": ("CONFIDENCE", "Summary", "difference", "replicate_rows"),
+    "_replicates": ("difference", "replicate_rows"),
     "_readonly": ("QueryResult",),
     "_report": ("REPORT_NAME", "build_report", "write_report"),
     "_schema": (

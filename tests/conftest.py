@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -97,3 +98,17 @@ def chromium_screenshot(page: Path, screenshot: Path, *, width: int = 1280, heig
     shutil.rmtree(profile, ignore_errors=True)
     assert done.returncode == 0 and screenshot.is_file(), done.stderr[-2000:]
     return [line for line in done.stderr.splitlines() if ":CONSOLE" in line]
+
+
+SUBPACKAGES = ("orchestrator", "workers", "results", "sweeps")
+
+
+def subpackage_files(folder: Path) -> list[str]:
+    """Where a fresh interpreter with ``folder`` first on sys.path imports each ``analog_sweep`` subpackage from
+    (``SUBPACKAGES`` order): the ``__init__.py`` files. It runs with ``-S``, so no installed copy and no editable
+    import hook can answer instead. Raises ``AssertionError`` with the interpreter's stderr if an import fails."""
+    modules = ", ".join(f"analog_sweep.{name}" for name in SUBPACKAGES)
+    probe = f"import sys; sys.path.insert(0, sys.argv[1]); import {modules}; print(*(m.__file__ for m in ({modules},)))"
+    done = subprocess.run([sys.executable, "-S", "-c", probe, str(folder)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout.split()

@@ -17,9 +17,10 @@ from pathlib import Path
 
 import pytest
 
+from ..conftest import SUBPACKAGES, subpackage_files
+
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("orchestrator", "workers", "results", "sweeps")
-SOURCE_FOLDERS = ("analog_sweep", *PACKAGES)
+SOURCE_FOLDERS = ("analog_sweep", *SUBPACKAGES)
 
 
 def _library_modules() -> list[Path]:
@@ -33,7 +34,7 @@ def _package_of(path: Path) -> str:
     return f"analog_sweep.{folder}"
 
 
-@pytest.mark.parametrize("package", PACKAGES)
+@pytest.mark.parametrize("package", SUBPACKAGES)
 def test_every_exported_name_resolves(package):
     module = importlib.import_module(f"analog_sweep.{package}")
     missing = [name for name in module.__all__ if not hasattr(module, name)]
@@ -62,7 +63,7 @@ def test_no_module_imports_another_package_privately_or_by_an_old_top_level_name
                 names = [alias.name for alias in node.names]
             for name in names:
                 parts = name.split(".")
-                if parts[0] in PACKAGES:
+                if parts[0] in SUBPACKAGES:
                     found.append(f"{path.relative_to(ROOT)}:{node.lineno}: top-level {name}")
                 elif parts[0] == "analog_sweep" and len(parts) > 2 and parts[2].startswith("_"):
                     if ".".join(parts[:2]) != own and not parts[1].startswith("_"):
@@ -80,15 +81,7 @@ def test_a_source_checkout_on_the_path_is_a_whole_package(tmp_path):
     """A checkout first on sys.path (the current directory of ``python -m analog_sweep``, of Ray's workers, or
     ``PYTHONPATH=checkout``) gives every subpackage from itself, with no install and no import hook (``-S``)."""
     source = _copy_source(tmp_path / "checkout")
-    probe = (
-        "import sys; sys.path.insert(0, sys.argv[1]); "
-        "import analog_sweep.orchestrator, analog_sweep.workers, analog_sweep.results, analog_sweep.sweeps; "
-        "print('\\n'.join(m.__file__ for m in (analog_sweep.orchestrator, analog_sweep.workers, "
-        "analog_sweep.results, analog_sweep.sweeps)))"
-    )
-    done = subprocess.run([sys.executable, "-S", "-c", probe, str(source)], capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.split() == [str(source / package / "__init__.py") for package in PACKAGES]
+    assert subpackage_files(source) == [str(source / package / "__init__.py") for package in SUBPACKAGES]
 
 
 @pytest.mark.slow
@@ -110,7 +103,7 @@ def test_the_wheel_adds_one_top_level_name(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     top = {name.split("/")[0] for name in names}
     assert top == {"analog_sweep", "analog_sweep-0.1.0.dist-info"}, sorted(top)
-    for package in PACKAGES:
+    for package in SUBPACKAGES:
         assert f"analog_sweep/{package}/__init__.py" in names
     assert "analog_sweep/sweeps/quickstart.yaml" in names
     assert "analog_sweep/results/templates/report.html.j2" in names

@@ -6,10 +6,9 @@ In a source checkout the subpackages live in folders of their own (pyproject's p
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 from analog_sweep.orchestrator._jobs import PROJECT_SUBPACKAGES, _assemble_package, _runtime_env
+
+from ..conftest import SUBPACKAGES, subpackage_files
 
 
 def test_the_assembled_package_holds_every_subpackage_and_imports_from_there(tmp_path):
@@ -20,16 +19,7 @@ def test_the_assembled_package_holds_every_subpackage_and_imports_from_there(tmp
     assert (package / "sweeps" / "quickstart.yaml").is_file()
     assert (package / "results" / "templates" / "report.html.j2").is_file()
     assert not list(package.rglob("__pycache__"))
-    probe = (
-        "import sys; sys.path.insert(0, sys.argv[1]); "
-        "import analog_sweep.results, analog_sweep.workers, analog_sweep.orchestrator, analog_sweep.sweeps; "
-        "print('\\n'.join(m.__file__ for m in (analog_sweep.results, analog_sweep.workers, "
-        "analog_sweep.orchestrator, analog_sweep.sweeps)))"
-    )
-    done = subprocess.run([sys.executable, "-c", probe, str(tmp_path)], capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
-    files = done.stdout.split()
-    assert len(files) == 4 and all(file.startswith(str(package)) for file in files), files
+    assert subpackage_files(tmp_path) == [str(package / name / "__init__.py") for name in SUBPACKAGES]
 
 
 def test_the_runtime_environment_ships_that_one_package(tmp_path):

@@ -20,7 +20,7 @@ from concurrent.futures import ProcessPoolExecutor
 
 import pytest
 
-from analog_sweep.results._replicates import difference
+from analog_sweep.results import difference
 from analog_sweep.sweeps import expand, load_spec, shipped_specs, trial_config
 from analog_sweep.workers import TrialConfig
 
