@@ -545,7 +545,7 @@ def _reconcile(store: RetryingStore, spec: SweepSpec, search: LearningRateSearch
 def _fill_rpu_config(store: RetryingStore, trial_id: str, row: dict[str, Any] | None, config: Any) -> None:
     """An analog trial that ended without its rpu config in the store (no report of it got there: the driver died
     first) gets it from its config, as the worker builds it."""
-    if config.is_analog and (row or {}).get("rpu_config") is None:
+    if config.is_analog and (row or {}).get("rpu_config_hash") is None:
         rpu_config = trial_rpu_config_json(config)
         store.set_trial_rpu_config(trial_id, rpu_config)
 

@@ -8,7 +8,9 @@ right types, and the file is written next to its target and renamed, so a crash 
 
 from __future__ import annotations
 
+import itertools
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -106,7 +108,8 @@ ELBOWS_SCHEMA = pa.schema(
 )
 
 
-def write_trials(rows: list[dict[str, Any]], path: Path) -> int:
+def write_trials(rows: Iterable[dict[str, Any]], path: Path) -> int:
+    """Write the rows in batches of ``_BATCH``, so memory stays bounded whatever the table's size."""
     return _write(rows, TRIALS_SCHEMA, path)
 
 
@@ -118,14 +121,24 @@ def write_elbows(rows: list[dict[str, Any]], path: Path) -> int:
     return _write(rows, ELBOWS_SCHEMA, path)
 
 
-def _write(rows: list[dict[str, Any]], schema: pa.Schema, path: Path) -> int:
+# Rows a Parquet row group is written from: a study's epoch rows stream through in batches this size.
+_BATCH = 50_000
+
+
+def _write(rows: Iterable[dict[str, Any]], schema: pa.Schema, path: Path) -> int:
     if not path.parent.is_dir():
         raise StoreInputError(f"cannot write {path}: no folder {path.parent}")
-    table = pa.Table.from_pylist(rows, schema=schema)
     partial = path.with_name(f".{path.name}.partial")
+    count = 0
     try:
-        pq.write_table(table, partial)
+        with pq.ParquetWriter(partial, schema) as writer:
+            rows = iter(rows)
+            while batch := list(itertools.islice(rows, _BATCH)):
+                writer.write_table(pa.Table.from_pylist(batch, schema=schema))
+                count += len(batch)
+            if count == 0:
+                writer.write_table(schema.empty_table())
         os.replace(partial, path)
     finally:
         partial.unlink(missing_ok=True)
-    return table.num_rows
+    return count

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from analog_sweep.results._errors import StoreInputError
-from analog_sweep.results._schema import RUN_KINDS, pretrained_models, sweep_runs, trials, utc_row
+from analog_sweep.results._schema import RUN_KINDS, pretrained_models, rpu_configs, sweep_runs, trials, utc_row
 
 # scheme://user:PASSWORD@host (greedy to the last @, so a password holding a raw @ is hidden whole) and
 # ?password=... / &sslpassword=... (libpq's query parameters). In free text a password ends at white space; in one
@@ -167,10 +167,25 @@ def record_pretrained(connection: sa.Connection, sweep: str, model: Mapping[str,
 
 
 def set_trial_rpu_config(connection: sa.Connection, trial_id: str, rpu_config: Mapping[str, Any] | None) -> int:
-    """Write a trial's rpu config; return how many rows changed (0: no such trial)."""
-    value = None if rpu_config is None else _json_ready(dict(rpu_config), f"trial {trial_id}'s rpu config")
-    done = connection.execute(sa.update(trials).where(trials.c.trial_id == trial_id).values(rpu_config=value))
+    """Write a trial's rpu config (once per distinct config in ``rpu_configs``, the trial pointing at it by
+    ``config_hash``); return how many trial rows changed (0: no such trial)."""
+    digest = None
+    if rpu_config is not None:
+        value = _json_ready(dict(rpu_config), f"trial {trial_id}'s rpu config")
+        digest = config_hash(value)
+        dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
+        connection.execute(
+            dialect.insert(rpu_configs).values(config_hash=digest, rpu_config=value).on_conflict_do_nothing()
+        )
+    done = connection.execute(sa.update(trials).where(trials.c.trial_id == trial_id).values(rpu_config_hash=digest))
     return done.rowcount
+
+
+def rpu_config(connection: sa.Connection, digest: str | None) -> dict[str, Any] | None:
+    """The rpu config stored under ``digest`` (None for None or an unknown one)."""
+    if digest is None:
+        return None
+    return connection.scalar(sa.select(rpu_configs.c.rpu_config).where(rpu_configs.c.config_hash == digest))
 
 
 def config_hash(rpu_config: Mapping[str, Any]) -> str:
@@ -232,20 +247,28 @@ def read_provenance(connection: sa.Connection, sweep: str) -> dict[str, Any]:
     groups: dict[str, dict[str, Any]] = {}
     without = 0
     for trial in connection.execute(
-        sa.select(trials.c.trial_id, trials.c.point_key, trials.c.rpu_config)
+        sa.select(trials.c.trial_id, trials.c.point_key, trials.c.rpu_config_hash)
         .where(trials.c.sweep == sweep)
         .order_by(trials.c.point_key, trials.c.trial_id)
     ):
-        if trial.rpu_config is None:
+        digest = trial.rpu_config_hash
+        if digest is None:
             without += 1
             continue
-        digest = config_hash(trial.rpu_config)
         group = groups.setdefault(
-            digest, {"config_hash": digest, "rpu_config": trial.rpu_config, "trial_ids": [], "point_keys": []}
+            digest, {"config_hash": digest, "rpu_config": None, "trial_ids": [], "point_keys": []}
         )
         group["trial_ids"].append(trial.trial_id)
         if trial.point_key not in group["point_keys"]:
             group["point_keys"].append(trial.point_key)
+    if groups:
+        stored = connection.execute(
+            sa.select(rpu_configs.c.config_hash, rpu_configs.c.rpu_config).where(
+                rpu_configs.c.config_hash.in_(list(groups))
+            )
+        )
+        for digest, config in stored:
+            groups[digest]["rpu_config"] = config
     return {
         "sweep": sweep,
         "runs": runs,

@@ -8,7 +8,7 @@ curve and an export never disagree about which learning rate and epoch won; all 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import sqlalchemy as sa
@@ -77,13 +77,30 @@ def _group_key(point: Mapping[str, Any]) -> tuple:
     return (point["mode"], point["task"], *(point[a] for a in AXES))
 
 
-def _histories(connection: sa.Connection, trial_ids: list[str]) -> dict[str, list[tuple[int, Any, Any]]]:
+# Above this many points, a query for some of a sweep's trials reads the whole sweep's and keeps those in Python,
+# rather than binding every key (SQLite allows 32,766 bound values a statement).
+_MANY_KEYS = 500
+
+
+def _chunks(values: list[str], size: int = _MANY_KEYS) -> Iterator[list[str]]:
+    """``values`` in lists of at most ``size``: keys to bind in one statement."""
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+def _of_points(column: sa.Column, keys: list[str] | None) -> sa.ColumnElement[bool]:
+    return sa.true() if keys is None or len(keys) > _MANY_KEYS else column.in_(keys)
+
+
+def _histories(connection: sa.Connection, sweep: str, keys: list[str] | None) -> dict[str, list[tuple[int, Any, Any]]]:
+    """(epoch, validation error, test error) per epoch of each trial of the points ``keys`` (all when None)."""
     histories: dict[str, list[tuple[int, Any, Any]]] = defaultdict(list)
-    if not trial_ids:
+    if keys == []:
         return histories
     query = (
         sa.select(epochs.c.trial_id, epochs.c.epoch, epochs.c.validation_error, epochs.c.test_error)
-        .where(epochs.c.trial_id.in_(trial_ids))
+        .join(trials, trials.c.trial_id == epochs.c.trial_id)
+        .where(trials.c.sweep == sweep, _of_points(trials.c.point_key, keys))
         .order_by(epochs.c.trial_id, epochs.c.epoch)
     )
     for trial_id, epoch, validation, test in connection.execute(query):
@@ -91,31 +108,49 @@ def _histories(connection: sa.Connection, trial_ids: list[str]) -> dict[str, lis
     return histories
 
 
+def _point_rows(connection: sa.Connection, sweep: str, *where: sa.ColumnElement[bool]) -> list[dict[str, Any]]:
+    query = sa.select(*(points.c[c] for c in POINT_COLUMNS)).where(points.c.sweep == sweep, *where)
+    return [dict(row) for row in connection.execute(query).mappings()]
+
+
+def _seed_group_rows(connection: sa.Connection, sweep: str, point_keys: Iterable[str]) -> list[dict[str, Any]]:
+    """The points of ``sweep`` that share a device point (mode, task, axes) with one of ``point_keys``: the seeds
+    whose choice is made together. Selected in SQL, so closing one point does not read every point of a study."""
+    rows: dict[str, dict[str, Any]] = {}
+    for point in _point_rows(connection, sweep, points.c.point_key.in_(list(point_keys))):
+        if point["point_key"] in rows:
+            continue
+        same = [points.c.mode == point["mode"], points.c.task == point["task"]]
+        same += [points.c[axis] == point[axis] for axis in AXES]
+        rows.update((row["point_key"], row) for row in _point_rows(connection, sweep, *same))
+    return list(rows.values())
+
+
 def choices(
     connection: sa.Connection, sweep: str, selection: _best.Selection, point_keys: Iterable[str] | None = None
 ) -> tuple[dict[str, _best.BestTrial], list[Mapping[str, Any]]]:
     """The choice for the points of ``sweep`` (only those in ``point_keys``' seed groups, when given), and the
     rows of the trials considered."""
-    point_rows = [
-        dict(row)
-        for row in connection.execute(
-            sa.select(*(points.c[c] for c in POINT_COLUMNS)).where(points.c.sweep == sweep)
-        ).mappings()
-    ]
-    if point_keys is not None:
-        wanted = {_group_key(p) for p in point_rows if p["point_key"] in set(point_keys)}
-        point_rows = [p for p in point_rows if _group_key(p) in wanted]
-    keys = [p["point_key"] for p in point_rows]
-    trial_rows = (
-        list(
-            connection.execute(
-                sa.select(trials).where(trials.c.sweep == sweep, trials.c.point_key.in_(keys))
-            ).mappings()
-        )
-        if keys
-        else []
-    )
-    histories = _histories(connection, [t["trial_id"] for t in trial_rows])
+    if point_keys is None:
+        return _choose(connection, sweep, selection, _point_rows(connection, sweep), every_point=True)
+    return _choose(connection, sweep, selection, _seed_group_rows(connection, sweep, point_keys))
+
+
+def _choose(
+    connection: sa.Connection,
+    sweep: str,
+    selection: _best.Selection,
+    point_rows: list[dict[str, Any]],
+    every_point: bool = False,
+) -> tuple[dict[str, _best.BestTrial], list[Mapping[str, Any]]]:
+    """The choice for the points ``point_rows`` (whole seed groups), computed from their trials' epochs."""
+    keys = None if every_point else [p["point_key"] for p in point_rows]
+    wanted = None if keys is None else set(keys)
+    trial_rows = []
+    if keys != []:
+        query = sa.select(trials).where(trials.c.sweep == sweep, _of_points(trials.c.point_key, keys))
+        trial_rows = [t for t in connection.execute(query).mappings() if wanted is None or t["point_key"] in wanted]
+    histories = _histories(connection, sweep, keys)
     by_point: dict[str, list[_best.Candidate]] = defaultdict(list)
     for trial in trial_rows:
         by_point[trial["point_key"]].append(
@@ -139,44 +174,93 @@ def candidates(connection: sa.Connection, sweep: str, point_key: str) -> list[_b
         trials.c.trial_id, trials.c.lr, trials.c.status, trials.c.final_test_error, trials.c.epochs_done
     ).where(trials.c.sweep == sweep, trials.c.point_key == point_key)
     rows = list(connection.execute(query).mappings())
-    histories = _histories(connection, [row["trial_id"] for row in rows])
+    histories = _histories(connection, sweep, [point_key])
     return [_best.Candidate(**row, history=tuple(histories.get(row["trial_id"], ()))) for row in rows]
 
 
+# What ``best_points`` shows of the chosen trial.
+_CHOSEN_TRIAL_COLUMNS = ("trial_id", "lr", "final_test_error", "best_test_error", "epochs_done", *TRIAL_ACTIVITY_FIELDS)
+
+
 def best_points(
-    connection: sa.Connection, sweep: str, selection: _best.Selection | None = None
+    connection: sa.Connection, sweep: str, selection: _best.Selection | None = None, *, stored_choices: bool = True
 ) -> list[dict[str, Any]]:
     """Every point with its label, status, trial count and chosen trial under ``selection`` (the sweep's own rule
     when None): ``selected_on``, the trial's id and lr, the chosen ``epoch``, the ``test_error`` and
     ``validation_error`` there (percent; the number to report), and the trial's final and best test error, epochs
-    done and last activity. Sorted by mode, task, device axes and seed."""
-    selection = selection or sweep_selection(connection, sweep)
-    chosen_by_point, trial_rows = choices(connection, sweep, selection)
-    trial_by_id = {trial["trial_id"]: trial for trial in trial_rows}
+    done and last activity. Sorted by mode, task, device axes and seed.
+
+    Under the sweep's own rule, a device point whose seeds are all closed (done or failed) reads the choice the
+    driver stored on its points when they closed (``Store.choose_best``, the same rule on the same trials), so a
+    study of millions of epoch rows is answered without reading them; every other point, and every point under
+    another rule, is chosen from its trials' epochs here. ``stored_choices`` False chooses every point here.
+    """
+    own = sweep_selection(connection, sweep)
+    selection = selection or own
+    stored_columns = ("chosen_trial_id", "chosen_epoch", "chosen_test_error", "chosen_validation_error")
     point_rows = [
         dict(row)
         for row in connection.execute(
-            sa.select(*(points.c[c] for c in POINT_COLUMNS), points.c.label, points.c.status).where(
-                points.c.sweep == sweep
-            )
+            sa.select(
+                *(points.c[c] for c in POINT_COLUMNS),
+                points.c.label,
+                points.c.status,
+                points.c.selected_on.label("stored_selected_on"),
+                *(points.c[c] for c in stored_columns),
+            ).where(points.c.sweep == sweep)
         ).mappings()
     ]
+    groups: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
+    for point in point_rows:
+        groups[_group_key(point)].append(point)
+    stored = set()
+    if stored_choices and selection == own:
+        for members in groups.values():
+            if all(p["status"] in ("done", "failed") and p["stored_selected_on"] == selection.split for p in members):
+                stored.update(p["point_key"] for p in members)
+    live = [p for p in point_rows if p["point_key"] not in stored]
+    chosen_by_point, trial_rows = (
+        _choose(connection, sweep, selection, live, every_point=not stored) if live else ({}, [])
+    )
+    trial_by_id = {trial["trial_id"]: trial for trial in trial_rows}
+    if stored:
+        chosen_query = (
+            sa.select(*(trials.c[c] for c in _CHOSEN_TRIAL_COLUMNS))
+            .join(points, points.c.chosen_trial_id == trials.c.trial_id)
+            .where(points.c.sweep == sweep, trials.c.sweep == sweep)
+        )
+        trial_by_id.update((row["trial_id"], row) for row in connection.execute(chosen_query).mappings())
+    counts = dict(
+        connection.execute(
+            sa.select(trials.c.point_key, sa.func.count()).where(trials.c.sweep == sweep).group_by(trials.c.point_key)
+        ).all()
+    )
     varied = varied_axes(point_rows)
     rows = []
     for point in sorted(point_rows, key=point_sort_key):
-        best = chosen_by_point[point["point_key"]]
-        chosen = trial_by_id[best.chosen.trial_id] if best.chosen else {}
+        key = point["point_key"]
+        if key in stored:
+            trial_id = point["chosen_trial_id"]
+            chosen = trial_by_id.get(trial_id, {}) if trial_id else {}
+            choice = {
+                "epoch": point["chosen_epoch"],
+                "test_error": point["chosen_test_error"],
+                "validation_error": point["chosen_validation_error"],
+            }
+        else:
+            best = chosen_by_point[key]
+            chosen = trial_by_id[best.chosen.trial_id] if best.chosen else {}
+            choice = {"epoch": best.epoch, "test_error": best.test_error, "validation_error": best.validation_error}
         rows.append(
             {
-                **point,
+                **{c: point[c] for c in POINT_COLUMNS},
                 "label": point_label(point, varied),
-                "trials": len(best.candidates),
-                "selected_on": best.selected_on,
+                "status": point["status"],
+                "trials": counts.get(key, 0),
+                "selected_on": selection.split,
                 "trial_id": chosen.get("trial_id"),
                 "lr": chosen.get("lr"),
-                "epoch": best.epoch,
-                "test_error": best.test_error,
-                "validation_error": best.validation_error,
+                **choice,
                 "final_test_error": chosen.get("final_test_error"),
                 "best_test_error": chosen.get("best_test_error"),
                 "epochs_done": chosen.get("epochs_done"),
@@ -246,40 +330,45 @@ def epoch_curves(
     }
     if not chosen:
         return []
-    query = sa.select(epochs).where(epochs.c.trial_id.in_(list(chosen))).order_by(epochs.c.trial_id, epochs.c.epoch)
     rows = []
-    for epoch in connection.execute(query).mappings():
-        point = chosen[epoch["trial_id"]]
-        rows.append(
-            {
-                **{c: point[c] for c in (*POINT_COLUMNS, "label", "selected_on", "trial_id", "lr")},
-                "chosen_epoch": point["epoch"],
-                **{
-                    c: epoch[c]
-                    for c in (
-                        "epoch",
-                        "train_loss",
-                        "validation_error",
-                        "test_error",
-                        "test_accuracy",
-                        "seconds",
-                        *ACTIVITY_FIELDS,
-                    )
-                },
-            }
-        )
+    for ids in _chunks(list(chosen)):
+        query = sa.select(epochs).where(epochs.c.trial_id.in_(ids))
+        for epoch in connection.execute(query).mappings():
+            point = chosen[epoch["trial_id"]]
+            rows.append(
+                {
+                    **{c: point[c] for c in (*POINT_COLUMNS, "label", "selected_on", "trial_id", "lr")},
+                    "chosen_epoch": point["epoch"],
+                    **{
+                        c: epoch[c]
+                        for c in (
+                            "epoch",
+                            "train_loss",
+                            "validation_error",
+                            "test_error",
+                            "test_accuracy",
+                            "seconds",
+                            *ACTIVITY_FIELDS,
+                        )
+                    },
+                }
+            )
     rows.sort(key=lambda r: (order[r["point_key"]], r["epoch"]))
     return rows
 
 
 def trial_epoch_rows(
     connection: sa.Connection, sweep: str, selection: _best.Selection | None = None
-) -> list[dict[str, Any]]:
+) -> Iterator[dict[str, Any]]:
     """One row per trial and epoch (a trial without epochs gives one row with empty epoch columns), with the
-    point's label, whether the trial is its point's ``chosen`` one, ``selected_on`` and the ``chosen_epoch``."""
+    point's label, whether the trial is its point's ``chosen`` one, ``selected_on`` and the ``chosen_epoch``; in
+    point order (``point_sort_key``), then learning rate, trial and epoch.
+
+    The rows stream from the database in that order (server-side on PostgreSQL), so a study's millions of epoch
+    rows are never held at once; ``connection`` must stay open while they are read.
+    """
     best = best_points(connection, sweep, selection)
     by_point = {row["point_key"]: row for row in best}
-    order = {row["point_key"]: index for index, row in enumerate(best)}
     chosen_ids = {row["trial_id"] for row in best if row["trial_id"] is not None}
     query = (
         sa.select(
@@ -312,20 +401,32 @@ def trial_epoch_rows(
             ).outerjoin(epochs, epochs.c.trial_id == trials.c.trial_id)
         )
         .where(points.c.sweep == sweep)
-        .order_by(points.c.point_key, trials.c.lr, trials.c.trial_id, epochs.c.epoch)
+        # point_sort_key's order (axes compared as numbers), then rate, trial and epoch.
+        .order_by(
+            *_bytewise(connection, points.c.mode, points.c.task),
+            *(points.c[axis] for axis in AXES),
+            points.c.seed,
+            *_bytewise(connection, points.c.point_key),
+            trials.c.lr,
+            *_bytewise(connection, trials.c.trial_id),
+            epochs.c.epoch,
+        )
     )
-    rows = []
-    for row in connection.execute(query).mappings():
+    result = connection.execution_options(stream_results=True, yield_per=5000).execute(query).mappings()
+    for row in result:
         point = by_point[row["point_key"]]
         chosen = row["trial_id"] in chosen_ids
-        rows.append(
-            {
-                **utc_row(row),
-                "label": point["label"],
-                "chosen": chosen,
-                "selected_on": point["selected_on"],
-                "chosen_epoch": point["epoch"] if chosen else None,
-            }
-        )
-    rows.sort(key=lambda r: (order[r["point_key"]], r["lr"], r["trial_id"], r["epoch"] or 0))
-    return rows
+        yield {
+            **utc_row(row),
+            "label": point["label"],
+            "chosen": chosen,
+            "selected_on": point["selected_on"],
+            "chosen_epoch": point["epoch"] if chosen else None,
+        }
+
+
+def _bytewise(connection: sa.Connection, *columns: sa.Column) -> list[sa.ColumnElement]:
+    """Text columns ordered by code point, as Python orders them (PostgreSQL's database collation may not)."""
+    if connection.dialect.name == "postgresql":
+        return [sa.collate(column, "C") for column in columns]
+    return list(columns)

@@ -24,7 +24,7 @@ from typing import Any
 
 import yaml
 
-from analog_sweep.results._basepoint import varied_axes
+from analog_sweep.results._basepoint import base_points, device_point, varied_axes
 from analog_sweep.results._errors import StoreInputError
 from analog_sweep.results._figures import (
     AXIS_LABELS,
@@ -90,7 +90,11 @@ def build_report(store: Any, sweep: str, *, formats: tuple[str, ...] = FORMATS) 
     """Read ``sweep`` from ``store`` (a ``Store``) and compute the report; ``NotFound`` for an unknown sweep."""
     sweep_row = store.get_sweep(sweep)
     best = store.best_points(sweep)
-    curves = store.epoch_curves(sweep)
+    # Fig. 2 draws the base device point only: read those points' epochs, not every chosen trial's.
+    chosen = [r for r in best if r.get("trial_id") is not None]
+    bases = base_points(chosen)
+    at_base = [r["point_key"] for r in chosen if device_point(r) == bases[r["task"]]]
+    curves = store.epoch_curves(sweep, at_base) if at_base else []
     progress = next(row for row in store.sweep_progress() if row["sweep"] == sweep)
     spec = sweep_row.get("spec") or {}
     dataset = (spec.get("data") or {}).get("dataset", "digits")

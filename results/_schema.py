@@ -14,7 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 
 # Bump when the tables change, and add the step from the previous version to ``_versions.UPGRADES``.
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 # The five device axes a sweep varies, stored as REAL columns on each point.
 AXES = ("transfer_noise", "sp_skew", "sp_variability", "pulse_noise", "dtod")
@@ -110,9 +110,9 @@ trials = sa.Table(
     *_activity_columns(TRIAL_ACTIVITY_FIELDS),  # added in schema version 3
     sa.Column("best_validation_error", sa.Float),  # added in schema version 5
     sa.Column("best_validation_epoch", sa.Integer),  # added in schema version 5
-    # The resolved aihwkit rpu config the trial ran with, as JSON (``workers._rpu_json``); NULL for digital trials and
-    # for trials recorded before schema version 4.
-    sa.Column("rpu_config", sa.JSON),
+    # The resolved aihwkit rpu config the trial ran with: its ``config_hash`` in ``rpu_configs`` (schema version 6;
+    # version 4 and 5 kept the JSON in each trial row). NULL for digital trials and trials recorded before version 4.
+    sa.Column("rpu_config_hash", sa.String(64)),
     sa.ForeignKeyConstraint(["sweep", "point_key"], ["points.sweep", "points.point_key"], ondelete="CASCADE"),
     sa.Index("ix_trials_point", "sweep", "point_key"),
 )
@@ -128,6 +128,16 @@ epochs = sa.Table(
     sa.Column("seconds", sa.Float),
     *_activity_columns(ACTIVITY_FIELDS),  # added in schema version 3
     sa.Column("validation_error", sa.Float),  # added in schema version 5
+)
+
+# Each distinct resolved aihwkit rpu config (``workers._rpu_json``), once, by the first 16 hex digits of the SHA-256
+# of its canonical JSON (``_provenance.config_hash``); trials point at it (schema version 6). A study runs thousands
+# of trials on a few dozen configs of about 7 kB each.
+rpu_configs = sa.Table(
+    "rpu_configs",
+    metadata,
+    sa.Column("config_hash", sa.String(64), primary_key=True),
+    sa.Column("rpu_config", sa.JSON, nullable=False),
 )
 
 # Provenance (schema version 4): one row per ``run`` or ``resume`` of a sweep, with the environment it ran in.
@@ -173,7 +183,7 @@ pretrained_models = sa.Table(
 )
 
 # The tables users may read with ``results query``, in dependency order.
-DATA_TABLES = (sweeps, points, trials, epochs, sweep_runs, pretrained_models)
+DATA_TABLES = (sweeps, points, trials, epochs, rpu_configs, sweep_runs, pretrained_models)
 
 
 def as_utc(moment: datetime) -> datetime:

@@ -562,12 +562,12 @@ class Store:
     def export_trials(self, sweep: str, path: str | Path, selection: _best.Selection | None = None) -> int:
         """Write one Parquet row per trial and epoch, with every point column, the validation and test errors, and
         which trial and epoch were chosen (``chosen``, ``selected_on``, ``chosen_epoch``); return the row count."""
+        from analog_sweep.results import _export
+
         with self.transaction() as connection:
             self._require_sweep(connection, sweep)
             rows = _queries.trial_epoch_rows(connection, sweep, self._selection(connection, sweep, selection))
-        from analog_sweep.results import _export
-
-        return _export.write_trials(rows, Path(path))
+            return _export.write_trials(rows, Path(path))
 
     def export_points(self, sweep: str, path: str | Path, selection: _best.Selection | None = None) -> int:
         """Write one Parquet row per point, with its chosen trial (``best_points``); return the row count."""

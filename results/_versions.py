@@ -7,6 +7,7 @@ from collections.abc import Callable
 import sqlalchemy as sa
 
 from analog_sweep.results._errors import SchemaVersionError, StoreMissing
+from analog_sweep.results._provenance import config_hash
 from analog_sweep.results._schema import (
     ACTIVITY_FIELDS,
     SCHEMA_VERSION,
@@ -15,6 +16,7 @@ from analog_sweep.results._schema import (
     metadata,
     points,
     pretrained_models,
+    rpu_configs,
     schema_version,
     sweep_runs,
     sweeps,
@@ -43,7 +45,7 @@ def _add_provenance(connection: sa.Connection) -> None:
     and ``trials.rpu_config``; all empty or NULL for what was recorded before (it was not gathered then)."""
     for table in (sweep_runs, pretrained_models):
         table.create(connection)
-    kind = trials.c.rpu_config.type.compile(dialect=connection.dialect)
+    kind = sa.JSON().compile(dialect=connection.dialect)
     connection.execute(sa.text(f"ALTER TABLE trials ADD COLUMN rpu_config {kind}"))
 
 
@@ -80,12 +82,45 @@ def _add_validation_selection(connection: sa.Connection) -> None:
     )
 
 
+def _share_rpu_configs(connection: sa.Connection) -> None:
+    """Version 5 -> 6: each distinct rpu config is stored once, in the new table ``rpu_configs``, and trials point at
+    it by ``rpu_config_hash`` instead of holding the JSON (the same 7 kB in thousands of rows). A file does not
+    shrink by itself: ``VACUUM`` gives the space back."""
+    rpu_configs.create(connection)
+    add_column(connection, trials, "rpu_config_hash")
+    old = sa.table("trials", sa.column("trial_id", sa.String), sa.column("rpu_config", sa.JSON))
+    rows = connection.execute(sa.select(old.c.trial_id, old.c.rpu_config).where(old.c.rpu_config.is_not(None)))
+    by_hash: dict[str, list[str]] = {}
+    configs: dict[str, object] = {}
+    for trial_id, config in rows:
+        digest = config_hash(config)
+        configs.setdefault(digest, config)
+        by_hash.setdefault(digest, []).append(trial_id)
+    if configs:
+        connection.execute(sa.insert(rpu_configs), [{"config_hash": d, "rpu_config": c} for d, c in configs.items()])
+    for digest, trial_ids in by_hash.items():
+        for start in range(0, len(trial_ids), 500):
+            connection.execute(
+                sa.update(trials)
+                .where(trials.c.trial_id.in_(trial_ids[start : start + 500]))
+                .values(rpu_config_hash=digest)
+            )
+    connection.execute(sa.text("ALTER TABLE trials DROP COLUMN rpu_config"))
+
+
+def add_column(connection: sa.Connection, table: sa.Table, name: str, extra: str = "") -> None:
+    """ALTER TABLE ``table`` ADD COLUMN ``name`` with the type ``_schema`` gives it (``extra``: a default)."""
+    kind = table.c[name].type.compile(dialect=connection.dialect)
+    connection.execute(sa.text(f"ALTER TABLE {table.name} ADD COLUMN {name} {kind}{extra}"))
+
+
 # UPGRADES[v] turns a version-v store into version v + 1.
 UPGRADES: dict[int, Callable[[sa.Connection], None]] = {
     1: _add_trials_best_epoch,
     2: _add_activity_columns,
     3: _add_provenance,
     4: _add_validation_selection,
+    5: _share_rpu_configs,
 }
 OLDEST_UPGRADABLE = min(UPGRADES)
 

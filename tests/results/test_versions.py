@@ -33,8 +33,21 @@ V5_COLUMNS = {
 }
 
 
+def _unshare_rpu_configs(url: str) -> None:
+    """Make a store look like version 5: each trial row holds its rpu config's JSON, no ``rpu_configs`` table."""
+    _execute(
+        url,
+        "ALTER TABLE trials ADD COLUMN rpu_config JSON",
+        "UPDATE trials SET rpu_config = (SELECT c.rpu_config FROM rpu_configs c WHERE c.config_hash = rpu_config_hash)",
+        "ALTER TABLE trials DROP COLUMN rpu_config_hash",
+        "DROP TABLE rpu_configs",
+        "UPDATE schema_version SET version = 5",
+    )
+
+
 def _drop_selection_columns(url: str) -> None:
     """Make a store look like version 4: no validation errors, selection rules, labels or stored choices."""
+    _unshare_rpu_configs(url)
     _execute(
         url,
         *(f"ALTER TABLE {table} DROP COLUMN {name}" for table, names in V5_COLUMNS.items() for name in names),
@@ -198,6 +211,35 @@ def test_version_4_store_keeps_its_choices_as_made_on_test_and_takes_validation_
         )
         trial = {t["trial_id"]: t for t in store.list_trials("noise")}[trial_id]
         assert (trial["best_validation_error"], trial["best_validation_epoch"]) == (7.5, sample.epochs + 1)
+
+
+def test_version_5_store_keeps_each_rpu_config_once_and_the_same_provenance(store_url, sample, count_rows):
+    with results.open_store(store_url) as store:
+        sample.write(store)
+        analog = [t["trial_id"] for t in store.list_trials("noise") if t["trial_id"].startswith("analog")]
+        configs = [{"__class__": "UnitCellRPUConfig", "device": {"dw_min_dtod": dtod}} for dtod in (0.3, 0.6)]
+        for index, trial_id in enumerate(analog):
+            store.set_trial_rpu_config(trial_id, configs[index % 2])
+        before = count_rows(store)
+        old_provenance = store.provenance("noise")
+        old_trials = store.list_trials("noise")
+    _unshare_rpu_configs(store_url)
+    # As a version-5 store holds them: the JSON in every analog trial's row.
+    assert _scalar(store_url, "SELECT count(*) FROM trials WHERE rpu_config IS NOT NULL") == len(analog)
+
+    with results.open_store(store_url) as store:
+        assert count_rows(store) == before
+        assert _scalar(store_url, "SELECT version FROM schema_version") == results.SCHEMA_VERSION
+        assert _scalar(store_url, "SELECT count(*) FROM rpu_configs") == 2
+        assert store.provenance("noise") == old_provenance
+        assert store.list_trials("noise") == old_trials
+        # New configs go to the shared table: a third distinct one adds one row, a known one none.
+        store.set_trial_rpu_config(analog[0], {"__class__": "SingleRPUConfig"})
+        store.set_trial_rpu_config(analog[1], configs[0])
+        assert _scalar(store_url, "SELECT count(*) FROM rpu_configs") == 3
+    engine = sa.create_engine(store_url)
+    assert "rpu_config" not in {c["name"] for c in sa.inspect(engine).get_columns("trials")}
+    engine.dispose()
 
 
 def test_unknown_activity_field_is_refused(store_url, sample):
