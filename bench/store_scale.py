@@ -94,7 +94,8 @@ def rpu_config_json() -> dict:
 
 def _rpu_columns(config: dict, pending: dict[str, dict]) -> dict:
     """The trial's rpu config columns in this version's schema: one shared row per config (``rpu_configs``, added to
-    ``pending``) and its hash, or, in a store before the configs were shared, the JSON in the trial row."""
+    ``pending`` until written, then kept there as None) and its hash, or, in a store before the configs were shared,
+    the JSON in the trial row."""
     if "rpu_config" in trials.c:
         return {"rpu_config": config}
     from analog_sweep.results import config_hash
@@ -176,12 +177,13 @@ def build(url: str, trials_wanted: int, epochs_per_trial: int, lrs: int, seeds: 
                 count += 1
             if len(epoch_rows) >= 50_000 or p is found[-1]:
                 with store.transaction() as connection:
-                    if configs:
+                    new = {digest: c for digest, c in configs.items() if c is not None}
+                    if new:
                         connection.execute(
                             sa.insert(shared_configs),
-                            [dict(zip(("config_hash", "rpu_config"), c)) for c in configs.items()],
+                            [{"config_hash": digest, "rpu_config": c} for digest, c in new.items()],
                         )
-                        configs.clear()
+                        configs.update(dict.fromkeys(new))  # written: None marks it
                     connection.execute(sa.insert(trials), trial_rows)
                     connection.execute(sa.insert(epochs), epoch_rows)
                 trial_rows, epoch_rows = [], []

@@ -97,6 +97,7 @@ def run_sweep(
     echo: Callable[[str], None] = print,
     invocation: Invocation | None = None,
     ray_dashboard_port: int | None = None,
+    trainable: Callable[[dict[str, Any]], None] = fine_tune,
 ) -> SweepOutcome:
     """Start a new sweep and run it to the end; a finished sweep of the same spec does nothing.
 
@@ -111,6 +112,9 @@ def run_sweep(
             environment (``Store.provenance``); None records this process's ``sys.argv``.
         ray_dashboard_port: On a local run, keep Ray's dashboard on at http://127.0.0.1:PORT while the sweep runs
             (``echo`` prints its address).
+        trainable: The function Ray Tune runs for each trial (``_trainable.fine_tune``, which trains); a
+            benchmark of the orchestration passes a stand-in that reports and checkpoints like it without training.
+            Never set from a spec or the command line.
 
     Returns:
         How the sweep ended: ``finished``, or ``interrupted`` with the points done so far.
@@ -153,6 +157,7 @@ def run_sweep(
         kind="run",
         invocation=invocation,
         ray_dashboard_port=ray_dashboard_port,
+        trainable=trainable,
     )
 
 
@@ -165,6 +170,7 @@ def resume_sweep(
     echo: Callable[[str], None] = print,
     invocation: Invocation | None = None,
     ray_dashboard_port: int | None = None,
+    trainable: Callable[[dict[str, Any]], None] = fine_tune,
 ) -> SweepOutcome:
     """Continue an interrupted sweep from the store's spec, the Optuna studies and the trials' checkpoints.
 
@@ -179,6 +185,7 @@ def resume_sweep(
         echo: As for ``run_sweep``.
         invocation: As for ``run_sweep``.
         ray_dashboard_port: As for ``run_sweep``.
+        trainable: As for ``run_sweep``.
 
     Returns:
         How the sweep ended (``finished`` at once if it had finished before).
@@ -215,6 +222,7 @@ def resume_sweep(
         invocation=invocation,
         ray_dashboard_port=ray_dashboard_port,
         recorded_hash=known["spec_hash"],
+        trainable=trainable,
     )
 
 
@@ -230,6 +238,7 @@ def _execute(
     invocation: Invocation | None,
     ray_dashboard_port: int | None = None,
     recorded_hash: str | None = None,
+    trainable: Callable[[dict[str, Any]], None] = fine_tune,
 ) -> SweepOutcome:
     started = time.monotonic()
     points = expand(spec)
@@ -276,7 +285,7 @@ def _execute(
                     echo,
                     on_model=lambda model: store.record_pretrained(spec.name, {**model, "run_id": run["run_id"]}),
                 )
-                phase = _Phase(spec, store, paths, cpu, gpu, slots, echo)
+                phase = _Phase(spec, store, paths, cpu, gpu, slots, echo, trainable)
                 done = phase.run(points, f"sweep {spec.name}")
                 if done == len(points) and spec.axes.refine:
                     added, added_done = _refine(spec, store, phase, echo)
@@ -346,8 +355,10 @@ class _Phase:
         gpu: float,
         slots: int,
         echo: Callable[[str], None],
+        trainable: Callable[[dict[str, Any]], None] = fine_tune,
     ) -> None:
         self.spec, self.store, self.paths, self.echo = spec, store, paths, echo
+        self.trainable = trainable
         self.cpu, self.gpu, self.slots = cpu, gpu, slots
         self.ran: list[Point] = []  # the points of the phases run so far: neighbours for warm starts of the next
 
@@ -377,7 +388,7 @@ class _Phase:
         progress = ProgressLine(search, self.slots, self.echo)
         recorder = StoreRecorder(store, spec.name, search)
         tuner = tune.Tuner(
-            tune.with_resources(fine_tune, {"cpu": self.cpu, "gpu": self.gpu}),
+            tune.with_resources(self.trainable, {"cpu": self.cpu, "gpu": self.gpu}),
             tune_config=tune.TuneConfig(
                 search_alg=search,
                 scheduler=OptunaPruning(search),

@@ -16,6 +16,7 @@ from ray import tune
 
 from analog_sweep.orchestrator._errors import StoreGaveUp
 from analog_sweep.orchestrator._retrying_store import RetryingStore
+from analog_sweep.orchestrator._rpu_text import rpu_config_from_report
 from analog_sweep.orchestrator._search import ENDED_AS, LearningRateSearch
 from analog_sweep.results import ACTIVITY_FIELDS, Store, open_store, without_secrets
 
@@ -97,10 +98,11 @@ class StoreRecorder(tune.Callback):
         self._write(self.store.record_epoch, trial.config["trial_id"], int(result["epoch"]), **fields)
 
     def _record_rpu_config(self, trial_id: str, result: dict) -> None:
-        """Keep the trial's resolved rpu config (sent with each report) once: analog trials only."""
+        """Keep the trial's resolved rpu config (sent with its first report, as JSON text) once: analog trials
+        only."""
         if result.get("rpu_config") is None or trial_id in self.rpu_recorded:
             return
-        self._write(self.store.set_trial_rpu_config, trial_id, result["rpu_config"])
+        self._write(self.store.set_trial_rpu_config, trial_id, rpu_config_from_report(result["rpu_config"]))
         if self.gave_up is None:
             self.rpu_recorded.add(trial_id)
 

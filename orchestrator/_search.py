@@ -163,6 +163,14 @@ class LearningRateSearch(Searcher):
         self._issued: dict[str, IssuedTrial] = {}
         self._pruned: set[str] = set()
         self._studies: dict[str, optuna.Study] = {}
+        self._by_key = {point.key: point for point in self.points}
+        # Caches that keep each suggestion and progress line from reading every study's journal records (a study of
+        # thousands of points): each point's trials as last read, dropped whenever this searcher changes the study
+        # (it is the journal's only writer, under the driver lock); trials handed out per point; and the trials an
+        # interruption left running, read once, then kept up to date.
+        self._trials_cache: dict[str, list[optuna.trial.FrozenTrial]] = {}
+        self._asked_counts: dict[str, int] = {}
+        self._left_running: dict[str, IssuedTrial] | None = None
         self._storage: JournalStorage | None = None
         self._lock = threading.RLock()
 
@@ -255,20 +263,28 @@ class LearningRateSearch(Searcher):
             }
 
     def _interrupted_trial(self) -> IssuedTrial | None:
-        """A study trial handed out before an interruption and never finished: it runs again under its own id."""
-        live = {issued.trial_id for issued in self._issued.values()}
-        for point in self.points:
-            for frozen in self.study(point.key).get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-                trial_id = trial_id_for(self.sweep, point.key, frozen.number)
-                if trial_id not in live:
-                    return IssuedTrial(point.key, frozen.number, trial_id)
-        return None
+        """A study trial handed out before an interruption and never finished: it runs again under its own id.
+
+        Read from every study once; afterwards only a trial this run stops before its end (``on_trial_complete``)
+        joins them."""
+        if self._left_running is None:
+            live = {issued.trial_id for issued in self._issued.values()}
+            self._left_running = {}
+            for point in self.points:
+                for frozen in self._trials(point.key):
+                    trial_id = trial_id_for(self.sweep, point.key, frozen.number)
+                    if frozen.state == TrialState.RUNNING and trial_id not in live:
+                        self._left_running[trial_id] = IssuedTrial(point.key, frozen.number, trial_id)
+        if not self._left_running:
+            return None
+        trial_id = next(iter(self._left_running))
+        return self._left_running.pop(trial_id)
 
     def _new_trial(self) -> IssuedTrial | None:
         """The next trial, breadth-first over the points in run order (``sweeps._scheduling.BreadthFirst``): with
         warm starts, points ready to start go first. A point that must wait for its own trials gets none."""
         keys = [point.key for point in self._order]
-        counts = {key: len(self._asked(key)) for key in keys}
+        counts = {key: self._asked_count(key) for key in keys}
         asked = [counts[key] for key in keys]
         index = BreadthFirst(asked).pick(
             asked,
@@ -278,6 +294,7 @@ class LearningRateSearch(Searcher):
         return None if index is None else self._ask(keys[index], asked[index])
 
     def _ask(self, point_key: str, round_: int) -> IssuedTrial:
+        asked = self._asked_count(point_key)
         study = self.study(point_key)
         leader = self._leaders.get(point_key)
         # Queueing and asking are two journal writes: a value queued before a crash is asked now, not queued twice.
@@ -296,6 +313,8 @@ class LearningRateSearch(Searcher):
                     study.enqueue_trial({"lr": probe})
         trial = study.ask()
         self._draw_lr(trial)
+        self._changed(point_key)
+        self._asked_counts[point_key] = asked + 1
         return IssuedTrial(point_key, trial.number, trial_id_for(self.sweep, point_key, trial.number))
 
     # --- warm starts (orchestrator._warm_start) ------------------------------------------------------------------
@@ -491,12 +510,30 @@ class LearningRateSearch(Searcher):
         study = self.study(issued.point_key)
         frozen = study.trials[issued.number]
         if "lr" not in frozen.params:
-            return self._draw_lr(optuna.trial.Trial(study, frozen._trial_id))
+            lr = self._draw_lr(optuna.trial.Trial(study, frozen._trial_id))
+            self._changed(issued.point_key)
+            return lr
         return frozen.params["lr"]
 
     def _asked(self, point_key: str) -> list[optuna.trial.FrozenTrial]:
         """The study's trials that were handed out (queued grid values waiting for their turn are not)."""
-        return [t for t in self.study(point_key).get_trials(deepcopy=False) if t.state != TrialState.WAITING]
+        return [t for t in self._trials(point_key) if t.state != TrialState.WAITING]
+
+    def _asked_count(self, point_key: str) -> int:
+        if point_key not in self._asked_counts:
+            self._asked_counts[point_key] = len(self._asked(point_key))
+        return self._asked_counts[point_key]
+
+    def _trials(self, point_key: str) -> list[optuna.trial.FrozenTrial]:
+        """The point's study trials (not copies: read, never change them), read from the journal once per change."""
+        with self._lock:
+            if point_key not in self._trials_cache:
+                self._trials_cache[point_key] = self.study(point_key).get_trials(deepcopy=False)
+            return self._trials_cache[point_key]
+
+    def _changed(self, point_key: str) -> None:
+        """This searcher changed the point's study: read its trials again next time."""
+        self._trials_cache.pop(point_key, None)
 
     def should_prune(self, ray_trial_id: str, result: dict[str, Any]) -> bool:
         """Report an epoch's error (validation or test: ``metric_name``) to the point's study; True if its pruner
@@ -513,6 +550,7 @@ class LearningRateSearch(Searcher):
             step = int(result["epoch"])
             if step not in frozen.intermediate_values:
                 trial.report(float(result[self.metric_name]), step)
+                self._changed(issued.point_key)
             if step >= self._point(issued.point_key).epochs:
                 return False  # its last epoch is done: stopping it saves nothing and would throw its result away
             if trial.should_prune():
@@ -532,6 +570,7 @@ class LearningRateSearch(Searcher):
             if issued is None:
                 return
             study = self.study(issued.point_key)
+            self._changed(issued.point_key)
             if study.trials[issued.number].state in _FINISHED_STATES:
                 return
             if ray_trial_id in self._pruned:
@@ -545,7 +584,10 @@ class LearningRateSearch(Searcher):
             elif error or not result or result.get(self.metric_name) is None:
                 study.tell(issued.number, state=TrialState.FAIL)
             elif not self.ran_every_epoch(issued.point_key, result):
-                return  # stopped early by the driver (Ctrl-C, store gone): stays open, resume continues it
+                # Stopped early by the driver (Ctrl-C, store gone): it stays open, and runs again when handed out.
+                if self._left_running is not None:
+                    self._left_running[issued.trial_id] = issued
+                return
             else:
                 study.tell(issued.number, self._objective(study.trials[issued.number], result))
 
@@ -575,22 +617,23 @@ class LearningRateSearch(Searcher):
         trial's status is ``diverged``."""
         return [
             (trial_id_for(self.sweep, point_key, t.number), t.params["lr"], _store_status(t))
-            for t in self.study(point_key).get_trials(deepcopy=False, states=_FINISHED_STATES)
+            for t in self._trials(point_key)
+            if t.state in _FINISHED_STATES
         ]
 
     def ended_errors(self, point_key: str) -> dict[str, str]:
         """Why each trial of the point that ended without a result (failed on bad data, diverged) did, by trial id."""
         return {
             trial_id_for(self.sweep, point_key, t.number): t.user_attrs["error"]
-            for t in self.study(point_key).get_trials(deepcopy=False, states=(TrialState.FAIL,))
-            if t.user_attrs.get("error")
+            for t in self._trials(point_key)
+            if t.state == TrialState.FAIL and t.user_attrs.get("error")
         }
 
     def counts(self) -> dict[str, int]:
         """Trials by state over all points, and how many points have used their whole budget."""
         totals = {"complete": 0, "pruned": 0, "failed": 0, "diverged": 0, "running": 0, "points_done": 0}
         for point in self.points:
-            trials = self.study(point.key).get_trials(deepcopy=False)
+            trials = self._trials(point.key)
             states = [t.state for t in trials]
             diverged = sum(_store_status(t) == "diverged" for t in trials)
             totals["complete"] += states.count(TrialState.COMPLETE)
@@ -602,7 +645,7 @@ class LearningRateSearch(Searcher):
         return totals
 
     def _point(self, key: str) -> Point:
-        return next(p for p in self.points if p.key == key)
+        return self._by_key[key]
 
     # Only the plan travels when Ray Tune saves the searcher: the studies are reopened from the journal.
     def get_state(self) -> dict:
@@ -638,8 +681,10 @@ class LearningRateSearch(Searcher):
             self.set_state(pickle.load(handle))
 
     def __getstate__(self) -> dict:
-        return {**self.__dict__, "_studies": {}, "_storage": None, "_lock": None}
+        caches = {"_trials_cache": {}, "_asked_counts": {}, "_left_running": None}
+        return {**self.__dict__, "_studies": {}, "_storage": None, "_lock": None, **caches}
 
     def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state)
+        self.__dict__.update({"_trials_cache": {}, "_asked_counts": {}, "_left_running": None, **state})
+        self._by_key = {point.key: point for point in self.points}
         self._lock = threading.RLock()

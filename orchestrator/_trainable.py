@@ -10,8 +10,10 @@ A trial that cannot succeed however often it is retried ends at once, without an
 ``ended_as: failed`` with the reason, diverged training (``TrainingDiverged``) reports ``ended_as: diverged``.
 Anything else (a lost worker, a full disk) raises, and is retried up to the sweep's ``max_retries``.
 
-Every report carries ``rpu_config``: the resolved aihwkit rpu config the trial's tiles are built with, as JSON
-(``workers._rpu_json``; None for digital trials), which the store recorder keeps with the trial.
+The first report of each run of a trial (and the report of a trial that ends without a result) carries
+``rpu_config``: the resolved aihwkit rpu config the trial's tiles are built with (``workers._rpu_json``; None for
+digital trials) as JSON text (``_rpu_text``: what Ray Tune keeps of a trial's results), which the store recorder
+keeps with the trial.
 """
 
 from __future__ import annotations
@@ -23,10 +25,12 @@ from typing import Any
 import torch
 from ray import tune
 
+from analog_sweep.orchestrator._rpu_text import rpu_config_text
 from analog_sweep.orchestrator._search import ENDED_AS
 from analog_sweep.workers import (
     ConfigError,
     DataError,
+    EpochReport,
     ModelError,
     TrainingDiverged,
     TrialConfig,
@@ -47,16 +51,23 @@ def fine_tune(config: dict[str, Any]) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     device = "cuda" if config["gpu"] > 0 and torch.cuda.is_available() else "cpu"
     about = {"trial_id": config["trial_id"], "rpu_config": None}
+    first = [True]
+
+    def report_epoch(report: EpochReport) -> None:
+        extra = about if first[0] else {"trial_id": config["trial_id"]}
+        first[0] = False
+        tune.report({**report.to_dict(), **extra})
+
     with open(folder / "lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
-            about["rpu_config"] = trial_rpu_config_json(trial)
+            about["rpu_config"] = rpu_config_text(trial_rpu_config_json(trial))
             run_trial(
                 trial,
                 cache_dir=config["cache_dir"],
                 checkpoint_dir=folder,
                 device=device,
-                on_epoch=lambda report: tune.report({**report.to_dict(), **about}),
+                on_epoch=report_epoch,
             )
         except TrainingDiverged as exc:
             tune.report({ENDED_AS: "diverged", "error": _one_line(exc), **about})
