@@ -127,14 +127,17 @@ def run_child(options: argparse.Namespace, kind: str, work: Path, stop_when=None
         *("--trials", str(options.trials), "--epochs", str(options.epochs), "--seeds", str(options.seeds)),
         *("--lrs", str(options.lrs), "--epoch-ms", str(options.epoch_ms), "--workdir", str(work)),
     ]
-    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    if stop_when is not None:
-        while process.poll() is None:
-            time.sleep(0.5)
-            if stop_when():
-                process.send_signal(signal.SIGINT)
-                break
-    output, _ = process.communicate()
+    log = work / f"{kind}.log"
+    with open(log, "a") as out:  # a file, not a pipe: a child blocked on a full pipe would stall the sweep
+        process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, text=True)
+        if stop_when is not None:
+            while process.poll() is None:
+                time.sleep(0.5)
+                if stop_when():
+                    process.send_signal(signal.SIGINT)
+                    break
+        process.wait()
+    output = log.read_text()
     lines = [line for line in output.splitlines() if line.startswith("{")]
     if not lines:
         raise SystemExit(f"the {kind} child printed no result:\n{output[-3000:]}")

@@ -236,3 +236,41 @@ def test_the_progress_line_never_shows_a_trial_that_ended_without_a_result_as_th
     assert "best so far -" in line.line()
     line.on_trial_result(0, [], good, {metric: 30.0, "epoch": 1})
     assert "30.00 %" in line.line() and "lr=0.05" in line.line()
+
+
+def test_a_trial_the_driver_stopped_before_its_end_is_handed_out_again_in_the_same_run(tmp_path):
+    _, search = make_search(tmp_path)
+    suggestions = drain(search)
+    stopped_ray_id, stopped = next(iter(suggestions.items()))
+    search.on_trial_complete(stopped_ray_id, {"test_error": 5.0, "epoch": 1})  # stopped after 1 of 3 epochs
+    again = search.suggest("again")
+    assert again["trial_id"] == stopped["trial_id"] and again["lr"] == stopped["lr"]
+    assert search.suggest("more") is None  # nothing else is open: the others are still running
+
+
+def test_suggestions_and_progress_read_the_journal_per_change_not_per_point(tmp_path, monkeypatch):
+    """With many points, a suggestion and a progress count must not read every study's journal records: reads grow
+    with the changes made (one ask, one tell), not with the number of points."""
+    _, search = make_search(tmp_path, ["axes.transfer_noise=[0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19]"])
+    points = len(search.points)
+    assert points > 20
+    reads = []
+    original = optuna.storages.JournalStorage.get_all_trials
+
+    def counted(self, *args, **kwargs):
+        reads.append(1)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(optuna.storages.JournalStorage, "get_all_trials", counted)
+    first = search.suggest("ray0")  # the first suggestion reads every study once
+    search.counts()
+    reads.clear()
+    for number in range(1, 11):
+        suggestion = search.suggest(f"ray{number}")
+        search.on_trial_complete(f"ray{number}", {"test_error": 5.0, "epoch": 3})
+        search.counts()
+        assert suggestion["trial_id"] != first["trial_id"]
+    assert len(reads) <= 10 * 8, f"{len(reads)} journal reads for 10 suggestions over {points} points"
+    # And the counts are right: ten completed, one running.
+    counts = search.counts()
+    assert (counts["complete"], counts["running"]) == (10, 1)
