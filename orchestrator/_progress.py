@@ -19,15 +19,26 @@ def format_duration(seconds: float) -> str:
 
 
 class ProgressLine(tune.Callback):
-    """Prints a status line when a trial ends and at most every ``interval`` seconds otherwise."""
+    """Prints a status line when a trial ends (at most every ``min_interval`` seconds) and at most every ``interval``
+    seconds otherwise.
+
+    A line counts every point's trials, so a study's thousands of points would make one per trial end cost the driver
+    more than the trials' bookkeeping; ``min_interval`` keeps it to one a second.
+    """
 
     def __init__(
-        self, search: LearningRateSearch, slots: int, echo: Callable[[str], None], interval: float = 15.0
+        self,
+        search: LearningRateSearch,
+        slots: int,
+        echo: Callable[[str], None],
+        interval: float = 15.0,
+        min_interval: float = 1.0,
     ) -> None:
         self.search = search
         self.slots = max(1, slots)
         self.echo = echo
         self.interval = interval
+        self.min_interval = min(min_interval, interval)
         self.started = time.monotonic()
         self._last = 0.0
         self._last_line = ""
@@ -68,7 +79,7 @@ class ProgressLine(tune.Callback):
 
     def _maybe_print(self, force: bool) -> None:
         now = time.monotonic()
-        if not force and now - self._last < self.interval:
+        if now - self._last < (self.min_interval if force else self.interval):
             return
         self._last = now
         self.print_if_changed()

@@ -569,27 +569,33 @@ class LearningRateSearch(Searcher):
             issued = self._issued.pop(ray_trial_id, None)
             if issued is None:
                 return
-            study = self.study(issued.point_key)
-            self._changed(issued.point_key)
-            if study.trials[issued.number].state in _FINISHED_STATES:
-                return
-            if ray_trial_id in self._pruned:
-                study.tell(issued.number, state=TrialState.PRUNED)
-            elif result and result.get(ENDED_AS) in ("failed", "diverged"):
-                # Ended without a result (bad data, diverged training): a failed study trial that remembers why.
-                trial = optuna.trial.Trial(study, study.trials[issued.number]._trial_id)
-                trial.set_user_attr(ENDED_AS, result[ENDED_AS])
-                trial.set_user_attr("error", str(result.get("error") or ""))
-                study.tell(issued.number, state=TrialState.FAIL)
-            elif error or not result or result.get(self.metric_name) is None:
-                study.tell(issued.number, state=TrialState.FAIL)
-            elif not self.ran_every_epoch(issued.point_key, result):
-                # Stopped early by the driver (Ctrl-C, store gone): it stays open, and runs again when handed out.
-                if self._left_running is not None:
-                    self._left_running[issued.trial_id] = issued
-                return
-            else:
-                study.tell(issued.number, self._objective(study.trials[issued.number], result))
+            try:
+                self._tell(issued, ray_trial_id, result, error)
+            finally:
+                self._changed(issued.point_key)
+
+    def _tell(self, issued: IssuedTrial, ray_trial_id: str, result: dict | None, error: bool) -> None:
+        """Tell the point's study how the trial ended (``on_trial_complete``)."""
+        study = self.study(issued.point_key)
+        if study.trials[issued.number].state in _FINISHED_STATES:
+            return
+        if ray_trial_id in self._pruned:
+            study.tell(issued.number, state=TrialState.PRUNED)
+        elif result and result.get(ENDED_AS) in ("failed", "diverged"):
+            # Ended without a result (bad data, diverged training): a failed study trial that remembers why.
+            trial = optuna.trial.Trial(study, study.trials[issued.number]._trial_id)
+            trial.set_user_attr(ENDED_AS, result[ENDED_AS])
+            trial.set_user_attr("error", str(result.get("error") or ""))
+            study.tell(issued.number, state=TrialState.FAIL)
+        elif error or not result or result.get(self.metric_name) is None:
+            study.tell(issued.number, state=TrialState.FAIL)
+        elif not self.ran_every_epoch(issued.point_key, result):
+            # Stopped early by the driver (Ctrl-C, store gone): it stays open, and runs again when handed out.
+            if self._left_running is not None:
+                self._left_running[issued.trial_id] = issued
+            return
+        else:
+            study.tell(issued.number, self._objective(study.trials[issued.number], result))
 
     def _objective(self, frozen: optuna.trial.FrozenTrial, result: dict[str, Any]) -> float:
         """What the study minimises: the final test error, or (on validation) the lowest validation error of any

@@ -6,8 +6,9 @@ The paper reads its elbows off the plots ("test error mostly constant until the 
 for 5 classes, Fig. 4). Here they are estimated from every replicate with ``piecewise-regression`` (Pilgrim 2021):
 
 - **The fit**: one-breakpoint continuous segmented regression, test error = c + a x + b (x - bp)+, by Muggeo's
-  iterative method (``piecewise_regression.main.Muggeo``). It is started from every midpoint between neighbouring axis
-  values inside the fit range and the converged fit with the lowest residual sum of squares is kept: deterministic
+  iterative method (``piecewise_regression.main.Muggeo``). It is started from the midpoints between neighbouring axis
+  values inside the fit range (at most ``MAX_FIT_STARTS`` of them, evenly spread over a long axis) and the converged
+  fit with the lowest residual sum of squares is kept: deterministic
   (no random restarts), so the same store always gives the same elbows (adaptive refinement relies on this).
 - **The interval**: the library's breakpoint standard error (Muggeo 2003, delta method) with Student's t on
   ``n_obs - 4`` degrees of freedom, at level ``1 - alpha`` (the library's own 95 % interval when ``alpha`` is 0.05).

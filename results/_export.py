@@ -122,7 +122,7 @@ def write_elbows(rows: list[dict[str, Any]], path: Path) -> int:
 
 
 # Rows a Parquet row group is written from: a study's epoch rows stream through in batches this size.
-_BATCH = 50_000
+_BATCH = 10_000
 
 
 def _write(rows: Iterable[dict[str, Any]], schema: pa.Schema, path: Path) -> int:

@@ -132,14 +132,20 @@ def describe_point(point: DevicePoint) -> str:
 # ---- Fig. 2: test error per epoch ----
 
 
-def epochs_figure(curve_rows: Iterable[Mapping[str, Any]], *, formats: Sequence[str] = FORMATS) -> Figure:
+def epochs_figure(
+    curve_rows: Iterable[Mapping[str, Any]],
+    *,
+    formats: Sequence[str] = FORMATS,
+    modes_by_task: Mapping[str, set[str]] | None = None,
+) -> Figure:
     """The paper's Fig. 2 from ``Store.epoch_curves`` rows (point columns, ``epoch``, ``test_error`` in percent).
 
     One panel per task; per mode, the chosen trials at the task's base device point (``_basepoint``), averaged over
     seeds per epoch, with a band of ± 1 standard deviation where there are two seeds or more. Both axes are
     logarithmic, as in the paper; a mean (or band edge) below the floor (a power of ten at or below the smallest
-    positive error, at most 1 %) is drawn at the floor and marked, never as a drop. Raises ``StoreInputError``
-    when no row has a test error.
+    positive error, at most 1 %) is drawn at the floor and marked, never as a drop. A mode the task ran (in
+    ``modes_by_task``, task -> modes, when the rows hold the base points only; else in the rows) without a point at
+    the base is named in the caption. Raises ``StoreInputError`` when no row has a test error.
     """
     rows = [r for r in curve_rows if r.get("test_error") is not None]
     if not rows:
@@ -157,7 +163,11 @@ def epochs_figure(curve_rows: Iterable[Mapping[str, Any]], *, formats: Sequence[
             by_mode: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
             for row in at_base:
                 by_mode[row["mode"]][int(row["epoch"])].append(float(row["test_error"]))
-            present = {r["mode"] for r in rows if r["task"] == task}
+            present = (
+                set(modes_by_task.get(task, ()))
+                if modes_by_task is not None
+                else {r["mode"] for r in rows if r["task"] == task}
+            )
             missing += [f"{mode_style(m).label} ({task})" for m in _ordered(present - set(by_mode))]
             for mode in _ordered(by_mode):
                 style = mode_style(mode)

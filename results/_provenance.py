@@ -181,13 +181,6 @@ def set_trial_rpu_config(connection: sa.Connection, trial_id: str, rpu_config: M
     return done.rowcount
 
 
-def rpu_config(connection: sa.Connection, digest: str | None) -> dict[str, Any] | None:
-    """The rpu config stored under ``digest`` (None for None or an unknown one)."""
-    if digest is None:
-        return None
-    return connection.scalar(sa.select(rpu_configs.c.rpu_config).where(rpu_configs.c.config_hash == digest))
-
-
 def config_hash(rpu_config: Mapping[str, Any]) -> str:
     """SHA-256 of the canonical JSON of an rpu config, first 16 hex digits: the same config, the same hash."""
     text = json.dumps(rpu_config, sort_keys=True, separators=(",", ":"))

@@ -95,6 +95,9 @@ def build_report(store: Any, sweep: str, *, formats: tuple[str, ...] = FORMATS) 
     bases = base_points(chosen)
     at_base = [r["point_key"] for r in chosen if device_point(r) == bases[r["task"]]]
     curves = store.epoch_curves(sweep, at_base) if at_base else []
+    modes_by_task: dict[str, set[str]] = {}
+    for row in chosen:
+        modes_by_task.setdefault(row["task"], set()).add(row["mode"])
     progress = next(row for row in store.sweep_progress() if row["sweep"] == sweep)
     spec = sweep_row.get("spec") or {}
     dataset = (spec.get("data") or {}).get("dataset", "digits")
@@ -104,7 +107,7 @@ def build_report(store: Any, sweep: str, *, formats: tuple[str, ...] = FORMATS) 
     elbows, elbows_absent = _elbows(store, sweep)
     figures, figures_absent = [], []
     try:
-        figures.append(epochs_figure(curves, formats=formats))
+        figures.append(epochs_figure(curves, formats=formats, modes_by_task=modes_by_task))
     except StoreInputError as exc:
         figures_absent.append(("Test error per epoch, four modes (the paper's Fig. 2)", str(exc)))
     papers = task_names(best, dataset)

@@ -153,6 +153,12 @@ class Store:
             known = connection.scalar(sa.select(sweeps.c.spec_hash).where(sweeps.c.name == name))
             if known is not None and known != spec_hash:
                 raise SpecConflict(f"sweep {name!r} exists with spec hash {known}, not {spec_hash}")
+            if known is not None and selection is not None and _queries.sweep_selection(connection, name) != selection:
+                # Choices stored under the old rule no longer hold: readers choose those points afresh until
+                # ``choose_best`` stores them again.
+                connection.execute(
+                    sa.update(points).where(points.c.sweep == name).values(selected_on=None, chosen_trial_id=None)
+                )
             values = dict(
                 name=name,
                 spec=dict(spec),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable
 
 import sqlalchemy as sa
@@ -93,6 +94,8 @@ def _share_rpu_configs(connection: sa.Connection) -> None:
     by_hash: dict[str, list[str]] = {}
     configs: dict[str, object] = {}
     for trial_id, config in rows:
+        if config is None:  # JSON null: what the API stored for "no config"
+            continue
         digest = config_hash(config)
         configs.setdefault(digest, config)
         by_hash.setdefault(digest, []).append(trial_id)
@@ -105,7 +108,11 @@ def _share_rpu_configs(connection: sa.Connection) -> None:
                 .where(trials.c.trial_id.in_(trial_ids[start : start + 500]))
                 .values(rpu_config_hash=digest)
             )
-    connection.execute(sa.text("ALTER TABLE trials DROP COLUMN rpu_config"))
+    if connection.dialect.name == "sqlite" and sqlite3.sqlite_version_info < (3, 35):
+        # No DROP COLUMN before SQLite 3.35: the column stays, emptied; nothing reads it.
+        connection.execute(sa.update(old).values(rpu_config=sa.null()))
+    else:
+        connection.execute(sa.text("ALTER TABLE trials DROP COLUMN rpu_config"))
 
 
 def add_column(connection: sa.Connection, table: sa.Table, name: str, extra: str = "") -> None:

@@ -83,6 +83,26 @@ def test_parts_the_store_cannot_give_are_absent_with_a_reason(store, tmp_path):
     assert len(absent) >= 5 and "<img" not in html
 
 
+def test_a_mode_without_a_result_at_the_base_device_is_named_under_fig_2(store, tmp_path):
+    """Analog scratch ran along transfer noise but every trial at the base device point failed: Fig. 2 (drawn from
+    the base point's curves only) still says which mode it lacks."""
+    store.record_sweep("m", {"name": "m"}, "h", status="running")
+    for mode, noises in (("digital_tl", (0.0,)), ("analog_tl", (0.0, 10.0)), ("analog_scratch", (0.0, 10.0))):
+        for noise in noises:
+            key = f"{mode}-{noise:g}"
+            axes = {"transfer_noise": noise, "sp_skew": 0.0, "sp_variability": 0.0, "pulse_noise": 3.75, "dtod": 0.3}
+            store.record_point("m", key, mode=mode, task="5-8", classes=["5", "8"], seed=0, axes=axes)
+            store.record_trial(f"{key}-t", "m", key, lr=0.1, status="running")
+            for epoch in (1, 2):
+                store.record_epoch(f"{key}-t", epoch, train_loss=1.0, test_error=20.0, test_accuracy=80.0, seconds=1.0)
+            failed = mode == "analog_scratch" and noise == 0.0
+            store.record_trial(f"{key}-t", "m", key, lr=0.1, status="failed" if failed else "completed")
+            store.choose_best("m", key)
+    write_report(store, "m", tmp_path)
+    html = (tmp_path / "report.html").read_text(encoding="utf-8")
+    assert "No point at the base device for: analog scratch (5-8)." in html
+
+
 def test_unknown_sweep_and_a_file_for_a_folder_are_refused(study_store, study, tmp_path):
     with pytest.raises(NotFound, match="unknown sweep 'nope'"):
         write_report(study_store, "nope", tmp_path)

@@ -141,3 +141,18 @@ def test_export_streams_in_batches_and_keeps_the_order_of_the_points(store, tmp_
     assert order == sorted(order)
     chosen = {(r["point_key"], r["trial_id"]) for r in rows if r["chosen"]}
     assert chosen == {(r["point_key"], r["trial_id"]) for r in store.best_points("s")}
+
+
+def test_a_new_selection_rule_drops_the_stored_choices_until_points_close_again(store):
+    keys = write_study(store, random.Random(11), SHARED)
+    for point in keys:
+        store.choose_best("s", point)
+    alone = results.Selection("validation", per_seed=True)
+    store.record_sweep("s", {"name": "s"}, "h", status="running", selection=alone)
+    stored, live = both_ways(store)
+    assert stored == live  # chosen per seed, from the epochs, not the shared choices stored before
+    assert statements_reading(store, "epochs", lambda: store.best_points("s"))
+    for point in keys:
+        store.choose_best("s", point)
+    assert statements_reading(store, "epochs", lambda: store.best_points("s")) == []
+    assert both_ways(store)[0] == both_ways(store)[1]

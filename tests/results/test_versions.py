@@ -237,9 +237,22 @@ def test_version_5_store_keeps_each_rpu_config_once_and_the_same_provenance(stor
         store.set_trial_rpu_config(analog[0], {"__class__": "SingleRPUConfig"})
         store.set_trial_rpu_config(analog[1], configs[0])
         assert _scalar(store_url, "SELECT count(*) FROM rpu_configs") == 3
-    engine = sa.create_engine(store_url)
-    assert "rpu_config" not in {c["name"] for c in sa.inspect(engine).get_columns("trials")}
-    engine.dispose()
+        assert "rpu_config" not in {c["name"] for c in sa.inspect(store.engine).get_columns("trials")}
+
+
+def test_version_5_json_null_rpu_config_stays_a_trial_without_one(store_url, sample):
+    """A version-5 store kept "no config" as JSON null in the trial's row; upgraded, it is still none."""
+    with results.open_store(store_url) as store:
+        sample.write(store)
+        trial_id = sample.trial_id("analog_tl", 10.0, 0.05)
+        store.set_trial_rpu_config(trial_id, {"__class__": "SingleRPUConfig"})
+        without = store.provenance("noise")["trials_without_rpu_config"]
+    _unshare_rpu_configs(store_url)
+    _execute(store_url, "UPDATE trials SET rpu_config = 'null' WHERE rpu_config IS NULL")
+    with results.open_store(store_url) as store:
+        found = store.provenance("noise")
+        assert found["trials_without_rpu_config"] == without
+        assert [g["trial_ids"] for g in found["rpu_configs"]] == [[trial_id]]
 
 
 def test_unknown_activity_field_is_refused(store_url, sample):
