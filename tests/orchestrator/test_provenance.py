@@ -110,9 +110,10 @@ def test_a_run_and_a_resume_record_their_provenance(tmp_path, local_ray):
         trials = store.list_trials(spec.name)
     analog = [t for t in trials if points[t["point_key"]].mode == "analog_tl"]
     assert len(analog) == spec.lr_search.trials_per_point
+    [group] = found["rpu_configs"]  # one device point: one config, stored once
     for trial in analog:
-        assert trial["rpu_config"] == trial_rpu_config_json(trial_config(points[trial["point_key"]], trial["lr"]))
-    [group] = found["rpu_configs"]  # one device point: one config
+        assert trial["rpu_config_hash"] == group["config_hash"]
+        assert group["rpu_config"] == trial_rpu_config_json(trial_config(points[trial["point_key"]], trial["lr"]))
     assert sorted(group["trial_ids"]) == sorted(t["trial_id"] for t in analog)
     assert group["rpu_config"]["__class__"].endswith("ChoppedTTv2ReRamSBPreset")
     assert found["trials_without_rpu_config"] == len(trials) - len(analog)
