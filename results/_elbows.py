@@ -6,9 +6,8 @@ The paper reads its elbows off the plots ("test error mostly constant until the 
 for 5 classes, Fig. 4). Here they are estimated from every replicate with ``piecewise-regression`` (Pilgrim 2021):
 
 - **The fit**: one-breakpoint continuous segmented regression, test error = c + a x + b (x - bp)+, by Muggeo's
-  iterative method (``piecewise_regression.main.Muggeo``). It is started from the midpoints between neighbouring axis
-  values inside the fit range (at most ``MAX_FIT_STARTS`` of them, evenly spread over a long axis) and the converged
-  fit with the lowest residual sum of squares is kept: deterministic
+  iterative method (``piecewise_regression.main.Muggeo``). It is started from every midpoint between neighbouring axis
+  values inside the fit range and the converged fit with the lowest residual sum of squares is kept: deterministic
   (no random restarts), so the same store always gives the same elbows (adaptive refinement relies on this).
 - **The interval**: the library's breakpoint standard error (Muggeo 2003, delta method) with Student's t on
   ``n_obs - 4`` degrees of freedom, at level ``1 - alpha`` (the library's own 95 % interval when ``alpha`` is 0.05).
@@ -60,9 +59,6 @@ MIN_AXIS_VALUES = 5
 MIN_OBSERVATIONS = 6
 # Davies test: how many breakpoints it scans between its range's ends (the library's default).
 DAVIES_SCAN_POINTS = 10
-# Muggeo fits start from at most this many midpoints between neighbouring axis values, spread evenly over them: each
-# start is a fit, and a study's axis of 50 values would otherwise cost 47 of them for a curve.
-MAX_FIT_STARTS = 8
 
 
 @dataclass(frozen=True)
@@ -243,14 +239,11 @@ def _davies_p(fx: np.ndarray, ys: np.ndarray) -> float | None:
 
 
 def _best_fit(fx: np.ndarray, ys: np.ndarray, fvalues: np.ndarray) -> Any | None:
-    """The converged Muggeo fit with the lowest residual sum of squares over starts at the midpoints between
-    neighbouring values from the second to the second-last, at most ``MAX_FIT_STARTS`` of them evenly spread (None
-    if no start converges)."""
+    """The converged Muggeo fit with the lowest residual sum of squares over starts at every midpoint between
+    neighbouring values from the second to the second-last (None if no start converges)."""
     from piecewise_regression.main import Muggeo
 
     starts = (fvalues[1:-2] + fvalues[2:-1]) / 2
-    if len(starts) > MAX_FIT_STARTS:
-        starts = starts[np.unique(np.linspace(0, len(starts) - 1, MAX_FIT_STARTS).round().astype(int))]
     best = None
     for start in starts:
         fit = Muggeo(fx, ys, n_breakpoints=1, start_values=[float(start)])
