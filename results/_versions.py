@@ -37,8 +37,7 @@ def _add_activity_columns(connection: sa.Connection) -> None:
     (those trials were not measured)."""
     for table, names in ((epochs, ACTIVITY_FIELDS), (trials, TRIAL_ACTIVITY_FIELDS)):
         for name in names:
-            kind = table.c[name].type.compile(dialect=connection.dialect)
-            connection.execute(sa.text(f"ALTER TABLE {table.name} ADD COLUMN {name} {kind}"))
+            _add_column(connection, table, name)
 
 
 def _add_provenance(connection: sa.Connection) -> None:
@@ -60,17 +59,13 @@ def _add_validation_selection(connection: sa.Connection) -> None:
     ``selected_on`` test, ``chosen_epoch`` the chosen trial's last epoch, ``chosen_test_error`` its final test error.
     """
 
-    def add(table: sa.Table, name: str, extra: str = "") -> None:
-        kind = table.c[name].type.compile(dialect=connection.dialect)
-        connection.execute(sa.text(f"ALTER TABLE {table.name} ADD COLUMN {name} {kind}{extra}"))
-
-    add(epochs, "validation_error")
-    add(trials, "best_validation_error")
-    add(trials, "best_validation_epoch")
-    add(sweeps, "selected_on", " NOT NULL DEFAULT 'test'")
-    add(sweeps, "selection_per_seed", " NOT NULL DEFAULT TRUE")
+    _add_column(connection, epochs, "validation_error")
+    _add_column(connection, trials, "best_validation_error")
+    _add_column(connection, trials, "best_validation_epoch")
+    _add_column(connection, sweeps, "selected_on", " NOT NULL DEFAULT 'test'")
+    _add_column(connection, sweeps, "selection_per_seed", " NOT NULL DEFAULT TRUE")
     for name in ("label", "selected_on", "chosen_epoch", "chosen_test_error", "chosen_validation_error"):
-        add(points, name)
+        _add_column(connection, points, name)
     chosen = trials.c.trial_id == points.c.chosen_trial_id
     connection.execute(
         sa.update(points)
@@ -88,7 +83,7 @@ def _share_rpu_configs(connection: sa.Connection) -> None:
     it by ``rpu_config_hash`` instead of holding the JSON (the same 7 kB in thousands of rows). A file does not
     shrink by itself: ``VACUUM`` gives the space back."""
     rpu_configs.create(connection)
-    add_column(connection, trials, "rpu_config_hash")
+    _add_column(connection, trials, "rpu_config_hash")
     old = sa.table("trials", sa.column("trial_id", sa.String), sa.column("rpu_config", sa.JSON))
     rows = connection.execute(sa.select(old.c.trial_id, old.c.rpu_config).where(old.c.rpu_config.is_not(None)))
     by_hash: dict[str, list[str]] = {}
@@ -115,7 +110,7 @@ def _share_rpu_configs(connection: sa.Connection) -> None:
         connection.execute(sa.text("ALTER TABLE trials DROP COLUMN rpu_config"))
 
 
-def add_column(connection: sa.Connection, table: sa.Table, name: str, extra: str = "") -> None:
+def _add_column(connection: sa.Connection, table: sa.Table, name: str, extra: str = "") -> None:
     """ALTER TABLE ``table`` ADD COLUMN ``name`` with the type ``_schema`` gives it (``extra``: a default)."""
     kind = table.c[name].type.compile(dialect=connection.dialect)
     connection.execute(sa.text(f"ALTER TABLE {table.name} ADD COLUMN {name} {kind}{extra}"))
