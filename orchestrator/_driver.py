@@ -426,7 +426,7 @@ def _refine(
     for round_ in range(1, max(r.rounds for r in spec.axes.refine) + 1):
         plans = plan_round(spec, store.best_points(spec.name), round_)
         for plan in plans:
-            first.setdefault((plan.axis, plan.mode, plan.task), plan)
+            first.setdefault((plan.axis, *plan.line), plan)
             echo(plan.describe())
         points = round_points(spec, plans)
         if not points:
@@ -528,6 +528,7 @@ def _record_point(store: RetryingStore, sweep: str, point: Point) -> None:
         seed=point.seed,
         axes=axes,
         label=point.label,
+        algorithm=point.algorithm_name,
     )
 
 

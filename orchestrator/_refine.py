@@ -1,11 +1,11 @@
 """Adaptive refinement (``axes.refine``): after the grid, new axis values inside each critical point's interval.
 
-Round r of an axis, for each mode and task whose curve along it has a critical point (``results.sweep_elbows``):
-if the 95 % interval is not yet narrower than ``width``, ``points`` new values are spread evenly over the interval
-(clipped to the swept range; on a log scale for the log axes), rounded to ``SIGNIFICANT_DIGITS`` significant digits,
-leaving out values the line already has. Those points (every seed) run like the grid's, then round r + 1 is planned.
-A line stops when it has no critical point, its interval is narrow enough, no new value fits, or its rounds are
-spent.
+Round r of an axis, for each mode, algorithm and task whose curve along it has a critical point
+(``results.sweep_elbows``): if the 95 % interval is not yet narrower than ``width``, ``points`` new values are
+spread evenly over the interval (clipped to the swept range; on a log scale for the log axes), rounded to
+``SIGNIFICANT_DIGITS`` significant digits, leaving out values the line already has. Those points (every seed) run
+like the grid's, then round r + 1 is planned. A line stops when it has no critical point, its interval is narrow
+enough, no new value fits, or its rounds are spent.
 
 Deterministic from the store: round r is planned from the points of the grid and of rounds 1..r-1 only, each of
 which is re-derived the same way (the elbow fit is deterministic, and a round starts only when every point before it
@@ -29,11 +29,13 @@ SIGNIFICANT_DIGITS = 4
 
 @dataclass(frozen=True)
 class LinePlan:
-    """One refinement round of one line (axis, mode, task): the critical point it starts from and the new values."""
+    """One refinement round of one line (axis, mode, algorithm, task): the critical point it starts from and the new
+    values. ``algorithm`` is None for a digital mode."""
 
     axis: str
     round: int
     mode: str
+    algorithm: str | None
     task: str
     elbow: Elbow
     values: tuple[float, ...]
@@ -51,7 +53,12 @@ class LinePlan:
             if self.values
             else (f"stops: {self.why_stop}")
         )
-        return f"refinement round {self.round}, {self.axis}, {self.mode}/{self.task}: {found}; {what}"
+        line = "/".join(filter(None, (self.mode, self.algorithm, self.task)))
+        return f"refinement round {self.round}, {self.axis}, {line}: {found}; {what}"
+
+    @property
+    def line(self) -> tuple[str, str | None, str]:
+        return (self.mode, self.algorithm, self.task)
 
 
 def plan_round(spec: SweepSpec, best_rows: Iterable[Mapping[str, Any]], round_: int) -> list[LinePlan]:
@@ -64,17 +71,17 @@ def plan_round(spec: SweepSpec, best_rows: Iterable[Mapping[str, Any]], round_: 
         if round_ > refine.rounds:
             continue
         held = _grid_values(spec, refine.axis)
-        stopped: set[tuple[str, str]] = set()
+        stopped: set[tuple[str, str | None, str]] = set()
         for current in range(1, round_ + 1):
-            lines = [p for p in _plan_axis(spec, refine, rows, held, current) if (p.mode, p.task) not in stopped]
+            lines = [p for p in _plan_axis(spec, refine, rows, held, current) if p.line not in stopped]
             if current == round_:
                 plans += lines
                 break
             for plan in lines:
                 if plan.values:
-                    held[(plan.mode, plan.task)] |= set(plan.values)
+                    held[plan.line] |= set(plan.values)
                 else:
-                    stopped.add((plan.mode, plan.task))
+                    stopped.add(plan.line)
     return plans
 
 
@@ -85,15 +92,15 @@ def round_points(spec: SweepSpec, plans: Iterable[LinePlan]) -> list[Point]:
         point
         for plan in plans
         if plan.values
-        for point in line_points(spec, plan.mode, classes[plan.task], plan.axis, list(plan.values))
+        for point in line_points(spec, plan.mode, classes[plan.task], plan.axis, list(plan.values), plan.algorithm)
     ]
 
 
-def _grid_values(spec: SweepSpec, axis: str) -> dict[tuple[str, str], set[float]]:
-    """The values of ``axis`` the grid's points of each mode and task have."""
-    held: dict[tuple[str, str], set[float]] = defaultdict(set)
+def _grid_values(spec: SweepSpec, axis: str) -> dict[tuple[str, str | None, str], set[float]]:
+    """The values of ``axis`` the grid's points of each mode, algorithm and task have."""
+    held: dict[tuple[str, str | None, str], set[float]] = defaultdict(set)
     for point in expand(spec):
-        held[(point.mode, point.task)].add(getattr(point.device, axis))
+        held[(point.mode, point.algorithm_name, point.task)].add(getattr(point.device, axis))
     return held
 
 
@@ -101,11 +108,11 @@ def _plan_axis(
     spec: SweepSpec,
     refine: RefineSpec,
     rows: list[Mapping[str, Any]],
-    held: dict[tuple[str, str], set[float]],
+    held: dict[tuple[str, str | None, str], set[float]],
     round_: int,
 ) -> list[LinePlan]:
     axis = refine.axis
-    known = [r for r in rows if r[axis] in held.get((r["mode"], r["task"]), ())]
+    known = [r for r in rows if r[axis] in held.get((r["mode"], r.get("algorithm"), r["task"]), ())]
     base = {name: getattr(spec.device, name) for name in AXES}
     try:
         elbows = sweep_elbows(known, axis=axis, base=base)
@@ -113,7 +120,7 @@ def _plan_axis(
         return []
     plans = []
     for elbow in elbows:
-        line = held[(elbow.mode, elbow.task)]
+        line = held[(elbow.mode, elbow.algorithm, elbow.task)]
         if not elbow.has_elbow:
             values, why = (), "no critical point to refine"
         elif refine.width is not None and elbow.width < refine.width:
@@ -121,7 +128,7 @@ def _plan_axis(
         else:
             values = _new_values(elbow, line, refine.points)
             why = "" if values else "no new value fits inside the interval"
-        plans.append(LinePlan(axis, round_, elbow.mode, elbow.task, elbow, values, why))
+        plans.append(LinePlan(axis, round_, elbow.mode, elbow.algorithm, elbow.task, elbow, values, why))
     return plans
 
 
@@ -173,8 +180,8 @@ def refinement_summary(
     grid = {axis: _grid_values(spec, axis) for axis in {plan.axis for plan in first}}
     lines = []
     for plan in first:
-        held = grid[plan.axis][(plan.mode, plan.task)]
-        mine = [r for r in rows if r["mode"] == plan.mode and r["task"] == plan.task]
+        held = grid[plan.axis][plan.line]
+        mine = [r for r in rows if (r["mode"], r.get("algorithm"), r["task"]) == plan.line]
         new_keys = {r["point_key"] for r in mine if r[plan.axis] not in held}
         ran = [epochs for key in new_keys for epochs in by_point.get(key, ())]
         base = {name: getattr(spec.device, name) for name in AXES}
@@ -182,7 +189,7 @@ def refinement_summary(
         before = f"{plan.elbow.width:.4g}" if plan.elbow.has_elbow else "-"
         after = f"{now.width:.4g}" if now.has_elbow else f"- ({now.reason})"
         lines.append(
-            f"refinement of {plan.axis}, {plan.mode}/{plan.task}: 95 % interval width {before} -> {after} "
+            f"refinement of {plan.axis}, {'/'.join(filter(None, plan.line))}: 95 % interval width {before} -> {after} "
             f"({len(new_keys)} points, {len(ran)} trials, {sum(ran)} trial-epochs added)"
         )
     return lines

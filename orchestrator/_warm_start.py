@@ -4,10 +4,10 @@ A robustness sweep moves one device property at a time away from a base device (
 "Expansion"). The learning rate that suits transfer noise 10 % is close to the one that suits 0 % or 30 %, so a
 point's search need not start from scratch: with ``lr_search.warm_start: neighbours`` (the default; TPE only) its
 first trial runs the best learning rate of its *inward neighbours* (the next point towards the base device on each
-axis it differs in, same mode, task and seed), its first sampler trial probes one step from that rate to the side
-its neighbours' trials favour (``probe_learning_rate``), and the points run base first, then outward along each
-axis, so that neighbours tend to be finished when a point starts. This module holds the rates and re-exports the
-geometry (``sweeps._neighbours``, which the dry run shares);
+axis it differs in, same mode, algorithm, task and seed), its first sampler trial probes one step from that rate
+to the side its neighbours' trials favour (``probe_learning_rate``), and the points run base first, then outward
+along each axis, so that neighbours tend to be finished when a point starts. This module holds the rates and
+re-exports the geometry (``sweeps._neighbours``, which the dry run shares);
 ``orchestrator._search`` records and queues them, ``orchestrator._point_pruner`` prunes like with like.
 
 Definitions (all in the points' own axis values, the units of ``sweeps._schema.DEVICE_AXES``):
@@ -15,14 +15,15 @@ Definitions (all in the points' own axis values, the units of ``sweeps._schema.D
 - an axis's *ranks* are the positions of its values, sorted, with the base device's value among them;
 - a point's *distance* is the sum over its swept axes of |rank - base rank| (0 for the base point and for modes that
   do not respond to any swept axis);
-- an *inward neighbour* of a point P on axis A is the point with the same mode, task, seed and other axis values whose
-  value on A lies between the base's and P's, nearest to P's (one per axis P differs from the base in);
+- an *inward neighbour* of a point P on axis A is the point with the same mode, algorithm, task, seed and other
+  axis values whose value on A lies between the base's and P's, nearest to P's (one per axis P differs from the
+  base in);
 - with ``selection.per_seed: false`` a neighbour is its whole device point (every seed), so its best learning rate
   is the shared choice's: the rate completed by the most seeds, then the lowest mean objective, then the smaller
   (the device point's first seed runs the search, the others follow its rates: ``orchestrator._search``);
 - with ``selection.per_seed: true`` each seed searches on its own, and a point's *earlier seeds* (the seeds before
-  it in the spec's order at the same mode, task and device) are neighbours too, one group: so seed 1 of the base
-  point starts from seed 0's best rate;
+  it in the spec's order at the same mode, algorithm, task and device) are neighbours too, one group: so seed 1 of
+  the base point starts from seed 0's best rate;
 - an *outward neighbour* of P on axis A is the same with A's value beyond P's, away from the base, nearest to P's.
   P is *bracketed* on A when it has both; with every neighbour on both sides finished and agreeing on one best
   learning rate, that rate is strongly predicted at P (``bracketed_rate``). Along a grid the outward neighbour runs

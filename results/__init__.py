@@ -10,7 +10,8 @@ Parquet, SQL). Each run and resume of a sweep also records how it was made (``St
 from analog_sweep._exports import lazy_exports
 
 _EXPORTS = {
-    "_activity": ("activity_warnings",),
+    "_activity": ("activity_warnings", "frozen_tiles"),
+    "_algorithms": ("ALGORITHM_LABELS", "algorithm_differences", "algorithm_label", "compared_algorithms"),
     "_best": ("BestTrial", "Candidate", "PAPER_RULE", "Selection"),
     "_elbows": ("Elbow", "estimate_elbow", "sweep_elbows"),
     "_engine": ("SQLITE_BUSY_ENV", "STORE_ENV", "without_secrets"),
@@ -28,6 +29,7 @@ _EXPORTS = {
         "TrialConflict",
     ),
     "_figures": (
+        "ALGORITHM_COLOURS",
         "AXIS_LABELS",
         "Figure",
         "MODE_STYLES",

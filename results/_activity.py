@@ -59,3 +59,19 @@ def activity_warnings(row: Mapping[str, Any], *, frozen: bool = False) -> list[s
             "learning rate"
         )
     return problems
+
+
+def frozen_tiles(spec: Mapping[str, Any]) -> bool:
+    """Whether a stored spec froze its analog tiles, a diagnostic ablation after which no activity is expected:
+    ``algorithm.freeze_analog``, or with ``algorithms`` every entry's own value (the shared section's by default)."""
+    shared = spec.get("algorithm") if isinstance(spec.get("algorithm"), Mapping) else {}
+    default = bool(shared.get("freeze_analog"))
+    entries = spec.get("algorithms")
+    if not isinstance(entries, list) or not entries:
+        return default
+
+    def frozen(entry: Any) -> bool:
+        own = entry.get("freeze_analog") if isinstance(entry, Mapping) else None
+        return default if own is None else bool(own)
+
+    return all(frozen(entry) for entry in entries)

@@ -52,6 +52,7 @@ import numpy as np
 
 from analog_sweep.results._errors import StoreInputError
 from analog_sweep.results._figures import LOG_AXES
+from analog_sweep.results._labels import algorithm_rank
 from analog_sweep.results._schema import AXES
 
 ALPHA = 0.05
@@ -69,10 +70,12 @@ class Elbow:
     transfer noise and the symmetry-point axes, fractions for pulse noise and dtod; README "What it does"); test
     errors in percent. ``p_value`` is the one-sided Davies test of "no breakpoint" (None when too few values to test).
     ``n_values`` distinct axis values, ``n_obs`` observations (one per value and seed). ``method`` names the library
-    and its version; ``reason`` says why there is no elbow (empty when there is one).
+    and its version; ``reason`` says why there is no elbow (empty when there is one). ``algorithm`` is the analog
+    training algorithm of the curve (``points.algorithm``; None for a digital mode).
     """
 
     mode: str
+    algorithm: str | None
     task: str
     axis: str
     n_values: int
@@ -111,14 +114,15 @@ def estimate_elbow(
     mode: str = "",
     task: str = "",
     axis: str = "",
+    algorithm: str | None = None,
 ) -> Elbow:
     """The elbow of test error ``y`` (percent) against axis values ``x``, one observation per point and seed.
 
     ``x`` and ``y`` are equal-length sequences of finite numbers (shape (n_obs,)); ``log_x`` fits in log10 of
     ``x`` (0 placed a decade below the smallest positive value, see the module docstring); ``alpha`` is the
-    significance level of the Davies test and 1 - ``alpha`` the interval's level. ``mode``, ``task`` and ``axis``
-    only label the result. Raises ``StoreInputError`` for unequal lengths, non-finite values, negative ``x`` with
-    ``log_x``, or ``alpha`` outside (0, 1).
+    significance level of the Davies test and 1 - ``alpha`` the interval's level. ``mode``, ``algorithm``, ``task``
+    and ``axis`` only label the result. Raises ``StoreInputError`` for unequal lengths, non-finite values, negative
+    ``x`` with ``log_x``, or ``alpha`` outside (0, 1).
     """
     xs, ys = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     if xs.shape != ys.shape or xs.ndim != 1:
@@ -138,6 +142,7 @@ def estimate_elbow(
         fields.update(found)
         return Elbow(
             mode=mode,
+            algorithm=algorithm,
             task=task,
             axis=axis,
             n_values=len(values),
@@ -260,14 +265,15 @@ def sweep_elbows(
     base: Mapping[str, float] | None = None,
     alpha: float = ALPHA,
 ) -> list[Elbow]:
-    """The elbow of every axis the sweep varies, per mode and task.
+    """The elbow of every axis the sweep varies, per mode, algorithm and task (one curve each).
 
-    For each mode and task and each axis (``axis`` only, if given): the points that vary that axis alone, every
-    other axis at its base value, one observation per point and seed (its chosen trial's final test error; points
+    For each mode, algorithm and task and each axis (``axis`` only, if given): the points that vary that axis alone,
+    every other axis at its base value, one observation per point and seed (its chosen trial's final test error; points
     without a chosen trial, i.e. whose trials all failed, were pruned or diverged, are left out). An axis counts as
     varied where such points have more than one value. The base value of an axis is ``base[axis]`` (the spec's
     ``device`` section) where given, else the value most points of that mode and task have (ties: the smallest):
-    with the one-at-a-time expansion that is the base point's. Log axes: ``LOG_AXES``.
+    with the one-at-a-time expansion that is the base point's. Log axes: ``LOG_AXES``. A row's algorithm is its
+    ``algorithm`` (None or absent for a digital point).
 
     Args:
         best_rows: ``Store.best_points`` rows, one per point and seed; test errors in percent.
@@ -276,19 +282,21 @@ def sweep_elbows(
         alpha: Significance level of the Davies test that an elbow exists.
 
     Returns:
-        The elbows by mode, task and axis (``AXES`` order).
+        The elbows by mode, algorithm, task and axis (``AXES`` order).
 
     Raises:
         StoreInputError: For an unknown ``axis`` or one that no mode and task varies.
     """
     if axis is not None and axis not in AXES:
         raise StoreInputError(f"unknown axis {axis!r}: expected one of {', '.join(AXES)}")
-    groups: dict[tuple[str, str], list[Mapping[str, Any]]] = defaultdict(list)
+    groups: dict[tuple[str, str, str], list[Mapping[str, Any]]] = defaultdict(list)
     for row in best_rows:
-        groups[(row["mode"], row["task"])].append(row)
+        groups[(row["mode"], row.get("algorithm") or "", row["task"])].append(row)
     elbows = []
     varied: set[str] = set()
-    for (mode, task), rows in sorted(groups.items()):
+    for (mode, algorithm, task), rows in sorted(
+        groups.items(), key=lambda g: (g[0][0], algorithm_rank(g[0][1]), g[0][2])
+    ):
         bases = {a: _base_value(rows, a, base) for a in AXES}
         for name in AXES:
             at_base = [r for r in rows if all(r[o] == bases[o] for o in AXES if o != name)]
@@ -310,6 +318,7 @@ def sweep_elbows(
                     mode=mode,
                     task=task,
                     axis=name,
+                    algorithm=algorithm or None,
                 )
             )
     if axis is not None and axis not in varied:

@@ -31,6 +31,7 @@ _POINT_FIELDS = [
     pa.field("sweep", pa.string()),
     pa.field("point_key", pa.string()),
     pa.field("mode", pa.string()),
+    pa.field("algorithm", pa.string()),
     pa.field("task", pa.string()),
     pa.field("classes", pa.list_(pa.string())),
     pa.field("seed", pa.int64()),
@@ -90,6 +91,7 @@ ELBOWS_SCHEMA = pa.schema(
     [
         pa.field("sweep", pa.string()),
         pa.field("mode", pa.string()),
+        pa.field("algorithm", pa.string()),
         pa.field("task", pa.string()),
         pa.field("axis", pa.string()),
         pa.field("n_values", pa.int64()),

@@ -6,7 +6,9 @@
   of one standard deviation across seeds, and the critical point with its 95 % interval where one is given.
 
 Seeds are replicates (``results._replicates.Summary``). Every mode keeps one colour and line style in every figure
-(``MODE_STYLES``: the Okabe-Ito palette, which stays distinct under the common colour-vision deficiencies), axes
+(``MODE_STYLES``: the Okabe-Ito palette, which stays distinct under the common colour-vision deficiencies); in a
+sweep that compares algorithms (``results._algorithms``) colour says the algorithm instead, the same in every figure
+(``ALGORITHM_COLOURS``), line style and marker the mode, and the digital modes are grey (``series_style``). Axes
 carry units (``AXIS_LABELS``; test errors are percent, as the worker measures them: ``workers._metrics``), and
 panels are sized for print (3.6 x 3.0 in, 9 pt text; PNG at 200 dpi, PDF as vectors).
 matplotlib is imported inside the functions with the Agg backend, so reading the store never needs a display.
@@ -22,10 +24,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from analog_sweep.results._algorithms import algorithm_label, algorithm_rank, compared_algorithms
 from analog_sweep.results._basepoint import DevicePoint, base_points, device_point, varied_axes
 from analog_sweep.results._errors import StoreInputError
 from analog_sweep.results._replicates import Summary
-from analog_sweep.results._schema import AXES
+from analog_sweep.results._schema import AXES, AXIS_UNITS
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,16 @@ MODE_STYLES = {
 }
 MODE_ORDER = tuple(MODE_STYLES)
 _SPARE_COLOURS = ("#E69F00", "#56B4E9", "#000000", "#F0E442")
+# Algorithms compared: the same four Okabe-Ito colours, now one per algorithm; the modes' line styles and markers
+# (analog TL solid, analog scratch dash-dot, digital dashed and dotted) and greys for the digital modes.
+ALGORITHM_COLOURS = {"c-ttv2": "#0072B2", "ttv2": "#D55E00", "agad": "#009E73", "sgd": "#CC79A7"}
+_COMPARED_MODES = {
+    "analog_tl": ("-", "o"),
+    "analog_scratch": ("-.", "s"),
+    "digital_tl": ("--", "^"),
+    "digital_scratch": (":", "D"),
+}
+_DIGITAL_GREYS = {"digital_tl": "0.35", "digital_scratch": "0.6"}
 
 # Axis labels with the paper's units (sweeps/README.md, "device"; paper Sec. II eq. 1 and Sec. III.C).
 AXIS_LABELS = {
@@ -62,7 +75,6 @@ AXIS_NAMES = {
     "pulse_noise": "pulse noise",
     "dtod": "device-to-device variation",
 }
-AXIS_UNITS = {"transfer_noise": " %", "sp_skew": " %", "sp_variability": " %", "pulse_noise": "", "dtod": ""}
 ERROR_LABEL = "test error (%)"
 # Which figure of the paper plots each axis, and the axes it draws on a log scale (Fig. 3: 10^0 to 10^2).
 PAPER_FIGURES = {
@@ -78,6 +90,7 @@ FORMATS = ("png", "pdf")
 PLOT_SUFFIXES = {".png": "png", ".pdf": "pdf", ".svg": "svg"}
 PNG_DPI = 200
 _PANEL = (3.6, 3.0)  # inches
+_LEGEND_INCHES = 2.4  # beside each panel, when algorithms are compared
 _RC = {
     "font.size": 9,
     "axes.titlesize": 9.5,
@@ -119,6 +132,24 @@ def mode_style(mode: str) -> ModeStyle:
     return ModeStyle(mode, _SPARE_COLOURS[sum(map(ord, mode)) % len(_SPARE_COLOURS)], ":", "x")
 
 
+def series_style(mode: str, algorithm: str | None = None, *, compare: bool = False) -> ModeStyle:
+    """The style of one curve: ``mode_style`` in a sweep of one algorithm; with ``compare`` (the figure's rows hold
+    several algorithms), the algorithm's colour (``ALGORITHM_COLOURS``), the mode's line style and marker, and a
+    label naming both (``analog TL, c-TTv2``); a digital mode (``algorithm`` None) in grey."""
+    style = mode_style(mode)
+    if not compare:
+        return style
+    linestyle, marker = _COMPARED_MODES.get(mode, (":", "x"))
+    if algorithm is None:
+        return ModeStyle(style.label, _DIGITAL_GREYS.get(mode, "0.45"), linestyle, marker)
+    colour = ALGORITHM_COLOURS.get(algorithm) or _SPARE_COLOURS[sum(map(ord, algorithm)) % len(_SPARE_COLOURS)]
+    return ModeStyle(f"{style.label}, {algorithm_label(algorithm)}", colour, linestyle, marker)
+
+
+def _series_rank(series: tuple[str, str | None]) -> tuple:
+    return (_mode_rank(series[0]), algorithm_rank(series[1]))
+
+
 def axis_value(axis: str, value: float) -> str:
     """``10 %`` for a percent axis, ``0.3`` for a ratio."""
     return f"{value:g}{AXIS_UNITS.get(axis, '')}"
@@ -140,12 +171,12 @@ def epochs_figure(
 ) -> Figure:
     """The paper's Fig. 2 from ``Store.epoch_curves`` rows (point columns, ``epoch``, ``test_error`` in percent).
 
-    One panel per task; per mode, the chosen trials at the task's base device point (``_basepoint``), averaged over
-    seeds per epoch, with a band of ± 1 standard deviation where there are two seeds or more. Both axes are
-    logarithmic, as in the paper; a mean (or band edge) below the floor (a power of ten at or below the smallest
-    positive error, at most 1 %) is drawn at the floor and marked, never as a drop. A mode the task ran (in
-    ``modes_by_task``, task -> modes, when the rows hold the base points only; else in the rows) without a point at
-    the base is named in the caption. Raises ``StoreInputError`` when no row has a test error.
+    One panel per task; per mode (and algorithm, when the rows compare several), the chosen trials at the task's base
+    device point (``_basepoint``), averaged over seeds per epoch, with a band of ± 1 standard deviation where there are
+    two seeds or more. Both axes are logarithmic, as in the paper; a mean (or band edge) below the floor (a power of ten
+    at or below the smallest positive error, at most 1 %) is drawn at the floor and marked, never as a drop. A mode the
+    task ran (in ``modes_by_task``, task -> modes, when the rows hold the base points only; else in the rows) without a
+    point at the base is named in the caption. Raises ``StoreInputError`` when no row has a test error.
     """
     rows = [r for r in curve_rows if r.get("test_error") is not None]
     if not rows:
@@ -154,25 +185,28 @@ def epochs_figure(
     floor = min(1.0, 10 ** math.floor(math.log10(min(positives)))) if positives else 1.0
     bases = base_points(rows)
     tasks = sorted(bases)
+    compare = len(compared_algorithms(rows)) > 1
     plt, ticker = _pyplot()
     clipped, cut, missing, panel_legends = False, False, [], []
     with plt.rc_context(_RC):
-        figure, panels = _panels(plt, len(tasks))
+        figure, panels = _panels(plt, len(tasks), legend_inches=_LEGEND_INCHES if compare else 0.0)
         for ax, task in zip(panels, tasks):
             at_base = [r for r in rows if r["task"] == task and device_point(r) == bases[task]]
-            by_mode: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
+            by_series: dict[tuple[str, str | None], dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
             for row in at_base:
-                by_mode[row["mode"]][int(row["epoch"])].append(float(row["test_error"]))
+                series = (row["mode"], row.get("algorithm"))
+                by_series[series][int(row["epoch"])].append(float(row["test_error"]))
             present = (
                 set(modes_by_task.get(task, ()))
                 if modes_by_task is not None
                 else {r["mode"] for r in rows if r["task"] == task}
             )
-            missing += [f"{mode_style(m).label} ({task})" for m in _ordered(present - set(by_mode))]
-            for mode in _ordered(by_mode):
-                style = mode_style(mode)
-                epochs = sorted(by_mode[mode])
-                stats = [Summary.of(by_mode[mode][e]) for e in epochs]
+            drawn = {mode for mode, _ in by_series}
+            missing += [f"{mode_style(m).label} ({task})" for m in _ordered(present - drawn)]
+            for series in sorted(by_series, key=_series_rank):
+                style = series_style(*series, compare=compare)
+                epochs = sorted(by_series[series])
+                stats = [Summary.of(by_series[series][e]) for e in epochs]
                 n = max(s.n for s in stats)
                 means = [max(s.mean, floor) for s in stats]
                 ax.plot(
@@ -220,8 +254,8 @@ def epochs_figure(
             ax.set_xlabel("epoch")
             ax.set_ylabel(ERROR_LABEL)
             ax.set_title(f"task {task}")
-            panel_legends.append(_finish_panel(ax))
-        images = _render(plt, figure, formats)
+            panel_legends.append(_finish_panel(ax, outside=compare))
+        images = _render(plt, figure, formats, tight=compare)
     base_text = (
         "; ".join(f"{task}: {describe_point(bases[task])}" for task in tasks)
         if len(tasks) > 1
@@ -240,6 +274,8 @@ def epochs_figure(
         caption += f" Bands are cut at {floor:g} %."
     if missing:
         caption += f" No point at the base device for: {', '.join(missing)}."
+    if compare:
+        caption += " Colour: the algorithm, the same in every figure; line style: the mode; digital modes in grey."
     title = "Test error per epoch, four modes (the paper's Fig. 2)"
     return Figure("fig2_modes", title, caption, images, tuple(panel_legends))
 
@@ -257,15 +293,15 @@ def axis_figure(
 ) -> Figure:
     """The paper's Figs. 3-5 for ``axis`` from ``Store.best_points`` rows (one per point and seed).
 
-    One panel per task and one line per mode that varies ``axis`` (and per setting of any other varied axis, as in a
-    grid): mean of the chosen trials' final test error (percent) over seeds, error bars ± 1 standard deviation,
-    hollow markers where a point has one seed. ``elbows``: rows with ``mode``, ``task``, ``axis``, ``has_elbow``,
-    ``breakpoint``, ``ci_low``, ``ci_high``, ``p_value`` (``results.sweep_elbows``); each is drawn as a dashed line
-    with its 95 % interval shaded, or listed as "no elbow"; None: not computed (the caption says so).
-    ``references``: per task, ``{"value": x or None, "text": ...}``, the paper's value, drawn dotted grey.
-    ``transfer_noise`` gets a log x axis as in the paper's Fig. 3 (symlog, linear below the smallest positive value,
-    when 0 was swept). Raises ``StoreInputError`` for an unknown axis, no completed point, or an axis the sweep did
-    not vary.
+    One panel per task and one line per mode (and algorithm, when the rows compare several) that varies ``axis`` (and
+    per setting of any other varied axis, as in a grid): mean of the chosen trials' final test error (percent) over
+    seeds, error bars ± 1 standard deviation, hollow markers where a point has one seed. ``elbows``: rows with ``mode``,
+    ``algorithm``, ``task``, ``axis``, ``has_elbow``, ``breakpoint``, ``ci_low``, ``ci_high``, ``p_value``
+    (``results.sweep_elbows``); each is drawn as a dashed line with its 95 % interval shaded, or listed as "no elbow";
+    None: not computed (the caption says so). ``references``: per task, ``{"value": x or None, "text": ...}``, the
+    paper's value, drawn dotted grey. ``transfer_noise`` gets a log x axis as in the paper's Fig. 3 (symlog, linear
+    below the smallest positive value, when 0 was swept). Raises ``StoreInputError`` for an unknown axis, no completed
+    point, or an axis the sweep did not vary.
     """
     if axis not in AXES:
         raise StoreInputError(f"unknown axis {axis!r}: expected one of {', '.join(AXES)}")
@@ -282,28 +318,32 @@ def axis_figure(
     elbow_rows = [e for e in (elbows or ()) if e.get("axis") == axis]
     others = [a for a in AXES if a != axis]
     tasks = sorted({r["task"] for r in done})
+    compare = len(compared_algorithms(done)) > 1
     plt, ticker = _pyplot()
     counts: set[int] = set()
     single, panel_legends = False, []
     with plt.rc_context(_RC):
-        figure, panels = _panels(plt, len(tasks))
+        figure, panels = _panels(plt, len(tasks), legend_inches=_LEGEND_INCHES if compare else 0.0)
         for ax, task in zip(panels, tasks):
-            curves: dict[tuple[str, tuple], dict[float, list[float]]] = defaultdict(lambda: defaultdict(list))
+            curves: dict[tuple[str, str | None, tuple], dict[float, list[float]]] = defaultdict(
+                lambda: defaultdict(list)
+            )
             for row in done:
                 if row["task"] == task:
-                    key = (row["mode"], tuple(float(row[a]) for a in others))
+                    key = (row["mode"], row.get("algorithm"), tuple(float(row[a]) for a in others))
                     curves[key][float(row[axis])].append(float(row["test_error"]))
             curves = {k: v for k, v in curves.items() if len(v) >= 2}
-            per_mode = defaultdict(list)
-            for mode, setting in curves:
-                per_mode[mode].append(setting)
-            for mode, setting in sorted(curves, key=lambda k: (_mode_rank(k[0]), k[1])):
-                style = mode_style(mode)
+            per_series = defaultdict(list)
+            for mode, algorithm, setting in curves:
+                per_series[(mode, algorithm)].append(setting)
+            for mode, algorithm, setting in sorted(curves, key=lambda k: (_series_rank(k[:2]), k[2])):
+                style = series_style(mode, algorithm, compare=compare)
                 label = style.label
-                if len(per_mode[mode]) > 1:  # a grid: tell this mode's curves apart by the other axes that differ
-                    differ = [a for i, a in enumerate(others) if len({s[i] for s in per_mode[mode]}) > 1]
+                settings = per_series[(mode, algorithm)]
+                if len(settings) > 1:  # a grid: tell this series' curves apart by the other axes that differ
+                    differ = [a for i, a in enumerate(others) if len({s[i] for s in settings}) > 1]
                     label += ", " + ", ".join(f"{a}={axis_value(a, setting[others.index(a)])}" for a in differ)
-                points = curves[(mode, setting)]
+                points = curves[(mode, algorithm, setting)]
                 xs = sorted(points)
                 stats = [Summary.of(points[x]) for x in xs]
                 counts.update(s.n for s in stats)
@@ -341,8 +381,9 @@ def axis_figure(
                         markerfacecolor="white",
                     )
             for elbow in elbow_rows:
-                if elbow.get("task") == task and elbow.get("mode") in per_mode:
-                    _draw_elbow(ax, axis, elbow)
+                series = (elbow.get("mode"), elbow.get("algorithm"))
+                if elbow.get("task") == task and series in per_series:
+                    _draw_elbow(ax, axis, elbow, series_style(*series, compare=compare))
             reference = (references or {}).get(task)
             if reference is not None:
                 _draw_reference(ax, axis, reference)
@@ -351,8 +392,8 @@ def axis_figure(
             ax.set_xlabel(AXIS_LABELS[axis])
             ax.set_ylabel(ERROR_LABEL)
             ax.set_title(f"task {task}")
-            panel_legends.append(_finish_panel(ax))
-        images = _render(plt, figure, formats)
+            panel_legends.append(_finish_panel(ax, outside=compare))
+        images = _render(plt, figure, formats, tight=compare)
     n_text = f"n = {min(counts)}" if len(counts) == 1 else f"n = {min(counts)} to {max(counts)}"
     caption = (
         f"Best test error against {AXIS_LABELS[axis]}, per task (the paper's {PAPER_FIGURES[axis]}): each point's "
@@ -373,13 +414,20 @@ def axis_figure(
         caption += f" No critical point was estimated for {axis}."
     if references:
         caption += " Dotted grey: the paper's reported value for the same task."
+    if compare:
+        names = ", ".join(algorithm_label(a) for a in compared_algorithms(done))
+        caption += (
+            f" Algorithms overlaid ({names}): colour says the algorithm, the same in every figure; line style and "
+            "marker the mode."
+        )
     title = f"Test error against {AXIS_NAMES[axis]} (the paper's {PAPER_FIGURES[axis]})"
+    if compare:
+        title = f"Test error against {AXIS_NAMES[axis]}, algorithms compared (the paper's {PAPER_FIGURES[axis]})"
     name = f"{PAPER_FIGURES[axis].replace('Fig. ', 'fig')}_{axis}"
     return Figure(name, title, caption, images, tuple(panel_legends))
 
 
-def _draw_elbow(ax: Any, axis: str, elbow: Mapping[str, Any]) -> None:
-    style = mode_style(elbow["mode"])
+def _draw_elbow(ax: Any, axis: str, elbow: Mapping[str, Any], style: ModeStyle) -> None:
     point, low, high = elbow.get("breakpoint"), elbow.get("ci_low"), elbow.get("ci_high")
     if elbow.get("has_elbow") and point is not None:
         label = f"{style.label} critical point {_g(point)}"
@@ -490,10 +538,12 @@ def _pyplot() -> tuple[Any, Any]:
     return plt, ticker
 
 
-def _panels(plt: Any, count: int) -> tuple[Any, list[Any]]:
+def _panels(plt: Any, count: int, *, legend_inches: float = 0.0) -> tuple[Any, list[Any]]:
+    """A grid of ``count`` panels, at most 3 a row; ``legend_inches`` widens each column for a legend beside it."""
     columns = min(count, 3)
     rows = math.ceil(count / columns)
-    figure, axes = plt.subplots(rows, columns, figsize=(_PANEL[0] * columns, _PANEL[1] * rows), squeeze=False)
+    size = ((_PANEL[0] + legend_inches) * columns, _PANEL[1] * rows)
+    figure, axes = plt.subplots(rows, columns, figsize=size, squeeze=False)
     flat = [ax for row in axes for ax in row]
     for ax in flat[count:]:
         ax.set_visible(False)
@@ -508,22 +558,29 @@ def _log_ticks(axis: Any, ticker: Any, *, integers: bool = False) -> None:
     axis.set_minor_formatter(ticker.NullFormatter())
 
 
-def _finish_panel(ax: Any) -> tuple[str, tuple[str, ...]]:
+def _finish_panel(ax: Any, *, outside: bool = False) -> tuple[str, tuple[str, ...]]:
+    """Grid and legend; ``outside`` puts the legend to the right of the panel (algorithms compared: too many entries
+    to sit on the data)."""
     ax.grid(True, which="major", alpha=0.3)
     ax.grid(True, which="minor", alpha=0.1)
-    legend = ax.legend(loc="best")
+    if outside:
+        legend = ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
+    else:
+        legend = ax.legend(loc="best")
     return ax.get_title(), tuple(text.get_text() for text in legend.get_texts())
 
 
-def _render(plt: Any, figure: Any, formats: Sequence[str]) -> dict[str, bytes]:
-    """The figure as bytes per format (no creation dates, so the same data gives the same files)."""
+def _render(plt: Any, figure: Any, formats: Sequence[str], *, tight: bool = False) -> dict[str, bytes]:
+    """The figure as bytes per format (no creation dates, so the same data gives the same files); ``tight`` grows the
+    image to hold legends placed outside the panels."""
     figure.tight_layout()
     images = {}
     try:
         for fmt in formats:
             buffer = io.BytesIO()
             metadata = {"png": {"Software": None}, "pdf": {"CreationDate": None}, "svg": {"Date": None}}.get(fmt)
-            figure.savefig(buffer, format=fmt, dpi=PNG_DPI, metadata=metadata)
+            extra = {"bbox_inches": "tight", "pad_inches": 0.05} if tight else {}
+            figure.savefig(buffer, format=fmt, dpi=PNG_DPI, metadata=metadata, **extra)
             images[fmt] = buffer.getvalue()
     finally:
         plt.close(figure)

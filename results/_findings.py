@@ -1,4 +1,6 @@
-"""The study's findings as table rows: mode comparisons, critical points, analog learning activity.
+"""The study's findings as table rows: mode comparisons, critical points, analog learning activity (per algorithm
+where a sweep compares several: the modes are then compared within each algorithm, and the algorithms with each
+other in ``results._algorithms``).
 
 Seeds are replicates: a comparison is Welch's difference of two modes' seeds (``_replicates.difference``), never of
 two means. Test errors and their differences are in percent and percentage points. Where the sweep fine-tunes on
@@ -12,8 +14,9 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from analog_sweep.results._activity import activity_warnings
+from analog_sweep.results._algorithms import compared_algorithms
 from analog_sweep.results._basepoint import base_points, device_point
-from analog_sweep.results._figures import AXIS_UNITS, mode_style
+from analog_sweep.results._figures import AXIS_UNITS, series_style
 from analog_sweep.results._paper import CRITICAL_POINT, DIFFERENCE, paper_task, paper_value
 from analog_sweep.results._replicates import Summary, difference
 
@@ -33,36 +36,44 @@ def mode_differences(best_rows: list[Mapping[str, Any]], *, dataset: str | None 
     Each row: ``task``, ``comparison`` (labels), ``a_mean``, ``a_n``, ``b_mean``, ``b_n`` (percent, seeds),
     ``difference`` (percentage points) with its Welch 95 % interval ``ci_low``, ``ci_high`` (None when a side has one
     seed), ``verdict`` (what the interval says, in words), and ``paper`` (the paper's value as text, or None).
-    Comparisons whose modes the sweep did not run at a task's base point are left out.
+    Comparisons whose modes the sweep did not run at a task's base point are left out. In a sweep that compares
+    algorithms, each comparison is made per algorithm (analog scratch of the same algorithm; the digital mode is
+    shared), and the labels name it (``analog TL, c-TTv2 - digital TL``).
     """
     bases = base_points(best_rows)
     papers = task_names(best_rows, dataset)
-    errors: dict[tuple[str, str], list[float]] = defaultdict(list)
+    compare = len(compared_algorithms(best_rows)) > 1
+    errors: dict[tuple[str, str, str | None], list[float]] = defaultdict(list)
     for row in best_rows:
         if row.get("test_error") is not None and device_point(row) == bases[row["task"]]:
-            errors[(row["task"], row["mode"])].append(float(row["test_error"]))
+            errors[(row["task"], row["mode"], row.get("algorithm"))].append(float(row["test_error"]))
     out = []
     for task in sorted(bases):
         for a, b in COMPARISONS:
-            if not errors[(task, a)] or not errors[(task, b)]:
-                continue
-            diff = difference(errors[(task, a)], errors[(task, b)])
-            reference = paper_value(papers[task], DIFFERENCE, f"{a} - {b}")
-            out.append(
-                {
-                    "task": task,
-                    "comparison": f"{mode_style(a).label} - {mode_style(b).label}",
-                    "a_mean": Summary.of(errors[(task, a)]).mean,
-                    "a_n": diff.n_a,
-                    "b_mean": Summary.of(errors[(task, b)]).mean,
-                    "b_n": diff.n_b,
-                    "difference": diff.difference,
-                    "ci_low": diff.low,
-                    "ci_high": diff.high,
-                    "verdict": _verdict(mode_style(a).label, mode_style(b).label, diff.difference, diff.low, diff.high),
-                    "paper": reference.text() if reference else None,
-                }
-            )
+            for algorithm in sorted({k[2] for k in errors if k[:2] == (task, a)}, key=lambda x: x or ""):
+                first = errors[(task, a, algorithm)]
+                second = errors.get((task, b, algorithm if b in ANALOG_MODES else None), [])
+                if not first or not second:
+                    continue
+                diff = difference(first, second)
+                reference = paper_value(papers[task], DIFFERENCE, f"{a} - {b}")
+                label_a = series_style(a, algorithm, compare=compare).label
+                label_b = series_style(b, algorithm if b in ANALOG_MODES else None, compare=compare).label
+                out.append(
+                    {
+                        "task": task,
+                        "comparison": f"{label_a} - {label_b}",
+                        "a_mean": Summary.of(first).mean,
+                        "a_n": diff.n_a,
+                        "b_mean": Summary.of(second).mean,
+                        "b_n": diff.n_b,
+                        "difference": diff.difference,
+                        "ci_low": diff.low,
+                        "ci_high": diff.high,
+                        "verdict": _verdict(label_a, label_b, diff.difference, diff.low, diff.high),
+                        "paper": reference.text() if reference else None,
+                    }
+                )
     return out
 
 
@@ -78,13 +89,15 @@ def _verdict(a: str, b: str, diff: float, low: float | None, high: float | None)
 def critical_points(
     elbow_rows: Iterable[Mapping[str, Any]], best_rows: list[Mapping[str, Any]], *, dataset: str | None = None
 ) -> list[dict[str, Any]]:
-    """The critical point per axis, task and mode (``results.sweep_elbows`` rows, ``Elbow.as_row()``) as report rows:
-    ``axis``, ``task``, ``mode``, ``critical_point`` (text with unit and 95 % interval, or "no elbow"),
+    """The critical point per axis, task and mode (and algorithm; ``results.sweep_elbows`` rows, ``Elbow.as_row()``)
+    as report rows: ``axis``, ``task``, ``mode`` (naming the algorithm where the sweep compares several),
+    ``critical_point`` (text with unit and 95 % interval, or "no elbow"),
     ``p_value``, ``n_values``, ``n_obs``, ``method``, ``reason``, and ``paper`` (the paper's value as text, or None).
     """
     papers = task_names(best_rows, dataset)
+    compare = len(compared_algorithms(best_rows)) > 1
     out = []
-    for elbow in sorted(elbow_rows, key=lambda e: (e["axis"], e["task"], e["mode"])):
+    for elbow in sorted(elbow_rows, key=lambda e: (e["axis"], e["task"], e["mode"], e.get("algorithm") or "")):
         unit = AXIS_UNITS.get(elbow["axis"], "")
         if elbow.get("has_elbow") and elbow.get("breakpoint") is not None:
             text = f"{elbow['breakpoint']:.3g}{unit}"
@@ -97,7 +110,7 @@ def critical_points(
             {
                 "axis": elbow["axis"],
                 "task": elbow["task"],
-                "mode": mode_style(elbow["mode"]).label,
+                "mode": series_style(elbow["mode"], elbow.get("algorithm"), compare=compare).label,
                 "critical_point": text,
                 "p_value": elbow.get("p_value"),
                 "n_values": elbow.get("n_values"),
@@ -111,7 +124,7 @@ def critical_points(
 
 
 def activity_by_mode(best_rows: list[Mapping[str, Any]], *, frozen: bool = False) -> list[dict[str, Any]]:
-    """Analog learning activity per task and analog mode, from the chosen trials' activity columns.
+    """Analog learning activity per task and analog mode (and algorithm), from the chosen trials' activity columns.
 
     ``head_moved`` and ``blocks_moved`` (percent of the group's analog weights changed since conversion) and
     ``blocks_rel`` (body mean|dW| / mean|W|; ``workers._activity``): means over the seeds at the base device point,
@@ -120,10 +133,19 @@ def activity_by_mode(best_rows: list[Mapping[str, Any]], *, frozen: bool = False
     are left out.
     """
     bases = base_points(best_rows)
+    algorithms = compared_algorithms(best_rows)
+    compare = len(algorithms) > 1
     out = []
     for task in sorted(bases):
-        for mode in ANALOG_MODES:
-            rows = [r for r in best_rows if r["task"] == task and r["mode"] == mode and r.get("trial_id")]
+        for mode, algorithm in [(m, a) for m in ANALOG_MODES for a in (algorithms if compare else [None])]:
+            rows = [
+                r
+                for r in best_rows
+                if r["task"] == task
+                and r["mode"] == mode
+                and r.get("trial_id")
+                and (not compare or r.get("algorithm") == algorithm)
+            ]
             at_base = [r for r in rows if device_point(r) == bases[task] and r.get("head_moved") is not None]
             if not any(r.get("head_moved") is not None for r in rows):
                 continue
@@ -134,7 +156,7 @@ def activity_by_mode(best_rows: list[Mapping[str, Any]], *, frozen: bool = False
             out.append(
                 {
                     "task": task,
-                    "mode": mode_style(mode).label,
+                    "mode": series_style(mode, algorithm, compare=compare).label,
                     "seeds": len(at_base),
                     **{name: _mean(at_base, name) for name in ("head_moved", "blocks_moved", "blocks_rel")},
                     "warnings": [f"{p} ({count} of {len(rows)} chosen trials)" for p, count in problems.items()],

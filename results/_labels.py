@@ -1,10 +1,11 @@
 """Naming points readably, and the one order every table lists them in.
 
 A point is named on the command line by its 16-digit key or by a label: terms joined by ``,`` or ``/``, each either
-``field=value`` (``mode``, ``task``, ``seed``, ``key``, or a device axis: ``transfer_noise=10``) or a bare word that
-is one of the point's names (a mode, a task, ``seed0``, a segment of its stored label such as ``base``). So
-``transfer_noise=10``, ``mode=analog_tl,task=beaver-otter`` and the progress line's own
-``analog_tl/5-8/transfer_noise=10/seed0`` all work. Rows sort by mode, task, the device axes and seed.
+``field=value`` (``mode``, ``algorithm``, ``task``, ``seed``, ``key``, or a device axis: ``transfer_noise=10``) or a
+bare word that is one of the point's names (a mode, an algorithm, a task, ``seed0``, a segment of its stored label
+such as ``base``). So ``transfer_noise=10``, ``mode=analog_tl,task=beaver-otter``, ``algorithm=agad,sp_skew=10`` and
+the progress line's own ``analog_tl/5-8/transfer_noise=10/seed0`` all work. Rows sort by mode, algorithm, task, the
+device axes and seed.
 """
 
 from __future__ import annotations
@@ -14,21 +15,30 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from analog_sweep.results._errors import StoreInputError
-from analog_sweep.results._schema import AXES
+from analog_sweep.results._schema import ALGORITHM_ORDER, AXES
 
-FIELDS = ("mode", "task", "seed", "key", *AXES)
+FIELDS = ("mode", "algorithm", "task", "seed", "key", *AXES)
 _SHOWN = 4  # candidates a message lists before "and N more"
 
 
 def point_sort_key(row: Mapping[str, Any]) -> tuple:
-    """The order of points in every table: mode, task, device axes (in ``AXES`` order), seed, then key."""
+    """The order of points in every table: mode, algorithm (``ALGORITHM_ORDER``), task, device axes (in ``AXES``
+    order), seed, then key."""
     return (
         str(row.get("mode", "")),
+        algorithm_rank(row.get("algorithm")),
         str(row.get("task", "")),
         *(float(row.get(axis) or 0.0) for axis in AXES),
         int(row.get("seed") or 0),
         str(row.get("point_key", "")),
     )
+
+
+def algorithm_rank(name: str | None) -> tuple[int, str]:
+    """Sort key of an algorithm: ``ALGORITHM_ORDER``, then others by name; None (a digital point) first."""
+    if not name:
+        return (-1, "")
+    return (ALGORITHM_ORDER.index(name) if name in ALGORITHM_ORDER else len(ALGORITHM_ORDER), str(name))
 
 
 def point_label(row: Mapping[str, Any], varied: Sequence[str] = ()) -> str:
@@ -72,22 +82,25 @@ def resolve_point(points: Sequence[Mapping[str, Any]], label: str) -> str:
         varied = varied_axes(points)
         listed = _listing([point_label(p, varied) for p in found])
         raise StoreInputError(
-            f"{label!r} matches {len(found)} points: {listed}; add mode=, task=, seed= or an axis value to pick one"
+            f"{label!r} matches {len(found)} points: {listed}; "
+            "add mode=, algorithm=, task=, seed= or an axis value to pick one"
         )
     return str(found[0]["point_key"])
 
 
 def resolve_replicates(points: Sequence[Mapping[str, Any]], label: str) -> list[str]:
-    """The keys of the points ``label`` names when they are seeds of one device point (same mode, task and axes),
+    """The keys of the points ``label`` names when they are seeds of one device point (same mode, algorithm, task and
+    axes),
     in seed order; raises ``StoreInputError`` (one line, listing candidates) when it names none, or points of
     several device points."""
     found = matching_points(points, label)
-    groups = {(p["mode"], p["task"], *(p[a] for a in AXES)) for p in found}
+    groups = {(p["mode"], p.get("algorithm"), p["task"], *(p[a] for a in AXES)) for p in found}
     if len(groups) > 1:
         varied = varied_axes(points)
         names = sorted({point_label(p, varied).rsplit("/seed", 1)[0] for p in found})
         raise StoreInputError(
-            f"{label!r} matches {len(groups)} device points: {_listing(names)}; add mode=, task= or an axis value "
+            f"{label!r} matches {len(groups)} device points: {_listing(names)}; "
+            "add mode=, algorithm=, task= or an axis value "
             "to pick one (seeds are shown together)"
         )
     return [str(p["point_key"]) for p in found]
@@ -99,7 +112,7 @@ def _term_test(term: str, label: str):  # noqa: ANN202 - a predicate on point ro
         field = "key" if name.lower() == "point_key" else name.lower()
         if field not in FIELDS:
             raise StoreInputError(
-                f"unknown field {name!r} in point label {label!r}: use mode, task, seed, key or an axis "
+                f"unknown field {name!r} in point label {label!r}: use mode, algorithm, task, seed, key or an axis "
                 f"({', '.join(AXES)})"
             )
         if field in AXES or field == "seed":
@@ -109,13 +122,15 @@ def _term_test(term: str, label: str):  # noqa: ANN202 - a predicate on point ro
             return lambda p: math.isclose(float(p[field]), number, rel_tol=1e-9, abs_tol=1e-12)
         if field == "key":
             return lambda p: str(p["point_key"]).startswith(value)
-        return lambda p: str(p[field]).lower() == value.lower()
+        return lambda p: str(p.get(field) or "").lower() == value.lower()
     word = term.lower()
     return lambda p: word in _names(p)
 
 
 def _names(point: Mapping[str, Any]) -> set[str]:
     names = {str(point["mode"]).lower(), str(point["task"]).lower(), f"seed{point['seed']}"}
+    if point.get("algorithm"):
+        names.add(str(point["algorithm"]).lower())
     if point.get("label"):
         names.update(part.lower() for part in str(point["label"]).split("/"))
     return names

@@ -2,7 +2,7 @@
 
 All of them pick a point's trial with the one rule in ``_best`` (the sweep's selection, or one given), so a table, a
 curve and an export never disagree about which learning rate and epoch won; all list points in one order
-(``_labels.point_sort_key``: mode, task, device axes, seed).
+(``_labels.point_sort_key``: mode, algorithm, task, device axes, seed).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from analog_sweep.results._errors import StoreInputError
 from analog_sweep.results._labels import point_label, point_sort_key, varied_axes
 from analog_sweep.results._schema import (
     ACTIVITY_FIELDS,
+    ALGORITHM_ORDER,
     AXES,
     TRIAL_ACTIVITY_FIELDS,
     TRIAL_STATUSES,
@@ -28,7 +29,7 @@ from analog_sweep.results._schema import (
     utc_row,
 )
 
-POINT_COLUMNS = ("sweep", "point_key", "mode", "task", "classes", "seed", *AXES)
+POINT_COLUMNS = ("sweep", "point_key", "mode", "algorithm", "task", "classes", "seed", *AXES)
 
 
 def sweep_progress(connection: sa.Connection) -> list[dict[str, Any]]:
@@ -74,7 +75,7 @@ def sweep_selection(connection: sa.Connection, sweep: str) -> _best.Selection:
 
 def _group_key(point: Mapping[str, Any]) -> tuple:
     """Points with the same key differ only by seed: replicates of one device point."""
-    return (point["mode"], point["task"], *(point[a] for a in AXES))
+    return (point["mode"], point["algorithm"], point["task"], *(point[a] for a in AXES))
 
 
 # Above this many points, a query for some of a sweep's trials reads the whole sweep's and keeps those in Python,
@@ -114,13 +115,16 @@ def _point_rows(connection: sa.Connection, sweep: str, *where: sa.ColumnElement[
 
 
 def _seed_group_rows(connection: sa.Connection, sweep: str, point_keys: Iterable[str]) -> list[dict[str, Any]]:
-    """The points of ``sweep`` that share a device point (mode, task, axes) with one of ``point_keys``: the seeds
-    whose choice is made together. Selected in SQL, so closing one point does not read every point of a study."""
+    """The points of ``sweep`` that share a device point (mode, algorithm, task, axes) with one of ``point_keys``: the
+    seeds whose choice is made together. Selected in SQL, so closing one point does not read every point of a study."""
     rows: dict[str, dict[str, Any]] = {}
     for point in _point_rows(connection, sweep, points.c.point_key.in_(list(point_keys))):
         if point["point_key"] in rows:
             continue
         same = [points.c.mode == point["mode"], points.c.task == point["task"]]
+        same.append(
+            points.c.algorithm.is_(None) if point["algorithm"] is None else points.c.algorithm == point["algorithm"]
+        )
         same += [points.c[axis] == point[axis] for axis in AXES]
         rows.update((row["point_key"], row) for row in _point_rows(connection, sweep, *same))
     return list(rows.values())
@@ -188,7 +192,7 @@ def best_points(
     """Every point with its label, status, trial count and chosen trial under ``selection`` (the sweep's own rule
     when None): ``selected_on``, the trial's id and lr, the chosen ``epoch``, the ``test_error`` and
     ``validation_error`` there (percent; the number to report), and the trial's final and best test error, epochs
-    done and last activity. Sorted by mode, task, device axes and seed.
+    done and last activity. Sorted by mode, algorithm, task, device axes and seed.
 
     Under the sweep's own rule, a device point whose seeds are all closed (done or failed) reads the choice the
     driver stored on its points when they closed (``Store.choose_best``, the same rule on the same trials), so a
@@ -271,8 +275,9 @@ def best_points(
 
 
 def axis_curve(best_rows: list[dict[str, Any]], axis: str, sweep: str = "the sweep") -> list[dict[str, Any]]:
-    """The chosen trials' test error (``test_error`` of ``best_points``) against ``axis``, one curve per mode, task
-    and setting of any other varying axis; each row says what the trials were ``selected_on``.
+    """The chosen trials' test error (``test_error`` of ``best_points``) against ``axis``, one curve per mode,
+    algorithm (None for a digital mode), task and setting of any other varying axis; each row says what the trials
+    were ``selected_on``.
 
     Points that share all of those (different seeds) are replicates: their mean, standard deviation and the
     half-width of the mean's 95 % t interval (None for one seed; ``results._replicates.Summary``), min and max.
@@ -288,14 +293,14 @@ def axis_curve(best_rows: list[dict[str, Any]], axis: str, sweep: str = "the swe
             + (f"it varied {', '.join(varied)}" if varied else "it varied no device axis")
         )
     varying = [a for a in varied if a != axis]
-    key_columns = ("mode", "task", *varying, axis)
+    key_columns = ("mode", "algorithm", "task", *varying, axis)
     groups: dict[tuple, list[float]] = defaultdict(list)
     selected_on = {row["selected_on"] for row in best_rows}
     for row in best_rows:
         if row["test_error"] is not None:
             groups[tuple(row[c] for c in key_columns)].append(row["test_error"])
     rows = []
-    for key, errors in sorted(groups.items()):
+    for key, errors in sorted(groups.items(), key=lambda item: tuple("" if v is None else v for v in item[0])):
         summary = _replicates.Summary.of(errors)
         rows.append(
             {
@@ -403,7 +408,9 @@ def trial_epoch_rows(
         .where(points.c.sweep == sweep, points.c.point_key.in_(sa.bindparam("keys", expanding=True)))
         # point_sort_key's order (axes compared as numbers), then rate, trial and epoch.
         .order_by(
-            *_bytewise(connection, points.c.mode, points.c.task),
+            *_bytewise(connection, points.c.mode),
+            _algorithm_rank(),
+            *_bytewise(connection, sa.func.coalesce(points.c.algorithm, ""), points.c.task),
             *(points.c[axis] for axis in AXES),
             points.c.seed,
             *_bytewise(connection, points.c.point_key),
@@ -428,7 +435,17 @@ def trial_epoch_rows(
             }
 
 
-def _bytewise(connection: sa.Connection, *columns: sa.Column) -> list[sa.ColumnElement]:
+def _algorithm_rank() -> sa.ColumnElement[int]:
+    """``_labels.algorithm_rank`` in SQL: no algorithm first, then ``ALGORITHM_ORDER``, then the others."""
+    known = sa.case(
+        {name: index for index, name in enumerate(ALGORITHM_ORDER)},
+        value=points.c.algorithm,
+        else_=len(ALGORITHM_ORDER),
+    )
+    return sa.case((points.c.algorithm.is_(None), -1), else_=known)
+
+
+def _bytewise(connection: sa.Connection, *columns: sa.ColumnElement) -> list[sa.ColumnElement]:
     """Text columns ordered by code point, as Python orders them (PostgreSQL's database collation may not)."""
     if connection.dialect.name == "postgresql":
         return [sa.collate(column, "C") for column in columns]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import statistics
+import warnings
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -69,28 +70,31 @@ def difference(a: Sequence[float], b: Sequence[float]) -> Difference:
         return Difference(diff, diff, diff, len(a), len(b))
     from scipy import stats
 
-    interval = stats.ttest_ind(a, b, equal_var=False).confidence_interval(CONFIDENCE)
+    with warnings.catch_warnings():  # nearly equal values: scipy warns of precision loss, the interval still holds
+        warnings.simplefilter("ignore", RuntimeWarning)
+        interval = stats.ttest_ind(a, b, equal_var=False).confidence_interval(CONFIDENCE)
     return Difference(diff, float(interval.low), float(interval.high), len(a), len(b))
 
 
 def replicate_rows(best_rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """One row per point without its seed (mode, task and the device axes), from ``Store.best_points`` rows.
+    """One row per point without its seed (mode, algorithm, task and the device axes), from ``Store.best_points``
+    rows.
 
     Each row has ``selected_on`` (validation, or test: the paper's rule), ``seeds`` (how many points have a chosen
     trial), ``lr`` (the chosen learning rates, one per seed, as text), ``test_error_mean``, ``test_error_sd`` and
     ``test_error_ci95`` (half-width of the mean's t interval; sd and interval are None for one seed) of the chosen
     trials' test errors at their chosen epochs (``test_error`` of the rows), and the mean of each trial activity
     column over the seeds (None for digital modes). Points without a chosen trial count in ``points`` but not in the
-    statistics. Sorted by mode, task and device axes.
+    statistics. Sorted by mode, algorithm, task and device axes.
     """
     groups: dict[tuple, list[Mapping[str, Any]]] = defaultdict(list)
     for row in best_rows:
-        groups[(row["mode"], row["task"], *(row[a] for a in AXES))].append(row)
+        groups[(row["mode"], row.get("algorithm"), row["task"], *(row[a] for a in AXES))].append(row)
     summaries = []
     for key, rows in groups.items():
         done = sorted((r for r in rows if r["test_error"] is not None), key=lambda r: r["seed"])
         summary = Summary.of([r["test_error"] for r in done]) if done else None
-        out: dict[str, Any] = dict(zip(("mode", "task", *AXES), key))
+        out: dict[str, Any] = dict(zip(("mode", "algorithm", "task", *AXES), key))
         out.update(
             selected_on=",".join(sorted({r["selected_on"] for r in rows})),
             points=len(rows),

@@ -1,12 +1,13 @@
 """The study's report: one self-contained HTML file (figures embedded) plus each figure as PNG and PDF.
 
 ``write_report(store, sweep, out)`` reads a sweep from the store and writes ``out/report.html`` and
-``out/<figure>.png|pdf``: the paper's Fig. 2 (``epochs_figure``), one Fig. 3-5 per varied device axis
-(``axis_figure``), the findings (``_findings``: mode comparisons with Welch intervals, critical points, analog
-learning activity) beside the paper's values (``_paper``), every point's replicate summary, the provenance of the
-runs, and the spec. A part the store cannot give (critical points or provenance from a version that does not record
-them, figures of a sweep with no completed trial) is shown as absent with the reason, never left out silently.
-The HTML has no scripts and loads nothing: it opens the same from a mail attachment as from the folder.
+``out/<figure>.png|pdf``: the paper's Fig. 2 (``epochs_figure``), one Fig. 3-5 per varied device axis (``axis_figure``),
+the findings (``_findings``: mode comparisons with Welch intervals, critical points, analog learning activity;
+``_algorithms``: the algorithms compared per axis value, where the sweep compares several) beside the paper's values
+(``_paper``), every point's replicate summary, the provenance of the runs, and the spec. A part the store cannot give
+(critical points or provenance from a version that does not record them, figures of a sweep with no completed trial) is
+shown as absent with the reason, never left out silently. The HTML has no scripts and loads nothing: it opens the same
+from a mail attachment as from the folder.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from typing import Any
 
 import yaml
 
+from analog_sweep.results._activity import frozen_tiles
+from analog_sweep.results._algorithms import algorithm_differences, algorithm_label, compared_algorithms
 from analog_sweep.results._basepoint import base_points, device_point, varied_axes
 from analog_sweep.results._errors import StoreInputError
 from analog_sweep.results._figures import (
@@ -32,7 +35,7 @@ from analog_sweep.results._figures import (
     Figure,
     axis_figure,
     epochs_figure,
-    mode_style,
+    series_style,
 )
 from analog_sweep.results._findings import activity_by_mode, critical_points, mode_differences, task_names
 from analog_sweep.results._paper import CRITICAL_POINT, PAPER_VALUES, paper_value
@@ -74,6 +77,7 @@ class StudyReport:
     figures: list[Figure]
     figures_absent: list[tuple[str, str]]
     differences: Section
+    algorithms: Section
     critical: Section
     activity: Section
     points: list[dict[str, Any]]
@@ -101,7 +105,7 @@ def build_report(store: Any, sweep: str, *, formats: tuple[str, ...] = FORMATS) 
     progress = next(row for row in store.sweep_progress() if row["sweep"] == sweep)
     spec = sweep_row.get("spec") or {}
     dataset = (spec.get("data") or {}).get("dataset", "digits")
-    frozen = bool((spec.get("algorithm") or {}).get("freeze_analog"))
+    frozen = frozen_tiles(spec)
     done = [r for r in best if r.get("test_error") is not None]
 
     elbows, elbows_absent = _elbows(store, sweep)
@@ -138,6 +142,18 @@ def build_report(store: Any, sweep: str, *, formats: tuple[str, ...] = FORMATS) 
     )
     if done and not differences.rows:
         differences.absent = "the sweep does not run both modes of a comparison at a task's base device point"
+    compared = compared_algorithms(best)
+    if len(compared) < 2:
+        one = f" ({algorithm_label(compared[0])})" if compared else ""
+        algorithms = Section(
+            absent=f"the sweep runs one analog algorithm{one}; a spec's algorithms list compares several"
+        )
+    elif not done:
+        algorithms = Section(absent="no point has a completed trial yet")
+    else:
+        algorithms = Section(algorithm_differences(done))
+        if not algorithms.rows:
+            algorithms.absent = "no device point has completed trials of two algorithms yet"
     if elbows is None:
         critical = Section(absent=elbows_absent)
     elif not done:
@@ -167,6 +183,7 @@ def build_report(store: Any, sweep: str, *, formats: tuple[str, ...] = FORMATS) 
         figures=figures,
         figures_absent=figures_absent,
         differences=differences,
+        algorithms=algorithms,
         critical=critical,
         activity=activity,
         points=replicate_rows(best),
@@ -230,7 +247,7 @@ def render_html(report: StudyReport) -> str:
         tasks=sorted({p["task"] for p in report.points}),
         seeds=sorted({s for s in (report.sweep.get("spec") or {}).get("seeds", [])}) or None,
         provenance_view=_provenance_view(report.provenance) if report.provenance else None,
-        mode_label=lambda m: mode_style(m).label,
+        mode_label=lambda m, a=None: series_style(m, a, compare=len(compared_algorithms(report.points_raw)) > 1).label,
     )
 
 
@@ -352,7 +369,7 @@ def _paper_rows(matched: set[str | None]) -> list[dict[str, Any]]:
             "source": v.source,
             "task": v.task,
             "what": "critical point" if v.quantity == CRITICAL_POINT else "difference in test error",
-            "subject": " - ".join(mode_style(m).label for m in v.subject.split(" - "))
+            "subject": " - ".join(series_style(m).label for m in v.subject.split(" - "))
             if v.quantity != CRITICAL_POINT
             else AXIS_LABELS.get(v.subject, v.subject),
             "claim": v.claim,

@@ -14,10 +14,18 @@ from typing import Any
 import sqlalchemy as sa
 
 # Bump when the tables change, and add the step from the previous version to ``_versions.UPGRADES``.
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 # The five device axes a sweep varies, stored as REAL columns on each point.
 AXES = ("transfer_noise", "sp_skew", "sp_variability", "pulse_noise", "dtod")
+# What follows an axis value in text: percent for transfer noise and the symmetry-point axes, nothing for the ratios.
+AXIS_UNITS = {"transfer_noise": " %", "sp_skew": " %", "sp_variability": " %", "pulse_noise": "", "dtod": ""}
+
+# The modes that train analog tiles, and so have an algorithm (``points.algorithm``); the digital modes have none.
+ANALOG_MODES = ("analog_tl", "analog_scratch")
+# The analog training algorithms in the order tables and legends list them: the paper's c-TTv2, then TTv2 and AGAD
+# (aihwkit's presets; Rasch et al. 2024), then plain SGD on one device per weight. Others follow by name.
+ALGORITHM_ORDER = ("c-ttv2", "ttv2", "agad", "sgd")
 
 # Analog learning activity per layer group (``workers._activity``), added in schema version 3. Each epoch row has all
 # of them (NULL for digital trials): ``*_moved`` percent of the group's analog weights changed since conversion,
@@ -89,6 +97,9 @@ points = sa.Table(
     sa.Column("chosen_epoch", sa.Integer),
     sa.Column("chosen_test_error", sa.Float),
     sa.Column("chosen_validation_error", sa.Float),
+    # Added in schema version 7: the analog training algorithm of an analog point (``c-ttv2``, ``ttv2``, ``agad``,
+    # ``sgd``; the spec's ``algorithm.name`` or one of its ``algorithms``), NULL for a digital point.
+    sa.Column("algorithm", sa.String(50)),
 )
 
 trials = sa.Table(

@@ -204,10 +204,12 @@ class Store:
         axes: Mapping[str, float],
         status: str | None = None,
         label: str | None = None,
+        algorithm: str | None = None,
     ) -> None:
         """Record one point of a sweep: the five device axes, mode, task and classes, seed, and its readable
         ``label`` (``sweeps.Point.label``, e.g. ``analog_tl/5-8/transfer_noise=10/seed0``; None keeps the one
-        recorded, and readers make one from the point's columns when there is none).
+        recorded, and readers make one from the point's columns when there is none). ``algorithm`` is an analog
+        point's training algorithm (``c-ttv2``, ``ttv2``, ``agad``, ``sgd``), None for a digital point.
 
         ``status`` None means pending for a new point and unchanged for a known one, so re-recording the
         points on a resume does not reset their progress.
@@ -223,9 +225,10 @@ class Store:
             seed=int(seed),
             status=status or "pending",
             label=label,
+            algorithm=algorithm,
             **_axis_values(axes),
         )
-        update = {name: _NEW for name in ("mode", "task", "classes", "seed", *AXES)}
+        update = {name: _NEW for name in ("mode", "task", "classes", "seed", "algorithm", *AXES)}
         if label is not None:
             update["label"] = _NEW
         if status is not None:
@@ -478,7 +481,7 @@ class Store:
         return utc_row(row)
 
     def list_points(self, sweep: str) -> list[dict[str, Any]]:
-        """The points of a sweep, by mode, task, device axes and seed (``point_sort_key``)."""
+        """The points of a sweep, by mode, algorithm, task, device axes and seed (``point_sort_key``)."""
         with self.transaction() as connection:
             self._require_sweep(connection, sweep)
             rows = connection.execute(sa.select(points).where(points.c.sweep == sweep))
@@ -534,8 +537,8 @@ class Store:
             return _queries.sweep_progress(connection)
 
     def best_points(self, sweep: str, selection: _best.Selection | None = None) -> list[dict[str, Any]]:
-        """One row per point (by mode, task, device axes, seed): its columns and ``label``, ``selected_on``, and the
-        chosen trial's id, lr, ``epoch``, ``test_error`` and ``validation_error`` at that epoch (the number to
+        """One row per point (by mode, algorithm, task, device axes, seed): its columns and ``label``, ``selected_on``,
+        and the chosen trial's id, lr, ``epoch``, ``test_error`` and ``validation_error`` at that epoch (the number to
         report, percent), its final and best test error and activity. ``selection`` None: the sweep's own rule.
         Choosing on validation a sweep that measured none raises ``StoreInputError``."""
         with self.transaction() as connection:
@@ -584,10 +587,10 @@ class Store:
         return _export.write_points(self.best_points(sweep, selection), Path(path))
 
     def elbows(self, sweep: str, axis: str | None = None) -> list[dict[str, Any]]:
-        """The critical point of every axis the sweep varies, per mode and task (``results.sweep_elbows``), as rows:
-        ``sweep`` and the ``Elbow`` fields. The base value of each axis comes from the spec's ``device`` section
-        where it has one. Raises ``NotFound`` for an unknown sweep, ``StoreInputError`` for an axis it did not vary.
-        """
+        """The critical point of every axis the sweep varies, per mode, algorithm and task (``results.sweep_elbows``),
+        as rows: ``sweep`` and the ``Elbow`` fields. The base value of each axis comes from the spec's ``device``
+        section where it has one. Raises ``NotFound`` for an unknown sweep, ``StoreInputError`` for an axis it did not
+        vary."""
         spec = self.get_sweep(sweep)["spec"] or {}
         device = spec.get("device") if isinstance(spec, Mapping) else None
         from analog_sweep.results import _elbows

@@ -11,6 +11,7 @@ from analog_sweep.results._errors import SchemaVersionError, StoreMissing
 from analog_sweep.results._provenance import config_hash
 from analog_sweep.results._schema import (
     ACTIVITY_FIELDS,
+    ANALOG_MODES,
     SCHEMA_VERSION,
     TRIAL_ACTIVITY_FIELDS,
     epochs,
@@ -110,6 +111,20 @@ def _share_rpu_configs(connection: sa.Connection) -> None:
         connection.execute(sa.text("ALTER TABLE trials DROP COLUMN rpu_config"))
 
 
+def _add_point_algorithm(connection: sa.Connection) -> None:
+    """Version 6 -> 7: points gain ``algorithm``. Every sweep recorded before ran one algorithm, its spec's
+    ``algorithm.name`` (c-TTv2 when the spec left it out), on its analog points; digital points have none."""
+    _add_column(connection, points, "algorithm")
+    for name, spec in connection.execute(sa.select(sweeps.c.name, sweeps.c.spec)):
+        section = spec.get("algorithm") if isinstance(spec, dict) else None
+        algorithm = section.get("name") if isinstance(section, dict) else None
+        connection.execute(
+            sa.update(points)
+            .where(points.c.sweep == name, points.c.mode.in_(ANALOG_MODES))
+            .values(algorithm=algorithm if isinstance(algorithm, str) else "c-ttv2")
+        )
+
+
 def _add_column(connection: sa.Connection, table: sa.Table, name: str, extra: str = "") -> None:
     """ALTER TABLE ``table`` ADD COLUMN ``name`` with the type ``_schema`` gives it (``extra``: a default)."""
     kind = table.c[name].type.compile(dialect=connection.dialect)
@@ -123,6 +138,7 @@ UPGRADES: dict[int, Callable[[sa.Connection], None]] = {
     3: _add_provenance,
     4: _add_validation_selection,
     5: _share_rpu_configs,
+    6: _add_point_algorithm,
 }
 OLDEST_UPGRADABLE = min(UPGRADES)
 

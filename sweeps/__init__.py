@@ -14,6 +14,7 @@ _EXPORTS = {
     "_environment": ("Environment", "Preflight", "detect_environment", "preflight_problems"),
     "_errors": ("SpecError",),
     "_expand": (
+        "ANALOG_MODES",
         "MODE_AXES",
         "Point",
         "PretrainJob",
@@ -21,6 +22,7 @@ _EXPORTS = {
         "expand",
         "format_value",
         "line_points",
+        "mode_algorithms",
         "pretrain_keys",
         "refine_modes",
         "refinement_budget",

@@ -37,7 +37,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from analog_sweep.sweeps._expand import Point, line_points, refine_modes
+from analog_sweep.sweeps._expand import Point, line_points, mode_algorithms, refine_modes
 from analog_sweep.sweeps._measured import MeasuredEpoch, TimingKey, timing_key
 from analog_sweep.sweeps._neighbours import neighbourhood
 from analog_sweep.sweeps._schedule import Search, makespan
@@ -312,7 +312,7 @@ def schedule_searches(
     elif warm_starts(lr) and spec.selection.per_seed:  # a round's later seed still waits for its earlier seeds
         seen: dict[tuple, list[int]] = {}
         for index, point in enumerate(points):
-            earlier_seeds = seen.setdefault((point.mode, point.task, point.axes), [])
+            earlier_seeds = seen.setdefault((point.series, point.task, point.axes), [])
             inward[point.key] = tuple(earlier_seeds)
             earlier_seeds.append(index)
     leaders = seed_leaders(points, spec.lr_search, spec.selection)
@@ -389,9 +389,10 @@ def refinement_cost(
         base = getattr(spec.device, refine.axis)
         stand_ins = [base + step for step in range(1, refine.points + 1)]  # distinct values, so seeds group by value
         for mode in refine_modes(spec, refine.axis):
-            for classes in spec.data.tasks:
-                for number in range(refine.rounds):
-                    rounds[number] += line_points(spec, mode, classes, refine.axis, stand_ins)
+            for algorithm in mode_algorithms(spec, mode):
+                for classes in spec.data.tasks:
+                    for number in range(refine.rounds):
+                        rounds[number] += line_points(spec, mode, classes, refine.axis, stand_ins, algorithm.name)
     budget = [point for points in rounds for point in points]
     cost = estimate_cost(spec, budget, measured=measured, on_gpu=on_gpu, refinement=True)
     phases = []

@@ -53,6 +53,11 @@ def dry_run_report(
         *([f"Overrides: {' '.join('--set ' + o for o in spec.overrides)}"] if spec.overrides else []),
         f"Data: {spec.data.dataset}, tasks {', '.join('-'.join(t) for t in spec.data.tasks)}; "
         f"model {spec.model.preset} at {spec.data.image_size}px; modes {', '.join(spec.modes)}",
+        *(
+            [f"Algorithms compared at every analog device point: {', '.join(a.name for a in spec.algorithms)}"]
+            if spec.compares_algorithms
+            else []
+        ),
         f"Axes ({spec.axes.expand}): {axes}; seeds {list(spec.seeds)}",
         f"Learning rate: {search}, {lr.trials_per_point} trial(s) per point, pruner {lr.pruner}",
         "",
@@ -195,11 +200,12 @@ def _refinement_lines(
     if not spec.axes.refine:
         return []
     lines = ["", "Refinement, after the grid (new axis values inside each critical point's 95 % interval):"]
+    per = "mode, algorithm and task" if spec.compares_algorithms else "mode and task"
     for refine in spec.axes.refine:
         until = f"until narrower than {refine.width:g}" if refine.width is not None else "every round"
         modes = ", ".join(refine_modes(spec, refine.axis)) or "none (no mode responds to it)"
         lines.append(
-            f"  {refine.axis}: up to {refine.rounds} round(s) x {refine.points} value(s) per mode and task, "
+            f"  {refine.axis}: up to {refine.rounds} round(s) x {refine.points} value(s) per {per}, "
             f"{until}; modes {modes}"
         )
     cost = refinement_cost(spec, measured=measured, on_gpu=on_gpu)

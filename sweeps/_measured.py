@@ -34,7 +34,8 @@ class MeasuredEpoch:
 
 def timing_key(spec: SweepSpec, point: Point, *, on_gpu: bool | None = None) -> TimingKey:
     """What decides an epoch's time: model preset and overrides, image size, data set, images trained and tested
-    per epoch (``train_limit``/``test_limit`` and the task's class count), batch size, analog or digital, and CPU or
+    per epoch (``train_limit``/``test_limit`` and the task's class count), batch size, the analog algorithm (its
+    pulsed update sets the cost: ``c-ttv2``, ``ttv2``, ``agad``, ``sgd``) or digital, and CPU or
     GPU (``resources.gpu`` > 0 unless ``on_gpu`` says otherwise, e.g. a GPU spec run with ``--cpu-fallback``)."""
     gpu = spec.resources.gpu > 0 if on_gpu is None else on_gpu
     return (
@@ -46,7 +47,7 @@ def timing_key(spec: SweepSpec, point: Point, *, on_gpu: bool | None = None) -> 
         spec.data.test_limit,
         len(point.classes),
         spec.batch_size,
-        "analog" if point.mode.startswith("analog") else "digital",
+        point.algorithm_name or "digital",
         "gpu" if gpu else "cpu",
     )
 

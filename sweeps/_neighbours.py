@@ -66,17 +66,17 @@ def neighbourhood(
     by_place: dict[tuple, Point] = {}
     seeds_of: dict[tuple, list[str]] = defaultdict(list)
     for point in earlier or points:
-        by_place[(point.mode, point.task, point.seed, point.axes)] = point
+        by_place[(point.series, point.task, point.seed, point.axes)] = point
     for point in [*points, *earlier]:
-        seeds_of[(point.mode, point.task, point.axes)].append(point.key)
+        seeds_of[(point.series, point.task, point.axes)].append(point.key)
 
     def nearest(point: Point, axis: str, candidates: Iterable[int]) -> tuple[str, ...] | None:
         """The group of the first point found at the axis ranks ``candidates`` (nearest first), else None."""
         for candidate in candidates:
             axes = tuple((a, ranks[a][candidate] if a == axis else v) for a, v in point.axes)
-            neighbour = by_place.get((point.mode, point.task, point.seed, axes))
+            neighbour = by_place.get((point.series, point.task, point.seed, axes))
             if neighbour is not None:
-                return tuple(seeds_of[(point.mode, point.task, axes)]) if shared_seeds else (neighbour.key,)
+                return tuple(seeds_of[(point.series, point.task, axes)]) if shared_seeds else (neighbour.key,)
         return None
 
     inward: dict[str, tuple[tuple[str, ...], ...]] = {}
@@ -84,7 +84,7 @@ def neighbourhood(
     for point in points:
         groups = []
         if not shared_seeds:
-            seeds = seeds_of[(point.mode, point.task, point.axes)]
+            seeds = seeds_of[(point.series, point.task, point.axes)]
             before = seeds[: seeds.index(point.key)]
             if before:
                 groups.append(tuple(before))

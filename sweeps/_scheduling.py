@@ -82,15 +82,15 @@ def seed_leaders(points: Sequence[Point], lr_search: LrSearchSpec, selection: Se
         selection: The spec's selection rule (None: every seed searches on its own).
 
     Returns:
-        Index in ``points`` of each later seed -> index of its device point's first seed (same mode, task and
-        device); empty where seeds do not share a search.
+        Index in ``points`` of each later seed -> index of its device point's first seed (same mode,
+        algorithm, task and device); empty where seeds do not share a search.
     """
     if not seeds_share_search(lr_search, selection):
         return {}
     first: dict[tuple, int] = {}
     leaders = {}
     for index, point in enumerate(points):
-        group = (point.mode, point.task, point.device)
+        group = (point.series, point.task, point.device)
         if group in first:
             leaders[index] = first[group]
         else:

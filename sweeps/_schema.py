@@ -76,8 +76,9 @@ DEFAULT_LR_RANGE = (1e-3, 0.3)  # around Table I's 0.01 and the best analog rate
 MAX_INT = 2**31 - 1
 NAME_PATTERN = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}")
 
+ALGORITHM_FIELDS = ("name", "settings", "mapping", "freeze_analog")
 TOP_FIELDS = (
-    "name", "data", "model", "pretrain", "modes", "algorithm", "device", "axes", "lr_search",
+    "name", "data", "model", "pretrain", "modes", "algorithm", "algorithms", "device", "axes", "lr_search",
     "epochs", "batch_size", "lr_schedule", "seeds", "selection", "resources", "max_retries", "max_points",
 )  # fmt: skip
 SECTION_FIELDS: dict[str, tuple[str, ...]] = {
@@ -87,7 +88,7 @@ SECTION_FIELDS: dict[str, tuple[str, ...]] = {
     ),
     "model": ("preset", "overrides"),
     "pretrain": ("optimizer", "lr", "weight_decay", "momentum", "epochs", "batch_size", "augment", "seed"),
-    "algorithm": ("name", "settings", "mapping", "freeze_analog"),
+    "algorithm": ALGORITHM_FIELDS,
     "device": DEVICE_AXES,
     "axes": ("expand", *DEVICE_AXES, "refine"),
     "lr_search": (
@@ -217,7 +218,7 @@ class SweepSpec:
     model: ModelConfig
     pretrain: PretrainSpec
     modes: tuple[str, ...]
-    algorithm: AlgorithmConfig
+    algorithms: tuple[AlgorithmConfig, ...]
     device: DevicePoint
     axes: AxesSpec
     lr_search: LrSearchSpec
@@ -232,6 +233,16 @@ class SweepSpec:
     source: str = field(default="<mapping>", compare=False)
     overrides: tuple[str, ...] = field(default=(), compare=False)
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def algorithm(self) -> AlgorithmConfig:
+        """The first (or only) algorithm: the one a one-algorithm sweep runs."""
+        return self.algorithms[0]
+
+    @property
+    def compares_algorithms(self) -> bool:
+        """The spec lists several algorithms (``algorithms``), each run at every analog device point."""
+        return len(self.algorithms) > 1
 
 
 def show(value: Any) -> str:
@@ -493,25 +504,61 @@ def _modes(raw: dict[Any, Any]) -> tuple[str, ...]:
     return tuple(modes)
 
 
-def _algorithm(raw: dict[Any, Any]) -> AlgorithmConfig:
-    section = _section(raw, "algorithm")
-    name = _choice(_get(section, "name", "c-ttv2"), "algorithm.name", ALGORITHMS, "algorithm")
+def _algorithms(raw: dict[Any, Any]) -> tuple[AlgorithmConfig, ...]:
+    """``algorithm`` (one algorithm), or ``algorithms`` (several to compare, each a mapping like ``algorithm``); with
+    ``algorithms``, ``algorithm`` may hold the settings, mapping and freeze_analog they share, which each entry's own
+    fields override key by key."""
+    if _get(raw, "algorithms") is None:
+        return (_algorithm(_section(raw, "algorithm"), "algorithm"),)
+    shared = _section(raw, "algorithm")
+    if _get(shared, "name") is not None:
+        raise FieldError(
+            "algorithm.name",
+            "with algorithms, name each algorithm in its entry; algorithm holds only what they share",
+        )
+    entries = _list(raw["algorithms"], "algorithms")
+    out = []
+    for index, entry in enumerate(entries):
+        path = f"algorithms[{index}]"
+        if isinstance(entry, str):  # a bare name: the algorithm with the shared settings
+            entry = {"name": entry}
+        entry = _mapping(entry, path, ALGORITHM_FIELDS)
+        if _get(entry, "name") is None:
+            raise FieldError(f"{path}.name", f"missing; choose one of {', '.join(ALGORITHMS)}")
+        merged = {"name": entry["name"], "freeze_analog": _get(entry, "freeze_analog", _get(shared, "freeze_analog"))}
+        for part, allowed in (("settings", ALGORITHM_SETTINGS), ("mapping", MAPPING_FIELDS)):
+            own = _get(entry, part)
+            common = _get(shared, part)
+            if own is not None:
+                _mapping(own, f"{path}.{part}", allowed)
+            if common is not None:
+                _mapping(common, f"algorithm.{part}", allowed)
+            merged[part] = {**(common or {}), **(own or {})}
+        out.append(_algorithm(merged, path))
+    _unique([config.name for config in out], "algorithms", "algorithm")
+    return tuple(out)
+
+
+def _algorithm(section: dict[Any, Any], path: str) -> AlgorithmConfig:
+    name = _choice(_get(section, "name", "c-ttv2"), f"{path}.name", ALGORITHMS, "algorithm")
     settings = _get(section, "settings")
     pairs = []
-    for key, value in _mapping({} if settings is None else settings, "algorithm.settings", ALGORITHM_SETTINGS).items():
-        path = join("algorithm.settings", key)
+    for key, value in _mapping({} if settings is None else settings, f"{path}.settings", ALGORITHM_SETTINGS).items():
+        where = join(f"{path}.settings", key)
         if key in SETTING_RANGES:
             low, high, high_inclusive = SETTING_RANGES[key]
-            number = _number(value, path, low, high, low_open=high == math.inf, high_open=not high_inclusive)
+            number = _number(value, where, low, high, low_open=high == math.inf, high_open=not high_inclusive)
             integral = isinstance(TABLE_I.get(key), int) and number.is_integer()
             pairs.append((key, int(number) if integral else number))
         else:
-            pairs.append((key, _boolean(value, path)))
+            pairs.append((key, _boolean(value, where)))
+    if name == "ttv2" and dict(pairs).get("in_chop_prob", 0.0) != 0.0:
+        raise FieldError(f"{path}.settings.in_chop_prob", "must be 0 for ttv2 (choppers make it c-ttv2)")
     return AlgorithmConfig(
         name=name,
         settings=tuple(sorted(pairs)),
-        mapping=_weight_mapping(section),
-        freeze_analog=_boolean(_get(section, "freeze_analog", False), "algorithm.freeze_analog"),
+        mapping=_weight_mapping(section, path),
+        freeze_analog=_boolean(_get(section, "freeze_analog", False), f"{path}.freeze_analog"),
     )
 
 
@@ -519,24 +566,24 @@ def algorithm_from_mapping(raw: Any, *, source: str) -> AlgorithmConfig:
     """Validate an ``algorithm`` section on its own (for tools that take it from elsewhere than a spec file, such as
     ``analog-sweep trial``); raises ``SpecError`` naming ``source`` and the field."""
     try:
-        return _algorithm({"algorithm": raw})
+        return _algorithm(_mapping(raw, "algorithm", ALGORITHM_FIELDS), "algorithm")
     except FieldError as error:
         raise SpecError(f"{source}: {error.path}: {error.problem}") from None
 
 
-def _weight_mapping(section: dict[Any, Any]) -> MappingConfig:
-    raw = _mapping(_get(section, "mapping", {}), "algorithm.mapping", MAPPING_FIELDS)
+def _weight_mapping(section: dict[Any, Any], path: str) -> MappingConfig:
+    raw = _mapping(_get(section, "mapping", {}), f"{path}.mapping", MAPPING_FIELDS)
     defaults = MappingConfig()
     values = {}
     for name in MAPPING_FIELDS:
         value = _get(raw, name, getattr(defaults, name))
-        path = f"algorithm.mapping.{name}"
+        where = f"{path}.mapping.{name}"
         if name == "weight_scaling_omega":
-            values[name] = _number(value, path, 0.0, MAX_OMEGA, high_open=False)
+            values[name] = _number(value, where, 0.0, MAX_OMEGA, high_open=False)
         else:
-            values[name] = _boolean(value, path)
+            values[name] = _boolean(value, where)
     if values["out_scaling_columnwise"] and not values["learn_out_scaling"]:
-        raise FieldError("algorithm.mapping.out_scaling_columnwise", "needs learn_out_scaling: true")
+        raise FieldError(f"{path}.mapping.out_scaling_columnwise", "needs learn_out_scaling: true")
     return MappingConfig(**values)
 
 
@@ -721,7 +768,7 @@ def _build(raw: Any, source: str) -> SweepSpec:
         model=_model(raw, data.image_size),
         pretrain=_pretrain(raw),
         modes=_modes(raw),
-        algorithm=_algorithm(raw),
+        algorithms=_algorithms(raw),
         device=_device(raw),
         axes=_axes(raw),
         lr_search=lr_search,

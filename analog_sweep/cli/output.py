@@ -79,11 +79,27 @@ def _one_line(exc: BaseException) -> str:
 ACTIVITY_COLUMNS = ("head_moved", "blocks_moved", "blocks_rel")
 
 
-def emit_rows(rows: Iterable[dict[str, Any]], output_format: str, columns: Sequence[str] | None = None) -> None:
-    """Print rows (dicts) as an aligned table, CSV or JSON lines."""
+def emit_rows(
+    rows: Iterable[dict[str, Any]],
+    output_format: str,
+    columns: Sequence[str] | None = None,
+    *,
+    table_drops_uniform: Sequence[str] = ("algorithm",),
+) -> None:
+    """Print rows (dicts) as an aligned table, CSV or JSON lines.
+
+    CSV and JSON always carry every column; a table leaves out the ``table_drops_uniform`` columns that hold at most
+    one value besides empty cells (``algorithm`` in a sweep of one algorithm: its labels name no algorithm either).
+    """
     rows = list(rows)
     if columns is None:
         columns = list(rows[0]) if rows else []
+    if output_format == "table":
+        columns = [
+            c
+            for c in columns
+            if c not in table_drops_uniform or len({row.get(c) for row in rows if row.get(c) is not None}) > 1
+        ]
     if output_format == "json":
         for row in rows:
             click.echo(json_line({c: row.get(c) for c in columns}))

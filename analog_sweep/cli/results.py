@@ -161,6 +161,7 @@ def best(
 _BEST_COLUMNS = (
     "label",
     "mode",
+    "algorithm",
     "task",
     "seed",
     *AXES,
@@ -260,6 +261,7 @@ def curves(
 _CURVE_COLUMNS = (
     "label",
     "mode",
+    "algorithm",
     "task",
     "selected_on",
     "lr",
@@ -281,8 +283,8 @@ _CURVE_COLUMNS = (
 @output_options
 @_store_errors
 def elbows(sweep: str, axis: str | None, store_url: str | None, output_format: str) -> None:
-    """Critical points: where test error starts rising along each swept axis, per mode and task, with a 95 %
-    interval and the Davies test of whether there is an elbow at all (piecewise-regression; every seed is one
+    """Critical points: where test error starts rising along each swept axis, per mode (and algorithm) and task, with
+    a 95 % interval and the Davies test of whether there is an elbow at all (piecewise-regression; every seed is one
     observation). A flat or straight curve, or fewer than 5 axis values, gives has_elbow false and the reason.
 
     Breakpoint and interval are in the axis's unit; p_value is the Davies test of "no elbow" (one-sided:
@@ -301,6 +303,7 @@ def elbows(sweep: str, axis: str | None, store_url: str | None, output_format: s
 
 _ELBOW_COLUMNS = (
     "mode",
+    "algorithm",
     "task",
     "axis",
     "n_values",

@@ -45,6 +45,7 @@ from analog_sweep.results import (
     StoreInputError,
     StoreMissing,
     activity_warnings,
+    frozen_tiles,
     open_store,
     replicate_rows,
 )
@@ -208,6 +209,7 @@ def _point_table(store: Any, name: str, output_format: str, *, with_status: bool
     if with_status:
         columns = [
             "mode",
+            "algorithm",
             "task",
             *varied,
             "seed",
@@ -224,6 +226,7 @@ def _point_table(store: Any, name: str, output_format: str, *, with_status: bool
     else:
         columns = [
             "mode",
+            "algorithm",
             "task",
             *varied,
             "seeds",
@@ -236,7 +239,7 @@ def _point_table(store: Any, name: str, output_format: str, *, with_status: bool
         ]
         emit_rows(display_rows(replicate_rows(rows)), output_format, columns=columns)
     spec = store.get_sweep(name)["spec"]
-    frozen = bool((spec.get("algorithm") or {}).get("freeze_analog"))
+    frozen = frozen_tiles(spec)
     if frozen:
         progress("analog tiles frozen by algorithm.freeze_analog (a diagnostic ablation): no activity expected")
     for row in rows:

@@ -95,7 +95,17 @@ class SampleSweep:
             for noise in self.noises:
                 key = self.point_key(mode, noise)
                 axes = {"transfer_noise": noise, **self.axes_at_rest}
-                store.record_point(name, key, mode=mode, task="2-class", classes=["beaver", "otter"], seed=0, axes=axes)
+                algorithm = "c-ttv2" if mode.startswith("analog") else None
+                store.record_point(
+                    name,
+                    key,
+                    mode=mode,
+                    task="2-class",
+                    classes=["beaver", "otter"],
+                    seed=0,
+                    axes=axes,
+                    algorithm=algorithm,
+                )
                 store.set_point_status(name, key, "running")
                 for lr in self.lrs:
                     self._write_trial(store, name, mode, noise, lr)
@@ -203,6 +213,7 @@ class StudySweep:
                 classes=self.tasks[task],
                 seed=seed,
                 axes={**self.base, "transfer_noise": noise},
+                algorithm="c-ttv2" if mode.startswith("analog") else None,
             )
             trial = f"{key}/lr0.05"
             store.record_trial(trial, self.name, key, lr=0.05, status="running")

@@ -158,7 +158,7 @@ def test_too_few_values_or_observations_say_so():
     single = results.estimate_elbow([0, 1, 2, 3, 4], [1, 1, 1, 5, 9])
     assert not single.has_elbow and single.reason == "fewer than 6 observations (5)"
     row = single.as_row()
-    assert list(row)[:4] == ["mode", "task", "axis", "n_values"] and row["has_elbow"] is False
+    assert list(row)[:5] == ["mode", "algorithm", "task", "axis", "n_values"] and row["has_elbow"] is False
 
 
 def test_one_seed_can_still_have_an_elbow():
@@ -314,10 +314,11 @@ def test_store_elbows_and_the_cli_in_every_format(paper_url, store):
 
     code, out, _ = _cli("elbows", "fig3", "--axis", "transfer_noise", "--store", paper_url, "--format", "csv")
     header, *lines = out.splitlines()
-    assert code == 0 and header.startswith("mode,task,axis,n_values,n_obs,has_elbow,breakpoint,ci_low,ci_high")
+    assert code == 0 and header.startswith("mode,algorithm,task,axis,n_values,n_obs,has_elbow,breakpoint,ci_low")
     assert len(lines) == 2
 
     code, out, _ = _cli("elbows", "fig3", "--store", paper_url)
+    # One algorithm: the table leaves its column out (CSV and JSON keep it).
     assert code == 0 and out.splitlines()[0].split()[:3] == ["mode", "task", "axis"]
     assert "analog_tl" in out.splitlines()[2] and "True" in out.splitlines()[2]
 

@@ -52,10 +52,14 @@ def test_resolve_point_by_key_label_or_terms(label, key):
         (
             "transfer_noise=10",
             "'transfer_noise=10' matches 2 points: analog_tl/beaver-otter/transfer_noise=10/seed0, "
-            "analog_tl/beaver-otter/transfer_noise=10/seed1; add mode=, task=, seed=",
+            "analog_tl/beaver-otter/transfer_noise=10/seed1; add mode=, algorithm=, task=, seed=",
         ),
         ("transfer_noise=7", "no point matches 'transfer_noise=7'; points: analog_tl/apple-man/base/seed0, "),
-        ("tn=10", "unknown field 'tn' in point label 'tn=10': use mode, task, seed, key or an axis (transfer_noise"),
+        (
+            "tn=10",
+            "unknown field 'tn' in point label 'tn=10': use mode, algorithm, task, seed, key or an axis "
+            "(transfer_noise",
+        ),
         ("transfer_noise=ten", "transfer_noise='ten' in point label 'transfer_noise=ten': not a number"),
         (" ", "empty point label"),
     ],

@@ -24,6 +24,7 @@ def test_axis_curve_has_one_row_per_mode_and_axis_value(filled_store, sample):
         assert row["points"] == 1
     assert set(curve[0]) == {
         "mode",
+        "algorithm",
         "task",
         "transfer_noise",
         "selected_on",

@@ -33,8 +33,14 @@ V5_COLUMNS = {
 }
 
 
+def _drop_point_algorithm(url: str) -> None:
+    """Make a store look like version 6: points have no ``algorithm``."""
+    _execute(url, "ALTER TABLE points DROP COLUMN algorithm", "UPDATE schema_version SET version = 6")
+
+
 def _unshare_rpu_configs(url: str) -> None:
     """Make a store look like version 5: each trial row holds its rpu config's JSON, no ``rpu_configs`` table."""
+    _drop_point_algorithm(url)
     _execute(
         url,
         "ALTER TABLE trials ADD COLUMN rpu_config JSON",
@@ -211,6 +217,26 @@ def test_version_4_store_keeps_its_choices_as_made_on_test_and_takes_validation_
         )
         trial = {t["trial_id"]: t for t in store.list_trials("noise")}[trial_id]
         assert (trial["best_validation_error"], trial["best_validation_epoch"]) == (7.5, sample.epochs + 1)
+
+
+@pytest.mark.parametrize("algorithm", [None, "agad"])
+def test_version_6_points_gain_their_sweeps_algorithm(store_url, sample, algorithm):
+    """Every sweep before version 7 ran one algorithm: its spec's ``algorithm.name``, c-TTv2 when the spec left it
+    out. Analog points gain it, digital points none; nothing else about a point changes."""
+    with results.open_store(store_url) as store:
+        sample.write(store)
+        before = store.list_points("noise")
+    if algorithm is not None:
+        _execute(store_url, f"""UPDATE sweeps SET spec = '{{"algorithm": {{"name": "{algorithm}"}}}}'""")
+    _drop_point_algorithm(store_url)
+
+    with results.open_store(store_url) as store:
+        assert _scalar(store_url, "SELECT version FROM schema_version") == results.SCHEMA_VERSION
+        after = store.list_points("noise")
+    expected = algorithm or "c-ttv2"
+    assert [r["algorithm"] for r in after] == [expected if r["mode"].startswith("analog") else None for r in before]
+    assert {r["mode"] for r in after} == {"analog_tl", "digital_tl"}
+    assert [{**r, "algorithm": None} for r in after] == [{**r, "algorithm": None} for r in before]
 
 
 def test_version_5_store_keeps_each_rpu_config_once_and_the_same_provenance(store_url, sample, count_rows):
