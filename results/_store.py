@@ -600,6 +600,21 @@ class Store:
         )
         return [{"sweep": sweep, **elbow.as_row()} for elbow in found]
 
+    def algorithm_differences(
+        self, sweep: str, axis: str | None = None, selection: _best.Selection | None = None
+    ) -> list[dict[str, Any]]:
+        """Each pair of the sweep's algorithms at every value of each axis, per task and analog mode, with Welch 95 %
+        intervals (``results.algorithm_differences``; empty for a sweep of one algorithm). Raises ``NotFound`` for
+        an unknown sweep, ``StoreInputError`` for an unknown axis."""
+        if axis is not None and axis not in AXES:
+            raise StoreInputError(f"unknown axis {axis!r}: expected one of {', '.join(AXES)}")
+        from analog_sweep.results import _algorithms
+
+        return [
+            {"sweep": sweep, **row}
+            for row in _algorithms.algorithm_differences(self.best_points(sweep, selection), axis=axis)
+        ]
+
     def export_elbows(self, sweep: str, path: str | Path, axis: str | None = None) -> int:
         """Write one Parquet row per elbow (``elbows``); return the row count."""
         from analog_sweep.results import _export

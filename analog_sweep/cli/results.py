@@ -301,6 +301,55 @@ def elbows(sweep: str, axis: str | None, store_url: str | None, output_format: s
     emit_rows(rows, output_format, columns=_ELBOW_COLUMNS)
 
 
+@results.command()
+@click.argument("sweep")
+@click.option("--axis", type=click.Choice(AXES), help="Only this device axis.")
+@_select_on_option
+@store_option
+@output_options
+@_store_errors
+def compare(sweep: str, axis: str | None, select_on: str | None, store_url: str | None, output_format: str) -> None:
+    """Algorithms side by side: in a sweep whose spec lists several algorithms, each pair of them at every value of
+    each swept axis, per task and analog mode. difference is mean test error A - B in percentage points (negative:
+    A has the lower error) with Welch's 95 % interval over the seeds; resolved is true when the interval excludes 0.
+
+    \b
+    Examples:
+        analog-sweep results compare embedded_algorithms_sp_skew
+        analog-sweep results compare embedded_algorithms_sp_skew --axis sp_skew --format csv
+    """
+    with open_store(store_url, read_only=True) as store:
+        rows = store.algorithm_differences(sweep, axis, _selection(store, sweep, select_on))
+        if not rows:
+            algorithms = sorted({r["algorithm"] for r in store.list_points(sweep) if r.get("algorithm")})
+            if len(algorithms) < 2:
+                raise StoreInputError(
+                    f"sweep {sweep!r} runs {len(algorithms)} analog algorithm(s) ({', '.join(algorithms) or 'none'}): "
+                    "nothing to compare; a spec's algorithms list compares several"
+                )
+            where = f"along {axis} (did the sweep vary it?)" if axis else "yet"
+            raise StoreInputError(f"sweep {sweep!r}: no device point has results of two algorithms {where}")
+    emit_rows(rows, output_format, columns=_COMPARE_COLUMNS)
+
+
+_COMPARE_COLUMNS = (
+    "task",
+    "mode",
+    "axis",
+    "value",
+    "comparison",
+    "a_mean",
+    "a_n",
+    "b_mean",
+    "b_n",
+    "difference",
+    "ci_low",
+    "ci_high",
+    "resolved",
+    "text",
+)
+
+
 _ELBOW_COLUMNS = (
     "mode",
     "algorithm",

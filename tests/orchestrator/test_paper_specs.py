@@ -34,6 +34,7 @@ def test_every_paper_figure_has_a_spec():
     assert PAPER_SPECS == [
         "paper_fig2_modes",
         "paper_fig3_transfer_noise",
+        "paper_fig4_algorithms",
         "paper_fig4_symmetry_point",
         "paper_fig5_pulse_noise_dtod",
     ]

@@ -26,6 +26,7 @@ SHIPPED_COUNTS = {  # name: (points, trials)
     "paper_fig2_modes": (8, 64),
     "paper_fig3_transfer_noise": (20, 160),
     "paper_fig4_symmetry_point": (22, 176),
+    "paper_fig4_algorithms": (44, 352),
     "paper_fig5_pulse_noise_dtod": (24, 192),
 }
 
@@ -73,6 +74,19 @@ def test_the_embedded_fig3_study_is_the_quickstarts_miniature_along_transfer_noi
         assert getattr(study, field) == getattr(quickstart, field), field
     # Five of the quickstart's seeds: enough for the elbow fit's interval, and the study stays within 30 minutes.
     assert set(study.seeds) <= set(quickstart.seeds) and len(study.seeds) >= 5
+
+
+def test_the_gpu_comparison_is_fig4_with_c_ttv2_and_agad_side_by_side():
+    fig4 = load_spec(shipped_specs()["paper_fig4_symmetry_point"])
+    comparison = load_spec(shipped_specs()["paper_fig4_algorithms"])
+    assert [a.name for a in comparison.algorithms] == ["c-ttv2", "agad"]
+    # Each algorithm with Table I and Fig. 4's mapping; the rest of the study is Fig. 4's own.
+    assert all(
+        (a.settings, a.mapping) == (fig4.algorithm.settings, fig4.algorithm.mapping) for a in comparison.algorithms
+    )
+    for field in ("data", "model", "pretrain", "modes", "device", "axes", "lr_search", "epochs", "batch_size", "seeds"):
+        assert getattr(comparison, field) == getattr(fig4, field), field
+    assert {p.pretrain_key for p in expand(comparison)} == {p.pretrain_key for p in expand(fig4)}
 
 
 @pytest.mark.parametrize("name", [n for n in sorted(SHIPPED_COUNTS) if n.startswith("paper_")])
