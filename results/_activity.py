@@ -39,14 +39,9 @@ def activity_warnings(row: Mapping[str, Any], *, frozen: bool = False) -> list[s
     if barely:
         # With the body overwritten, a shorter time constant or a larger rate would make it worse: the mapping
         # comes first, and the overwritten phrase says so.
-        advice = (
-            ""
-            if overwritten
-            else (
-                ": shorten c-TTv2's time constant (algorithm.settings.auto_granularity), train longer or raise the "
-                "learning rate"
-            )
-        )
+        # Plain SGD writes every update straight to the weights: it has no transfer and no time constant.
+        constant = "" if row.get("algorithm") == "sgd" else "shorten the transfer's time constant (auto_granularity), "
+        advice = "" if overwritten else f": {constant}train longer or raise the learning rate"
         problems.append(
             f"analog {' and '.join(w for w, _ in barely)} barely moved "
             f"({', '.join(f'{m:.2g} %' for _, m in barely)} of {'its' if len(barely) == 1 else 'their'} weights)"

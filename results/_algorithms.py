@@ -49,10 +49,11 @@ def algorithm_differences(best_rows: Sequence[Mapping[str, Any]], *, axis: str |
     varies no axis is compared at the base point (``axis`` None in the row). ``axis``: only that device axis.
 
     Each row: ``task``, ``mode``, ``axis``, ``value`` (axis unit), ``comparison`` (``c-TTv2 - TTv2``), ``a``, ``b``
-    (algorithm names), ``a_mean``, ``a_n``, ``b_mean``, ``b_n`` (percent, seeds), ``difference`` (percentage points,
-    A - B: negative means A has the lower error) with its Welch 95 % interval ``ci_low``, ``ci_high`` (None when a
-    side has one seed), ``resolved`` (the interval excludes 0) and ``text`` (the row in one line). Empty when the
-    rows hold fewer than two algorithms. Sorted by task, mode, axis (``AXES`` order), value, then pair.
+    (algorithm names), ``a_mean``, ``a_n``, ``b_mean``, ``b_n`` (percent, seeds), ``difference`` (percentage points, A -
+    B: negative means A has the lower error) with its Welch 95 % interval ``ci_low``, ``ci_high`` (None when a side has
+    one seed, or when neither side's seeds differ at all: no interval, never a zero-width one), ``resolved`` (the
+    interval excludes 0) and ``text`` (the row in one line). Empty when the rows hold fewer than two algorithms. Sorted
+    by task, mode, axis (``AXES`` order), value, then pair.
     """
     done = [r for r in best_rows if r.get("test_error") is not None and r.get("algorithm")]
     algorithms = compared_algorithms(done)
@@ -90,12 +91,15 @@ def _row(
     diff = difference(first, second)
     comparison = f"{algorithm_label(a)} - {algorithm_label(b)}"
     where = "at the base device" if axis is None else f"at {axis} {value:g}{AXIS_UNITS[axis]}"
-    interval = (
-        f" [{diff.low:+.1f}, {diff.high:+.1f}]"
-        if diff.low is not None
-        else f" (n = {diff.n_a}, {diff.n_b}: no interval)"
-    )
-    resolved = diff.low is not None and (diff.low > 0 or diff.high < 0)
+    low, high = diff.low, diff.high
+    if low is None:
+        interval = f" (n = {diff.n_a}, {diff.n_b}: no interval)"
+    elif low == high:  # every seed alike on both sides: no spread to build an interval from, not an exact result
+        low = high = None
+        interval = f" (n = {diff.n_a}, {diff.n_b}, no spread among the seeds: no interval)"
+    else:
+        interval = f" [{low:+.1f}, {high:+.1f}]"
+    resolved = low is not None and (low > 0 or high < 0)
     return {
         "task": task,
         "mode": mode,
@@ -109,8 +113,8 @@ def _row(
         "b_mean": Summary.of(second).mean,
         "b_n": diff.n_b,
         "difference": diff.difference,
-        "ci_low": diff.low,
-        "ci_high": diff.high,
+        "ci_low": low,
+        "ci_high": high,
         "resolved": resolved,
         "text": f"{comparison} {where}: {diff.difference:+.1f}{interval} points",
     }

@@ -305,6 +305,7 @@ def run(
         analog-sweep run sweeps/quickstart.yaml --ray-dashboard
         analog-sweep run sweeps/paper_fig3_transfer_noise.yaml --dry-run --gpus 8
         analog-sweep run sweeps/paper_fig2_modes.yaml --profile smoke
+        analog-sweep run sweeps/embedded_algorithms_sp_skew.yaml
     """
     # The sweep's machinery (Ray, Optuna, torch) loads here, not when the command line is built.
     from analog_sweep.orchestrator import Invocation, run_sweep

@@ -10,7 +10,8 @@ here) in ``$ANALOG_SWEEP_DATA``, and a real Ray head for the cluster commands. W
 - ``HEAD:8265`` (the placeholder for a cluster's head) is the test's own Ray head, and ``JOB_ID`` the id the
   last submit example printed; each submitted job is waited for and must succeed;
 - ``run sweeps/quickstart.yaml`` (a 6-minute sweep) gets ``--profile smoke --set name=quickstart`` added: the
-  documented smoke run, under the name the later examples query;
+  documented smoke run, under the name the later examples query; ``run sweeps/embedded_algorithms_sp_skew.yaml``
+  (30 minutes) likewise, for ``results compare``;
 - ``trial`` examples get ``--pretrain-epochs 2 --train-limit 16 --test-limit 16`` added (pretraining 60 epochs
   takes minutes);
 - ``dashboard`` examples get ``--port FREE`` added (8080 may be taken on a shared machine) and run until their page
@@ -45,6 +46,12 @@ EXAMPLE_SECONDS = 900
 SERVER_START_SECONDS = 120
 ADDED = {
     ("run", "sweeps/quickstart.yaml"): ["--profile", "smoke", "--set", "name=quickstart"],
+    ("run", "sweeps/embedded_algorithms_sp_skew.yaml"): [
+        "--profile",
+        "smoke",
+        "--set",
+        "name=embedded_algorithms_sp_skew",
+    ],
     ("trial",): ["--pretrain-epochs", "2", "--train-limit", "16", "--test-limit", "16"],
 }
 

@@ -186,6 +186,15 @@ def session_pids(process: subprocess.Popen) -> list[int]:
     return found
 
 
+def kill_driver(process: subprocess.Popen) -> None:
+    """SIGKILL a driver started by ``analog_sweep``, then, after it has died, what it had started (its local Ray
+    instance, as the OS would reap it)."""
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    time.sleep(2)
+    kill_session(process)
+
+
 def kill_session(process: subprocess.Popen) -> None:
     """SIGKILL the driver and everything it started (as a crashed machine would), and wait until all are gone."""
     for _ in range(50):

@@ -3,17 +3,13 @@ recorded with its own algorithm's rpu config."""
 
 from __future__ import annotations
 
-import os
-import signal
-import time
-
 import pytest
 
 from analog_sweep.results import open_store
 from analog_sweep.sweeps import expand, load_spec, shipped_specs
 
 from .conftest import NANO_SWEEP
-from .faults import analog_sweep, kill_session, snapshot, wait_for
+from .faults import analog_sweep, kill_driver, snapshot, wait_for
 
 # The quickstart at nano size with c-TTv2 and TTv2 side by side: 2 transfer-noise values x 2 algorithms of analog TL
 # and digital TL at the base, 2 learning rates each: 10 trials of 3 epochs (48 images: long enough for the kill to
@@ -46,10 +42,7 @@ def test_sigkill_mid_comparison_then_resume_runs_every_trial_of_every_algorithm_
     try:
         before = wait_for(finished_and_running, url, timeout=420)
     finally:
-        os.kill(driver.pid, signal.SIGKILL)
-        driver.wait()
-        time.sleep(2)
-        kill_session(driver)
+        kill_driver(driver)
     resumed = analog_sweep("resume", "quickstart", "--store", url, cwd=tmp_path)
     output, _ = resumed.communicate(timeout=600)
     assert resumed.returncode == 0, output

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import time
-
 import pytest
 
 from analog_sweep.results import open_store
 from analog_sweep.sweeps import expand, load_spec, shipped_specs
 
 from .conftest import NANO_SWEEP
-from .faults import analog_sweep, kill_session, snapshot, wait_for
+from .faults import analog_sweep, kill_driver, snapshot, wait_for
 
 # Long enough epochs (48 images) that the kill lands while trials are running.
 KILL_SWEEP = [*NANO_SWEEP, "data.train_limit=48", "epochs=3", "modes=[analog_tl,digital_tl,analog_scratch]"]
@@ -36,10 +32,7 @@ def test_sigkill_of_the_driver_mid_sweep_then_resume_completes_it(tmp_path):
     try:
         before = wait_for(finished_and_running, url, timeout=420)
     finally:
-        os.kill(driver.pid, signal.SIGKILL)
-        driver.wait()
-        time.sleep(2)
-        kill_session(driver)  # what the OS would reap: the local Ray instance the killed driver had started
+        kill_driver(driver)
     with open_store(url) as store:
         assert store.get_sweep("quickstart")["status"] == "running"  # killed: nobody could say otherwise
 

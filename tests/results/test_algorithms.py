@@ -180,3 +180,18 @@ def test_the_report_shows_the_algorithm_findings(compared, tmp_path):
     assert {row["mode"] for row in report.critical.rows} >= {"analog TL, c-TTv2", "analog TL, TTv2"}
     comparisons = {row["comparison"] for row in report.differences.rows}
     assert "analog TL, TTv2 - analog scratch, TTv2" in comparisons and "analog TL, AGAD - digital TL" in comparisons
+
+
+def test_seeds_without_spread_give_no_interval_not_an_exact_one():
+    rows = []
+    for algorithm, value in (("c-ttv2", 10.0), ("ttv2", 12.5)):
+        for seed in (0, 1, 2):
+            rows.append(
+                {"task": "5-7", "mode": "analog_tl", "algorithm": algorithm, "seed": seed, "test_error": value, **BASE}
+            )
+    [row] = algorithm_differences(rows)
+    assert row["difference"] == -2.5 and row["ci_low"] is None and row["ci_high"] is None and not row["resolved"]
+    assert (
+        row["text"]
+        == "c-TTv2 - TTv2 at the base device: -2.5 (n = 3, 3, no spread among the seeds: no interval) points"
+    )

@@ -17,12 +17,13 @@ from analog_sweep.sweeps import (
     spec_hash,
     trial_config,
 )
-from analog_sweep.workers import TrialConfig
+from analog_sweep.workers import TrialConfig, build_rpu_config
 
 BROKEN = sorted((Path(__file__).parent / "broken").glob("*.yaml"))
 SHIPPED_COUNTS = {  # name: (points, trials)
     "quickstart": (42, 84),
     "embedded_fig3_transfer_noise": (35, 70),
+    "embedded_algorithms_sp_skew": (55, 110),
     "paper_fig2_modes": (8, 64),
     "paper_fig3_transfer_noise": (20, 160),
     "paper_fig4_symmetry_point": (22, 176),
@@ -54,25 +55,35 @@ def test_quickstart_stays_small():
     assert len(spec.seeds) >= 3 and spec.pretrain.seed is not None  # replicates of one pretrained model
 
 
+# What an embedded study keeps of the quickstart: its miniature (sweeps/README.md, "The embedded miniature").
+MINIATURE = ("data", "model", "pretrain", "device", "epochs", "batch_size", "lr_schedule", "selection", "lr_search")
+
+
+def assert_same(study, reference, *more: str) -> None:
+    for field in (*MINIATURE, *more):
+        assert getattr(study, field) == getattr(reference, field), field
+
+
 def test_the_embedded_fig3_study_is_the_quickstarts_miniature_along_transfer_noise():
     quickstart = load_spec(shipped_specs()["quickstart"])
     study = load_spec(shipped_specs()["embedded_fig3_transfer_noise"])
     assert study.modes == ("analog_tl",) and study.axes.refine
     assert dict(study.axes.values)["transfer_noise"][0] == 0 and len(dict(study.axes.values)["transfer_noise"]) >= 5
-    for field in (
-        "data",
-        "model",
-        "pretrain",
-        "algorithm",
-        "device",
-        "epochs",
-        "batch_size",
-        "lr_schedule",
-        "selection",
-        "lr_search",
-    ):
-        assert getattr(study, field) == getattr(quickstart, field), field
+    assert_same(study, quickstart, "algorithm")
     # Five of the quickstart's seeds: enough for the elbow fit's interval, and the study stays within 30 minutes.
+    assert set(study.seeds) <= set(quickstart.seeds) and len(study.seeds) >= 5
+
+
+def test_the_embedded_comparison_is_the_quickstarts_miniature_with_c_ttv2_and_ttv2_along_skew():
+    quickstart = load_spec(shipped_specs()["quickstart"])
+    study = load_spec(shipped_specs()["embedded_algorithms_sp_skew"])
+    assert [a.name for a in study.algorithms] == ["c-ttv2", "ttv2"]
+    c_ttv2, ttv2 = (build_rpu_config(a, study.device).device for a in study.algorithms)
+    assert (c_ttv2.in_chop_prob, ttv2.in_chop_prob) == (0.1, 0.0)  # the one difference: the chopper
+    assert c_ttv2.auto_granularity == ttv2.auto_granularity == 480
+    assert study.algorithms[0] == quickstart.algorithm
+    assert dict(study.axes.values) == {"sp_skew": (0.0, 10.0, 20.0, 30.0, 40.0)}
+    assert_same(study, quickstart)
     assert set(study.seeds) <= set(quickstart.seeds) and len(study.seeds) >= 5
 
 
