@@ -438,9 +438,19 @@ def _draw_elbow(ax: Any, axis: str, elbow: Mapping[str, Any], style: ModeStyle) 
             point, color=style.color, linestyle=(0, (4, 2)), linewidth=1.2, label=label + AXIS_UNITS.get(axis, "")
         )
     else:
-        p, reason = elbow.get("p_value"), elbow.get("reason")
-        why = f" (p = {p:.2g})" if p is not None else f"\n({reason})" if reason else ""  # a reason is long: own line
+        p, reason = elbow.get("p_value"), elbow.get("reason") or ""
+        if p is not None and not reason.startswith("no significant rise"):
+            # The test found a rise but no usable breakpoint (no convergence, at the range's edge, no rise after):
+            # the p value alone would read as an elbow found.
+            why = f" (p = {p:.2g})\n({_shorter(reason)})"
+        else:
+            why = f" (p = {p:.2g})" if p is not None else f"\n({reason})" if reason else ""  # a reason is long
         ax.plot([], [], linestyle="none", label=f"{style.label}: no elbow{why}")
+
+
+def _shorter(reason: str) -> str:
+    """An elbow's reason without its numbers in brackets, short enough for a legend line."""
+    return reason.split(" (", 1)[0]
 
 
 def _draw_reference(ax: Any, axis: str, reference: Mapping[str, Any]) -> None:
