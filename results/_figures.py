@@ -381,9 +381,14 @@ def axis_figure(
                         markerfacecolor="white",
                     )
             for elbow in elbow_rows:
-                series = (elbow.get("mode"), elbow.get("algorithm"))
-                if elbow.get("task") == task and series in per_series:
-                    _draw_elbow(ax, axis, elbow, series_style(*series, compare=compare))
+                # An elbow row names its algorithm where the sweep compares several; else its mode suffices.
+                drawn = [
+                    series
+                    for series in per_series
+                    if series[0] == elbow.get("mode") and (not compare or series[1] == elbow.get("algorithm"))
+                ]
+                if elbow.get("task") == task and drawn:
+                    _draw_elbow(ax, axis, elbow, series_style(*drawn[0], compare=compare))
             reference = (references or {}).get(task)
             if reference is not None:
                 _draw_reference(ax, axis, reference)
@@ -439,7 +444,7 @@ def _draw_elbow(ax: Any, axis: str, elbow: Mapping[str, Any], style: ModeStyle) 
         )
     else:
         p, reason = elbow.get("p_value"), elbow.get("reason") or ""
-        if p is not None and not reason.startswith("no significant rise"):
+        if p is not None and reason and not reason.startswith("no significant rise"):
             # The test found a rise but no usable breakpoint (no convergence, at the range's edge, no rise after):
             # the p value alone would read as an elbow found.
             why = f" (p = {p:.2g})\n({_shorter(reason)})"

@@ -195,3 +195,15 @@ def test_seeds_without_spread_give_no_interval_not_an_exact_one():
         row["text"]
         == "c-TTv2 - TTv2 at the base device: -2.5 (n = 3, 3, no spread among the seeds: no interval) points"
     )
+
+
+def test_a_rise_without_a_usable_breakpoint_is_not_shown_as_a_bare_p_value(compared):
+    """p < 0.05 with no critical point reads as a found elbow unless the legend says why there is none."""
+    elbows = [
+        {**e, "has_elbow": False, "breakpoint": None, "ci_low": None, "ci_high": None}
+        | ({"p_value": 0.048, "reason": "the breakpoint fit did not converge"} if e["algorithm"] == "ttv2" else {})
+        for e in compared.elbows("cmp", "sp_skew")
+    ]
+    [(_, legend)] = axis_figure(compared.best_points("cmp"), "sp_skew", elbows=elbows).panels
+    assert "analog TL, TTv2: no elbow (p = 0.048)\n(the breakpoint fit did not converge)" in legend
+    assert any(entry.startswith("analog TL, c-TTv2: no elbow (p = ") and "\n" not in entry for entry in legend)
