@@ -276,7 +276,7 @@ def epochs_figure(
         caption += f" No point at the base device for: {', '.join(missing)}."
     if compare:
         caption += " Colour: the algorithm, the same in every figure; line style: the mode; digital modes in grey."
-    title = "Test error per epoch, four modes (the paper's Fig. 2)"
+    title = "Test error per epoch of the modes at the base device (the paper's Fig. 2)"
     return Figure("fig2_modes", title, caption, images, tuple(panel_legends))
 
 

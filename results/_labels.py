@@ -62,6 +62,8 @@ def matching_points(points: Sequence[Mapping[str, Any]], label: str) -> list[Map
     if not text:
         raise StoreInputError("empty point label: give a point key or terms like transfer_noise=10,seed=0")
     exact = [p for p in points if text in (p["point_key"], p.get("label"))]
+    if not exact:  # a label without its seed (as listed for a device point's seeds) names those seeds
+        exact = [p for p in points if p.get("label") and text == str(p["label"]).rsplit("/seed", 1)[0]]
     if exact:
         return sorted(exact, key=point_sort_key)
     terms = [term.strip() for term in text.replace("/", ",").split(",") if term.strip()]
@@ -132,7 +134,13 @@ def _names(point: Mapping[str, Any]) -> set[str]:
     if point.get("algorithm"):
         names.add(str(point["algorithm"]).lower())
     if point.get("label"):
-        names.update(part.lower() for part in str(point["label"]).split("/"))
+        parts = str(point["label"]).split("/")
+        names.update(part.lower() for part in parts)
+        if len(parts) == 4:
+            changed = parts[2].lower().split(",")
+            names.update(changed)
+            if all(term.startswith("algorithm=") for term in changed):
+                names.add("base")  # an algorithm's base point: the label names its algorithm, not "base"
     return names
 
 

@@ -113,7 +113,7 @@ def build_report(store: Any, sweep: str, *, formats: tuple[str, ...] = FORMATS) 
     try:
         figures.append(epochs_figure(curves, formats=formats, modes_by_task=modes_by_task))
     except StoreInputError as exc:
-        figures_absent.append(("Test error per epoch, four modes (the paper's Fig. 2)", str(exc)))
+        figures_absent.append(("Test error per epoch of the modes at the base device (the paper's Fig. 2)", str(exc)))
     papers = task_names(best, dataset)
     axes = varied_axes(done)
     for axis in axes:
@@ -247,6 +247,7 @@ def render_html(report: StudyReport) -> str:
         tasks=sorted({p["task"] for p in report.points}),
         seeds=sorted({s for s in (report.sweep.get("spec") or {}).get("seeds", [])}) or None,
         provenance_view=_provenance_view(report.provenance) if report.provenance else None,
+        algorithms=", ".join(algorithm_label(a) for a in compared_algorithms(report.points_raw)) or "c-TTv2",
         mode_label=lambda m, a=None: series_style(m, a, compare=len(compared_algorithms(report.points_raw)) > 1).label,
     )
 

@@ -610,9 +610,11 @@ class Store:
             raise StoreInputError(f"unknown axis {axis!r}: expected one of {', '.join(AXES)}")
         from analog_sweep.results import _algorithms
 
+        best = self.best_points(sweep, selection)
+        selected_on = ",".join(sorted({row["selected_on"] for row in best}))
         return [
-            {"sweep": sweep, **row}
-            for row in _algorithms.algorithm_differences(self.best_points(sweep, selection), axis=axis)
+            {"sweep": sweep, **row, "selected_on": selected_on}
+            for row in _algorithms.algorithm_differences(best, axis=axis)
         ]
 
     def export_elbows(self, sweep: str, path: str | Path, axis: str | None = None) -> int:

@@ -509,7 +509,7 @@ def _algorithms(raw: dict[Any, Any]) -> tuple[AlgorithmConfig, ...]:
     ``algorithms``, ``algorithm`` may hold the settings, mapping and freeze_analog they share, which each entry's own
     fields override key by key."""
     if _get(raw, "algorithms") is None:
-        return (_algorithm(_section(raw, "algorithm"), "algorithm"),)
+        return (_swept(_algorithm(_section(raw, "algorithm"), "algorithm"), "algorithm"),)
     shared = _section(raw, "algorithm")
     if _get(shared, "name") is not None:
         raise FieldError(
@@ -522,6 +522,10 @@ def _algorithms(raw: dict[Any, Any]) -> tuple[AlgorithmConfig, ...]:
         path = f"algorithms[{index}]"
         if isinstance(entry, str):  # a bare name: the algorithm with the shared settings
             entry = {"name": entry}
+        if not isinstance(entry, dict):
+            raise FieldError(
+                path, f"must be an algorithm name or a mapping (name, settings, mapping), got {show(entry)}"
+            )
         entry = _mapping(entry, path, ALGORITHM_FIELDS)
         if _get(entry, "name") is None:
             raise FieldError(f"{path}.name", f"missing; choose one of {', '.join(ALGORITHMS)}")
@@ -534,9 +538,22 @@ def _algorithms(raw: dict[Any, Any]) -> tuple[AlgorithmConfig, ...]:
             if common is not None:
                 _mapping(common, f"algorithm.{part}", allowed)
             merged[part] = {**(common or {}), **(own or {})}
-        out.append(_algorithm(merged, path))
+        out.append(_swept(_algorithm(merged, path), path))
     _unique([config.name for config in out], "algorithms", "algorithm")
     return tuple(out)
+
+
+def _swept(config: AlgorithmConfig, path: str) -> AlgorithmConfig:
+    """``config``, if a sweep can run it: every sweep trial is checkpointed each epoch (and resumed from there), and
+    aihwkit 1.1.0 gives no way to restore a single device's write-noise state exactly (its persistent weights are
+    rebuilt from the visible ones), so plain analog SGD is refused here (``workers._tile_state``)."""
+    if config.name == "sgd":
+        raise FieldError(
+            f"{path}.name",
+            "sgd cannot run in a sweep: a single device's write-noise state cannot be checkpointed and resumed "
+            "exactly; choose c-ttv2, ttv2 or agad",
+        )
+    return config
 
 
 def _algorithm(section: dict[Any, Any], path: str) -> AlgorithmConfig:
@@ -762,13 +779,17 @@ def _build(raw: Any, source: str) -> SweepSpec:
     data = _data(raw)
     lr_search = _lr_search(raw, epochs)
     seeds = _seeds(raw)
+    modes = _modes(raw)
+    algorithms = _algorithms(raw)
+    if len(algorithms) > 1 and not any(mode.startswith("analog") for mode in modes):
+        raise FieldError("algorithms", "compares algorithms, but modes has no analog mode (analog_tl, analog_scratch)")
     return SweepSpec(
         name=name,
         data=data,
         model=_model(raw, data.image_size),
         pretrain=_pretrain(raw),
-        modes=_modes(raw),
-        algorithms=_algorithms(raw),
+        modes=modes,
+        algorithms=algorithms,
         device=_device(raw),
         axes=_axes(raw),
         lr_search=lr_search,

@@ -76,6 +76,10 @@ def test_points_sort_and_are_named_by_algorithm(compared):
     keys = compared.resolve_replicates("cmp", "algorithm=ttv2,sp_skew=20")
     assert keys == [f"cmp-analog_tl-ttv2-20-{seed}" for seed in SEEDS]
     assert compared.resolve_point("cmp", "agad,sp_skew=5,seed=3") == "cmp-analog_tl-agad-5-3"
+    # An algorithm's base point, by its label without the seed (as candidates are listed) or as "base".
+    base = [f"cmp-analog_tl-ttv2-0-{seed}" for seed in SEEDS]
+    assert compared.resolve_replicates("cmp", "analog_tl/5-7/algorithm=ttv2") == base
+    assert compared.resolve_replicates("cmp", "algorithm=ttv2,base,mode=analog_tl") == base
     with pytest.raises(results.StoreInputError, match="matches 3 device points.*add mode=, algorithm="):
         compared.resolve_replicates("cmp", "mode=analog_tl,sp_skew=20")
 
@@ -128,6 +132,8 @@ def test_one_algorithm_gives_no_comparison_and_no_algorithm_column_in_tables(sto
 
     assert "algorithm" not in cli_out("best", "one").splitlines()[0].split()
     assert json.loads(cli_out("best", "one", "--format", "json").splitlines()[0])["algorithm"] == "c-ttv2"
+    outcome = CliRunner().invoke(cli, ["results", "compare", "one", "--store", url])
+    assert outcome.exit_code == 2 and "runs 1 analog algorithm(s) (c-ttv2): nothing to compare" in outcome.stderr
     report = build_report(store, "one")
     assert report.algorithms.absent.startswith("the sweep runs one analog algorithm (c-TTv2)")
 
@@ -142,6 +148,9 @@ def test_tables_exports_and_cli_carry_the_algorithm(compared, tmp_path):
 
     header = cli_out("best", "cmp").splitlines()[0].split()
     assert header[:3] == ["label", "mode", "algorithm"]
+    rows = [json.loads(line) for line in cli_out("compare", "cmp", "--format", "json").splitlines()]
+    assert len(rows) == len(SKEWS) * 3 + 3 and {r["selected_on"] for r in rows} == {"test"}
+    assert (rows[0]["a"], rows[0]["b"], rows[0]["comparison"]) == ("c-ttv2", "ttv2", "c-TTv2 - TTv2")
     elbows = cli_out("elbows", "cmp", "--format", "csv").splitlines()
     assert elbows[0].startswith("mode,algorithm,task,axis")
     assert {line.split(",")[1] for line in elbows[1:]} == set(ALGORITHMS)

@@ -14,6 +14,7 @@ from analog_sweep.sweeps import (
     neighbourhood,
     refinement_budget,
     spec_from_mapping,
+    spec_hash,
     trial_config,
 )
 from analog_sweep.workers import build_rpu_config
@@ -64,7 +65,13 @@ def test_each_entry_takes_the_shared_settings_and_overrides_them_key_by_key():
         ({"algorithms": ["c-ttv2", "c-ttv2"]}, "algorithms[1]: duplicate algorithm 'c-ttv2'"),
         ({"algorithms": ["c-ttv2", "tiki"]}, "algorithms[1].name:"),
         ({"algorithms": [{"settings": {}}]}, "algorithms[0].name: missing; choose one of"),
-        ({"algorithms": [3]}, "algorithms[0]: must be a mapping, got 3"),
+        ({"algorithms": [3]}, "algorithms[0]: must be an algorithm name or a mapping (name, settings, mapping), got 3"),
+        ({"algorithms": ["c-ttv2", "sgd"]}, "algorithms[1].name: sgd cannot run in a sweep"),
+        ({"algorithm": {"name": "sgd"}}, "algorithm.name: sgd cannot run in a sweep"),
+        (
+            {"modes": ["digital_tl"], "algorithms": ["c-ttv2", "ttv2"]},
+            "algorithms: compares algorithms, but modes has no analog mode",
+        ),
         ({"algorithms": []}, "algorithms: must not be empty"),
         ({"algorithms": "c-ttv2"}, "algorithms: must be a list"),
         (
@@ -89,6 +96,23 @@ def test_bad_algorithm_lists_are_refused_in_one_line_naming_the_field(fields, me
         make(**fields)
     text = str(caught.value)
     assert message in text and "\n" not in text, text
+
+
+def test_a_one_algorithm_spec_keeps_the_hash_of_its_algorithm_section():
+    """The sweep's identity in the store: an unchanged spec stays the same sweep (it resumes, and a second run of a
+    finished one says so). The value is this mapping's hash as the algorithm section has always given it."""
+    raw = {
+        "name": "h",
+        "data": {"dataset": "digits", "classes": [["5", "8"]]},
+        "modes": ["analog_tl", "digital_tl"],
+        "algorithm": {"name": "agad", "settings": {"auto_granularity": 480}},
+        "axes": {"sp_skew": [0, 10]},
+    }
+    assert spec_hash(spec_from_mapping(raw)) == "ee056a9fd372479a"
+    listed = {**raw, "algorithm": None, "algorithms": [raw["algorithm"]]}
+    assert spec_hash(spec_from_mapping(listed)) == "ee056a9fd372479a"
+    compared = {**listed, "algorithms": [raw["algorithm"], "c-ttv2"]}
+    assert spec_hash(spec_from_mapping(compared)) != "ee056a9fd372479a"
 
 
 def test_a_list_of_one_algorithm_is_the_same_sweep_as_the_algorithm_section():
