@@ -30,7 +30,7 @@ SIGNIFICANT_DIGITS = 4
 @dataclass(frozen=True)
 class LinePlan:
     """One refinement round of one line (axis, mode, algorithm, task): the critical point it starts from and the new
-    values. ``algorithm`` is None for a digital mode."""
+    values. ``algorithm`` is None for a digital mode and in a sweep of one algorithm."""
 
     axis: str
     round: int
@@ -96,11 +96,17 @@ def round_points(spec: SweepSpec, plans: Iterable[LinePlan]) -> list[Point]:
     ]
 
 
+def _line(spec: SweepSpec, mode: str, algorithm: str | None, task: str) -> tuple[str, str | None, str]:
+    """The line a point or elbow lies on: its mode, its algorithm where the sweep compares several (else None: one
+    algorithm, so the mode names the line, as its plans and summaries print it), and its task."""
+    return (mode, algorithm if spec.compares_algorithms else None, task)
+
+
 def _grid_values(spec: SweepSpec, axis: str) -> dict[tuple[str, str | None, str], set[float]]:
     """The values of ``axis`` the grid's points of each mode, algorithm and task have."""
     held: dict[tuple[str, str | None, str], set[float]] = defaultdict(set)
     for point in expand(spec):
-        held[(point.mode, point.algorithm_name, point.task)].add(getattr(point.device, axis))
+        held[_line(spec, point.mode, point.algorithm_name, point.task)].add(getattr(point.device, axis))
     return held
 
 
@@ -112,7 +118,7 @@ def _plan_axis(
     round_: int,
 ) -> list[LinePlan]:
     axis = refine.axis
-    known = [r for r in rows if r[axis] in held.get((r["mode"], r.get("algorithm"), r["task"]), ())]
+    known = [r for r in rows if r[axis] in held.get(_line(spec, r["mode"], r.get("algorithm"), r["task"]), ())]
     base = {name: getattr(spec.device, name) for name in AXES}
     try:
         elbows = sweep_elbows(known, axis=axis, base=base)
@@ -120,7 +126,8 @@ def _plan_axis(
         return []
     plans = []
     for elbow in elbows:
-        line = held[(elbow.mode, elbow.algorithm, elbow.task)]
+        key = _line(spec, elbow.mode, elbow.algorithm, elbow.task)
+        line = held[key]
         if not elbow.has_elbow:
             values, why = (), "no critical point to refine"
         elif refine.width is not None and elbow.width < refine.width:
@@ -128,7 +135,7 @@ def _plan_axis(
         else:
             values = _new_values(elbow, line, refine.points)
             why = "" if values else "no new value fits inside the interval"
-        plans.append(LinePlan(axis, round_, elbow.mode, elbow.algorithm, elbow.task, elbow, values, why))
+        plans.append(LinePlan(axis, round_, key[0], key[1], key[2], elbow, values, why))
     return plans
 
 
@@ -181,7 +188,7 @@ def refinement_summary(
     lines = []
     for plan in first:
         held = grid[plan.axis][plan.line]
-        mine = [r for r in rows if (r["mode"], r.get("algorithm"), r["task"]) == plan.line]
+        mine = [r for r in rows if _line(spec, r["mode"], r.get("algorithm"), r["task"]) == plan.line]
         new_keys = {r["point_key"] for r in mine if r[plan.axis] not in held}
         ran = [epochs for key in new_keys for epochs in by_point.get(key, ())]
         base = {name: getattr(spec.device, name) for name in AXES}

@@ -45,6 +45,7 @@ def row(point, flat: bool = False) -> dict:
     return {
         "point_key": point.key,
         "mode": point.mode,
+        "algorithm": point.algorithm_name,
         "task": point.task,
         "seed": point.seed,
         "final_test_error": float(error),
@@ -156,3 +157,17 @@ def test_a_real_sweep_runs_the_planned_round_and_a_resume_replans_it(tmp_path, l
         assert any(
             line.startswith("refinement of transfer_noise, analog_tl/5-7: 95 % interval width") for line in lines
         )
+
+
+def test_each_algorithms_line_is_refined_on_its_own():
+    """Algorithms compared: TTv2's curve bends (its line gets new values), c-TTv2's is flat (its line stops)."""
+    raw = {**synthetic_spec().raw, "algorithms": ["c-ttv2", "ttv2"]}
+    spec = spec_from_mapping(raw)
+    rows = [row(p, flat=p.algorithm_name == "c-ttv2") for p in expand(spec)]
+    plans = {plan.algorithm: plan for plan in plan_round(spec, rows, 1)}
+    assert set(plans) == {"c-ttv2", "ttv2"}
+    assert plans["c-ttv2"].why_stop == "no critical point to refine" and plans["ttv2"].values
+    assert "transfer_noise, analog_tl/ttv2/5-8: critical point" in plans["ttv2"].describe()
+    added = round_points(spec, plans.values())
+    assert {p.algorithm_name for p in added} == {"ttv2"} and len(added) == 4 * 3
+    assert all(p.label.startswith("analog_tl/5-8/algorithm=ttv2,transfer_noise=") for p in added)
