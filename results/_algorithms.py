@@ -14,8 +14,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from itertools import combinations
 from typing import Any
 
-from analog_sweep.results import _labels
 from analog_sweep.results._basepoint import base_points, device_point
+from analog_sweep.results._labels import algorithm_rank
 from analog_sweep.results._replicates import Summary, difference
 from analog_sweep.results._schema import ANALOG_MODES, AXES, AXIS_UNITS
 
@@ -29,15 +29,15 @@ def algorithm_label(name: str | None) -> str:
     return "" if name is None else ALGORITHM_LABELS.get(name, name)
 
 
-def algorithm_rank(name: str | None) -> tuple[int, str]:
-    """Sort key: the known algorithms in ``ALGORITHM_ORDER``, then others by name; None (digital) first."""
-    return _labels.algorithm_rank(name)
-
-
 def compared_algorithms(rows: Iterable[Mapping[str, Any]]) -> list[str]:
-    """The distinct algorithms of ``rows`` (point rows with ``algorithm``), in ``ALGORITHM_ORDER``; a sweep compares
-    algorithms when there are two or more."""
+    """The distinct algorithms of ``rows`` (point rows with ``algorithm``), in ``ALGORITHM_ORDER``
+    (``_labels.algorithm_rank``); a sweep compares algorithms when there are two or more (``compares_algorithms``)."""
     return sorted({str(r["algorithm"]) for r in rows if r.get("algorithm")}, key=algorithm_rank)
+
+
+def compares_algorithms(rows: Iterable[Mapping[str, Any]]) -> bool:
+    """Whether ``rows`` hold two algorithms or more: the tables, figures and findings then name and compare them."""
+    return len(compared_algorithms(rows)) > 1
 
 
 def algorithm_differences(best_rows: Sequence[Mapping[str, Any]], *, axis: str | None = None) -> list[dict[str, Any]]:

@@ -24,9 +24,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from analog_sweep.results._algorithms import algorithm_label, algorithm_rank, compared_algorithms
+from analog_sweep.results._algorithms import algorithm_label, compared_algorithms, compares_algorithms
 from analog_sweep.results._basepoint import DevicePoint, base_points, device_point, varied_axes
 from analog_sweep.results._errors import StoreInputError
+from analog_sweep.results._labels import algorithm_rank
 from analog_sweep.results._replicates import Summary
 from analog_sweep.results._schema import AXES, AXIS_UNITS
 
@@ -185,7 +186,7 @@ def epochs_figure(
     floor = min(1.0, 10 ** math.floor(math.log10(min(positives)))) if positives else 1.0
     bases = base_points(rows)
     tasks = sorted(bases)
-    compare = len(compared_algorithms(rows)) > 1
+    compare = compares_algorithms(rows)
     plt, ticker = _pyplot()
     clipped, cut, missing, panel_legends = False, False, [], []
     with plt.rc_context(_RC):
@@ -318,7 +319,7 @@ def axis_figure(
     elbow_rows = [e for e in (elbows or ()) if e.get("axis") == axis]
     others = [a for a in AXES if a != axis]
     tasks = sorted({r["task"] for r in done})
-    compare = len(compared_algorithms(done)) > 1
+    compare = compares_algorithms(done)
     plt, ticker = _pyplot()
     counts: set[int] = set()
     single, panel_legends = False, []

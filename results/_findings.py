@@ -14,15 +14,16 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from analog_sweep.results._activity import activity_warnings
-from analog_sweep.results._algorithms import compared_algorithms
+from analog_sweep.results._algorithms import compared_algorithms, compares_algorithms
 from analog_sweep.results._basepoint import base_points, device_point
 from analog_sweep.results._figures import AXIS_UNITS, series_style
+from analog_sweep.results._labels import algorithm_rank
 from analog_sweep.results._paper import CRITICAL_POINT, DIFFERENCE, paper_task, paper_value
 from analog_sweep.results._replicates import Summary, difference
+from analog_sweep.results._schema import ANALOG_MODES
 
 # The paper's two comparisons (Sec. III.A): A - B in test error, so a negative difference means A is better.
 COMPARISONS = (("analog_tl", "analog_scratch"), ("analog_tl", "digital_tl"))
-ANALOG_MODES = ("analog_tl", "analog_scratch")
 
 
 def task_names(best_rows: Iterable[Mapping[str, Any]], dataset: str | None) -> dict[str, str | None]:
@@ -42,7 +43,7 @@ def mode_differences(best_rows: list[Mapping[str, Any]], *, dataset: str | None 
     """
     bases = base_points(best_rows)
     papers = task_names(best_rows, dataset)
-    compare = len(compared_algorithms(best_rows)) > 1
+    compare = compares_algorithms(best_rows)
     errors: dict[tuple[str, str, str | None], list[float]] = defaultdict(list)
     for row in best_rows:
         if row.get("test_error") is not None and device_point(row) == bases[row["task"]]:
@@ -50,7 +51,7 @@ def mode_differences(best_rows: list[Mapping[str, Any]], *, dataset: str | None 
     out = []
     for task in sorted(bases):
         for a, b in COMPARISONS:
-            for algorithm in sorted({k[2] for k in errors if k[:2] == (task, a)}, key=lambda x: x or ""):
+            for algorithm in sorted({k[2] for k in errors if k[:2] == (task, a)}, key=algorithm_rank):
                 first = errors[(task, a, algorithm)]
                 second = errors.get((task, b, algorithm if b in ANALOG_MODES else None), [])
                 if not first or not second:
@@ -95,7 +96,7 @@ def critical_points(
     ``p_value``, ``n_values``, ``n_obs``, ``method``, ``reason``, and ``paper`` (the paper's value as text, or None).
     """
     papers = task_names(best_rows, dataset)
-    compare = len(compared_algorithms(best_rows)) > 1
+    compare = compares_algorithms(best_rows)
     out = []
     for elbow in sorted(elbow_rows, key=lambda e: (e["axis"], e["task"], e["mode"], e.get("algorithm") or "")):
         unit = AXIS_UNITS.get(elbow["axis"], "")

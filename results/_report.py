@@ -236,6 +236,7 @@ def render_html(report: StudyReport) -> str:
     )
     environment.filters.update(num=_num, signed=_signed, cell=_cell)
     template = environment.get_template("report.html.j2")
+    compared = compared_algorithms(report.points_raw)  # once: the template labels every row with it
     spec = report.sweep.get("spec") or {}
     return template.render(
         r=report,
@@ -247,8 +248,8 @@ def render_html(report: StudyReport) -> str:
         tasks=sorted({p["task"] for p in report.points}),
         seeds=sorted({s for s in (report.sweep.get("spec") or {}).get("seeds", [])}) or None,
         provenance_view=_provenance_view(report.provenance) if report.provenance else None,
-        algorithms=", ".join(algorithm_label(a) for a in compared_algorithms(report.points_raw)) or "c-TTv2",
-        mode_label=lambda m, a=None: series_style(m, a, compare=len(compared_algorithms(report.points_raw)) > 1).label,
+        algorithms=", ".join(algorithm_label(a) for a in compared) or "c-TTv2",
+        mode_label=lambda m, a=None: series_style(m, a, compare=len(compared) > 1).label,
     )
 
 
