@@ -7,10 +7,11 @@ hold the job are gone. Both raise ``ClusterError`` with what the cluster has.
 
 from __future__ import annotations
 
+import logging
 import signal
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 import ray
@@ -20,6 +21,31 @@ from analog_sweep.sweeps import SweepSpec
 
 # How often a pretraining job that has not finished is checked to be placeable still.
 PLACEMENT_CHECK_SECONDS = 30.0
+
+# What Ray logs, as a warning, when ``ray.init`` starts a new local instance with token authentication on (its default
+# unless $RAY_AUTH_MODE says otherwise), and the logger it logs it on. For an instance the sweep starts for itself and
+# stops when it ends, the advice in it (how to opt out) says nothing to the sweep's user, so ``ray_session`` drops it
+# there; joining a cluster, whatever Ray says about tokens is passed on.
+LOCAL_TOKEN_NOTICE = "Token authentication is enabled for this Ray cluster."
+TOKEN_LOGGER = "ray._private.authentication.authentication_token_setup"
+
+
+class _DropLocalTokenNotice(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(LOCAL_TOKEN_NOTICE)
+
+
+@contextmanager
+def without_local_token_notice() -> Iterator[None]:
+    """Drop Ray's ``LOCAL_TOKEN_NOTICE`` (and only it) while the block runs; every other record of its logger
+    passes."""
+    logger = logging.getLogger(TOKEN_LOGGER)
+    drop = _DropLocalTokenNotice()
+    logger.addFilter(drop)
+    try:
+        yield
+    finally:
+        logger.removeFilter(drop)
 
 
 @contextmanager
@@ -49,16 +75,17 @@ def ray_session(
     # stops the sweep like Ctrl-C) is put back.
     owner_sigterm = signal.getsignal(signal.SIGTERM)
     dashboard = {} if dashboard_port is None else {"dashboard_host": "127.0.0.1", "dashboard_port": dashboard_port}
-    context = ray.init(
-        # Without an address, a new local instance: "local", because Ray's default (None) joins whatever cluster a
-        # `ray start` on this machine last recorded in /tmp/ray, which may be someone else's, or gone.
-        address=address or "local",
-        include_dashboard=dashboard_port is not None,
-        **dashboard,
-        log_to_driver=False,
-        logging_level="WARNING",
-        configure_logging=True,
-    )
+    with without_local_token_notice() if address is None else nullcontext():
+        context = ray.init(
+            # Without an address, a new local instance: "local", because Ray's default (None) joins whatever cluster a
+            # `ray start` on this machine last recorded in /tmp/ray, which may be someone else's, or gone.
+            address=address or "local",
+            include_dashboard=dashboard_port is not None,
+            **dashboard,
+            log_to_driver=False,
+            logging_level="WARNING",
+            configure_logging=True,
+        )
     if callable(owner_sigterm) and threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, owner_sigterm)
     if dashboard_port is not None:

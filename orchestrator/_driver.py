@@ -35,7 +35,13 @@ from analog_sweep.orchestrator._errors import (
     SweepStateError,
     error_summary,
 )
-from analog_sweep.orchestrator._paths import SweepPaths, driver_lock, sweep_paths
+from analog_sweep.orchestrator._paths import (
+    SweepPaths,
+    check_cache_dir,
+    driver_lock,
+    pretrain_cache_dir,
+    sweep_paths,
+)
 from analog_sweep.orchestrator._pretraining import pretrain_stage
 from analog_sweep.orchestrator._progress import ProgressLine, format_duration
 from analog_sweep.orchestrator._provenance import (
@@ -98,6 +104,7 @@ def run_sweep(
     invocation: Invocation | None = None,
     ray_dashboard_port: int | None = None,
     trainable: Callable[[dict[str, Any]], None] = fine_tune,
+    cache_dir: str | os.PathLike | None = None,
 ) -> SweepOutcome:
     """Start a new sweep and run it to the end; a finished sweep of the same spec does nothing.
 
@@ -115,6 +122,9 @@ def run_sweep(
         trainable: The function Ray Tune runs for each trial (``_trainable.fine_tune``, which trains); a
             benchmark of the orchestration passes a stand-in that reports and checkpoints like it without training.
             Never set from a spec or the command line.
+        cache_dir: Where pretrained models are cached (``{storage}`` stands for the storage path); None:
+            ``$ANALOG_SWEEP_CACHE``, else the user's cache folder, or on a cluster (``address``) the storage path's
+            ``cache`` folder (``_paths.pretrain_cache_dir``).
 
     Returns:
         How the sweep ended: ``finished``, or ``interrupted`` with the points done so far.
@@ -122,7 +132,8 @@ def run_sweep(
     Raises:
         SweepStateError: If the store has a different sweep of the same name, or this one was started before (it
             must be resumed), or another driver runs it.
-        PreflightError: If the sweep cannot succeed as specified (data files missing), before anything is written.
+        PreflightError: If the sweep cannot succeed as specified (data files missing, a pretrained-model cache it
+            cannot write), before anything is written.
         ClusterError: If the cluster cannot give a trial what it asks for.
         StoreGaveUp: If the store stayed away through every retry (the sweep is marked interrupted if it can be).
         SweepFailed: If anything else stopped the sweep after it was marked running (it is now marked failed).
@@ -158,6 +169,7 @@ def run_sweep(
         invocation=invocation,
         ray_dashboard_port=ray_dashboard_port,
         trainable=trainable,
+        cache_dir=cache_dir,
     )
 
 
@@ -171,6 +183,7 @@ def resume_sweep(
     invocation: Invocation | None = None,
     ray_dashboard_port: int | None = None,
     trainable: Callable[[dict[str, Any]], None] = fine_tune,
+    cache_dir: str | os.PathLike | None = None,
 ) -> SweepOutcome:
     """Continue an interrupted sweep from the store's spec, the Optuna studies and the trials' checkpoints.
 
@@ -186,6 +199,7 @@ def resume_sweep(
         invocation: As for ``run_sweep``.
         ray_dashboard_port: As for ``run_sweep``.
         trainable: As for ``run_sweep``.
+        cache_dir: As for ``run_sweep`` (the storage path is the sweep's, as the store records it).
 
     Returns:
         How the sweep ended (``finished`` at once if it had finished before).
@@ -223,6 +237,7 @@ def resume_sweep(
         ray_dashboard_port=ray_dashboard_port,
         recorded_hash=known["spec_hash"],
         trainable=trainable,
+        cache_dir=cache_dir,
     )
 
 
@@ -239,10 +254,14 @@ def _execute(
     ray_dashboard_port: int | None = None,
     recorded_hash: str | None = None,
     trainable: Callable[[dict[str, Any]], None] = fine_tune,
+    cache_dir: str | os.PathLike | None = None,
 ) -> SweepOutcome:
     started = time.monotonic()
     points = expand(spec)
     preflight(spec, address=address, cpu_fallback=cpu_fallback)  # before Ray starts or any file is made
+    cache = pretrain_cache_dir(paths.root.parent, cache_dir, on_cluster=address is not None)
+    if any(point.pretrain_key for point in points):
+        check_cache_dir(cache)
     environment = gather_environment()
     with driver_lock(paths, spec.name):
         _check_journal(store, spec.name, paths, echo)
@@ -284,8 +303,9 @@ def _execute(
                     gpu,
                     echo,
                     on_model=lambda model: store.record_pretrained(spec.name, {**model, "run_id": run["run_id"]}),
+                    cache_dir=cache,
                 )
-                phase = _Phase(spec, store, paths, cpu, gpu, slots, echo, trainable)
+                phase = _Phase(spec, store, paths, cpu, gpu, slots, echo, trainable, cache)
                 done = phase.run(points, f"sweep {spec.name}")
                 if done == len(points) and spec.axes.refine:
                     added, added_done = _refine(spec, store, phase, echo)
@@ -356,9 +376,11 @@ class _Phase:
         slots: int,
         echo: Callable[[str], None],
         trainable: Callable[[dict[str, Any]], None] = fine_tune,
+        cache: Path | None = None,
     ) -> None:
         self.spec, self.store, self.paths, self.echo = spec, store, paths, echo
         self.trainable = trainable
+        self.cache = cache if cache is not None else paths.cache  # the pretrained models (the stage put them there)
         self.cpu, self.gpu, self.slots = cpu, gpu, slots
         self.ran: list[Point] = []  # the points of the phases run so far: neighbours for warm starts of the next
 
@@ -370,7 +392,7 @@ class _Phase:
             points,
             spec.lr_search,
             paths.journal,
-            {"trials_dir": str(paths.trials), "cache_dir": str(paths.cache), "threads": self.cpu, "gpu": self.gpu},
+            {"trials_dir": str(paths.trials), "cache_dir": str(self.cache), "threads": self.cpu, "gpu": self.gpu},
             selection=spec.selection,
             base=spec.device,
             earlier=self.ran,
@@ -384,6 +406,12 @@ class _Phase:
         self.echo(
             f"{title}: {len(points)} points, {most}{total} trials, {self.slots} at a time "
             f"({self.cpu:g} CPU{f', {self.gpu:g} GPU' if self.gpu else ''} each)"
+            + (
+                "; the grid tries every point's first learning rate before any point's second, so points finish "
+                "towards the end ('under way': points with trials in)"
+                if len(spec.lr_search.values) > 1 and len(points) > self.slots
+                else ""
+            )
         )
         progress = ProgressLine(search, self.slots, self.echo)
         recorder = StoreRecorder(store, spec.name, search)

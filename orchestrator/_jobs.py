@@ -3,7 +3,9 @@
 The job's runtime environment carries the project (its five packages as ``py_modules``, so the cluster runs the
 submitter's code) and, for ``run``, the spec file (``working_dir``); the job's entrypoint is the same command line
 as a local run, with ``--address auto`` (inside a job, Ray's ``RAY_ADDRESS`` names the cluster). The spec is
-validated here first, so a bad spec is refused before anything is sent. Uses Ray's Jobs SDK
+validated here first, so a bad spec is refused before anything is sent. With ``--address``, the pretrained-model
+cache defaults to the storage path's ``cache`` folder, which every node shares (``_paths.pretrain_cache_dir``; the
+cluster's ``$ANALOG_SWEEP_CACHE`` chooses another). Uses Ray's Jobs SDK
 (``ray.job_submission.JobSubmissionClient``), which talks to the dashboard's HTTP port (8265 by default).
 
 Ray runs a job's entrypoint with the shell of the head, so ``python`` is the first one on the PATH the head was

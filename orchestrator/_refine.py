@@ -46,6 +46,8 @@ class LinePlan:
         found = (
             f"critical point {e.breakpoint:.4g}, 95 % interval [{e.ci_low:.4g}, {e.ci_high:.4g}] (width {e.width:.4g})"
             if e.has_elbow
+            else e.reason
+            if not e.tested
             else f"no critical point ({e.reason})"
         )
         what = (

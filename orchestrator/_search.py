@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import pickle
 import threading
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 from ray.tune.search import Searcher
 
+from analog_sweep.orchestrator._dashboard import OBJECTIVE_NAMES, POINT_LABEL
 from analog_sweep.orchestrator._point_pruner import PointMedianPruner
 from analog_sweep.orchestrator._warm_start import FINISHED_STATES as _FINISHED_STATES
 from analog_sweep.orchestrator._warm_start import best_learning_rate, bracketed_rate, probe_learning_rate
@@ -58,6 +60,16 @@ from analog_sweep.workers import DevicePoint
 # selection rule), the validation error when points are chosen on validation (``METRICS[split]``).
 METRIC = "test_error"
 METRICS = {"test": "test_error", "validation": "validation_error"}
+# What the studies' objective is (the study attribute OBJECTIVE), by the metric they minimise; its name and unit
+# (``study.metric_names``, optuna-dashboard's axis titles) are ``OBJECTIVE_NAMES`` of the split it is measured on.
+OBJECTIVES = {
+    "test_error": "test error (%) at the trial's last epoch; its intermediate values are each epoch's test error",
+    "validation_error": "lowest validation error (%) of the trial's epochs; its intermediate values are each epoch's "
+    "validation error",
+}
+# The study attribute that says what a study minimises, for people and tools reading the journal; POINT_LABEL holds
+# the label of the point it searches (``Point.label``; the study's name is the point's key, which never changes).
+OBJECTIVE = "objective"
 # The key of a trial's last report when it ended without a result (``orchestrator._trainable``): "failed" or
 # "diverged", with "error" beside it.
 ENDED_AS = "ended_as"
@@ -164,6 +176,7 @@ class LearningRateSearch(Searcher):
         self._pruned: set[str] = set()
         self._studies: dict[str, optuna.Study] = {}
         self._by_key = {point.key: point for point in self.points}
+        self._labels = {point.key: point.label for point in [*self.earlier, *self.points]}
         # Caches that keep each suggestion and progress line from reading every study's journal records (a study of
         # thousands of points): each point's trials as last read, dropped whenever this searcher changes the study
         # (it is the journal's only writer, under the driver lock); trials handed out per point; and the trials an
@@ -190,6 +203,7 @@ class LearningRateSearch(Searcher):
                     pruner=self._pruner(point_key),
                     load_if_exists=True,
                 )
+                self._describe(study, point_key)
                 if self.lr_search.method == "grid":
                     self._queue_grid(study)
                 elif held := len(study.get_trials(deepcopy=False)):
@@ -199,6 +213,23 @@ class LearningRateSearch(Searcher):
                     study.sampler = self._sampler(point_key, held)
                 self._studies[point_key] = study
             return self._studies[point_key]
+
+    def _describe(self, study: optuna.Study, point_key: str) -> None:
+        """Record in the study which point it searches and what it minimises (``POINT_LABEL``, ``OBJECTIVE``, and
+        the metric name from ``OBJECTIVE_NAMES``), for optuna-dashboard and anyone loading it; only what it lacks is
+        written, so a study of a journal written without them (or cut between these writes) gets them when it is
+        reopened."""
+        attrs = study.user_attrs
+        label = self._labels.get(point_key)
+        if label is not None and attrs.get(POINT_LABEL) != label:
+            study.set_user_attr(POINT_LABEL, label)
+        if attrs.get(OBJECTIVE) != OBJECTIVES[self.metric_name]:
+            study.set_user_attr(OBJECTIVE, OBJECTIVES[self.metric_name])
+        names = [OBJECTIVE_NAMES["validation" if self.metric_name == METRICS["validation"] else "test"]]
+        if study.metric_names != names:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # marked experimental
+                study.set_metric_names(names)
 
     def _queue_grid(self, study: optuna.Study) -> None:
         """Queue every grid value the study does not hold yet; each ask takes the next queued one.
@@ -636,8 +667,10 @@ class LearningRateSearch(Searcher):
         }
 
     def counts(self) -> dict[str, int]:
-        """Trials by state over all points, and how many points have used their whole budget."""
+        """Trials by state over all points; how many points have used their whole budget (``points_done``) and how
+        many others have a trial running or ended (``points_begun``)."""
         totals = {"complete": 0, "pruned": 0, "failed": 0, "diverged": 0, "running": 0, "points_done": 0}
+        totals["points_begun"] = 0
         for point in self.points:
             trials = self._trials(point.key)
             states = [t.state for t in trials]
@@ -647,7 +680,9 @@ class LearningRateSearch(Searcher):
             totals["failed"] += states.count(TrialState.FAIL) - diverged
             totals["diverged"] += diverged
             totals["running"] += states.count(TrialState.RUNNING)
-            totals["points_done"] += self.point_finished(point.key)
+            finished = self.point_finished(point.key)
+            totals["points_done"] += finished
+            totals["points_begun"] += bool(trials) and not finished
         return totals
 
     def _point(self, key: str) -> Point:

@@ -5,15 +5,17 @@ idempotent upserts, and the ``analog-sweep results`` commands read it back (tabl
 Parquet, SQL). Each run and resume of a sweep also records how it was made (``Store.record_run``,
 ``record_pretrained``, ``set_trial_rpu_config``), read back as one dict by ``Store.provenance``.
 ``write_report`` turns a sweep into the study's report (HTML with the paper's figures, findings, provenance).
+``smoke_run`` / ``profile_note`` tell a smoke run (its numbers are not results) from a full one, for every table.
 """
 
 from analog_sweep._exports import lazy_exports
 
 _EXPORTS = {
-    "_activity": ("activity_warnings", "frozen_tiles"),
+    "_activity": ("activity_warnings", "frozen_tiles", "sweep_activity_warnings"),
+    "_design": ("design_warnings",),
     "_algorithms": ("ALGORITHM_LABELS", "algorithm_differences", "algorithm_label", "compared_algorithms"),
     "_best": ("BestTrial", "Candidate", "PAPER_RULE", "Selection"),
-    "_elbows": ("Elbow", "estimate_elbow", "sweep_elbows"),
+    "_elbows": ("Elbow", "MIN_AXIS_VALUES", "elbow_outcome", "estimate_elbow", "sweep_elbows"),
     "_engine": ("SQLITE_BUSY_ENV", "STORE_ENV", "without_secrets"),
     "_errors": (
         "BadStoreURL",
@@ -40,8 +42,9 @@ _EXPORTS = {
     ),
     "_labels": ("matching_points", "point_label", "point_sort_key", "resolve_point", "resolve_replicates"),
     "_paper": ("PAPER_VALUES", "PaperValue"),
+    "_profile": ("SMOKE_NOTE", "profile_note", "run_profile", "smoke_run"),
     "_provenance": ("config_hash", "redact"),
-    "_replicates": ("difference", "replicate_rows"),
+    "_replicates": ("MIN_REPLICATES", "difference", "few_seeds_note", "replicate_rows"),
     "_readonly": ("QueryResult",),
     "_report": ("REPORT_NAME", "build_report", "write_report"),
     "_schema": (

@@ -16,7 +16,7 @@ from typing import Any
 
 from analog_sweep.results._basepoint import base_points, device_point
 from analog_sweep.results._labels import algorithm_rank
-from analog_sweep.results._replicates import Summary, difference
+from analog_sweep.results._replicates import MIN_REPLICATES, Summary, difference
 from analog_sweep.results._schema import ANALOG_MODES, AXES, AXIS_UNITS
 
 # The field's names for aihwkit's algorithms (the paper's c-TTv2; TTv2 and AGAD of its reference [20] and
@@ -51,9 +51,10 @@ def algorithm_differences(best_rows: Sequence[Mapping[str, Any]], *, axis: str |
     Each row: ``task``, ``mode``, ``axis``, ``value`` (axis unit), ``comparison`` (``c-TTv2 - TTv2``), ``a``, ``b``
     (algorithm names), ``a_mean``, ``a_n``, ``b_mean``, ``b_n`` (percent, seeds), ``difference`` (percentage points, A -
     B: negative means A has the lower error) with its Welch 95 % interval ``ci_low``, ``ci_high`` (None when a side has
-    one seed, or when neither side's seeds differ at all: no interval, never a zero-width one), ``resolved`` (the
-    interval excludes 0) and ``text`` (the row in one line). Empty when the rows hold fewer than two algorithms. Sorted
-    by task, mode, axis (``AXES`` order), value, then pair.
+    one seed, or when neither side's seeds differ at all: no interval, never a zero-width one), ``few_seeds`` (a side
+    has fewer than ``MIN_REPLICATES`` seeds: the interval is unreliable), ``resolved`` (the interval excludes 0 and
+    neither side has few seeds) and ``text`` (the row in one line, saying so). Empty when the rows hold fewer than two
+    algorithms. Sorted by task, mode, axis (``AXES`` order), value, then pair.
     """
     done = [r for r in best_rows if r.get("test_error") is not None and r.get("algorithm")]
     algorithms = compared_algorithms(done)
@@ -92,14 +93,18 @@ def _row(
     comparison = f"{algorithm_label(a)} - {algorithm_label(b)}"
     where = "at the base device" if axis is None else f"at {axis} {value:g}{AXIS_UNITS[axis]}"
     low, high = diff.low, diff.high
-    if low is None:
-        interval = f" (n = {diff.n_a}, {diff.n_b}: no interval)"
-    elif low == high:  # every seed alike on both sides: no spread to build an interval from, not an exact result
-        low = high = None
+    if diff.no_spread:  # every seed alike on both sides: no spread to build an interval from, not an exact result
         interval = f" (n = {diff.n_a}, {diff.n_b}, no spread among the seeds: no interval)"
+    elif low is None:
+        interval = f" (n = {diff.n_a}, {diff.n_b}: no interval)"
+    elif diff.few:
+        interval = (
+            f" [{low:+.1f}, {high:+.1f}] (n = {diff.n_a}, {diff.n_b}: fewer than {MIN_REPLICATES} seeds, unreliable)"
+        )
     else:
         interval = f" [{low:+.1f}, {high:+.1f}]"
-    resolved = low is not None and (low > 0 or high < 0)
+    # Fewer than MIN_REPLICATES seeds on a side: the interval says too little to call the difference resolved.
+    resolved = low is not None and (low > 0 or high < 0) and not diff.few
     return {
         "task": task,
         "mode": mode,
@@ -116,5 +121,6 @@ def _row(
         "ci_low": low,
         "ci_high": high,
         "resolved": resolved,
+        "few_seeds": diff.few,
         "text": f"{comparison} {where}: {diff.difference:+.1f}{interval} points",
     }

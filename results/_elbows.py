@@ -16,7 +16,8 @@ for 5 classes, Fig. 4). Here they are estimated from every replicate with ``piec
 - **Is there an elbow?** The Davies (1987) test of "no change of slope" (``piecewise_regression.davies``), one-sided
   (alternative: the slope increases, i.e. error rises faster after the breakpoint), at ``alpha`` (0.05).
 
-Rules (each "no" gives ``has_elbow`` False with the reason, and no breakpoint):
+Rules (each "no" gives ``has_elbow`` False with the reason, and no breakpoint; ``tested`` says whether the Davies test
+ran, so "not tested" (too few values) is never read as "tested, none found"):
 
 - Seeds are replicates: every seed's observation enters the fit and the test (never a mean); the residual variance
   comes from the seeds' spread and the lack of fit. One seed is allowed: the interval then rests on the lack of fit
@@ -24,6 +25,7 @@ Rules (each "no" gives ``has_elbow`` False with the reason, and no breakpoint):
 - At least ``MIN_AXIS_VALUES`` (5) distinct axis values: two on each side of the elbow define its two lines, and
   the Davies test scans breakpoints from the third-smallest to the third-largest value (the library's range), which
   needs five. At least ``MIN_OBSERVATIONS`` (6) observations, so the interval has two residual degrees of freedom.
+  With fewer, the curve is not tested (``tested`` False, reason ``not tested: ...``).
 - No elbow when the Davies p-value is ``alpha`` or more (a flat or straight curve), when the fit does not converge,
   when the breakpoint falls outside the open range between the second-smallest and second-largest axis value (one
   side would rest on a single value: "at the edge"), or when the slope does not increase at it or test error does
@@ -51,7 +53,6 @@ from typing import Any
 import numpy as np
 
 from analog_sweep.results._errors import StoreInputError
-from analog_sweep.results._figures import LOG_AXES
 from analog_sweep.results._labels import algorithm_rank
 from analog_sweep.results._schema import AXES
 
@@ -60,6 +61,7 @@ MIN_AXIS_VALUES = 5
 MIN_OBSERVATIONS = 6
 # Davies test: how many breakpoints it scans between its range's ends (the library's default).
 DAVIES_SCAN_POINTS = 10
+NOT_TESTED = "not tested: "
 
 
 @dataclass(frozen=True)
@@ -68,10 +70,13 @@ class Elbow:
 
     Axis values (``breakpoint``, ``ci_low``, ``ci_high``) are in the unit the store keeps the axis in (percent for
     transfer noise and the symmetry-point axes, fractions for pulse noise and dtod; README "What it does"); test
-    errors in percent. ``p_value`` is the one-sided Davies test of "no breakpoint" (None when too few values to test).
-    ``n_values`` distinct axis values, ``n_obs`` observations (one per value and seed). ``method`` names the library
-    and its version; ``reason`` says why there is no elbow (empty when there is one). ``algorithm`` is the analog
-    training algorithm of the curve (``points.algorithm``; None for a digital mode).
+    errors in percent. ``tested``: whether the one-sided Davies test of "no breakpoint" ran (False with fewer than
+    ``MIN_AXIS_VALUES`` axis values or ``MIN_OBSERVATIONS`` observations); ``p_value`` is its p-value (None when not
+    tested). ``has_elbow`` is False both when not tested and when tested and none found: ``tested`` and ``reason``
+    tell them apart. ``n_values`` distinct axis values, ``n_obs`` observations (one per value and seed). ``method``
+    names the library and its version; ``reason`` says why there is no elbow (empty when there is one; starting
+    ``not tested: `` when the test did not run). ``algorithm`` is the analog training algorithm of the curve
+    (``points.algorithm``; None for a digital mode).
     """
 
     mode: str
@@ -80,6 +85,7 @@ class Elbow:
     axis: str
     n_values: int
     n_obs: int
+    tested: bool
     has_elbow: bool
     breakpoint: float | None
     ci_low: float | None
@@ -147,6 +153,7 @@ def estimate_elbow(
             axis=axis,
             n_values=len(values),
             n_obs=len(xs),
+            tested=not reason.startswith(NOT_TESTED),
             has_elbow=not reason,
             log_x=log_x,
             method=method_name(),
@@ -155,9 +162,9 @@ def estimate_elbow(
         )
 
     if len(values) < MIN_AXIS_VALUES:
-        return result(f"fewer than {MIN_AXIS_VALUES} axis values ({len(values)})")
+        return result(f"{NOT_TESTED}fewer than {MIN_AXIS_VALUES} axis values ({len(values)})")
     if len(xs) < MIN_OBSERVATIONS:
-        return result(f"fewer than {MIN_OBSERVATIONS} observations ({len(xs)})")
+        return result(f"{NOT_TESTED}fewer than {MIN_OBSERVATIONS} observations ({len(xs)})")
 
     fx = _to_fit_space(xs, log_x)
     fvalues = np.unique(fx)
@@ -167,7 +174,7 @@ def estimate_elbow(
         fit = _best_fit(fx, ys, fvalues)
     p_value = None if p_value is None or not math.isfinite(p_value) else min(float(p_value), 1.0)
     if p_value is None:
-        return result("the Davies test could not be computed")
+        return result(f"{NOT_TESTED}the Davies test could not be computed")
     if p_value >= alpha:
         return result(f"no significant rise in slope (Davies p = {p_value:.3g} >= {alpha:g})", p_value=p_value)
     if fit is None:
@@ -292,6 +299,8 @@ def sweep_elbows(
     groups: dict[tuple[str, str, str], list[Mapping[str, Any]]] = defaultdict(list)
     for row in best_rows:
         groups[(row["mode"], row.get("algorithm") or "", row["task"])].append(row)
+    from analog_sweep.results._figures import LOG_AXES  # here: the figures import this module's elbow texts
+
     elbows = []
     varied: set[str] = set()
     for (mode, algorithm, task), rows in sorted(
@@ -332,3 +341,50 @@ def _base_value(rows: Sequence[Mapping[str, Any]], axis: str, base: Mapping[str,
         return float(base[axis])
     counts = Counter(r[axis] for r in rows)
     return min(counts, key=lambda v: (-counts[v], v))
+
+
+def elbow_tested(elbow: Mapping[str, Any]) -> bool:
+    """Whether the elbow row (``Elbow.as_row()``) was tested; a row without ``tested`` counts as tested when it
+    carries a p-value, or an elbow."""
+    tested = elbow.get("tested")
+    if tested is not None:
+        return bool(tested)
+    return bool(elbow.get("has_elbow")) or elbow.get("p_value") is not None
+
+
+def elbow_outcome(elbow: Mapping[str, Any], unit: str = "") -> str:
+    """An elbow row in words, keeping "not tested" apart from "tested, none found":
+
+    - ``10.2 % [8, 12.5]``: the critical point and its 95 % interval (``unit`` after the point);
+    - ``not tested: fewer than 5 axis values (3)``: the reason the test did not run;
+    - ``tested, none found (p = 0.4)``, or with a significant rise but no usable breakpoint
+      ``tested, none found (p = 0.012; the breakpoint fit did not converge)``.
+    """
+    point, low, high = elbow.get("breakpoint"), elbow.get("ci_low"), elbow.get("ci_high")
+    if elbow.get("has_elbow") and point is not None:
+        text = f"{point:.3g}{unit}"
+        return text + (f" [{low:.3g}, {high:.3g}]" if low is not None and high is not None else "")
+    reason = str(elbow.get("reason") or "")
+    if not elbow_tested(elbow):
+        return reason if reason.startswith(NOT_TESTED) else f"{NOT_TESTED}{reason or 'too few values'}"
+    p = elbow.get("p_value")
+    found = f"p = {p:.2g}" if p is not None else ""
+    if reason and not reason.startswith("no significant rise"):
+        # A significant rise without a usable breakpoint (no convergence, at the range's edge, no rise after it):
+        # the p-value alone would read as an elbow found.
+        found += ("; " if found else "") + reason.split(" (", 1)[0]
+    return f"tested, none found ({found})" if found else "tested, none found"
+
+
+def untested_note(elbows: Iterable[Mapping[str, Any]]) -> str | None:
+    """One sentence for the curves that were not tested, or None when every curve was: how many values the test needs
+    (``MIN_AXIS_VALUES``) and how many the sweep has."""
+    untested = [e for e in elbows if not elbow_tested(e)]
+    if not untested:
+        return None
+    counts = sorted({int(e["n_values"]) for e in untested if e.get("n_values") is not None})
+    have = f" (these have {' or '.join(map(str, counts))} axis values)" if counts else ""
+    return (
+        f"Critical points not tested for {len(untested)} curve(s): the test needs at least {MIN_AXIS_VALUES} axis "
+        f"values and {MIN_OBSERVATIONS} observations{have}; not tested is not the same as no critical point."
+    )

@@ -2,8 +2,12 @@
 
 Every row that shows a chosen trial says what it was chosen on (``selected_on``: validation, or test by the paper's
 rule); ``test_error`` of a points export is the number to report: the chosen trial's test error at the chosen
-``epoch``. The schema is written out rather than inferred, so an empty sweep or an all-null column still gets the
-right types, and the file is written next to its target and renamed, so a crash never leaves half a file.
+``epoch``. Every row carries the sweep's ``profile`` (``smoke`` for a smoke run, whose numbers are not results; null
+for a full run), a points row how many seeds of its device point have a result (``replicates``) and whether that is
+fewer than ``MIN_REPLICATES`` (``few_seeds``: their sd and interval are unreliable), an elbows row whether the test
+for an elbow ran (``tested``). The schema is written out rather than inferred, so an empty sweep or an all-null column
+still gets the right types, and the file is written next to its target and renamed, so a crash never leaves half a
+file.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from analog_sweep.results._errors import StoreInputError
+from analog_sweep.results._replicates import MIN_REPLICATES
 from analog_sweep.results._schema import ACTIVITY_FIELDS, AXES, TRIAL_ACTIVITY_FIELDS
 
 _TIME = pa.timestamp("us", tz="UTC")
@@ -37,6 +42,7 @@ _POINT_FIELDS = [
     pa.field("seed", pa.int64()),
     *(pa.field(axis, pa.float64()) for axis in AXES),
     pa.field("label", pa.string()),
+    pa.field("profile", pa.string()),
 ]
 
 TRIALS_SCHEMA = pa.schema(
@@ -83,6 +89,8 @@ POINTS_SCHEMA = pa.schema(
         pa.field("final_test_error", pa.float64()),
         pa.field("best_test_error", pa.float64()),
         pa.field("epochs_done", pa.int64()),
+        pa.field("replicates", pa.int64()),
+        pa.field("few_seeds", pa.bool_()),
         *_activity_fields(TRIAL_ACTIVITY_FIELDS),
     ]
 )
@@ -96,6 +104,7 @@ ELBOWS_SCHEMA = pa.schema(
         pa.field("axis", pa.string()),
         pa.field("n_values", pa.int64()),
         pa.field("n_obs", pa.int64()),
+        pa.field("tested", pa.bool_()),
         pa.field("has_elbow", pa.bool_()),
         pa.field("breakpoint", pa.float64()),
         pa.field("ci_low", pa.float64()),
@@ -106,21 +115,38 @@ ELBOWS_SCHEMA = pa.schema(
         pa.field("log_x", pa.bool_()),
         pa.field("method", pa.string()),
         pa.field("reason", pa.string()),
+        pa.field("profile", pa.string()),
     ]
 )
 
 
-def write_trials(rows: Iterable[dict[str, Any]], path: Path) -> int:
-    """Write the rows in batches of ``_BATCH``, so memory stays bounded whatever the table's size."""
-    return _write(rows, TRIALS_SCHEMA, path)
+def write_trials(rows: Iterable[dict[str, Any]], path: Path, *, profile: str | None = None) -> int:
+    """Write the rows in batches of ``_BATCH``, so memory stays bounded whatever the table's size; ``profile`` (the
+    sweep's, ``_profile.run_profile``) on every row."""
+    return _write(({**row, "profile": profile} for row in rows), TRIALS_SCHEMA, path)
 
 
-def write_points(rows: list[dict[str, Any]], path: Path) -> int:
-    return _write(rows, POINTS_SCHEMA, path)
+def write_points(rows: list[dict[str, Any]], path: Path, *, profile: str | None = None) -> int:
+    """Write ``Store.best_points`` rows (one per point and seed) with ``profile`` and, per row, how many seeds of its
+    device point (mode, algorithm, task, device axes) have a result (``replicates``) and ``few_seeds``."""
+    counts: dict[tuple, int] = {}
+    for row in rows:
+        if row.get("test_error") is not None:
+            counts[_device_key(row)] = counts.get(_device_key(row), 0) + 1
+    out = []
+    for row in rows:
+        replicates = counts.get(_device_key(row), 0)
+        out.append({**row, "profile": profile, "replicates": replicates, "few_seeds": replicates < MIN_REPLICATES})
+    return _write(out, POINTS_SCHEMA, path)
 
 
-def write_elbows(rows: list[dict[str, Any]], path: Path) -> int:
-    return _write(rows, ELBOWS_SCHEMA, path)
+def write_elbows(rows: list[dict[str, Any]], path: Path, *, profile: str | None = None) -> int:
+    """Write ``Store.elbows`` rows with ``profile``."""
+    return _write([{**row, "profile": profile} for row in rows], ELBOWS_SCHEMA, path)
+
+
+def _device_key(row: dict[str, Any]) -> tuple:
+    return (row.get("mode"), row.get("algorithm"), row.get("task"), *(row.get(a) for a in AXES))
 
 
 # Rows a Parquet row group is written from: a study's epoch rows stream through in batches this size.

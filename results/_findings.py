@@ -16,10 +16,11 @@ from typing import Any
 from analog_sweep.results._activity import activity_warnings
 from analog_sweep.results._algorithms import compared_algorithms, compares_algorithms
 from analog_sweep.results._basepoint import base_points, device_point
+from analog_sweep.results._elbows import elbow_outcome, elbow_tested
 from analog_sweep.results._figures import AXIS_UNITS, series_style
 from analog_sweep.results._labels import algorithm_rank
 from analog_sweep.results._paper import CRITICAL_POINT, DIFFERENCE, paper_task, paper_value
-from analog_sweep.results._replicates import Summary, difference
+from analog_sweep.results._replicates import MIN_REPLICATES, Difference, Summary, difference
 from analog_sweep.results._schema import ANALOG_MODES
 
 # The paper's two comparisons (Sec. III.A): A - B in test error, so a negative difference means A is better.
@@ -36,7 +37,10 @@ def mode_differences(best_rows: list[Mapping[str, Any]], *, dataset: str | None 
 
     Each row: ``task``, ``comparison`` (labels), ``a_mean``, ``a_n``, ``b_mean``, ``b_n`` (percent, seeds),
     ``difference`` (percentage points) with its Welch 95 % interval ``ci_low``, ``ci_high`` (None when a side has one
-    seed), ``verdict`` (what the interval says, in words), and ``paper`` (the paper's value as text, or None).
+    seed, or when no seed of either mode differs from the others: no interval, never a zero-width one),
+    ``few_seeds`` (a side has fewer than ``MIN_REPLICATES`` seeds), ``verdict`` (what the interval says, in words:
+    unreliable with few seeds, never resolved), and ``paper`` (the paper's value as text, or None; None for every
+    row when ``dataset`` is None, as for a smoke run).
     Comparisons whose modes the sweep did not run at a task's base point are left out. In a sweep that compares
     algorithms, each comparison is made per algorithm (analog scratch of the same algorithm; the digital mode is
     shared), and the labels name it (``analog TL, c-TTv2 - digital TL``).
@@ -71,20 +75,29 @@ def mode_differences(best_rows: list[Mapping[str, Any]], *, dataset: str | None 
                         "difference": diff.difference,
                         "ci_low": diff.low,
                         "ci_high": diff.high,
-                        "verdict": _verdict(label_a, label_b, diff.difference, diff.low, diff.high),
+                        "few_seeds": diff.few,
+                        "verdict": _verdict(label_a, label_b, diff),
                         "paper": reference.text() if reference else None,
                     }
                 )
     return out
 
 
-def _verdict(a: str, b: str, diff: float, low: float | None, high: float | None) -> str:
-    better, worse = (a, b) if diff < 0 else (b, a)
-    if low is None or high is None:
-        return f"{better} lower by {abs(diff):.1f} points; one seed on a side, so no interval"
-    if low > 0 or high < 0:
-        return f"{better} lower by {abs(diff):.1f} points; the 95 % interval excludes 0"
-    return f"{better} lower by {abs(diff):.1f} points, but the 95 % interval includes 0: not resolved by these seeds"
+def _verdict(a: str, b: str, diff: Difference) -> str:
+    better = a if diff.difference < 0 else b
+    lower = f"{better} lower by {abs(diff.difference):.1f} points"
+    few = f"fewer than {MIN_REPLICATES} seeds on a side (n = {diff.n_a}, {diff.n_b})"
+    if diff.no_spread:
+        return f"{lower}; every seed of both modes gave the same error, so no interval (not an exact difference)" + (
+            f"; {few}: unreliable" if diff.few else ""
+        )
+    if diff.low is None or diff.high is None:
+        return f"{lower}; one seed on a side, so no interval"
+    if diff.few:
+        return f"{lower}; {few}: unreliable, not resolved"
+    if diff.low > 0 or diff.high < 0:
+        return f"{lower}; the 95 % interval excludes 0"
+    return f"{lower}, but the 95 % interval includes 0: not resolved by these seeds"
 
 
 def critical_points(
@@ -92,26 +105,23 @@ def critical_points(
 ) -> list[dict[str, Any]]:
     """The critical point per axis, task and mode (and algorithm; ``results.sweep_elbows`` rows, ``Elbow.as_row()``)
     as report rows: ``axis``, ``task``, ``mode`` (naming the algorithm where the sweep compares several),
-    ``critical_point`` (text with unit and 95 % interval, or "no elbow"),
-    ``p_value``, ``n_values``, ``n_obs``, ``method``, ``reason``, and ``paper`` (the paper's value as text, or None).
+    ``tested`` (whether the test for an elbow ran), ``critical_point`` (``_elbows.elbow_outcome``: the point with unit
+    and 95 % interval, ``not tested: ...``, or ``tested, none found (p = ...)``), ``p_value``, ``n_values``,
+    ``n_obs``, ``method``, ``reason``, and ``paper`` (the paper's value as text, or None; None for every row when
+    ``dataset`` is None, as for a smoke run).
     """
     papers = task_names(best_rows, dataset)
     compare = compares_algorithms(best_rows)
     out = []
     for elbow in sorted(elbow_rows, key=lambda e: (e["axis"], e["task"], e["mode"], e.get("algorithm") or "")):
-        unit = AXIS_UNITS.get(elbow["axis"], "")
-        if elbow.get("has_elbow") and elbow.get("breakpoint") is not None:
-            text = f"{elbow['breakpoint']:.3g}{unit}"
-            if elbow.get("ci_low") is not None and elbow.get("ci_high") is not None:
-                text += f" [{elbow['ci_low']:.3g}, {elbow['ci_high']:.3g}]"
-        else:
-            text = "no elbow"
+        text = elbow_outcome(elbow, AXIS_UNITS.get(elbow["axis"], ""))
         reference = paper_value(papers.get(elbow["task"]), CRITICAL_POINT, elbow["axis"])
         out.append(
             {
                 "axis": elbow["axis"],
                 "task": elbow["task"],
                 "mode": series_style(elbow["mode"], elbow.get("algorithm"), compare=compare).label,
+                "tested": elbow_tested(elbow),
                 "critical_point": text,
                 "p_value": elbow.get("p_value"),
                 "n_values": elbow.get("n_values"),

@@ -19,8 +19,17 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from analog_sweep.results import _labels
 from analog_sweep.results._errors import StoreInputError
-from analog_sweep.results._schema import RUN_KINDS, pretrained_models, rpu_configs, sweep_runs, trials, utc_row
+from analog_sweep.results._schema import (
+    RUN_KINDS,
+    points,
+    pretrained_models,
+    rpu_configs,
+    sweep_runs,
+    trials,
+    utc_row,
+)
 
 # scheme://user:PASSWORD@host (greedy to the last @, so a password holding a raw @ is hidden whole) and
 # ?password=... / &sslpassword=... (libpq's query parameters). In free text a password ends at white space; in one
@@ -187,8 +196,18 @@ def config_hash(rpu_config: Mapping[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def _point_labels(connection: sa.Connection, sweep: str) -> dict[str, str]:
+    """Every point's readable label by its key (``_labels.point_label``: the stored one, or one made for a point
+    recorded before labels were)."""
+    rows = [dict(row) for row in connection.execute(sa.select(points).where(points.c.sweep == sweep)).mappings()]
+    varied = _labels.varied_axes(rows)
+    return {row["point_key"]: _labels.point_label(row, varied) for row in rows}
+
+
 def read_provenance(connection: sa.Connection, sweep: str) -> dict[str, Any]:
-    """The provenance of one sweep as plain data (see ``Store.provenance``)."""
+    """The provenance of one sweep as plain data (see ``Store.provenance``); each rpu config lists the trials that
+    ran with it (``trial_ids``) and their points, by key (``point_keys``) and label (``point_labels``, the same
+    order)."""
     rows = connection.execute(
         sa.select(sweep_runs).where(sweep_runs.c.sweep == sweep).order_by(sweep_runs.c.started_at, sweep_runs.c.run_id)
     ).mappings()
@@ -262,6 +281,9 @@ def read_provenance(connection: sa.Connection, sweep: str) -> dict[str, Any]:
         )
         for digest, config in stored:
             groups[digest]["rpu_config"] = config
+        labels = _point_labels(connection, sweep)
+        for group in groups.values():
+            group["point_labels"] = [labels.get(key, key) for key in group["point_keys"]]
     return {
         "sweep": sweep,
         "runs": runs,

@@ -3,6 +3,11 @@
 Statistics come from scipy: the mean's 95 % interval is Student's t (``scipy.stats.t``), a difference of two means
 is Welch's t interval (``scipy.stats.ttest_ind(equal_var=False).confidence_interval``). One replicate has no spread:
 its standard deviation and interval are None (n = 1 is shown as such, never as certainty).
+
+Fewer than ``MIN_REPLICATES`` (3) seeds give a standard deviation and interval that say little: two seeds that hit the
+same count of test images give sd 0, and the t interval of two is 9 sd wide on each side. Every table, figure and
+finding flags them (``few_seeds``, ``Summary.few``, ``Difference.few``), and an sd of 0 is never shown as a precise
+value (``spread_text``).
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ from analog_sweep.results._labels import point_sort_key
 from analog_sweep.results._schema import AXES, TRIAL_ACTIVITY_FIELDS
 
 CONFIDENCE = 0.95
+# Fewer seeds than this: the spread and interval are flagged as unreliable wherever they are shown.
+MIN_REPLICATES = 3
 
 
 @dataclass(frozen=True)
@@ -42,32 +49,69 @@ class Summary:
 
         return cls(n, mean, sd, float(stats.t.ppf(0.5 + CONFIDENCE / 2, n - 1)) * sd / math.sqrt(n))
 
+    @property
+    def few(self) -> bool:
+        """Fewer than ``MIN_REPLICATES`` values: the sd and interval are unreliable (None for one value)."""
+        return self.n < MIN_REPLICATES
+
+    @property
+    def no_spread(self) -> bool:
+        """Two values or more, all equal: sd 0, which is no measure of precision."""
+        return self.sd == 0
+
+
+def spread_text(n: int, sd: float | None) -> str | None:
+    """How an sd must be read, or None when it can be shown as it is: ``n = 1, no sd``; ``sd 0 from 2 seeds`` (the
+    seeds agree, which says nothing about the spread); ``from 2 seeds: unreliable``."""
+    if n < 2 or sd is None:
+        return f"n = {n}, no sd"
+    if sd == 0:
+        return f"sd 0 from {n} seeds"
+    if n < MIN_REPLICATES:
+        return f"from {n} seeds: unreliable"
+    return None
+
 
 @dataclass(frozen=True)
 class Difference:
-    """mean(a) - mean(b) with its Welch 95 % interval (``low``, ``high``); None bounds when either side has n < 2."""
+    """mean(a) - mean(b) with its Welch 95 % interval (``low``, ``high``); None bounds when either side has n < 2, or
+    when neither side's values differ at all (``no_spread``: no interval, never a zero-width one). ``few``: a side
+    has fewer than ``MIN_REPLICATES`` values, so the interval (if any) is unreliable."""
 
     difference: float
     low: float | None
     high: float | None
     n_a: int
     n_b: int
+    no_spread: bool = False
+
+    @property
+    def few(self) -> bool:
+        return min(self.n_a, self.n_b) < MIN_REPLICATES
 
     def __str__(self) -> str:
+        counts = f"n = {self.n_a}, {self.n_b}"
+        if self.no_spread:
+            return f"{self.difference:+.1f} ({counts}, no spread among the seeds: no interval)"
         if self.low is None:
-            return f"{self.difference:+.1f} (n = {self.n_a}, {self.n_b}: no interval)"
-        return f"{self.difference:+.1f} [{self.low:+.1f}, {self.high:+.1f}] (n = {self.n_a}, {self.n_b})"
+            return f"{self.difference:+.1f} ({counts}: no interval)"
+        flag = f"; fewer than {MIN_REPLICATES} seeds on a side: unreliable" if self.few else ""
+        return f"{self.difference:+.1f} [{self.low:+.1f}, {self.high:+.1f}] ({counts}{flag})"
 
 
 def difference(a: Sequence[float], b: Sequence[float]) -> Difference:
-    """mean(a) - mean(b) with Welch's t interval at ``CONFIDENCE``."""
+    """mean(a) - mean(b) with Welch's t interval at ``CONFIDENCE`` (percentage points for test errors in percent).
+
+    No interval (None bounds) when a side has one value, or when every value on both sides is the same
+    (``no_spread``): a zero-width interval would read as an exact difference. Raises ``ValueError`` for an empty side.
+    """
     if not a or not b:
         raise ValueError("both sides need at least one value")
     diff = statistics.fmean(a) - statistics.fmean(b)
     if len(a) < 2 or len(b) < 2:
         return Difference(diff, None, None, len(a), len(b))
     if statistics.pstdev(a) == 0 and statistics.pstdev(b) == 0:
-        return Difference(diff, diff, diff, len(a), len(b))
+        return Difference(diff, None, None, len(a), len(b), no_spread=True)
     from scipy import stats
 
     with warnings.catch_warnings():  # nearly equal values: scipy warns of precision loss, the interval still holds
@@ -103,6 +147,8 @@ def replicate_rows(best_rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any
             test_error_mean=summary.mean if summary else None,
             test_error_sd=summary.sd if summary else None,
             test_error_ci95=summary.ci95 if summary else None,
+            few_seeds=len(done) < MIN_REPLICATES,
+            spread_note=spread_text(summary.n, summary.sd) if summary else None,
         )
         for name in TRIAL_ACTIVITY_FIELDS:
             values = [r[name] for r in done if r.get(name) is not None]
@@ -110,3 +156,17 @@ def replicate_rows(best_rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any
         summaries.append(out)
     summaries.sort(key=point_sort_key)
     return summaries
+
+
+def few_seeds_note(rows: Iterable[Mapping[str, Any]], *, seeds: str = "seeds") -> str | None:
+    """The footnote for a table of replicate rows (``replicate_rows``, ``Store.axis_curve`` rows with ``points``, or
+    any rows with ``few_seeds``), or None when every row has ``MIN_REPLICATES`` seeds or more. ``seeds``: the column
+    holding the count, when rows have no ``few_seeds``."""
+    rows = list(rows)
+    few = [r for r in rows if r.get("few_seeds", (r.get(seeds) or 0) < MIN_REPLICATES)]
+    if not few:
+        return None
+    return (
+        f"few_seeds: {len(few)} of {len(rows)} rows have fewer than {MIN_REPLICATES} seeds: their sd and 95 % "
+        "interval are unreliable, and an sd of 0 means the seeds gave the same error, not an exact value"
+    )

@@ -4,10 +4,11 @@
 ``out/<figure>.png|pdf``: the paper's Fig. 2 (``epochs_figure``), one Fig. 3-5 per varied device axis (``axis_figure``),
 the findings (``_findings``: mode comparisons with Welch intervals, critical points, analog learning activity;
 ``_algorithms``: the algorithms compared per axis value, where the sweep compares several) beside the paper's values
-(``_paper``), every point's replicate summary, the provenance of the runs, and the spec. A part the store cannot give
-(critical points or provenance from a version that does not record them, figures of a sweep with no completed trial) is
-shown as absent with the reason, never left out silently. The HTML has no scripts and loads nothing: it opens the same
-from a mail attachment as from the folder.
+(``_paper``), every point's replicate summary, the provenance of the runs, and the spec. A smoke run (``_profile``) is
+labelled on the page, in every figure and caption, and is set beside none of the paper's values. A part the store
+cannot give (critical points or provenance from a version that does not record them, figures of a sweep with no
+completed trial) is shown as absent with the reason, never left out silently. The HTML has no scripts and loads
+nothing: it opens the same from a mail attachment as from the folder.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import yaml
 from analog_sweep.results._activity import frozen_tiles
 from analog_sweep.results._algorithms import algorithm_differences, algorithm_label, compared_algorithms
 from analog_sweep.results._basepoint import base_points, device_point, varied_axes
+from analog_sweep.results._elbows import MIN_AXIS_VALUES, untested_note
 from analog_sweep.results._errors import StoreInputError
 from analog_sweep.results._figures import (
     AXIS_LABELS,
@@ -39,9 +41,12 @@ from analog_sweep.results._figures import (
 )
 from analog_sweep.results._findings import activity_by_mode, critical_points, mode_differences, task_names
 from analog_sweep.results._paper import CRITICAL_POINT, PAPER_VALUES, paper_value
-from analog_sweep.results._replicates import CONFIDENCE, replicate_rows
+from analog_sweep.results._profile import SMOKE_NOTE, run_profile, smoke_run
+from analog_sweep.results._replicates import CONFIDENCE, MIN_REPLICATES, replicate_rows
 
 REPORT_NAME = "report.html"
+# Why a smoke run's report leaves out the paper's values.
+SMOKE_NO_PAPER = "a smoke run's numbers are not results, so they are set beside none of the paper's values"
 # How each point's trial was chosen, as the report states it: by the ``selected_on`` column of the best rows where
 # the store has one, else the paper's rule (``results._best``), which is the only rule of stores without it.
 SELECTION_RULES = {
@@ -69,7 +74,9 @@ class Section:
 
 @dataclass
 class StudyReport:
-    """Everything the HTML shows, computed from the store (``build_report``)."""
+    """Everything the HTML shows, computed from the store (``build_report``). ``profile``: the profile the sweep was
+    made with (``smoke``), or None; ``smoke`` whether it is a smoke run; ``paper_absent`` why the paper's values are
+    left out (a smoke run), else None; ``critical_note`` the sentence on curves not tested for a critical point."""
 
     sweep: dict[str, Any]
     progress: dict[str, Any]
@@ -88,6 +95,10 @@ class StudyReport:
     provenance_absent: str | None
     generated_at: str
     version: str
+    profile: str | None = None
+    smoke: bool = False
+    paper_absent: str | None = None
+    critical_note: str | None = None
 
 
 def build_report(store: Any, sweep: str, *, formats: tuple[str, ...] = FORMATS) -> StudyReport:
@@ -104,14 +115,16 @@ def build_report(store: Any, sweep: str, *, formats: tuple[str, ...] = FORMATS) 
         modes_by_task.setdefault(row["task"], set()).add(row["mode"])
     progress = next(row for row in store.sweep_progress() if row["sweep"] == sweep)
     spec = sweep_row.get("spec") or {}
-    dataset = (spec.get("data") or {}).get("dataset", "digits")
+    smoke = smoke_run(spec)
+    # A smoke run is set beside none of the paper's values: no paper task, so no paper column, line or reference.
+    dataset = None if smoke else (spec.get("data") or {}).get("dataset", "digits")
     frozen = frozen_tiles(spec)
     done = [r for r in best if r.get("test_error") is not None]
 
     elbows, elbows_absent = _elbows(store, sweep)
     figures, figures_absent = [], []
     try:
-        figures.append(epochs_figure(curves, formats=formats, modes_by_task=modes_by_task))
+        figures.append(epochs_figure(curves, formats=formats, modes_by_task=modes_by_task, smoke=smoke))
     except StoreInputError as exc:
         figures_absent.append(("Test error per epoch of the modes at the base device (the paper's Fig. 2)", str(exc)))
     papers = task_names(best, dataset)
@@ -122,7 +135,7 @@ def build_report(store: Any, sweep: str, *, formats: tuple[str, ...] = FORMATS) 
             for task, name in papers.items()
             if (ref := paper_value(name, CRITICAL_POINT, axis)) is not None
         }
-        figures.append(axis_figure(done, axis, elbows=elbows, references=references, formats=formats))
+        figures.append(axis_figure(done, axis, elbows=elbows, references=references, formats=formats, smoke=smoke))
     if not done:
         figures_absent.append(
             ("Test error against the device axes (the paper's Figs. 3-5)", "no point has a completed trial yet")
@@ -175,6 +188,7 @@ def build_report(store: Any, sweep: str, *, formats: tuple[str, ...] = FORMATS) 
             "before schema version 3)"
         )
 
+    critical_note = untested_note(elbows) if elbows and critical.rows else None
     provenance, provenance_absent = _provenance(store, sweep)
     return StudyReport(
         sweep=sweep_row,
@@ -189,11 +203,15 @@ def build_report(store: Any, sweep: str, *, formats: tuple[str, ...] = FORMATS) 
         points=replicate_rows(best),
         points_raw=best,
         point_axes=varied_axes(best),
-        paper=_paper_rows(set(papers.values())),
+        paper=[] if smoke else _paper_rows(set(papers.values())),
         provenance=provenance,
         provenance_absent=provenance_absent,
         generated_at=datetime.now(UTC).isoformat(timespec="seconds"),
         version=_version(),
+        profile=run_profile(spec),
+        smoke=smoke,
+        paper_absent=SMOKE_NO_PAPER if smoke else None,
+        critical_note=critical_note,
     )
 
 
@@ -250,6 +268,9 @@ def render_html(report: StudyReport) -> str:
         provenance_view=_provenance_view(report.provenance) if report.provenance else None,
         algorithms=", ".join(algorithm_label(a) for a in compared) or "c-TTv2",
         mode_label=lambda m, a=None: series_style(m, a, compare=len(compared) > 1).label,
+        smoke_note=SMOKE_NOTE,
+        min_replicates=MIN_REPLICATES,
+        min_axis_values=MIN_AXIS_VALUES,
     )
 
 
@@ -340,7 +361,7 @@ def _provenance_view(provenance: Mapping[str, Any]) -> dict[str, Any]:
         {
             "summary": f"{config.get('config_hash', '-')}: {len(config.get('trial_ids') or [])} trial(s) at "
             f"{len(config.get('point_keys') or [])} point(s)",
-            "points": ", ".join(config.get("point_keys") or []),
+            "points": ", ".join(config.get("point_labels") or config.get("point_keys") or []),
             "text": json.dumps(config.get("rpu_config"), indent=1, default=str, sort_keys=True),
         }
         for config in provenance.get("rpu_configs") or []

@@ -23,6 +23,7 @@ from analog_sweep.results import _best, _labels, _provenance, _queries, _readonl
 # command reading a table does not load them.
 from analog_sweep.results._engine import create_engine, database_errors, label, resolve_url
 from analog_sweep.results._errors import NotFound, SpecConflict, StoreInputError, TrialConflict
+from analog_sweep.results._profile import run_profile
 from analog_sweep.results._schema import (
     ACTIVITY_FIELDS,
     AXES,
@@ -446,7 +447,8 @@ class Store:
           ``path``, ``run`` (number of the run that first used it), ``recorded_at``;
         - ``rpu_configs``: one dict per distinct resolved rpu config, by the first point using it: ``config_hash``
           (16 hex digits of the canonical JSON), ``rpu_config`` (the JSON as a dict), ``trial_ids`` and
-          ``point_keys`` (every trial and point that ran with it);
+          ``point_keys`` (every trial and point that ran with it), ``point_labels`` (the points by label, in the
+          order of ``point_keys``);
         - ``trials_without_rpu_config``: trials with none (digital trials, and trials recorded before provenance).
 
         Raises:
@@ -575,16 +577,18 @@ class Store:
         which trial and epoch were chosen (``chosen``, ``selected_on``, ``chosen_epoch``); return the row count."""
         from analog_sweep.results import _export
 
+        profile = run_profile(self.get_sweep(sweep)["spec"])
         with self.transaction() as connection:
             self._require_sweep(connection, sweep)
             rows = _queries.trial_epoch_rows(connection, sweep, self._selection(connection, sweep, selection))
-            return _export.write_trials(rows, Path(path))
+            return _export.write_trials(rows, Path(path), profile=profile)
 
     def export_points(self, sweep: str, path: str | Path, selection: _best.Selection | None = None) -> int:
         """Write one Parquet row per point, with its chosen trial (``best_points``); return the row count."""
         from analog_sweep.results import _export
 
-        return _export.write_points(self.best_points(sweep, selection), Path(path))
+        rows = self.best_points(sweep, selection)
+        return _export.write_points(rows, Path(path), profile=run_profile(self.get_sweep(sweep)["spec"]))
 
     def elbows(self, sweep: str, axis: str | None = None) -> list[dict[str, Any]]:
         """The critical point of every axis the sweep varies, per mode, algorithm and task (``results.sweep_elbows``),
@@ -621,7 +625,8 @@ class Store:
         """Write one Parquet row per elbow (``elbows``); return the row count."""
         from analog_sweep.results import _export
 
-        return _export.write_elbows(self.elbows(sweep, axis), Path(path))
+        rows = self.elbows(sweep, axis)
+        return _export.write_elbows(rows, Path(path), profile=run_profile(self.get_sweep(sweep)["spec"]))
 
     def run_readonly_query(self, sql: str, max_rows: int | None = None) -> _readonly.QueryResult:
         """Run one read-only SQL statement; writes, schema changes and multiple statements raise ``QueryRefused``."""

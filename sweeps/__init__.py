@@ -29,7 +29,7 @@ _EXPORTS = {
         "trial_config",
     ),
     "_loader": ("load_spec", "shipped_specs", "spec_as_recorded", "spec_from_mapping", "spec_hash"),
-    "_measured": ("measured_epochs", "timing_key"),
+    "_measured": ("MeasuredPretraining", "measured_epochs", "measured_pretraining", "timing_key"),
     "_neighbours": ("Neighbourhood", "neighbourhood"),
     "_overrides": ("apply_overrides", "parse_override"),
     "_profiles": ("PROFILES", "profile_overrides"),

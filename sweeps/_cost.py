@@ -15,6 +15,10 @@ Where earlier sweeps in the results store ran trials that do the same work (``sw
 image size, images per epoch, batch size, analog or digital, CPU or GPU), their median measured seconds per epoch
 replace the model for those trials.
 
+Each pretrained model is priced at 0 where it is already in the cache (loaded, not trained), else at the median time
+the store recorded for trainings of its cache key (``sweeps._measured.measured_pretraining``), else by the model
+(``pretrain.epochs`` digital epochs over the source images; ``CostEstimate.pretraining`` says which).
+
 The estimate is a range: the upper bound runs every trial for all its epochs; the lower bound lets the pruner stop
 every trial it may at its first chance (``pruned_trial_epochs``: the median pruner after its warm-up, successive
 halving and Hyperband at their rungs, with at least one trial per point run to the end; with warm starts a point's
@@ -33,12 +37,12 @@ neighbours, so it can be well above the compute divided by the slots. The report
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 from analog_sweep.sweeps._expand import Point, line_points, mode_algorithms, refine_modes
-from analog_sweep.sweeps._measured import MeasuredEpoch, TimingKey, timing_key
+from analog_sweep.sweeps._measured import MeasuredEpoch, MeasuredPretraining, TimingKey, timing_key
 from analog_sweep.sweeps._neighbours import neighbourhood
 from analog_sweep.sweeps._schedule import Search, makespan
 from analog_sweep.sweeps._scheduling import may_warm_start, seed_leaders, stops_by_patience, warm_starts
@@ -56,6 +60,19 @@ GPU_SPEEDUP = {"analog": 20.0, "digital": 10.0}
 TRAIN_PER_CLASS = {"digits": 180 * (1 - DIGITS_TEST_FRACTION), "cifar": 500}
 TEST_PER_CLASS = {"digits": 180 * DIGITS_TEST_FRACTION, "cifar": 100}
 SOURCE_TRAIN_IMAGES = {"digits": 630, "cifar": 50_000}
+CACHED, MEASURED, ESTIMATED = "cached", "measured", "estimated"  # how a pretrained model is priced
+
+
+@dataclass(frozen=True)
+class PretrainPrice:
+    """One pretrained model the sweep needs: its cache key, how it is priced (``CACHED``: in the cache, 0 s;
+    ``MEASURED``: the store's median for the key; ``ESTIMATED``: the time model), and its seconds; ``measured``
+    is the store's record for ``MEASURED``."""
+
+    key: str
+    how: str
+    seconds: float
+    measured: MeasuredPretraining | None = None
 
 
 @dataclass(frozen=True)
@@ -70,9 +87,9 @@ class CostEstimate:
     points: int
     trials: int
     trial_epochs: int  # upper bound: every trial runs every epoch
-    pretrain_jobs: int
+    pretrain_jobs: int  # pretrained models the sweep needs, cached ones included
     trial_seconds: float  # upper bound, all trials one after another, each on its requested resources
-    pretrain_seconds: float
+    pretrain_seconds: float  # of the models to train (a cached one costs 0)
     pruned_trial_epochs: int = 0  # lower bound: the pruner stops every trial it may at its first chance
     pruned_trial_seconds: float = 0.0
     measured_trials: int = 0  # trials priced from epochs measured in the store rather than by the model
@@ -85,17 +102,24 @@ class CostEstimate:
     # Adaptive refinement's budget: each round's (searches, fewest_searches), run one round after another; the wall
     # time replays these instead of ``searches`` when given.
     rounds: tuple[tuple[tuple[Search, ...], tuple[Search, ...]], ...] = ()
+    pretraining: tuple[PretrainPrice, ...] = ()  # each model's price, in first-use order
+
+    @property
+    def pretrain_to_train(self) -> int:
+        """Pretrained models not in the cache: the stage trains these."""
+        return sum(price.how != CACHED for price in self.pretraining) if self.pretraining else self.pretrain_jobs
 
     def wall_seconds(self, parallel_trials: int, *, pruned: bool = False) -> float:
-        """Wall time with ``parallel_trials`` trials at a time: pretraining first, one job per pretrained model, as
-        many at once as there are slots (a job is not split), then the trials as ``run`` hands them out
+        """Wall time with ``parallel_trials`` trials at a time: pretraining first, one job per pretrained model not in
+        the cache, as many at once as there are slots (a job is not split), then the trials as ``run`` hands them out
         (``sweeps._schedule.makespan``: under patience a point runs its trials one after another, and points wait
         for their neighbours, so slots can stand idle), or each of the ``rounds`` one after another."""
         slots = max(parallel_trials, 1)
         phases = self.rounds or ((self.searches, self.fewest_searches),)
         pretraining = 0.0
-        if self.pretrain_jobs:
-            pretraining = math.ceil(self.pretrain_jobs / slots) * self.pretrain_seconds / self.pretrain_jobs
+        if self.pretrain_to_train:
+            to_train = self.pretrain_to_train
+            pretraining = math.ceil(to_train / slots) * self.pretrain_seconds / to_train
         return pretraining + sum(makespan(lower if pruned else upper, slots) for upper, lower in phases)
 
     def gpu_hours(self, *, pruned: bool = False) -> float:
@@ -113,6 +137,8 @@ def estimate_cost(
     measured: Mapping[TimingKey, MeasuredEpoch] | None = None,
     on_gpu: bool | None = None,
     refinement: bool = False,
+    pretraining: Mapping[str, MeasuredPretraining] | None = None,
+    cached: Collection[str] = (),
 ) -> CostEstimate:
     """Trials, trial-epochs and seconds of the sweep's ``points``, as a range (the module docstring's model).
 
@@ -124,11 +150,13 @@ def estimate_cost(
         on_gpu: Price the trials as GPU trials (default: ``resources.gpu`` > 0); False for a GPU spec run with
             ``--cpu-fallback`` on CPUs.
         refinement: The points are a refinement round's (``fewest_trials``), already in run order.
+        pretraining: Seconds per pretraining from earlier sweeps, by cache key
+            (``sweeps._measured.measured_pretraining``), used for the models they match.
+        cached: Cache keys of the models already in the cache: priced at 0.
 
     Returns:
         The estimate, with every point's searches for the wall-time replay.
     """
-    units = work_units(spec)
     on_gpu = spec.resources.gpu > 0 if on_gpu is None else on_gpu
     per_point = spec.lr_search.trials_per_point
     trial_seconds = pruned_seconds = 0.0
@@ -152,20 +180,16 @@ def estimate_cost(
         trial_seconds += per_point * TRIAL_OVERHEAD_SECONDS + per_point * spec.epochs * epoch
         pruned_seconds += len(fewest) * TRIAL_OVERHEAD_SECONDS + sum(fewest) * epoch
     searches, fewest_searches = schedule_searches(spec, points, epoch_seconds, refinement=refinement)
-    pretrain_jobs = len({point.pretrain_key for point in points if point.mode.endswith("_tl")})
-    source = SOURCE_TRAIN_IMAGES[spec.data.dataset]
-    if spec.data.source_limit is not None:
-        source = min(source, spec.data.source_limit)
-    settings = spec.pretrain.settings
-    pretrain_seconds = pretrain_jobs * settings.epochs * _digital_train_seconds(source, settings.batch_size, units)
+    keys = list(dict.fromkeys(point.pretrain_key for point in points if point.pretrain_key is not None))
+    prices = tuple(_pretrain_price(spec, key, pretraining or {}, cached, on_gpu=on_gpu) for key in keys)
     trials = len(points) * spec.lr_search.trials_per_point
     return CostEstimate(
         points=len(points),
         trials=trials,
         trial_epochs=trials * spec.epochs,
-        pretrain_jobs=pretrain_jobs,
+        pretrain_jobs=len(keys),
         trial_seconds=trial_seconds,
-        pretrain_seconds=pretrain_seconds / (GPU_SPEEDUP["digital"] if on_gpu else 1.0),
+        pretrain_seconds=sum(price.seconds for price in prices),
         pruned_trial_epochs=fewest_epochs,
         pruned_trial_seconds=pruned_seconds,
         measured_trials=measured_trials,
@@ -175,7 +199,34 @@ def estimate_cost(
         gpus_per_trial=spec.resources.gpu if on_gpu else 0.0,
         searches=searches,
         fewest_searches=fewest_searches,
+        pretraining=prices,
     )
+
+
+def modelled_pretrain_seconds(spec: SweepSpec, *, on_gpu: bool) -> float:
+    """The model's seconds for one pretraining: ``pretrain.epochs`` digital epochs over the source task's training
+    images (``data.source_limit`` at most), on a GPU divided by the assumed ``GPU_SPEEDUP``."""
+    source = SOURCE_TRAIN_IMAGES[spec.data.dataset]
+    if spec.data.source_limit is not None:
+        source = min(source, spec.data.source_limit)
+    settings = spec.pretrain.settings
+    seconds = settings.epochs * _digital_train_seconds(source, settings.batch_size, work_units(spec))
+    return seconds / (GPU_SPEEDUP["digital"] if on_gpu else 1.0)
+
+
+def _pretrain_price(
+    spec: SweepSpec,
+    key: str,
+    measured: Mapping[str, MeasuredPretraining],
+    cached: Collection[str],
+    *,
+    on_gpu: bool,
+) -> PretrainPrice:
+    if key in cached:
+        return PretrainPrice(key, CACHED, 0.0)
+    if key in measured:
+        return PretrainPrice(key, MEASURED, measured[key].seconds, measured[key])
+    return PretrainPrice(key, ESTIMATED, modelled_pretrain_seconds(spec, on_gpu=on_gpu))
 
 
 def modelled_epoch_seconds(spec: SweepSpec, point: Point, *, on_gpu: bool) -> float:
@@ -400,7 +451,15 @@ def refinement_cost(
         one = estimate_cost(spec, points, measured=measured, on_gpu=on_gpu, refinement=True)
         phases.append((one.searches, one.fewest_searches))
     # The wall time replays the rounds, not the budget as one phase; the grid's pretrained models serve refinement.
-    return replace(cost, pretrain_jobs=0, pretrain_seconds=0.0, searches=(), fewest_searches=(), rounds=tuple(phases))
+    return replace(
+        cost,
+        pretrain_jobs=0,
+        pretrain_seconds=0.0,
+        pretraining=(),
+        searches=(),
+        fewest_searches=(),
+        rounds=tuple(phases),
+    )
 
 
 def _target_sizes(spec: SweepSpec, classes: int) -> tuple[float, float]:

@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
-from analog_sweep.sweeps._cost import GPU_SPEEDUP, CostEstimate, estimate_cost, fewest_trials, refinement_cost
+from analog_sweep.sweeps._cost import (
+    CACHED,
+    ESTIMATED,
+    GPU_SPEEDUP,
+    MEASURED,
+    CostEstimate,
+    estimate_cost,
+    fewest_trials,
+    refinement_cost,
+)
 from analog_sweep.sweeps._environment import Environment, environment_warnings, parallel_trials
 from analog_sweep.sweeps._expand import Point, format_value, refine_modes
 from analog_sweep.sweeps._loader import spec_hash
-from analog_sweep.sweeps._measured import MeasuredEpoch, TimingKey
+from analog_sweep.sweeps._measured import MeasuredEpoch, MeasuredPretraining, TimingKey
 from analog_sweep.sweeps._schedule import most_parallel
 from analog_sweep.sweeps._scheduling import stops_by_patience
 from analog_sweep.sweeps._schema import SweepSpec
@@ -26,6 +35,9 @@ def dry_run_report(
     measured: Mapping[TimingKey, MeasuredEpoch] | None = None,
     gpus: int | None = None,
     cpu_fallback: bool = False,
+    pretraining: Mapping[str, MeasuredPretraining] | None = None,
+    cached: Collection[str] = (),
+    design_warnings: Sequence[str] = (),
 ) -> str:
     """The expanded points, trial count, cost estimate, and warnings about this machine; never fails on them.
 
@@ -37,12 +49,17 @@ def dry_run_report(
         gpus: Also give the wall time on a cluster with that many GPUs.
         cpu_fallback: Price a GPU spec on this machine's CPUs when it has no GPU, as ``run --cpu-fallback`` would run
             it.
+        design_warnings: What the sweep's design keeps its results from saying (the caller's, e.g.
+            ``results.design_warnings``), listed with the warnings about this machine.
+        pretraining: Seconds per pretraining from the store, by cache key (``sweeps._measured.measured_pretraining``).
+        cached: Cache keys of the pretrained models already in the cache (priced at 0).
 
     Returns:
         The report, one line per item, without a trailing newline.
     """
     falls_back = cpu_fallback and spec.resources.gpu > 0 and environment.gpus == 0
-    cost = estimate_cost(spec, points, measured=measured, on_gpu=spec.resources.gpu > 0 and not falls_back)
+    priced = {"pretraining": pretraining, "cached": cached}
+    cost = estimate_cost(spec, points, measured=measured, on_gpu=spec.resources.gpu > 0 and not falls_back, **priced)
     lr = spec.lr_search
     search = (
         f"TPE over [{lr.low:g}, {lr.high:g}] (log)" if lr.method == "tpe" else f"grid {[float(v) for v in lr.values]}"
@@ -94,6 +111,7 @@ def dry_run_report(
         f"Trials: {cost.trials} ({cost.points} points x {lr.trials_per_point}), {epochs}, "
         f"{cost.pretrain_jobs} pretraining run(s)",
         f"Epoch times: {_priced_by(cost)}",
+        *([_pretraining_line(cost)] if cost.pretraining else []),
         f"Estimated compute: {span(cost.trial_seconds, cost.pruned_trial_seconds)} of trials + "
         f"{_duration(cost.pretrain_seconds)} of pretraining, each trial on {where}"
         + (" (--cpu-fallback: no GPU here, priced on CPUs)" if falls_back else ""),
@@ -115,10 +133,10 @@ def dry_run_report(
         + (" (a GPU spec: --cpu-fallback runs it on CPUs)" if spec.resources.gpu > 0 and not cpu_fallback else "")
     )
     if gpus is not None:
-        on_cluster = cost if cost.on_gpu else estimate_cost(spec, points, measured=measured, on_gpu=True)
+        on_cluster = cost if cost.on_gpu else estimate_cost(spec, points, measured=measured, on_gpu=True, **priced)
         lines.append(_cluster_wall_line(spec, on_cluster, gpus, span))
     lines += _refinement_lines(spec, slots, measured=measured, on_gpu=cost.on_gpu, gpus=gpus)
-    warnings = environment_warnings(spec, environment, slots)
+    warnings = [*design_warnings, *environment_warnings(spec, environment, slots)]
     if warnings:
         lines += ["", "Warnings:", *(f"  - {warning}" for warning in warnings)]
     return "\n".join(lines)
@@ -136,6 +154,37 @@ def _priced_by(cost: CostEstimate) -> str:
         f"measured for {cost.measured_trials} of {cost.trials} trials (median of {cost.measured_epochs} epochs "
         f"in the store, from sweep(s) {sweeps}){rest}"
     )
+
+
+def _pretraining_line(cost: CostEstimate) -> str:
+    """'Pretraining: N model(s), T: ...' with how each model is priced: in the cache (0 s), measured (the store's
+    median for its cache key) or estimated (the time model); one clause per model for up to three, else counts."""
+    prices = cost.pretraining
+    measured = [price for price in prices if price.how == MEASURED]
+    sweeps = sorted({sweep for price in measured for sweep in price.measured.sweeps})
+    source = ""
+    if measured:
+        trainings = sum(price.measured.trainings for price in measured)
+        named = ", ".join(sweeps[:3]) + (" ..." if len(sweeps) > 3 else "")
+        source = f"median of {trainings} training(s) in the store, from sweep(s) {named}"
+
+    def how(price: Any) -> str:
+        if price.how == CACHED:
+            return "in the cache (loaded, not trained)"
+        if price.how == MEASURED:
+            return f"measured {_duration(price.seconds)} ({source})"
+        return f"estimated {_duration(price.seconds)} (rough model, see sweeps/README.md)"
+
+    head = f"Pretraining: {len(prices)} model(s), {_duration(cost.pretrain_seconds)}: "
+    if len(prices) <= 3:
+        return head + "; ".join(f"{price.key} {how(price)}" for price in prices)
+    counts = []
+    for kind, words in ((CACHED, "in the cache"), (MEASURED, "measured"), (ESTIMATED, "estimated")):
+        chosen = [price for price in prices if price.how == kind]
+        if chosen:
+            detail = f" ({source})" if kind == MEASURED else ""
+            counts.append(f"{len(chosen)} {words}{detail}")
+    return head + ", ".join(counts)
 
 
 def _hours(low: float | None, high: float) -> str:

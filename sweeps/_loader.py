@@ -93,6 +93,8 @@ def spec_hash(spec: SweepSpec) -> str:
         del content["lr_search"]["warm_start"]  # likewise the default warm start: sweeps recorded before it resume
     if content["lr_search"]["patience"] == DEFAULT_PATIENCE:
         del content["lr_search"]["patience"]  # and the default patience
+    if content["profile"] is None:
+        del content["profile"]  # a spec made without a profile hashes as it did before profiles were recorded
     algorithms = content.pop("algorithms")
     if len(algorithms) == 1:
         content["algorithm"] = algorithms[0]  # one algorithm hashes as the algorithm section did before lists existed

@@ -1,10 +1,14 @@
-"""Seconds per epoch measured by earlier sweeps, for the dry-run estimate of a new one.
+"""Seconds per epoch and per pretraining measured by earlier sweeps, for the dry-run estimate of a new one.
 
 The time model of ``sweeps._cost`` is fitted on one machine kind; the store knows what trials really took. A trial's
 epoch time depends on the model (preset, overrides, image size), how many images it trains and tests on, the batch
 size, whether it is analog or digital, and whether it ran on a GPU: ``timing_key`` names exactly that, so that a
 measurement is used only for trials that would do the same work. The store itself is read by the caller (the
 command line): this package never imports ``results`` (data flows spec -> orchestrator -> worker -> store).
+
+A pretraining's time depends on everything its cache key hashes (source data, model, pretraining settings), so a
+measured pretraining (``measured_pretraining``) prices exactly the models of that key. Pretraining runs on CPUs
+(``workers._pretrain``), so the time applies to CPU and GPU sweeps alike.
 """
 
 from __future__ import annotations
@@ -29,6 +33,16 @@ class MeasuredEpoch:
 
     seconds: float
     epochs: int
+    sweeps: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class MeasuredPretraining:
+    """The median wall-clock seconds one pretraining of a cache key took (loading the source data, training, and
+    measuring its source errors, as the worker times it), over ``trainings`` recorded trainings by ``sweeps``."""
+
+    seconds: float
+    trainings: int
     sweeps: tuple[str, ...]
 
 
@@ -85,5 +99,31 @@ def measured_epochs(stored: Iterable[Mapping[str, Any]]) -> dict[TimingKey, Meas
                 sources[key].add(sweep)
     return {
         key: MeasuredEpoch(statistics.median(values), len(values), tuple(sorted(sources[key])))
+        for key, values in samples.items()
+    }
+
+
+def measured_pretraining(models: Iterable[Mapping[str, Any]]) -> dict[str, MeasuredPretraining]:
+    """Median seconds per pretraining by cache key, from the pretrained models recorded in the store.
+
+    Only models a sweep trained itself count (``trained_now``): a model taken from the cache carries the time of the
+    training that made it, which is already counted where that sweep recorded it.
+
+    Args:
+        models: Records of the store's pretrained models (``Store.provenance(sweep)["pretrained"]``, each with its
+            ``sweep``): ``cache_key``, ``train_seconds``, ``trained_now``, ``sweep``.
+
+    Returns:
+        The measured pretraining of every cache key the records cover.
+    """
+    samples: dict[str, list[float]] = defaultdict(list)
+    sources: dict[str, set[str]] = defaultdict(set)
+    for model in models:
+        seconds = model.get("train_seconds")
+        if model.get("trained_now") and isinstance(seconds, (int, float)) and seconds > 0:
+            samples[model["cache_key"]].append(float(seconds))
+            sources[model["cache_key"]].add(str(model.get("sweep")))
+    return {
+        key: MeasuredPretraining(statistics.median(values), len(values), tuple(sorted(sources[key])))
         for key, values in samples.items()
     }

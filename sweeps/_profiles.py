@@ -12,7 +12,7 @@ from typing import Any
 
 from analog_sweep.sweeps._schema import SpecError
 from analog_sweep.sweeps._yaml import parse_yaml
-from analog_sweep.workers import DEVICE_AXES
+from analog_sweep.workers import DEVICE_AXES, TABLE_I
 
 # The smoke profile's sizes: enough to go through every stage (pretraining, conversion, fine-tuning, evaluation,
 # the store) in seconds per trial on one CPU core.
@@ -22,6 +22,11 @@ SMOKE_SOURCE_IMAGES = 200
 SMOKE_IMAGE_SIZE = 16
 SMOKE_PRETRAIN_EPOCHS = 2
 SMOKE_SUFFIX = "-smoke"
+# c-TTv2's time constant by the rule of sweeps/README.md ("Weight mapping and time constants"): the same number of
+# transfer cycles per epoch as Table I's 10000 on the paper's 1000 training images an epoch. Table I's value on 32
+# images never moves the head (0 % of its weights in one epoch); 320 moves a quarter of them.
+PAPER_IMAGES_PER_EPOCH = 1000
+SMOKE_AUTO_GRANULARITY = TABLE_I["auto_granularity"] * SMOKE_TRAIN_IMAGES // PAPER_IMAGES_PER_EPOCH
 
 
 def _value(value: Any) -> str:
@@ -40,9 +45,11 @@ def _smoke(raw: dict[Any, Any]) -> list[str]:
 
     The micro Swin at 16 px, at most 32 training, 32 test and 200 source images, 2 pretraining epochs, 1 epoch, the
     first seed, one learning rate per point (the grid's first value, or one TPE trial), no pruner, each swept axis
-    cut to its first and last value, 1 CPU and no GPU per trial, and ``-smoke`` added to the name (so a smoke run
-    never takes the place of the real sweep in the store)."""
-    overrides = []
+    cut to its first and last value, 1 CPU and no GPU per trial, c-TTv2's ``auto_granularity`` scaled to 32 images
+    an epoch (``SMOKE_AUTO_GRANULARITY``, every algorithm's), ``-smoke`` added to the name (so a smoke run never
+    takes the place of the real sweep in the store) and ``profile: smoke`` recorded (so every table, report and
+    figure of it says it is a test of the plumbing, not a result)."""
+    overrides = ["profile=smoke"]
     if isinstance(raw.get("name"), str) and not raw["name"].endswith(SMOKE_SUFFIX):
         overrides.append(f"name={_value(raw['name'] + SMOKE_SUFFIX)}")
     overrides += [
@@ -72,7 +79,28 @@ def _smoke(raw: dict[Any, Any]) -> list[str]:
         if isinstance(swept, list) and len(swept) > 2:
             overrides.append(f"axes.{axis}={_value([swept[0], swept[-1]])}")
     overrides += ["resources.cpu=1", "resources.gpu=0"]
+    return overrides + _smoke_time_constant(raw)
+
+
+def _smoke_time_constant(raw: dict[Any, Any]) -> list[str]:
+    """``auto_granularity`` at ``SMOKE_AUTO_GRANULARITY`` in the shared ``algorithm`` section and in every entry of
+    an ``algorithms`` list that sets its own (an entry's own value would win over the shared one)."""
+    overrides = [f"algorithm.settings.auto_granularity={SMOKE_AUTO_GRANULARITY}"]
+    entries = raw.get("algorithms")
+    if isinstance(entries, list) and any(_own_time_constant(entry) for entry in entries):
+        scaled = [
+            {**entry, "settings": {**entry["settings"], "auto_granularity": SMOKE_AUTO_GRANULARITY}}
+            if _own_time_constant(entry)
+            else entry
+            for entry in entries
+        ]
+        overrides.append(f"algorithms={_value(scaled)}")
     return overrides
+
+
+def _own_time_constant(entry: Any) -> bool:
+    settings = entry.get("settings") if isinstance(entry, dict) else None
+    return isinstance(settings, dict) and "auto_granularity" in settings
 
 
 PROFILES: dict[str, Callable[[dict[Any, Any]], list[str]]] = {"smoke": _smoke}

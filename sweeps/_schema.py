@@ -80,7 +80,11 @@ ALGORITHM_FIELDS = ("name", "settings", "mapping", "freeze_analog")
 TOP_FIELDS = (
     "name", "data", "model", "pretrain", "modes", "algorithm", "algorithms", "device", "axes", "lr_search",
     "epochs", "batch_size", "lr_schedule", "seeds", "selection", "resources", "max_retries", "max_points",
+    "profile",
 )  # fmt: skip
+# ``profile``: which ``--profile`` made the spec (``sweeps._profiles.PROFILES`` sets it), so the store and every
+# report know a smoke run for what it is: a test of the plumbing, not a result.
+PROFILE_NAMES = ("smoke",)
 SECTION_FIELDS: dict[str, tuple[str, ...]] = {
     "data": (
         "dataset", "classes", "data_root", "image_size", "train_limit", "limit", "test_limit", "source_limit",
@@ -230,6 +234,7 @@ class SweepSpec:
     resources: ResourcesSpec
     max_retries: int
     max_points: int
+    profile: str | None = None
     source: str = field(default="<mapping>", compare=False)
     overrides: tuple[str, ...] = field(default=(), compare=False)
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
@@ -801,6 +806,7 @@ def _build(raw: Any, source: str) -> SweepSpec:
         resources=_resources(raw),
         max_retries=_integer(_get(raw, "max_retries", 2), "max_retries", 0, 100),
         max_points=_integer(_get(raw, "max_points", DEFAULT_MAX_POINTS), "max_points", 1),
+        profile=None if _get(raw, "profile") is None else _choice(raw["profile"], "profile", PROFILE_NAMES, "profile"),
         source=source,
         raw=raw,
     )

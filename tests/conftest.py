@@ -19,6 +19,9 @@ import pytest
 import sqlalchemy as sa
 
 POSTGRES_URL = os.environ.get("ANALOG_SWEEP_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+# A sweep run by a test (in this process or a command it starts) caches its pretrained models under its own storage
+# path, as if each test had a cache of its own, and never in the user's cache; a test of the shared cache sets its own.
+os.environ["ANALOG_SWEEP_CACHE"] = "{storage}/cache"
 
 
 @pytest.fixture(scope="session")

@@ -55,7 +55,7 @@ _EXPORTS = {
     "_devices": ("ANALOG_CONVERSION", "build_rpu_config", "place_on_device"),
     "_metrics": ("EpochReport", "test_error_percent"),
     "_models": ("PRESETS", "create_model"),
-    "_pretrain": ("pretrained_model",),
+    "_pretrain": ("CacheEntry", "cache_entry", "find_cached", "lock_held", "pretrained_model", "read_progress"),
     "_rpu_json": ("trial_rpu_config_json",),
     "_trial": ("build_model", "epoch_generator", "make_optimizer", "run_trial"),
 }

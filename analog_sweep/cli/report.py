@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 
 from analog_sweep.cli.output import SafePath, emit_rows, one_line_errors, output_options, progress, store_option
-from analog_sweep.results import REPORT_NAME, StoreError, StoreInputError, open_store, write_report
+from analog_sweep.results import REPORT_NAME, StoreError, StoreInputError, open_store, profile_note, write_report
 
 
 @click.command()
@@ -33,7 +33,8 @@ def report(sweep: str, out: Path | None, store_url: str | None, output_format: s
     The report holds the four modes' test error per epoch (the paper's Fig. 2), test error against every varied
     device axis with its critical point (Figs. 3-5), the findings (analog TL against analog scratch and digital TL,
     with intervals over seeds; critical points; analog learning activity) beside the paper's values, every point,
-    and how the sweep was run. Parts the store cannot give are shown as absent, with the reason.
+    and how the sweep was run. Parts the store cannot give are shown as absent, with the reason. A smoke run's
+    report says so on the page and in every figure, and sets none of its numbers beside the paper's.
 
     \b
     Example:
@@ -42,5 +43,8 @@ def report(sweep: str, out: Path | None, store_url: str | None, output_format: s
     out = out if out is not None else Path(f"{sweep}-report")
     with open_store(store_url, read_only=True) as store:
         files = write_report(store, sweep, out)
+        note = profile_note(store.get_sweep(sweep)["spec"])
     progress(f"wrote {out / REPORT_NAME}: open it in a browser")
+    if note:
+        progress(note)
     emit_rows(files, output_format, columns=("file", "what", "bytes"))

@@ -1,7 +1,10 @@
 """``analog-sweep results ...``: read the results store (tables, curves, plots, Parquet, read-only SQL).
 
 A thin layer over the ``results`` library: every command opens the store read-only (``read_only``: it must exist, so a
-mistyped path is an error, not a new empty store) and prints rows with the shared ``--format`` option.
+mistyped path is an error, not a new empty store) and prints rows with the shared ``--format`` option. Rows carry the
+sweep's ``profile`` (``smoke`` for a smoke run; CSV and JSON only, as a table shows one value in every row); a table of
+a smoke run is preceded by one line on stderr saying its numbers are not results, and a table of replicates with
+fewer than 3 seeds, or of curves not tested for a critical point, is followed by one line saying so.
 Exit codes: 0 ok, 1 the store could not be used (unreachable server), 2 bad input.
 """
 
@@ -9,7 +12,9 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import sys
+import textwrap
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
@@ -29,17 +34,28 @@ from analog_sweep.cli.output import (
 )
 from analog_sweep.results import (
     AXES,
+    MIN_REPLICATES,
     SELECTION_SPLITS,
     Selection,
     Store,
     StoreError,
     StoreInputError,
+    few_seeds_note,
     open_store,
     plot_axis_curve,
     plot_epoch_curves,
+    profile_note,
+    run_profile,
 )
 
 _store_errors = one_line_errors(StoreInputError, failure=(StoreError, OSError))
+# ``results provenance``'s table: its width without a terminal, the most its section, item and field columns take,
+# the least room its value column gets, and how many characters of an rpu config's point labels it shows without
+# --full.
+PROVENANCE_WIDTH = 120
+PROVENANCE_KEY_WIDTH = 36
+PROVENANCE_MIN_VALUE = 30
+PROVENANCE_POINTS_SHOWN = 160
 
 
 def _select_on_option(command: Callable) -> Callable:
@@ -58,6 +74,25 @@ def _selection(store: Store, sweep: str, select_on: str | None) -> Selection | N
     if select_on is None:
         return None
     return Selection(split=select_on, per_seed=store.selection(sweep).per_seed)
+
+
+# Columns a table leaves out when every row has the same value (CSV and JSON keep them): one algorithm, one profile.
+_UNIFORM = ("algorithm", "profile")
+
+
+def _profile(store: Store, sweep: str) -> str | None:
+    """The sweep's profile (``smoke``, or None for a full run), after printing the smoke-run line on stderr for one:
+    before the table, so it is read first. Raises ``NotFound`` for an unknown sweep."""
+    spec = store.get_sweep(sweep)["spec"]
+    note = profile_note(spec)
+    if note:
+        progress(note)
+    return run_profile(spec)
+
+
+def _footnote(note: str | None) -> None:
+    if note:
+        progress(note)
 
 
 _POINT_HELP = (
@@ -117,7 +152,7 @@ _SWEEP_COLUMNS = (
     type=click.Path(dir_okay=False, path_type=Path),
     metavar="FILE.png",
     help="Also draw the --axis curve (the report's figure: mean and sd over seeds per task, log x for "
-    "transfer_noise as in the paper) to this .png, .pdf or .svg file.",
+    "transfer_noise where its values span decades, as in the paper) to this .png, .pdf or .svg file.",
 )
 @_select_on_option
 @store_option
@@ -143,19 +178,25 @@ def best(
     if plot is not None and axis is None:
         raise click.UsageError("--plot needs --axis (results curves --plot draws the modes per epoch)")
     with open_store(store_url, read_only=True) as store:
+        profile = _profile(store, sweep)
         selection = _selection(store, sweep, select_on)
         if axis is None:
-            emit_rows(display_rows(store.best_points(sweep, selection)), output_format, columns=_BEST_COLUMNS)
+            rows = [{**row, "profile": profile} for row in store.best_points(sweep, selection)]
+            emit_rows(display_rows(rows), output_format, columns=_BEST_COLUMNS, table_drops_uniform=_UNIFORM)
             return
-        curve = store.axis_curve(sweep, axis, selection)
+        curve = [
+            {**row, "few_seeds": row["points"] < MIN_REPLICATES, "profile": profile}
+            for row in store.axis_curve(sweep, axis, selection)
+        ]
         if plot is not None:
             try:
                 elbows = store.elbows(sweep, axis)
             except StoreInputError:  # an axis the sweep did not vary: the figure says so in its own words
                 elbows = None
-            plot_axis_curve(store.best_points(sweep, selection), axis, plot, elbows=elbows)
+            plot_axis_curve(store.best_points(sweep, selection), axis, plot, elbows=elbows, smoke=profile == "smoke")
             progress(f"wrote {plot}")
-    emit_rows(curve, output_format)
+    emit_rows(curve, output_format, table_drops_uniform=_UNIFORM)
+    _footnote(few_seeds_note(curve))
 
 
 _BEST_COLUMNS = (
@@ -175,6 +216,7 @@ _BEST_COLUMNS = (
     "final_test_error",
     *ACTIVITY_COLUMNS,
     "point_key",
+    "profile",
 )
 
 
@@ -194,16 +236,24 @@ def trials(sweep: str, point: str | None, select_on: str | None, store_url: str 
         analog-sweep results trials quickstart --point mode=analog_tl,transfer_noise=30,seed=0 --select-on test
     """
     with open_store(store_url, read_only=True) as store:
+        profile = _profile(store, sweep)
         selection = _selection(store, sweep, select_on)
         best = {row["point_key"]: row for row in store.best_points(sweep, selection)}
         keys = None if point is None else store.resolve_replicates(sweep, point)
         rows = []
         for row in store.list_trials(sweep, keys):
             chosen = best[row["point_key"]]
-            rows.append({**row, "chosen": row["trial_id"] == chosen["trial_id"], "selected_on": chosen["selected_on"]})
+            rows.append(
+                {
+                    **row,
+                    "chosen": row["trial_id"] == chosen["trial_id"],
+                    "selected_on": chosen["selected_on"],
+                    "profile": profile,
+                }
+            )
         for key in keys or ():
             progress(f"{best[key]['label']}: {store.best_trial(sweep, key, selection).why()}")
-    emit_rows(display_rows(rows), output_format, columns=_TRIAL_COLUMNS)
+    emit_rows(display_rows(rows), output_format, columns=_TRIAL_COLUMNS, table_drops_uniform=_UNIFORM)
 
 
 _TRIAL_COLUMNS = (
@@ -220,6 +270,7 @@ _TRIAL_COLUMNS = (
     "best_test_error",
     *ACTIVITY_COLUMNS,
     "error",
+    "profile",
 )
 
 
@@ -231,7 +282,7 @@ _TRIAL_COLUMNS = (
     type=click.Path(dir_okay=False, path_type=Path),
     metavar="FILE.png",
     help="Also draw test error against epoch (the report's Fig. 2: per task, one line per mode at the base device "
-    "point, mean and sd over seeds, log-log) to this .png, .pdf or .svg file.",
+    "point, mean and sd over seeds, log axes where the data span decades) to this .png, .pdf or .svg file.",
 )
 @_select_on_option
 @store_option
@@ -249,13 +300,14 @@ def curves(
         analog-sweep results curves quickstart --point transfer_noise=30
     """
     with open_store(store_url, read_only=True) as store:
+        profile = _profile(store, sweep)
         selection = _selection(store, sweep, select_on)
         keys = None if point is None else store.resolve_replicates(sweep, point)
-        rows = store.epoch_curves(sweep, keys, selection)
+        rows = [{**row, "profile": profile} for row in store.epoch_curves(sweep, keys, selection)]
     if plot is not None:
-        plot_epoch_curves(rows, plot)
+        plot_epoch_curves(rows, plot, smoke=profile == "smoke")
         progress(f"wrote {plot}")
-    emit_rows(rows, output_format, columns=_CURVE_COLUMNS)
+    emit_rows(rows, output_format, columns=_CURVE_COLUMNS, table_drops_uniform=_UNIFORM)
 
 
 _CURVE_COLUMNS = (
@@ -273,6 +325,7 @@ _CURVE_COLUMNS = (
     "train_loss",
     *ACTIVITY_COLUMNS,
     "point_key",
+    "profile",
 )
 
 
@@ -285,7 +338,8 @@ _CURVE_COLUMNS = (
 def elbows(sweep: str, axis: str | None, store_url: str | None, output_format: str) -> None:
     """Critical points: where test error starts rising along each swept axis, per mode (and algorithm) and task, with
     a 95 % interval and the Davies test of whether there is an elbow at all (piecewise-regression; every seed is one
-    observation). A flat or straight curve, or fewer than 5 axis values, gives has_elbow false and the reason.
+    observation). A flat or straight curve gives has_elbow false, tested true and the reason (tested, none found);
+    fewer than 5 axis values or 6 observations give tested false (not tested: no answer either way).
 
     Breakpoint and interval are in the axis's unit; p_value is the Davies test of "no elbow" (one-sided:
     the slope rises); flat_level is the mean test error (%) below the elbow; slope_after is % per axis unit, or per
@@ -297,8 +351,12 @@ def elbows(sweep: str, axis: str | None, store_url: str | None, output_format: s
         analog-sweep results elbows quickstart --axis transfer_noise --format json
     """
     with open_store(store_url, read_only=True) as store:
-        rows = store.elbows(sweep, axis)
-    emit_rows(rows, output_format, columns=_ELBOW_COLUMNS)
+        profile = _profile(store, sweep)
+        rows = [{**row, "profile": profile} for row in store.elbows(sweep, axis)]
+    emit_rows(rows, output_format, columns=_ELBOW_COLUMNS, table_drops_uniform=_UNIFORM)
+    from analog_sweep.results._elbows import untested_note  # numpy, which the other commands need not load
+
+    _footnote(untested_note(rows))
 
 
 @results.command()
@@ -319,7 +377,11 @@ def compare(sweep: str, axis: str | None, select_on: str | None, store_url: str 
         analog-sweep results compare embedded_algorithms_sp_skew --axis sp_skew --format csv
     """
     with open_store(store_url, read_only=True) as store:
-        rows = store.algorithm_differences(sweep, axis, _selection(store, sweep, select_on))
+        profile = _profile(store, sweep)
+        rows = [
+            {**row, "profile": profile}
+            for row in store.algorithm_differences(sweep, axis, _selection(store, sweep, select_on))
+        ]
         if not rows:
             algorithms = sorted({r["algorithm"] for r in store.list_points(sweep) if r.get("algorithm")})
             if len(algorithms) < 2:
@@ -329,7 +391,12 @@ def compare(sweep: str, axis: str | None, select_on: str | None, store_url: str 
                 )
             where = f"along {axis} (did the sweep vary it?)" if axis else "yet"
             raise StoreInputError(f"sweep {sweep!r}: no device point has results of two algorithms {where}")
-    emit_rows(rows, output_format, columns=_COMPARE_COLUMNS)
+    emit_rows(rows, output_format, columns=_COMPARE_COLUMNS, table_drops_uniform=_UNIFORM)
+    if any(row["few_seeds"] for row in rows):
+        _footnote(
+            f"few_seeds: {sum(row['few_seeds'] for row in rows)} of {len(rows)} comparisons have fewer than "
+            f"{MIN_REPLICATES} seeds on a side: unreliable, never counted as resolved"
+        )
 
 
 _COMPARE_COLUMNS = (
@@ -349,7 +416,9 @@ _COMPARE_COLUMNS = (
     "ci_low",
     "ci_high",
     "resolved",
+    "few_seeds",
     "text",
+    "profile",
 )
 
 
@@ -360,6 +429,7 @@ _ELBOW_COLUMNS = (
     "axis",
     "n_values",
     "n_obs",
+    "tested",
     "has_elbow",
     "breakpoint",
     "ci_low",
@@ -370,6 +440,7 @@ _ELBOW_COLUMNS = (
     "log_x",
     "reason",
     "method",
+    "profile",
 )
 
 
@@ -398,7 +469,8 @@ def export(sweep: str, out: Path, per: str, select_on: str | None, store_url: st
     """Write a sweep as a tidy Parquet table that pandas, pyarrow and DuckDB read as is.
 
     Per point, test_error is the chosen trial's at the chosen epoch, and selected_on says what the choice was made
-    on; per epoch, chosen and chosen_epoch mark the chosen trial and epoch.
+    on; replicates counts the seeds of the point's device point and few_seeds marks fewer than 3; per epoch, chosen
+    and chosen_epoch mark the chosen trial and epoch. Every row has the sweep's profile (smoke: not results).
 
     \b
     Examples:
@@ -407,6 +479,7 @@ def export(sweep: str, out: Path, per: str, select_on: str | None, store_url: st
         analog-sweep results export quickstart --out elbows.parquet --per elbow
     """
     with open_store(store_url, read_only=True) as store:
+        _profile(store, sweep)
         selection = _selection(store, sweep, select_on)
         if per == "epoch":
             count = store.export_trials(sweep, out, selection)
@@ -458,7 +531,10 @@ def provenance(sweep: str, full: bool, store_url: str | None, output_format: str
     resolved aihwkit rpu configs of its trials.
 
     Tables and CSV have one row per fact (section, item, field, value); --format json prints the whole record as
-    one JSON document (runs oldest first; rpu configs with the trials that ran with each).
+    one JSON document (runs oldest first; rpu configs with the trials that ran with each). The table fits the
+    terminal's width (120 columns when it has none), a long value wrapped under its column, and names an rpu
+    config's points by label, seeds together (analog_tl/5-7/base/seed0-6), the first few unless --full; CSV and JSON
+    list every point by key and label.
 
     \b
     Example:
@@ -470,7 +546,12 @@ def provenance(sweep: str, full: bool, store_url: str | None, output_format: str
     if output_format == "json":
         click.echo(json.dumps(_plain(found), allow_nan=False))
         return
-    emit_rows(_provenance_rows(found, full), output_format, columns=("section", "item", "field", "value"))
+    columns = ("section", "item", "field", "value")
+    if output_format == "table":
+        width = shutil.get_terminal_size((PROVENANCE_WIDTH, 24)).columns
+        click.echo(_fact_table(list(_provenance_rows(found, full, table=True)), columns, width))
+        return
+    emit_rows(_provenance_rows(found, full), output_format, columns=columns)
 
 
 def _plain(value: Any) -> Any:
@@ -501,7 +582,11 @@ def _count(part: dict[str, Any] | None) -> str | None:
     return f"{part.get('model') or 'none'} x {part.get('count')}" if part.get("count") else "none"
 
 
-def _provenance_rows(found: dict[str, Any], full: bool) -> Iterator[dict[str, Any]]:
+def _provenance_rows(found: dict[str, Any], full: bool, table: bool = False) -> Iterator[dict[str, Any]]:
+    """Provenance as facts (section, item, field, value). Each rpu config names its points by key (``points``) and
+    by label (``point_labels``); for a ``table`` by label only, seeds together and, unless ``full``, the first
+    few (``_points_in_short``)."""
+
     def row(section: str, item: Any, name: str, value: Any) -> dict[str, Any]:
         return {"section": section, "item": str(item), "field": name, "value": _text(value)}
 
@@ -534,13 +619,100 @@ def _provenance_rows(found: dict[str, Any], full: bool) -> Iterator[dict[str, An
     for group in found["rpu_configs"]:
         yield row("rpu_config", group["config_hash"], "class", group["rpu_config"].get("__class__"))
         yield row("rpu_config", group["config_hash"], "trials", len(group["trial_ids"]))
-        yield row("rpu_config", group["config_hash"], "points", ",".join(group["point_keys"]))
+        labels = group.get("point_labels") or group["point_keys"]
+        if table:
+            yield row("rpu_config", group["config_hash"], "points", _points_in_short(labels, full))
+        else:
+            yield row("rpu_config", group["config_hash"], "points", ",".join(group["point_keys"]))
+            yield row("rpu_config", group["config_hash"], "point_labels", "; ".join(labels))
         if full:
             for name, value in _leaves(group["rpu_config"]):
                 yield row("rpu_config", group["config_hash"], f"config.{name}", value)
     if found["trials_without_rpu_config"]:
         # Digital trials, and trials recorded before the store kept rpu configs.
         yield row("rpu_config", "none", "trials", found["trials_without_rpu_config"])
+
+
+def _points_in_short(labels: list[str], full: bool) -> str:
+    """An rpu config's points for the table: how many, then their labels with the seeds of one device point
+    together (``analog_tl/5-7/base/seed0-6``), the first ``PROVENANCE_POINTS_SHOWN`` characters' worth unless
+    ``full``."""
+    seeds: dict[str, list[int]] = {}
+    for label in labels:
+        head, mark, seed = label.rpartition("/seed")
+        if mark and seed.isdigit():
+            seeds.setdefault(head, []).append(int(seed))
+        else:
+            seeds.setdefault(label, [])
+    names = [f"{head}/seed{_number_ranges(numbers)}" if numbers else head for head, numbers in seeds.items()]
+    count = f"{len(labels)} point{'s' if len(labels) != 1 else ''}: "
+    shown: list[str] = []
+    for name in names:
+        if not full and shown and len(", ".join([*shown, name])) > PROVENANCE_POINTS_SHOWN:
+            return f"{count}{', '.join(shown)}, ... {len(names) - len(shown)} more (--full lists them)"
+        shown.append(name)
+    return count + ", ".join(shown)
+
+
+def _number_ranges(numbers: list[int]) -> str:
+    """Numbers as runs: [0, 1, 2, 5] -> ``0-2,5``."""
+    runs: list[list[int]] = []
+    for number in sorted(set(numbers)):
+        if runs and number == runs[-1][1] + 1:
+            runs[-1][1] = number
+        else:
+            runs.append([number, number])
+    return ",".join(f"{low}-{high}" if high > low else f"{low}" for low, high in runs)
+
+
+def _fact_table(rows: list[dict[str, Any]], columns: tuple[str, ...], width: int) -> str:
+    """Rows as a table that fits ``width`` characters, every cell left-aligned, so no short number is pushed right by
+    a long value. The last column wraps (``_wrap``; it keeps at least ``PROVENANCE_MIN_VALUE`` characters): a value
+    of many lines (a command line, a path) starts under the column's head and continues below it. The other columns
+    are at most ``PROVENANCE_KEY_WIDTH`` wide; a longer cell (an rpu config's deepest fields, --full) has the line to
+    itself, its value starting on the next."""
+    cells = [[_fact_cell(row.get(column)) for column in columns] for row in rows]
+    widths = [
+        min(PROVENANCE_KEY_WIDTH, max([len(column)] + [len(cells_[i]) for cells_ in cells]))
+        for i, column in enumerate(columns[:-1])
+    ]
+    indent = sum(widths) + 2 * len(widths)
+    room = max(PROVENANCE_MIN_VALUE, width - indent)
+    widths.append(min(room, max([len(columns[-1])] + [len(cells_[-1]) for cells_ in cells])))
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip()]
+    lines.append("  ".join("-" * w for w in widths))
+    for cells_ in cells:
+        value = _wrap(cells_[-1], room)
+        head = "  ".join(c.ljust(w) for c, w in zip(cells_[:-1], widths, strict=False)) + "  "
+        if len(head) > indent:
+            lines.append(head)
+            head = " " * indent
+        lines.append(head + value[0])
+        lines.extend(" " * indent + more for more in value[1:])
+    if not rows:
+        lines.append("(no rows)")
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def _wrap(text: str, width: int) -> list[str]:
+    """``text`` in lines of at most ``width`` characters, broken at spaces; a word longer than a line (a path, a
+    label, a class name) is broken after its last ``/``, ``,`` or ``.`` that fits, else at ``width``."""
+    lines: list[str] = []
+    for line in textwrap.wrap(text, width, break_long_words=False, break_on_hyphens=False) or [""]:
+        while len(line) > width:
+            cut = max(line.rfind(mark, 0, width) for mark in "/,.") + 1 or width
+            lines.append(line[:cut])
+            line = line[cut:]
+        lines.append(line)
+    return lines
+
+
+def _fact_cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
 
 
 def _leaves(value: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:

@@ -26,6 +26,7 @@ from analog_sweep.cli.output import (
     store_option,
 )
 from analog_sweep.orchestrator import (
+    CACHE_ENV,
     RETRIES_ENV,
     RETRY_DELAY_ENV,
     ClusterError,
@@ -36,7 +37,9 @@ from analog_sweep.orchestrator import (
     StoreGaveUp,
     SweepFailed,
     SweepStateError,
+    driver_alive,
     error_summary,
+    pretraining_lines,
     retry_policy,
 )
 from analog_sweep.results import (
@@ -44,10 +47,11 @@ from analog_sweep.results import (
     StoreError,
     StoreInputError,
     StoreMissing,
-    activity_warnings,
-    frozen_tiles,
+    few_seeds_note,
     open_store,
+    profile_note,
     replicate_rows,
+    sweep_activity_warnings,
 )
 from analog_sweep.sweeps import PROFILES, SpecError
 from analog_sweep.workers import DEVICE_AXES
@@ -136,6 +140,32 @@ def _measured_in_store(store_url: str | None) -> dict[Any, Any]:
         return {}
 
 
+def _pretraining_in_store(store_url: str | None) -> dict[str, Any]:
+    """Pretraining times of earlier sweeps in the store, by cache key, for the dry run; none without a store."""
+    try:
+        with open_store(store_url, read_only=True) as store:
+            from analog_sweep.sweeps import measured_pretraining
+
+            names = [row["sweep"] for row in store.sweep_progress()]
+            return measured_pretraining(
+                {**model, "sweep": name} for name in names for model in store.provenance(name)["pretrained"]
+            )
+    except StoreMissing:
+        return {}
+
+
+def _cache_option(command: Any) -> Any:
+    """``--cache-dir``: where pretrained models are cached, shared by every sweep that uses the folder."""
+    return click.option(
+        "--cache-dir",
+        envvar=CACHE_ENV,
+        type=SafePath(file_okay=False),
+        help=f"Folder of the pretrained-model cache, shared by every sweep that uses it [env: {CACHE_ENV}; default: "
+        "~/.cache/analog-sweep/pretrained ($XDG_CACHE_HOME/analog-sweep/pretrained), with --address the storage "
+        "path's cache folder, which every node shares]. {storage} stands for the storage path.",
+    )(command)
+
+
 def _check_environment() -> None:
     """Refuse bad retry settings before anything is opened or written."""
     try:
@@ -197,8 +227,9 @@ def _cluster_options(command: Any) -> Any:
 
 def _point_table(store: Any, name: str, output_format: str, *, with_status: bool = False) -> None:
     """The chosen learning rate and epoch and the test error there at every point, with the axes the sweep varies and
-    what the choice was made on (``selected_on``: validation, or test by the paper's rule), then one warning line per
-    point whose analog tiles did not learn (or overwrote the pretrained weights).
+    what the choice was made on (``selected_on``: validation, or test by the paper's rule), then what the analog
+    activity says (``results.sweep_activity_warnings``): a warning per point whose tiles did not learn (or overwrote
+    the pretrained weights) at the base device, a note per curve where a swept axis did that.
 
     ``with_status`` (``status``): one row per point and seed. Otherwise (the end of ``run`` and ``resume``): seeds
     are replicates, one row per point with the mean, standard deviation and 95 % interval half-width across seeds.
@@ -235,17 +266,29 @@ def _point_table(store: Any, name: str, output_format: str, *, with_status: bool
             "test_error_mean",
             "test_error_sd",
             "test_error_ci95",
+            "few_seeds",
             *ACTIVITY_COLUMNS,
         ]
-        emit_rows(display_rows(replicate_rows(rows)), output_format, columns=columns)
+        replicates = replicate_rows(rows)
+        if output_format == "table" and not any(row.get("few_seeds") for row in replicates):
+            columns.remove("few_seeds")  # every point has enough seeds: a column of False says nothing
+        emit_rows(display_rows(replicates), output_format, columns=columns)
+        few = few_seeds_note(replicates)
+        if few:
+            progress(few)
     spec = store.get_sweep(name)["spec"]
-    frozen = frozen_tiles(spec)
-    if frozen:
-        progress("analog tiles frozen by algorithm.freeze_analog (a diagnostic ablation): no activity expected")
-    for row in rows:
-        problems = activity_warnings(row, frozen=frozen)
-        if problems:
-            progress(f"warning: {row['label']}: {'; '.join(problems)}")
+    for line in sweep_activity_warnings(rows, spec):
+        progress(line)
+    note = profile_note(spec)
+    if note:
+        progress(note)
+
+
+def _design_warnings(spec: Any) -> list[str]:
+    """What the spec's design keeps its results from saying (``results.design_warnings``)."""
+    from analog_sweep.results import design_warnings
+
+    return design_warnings(len(spec.seeds), dict(spec.axes.values), [refine.axis for refine in spec.axes.refine])
 
 
 @click.command(epilog=STORE_RETRY_HELP)
@@ -276,9 +319,10 @@ def _point_table(store: Any, name: str, output_format: str, *, with_status: bool
     default="sweep-store",
     show_default=True,
     type=SafePath(file_okay=False),
-    help=f"Folder for checkpoints, Optuna studies, Ray experiments and the pretraining cache [env: {STORAGE_ENV}]. "
-    "Must be shared by all nodes of a cluster.",
+    help=f"Folder for checkpoints, Optuna studies and Ray experiments, and with --address the pretrained-model cache "
+    f"[env: {STORAGE_ENV}]. Must be shared by all nodes of a cluster.",
 )
+@_cache_option
 @_cluster_options
 @_ray_dashboard_options
 @output_options
@@ -290,6 +334,7 @@ def run(
     dry_run: bool,
     gpus: int | None,
     storage_path: str,
+    cache_dir: str | None,
     address: str | None,
     cpu_fallback: bool,
     store_url: str | None,
@@ -315,6 +360,9 @@ def run(
     if gpus is not None and not dry_run:
         raise BadInput("--gpus N goes with --dry-run: it prices the sweep on N GPUs; a run uses what the cluster has")
     if dry_run:
+        from analog_sweep.orchestrator import models_in_cache, pretrain_cache_dir, sweep_paths
+
+        cache = pretrain_cache_dir(storage_path, cache_dir, on_cluster=address is not None)
         click.echo(
             dry_run_report(
                 spec,
@@ -323,9 +371,14 @@ def run(
                 measured=_measured_in_store(store_url),
                 gpus=gpus,
                 cpu_fallback=cpu_fallback,
+                design_warnings=_design_warnings(spec),
+                pretraining=_pretraining_in_store(store_url),
+                cached=models_in_cache(spec, [cache, sweep_paths(storage_path, spec.name).cache]),
             )
         )
         return
+    for warning in _design_warnings(spec):
+        progress(f"warning: {warning}")
     _check_environment()
     dashboard_port = _dashboard_port(ray_dashboard, ray_dashboard_port, address)
     with open_store(store_url) as store:
@@ -348,6 +401,7 @@ def run(
                 echo=progress,
                 invocation=invocation,
                 ray_dashboard_port=dashboard_port,
+                cache_dir=cache_dir,
             )
         progress(outcome.message)
         if outcome.points_done or outcome.status == "finished":
@@ -359,12 +413,14 @@ def run(
 
 @click.command(epilog=STORE_RETRY_HELP)
 @click.argument("sweep")
+@_cache_option
 @_cluster_options
 @_ray_dashboard_options
 @output_options
 @_sweep_errors
 def resume(
     sweep: str,
+    cache_dir: str | None,
     address: str | None,
     cpu_fallback: bool,
     store_url: str | None,
@@ -396,6 +452,7 @@ def resume(
                 echo=progress,
                 invocation=invocation,
                 ray_dashboard_port=dashboard_port,
+                cache_dir=cache_dir,
             )
         progress(outcome.message)
         _point_table(store, sweep, output_format)
@@ -432,8 +489,22 @@ def status(sweep: str | None, store_url: str | None, output_format: str) -> None
     """
     with open_store(store_url, read_only=True) as store:
         if sweep is None:
-            emit_rows(display_rows(with_live_status(store.sweep_progress(), progress)), output_format)
+            rows = with_live_status(store.sweep_progress(), progress)
+            for row in rows:
+                for line in _pretraining_now(row["status"], row.get("experiment_path")):
+                    progress(f"sweep {row['sweep']}: {line}")
+            emit_rows(display_rows(rows), output_format)
             return
         known = store.get_sweep(sweep)
         progress(f"sweep {sweep}: {_status_line(sweep, known)}, storage {known['experiment_path'] or '-'}")
+        for line in _pretraining_now(known["status"], known["experiment_path"]):
+            progress(line)
         _point_table(store, sweep, output_format, with_status=True)
+
+
+def _pretraining_now(status: str, experiment_path: str | None) -> list[str]:
+    """What a running sweep's pretraining stage is doing, one line per model not yet ready (its driver's
+    ``pretraining.json``); nothing unless its driver is alive on this machine and pretraining."""
+    if status != "running" or not driver_alive(experiment_path):
+        return []
+    return pretraining_lines(experiment_path)

@@ -156,9 +156,8 @@ def _key_values(option: str, pairs: tuple[str, ...]) -> dict[str, object]:
 @click.option(
     "--cache-dir",
     type=click.Path(file_okay=False),
-    default="sweep-store/cache",
-    show_default=True,
-    help="Where pretrained models are cached (reused across trials).",
+    help="Where pretrained models are cached, shared with sweeps (default: $ANALOG_SWEEP_CACHE, else "
+    "~/.cache/analog-sweep/pretrained).",
 )
 @click.option(
     "--checkpoint-dir", type=click.Path(file_okay=False), help="Checkpoint every epoch here; rerun to continue."
@@ -250,7 +249,7 @@ def trial(**options: object) -> None:
 
     result = run_trial(
         config,
-        cache_dir=options["cache_dir"],
+        cache_dir=_cache_dir(options["cache_dir"]),
         checkpoint_dir=options["checkpoint_dir"],
         device=str(options["device"]),
         on_epoch=show,
@@ -260,3 +259,14 @@ def trial(**options: object) -> None:
         f"{config.mode}: final test error {result.final_test_error:.2f} % after {len(result.reports)} epochs "
         f"({result.parameters:,} parameters, {result.analog_layers} analog layers)"
     )
+
+
+def _cache_dir(asked: str | None) -> str:
+    """The pretrained-model cache a sweep on this machine uses (``orchestrator._paths.pretrain_cache_dir``), so a trial
+    and the sweeps share their models; ``asked`` (``--cache-dir``) wins."""
+    import os
+
+    from analog_sweep.orchestrator._paths import pretrain_cache_dir
+
+    # ``{storage}`` in $ANALOG_SWEEP_CACHE stands for the storage path the sweep commands default to.
+    return str(pretrain_cache_dir(os.environ.get("ANALOG_SWEEP_STORAGE") or "sweep-store", asked))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -77,6 +78,7 @@ def test_run_keeps_rays_dashboard_on_while_the_sweep_runs(ray_dashboard_run):
     status, body = page
     assert status == 200 and "<title>Ray Dashboard</title>" in body, body[:500]
     assert f"sweep {SWEEP} finished" in output
+    assert "Token authentication" not in output  # Ray's notice on the local instance it starts is dropped
     assert not answers(f"http://127.0.0.1:{port}/")  # the local instance and its dashboard are gone after
 
 
@@ -100,6 +102,14 @@ def test_dashboard_serves_the_finished_sweeps_studies_read_only(ray_dashboard_ru
         with urllib.request.urlopen(f"{base}/api/studies", timeout=30) as response:
             studies = json.load(response)["study_summaries"]
         assert len(studies) == 2  # one learning-rate study per point
+        # Listed by the point's label, then its key (the study's own name).
+        names = sorted(s["study_name"] for s in studies)
+        assert [re.fullmatch(r"(\S+)/5-7/base/seed0 \[[0-9a-f]{16}\]", n)[1] for n in names] == [
+            "analog_tl",
+            "digital_tl",
+        ]
+        with urllib.request.urlopen(f"{base}/dashboard", timeout=30) as response:
+            assert b'<style id="analog-sweep-read-only">' in response.read()
         request = urllib.request.Request(f"{base}/api/studies/{studies[0]['study_id']}", method="DELETE")
         with pytest.raises(urllib.error.HTTPError) as refused:
             urllib.request.urlopen(request, timeout=30)

@@ -176,6 +176,7 @@ class StudySweep:
     SPREAD = 1.5
     base = {"transfer_noise": 0.0, "sp_skew": 0.0, "sp_variability": 0.0, "pulse_noise": 3.75, "dtod": 0.3}
     level = {"digital_tl": 4.0, "analog_tl": 10.0, "analog_scratch": 25.0, "digital_scratch": 30.0}
+    profile: str | None = None  # the spec's profile: "smoke" for a smoke run
 
     def final_error(self, task: str, mode: str, noise: float, seed: int) -> float:
         if mode == "digital_tl" and task == "beaver-otter":
@@ -201,6 +202,7 @@ class StudySweep:
             "modes": list(self.modes),
             "seeds": list(self.seeds),
             "axes": {"transfer_noise": list(self.noises)},
+            **({"profile": self.profile} if self.profile else {}),
         }
         store.record_sweep(self.name, spec, "hash-study", "running")
         for task, mode, noise, seed in self.points():

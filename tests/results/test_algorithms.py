@@ -214,5 +214,7 @@ def test_a_rise_without_a_usable_breakpoint_is_not_shown_as_a_bare_p_value(compa
         for e in compared.elbows("cmp", "sp_skew")
     ]
     [(_, legend)] = axis_figure(compared.best_points("cmp"), "sp_skew", elbows=elbows).panels
-    assert "analog TL, TTv2: no elbow (p = 0.048)\n(the breakpoint fit did not converge)" in legend
-    assert any(entry.startswith("analog TL, c-TTv2: no elbow (p = ") and "\n" not in entry for entry in legend)
+    assert "analog TL, TTv2: tested, none found (p = 0.048)\n(the breakpoint fit did not converge)" in legend
+    assert any(
+        entry.startswith("analog TL, c-TTv2: tested, none found (p = ") and "\n" not in entry for entry in legend
+    )

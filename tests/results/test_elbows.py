@@ -154,11 +154,29 @@ def test_interval_is_the_librarys_and_the_fit_deterministic_and_order_free():
 
 def test_too_few_values_or_observations_say_so():
     few = results.estimate_elbow([0, 10, 30, 0, 10, 30], [1, 2, 9, 1, 2, 9])
-    assert not few.has_elbow and few.reason == "fewer than 5 axis values (3)" and few.p_value is None
+    assert not few.has_elbow and few.reason == "not tested: fewer than 5 axis values (3)" and few.p_value is None
+    assert few.tested is False and results.elbow_outcome(few.as_row()) == "not tested: fewer than 5 axis values (3)"
     single = results.estimate_elbow([0, 1, 2, 3, 4], [1, 1, 1, 5, 9])
-    assert not single.has_elbow and single.reason == "fewer than 6 observations (5)"
+    assert not single.has_elbow and single.reason == "not tested: fewer than 6 observations (5)" and not single.tested
     row = single.as_row()
     assert list(row)[:5] == ["mode", "algorithm", "task", "axis", "n_values"] and row["has_elbow"] is False
+    assert row["tested"] is False
+
+
+def test_tested_and_none_found_is_not_not_tested():
+    """A flat curve over enough values is tested and has no elbow; the words keep it apart from "not tested"."""
+    x = np.repeat(GRID, SEEDS)
+    flat = results.estimate_elbow(x, draw(np.full(x.size, 10.0), 1.0, 3))
+    assert flat.tested and not flat.has_elbow and flat.p_value is not None and flat.p_value >= 0.05
+    assert flat.reason.startswith("no significant rise in slope (Davies p = ")
+    assert results.elbow_outcome(flat.as_row()) == f"tested, none found (p = {flat.p_value:.2g})"
+    found = results.estimate_elbow(x, draw(hinge(x, level=10.0, bp=43, slope=0.3), 1.0, 0))
+    assert (
+        found.tested
+        and found.has_elbow
+        and results.elbow_outcome(found.as_row(), " %").startswith(f"{found.breakpoint:.3g} % [")
+    )
+    assert results.MIN_AXIS_VALUES == 5
 
 
 def test_one_seed_can_still_have_an_elbow():
@@ -229,7 +247,7 @@ def test_sweep_elbows_takes_each_axis_at_the_base_of_the_others():
         ("analog_tl", "transfer_noise", 8, 24, True),
         ("analog_tl", "sp_skew", 3, 9, False),
     ]
-    assert elbows[1].reason == "fewer than 5 axis values (3)"
+    assert elbows[1].reason == "not tested: fewer than 5 axis values (3)" and not elbows[1].tested
     # The spec's base decides where the modal guess would be wrong.
     skewed = [r for r in rows if not (r["sp_skew"] == 0 and r["transfer_noise"] != 0)]
     assert [e.axis for e in results.sweep_elbows(skewed, base={"sp_skew": 0.0})] == ["sp_skew"]
@@ -309,12 +327,15 @@ def test_store_elbows_and_the_cli_in_every_format(paper_url, store):
     code, out, err = _cli("elbows", "fig3", "--store", paper_url, "--format", "json")
     assert code == 0, err
     printed = [json.loads(line) for line in out.splitlines()]
-    assert [{k: r[k] for k in printed[0]} for r in rows] == printed
-    assert set(printed[0]) == set(results.Elbow.__dataclass_fields__)
+    assert [{k: r[k] for k in printed[0] if k != "profile"} for r in rows] == [
+        {k: v for k, v in r.items() if k != "profile"} for r in printed
+    ]
+    assert set(printed[0]) == {*results.Elbow.__dataclass_fields__, "profile"}
+    assert {r["profile"] for r in printed} == {None} and {r["tested"] for r in printed} == {True}
 
     code, out, _ = _cli("elbows", "fig3", "--axis", "transfer_noise", "--store", paper_url, "--format", "csv")
     header, *lines = out.splitlines()
-    assert code == 0 and header.startswith("mode,algorithm,task,axis,n_values,n_obs,has_elbow,breakpoint,ci_low")
+    assert code == 0 and header.startswith("mode,algorithm,task,axis,n_values,n_obs,tested,has_elbow,breakpoint")
     assert len(lines) == 2
 
     code, out, _ = _cli("elbows", "fig3", "--store", paper_url)
@@ -344,5 +365,5 @@ def test_export_per_elbow_reads_back(paper_url, store, tmp_path):
     assert code == 0, err
     assert json.loads(out)["rows"] == 2
     table = pq.read_table(path)
-    assert table.schema.names == ["sweep", *results.Elbow.__dataclass_fields__]
-    assert table.to_pylist() == store.elbows("fig3")
+    assert table.schema.names == ["sweep", *results.Elbow.__dataclass_fields__, "profile"]
+    assert table.to_pylist() == [{**row, "profile": None} for row in store.elbows("fig3")]

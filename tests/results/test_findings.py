@@ -40,31 +40,53 @@ def test_modes_compared_at_the_base_point_over_seeds_with_the_paper_beside(study
 
 
 def test_an_interval_that_includes_zero_is_called_unresolved_and_one_seed_has_none():
-    def row(mode, seed, error):
-        return {
-            "task": "t",
-            "mode": mode,
-            "seed": seed,
-            "classes": ["a", "b"],
-            "test_error": error,
-            "transfer_noise": 0.0,
-            "sp_skew": 0.0,
-            "sp_variability": 0.0,
-            "pulse_noise": 3.75,
-            "dtod": 0.3,
-        }
-
     close = [
         row("analog_tl", 0, 10.0),
         row("analog_tl", 1, 14.0),
+        row("analog_tl", 2, 12.0),
         row("digital_tl", 0, 11.0),
         row("digital_tl", 1, 12.0),
+        row("digital_tl", 2, 13.0),
     ]
     [found] = mode_differences(close)
-    assert found["ci_low"] < 0 < found["ci_high"]
+    assert found["ci_low"] < 0 < found["ci_high"] and not found["few_seeds"]
     assert found["verdict"].endswith("the 95 % interval includes 0: not resolved by these seeds")
-    [single] = mode_differences([close[0], close[2]])
+    [single] = mode_differences([close[0], close[3]])
     assert single["ci_low"] is None and "one seed on a side, so no interval" in single["verdict"]
+
+
+def row(mode, seed, error):
+    return {
+        "task": "t",
+        "mode": mode,
+        "seed": seed,
+        "classes": ["a", "b"],
+        "test_error": error,
+        "transfer_noise": 0.0,
+        "sp_skew": 0.0,
+        "sp_variability": 0.0,
+        "pulse_noise": 3.75,
+        "dtod": 0.3,
+    }
+
+
+def test_two_seeds_a_side_are_unreliable_even_when_the_interval_excludes_0():
+    # 2 seeds each, 20 points apart with a spread of 1: Welch's interval excludes 0, but 2 seeds say too little
+    two = [row("analog_tl", 0, 30.0), row("analog_tl", 1, 31.0), row("digital_tl", 0, 10.0), row("digital_tl", 1, 11.0)]
+    [found] = mode_differences(two)
+    assert found["ci_low"] > 0 and found["few_seeds"]
+    assert found["verdict"] == (
+        "digital TL lower by 20.0 points; fewer than 3 seeds on a side (n = 2, 2): unreliable, not resolved"
+    )
+
+
+def test_seeds_that_all_agree_give_no_interval_not_a_zero_width_one():
+    # both seeds of each mode hit the same count of test images: no spread, which is no sign of an exact difference
+    same = [row("analog_tl", s, 28.04) for s in (0, 1)] + [row("digital_tl", s, 20.56) for s in (0, 1)]
+    [found] = mode_differences(same)
+    assert found["ci_low"] is None and found["ci_high"] is None and found["few_seeds"]
+    assert "every seed of both modes gave the same error, so no interval (not an exact difference)" in found["verdict"]
+    assert found["verdict"].endswith("fewer than 3 seeds on a side (n = 2, 2): unreliable")
 
 
 def test_critical_points_as_rows_with_the_paper_value_for_analog_tl_only(study_store, study):
@@ -96,15 +118,34 @@ def test_critical_points_as_rows_with_the_paper_value_for_analog_tl_only(study_s
             "n_values": 6,
             "n_obs": 18,
             "method": "davies",
-            "reason": "no breakpoint (Davies p = 0.4)",
+            "tested": True,
+            "reason": "no significant rise in slope (Davies p = 0.4 >= 0.05)",
+        },
+        {
+            "mode": "analog_scratch",
+            "task": "5-8",
+            "axis": "transfer_noise",
+            "tested": False,
+            "has_elbow": False,
+            "breakpoint": None,
+            "ci_low": None,
+            "ci_high": None,
+            "p_value": None,
+            "n_values": 3,
+            "n_obs": 9,
+            "method": "davies",
+            "reason": "not tested: fewer than 5 axis values (3)",
         },
     ]
     rows = critical_points(elbows, best, dataset="cifar")
-    assert [(r["task"], r["critical_point"], r["paper"]) for r in rows] == [
-        ("5-8", "no elbow", None),
-        ("beaver-otter", "10.2 % [8, 12.5]", "elbow at about 15 % (Fig. 3, Sec. III.B)"),
+    assert [(r["task"], r["mode"], r["tested"], r["critical_point"], r["paper"]) for r in rows] == [
+        ("5-8", "analog scratch", False, "not tested: fewer than 5 axis values (3)", None),
+        ("5-8", "analog TL", True, "tested, none found (p = 0.4)", None),
+        ("beaver-otter", "analog TL", True, "10.2 % [8, 12.5]", "elbow at about 15 % (Fig. 3, Sec. III.B)"),
     ]
-    assert rows[0]["reason"] == "no breakpoint (Davies p = 0.4)"
+    assert rows[1]["reason"] == "no significant rise in slope (Davies p = 0.4 >= 0.05)"
+    # no dataset (a smoke run): no paper value on any row
+    assert all(r["paper"] is None for r in critical_points(elbows, best, dataset=None))
 
 
 def test_activity_per_analog_mode_at_the_base_point_with_warnings_from_every_point(study_store, study):

@@ -202,3 +202,92 @@ def test_provenance_is_readable_from_a_read_only_store(filled_store, store_url):
     filled_store.record_run("noise", a_run("r1"))
     with results.open_store(store_url, read_only=True) as reader:
         assert [r["run_id"] for r in reader.provenance("noise")["runs"]] == ["r1"]
+
+
+def _with_many_points(store: results.Store) -> list[tuple[str, str]]:
+    """Seven seeds at each of ten transfer noises of one analog mode, one trial each, all run with RPU_A (hex point
+    keys, as a sweep's); returns (key, label) of each, in the order recorded."""
+    points = []
+    for noise in range(0, 100, 10):
+        for seed in range(7):
+            key = f"{noise:02d}{seed:02d}" + "ab" * 6
+            label = f"analog_tl/2-class/transfer_noise={noise}/seed{seed}"
+            axes = {"transfer_noise": float(noise), "sp_skew": 0.0, "sp_variability": 0.0, "pulse_noise": 0.0}
+            store.record_point(
+                "noise", key, mode="analog_tl", task="2-class", classes=["beaver", "otter"], seed=seed,
+                axes={**axes, "dtod": 0.0}, label=label, algorithm="c-ttv2",
+            )  # fmt: skip
+            store.record_trial(f"{key}-lr0", "noise", key, lr=0.05, status="completed")
+            store.set_trial_rpu_config(f"{key}-lr0", RPU_A)
+            points.append((key, label))
+    return points
+
+
+def _provenance_table(url: str, columns: int, *more: str) -> str:
+    from click.testing import CliRunner
+
+    from analog_sweep.cli import cli
+
+    outcome = CliRunner().invoke(
+        cli, ["results", "provenance", "noise", "--store", url, *more], env={"COLUMNS": str(columns)}
+    )
+    assert outcome.exit_code == 0, outcome.output
+    return outcome.stdout
+
+
+def _value_lines(lines: list[str], value_at: int, field: str) -> list[str]:
+    """The lines of the value of the table's ``field`` row: its own, then those below it with nothing before the
+    value column."""
+    start = next(i for i, line in enumerate(lines) if f"  {field}  " in line[:value_at])
+    found = [lines[start][value_at:]]
+    for line in lines[start + 1 :]:
+        if line[:value_at].strip():
+            break
+        found.append(line[value_at:])
+    return found
+
+
+@pytest.mark.parametrize("columns", [120, 160])
+def test_the_provenance_table_fits_the_terminal_and_names_points_by_label(filled_store, store_url, columns):
+    command = ["analog-sweep", "run", "sweeps/paper_fig3_transfer_noise.yaml", "--storage-path", "/mnt/" + "d" * 90]
+    filled_store.record_run("noise", a_run("r1", command=command))
+    path = "/mnt/shared/sweeps/cache/pretrained/pretrain-" + "9e540985ae936667" * 6 + ".pt"
+    filled_store.record_pretrained(
+        "noise", {"cache_key": "k1", "file_hash": "f" * 64, "source_error": 3.7, "train_seconds": 21.0, "path": path}
+    )
+    points = _with_many_points(filled_store)
+    table = _provenance_table(store_url, columns)
+    lines = table.splitlines()
+    assert max(len(line) for line in lines) <= columns, max(lines, key=len)
+    value_at = lines[0].index("value")
+    # A number sits at the head of the value column, however long the longest value.
+    [error] = [line for line in lines if " source_error " in line]
+    assert error.index("3.7") == value_at and error.endswith("3.7")
+    # A long value wraps under its column and reads back whole (a word longer than the column is cut in pieces).
+    pieces = _value_lines(lines, value_at, "command")
+    assert len(pieces) > 1 and "".join(pieces).replace(" ", "") == "".join(command)
+    # The rpu config's points by label, seeds together, the first few: no point key in the table.
+    shown = " ".join(_value_lines(lines, value_at, "points"))
+    assert shown.startswith(
+        "70 points: analog_tl/2-class/transfer_noise=0/seed0-6, analog_tl/2-class/transfer_noise=10"
+    )
+    assert shown.endswith("more (--full lists them)") and len(_value_lines(lines, value_at, "points")) <= 4
+    assert not any(key in table for key, _ in points)
+
+    full = _provenance_table(store_url, columns, "--full").splitlines()
+    assert max(len(line) for line in full) <= columns
+    listed = " ".join(_value_lines(full, full[0].index("value"), "points"))
+    assert listed.endswith("analog_tl/2-class/transfer_noise=90/seed0-6") and "more" not in listed
+
+
+def test_csv_and_json_keep_every_point_by_key_and_label(filled_store, store_url):
+    points = _with_many_points(filled_store)
+    keys = [key for key, _ in points]
+    labels = {key: label for key, label in points}
+    group = filled_store.provenance("noise")["rpu_configs"][0]
+    assert group["point_keys"] == sorted(keys) and group["point_labels"] == [labels[k] for k in group["point_keys"]]
+    csv_text = _provenance_table(store_url, 120, "--format", "csv")
+    [keys_row] = [line for line in csv_text.splitlines() if ",points," in line]
+    [labels_row] = [line for line in csv_text.splitlines() if ",point_labels," in line]
+    assert keys_row.split(",points,")[1].strip('"').split(",") == group["point_keys"]
+    assert labels_row.split(",point_labels,")[1].split("; ") == group["point_labels"]

@@ -48,7 +48,7 @@ def test_the_report_is_one_self_contained_file_with_the_figures_and_findings(stu
     assert "analog body barely moved" in html and "(3 of 18 chosen trials)" in html
     # critical points from Store.elbows (the synthetic rise starts at 10 %), the paper's 15 % beside beaver-otter's
     rows = re.findall(
-        r"<tr><td>weight transfer noise[^\n]*</td><td>([^<]*)</td><td>analog TL</td>"
+        r"<tr><td>weight transfer noise[^\n]*</td><td>([^<]*)</td><td>analog TL</td><td>yes</td>"
         r'<td class="n">([0-9.]+) % \[([0-9.]+), ([0-9.]+)\]</td>.*?<td>([^<]*)</td></tr>',
         html,
         re.S,
