@@ -354,7 +354,7 @@ def elbows(sweep: str, axis: str | None, store_url: str | None, output_format: s
         profile = _profile(store, sweep)
         rows = [{**row, "profile": profile} for row in store.elbows(sweep, axis)]
     emit_rows(rows, output_format, columns=_ELBOW_COLUMNS, table_drops_uniform=_UNIFORM)
-    from analog_sweep.results._elbows import untested_note  # numpy, which the other commands need not load
+    from analog_sweep.results import untested_note  # numpy, which the other commands need not load
 
     _footnote(untested_note(rows))
 

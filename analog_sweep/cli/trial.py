@@ -266,7 +266,7 @@ def _cache_dir(asked: str | None) -> str:
     and the sweeps share their models; ``asked`` (``--cache-dir``) wins."""
     import os
 
-    from analog_sweep.orchestrator._paths import pretrain_cache_dir
+    from analog_sweep.orchestrator import pretrain_cache_dir
 
     # ``{storage}`` in $ANALOG_SWEEP_CACHE stands for the storage path the sweep commands default to.
     return str(pretrain_cache_dir(os.environ.get("ANALOG_SWEEP_STORAGE") or "sweep-store", asked))

@@ -116,7 +116,7 @@ STOPPABLE = [item for item in STOPPABLE if not item.startswith("seeds=")] + ["se
 
 @pytest.mark.slow
 def test_a_sweep_whose_studies_hold_only_their_key_resumes_to_the_end(tmp_path):
-    """A real driver: Ctrl-C mid-sweep, the journal's study descriptions taken out (as an earlier version left
+    """A real driver: Ctrl-C mid-sweep, the journal's study descriptions taken out (a journal written without
     them), then ``resume``: every trial of the budget completes once, on the studies named by point key, which then
     hold their labels. Neither local run prints Ray's token-authentication notice."""
     url, storage = f"sqlite:///{tmp_path / 'results.db'}", tmp_path / "storage"
