@@ -408,7 +408,7 @@ class _Phase:
             f"({self.cpu:g} CPU{f', {self.gpu:g} GPU' if self.gpu else ''} each)"
             + (
                 "; the grid tries every point's first learning rate before any point's second, so points finish "
-                "towards the end ('under way': points with trials in)"
+                "towards the end ('with trials in': points with a trial ended)"
                 if len(spec.lr_search.values) > 1 and len(points) > self.slots
                 else ""
             )

@@ -207,7 +207,10 @@ def _epochs(record: Mapping[str, Any], now: float) -> str:
     epoch, epochs = record.get("epoch", 0), record.get("epochs", "?")
     if not epoch:
         return f"first of {epochs} epochs running, {_duration(float(record.get('elapsed_s') or 0))} in"
-    left = float(record.get("left_s") or 0) - max(0.0, now - float(record.get("updated_at") or now))
+    estimate = float(record.get("left_s") or 0)
+    left = estimate - max(0.0, now - float(record.get("updated_at") or now))
+    if left <= 0 and epoch != epochs:
+        left = estimate  # the next epoch is slower than the ones before (a busier machine): the record's estimate
     loss = f", loss {record['loss']:.3f}" if isinstance(record.get("loss"), (int, float)) else ""
     return f"epoch {epoch}/{epochs}{loss}, {_duration(max(left, 0.0))} left"
 

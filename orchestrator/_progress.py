@@ -108,8 +108,8 @@ class ProgressLine(tune.Callback):
         split = "validation" if self.search.metric_name == "validation_error" else "test"
         best = f"{self._best[0]:.2f} % {split} ({self._best[1]})" if self._best else "-"
         # A grid tries every point's first rate before any point's second, so points finish late: the points with
-        # trials in show that the sweep is moving.
-        begun = f", {counts['points_begun']} under way" if counts.get("points_begun") else ""
+        # trials ended show that the sweep is moving.
+        begun = f", {counts['points_begun']} with trials in" if counts.get("points_begun") else ""
         return (
             f"[{format_duration(elapsed)}] points {counts['points_done']}/{len(self.search.points)} done{begun} | "
             f"trials {counts['running']} running, {counts['complete']} done, {counts['pruned']} pruned, "

@@ -668,7 +668,7 @@ class LearningRateSearch(Searcher):
 
     def counts(self) -> dict[str, int]:
         """Trials by state over all points; how many points have used their whole budget (``points_done``) and how
-        many others have a trial running or ended (``points_begun``)."""
+        many others have a trial that ended (``points_begun``: results are coming in)."""
         totals = {"complete": 0, "pruned": 0, "failed": 0, "diverged": 0, "running": 0, "points_done": 0}
         totals["points_begun"] = 0
         for point in self.points:
@@ -682,7 +682,7 @@ class LearningRateSearch(Searcher):
             totals["running"] += states.count(TrialState.RUNNING)
             finished = self.point_finished(point.key)
             totals["points_done"] += finished
-            totals["points_begun"] += bool(trials) and not finished
+            totals["points_begun"] += not finished and any(state in _FINISHED_STATES for state in states)
         return totals
 
     def _point(self, key: str) -> Point:

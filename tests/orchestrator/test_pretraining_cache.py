@@ -208,6 +208,8 @@ def test_pretraining_lines_say_epoch_loss_and_time_left_or_whose_training_is_wai
     assert pretraining_line(training, now=100.0) == "pretraining 9e540985ae936667: epoch 12/40, loss 0.412, 0m31s left"
     # The time left counts down from when the record was written.
     assert pretraining_line(training, now=110.0).endswith("0m21s left")
+    # An epoch slower than the ones before (a busier machine) never counts the time left down to nothing
+    assert pretraining_line(training, now=140.0).endswith("0m31s left")
     waiting = {**training, "state": "waiting"}
     assert pretraining_line(waiting, now=100.0) == (
         "pretraining: waiting for another sweep's pretraining of 9e540985ae936667 "

@@ -71,6 +71,24 @@ def test_completed_trials_are_told_and_the_search_then_finishes(tmp_path):
     assert all(search.point_finished(p.key) for p in search.points)
 
 
+def test_points_with_a_trial_ended_count_as_begun_until_they_finish(tmp_path):
+    """The grid hands every point its first rate before any its second, so no point finishes until the last round:
+    the progress line counts the points with a trial ended (``points_begun``); handed-out trials do not count."""
+    _, search = make_search(tmp_path)
+    suggestions = list(drain(search).items())
+    assert search.counts()["points_begun"] == 0 and search.counts()["running"] == len(suggestions)
+    first_round = suggestions[: len(search.points)]
+    for ray_id, suggestion in first_round[:3]:
+        search.on_trial_complete(ray_id, {"test_error": 10 * suggestion["lr"], "epoch": 3})
+    counts = search.counts()
+    assert (counts["points_done"], counts["points_begun"]) == (0, 3)
+    for ray_id, suggestion in suggestions:
+        if (ray_id, suggestion) not in first_round[:3]:
+            search.on_trial_complete(ray_id, {"test_error": 10 * suggestion["lr"], "epoch": 3})
+    counts = search.counts()
+    assert (counts["points_done"], counts["points_begun"]) == (len(search.points), 0)
+
+
 def test_trials_interrupted_by_a_driver_crash_are_handed_out_again_under_their_own_ids(tmp_path):
     _, search = make_search(tmp_path)
     suggestions = drain(search)
