@@ -9,8 +9,8 @@ are named by content (``workers.cache_entry``), so any sweep can use any model i
 the folder: ``--cache-dir`` or ``$ANALOG_SWEEP_CACHE`` if given (``{storage}`` in it stands for the storage path),
 else on a cluster (``--address``) ``<storage path>/cache``, which every node sees, else the user's cache folder
 (``$XDG_CACHE_HOME/analog-sweep/pretrained``, or ``~/.cache/analog-sweep/pretrained``). ``<storage path>/cache``
-(``SweepPaths.cache``) is also where a sweep's models were kept before the cache was shared: a model found there is
-copied into the cache, not trained again.
+(``SweepPaths.cache``) is also searched whatever the cache folder is, since a sweep whose storage path holds its
+models may have kept them there: a model found there is copied into the cache, not trained again.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import contextlib
 import fcntl
 import json
 import os
+import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -63,19 +64,24 @@ def pretrain_cache_dir(
 
 
 def check_cache_dir(folder: Path) -> None:
-    """Refuse a cache folder this process cannot write, before anything runs (nothing is made).
+    """Refuse a cache folder this process cannot write, before Ray starts: the folder is made (as the stage would make
+    it) and a probe file written and removed, so what the permission bits do not tell (root on /proc or /sys, a
+    read-only mount) is found too.
 
     Raises:
-        PreflightError: One line naming the folder and how to choose another.
+        PreflightError: One line naming the folder, why, and how to choose another.
     """
     existing = folder
     while not existing.exists() and existing.parent != existing:  # the folder is made under the nearest existing one
         existing = existing.parent
-    why = ""
-    if not existing.is_dir():
-        why = f"{existing} is not a folder"
-    elif not os.access(existing, os.W_OK | os.X_OK):
-        why = "it is not writable" if existing == folder else f"{existing} is not writable"
+    why = f"{existing} is not a folder" if not existing.is_dir() else ""
+    if not why:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-check-"):
+                pass
+        except OSError as error:
+            why = error.strerror or str(error)
     if why:
         raise PreflightError(
             f"cannot cache pretrained models in {folder}: {why}; set ${CACHE_ENV} or --cache-dir to a folder you "
@@ -86,7 +92,7 @@ def check_cache_dir(folder: Path) -> None:
 @dataclass(frozen=True)
 class SweepPaths:
     """Where one sweep keeps its files. ``cache`` is the storage path's own model cache (``<storage>/cache``): the
-    default on a cluster, and where models were kept before the cache was shared (``pretrain_cache_dir``)."""
+    default on a cluster, and searched for models whatever the cache folder is (``pretrain_cache_dir``)."""
 
     root: Path
 

@@ -15,7 +15,16 @@ _EXPORTS = {
     "_design": ("design_warnings",),
     "_algorithms": ("ALGORITHM_LABELS", "algorithm_differences", "algorithm_label", "compared_algorithms"),
     "_best": ("BestTrial", "Candidate", "PAPER_RULE", "Selection"),
-    "_elbows": ("Elbow", "MIN_AXIS_VALUES", "elbow_outcome", "estimate_elbow", "sweep_elbows", "untested_note"),
+    "_elbows": (
+        "Elbow",
+        "MIN_AXIS_VALUES",
+        "elbow_outcome",
+        "estimate_elbow",
+        "sweep_elbows",
+        "untested_note",
+        "few_seeds_elbows_note",
+        "elbow_few_seeds",
+    ),
     "_engine": ("SQLITE_BUSY_ENV", "STORE_ENV", "without_secrets"),
     "_errors": (
         "BadStoreURL",

@@ -99,7 +99,12 @@ def algorithm_fields(spec: Mapping[str, Any], name: str) -> tuple[dict[str, Any]
     return settings, mapping
 
 
-def sweep_activity_warnings(rows: Iterable[Mapping[str, Any]], spec: Mapping[str, Any]) -> list[str]:
+def sweep_activity_warnings(
+    rows: Iterable[Mapping[str, Any]],
+    spec: Mapping[str, Any],
+    *,
+    bases: Mapping[str, tuple[float, ...]] | None = None,
+) -> list[str]:
     """What the analog activity of a sweep's chosen trials says, as the study reads it: lines starting ``warning:``
     (a setting to change, naming the point by its label) or ``note:`` (an effect of a swept axis); [] when the tiles
     learned everywhere.
@@ -110,6 +115,8 @@ def sweep_activity_warnings(rows: Iterable[Mapping[str, Any]], spec: Mapping[str
             ``blocks_moved``, ``blocks_rel``).
         spec: The sweep's stored spec mapping: its ``algorithm``/``algorithms`` sections (mapping, time constant,
             ``freeze_analog``) shape the advice.
+        bases: Each task's base device point (``results._basepoint.base_points``); None: read off ``rows``. Give
+            the whole sweep's when ``rows`` are one curve's.
 
     Returns:
         At each curve's (mode, algorithm, task) base device point, one ``warning:`` per point with a problem, with
@@ -127,7 +134,7 @@ def sweep_activity_warnings(rows: Iterable[Mapping[str, Any]], spec: Mapping[str
     by_point: dict[tuple, list[Mapping[str, Any]]] = defaultdict(list)
     for row in sorted(rows, key=point_sort_key):
         by_point[(row["mode"], row.get("algorithm"), row["task"], device_point(row))].append(row)
-    bases = base_points(rows)
+    bases = base_points(rows) if bases is None else bases
     naming = compares_algorithms(rows)
     notes: dict[tuple, list[tuple[float, int, int, list[float], list[str]]]] = defaultdict(list)
     for (mode, algorithm, task, device), seeds in by_point.items():

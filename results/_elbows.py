@@ -54,6 +54,7 @@ import numpy as np
 
 from analog_sweep.results._errors import StoreInputError
 from analog_sweep.results._labels import algorithm_rank
+from analog_sweep.results._replicates import MIN_REPLICATES
 from analog_sweep.results._schema import AXES
 
 ALPHA = 0.05
@@ -355,15 +356,16 @@ def elbow_tested(elbow: Mapping[str, Any]) -> bool:
 def elbow_outcome(elbow: Mapping[str, Any], unit: str = "") -> str:
     """An elbow row in words, keeping "not tested" apart from "tested, none found":
 
-    - ``10.2 % [8, 12.5]``: the critical point and its 95 % interval (``unit`` after the point);
+    - ``10.2 % [8, 12.5]``: the critical point and its 95 % interval (``unit`` after the point), followed by
+      ``(fewer than 3 seeds: unreliable)`` where ``elbow_few_seeds``;
     - ``not tested: fewer than 5 axis values (3)``: the reason the test did not run;
     - ``tested, none found (p = 0.4)``, or with a significant rise but no usable breakpoint
       ``tested, none found (p = 0.012; the breakpoint fit did not converge)``.
     """
     point, low, high = elbow.get("breakpoint"), elbow.get("ci_low"), elbow.get("ci_high")
     if elbow.get("has_elbow") and point is not None:
-        text = f"{point:.3g}{unit}"
-        return text + (f" [{low:.3g}, {high:.3g}]" if low is not None and high is not None else "")
+        text = f"{point:.3g}{unit}" + (f" [{low:.3g}, {high:.3g}]" if low is not None and high is not None else "")
+        return text + (f" ({FEW_SEEDS_MARK})" if elbow_few_seeds(elbow) else "")
     reason = str(elbow.get("reason") or "")
     if not elbow_tested(elbow):
         return reason if reason.startswith(NOT_TESTED) else f"{NOT_TESTED}{reason or 'too few values'}"
@@ -374,6 +376,27 @@ def elbow_outcome(elbow: Mapping[str, Any], unit: str = "") -> str:
         # the p-value alone would read as an elbow found.
         found += ("; " if found else "") + reason.split(" (", 1)[0]
     return f"tested, none found ({found})" if found else "tested, none found"
+
+
+def elbow_few_seeds(elbow: Mapping[str, Any]) -> bool:
+    """A tested curve with fewer than ``MIN_REPLICATES`` observations (seeds) per axis value on average: its critical
+    point's interval rests on the scatter of single trials, flagged like every interval from fewer than 3 seeds."""
+    values, observations = elbow.get("n_values"), elbow.get("n_obs")
+    return bool(elbow_tested(elbow) and values and observations is not None and observations < MIN_REPLICATES * values)
+
+
+FEW_SEEDS_MARK = "fewer than 3 seeds: unreliable"
+
+
+def few_seeds_elbows_note(elbows: Iterable[Mapping[str, Any]]) -> str | None:
+    """One sentence for the tested curves with fewer than ``MIN_REPLICATES`` seeds a value, or None."""
+    few = [e for e in elbows if elbow_few_seeds(e)]
+    if not few:
+        return None
+    return (
+        f"Critical points from fewer than {MIN_REPLICATES} seeds a value for {len(few)} curve(s): their intervals "
+        "rest on single trials' scatter and are unreliable."
+    )
 
 
 def untested_note(elbows: Iterable[Mapping[str, Any]]) -> str | None:

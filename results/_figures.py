@@ -34,7 +34,14 @@ from typing import Any
 
 from analog_sweep.results._algorithms import algorithm_label, compared_algorithms, compares_algorithms
 from analog_sweep.results._basepoint import DevicePoint, base_points, device_point, varied_axes
-from analog_sweep.results._elbows import elbow_outcome, elbow_tested, untested_note
+from analog_sweep.results._elbows import (
+    FEW_SEEDS_MARK,
+    elbow_few_seeds,
+    elbow_outcome,
+    elbow_tested,
+    few_seeds_elbows_note,
+    untested_note,
+)
 from analog_sweep.results._errors import StoreInputError
 from analog_sweep.results._labels import algorithm_rank
 from analog_sweep.results._profile import SMOKE_NOTE, SMOKE_PURPOSE, SMOKE_TITLE
@@ -515,6 +522,8 @@ def axis_figure(
         tested_none = [e for e in elbow_rows if elbow_tested(e) and not e.get("has_elbow")]
         if found:
             caption += " Dashed line and shaded band: the critical point (elbow) and its 95 % interval, per mode."
+            few = few_seeds_elbows_note(found)
+            caption += f" {few}" if few else ""
         if tested_none:
             caption += (
                 " Tested for a critical point and none found: "
@@ -696,9 +705,10 @@ def _draw_elbow(ax: Any, axis: str, elbow: Mapping[str, Any], style: ModeStyle) 
         if low is not None and high is not None:
             ax.axvspan(low, high, color=style.color, alpha=0.12, linewidth=0)
             label += f" [{_g(low)}, {_g(high)}]"
-        ax.axvline(
-            point, color=style.color, linestyle=(0, (4, 2)), linewidth=1.2, label=label + AXIS_UNITS.get(axis, "")
-        )
+        label += AXIS_UNITS.get(axis, "")
+        if elbow_few_seeds(elbow):
+            label += f"\n({FEW_SEEDS_MARK})"
+        ax.axvline(point, color=style.color, linestyle=(0, (4, 2)), linewidth=1.2, label=label)
     else:
         ax.plot([], [], linestyle="none", label=f"{style.label}: {_legend_outcome(elbow)}")
 

@@ -13,7 +13,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from analog_sweep.results._activity import activity_warnings
+from analog_sweep.results._activity import sweep_activity_warnings
 from analog_sweep.results._algorithms import compared_algorithms, compares_algorithms
 from analog_sweep.results._basepoint import base_points, device_point
 from analog_sweep.results._elbows import elbow_outcome, elbow_tested
@@ -134,15 +134,17 @@ def critical_points(
     return out
 
 
-def activity_by_mode(best_rows: list[Mapping[str, Any]], *, frozen: bool = False) -> list[dict[str, Any]]:
+def activity_by_mode(best_rows: list[Mapping[str, Any]], spec: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
     """Analog learning activity per task and analog mode (and algorithm), from the chosen trials' activity columns.
 
     ``head_moved`` and ``blocks_moved`` (percent of the group's analog weights changed since conversion) and
     ``blocks_rel`` (body mean|dW| / mean|W|; ``workers._activity``): means over the seeds at the base device point,
-    ``seeds`` how many had them. ``warnings``: the distinct ``activity_warnings`` of the mode's chosen trials at any
-    point, with how many trials had each. Modes without activity (digital, or a store from before schema version 3)
-    are left out.
+    ``seeds`` how many had them. ``warnings``: what the curve's activity says as the study reads it
+    (``sweep_activity_warnings`` with the sweep's stored ``spec``: a warning with advice per point at the base device,
+    one note per axis where only the swept property caused it), without the ``warning:``/``note:`` prefix. Modes
+    without activity (digital, or a store from before schema version 3) are left out.
     """
+    spec = spec or {}
     bases = base_points(best_rows)
     algorithms = compared_algorithms(best_rows)
     compare = len(algorithms) > 1
@@ -160,17 +162,15 @@ def activity_by_mode(best_rows: list[Mapping[str, Any]], *, frozen: bool = False
             at_base = [r for r in rows if device_point(r) == bases[task] and r.get("head_moved") is not None]
             if not any(r.get("head_moved") is not None for r in rows):
                 continue
-            problems: dict[str, int] = defaultdict(int)
-            for row in rows:
-                for problem in activity_warnings(row, frozen=frozen):
-                    problems[problem] += 1
+            lines = sweep_activity_warnings(rows, spec, bases=bases)
+            lines = [line.split(": ", 1)[1] for line in lines]
             out.append(
                 {
                     "task": task,
                     "mode": series_style(mode, algorithm, compare=compare).label,
                     "seeds": len(at_base),
                     **{name: _mean(at_base, name) for name in ("head_moved", "blocks_moved", "blocks_rel")},
-                    "warnings": [f"{p} ({count} of {len(rows)} chosen trials)" for p, count in problems.items()],
+                    "warnings": lines,
                 }
             )
     return out

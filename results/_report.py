@@ -26,10 +26,9 @@ from typing import Any
 
 import yaml
 
-from analog_sweep.results._activity import frozen_tiles
 from analog_sweep.results._algorithms import algorithm_differences, algorithm_label, compared_algorithms
 from analog_sweep.results._basepoint import base_points, device_point, varied_axes
-from analog_sweep.results._elbows import MIN_AXIS_VALUES, untested_note
+from analog_sweep.results._elbows import MIN_AXIS_VALUES, few_seeds_elbows_note, untested_note
 from analog_sweep.results._errors import StoreInputError
 from analog_sweep.results._figures import (
     AXIS_LABELS,
@@ -118,7 +117,6 @@ def build_report(store: Any, sweep: str, *, formats: tuple[str, ...] = FORMATS) 
     smoke = smoke_run(spec)
     # A smoke run is set beside none of the paper's values: no paper task, so no paper column, line or reference.
     dataset = None if smoke else (spec.get("data") or {}).get("dataset", "digits")
-    frozen = frozen_tiles(spec)
     done = [r for r in best if r.get("test_error") is not None]
 
     elbows, elbows_absent = _elbows(store, sweep)
@@ -181,14 +179,18 @@ def build_report(store: Any, sweep: str, *, formats: tuple[str, ...] = FORMATS) 
         critical = Section(critical_points(elbows, done, dataset=dataset))
         if not critical.rows:
             critical.absent = "no critical point was estimated for the varied axes"
-    activity = Section(activity_by_mode(done, frozen=frozen))
+    activity = Section(activity_by_mode(done, spec))
     if not activity.rows:
         activity.absent = (
             "no chosen trial has analog activity columns (digital modes only, or a store written "
             "before schema version 3)"
         )
 
-    critical_note = untested_note(elbows) if elbows and critical.rows else None
+    critical_note = (
+        " ".join(n for n in (untested_note(elbows), few_seeds_elbows_note(elbows)) if n) or None
+        if elbows and critical.rows
+        else None
+    )
     provenance, provenance_absent = _provenance(store, sweep)
     return StudyReport(
         sweep=sweep_row,

@@ -25,7 +25,8 @@ def load_spec(path: str | os.PathLike[str], overrides: Iterable[str] = (), *, pr
     """Read, override and validate the sweep spec at ``path``; any problem raises a one-line ``SpecError``.
 
     ``profile`` (``sweeps.PROFILES``, e.g. ``"smoke"``) adds that profile's overrides before ``overrides``, so the
-    caller's own still win; ``spec.overrides`` then holds both, the profile's first."""
+    caller's own still win; ``spec.overrides`` then holds both, the profile's first. Only ``profile`` sets the spec's
+    ``profile`` field: the field in the file or in ``overrides`` is refused."""
     source = os.fspath(path)
     if "\0" in source:
         raise SpecError(f"{source!r}: cannot read: the path contains a NUL byte")
@@ -44,6 +45,13 @@ def load_spec(path: str | os.PathLike[str], overrides: Iterable[str] = (), *, pr
     if len(text) > MAX_FILE_BYTES:
         raise SpecError(f"{source}: larger than {MAX_FILE_BYTES} bytes; not a sweep spec")
     raw = parse_yaml(text, source=source)
+    # ``profile`` records what ``--profile`` did to the spec: set by hand, it would label a full run a smoke run (or
+    # take the label off one), so only the profile sets it.
+    if isinstance(raw, dict) and "profile" in raw:
+        raise SpecError(f"{source}: profile: set by --profile, not in the spec file")
+    for override in overrides:
+        if isinstance(override, str) and override.partition("=")[0].strip().split(".")[0] == "profile":
+            raise SpecError(f"{source}: --set {override!r}: profile is set by --profile, not by --set")
     if profile is not None:
         overrides = [*profile_overrides(raw, profile, source=source), *overrides]
     return spec_from_mapping(raw, source=source, overrides=overrides)

@@ -353,10 +353,13 @@ def elbows(sweep: str, axis: str | None, store_url: str | None, output_format: s
     with open_store(store_url, read_only=True) as store:
         profile = _profile(store, sweep)
         rows = [{**row, "profile": profile} for row in store.elbows(sweep, axis)]
-    emit_rows(rows, output_format, columns=_ELBOW_COLUMNS, table_drops_uniform=_UNIFORM)
-    from analog_sweep.results import untested_note  # numpy, which the other commands need not load
+    # numpy, which the other commands need not load
+    from analog_sweep.results import elbow_few_seeds, few_seeds_elbows_note, untested_note
 
+    rows = [{**row, "few_seeds": elbow_few_seeds(row)} for row in rows]
+    emit_rows(rows, output_format, columns=_ELBOW_COLUMNS, table_drops_uniform=(*_UNIFORM, "few_seeds"))
     _footnote(untested_note(rows))
+    _footnote(few_seeds_elbows_note(rows))
 
 
 @results.command()
@@ -430,6 +433,7 @@ _ELBOW_COLUMNS = (
     "n_values",
     "n_obs",
     "tested",
+    "few_seeds",
     "has_elbow",
     "breakpoint",
     "ci_low",

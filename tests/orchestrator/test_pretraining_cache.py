@@ -4,7 +4,7 @@
   storage path on a cluster, the user's cache folder otherwise; one that cannot be written is one line.
 - Two sweeps with different storage paths and the same pretraining settings: the second takes the model from the
   cache, and nothing is trained again (the file's mtime, the store's ``trained_now``).
-- A model in a storage path's own ``cache`` folder (where models were kept before the cache was shared) is found.
+- A model in a storage path's own ``cache`` folder (searched whatever the cache folder is) is found.
 - While a model trains, the run prints its epoch, loss and time left, and says when it waits for another sweep that
   trains the same model; ``status`` of a sweep that is pretraining says so.
 
@@ -79,8 +79,11 @@ def test_a_cache_folder_that_cannot_be_written_is_refused_in_one_line(tmp_path):
     blocker.write_text("not a folder")
     with pytest.raises(PreflightError, match=rf"cannot cache pretrained models in {blocker}/cache: {blocker} is "):
         check_cache_dir(blocker / "cache")
-    check_cache_dir(tmp_path / "new" / "cache")  # made later, under a folder that can be written: fine
-    assert not (tmp_path / "new").exists()  # the check makes nothing
+    check_cache_dir(tmp_path / "new" / "cache")  # under a folder that can be written: made, and nothing left in it
+    assert list((tmp_path / "new" / "cache").iterdir()) == []
+    # what the permission bits do not tell: /proc refuses new entries even to root
+    with pytest.raises(PreflightError, match=r"cannot cache pretrained models in /proc/analog-sweep-cache: .*; set "):
+        check_cache_dir(Path("/proc/analog-sweep-cache"))
 
     done = subprocess.run(
         [sys.executable, "-m", "analog_sweep", "run", str(QUICKSTART), *_set(SWEEP), "--storage-path",

@@ -327,15 +327,17 @@ def test_store_elbows_and_the_cli_in_every_format(paper_url, store):
     code, out, err = _cli("elbows", "fig3", "--store", paper_url, "--format", "json")
     assert code == 0, err
     printed = [json.loads(line) for line in out.splitlines()]
-    assert [{k: r[k] for k in printed[0] if k != "profile"} for r in rows] == [
-        {k: v for k, v in r.items() if k != "profile"} for r in printed
+    extra = ("profile", "few_seeds")
+    assert [{k: r[k] for k in printed[0] if k not in extra} for r in rows] == [
+        {k: v for k, v in r.items() if k not in extra} for r in printed
     ]
-    assert set(printed[0]) == {*results.Elbow.__dataclass_fields__, "profile"}
+    assert set(printed[0]) == {*results.Elbow.__dataclass_fields__, *extra}
     assert {r["profile"] for r in printed} == {None} and {r["tested"] for r in printed} == {True}
+    assert [r["few_seeds"] for r in printed] == [results.elbow_few_seeds(r) for r in rows]
 
     code, out, _ = _cli("elbows", "fig3", "--axis", "transfer_noise", "--store", paper_url, "--format", "csv")
     header, *lines = out.splitlines()
-    assert code == 0 and header.startswith("mode,algorithm,task,axis,n_values,n_obs,tested,has_elbow,breakpoint")
+    assert code == 0 and header.startswith("mode,algorithm,task,axis,n_values,n_obs,tested,few_seeds,has_elbow,breakpoint")
     assert len(lines) == 2
 
     code, out, _ = _cli("elbows", "fig3", "--store", paper_url)
@@ -367,3 +369,19 @@ def test_export_per_elbow_reads_back(paper_url, store, tmp_path):
     table = pq.read_table(path)
     assert table.schema.names == ["sweep", *results.Elbow.__dataclass_fields__, "profile"]
     assert table.to_pylist() == [{**row, "profile": None} for row in store.elbows("fig3")]
+
+
+def test_a_critical_point_from_fewer_than_three_seeds_a_value_is_flagged_wherever_it_is_shown():
+    from analog_sweep.results import elbow_few_seeds, elbow_outcome, few_seeds_elbows_note
+
+    found = {"tested": True, "has_elbow": True, "breakpoint": 32.68, "ci_low": 20.8, "ci_high": 51.34, "n_values": 7}
+    two_seeds, three_seeds = {**found, "n_obs": 14}, {**found, "n_obs": 21}
+    assert elbow_few_seeds(two_seeds) and not elbow_few_seeds(three_seeds)
+    assert elbow_outcome(two_seeds, " %") == "32.7 % [20.8, 51.3] (fewer than 3 seeds: unreliable)"
+    assert elbow_outcome(three_seeds, " %") == "32.7 % [20.8, 51.3]"
+    assert few_seeds_elbows_note([two_seeds, three_seeds]).startswith(
+        "Critical points from fewer than 3 seeds a value for 1 curve(s)"
+    )
+    assert few_seeds_elbows_note([three_seeds]) is None
+    # a curve the test never ran on is "not tested", whatever its seeds
+    assert not elbow_few_seeds({"tested": False, "has_elbow": False, "n_values": 3, "n_obs": 3})

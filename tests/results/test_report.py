@@ -45,7 +45,7 @@ def test_the_report_is_one_self_contained_file_with_the_figures_and_findings(stu
     # the findings: Welch differences over three seeds each, the paper beside them for its task only
     assert "-15.00 [-18.40, -11.60]" in html
     assert "about +2 points (Fig. 2, Sec. III.A)" in html and "no paper value for this task" in html
-    assert "analog body barely moved" in html and "(3 of 18 chosen trials)" in html
+    assert "body barely moved (0.5 % of the weights) at transfer_noise 50 % (3 of 3 chosen trials)" in html
     # critical points from Store.elbows (the synthetic rise starts at 10 %), the paper's 15 % beside beaver-otter's
     rows = re.findall(
         r"<tr><td>weight transfer noise[^\n]*</td><td>([^<]*)</td><td>analog TL</td><td>yes</td>"

@@ -18,6 +18,7 @@ from analog_sweep.sweeps import (
     load_spec,
     profile_overrides,
     shipped_specs,
+    spec_from_mapping,
     spec_hash,
     trial_config,
 )
@@ -66,14 +67,32 @@ def test_smoke_scales_an_algorithm_entrys_own_time_constant_too(tmp_path):
 
 def test_a_recorded_profile_changes_the_hash_and_no_profile_keeps_it():
     quickstart = shipped_specs()["quickstart"]
-    assert spec_hash(load_spec(quickstart, ["profile=smoke"])) != spec_hash(load_spec(quickstart))
-    assert spec_hash(load_spec(quickstart, ["profile=null"])) == spec_hash(load_spec(quickstart))
+    raw = yaml.safe_load(quickstart.read_text())
+    assert spec_hash(spec_from_mapping(raw, overrides=["profile=smoke"])) != spec_hash(load_spec(quickstart))
+    assert spec_hash(spec_from_mapping(raw, overrides=["profile=null"])) == spec_hash(load_spec(quickstart))
+
+
+def test_only_the_profile_sets_the_profile_field(tmp_path):
+    """By hand it would label a full run a smoke run, or take the label off a smoke run: refused in one line."""
+    quickstart = shipped_specs()["quickstart"]
+    for overrides, profile in ((["profile=smoke"], None), (["profile=null"], "smoke"), (["profile=tiny"], None)):
+        with pytest.raises(SpecError) as caught:
+            load_spec(quickstart, overrides, profile=profile)
+        assert "profile is set by --profile, not by --set" in str(caught.value) and "\n" not in str(caught.value)
+    written = tmp_path / "hand.yaml"
+    written.write_text(quickstart.read_text() + "profile: smoke\n")
+    with pytest.raises(SpecError, match="profile: set by --profile, not in the spec file"):
+        load_spec(written)
+    # a stored spec (resume reads the store's mapping) keeps its recorded profile
+    stored = load_spec(quickstart, profile="smoke").raw
+    assert spec_from_mapping(stored).profile == "smoke"
 
 
 def test_an_unknown_recorded_profile_is_one_line():
+    raw = yaml.safe_load(shipped_specs()["quickstart"].read_text())
     with pytest.raises(SpecError) as caught:
-        load_spec(shipped_specs()["quickstart"], ["profile=tiny"])
-    assert "profile: unknown profile 'tiny'; choose one of smoke" in str(caught.value)
+        spec_from_mapping({**raw, "profile": "tiny"}, source="stored")
+    assert str(caught.value) == "stored: profile: unknown profile 'tiny'; choose one of smoke"
 
 
 def _final(config, cache_dir) -> dict:
