@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from analog_sweep._locks import probe_lock
 from analog_sweep.orchestrator._errors import PreflightError, SweepStateError
 
 CACHE_ENV = "ANALOG_SWEEP_CACHE"
@@ -167,21 +168,9 @@ def driver_alive(experiment_path: str | os.PathLike | None) -> bool | None:
     if not experiment_path:
         return None
     lock = SweepPaths(Path(experiment_path)).lock
-    try:
-        handle = open(lock)
-    except FileNotFoundError:
+    if not lock.exists():
         return False if Path(experiment_path).is_dir() else None
-    except OSError:
-        return None
-    with handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        except OSError:
-            return None
-        fcntl.flock(handle, fcntl.LOCK_UN)
-        return False
+    return probe_lock(lock)
 
 
 def pretraining_line(model: Mapping[str, Any], now: float | None = None) -> str:

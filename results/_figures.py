@@ -596,28 +596,15 @@ def _markers(ax: Any, xs: Sequence[float], stats: Sequence[Summary], style: Mode
 
 def _flag_legend(ax: Any, *, few: bool, flat: bool) -> None:
     """Legend entries that say what hollow markers and rings mean, where the panel has them."""
-    if few:
-        ax.plot(
-            [],
-            [],
-            linestyle="none",
-            marker="o",
-            markersize=4.5,
-            color="0.3",
-            markerfacecolor="white",
-            label=f"hollow: fewer than {MIN_REPLICATES} seeds, spread unreliable or none",
-        )
-    if flat:
-        ax.plot(
-            [],
-            [],
-            linestyle="none",
-            marker="o",
-            markersize=9,
-            markerfacecolor="none",
-            markeredgecolor="0.3",
-            label="ringed: sd 0 (seeds agreed), not exact",
-        )
+    entries = [
+        (few, {"markersize": 4.5, "color": "0.3", "markerfacecolor": "white"},
+         f"hollow: fewer than {MIN_REPLICATES} seeds, spread unreliable or none"),
+        (flat, {"markersize": 9, "markerfacecolor": "none", "markeredgecolor": "0.3"},
+         "ringed: sd 0 (seeds agreed), not exact"),
+    ]  # fmt: skip
+    for shown, style, label in entries:
+        if shown:
+            ax.plot([], [], linestyle="none", marker="o", label=label, **style)
 
 
 def _replicate_caption(few_counts: set[int], flat: Sequence[str], what: str) -> str:

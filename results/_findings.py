@@ -85,7 +85,11 @@ def mode_differences(best_rows: list[Mapping[str, Any]], *, dataset: str | None 
 
 def _verdict(a: str, b: str, diff: Difference) -> str:
     better = a if diff.difference < 0 else b
-    lower = f"{better} lower by {abs(diff.difference):.1f} points"
+    lower = (
+        f"{better} lower by {abs(diff.difference):.1f} points"
+        if round(abs(diff.difference), 1) > 0
+        else "the same mean error (0.0 points apart)"
+    )
     few = f"fewer than {MIN_REPLICATES} seeds on a side (n = {diff.n_a}, {diff.n_b})"
     if diff.no_spread:
         return f"{lower}; every seed of both modes gave the same error, so no interval (not an exact difference)" + (

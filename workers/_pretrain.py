@@ -31,6 +31,8 @@ from typing import Any
 
 import torch
 
+from analog_sweep._locks import probe_lock
+
 from ._config import PRETRAIN_OPTIMIZERS, DataConfig, ModelConfig, PretrainConfig, pretrain_key
 from ._data import batches, file_sha256, load_source, source_fingerprint
 from ._metrics import test_error_percent
@@ -117,19 +119,7 @@ def read_progress(path: str | Path) -> dict[str, Any] | None:
 def lock_held(path: str | Path) -> bool:
     """Whether some process holds the lock file ``path`` now (its model is being looked up or trained). Takes a
     shared lock for an instant without waiting, and nothing if the file is missing."""
-    try:
-        handle = open(path)
-    except OSError:
-        return False
-    with handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        except OSError:
-            return False
-        fcntl.flock(handle, fcntl.LOCK_UN)
-        return False
+    return bool(probe_lock(path))
 
 
 def pretrained_model(

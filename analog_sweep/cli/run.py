@@ -285,8 +285,12 @@ def _point_table(store: Any, name: str, output_format: str, *, with_status: bool
 
 
 def _design_warnings(spec: Any) -> list[str]:
-    """What the spec's design keeps its results from saying (``results.design_warnings``)."""
+    """What the spec's design keeps its results from saying (``results.design_warnings``); none for a smoke run,
+    whose one seed is the profile's choice and whose numbers are not results."""
     from analog_sweep.results import design_warnings
+
+    if spec.profile is not None:
+        return []
 
     return design_warnings(len(spec.seeds), dict(spec.axes.values), [refine.axis for refine in spec.axes.refine])
 

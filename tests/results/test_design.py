@@ -36,3 +36,11 @@ def test_the_dry_run_lists_the_warning_with_the_machines():
     assert "  - critical points are asked for (transfer_noise) with 2 seed(s)" in warnings
     enough = runner.invoke(cli, ["run", spec, "--dry-run"])
     assert enough.exit_code == 0 and "critical points are asked for" not in enough.output
+
+
+def test_a_smoke_run_is_not_warned_about_the_seeds_its_profile_chose():
+    outcome = CliRunner().invoke(
+        cli, ["run", str(shipped_specs()["embedded_fig3_transfer_noise"]), "--dry-run", "--profile", "smoke"]
+    )
+    assert outcome.exit_code == 0, outcome.output
+    assert "critical points are asked for" not in outcome.output

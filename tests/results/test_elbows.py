@@ -337,7 +337,9 @@ def test_store_elbows_and_the_cli_in_every_format(paper_url, store):
 
     code, out, _ = _cli("elbows", "fig3", "--axis", "transfer_noise", "--store", paper_url, "--format", "csv")
     header, *lines = out.splitlines()
-    assert code == 0 and header.startswith("mode,algorithm,task,axis,n_values,n_obs,tested,few_seeds,has_elbow,breakpoint")
+    assert code == 0 and header.startswith(
+        "mode,algorithm,task,axis,n_values,n_obs,tested,few_seeds,has_elbow,breakpoint"
+    )
     assert len(lines) == 2
 
     code, out, _ = _cli("elbows", "fig3", "--store", paper_url)
