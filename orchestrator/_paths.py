@@ -65,9 +65,9 @@ def pretrain_cache_dir(
 
 
 def check_cache_dir(folder: Path) -> None:
-    """Refuse a cache folder this process cannot write, before Ray starts: the folder is made (as the stage would make
-    it) and a probe file written and removed, so what the permission bits do not tell (root on /proc or /sys, a
-    read-only mount) is found too.
+    """Refuse a cache folder this process cannot write, before Ray starts: the folder is made and a probe file written
+    in it, so what the permission bits do not tell (root on /proc or /sys, a read-only mount) is found too; the probe
+    and the folders the check made are removed again.
 
     Raises:
         PreflightError: One line naming the folder, why, and how to choose another.
@@ -83,6 +83,12 @@ def check_cache_dir(folder: Path) -> None:
                 pass
         except OSError as error:
             why = error.strerror or str(error)
+        finally:  # the folders the check made go again: the stage makes them when it needs them
+            made = folder
+            while made != existing and made.is_dir():
+                with contextlib.suppress(OSError):
+                    made.rmdir()
+                made = made.parent
     if why:
         raise PreflightError(
             f"cannot cache pretrained models in {folder}: {why}; set ${CACHE_ENV} or --cache-dir to a folder you "

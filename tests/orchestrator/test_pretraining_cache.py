@@ -79,8 +79,11 @@ def test_a_cache_folder_that_cannot_be_written_is_refused_in_one_line(tmp_path):
     blocker.write_text("not a folder")
     with pytest.raises(PreflightError, match=rf"cannot cache pretrained models in {blocker}/cache: {blocker} is "):
         check_cache_dir(blocker / "cache")
-    check_cache_dir(tmp_path / "new" / "cache")  # under a folder that can be written: made, and nothing left in it
-    assert list((tmp_path / "new" / "cache").iterdir()) == []
+    check_cache_dir(tmp_path / "new" / "cache")  # under a folder that can be written: fine, and nothing left behind
+    assert not (tmp_path / "new").exists()
+    (tmp_path / "kept").mkdir()
+    check_cache_dir(tmp_path / "kept")  # a folder that was there stays, empty
+    assert list((tmp_path / "kept").iterdir()) == []
     # what the permission bits do not tell: /proc refuses new entries even to root
     with pytest.raises(PreflightError, match=r"cannot cache pretrained models in /proc/analog-sweep-cache: .*; set "):
         check_cache_dir(Path("/proc/analog-sweep-cache"))
