@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from analog_sweep._locks import probe_lock
+from analog_sweep._files import probe_lock, replace_text
 from analog_sweep.orchestrator._errors import PreflightError, SweepStateError
 
 CACHE_ENV = "ANALOG_SWEEP_CACHE"
@@ -225,9 +225,7 @@ def _duration(seconds: float) -> str:
 
 def write_pretraining(paths: SweepPaths, models: list[dict[str, Any]]) -> None:
     """Replace the sweep's ``pretraining.json`` atomically with ``models`` (``pretraining_line``'s entries)."""
-    temporary = paths.pretraining.with_name(f".{paths.pretraining.name}.{os.getpid()}.tmp")
-    temporary.write_text(json.dumps({"updated_at": time.time(), "models": models}))
-    os.replace(temporary, paths.pretraining)
+    replace_text(paths.pretraining, json.dumps({"updated_at": time.time(), "models": models}))
 
 
 def clear_pretraining(paths: SweepPaths) -> None:

@@ -6,8 +6,8 @@ the key and a fingerprint of the source data's bytes (``workers._data.source_fin
 edited data files are trained on again, never answered with weights learned on other data. A second trial with the
 same key and data loads the file; a file lock makes concurrent trials and sweeps on one machine (or on one shared
 folder) wait for the first to finish training instead of training twice. A damaged cache file fails its checksum and
-is trained again, never used. A good copy found in another folder (``also_in``: where an older layout kept the cache)
-is copied into the cache instead of training again.
+is trained again, never used. A good copy found in another folder (``also_in``: another cache folder, such as a
+storage path's own) is copied into the cache instead of training again.
 
 While it trains, the holder of the lock keeps a small JSON file beside the cache entry (``<entry>.progress.json``,
 replaced atomically after every epoch, removed when the model is saved): the epoch, the epoch's mean training loss
@@ -31,7 +31,7 @@ from typing import Any
 
 import torch
 
-from analog_sweep._locks import probe_lock
+from analog_sweep._files import probe_lock, replace_text
 
 from ._config import PRETRAIN_OPTIMIZERS, DataConfig, ModelConfig, PretrainConfig, pretrain_key
 from ._data import batches, file_sha256, load_source, source_fingerprint
@@ -140,8 +140,8 @@ def pretrained_model(
         pretrain: The pretraining settings.
         cache_dir: The cache folder (made if missing).
         progress: Told what happens in words (a damaged cache file, a copy from ``also_in``, every 10th epoch).
-        also_in: Other folders that may hold the model (an older cache location); a good copy there is copied into
-            ``cache_dir`` and used, never trained again.
+        also_in: Other folders that may hold the model (another cache folder, such as a storage path's own); a good
+            copy there is copied into ``cache_dir`` and used, never trained again.
         tag: Written into the progress file while this call trains (e.g. who trains: a sweep's name and a token), so
             that a reader can tell its own training from another's.
 
@@ -253,12 +253,8 @@ class _ProgressFile:
             "updated_at": time.time(),
             "pid": os.getpid(),
         }
-        temporary = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        try:
-            temporary.write_text(json.dumps(record))
-            os.replace(temporary, self.path)
-        except OSError:
-            pass
+        with contextlib.suppress(OSError):
+            replace_text(self.path, json.dumps(record))
 
 
 def _train(

@@ -25,6 +25,7 @@ import click
 from analog_sweep.cli._liveness import with_live_status
 from analog_sweep.cli.output import (
     ACTIVITY_COLUMNS,
+    cell_text,
     display_rows,
     emit_rows,
     one_line_errors,
@@ -675,7 +676,7 @@ def _fact_table(rows: list[dict[str, Any]], columns: tuple[str, ...], width: int
     of many lines (a command line, a path) starts under the column's head and continues below it. The other columns
     are at most ``PROVENANCE_KEY_WIDTH`` wide; a longer cell (an rpu config's deepest fields, --full) has the line to
     itself, its value starting on the next."""
-    cells = [[_fact_cell(row.get(column)) for column in columns] for row in rows]
+    cells = [[cell_text(row.get(column)) for column in columns] for row in rows]
     widths = [
         min(PROVENANCE_KEY_WIDTH, max([len(column)] + [len(cells_[i]) for cells_ in cells]))
         for i, column in enumerate(columns[:-1])
@@ -709,14 +710,6 @@ def _wrap(text: str, width: int) -> list[str]:
             line = line[cut:]
         lines.append(line)
     return lines
-
-
-def _fact_cell(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)
 
 
 def _leaves(value: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
