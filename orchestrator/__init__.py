@@ -11,6 +11,7 @@ _EXPORTS = {
     "_cluster": ("ray_session", "trial_resources"),
     "_dashboard": ("dashboard_app", "read_only_studies", "serve_dashboard", "sweep_journal"),
     "_driver": ("SweepOutcome", "resume_sweep", "run_sweep"),
+    "_environmental": ("environmental_cause", "is_lasting"),
     "_errors": (
         "ClusterError",
         "JournalDamaged",

@@ -18,7 +18,9 @@ note editing, Fail Trial) and says on the page that it is read-only.
 
 from __future__ import annotations
 
+import errno
 import os
+import socket
 import socketserver
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -211,6 +213,37 @@ class _ThreadedServer(socketserver.ThreadingMixIn, WSGIServer):
     daemon_threads = True  # the page loads its parts in parallel
 
 
+# How many ports above a busy one are tried for a free one to suggest, before any free port the system gives.
+NEARBY_PORTS = 20
+
+
+class PortInUse(OSError):
+    """The dashboard's port is taken; the message names it and a port that was free a moment ago."""
+
+    def __init__(self, host: str, port: int, suggestion: int | None) -> None:
+        hint = f"; try --port {suggestion} (free now)" if suggestion else "; choose another with --port (0: any free)"
+        super().__init__(errno.EADDRINUSE, f"port {port} on {host} is already in use{hint}")
+
+    def __str__(self) -> str:
+        return str(self.strerror)
+
+
+def free_port_near(host: str, port: int) -> int | None:
+    """A port the dashboard could listen on at ``host`` now: the first free one of the ``NEARBY_PORTS`` above
+    ``port``, else one the system picks; None if none can be bound. Each is tried by binding it as the server binds
+    (``SO_REUSEADDR``, as ``http.server`` sets), then released: another program may take it in between."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    for candidate in [*range(port + 1, min(port + NEARBY_PORTS, 65535) + 1), 0]:
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((host, candidate))
+            except OSError:
+                continue
+            return probe.getsockname()[1]
+    return None
+
+
 def serve_dashboard(
     journal: str | os.PathLike[str],
     *,
@@ -221,8 +254,15 @@ def serve_dashboard(
     selected_on: str | None = None,
 ) -> None:
     """Serve the read-only dashboard (``dashboard_app``) at http://HOST:PORT until interrupted (``echo`` says where,
-    once listening). Raises ``FileNotFoundError`` without a journal and ``OSError`` if the port is taken."""
+    once listening). Raises ``FileNotFoundError`` without a journal, ``PortInUse`` (an ``OSError`` naming a free
+    port to use instead) if the port is taken, and ``OSError`` if it cannot listen there otherwise."""
     app = dashboard_app(journal, fallback_labels=fallback_labels, selected_on=selected_on)
-    with make_server(host, port, app, server_class=_ThreadedServer, handler_class=_QuietHandler) as server:
+    try:
+        server = make_server(host, port, app, server_class=_ThreadedServer, handler_class=_QuietHandler)
+    except OSError as error:
+        if error.errno != errno.EADDRINUSE:
+            raise
+        raise PortInUse(host, port, free_port_near(host, port)) from None
+    with server:
         echo(f"optuna-dashboard (read-only) on http://{host}:{server.server_port}/dashboard  (Ctrl-C stops it)")
         server.serve_forever()

@@ -27,6 +27,7 @@ from ray import tune
 
 from analog_sweep.orchestrator import JournalDamaged, repair_journal
 from analog_sweep.orchestrator._cluster import ray_session, trial_resources
+from analog_sweep.orchestrator._environmental import environmental_cause, summarise_causes
 from analog_sweep.orchestrator._errors import (
     ClusterError,
     PreflightError,
@@ -35,6 +36,7 @@ from analog_sweep.orchestrator._errors import (
     SweepStateError,
     error_summary,
 )
+from analog_sweep.orchestrator._node_versions import NodeVersions
 from analog_sweep.orchestrator._paths import (
     SweepPaths,
     check_cache_dir,
@@ -78,6 +80,15 @@ os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
 os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 # A trial that ends without a result reports why (``ended_as``, ``error``) instead of a test error.
 os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
+# A failed trial is recorded with its error in the store, and the sweep's last line counts the failures by cause:
+# Ray Tune's traceback per failed try (kept in the trial's error.txt), its warning with a traceback every ten seconds
+# while the storage path cannot take its experiment state and its error when the last save fails (the driver resumes
+# from its own journal instead), and
+# Ray's notice of each stopped trial's unread error would bury that line (hundreds of lines on a full disk).
+os.environ.setdefault("TUNE_PRINT_ALL_TRIAL_ERRORS", "0")
+os.environ.setdefault("RAY_IGNORE_UNHANDLED_ERRORS", "1")
+for _name in ("ray.train._internal.syncer", "ray.tune.execution.experiment_state"):
+    logging.getLogger(_name).setLevel(logging.CRITICAL)
 
 
 @dataclass(frozen=True)
@@ -105,6 +116,7 @@ def run_sweep(
     ray_dashboard_port: int | None = None,
     trainable: Callable[[dict[str, Any]], None] = fine_tune,
     cache_dir: str | os.PathLike | None = None,
+    allow_mixed_versions: bool = False,
 ) -> SweepOutcome:
     """Start a new sweep and run it to the end; a finished sweep of the same spec does nothing.
 
@@ -125,6 +137,8 @@ def run_sweep(
         cache_dir: Where pretrained models are cached (``{storage}`` stands for the storage path); None:
             ``$ANALOG_SWEEP_CACHE``, else the user's cache folder, or on a cluster (``address``) the storage path's
             ``cache`` folder (``_paths.pretrain_cache_dir``).
+        allow_mixed_versions: Run on Ray nodes whose package versions differ from the driver's (one warning line
+            each) instead of refusing the cluster (``_node_versions``).
 
     Returns:
         How the sweep ended: ``finished``, or ``interrupted`` with the points done so far.
@@ -134,7 +148,8 @@ def run_sweep(
             must be resumed), or another driver runs it.
         PreflightError: If the sweep cannot succeed as specified (data files missing, a pretrained-model cache it
             cannot write), before anything is written.
-        ClusterError: If the cluster cannot give a trial what it asks for.
+        ClusterError: If the cluster cannot give a trial what it asks for, or a node's package versions differ from
+            the driver's (without ``allow_mixed_versions``).
         StoreGaveUp: If the store stayed away through every retry (the sweep is marked interrupted if it can be).
         SweepFailed: If anything else stopped the sweep after it was marked running (it is now marked failed).
     """
@@ -170,6 +185,7 @@ def run_sweep(
         ray_dashboard_port=ray_dashboard_port,
         trainable=trainable,
         cache_dir=cache_dir,
+        allow_mixed_versions=allow_mixed_versions,
     )
 
 
@@ -184,11 +200,15 @@ def resume_sweep(
     ray_dashboard_port: int | None = None,
     trainable: Callable[[dict[str, Any]], None] = fine_tune,
     cache_dir: str | os.PathLike | None = None,
+    allow_mixed_versions: bool = False,
+    rerun_failed: bool = True,
 ) -> SweepOutcome:
     """Continue an interrupted sweep from the store's spec, the Optuna studies and the trials' checkpoints.
 
     The resume is recorded like a run; a package whose version differs from the run before is named in one
-    ``warning:`` line through ``echo`` before anything runs.
+    ``warning:`` line through ``echo`` before anything runs. Trials that failed on their environment (a full disk,
+    memory, a lost node, the store away: ``orchestrator._environmental``) run again under their own ids, said in
+    one line, also in a sweep that finished with them failed; with ``rerun_failed`` False they stay failed.
 
     Args:
         name: The sweep's name in the store.
@@ -200,9 +220,11 @@ def resume_sweep(
         ray_dashboard_port: As for ``run_sweep``.
         trainable: As for ``run_sweep``.
         cache_dir: As for ``run_sweep`` (the storage path is the sweep's, as the store records it).
+        allow_mixed_versions: As for ``run_sweep``.
+        rerun_failed: Run the trials that failed on environmental causes again (the default).
 
     Returns:
-        How the sweep ended (``finished`` at once if it had finished before).
+        How the sweep ended (``finished`` at once if it had finished before with no trial to run again).
 
     Raises:
         NotFound: If the store has no sweep of that name.
@@ -212,7 +234,7 @@ def resume_sweep(
     """
     retrying = RetryingStore(store)
     known = retrying.get_sweep(name)
-    if known["status"] == "finished":
+    if known["status"] == "finished" and not (rerun_failed and _environmental_failures(retrying, name)):
         return SweepOutcome(name, "finished", 0, 0, 0.0, f"sweep {name!r} already finished: nothing to resume")
     if not known["experiment_path"]:
         raise SweepStateError(f"sweep {name!r} has no storage path recorded; start it again with 'analog-sweep run'")
@@ -238,7 +260,19 @@ def resume_sweep(
         recorded_hash=known["spec_hash"],
         trainable=trainable,
         cache_dir=cache_dir,
+        allow_mixed_versions=allow_mixed_versions,
+        rerun_failed=rerun_failed,
     )
+
+
+def _environmental_failures(store: RetryingStore, name: str) -> dict[str, str]:
+    """The sweep's trials the store has as failed on an environmental cause: trial id -> cause."""
+    found = {}
+    for row in store.list_trials(name):
+        cause = environmental_cause(row["error"]) if row["status"] == "failed" else None
+        if cause is not None:
+            found[row["trial_id"]] = cause
+    return found
 
 
 def _execute(
@@ -255,6 +289,8 @@ def _execute(
     recorded_hash: str | None = None,
     trainable: Callable[[dict[str, Any]], None] = fine_tune,
     cache_dir: str | os.PathLike | None = None,
+    allow_mixed_versions: bool = False,
+    rerun_failed: bool = False,
 ) -> SweepOutcome:
     started = time.monotonic()
     points = expand(spec)
@@ -272,6 +308,9 @@ def _execute(
             with ray_session(address, dashboard_port=ray_dashboard_port, echo=echo):
                 # What the cluster cannot give is refused before anything is written.
                 cpu, gpu, slots = trial_resources(spec, cpu_fallback)
+                # So is a node whose package versions differ from the driver's (unless mixing is allowed).
+                node_versions = NodeVersions(allow_mixed_versions, echo)
+                nodes = node_versions.check_cluster()
                 selection = Selection(split=spec.selection.split, per_seed=spec.selection.per_seed)
                 store.record_sweep(
                     spec.name,
@@ -290,8 +329,12 @@ def _execute(
                         "address": address,
                         "cpu_fallback": cpu_fallback,
                         "trial_resources": {"cpu": cpu, "gpu": gpu, "slots": slots},
+                        "allow_mixed_versions": allow_mixed_versions,
                     },
-                    cluster_info(),
+                    {
+                        **cluster_info(),
+                        "node_environments": [store.record_node_environment(node) for node in nodes],
+                    },
                 )
                 store.record_run(spec.name, run)
                 for point in points:
@@ -305,7 +348,8 @@ def _execute(
                     on_model=lambda model: store.record_pretrained(spec.name, {**model, "run_id": run["run_id"]}),
                     cache_dir=cache,
                 )
-                phase = _Phase(spec, store, paths, cpu, gpu, slots, echo, trainable, cache)
+                phase = _Phase(spec, store, paths, cpu, gpu, slots, echo, trainable, cache, node_versions)
+                phase.rerun_failed = rerun_failed
                 done = phase.run(points, f"sweep {spec.name}")
                 if done == len(points) and spec.axes.refine:
                     added, added_done = _refine(spec, store, phase, echo)
@@ -328,6 +372,12 @@ def _execute(
             ) from exc
         seconds = time.monotonic() - started
         failed, diverged, why = _ended_without_result(store, spec.name)
+        again = _environmental_failures(store, spec.name)
+        if again:
+            why += (
+                f" ({len(again)} on environmental causes: {summarise_causes(list(again.values()))}; once the cause is "
+                f"gone, 'analog-sweep resume {spec.name}' runs them again)"
+            )
         empty = sum(row["status"] == "failed" for row in store.list_points(spec.name))
         if empty:
             why += (
@@ -377,12 +427,15 @@ class _Phase:
         echo: Callable[[str], None],
         trainable: Callable[[dict[str, Any]], None] = fine_tune,
         cache: Path | None = None,
+        node_versions: NodeVersions | None = None,
     ) -> None:
         self.spec, self.store, self.paths, self.echo = spec, store, paths, echo
+        self.node_versions = node_versions
         self.trainable = trainable
         self.cache = cache if cache is not None else paths.cache  # the pretrained models (the stage put them there)
         self.cpu, self.gpu, self.slots = cpu, gpu, slots
         self.ran: list[Point] = []  # the points of the phases run so far: neighbours for warm starts of the next
+        self.rerun_failed = False  # run the trials that failed on environmental causes again (a resume)
 
     def run(self, points: list[Point], title: str) -> int:
         """Run ``points`` (already recorded in the store); return how many ended (their best trial chosen)."""
@@ -399,6 +452,8 @@ class _Phase:
         )
         self.ran = self.ran + list(points)
         _reconcile(store, spec, search, paths)
+        if self.rerun_failed:
+            _rerun_environmental(store, spec.name, search, self.echo)
         if all(search.point_finished(point.key) for point in points):
             return _close_points(store, spec.name, search)  # a resume that finds this phase over: no experiment
         total = search.planned_trials()
@@ -414,7 +469,7 @@ class _Phase:
             )
         )
         progress = ProgressLine(search, self.slots, self.echo)
-        recorder = StoreRecorder(store, spec.name, search)
+        recorder = StoreRecorder(store, spec.name, search, self.node_versions)
         tuner = tune.Tuner(
             tune.with_resources(self.trainable, {"cpu": self.cpu, "gpu": self.gpu}),
             tune_config=tune.TuneConfig(
@@ -438,6 +493,8 @@ class _Phase:
         tuner.fit()
         if recorder.gave_up is not None:
             raise recorder.gave_up
+        if recorder.lasting is not None:
+            raise recorder.lasting
         progress.print_if_changed()
         return _close_points(store, spec.name, search)
 
@@ -475,6 +532,25 @@ def _refine(
     for line in final:
         echo(line)
     return added, done
+
+
+def _rerun_environmental(
+    store: RetryingStore, name: str, search: LearningRateSearch, echo: Callable[[str], None]
+) -> None:
+    """Hand the trials that failed on an environmental cause out again (``LearningRateSearch.rerun``), saying so in
+    one line. The cause is read from the error the study holds, else the store's row (a failure through Ray Tune is
+    recorded there only)."""
+    rows = {row["trial_id"]: row for row in store.list_trials(name)}
+    causes = {}
+    for trial_id, error in search.failed_trials().items():
+        cause = environmental_cause(error or (rows.get(trial_id) or {}).get("error"))
+        if cause is not None:
+            causes[trial_id] = cause
+    if not causes:
+        return
+    search.rerun(list(causes))
+    count = f"{len(causes)} trial{'s' if len(causes) > 1 else ''}"
+    echo(f"rerunning {count} that failed on environmental causes ({summarise_causes(list(causes.values()))})")
 
 
 def _try_status(store: RetryingStore, name: str, status: str) -> None:

@@ -33,6 +33,22 @@ class SweepFailed(RuntimeError):
     why and how to continue it."""
 
 
+class LastingFailure(RuntimeError):
+    """A trial failed on a cause that lasts for the rest of the run (a full disk), so the sweep stopped; once the
+    cause is gone, ``resume`` runs the trial again.
+
+    Args:
+        trial_id: The trial.
+        error: Its one-line error.
+        log: The file holding its traceback (the worker's log), or None.
+    """
+
+    def __init__(self, trial_id: str, error: str, log: str | None = None) -> None:
+        where = f" (traceback in {log})" if log else ""
+        super().__init__(f"trial {trial_id} failed: {error}{where}")
+        self.trial_id, self.error, self.log = trial_id, error, log
+
+
 class StoreGaveUp(RuntimeError):
     """The store stayed unavailable through every retry; the sweep stops and can be resumed."""
 
@@ -54,7 +70,7 @@ def error_summary(exc: BaseException) -> str:
 
     Returns:
         ``"TypeName: message"``, or the bare message for the orchestrator's own one-line errors (``SweepFailed``,
-        ``PretrainingFailed``), whose messages already say what happened.
+        ``PretrainingFailed``, ``LastingFailure``), whose messages already say what happened.
     """
     # Only a process that imported Ray can hold a Ray task error; one that did not is not made to import it.
     ray_exceptions = sys.modules.get("ray.exceptions")
@@ -65,7 +81,7 @@ def error_summary(exc: BaseException) -> str:
     text = lines[-1] if len(lines) > 1 and "Traceback" in str(exc) else " ".join(lines)
     if not text:
         return type(exc).__name__
-    if isinstance(exc, (SweepFailed, PretrainingFailed)):
+    if isinstance(exc, (SweepFailed, PretrainingFailed, LastingFailure)):
         return text[:400]
     return f"{type(exc).__name__}: {text}"[:400]
 

@@ -164,7 +164,9 @@ def _entrypoint(args: Iterable[str]) -> str:
     )
 
 
-def _common_args(storage_path: str | None, store_url: str | None, cpu_fallback: bool) -> list[str]:
+def _common_args(
+    storage_path: str | None, store_url: str | None, cpu_fallback: bool, allow_mixed_versions: bool = False
+) -> list[str]:
     args = ["--address", "auto"]
     if storage_path is not None:
         args += ["--storage-path", storage_path]
@@ -172,6 +174,8 @@ def _common_args(storage_path: str | None, store_url: str | None, cpu_fallback: 
         args += ["--store", store_url]
     if cpu_fallback:
         args.append("--cpu-fallback")
+    if allow_mixed_versions:
+        args.append("--allow-mixed-versions")
     return args
 
 
@@ -235,6 +239,7 @@ def submit_sweep(
     storage_path: str | None = None,
     store_url: str | None = None,
     cpu_fallback: bool = False,
+    allow_mixed_versions: bool = False,
 ) -> SubmittedJob:
     """Validate the spec here (``SpecError`` on a bad one), then submit ``analog-sweep run`` of it as a Ray Job.
 
@@ -247,7 +252,7 @@ def submit_sweep(
     args = ["run", JOB_SPEC_FILE, *(arg for o in overrides for arg in ("--set", o))]
     if profile is not None:
         args += ["--profile", profile]
-    args += _common_args(storage_path, store_url, cpu_fallback)
+    args += _common_args(storage_path, store_url, cpu_fallback, allow_mixed_versions)
     folder = tempfile.mkdtemp(prefix="analog-sweep-job-")
     try:
         shutil.copyfile(spec_file, Path(folder) / JOB_SPEC_FILE)
@@ -262,11 +267,12 @@ def submit_resume(
     *,
     store_url: str | None = None,
     cpu_fallback: bool = False,
+    allow_mixed_versions: bool = False,
 ) -> SubmittedJob:
     """Submit ``analog-sweep resume SWEEP`` as a Ray Job (a sweep whose job was stopped or whose cluster died).
     The sweep's storage path is the one its store records."""
     check_cluster_paths(None, store_url)
-    args = ["resume", sweep, *_common_args(None, store_url, cpu_fallback)]
+    args = ["resume", sweep, *_common_args(None, store_url, cpu_fallback, allow_mixed_versions)]
     return _submit(address, sweep, "resume", _entrypoint(args), None)
 
 

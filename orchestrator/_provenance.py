@@ -4,8 +4,9 @@ Gathered by the driver (this process) when a sweep starts or resumes, and writte
 (``results.Store.record_run``): the package versions that decide the numbers, the project's version and git commit,
 the host, its CPU and GPUs, the command line, the options that changed how the sweep ran, and what the Ray cluster
 offered. Trials run on Ray's workers, which on a cluster may be other machines: ``cluster`` says what they had
-(nodes, CPUs, GPUs, accelerator types), the rest describes the driver's machine, whose packages a cluster's image
-should share.
+(nodes, CPUs, GPUs, accelerator types, and the environments of the nodes checked before the first trial,
+``node_environments``), the rest describes the driver's machine. Each node's own package versions are checked
+against the driver's (``_node_versions``) and recorded with every trial that ran there.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 # The packages whose versions decide a sweep's numbers (python is added as "python").
-PACKAGES = ("torch", "torchvision", "aihwkit", "timm", "ray", "optuna", "sqlalchemy", "pyarrow")
+PACKAGES = ("torch", "torchvision", "aihwkit", "timm", "numpy", "ray", "optuna", "sqlalchemy", "pyarrow")
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 _COMMAND_SECONDS = 10  # at most this long for git or nvidia-smi; a slower one is recorded as unknown
 
@@ -40,10 +41,11 @@ class Invocation:
     options: Mapping[str, Any] = field(default_factory=dict)
 
 
-def package_versions() -> dict[str, str | None]:
-    """``python`` and each of ``PACKAGES`` -> its installed version (None if not installed)."""
+def package_versions(names: Sequence[str] = PACKAGES) -> dict[str, str | None]:
+    """``python`` and each of ``names`` -> its version in this process (None if not installed), as
+    ``importlib.metadata`` finds it on ``sys.path``."""
     versions: dict[str, str | None] = {"python": platform.python_version()}
-    for name in PACKAGES:
+    for name in names:
         try:
             versions[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
@@ -135,7 +137,8 @@ def gather_environment() -> dict[str, Any]:
 
 def cluster_info() -> dict[str, Any]:
     """What the connected Ray cluster offers: live ``nodes``, total ``cpus`` and ``gpus``, and the GPU
-    ``accelerator_types`` Ray detected (e.g. ``H100``)."""
+    ``accelerator_types`` Ray detected (e.g. ``H100``). The driver adds ``node_environments``: the hashes of the
+    node environments it checked (``Store.record_node_environment``)."""
     import ray
 
     nodes = [node for node in ray.nodes() if node.get("Alive")]

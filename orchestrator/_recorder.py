@@ -3,6 +3,8 @@
 The driver is the only writer of the store; workers only report to Ray Tune. The recorder writes through
 ``RetryingStore``, so a store that is briefly unavailable is waited out; a store that stays away stops the sweep
 (``StoreGaveUp``, through ``StoreGaveUpStopper``), and ``resume`` later replays what the trials have checkpointed.
+A trial that failed on a cause lasting for the rest of the run (a full disk: ``_environmental.LASTING``) stops the
+sweep the same way (``lasting``), since every other trial would fail on it too; ``resume`` reruns it.
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ from typing import Any
 
 from ray import tune
 
-from analog_sweep.orchestrator._errors import StoreGaveUp
+from analog_sweep.orchestrator._environmental import environmental_cause, is_lasting
+from analog_sweep.orchestrator._errors import LastingFailure, StoreGaveUp
+from analog_sweep.orchestrator._node_versions import NodeVersions, environment_from_report
 from analog_sweep.orchestrator._retrying_store import RetryingStore
 from analog_sweep.orchestrator._rpu_text import rpu_config_from_report
 from analog_sweep.orchestrator._search import ENDED_AS, LearningRateSearch
@@ -31,17 +35,30 @@ class StoreRecorder(tune.Callback):
         store: The results store; a plain ``Store`` is wrapped in a ``RetryingStore``.
         sweep: The sweep's name.
         search: The learning-rate search whose trials Ray Tune runs.
+        node_versions: The driver's package versions and what it said about each node: a trial's node that differs
+            is warned about once (None: no warnings; the node is recorded all the same).
     """
 
-    def __init__(self, store: Store | RetryingStore, sweep: str, search: LearningRateSearch) -> None:
+    def __init__(
+        self,
+        store: Store | RetryingStore,
+        sweep: str,
+        search: LearningRateSearch,
+        node_versions: NodeVersions | None = None,
+    ) -> None:
         self.store = store if isinstance(store, RetryingStore) else RetryingStore(store)
         self.sweep = sweep
         self.search = search
+        self.node_versions = node_versions
         # Trials whose rpu config this driver has recorded (it comes with every report; one write a trial suffices).
         self.rpu_recorded: set[str] = set()
+        # Each trial's node environment as last recorded (a trial retried elsewhere reports its new node).
+        self.node_recorded: dict[str, dict[str, Any]] = {}
         # Ray Tune wraps an exception raised in a callback into a TuneError holding only its traceback text; the
         # driver (or the command line) finds the real reason here, or in the TuneError's ``__context__``.
         self.gave_up: StoreGaveUp | None = None
+        # The first trial that failed on a cause that lasts for the rest of the run (a full disk): the sweep stops.
+        self.lasting: LastingFailure | None = None
 
     def _write(self, write: Callable[..., object], *args: Any, **kwargs: Any) -> None:
         """Call ``write``, a method of the retrying store, unless the store was given up on.
@@ -94,6 +111,7 @@ class StoreRecorder(tune.Callback):
         # The rpu config first: the epoch is then the last write of a result, so a store that has an epoch of a trial
         # also has the config it ran with.
         self._record_rpu_config(trial.config["trial_id"], result)
+        self._record_node(trial.config["trial_id"], result)
         fields = {name: result.get(name) for name in _EPOCH_FIELDS}
         self._write(self.store.record_epoch, trial.config["trial_id"], int(result["epoch"]), **fields)
 
@@ -106,11 +124,27 @@ class StoreRecorder(tune.Callback):
         if self.gave_up is None:
             self.rpu_recorded.add(trial_id)
 
+    def _record_node(self, trial_id: str, result: dict) -> None:
+        """Keep the environment of the trial's node (sent with the first report of each run of the trial), and let
+        ``node_versions`` warn about a node that differs from the driver."""
+        environment = environment_from_report(result.get("node_environment"))
+        if environment is None or self.node_recorded.get(trial_id) == environment:
+            return
+        if self.node_versions is not None:
+            self.node_versions.trial_environment(environment)
+        self._write(self.store.set_trial_node_environment, trial_id, environment)
+        if self.gave_up is None:
+            self.node_recorded[trial_id] = environment
+
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         ended_as = (trial.last_result or {}).get(ENDED_AS)
         if ended_as in ("failed", "diverged"):  # no result: bad data, diverged training (the reason beside it)
-            self._record_trial(trial, ended_as, error=trial.last_result.get("error") or ended_as)
+            error = trial.last_result.get("error") or ended_as
+            self._record_trial(trial, ended_as, error=error)
             self._record_rpu_config(trial.config["trial_id"], trial.last_result)
+            if self.lasting is None and ended_as == "failed" and is_lasting(environmental_cause(error)):
+                self.lasting = LastingFailure(trial.config["trial_id"], error, trial.last_result.get("log"))
+            self._record_node(trial.config["trial_id"], trial.last_result)
             self._choose_best_if_done(trial.config["point_key"])
             return
         pruned = self.search.was_pruned(trial.trial_id)
@@ -134,7 +168,8 @@ _OPEN_STORES: weakref.WeakValueDictionary[str, Store] = weakref.WeakValueDiction
 
 
 class StoreGaveUpStopper(tune.Stopper):
-    """Stops the whole sweep once the recorder has given up on the store."""
+    """Stops the whole sweep once the recorder has given up on the store, or a trial failed on a cause that lasts
+    (``StoreRecorder.lasting``)."""
 
     def __init__(self, recorder: StoreRecorder) -> None:
         self.recorder = recorder
@@ -143,7 +178,7 @@ class StoreGaveUpStopper(tune.Stopper):
         return False
 
     def stop_all(self) -> bool:
-        return self.recorder.gave_up is not None
+        return self.recorder.gave_up is not None or self.recorder.lasting is not None
 
 
 def _last_line(path: str) -> str | None:

@@ -4,7 +4,12 @@ A store that is briefly unavailable (SQLite locked by another process, a dropped
 ``StoreUnavailable``; ``RetryingStore`` retries such a call with back-off and raises ``StoreGaveUp`` when the store
 stays away, so the sweep stops and ``resume`` later replays what the trials have checkpointed. Every write is an
 idempotent upsert on natural keys, so a retried write, or one replayed after a resume, lands on the same row. Any
-other store error (``NotFound``, a conflict) is raised at once: asking again would not change the answer.
+other store error (``NotFound``, a conflict) is raised at once: asking again would not change the answer, and so
+is a full disk ("database or disk is full"), which waiting does not free.
+
+Other sweeps writing the same store at the same time are not an outage and never reach this retry: on SQLite each
+write transaction takes the store's one write lock when it begins (``BEGIN IMMEDIATE``) and waits inside SQLite's
+busy timeout for another driver's transaction (milliseconds) to commit; on PostgreSQL row locks do the same.
 
 How long "briefly" is can be set from the environment, read at each call (so tests can shorten it):
 ``ANALOG_SWEEP_STORE_RETRIES`` retries after the first try (default 5, 0 to 100) and
@@ -23,6 +28,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from analog_sweep.orchestrator._environmental import environmental_cause, is_lasting
 from analog_sweep.orchestrator._errors import StoreGaveUp
 from analog_sweep.results import StoreUnavailable
 
@@ -110,6 +116,8 @@ def with_retries(
         try:
             return write()
         except StoreUnavailable as exc:
+            if is_lasting(environmental_cause(str(exc))):  # a full disk: waiting would not free it
+                raise StoreGaveUp(f"results store full: {exc}") from None
             if attempt == len(delays):
                 tries = "1 try" if attempt == 0 else f"{attempt + 1} tries"
                 raise StoreGaveUp(f"results store unavailable after {tries}: {exc}") from None
@@ -194,6 +202,14 @@ class RetryingStore:
     def set_trial_rpu_config(self, trial_id: str, rpu_config: Mapping[str, Any] | None) -> None:
         """``Store.set_trial_rpu_config``, retried."""
         self._retry(self.wrapped.set_trial_rpu_config, trial_id, rpu_config)
+
+    def record_node_environment(self, environment: Mapping[str, Any]) -> str:
+        """``Store.record_node_environment``, retried."""
+        return self._retry(self.wrapped.record_node_environment, environment)
+
+    def set_trial_node_environment(self, trial_id: str, environment: Mapping[str, Any] | None) -> None:
+        """``Store.set_trial_node_environment``, retried."""
+        self._retry(self.wrapped.set_trial_node_environment, trial_id, environment)
 
     def choose_best(self, sweep: str, point_key: str) -> BestTrial:
         """``Store.choose_best``, retried."""

@@ -10,6 +10,12 @@ The studies live in an Optuna journal file beside the sweep's checkpoints (``orc
 first): they are the durable record of which trials exist, which finished, and with what result. A study trial that
 was handed out but never told (the driver died) is handed out again on resume under the same trial id, so its worker
 continues from that trial's own checkpoint instead of starting a new trial.
+
+A trial that failed on its environment (a full disk, memory, a lost node: ``orchestrator._environmental``) can be run
+again at a resume (``rerun``). A failed study trial cannot be reopened, so the rerun is a new study trial that records
+which trial it runs again (``RERUN_OF``); it takes that trial's place, its trial id and its checkpoint folder, so the
+store's row of the trial is updated in place and the point counts the trial once. The place of a trial is its
+``slot``: its position among the point's trials that are not reruns (the Optuna trial number when there are none).
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import pickle
 import threading
 import warnings
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +80,9 @@ OBJECTIVE = "objective"
 # The key of a trial's last report when it ended without a result (``orchestrator._trainable``): "failed" or
 # "diverged", with "error" beside it.
 ENDED_AS = "ended_as"
+# The trial attribute of a study trial that runs a failed trial again: the slot (``LearningRateSearch._view``) of the
+# trial it replaces, whose trial id it reports under.
+RERUN_OF = "rerun_of"
 # The study attribute that records a point's warm-start learning rates, written once before the first is queued.
 WARM_START = "warm_start"
 # The study attribute that records a warm-started point's probe (its first sampler trial's rate, or None), written
@@ -103,6 +113,29 @@ class IssuedTrial:
     point_key: str
     number: int
     trial_id: str
+
+
+@dataclass(frozen=True)
+class _View:
+    """A point's trials by slot: ``trials[slot]`` is the latest study trial in the slot, ``slots`` maps the number of
+    every study trial that is not a rerun to its slot."""
+
+    trials: list[optuna.trial.FrozenTrial]
+    slots: dict[int, int]
+
+    @classmethod
+    def of(cls, study_trials: list[optuna.trial.FrozenTrial]) -> _View:
+        trials: list[optuna.trial.FrozenTrial] = []
+        slots: dict[int, int] = {}
+        for trial in study_trials:  # in number order: a rerun comes after the trial it replaces
+            if RERUN_OF in trial.user_attrs:
+                slot = int(trial.user_attrs[RERUN_OF])
+                if slot < len(trials):
+                    trials[slot] = trial
+                continue
+            slots[trial.number] = len(trials)
+            trials.append(trial)
+        return cls(trials, slots)
 
 
 def trial_id_for(sweep: str, point_key: str, number: int) -> str:
@@ -181,9 +214,11 @@ class LearningRateSearch(Searcher):
         # thousands of points): each point's trials as last read, dropped whenever this searcher changes the study
         # (it is the journal's only writer, under the driver lock); trials handed out per point; and the trials an
         # interruption left running, read once, then kept up to date.
-        self._trials_cache: dict[str, list[optuna.trial.FrozenTrial]] = {}
+        self._trials_cache: dict[str, _View] = {}
         self._asked_counts: dict[str, int] = {}
         self._left_running: dict[str, IssuedTrial] | None = None
+        # Failed trials to run again before any new trial (``rerun``), by trial id: (point key, slot).
+        self._reruns: dict[str, tuple[str, int]] = {}
         self._storage: JournalStorage | None = None
         self._lock = threading.RLock()
 
@@ -258,9 +293,9 @@ class LearningRateSearch(Searcher):
         options = dict(self.lr_search.pruner_options)
         if self.lr_search.pruner == "median" and self._warm is not None:
             return PointMedianPruner(
-                exempt=lambda trial: trial.number < self._warm_start_count(point_key),
+                exempt=lambda trial: self._slot(point_key, trial) < self._warm_start_count(point_key),
                 neighbour_trials=lambda: self._neighbour_trials(point_key),
-                leader_pruned=lambda trial: self._leader_pruned(point_key, trial.number),
+                leader_pruned=lambda trial: self._leader_pruned(point_key, self._slot(point_key, trial)),
                 follower=point_key in self._leaders,
                 **options,
             )
@@ -278,7 +313,7 @@ class LearningRateSearch(Searcher):
 
     def suggest(self, ray_trial_id: str) -> dict[str, Any] | None:
         with self._lock:
-            issued = self._interrupted_trial() or self._new_trial()
+            issued = self._interrupted_trial() or self._rerun_trial() or self._new_trial()
             if issued is None:
                 return Searcher.FINISHED if not self._issued else None
             self._issued[ray_trial_id] = issued
@@ -302,8 +337,8 @@ class LearningRateSearch(Searcher):
             live = {issued.trial_id for issued in self._issued.values()}
             self._left_running = {}
             for point in self.points:
-                for frozen in self._trials(point.key):
-                    trial_id = trial_id_for(self.sweep, point.key, frozen.number)
+                for slot, frozen in enumerate(self._trials(point.key)):
+                    trial_id = trial_id_for(self.sweep, point.key, slot)
                     if frozen.state == TrialState.RUNNING and trial_id not in live:
                         self._left_running[trial_id] = IssuedTrial(point.key, frozen.number, trial_id)
         if not self._left_running:
@@ -346,7 +381,64 @@ class LearningRateSearch(Searcher):
         self._draw_lr(trial)
         self._changed(point_key)
         self._asked_counts[point_key] = asked + 1
-        return IssuedTrial(point_key, trial.number, trial_id_for(self.sweep, point_key, trial.number))
+        slot = self._view(point_key).slots[trial.number]
+        return IssuedTrial(point_key, trial.number, trial_id_for(self.sweep, point_key, slot))
+
+    # --- trials run again (a failure on the environment, ``rerun``) ----------------------------------------------
+
+    def failed_trials(self) -> dict[str, str | None]:
+        """The trials whose study trial failed (not diverged), by trial id, with the error the study holds (None
+        when the failure came through Ray Tune, which records it in the store only)."""
+        found: dict[str, str | None] = {}
+        for point in self.points:
+            for slot, frozen in enumerate(self._trials(point.key)):
+                if frozen.state == TrialState.FAIL and _store_status(frozen) == "failed":
+                    found[trial_id_for(self.sweep, point.key, slot)] = frozen.user_attrs.get("error") or None
+        return found
+
+    def rerun(self, trial_ids: list[str]) -> None:
+        """Hand these failed trials out again, before any new trial, each under its own trial id (its worker
+        continues from the trial's checkpoint). Until it is handed out, such a trial counts as not ended."""
+        with self._lock:
+            for point in self.points:
+                for slot in range(len(self._trials(point.key))):
+                    trial_id = trial_id_for(self.sweep, point.key, slot)
+                    if trial_id in trial_ids:
+                        self._reruns[trial_id] = (point.key, slot)
+
+    def _rerun_pending(self, point_key: str, slot: int) -> bool:
+        return trial_id_for(self.sweep, point_key, slot) in self._reruns
+
+    def _rerun_trial(self) -> IssuedTrial | None:
+        """The next failed trial to run again: a new study trial in its place (``RERUN_OF``), made running with the
+        failed one's learning rate in one journal write, so a driver that dies now leaves it to be continued like any
+        interrupted trial."""
+        while self._reruns:
+            trial_id = next(iter(self._reruns))
+            point_key, slot = self._reruns.pop(trial_id)
+            failed = self._trials(point_key)[slot]
+            if failed.state != TrialState.FAIL:
+                continue
+            study = self.study(point_key)
+            template = optuna.trial.FrozenTrial(
+                number=-1,
+                state=TrialState.RUNNING,
+                value=None,
+                datetime_start=datetime.now(UTC),
+                datetime_complete=None,
+                params=dict(failed.params),
+                distributions=dict(failed.distributions),
+                user_attrs={RERUN_OF: slot},
+                system_attrs={},
+                intermediate_values={},
+                trial_id=-1,
+            )
+            number = study._storage.get_trial_number_from_id(
+                study._storage.create_new_trial(study._study_id, template_trial=template)
+            )
+            self._changed(point_key)
+            return IssuedTrial(point_key, number, trial_id)
+        return None
 
     # --- warm starts (orchestrator._warm_start) ------------------------------------------------------------------
 
@@ -389,7 +481,7 @@ class LearningRateSearch(Searcher):
         """The trials asked so far at every seed of a point, as the scheduling rules take them: the first seed's
         and, when seeds share the search, its followers'."""
         return [
-            [TrialRecord(t.number, _RECORDED.get(t.state, RUNNING), t.value) for t in self._asked(key)]
+            [TrialRecord(self._slot(key, t), _RECORDED.get(t.state, RUNNING), t.value) for t in self._asked(key)]
             for key in (owner, *self._followers.get(owner, ()))
         ]
 
@@ -432,7 +524,7 @@ class LearningRateSearch(Searcher):
         leader = self._leaders.get(point_key)
         if leader is None:
             return False
-        trials = self.study(leader).get_trials(deepcopy=False)
+        trials = self._trials(leader)
         return number < len(trials) and trials[number].state == TrialState.PRUNED
 
     def _warm_start_rates(self, study: optuna.Study, round_: int) -> list[float]:
@@ -526,8 +618,9 @@ class LearningRateSearch(Searcher):
             for follower, leader in seed_leaders(points, self.lr_search, self.selection).items()
         }
 
-    def _leader_trial(self, leader: str, number: int) -> IssuedTrial:
-        return IssuedTrial(leader, number, trial_id_for(self.sweep, leader, number))
+    def _leader_trial(self, leader: str, slot: int) -> IssuedTrial:
+        """The leader's trial in ``slot`` (run again or not: its learning rate is the same)."""
+        return IssuedTrial(leader, self._trials(leader)[slot].number, trial_id_for(self.sweep, leader, slot))
 
     def _draw_lr(self, trial: optuna.trial.Trial) -> float:
         if self.lr_search.method == "grid":
@@ -556,11 +649,22 @@ class LearningRateSearch(Searcher):
         return self._asked_counts[point_key]
 
     def _trials(self, point_key: str) -> list[optuna.trial.FrozenTrial]:
-        """The point's study trials (not copies: read, never change them), read from the journal once per change."""
+        """The point's trials, one per slot in slot order: each the latest study trial in that slot (a failed trial
+        run again is its rerun). Not copies: read, never change them."""
+        return self._view(point_key).trials
+
+    def _view(self, point_key: str) -> _View:
+        """The point's trials by slot, read from the journal once per change."""
         with self._lock:
             if point_key not in self._trials_cache:
-                self._trials_cache[point_key] = self.study(point_key).get_trials(deepcopy=False)
+                self._trials_cache[point_key] = _View.of(self.study(point_key).get_trials(deepcopy=False))
             return self._trials_cache[point_key]
+
+    def _slot(self, point_key: str, trial: optuna.trial.FrozenTrial) -> int:
+        """The slot of one of the point's study trials (its number when the point has no reruns)."""
+        if RERUN_OF in trial.user_attrs:
+            return int(trial.user_attrs[RERUN_OF])
+        return self._view(point_key).slots.get(trial.number, trial.number)
 
     def _changed(self, point_key: str) -> None:
         """This searcher changed the point's study: read its trials again next time."""
@@ -646,23 +750,27 @@ class LearningRateSearch(Searcher):
         """Whether the point has used its whole budget (or its search settled, ``settled``) and every trial of it has
         ended."""
         trials = self._asked(point_key)
-        ended = sum(t.state in _FINISHED_STATES for t in trials)
+        ended = sum(self._ended(point_key, slot, t) for slot, t in enumerate(trials))
         return has_finished(len(trials), ended, self._target(point_key))
+
+    def _ended(self, point_key: str, slot: int, trial: optuna.trial.FrozenTrial) -> bool:
+        """Whether the trial in ``slot`` has ended for good: a failed one waiting to run again has not."""
+        return trial.state in _FINISHED_STATES and not self._rerun_pending(point_key, slot)
 
     def ended_trials(self, point_key: str) -> list[tuple[str, float, str]]:
         """(trial id, lr, store status) of every trial of the point that the study knows has ended; a diverged
         trial's status is ``diverged``."""
         return [
-            (trial_id_for(self.sweep, point_key, t.number), t.params["lr"], _store_status(t))
-            for t in self._trials(point_key)
+            (trial_id_for(self.sweep, point_key, slot), t.params["lr"], _store_status(t))
+            for slot, t in enumerate(self._trials(point_key))
             if t.state in _FINISHED_STATES
         ]
 
     def ended_errors(self, point_key: str) -> dict[str, str]:
         """Why each trial of the point that ended without a result (failed on bad data, diverged) did, by trial id."""
         return {
-            trial_id_for(self.sweep, point_key, t.number): t.user_attrs["error"]
-            for t in self._trials(point_key)
+            trial_id_for(self.sweep, point_key, slot): t.user_attrs["error"]
+            for slot, t in enumerate(self._trials(point_key))
             if t.state == TrialState.FAIL and t.user_attrs.get("error")
         }
 
@@ -673,7 +781,8 @@ class LearningRateSearch(Searcher):
         totals["points_begun"] = 0
         for point in self.points:
             trials = self._trials(point.key)
-            states = [t.state for t in trials]
+            # A failed trial waiting to run again counts as neither failed nor running until it is handed out.
+            states = [t.state for slot, t in enumerate(trials) if not self._rerun_pending(point.key, slot)]
             diverged = sum(_store_status(t) == "diverged" for t in trials)
             totals["complete"] += states.count(TrialState.COMPLETE)
             totals["pruned"] += states.count(TrialState.PRUNED)
@@ -722,10 +831,10 @@ class LearningRateSearch(Searcher):
             self.set_state(pickle.load(handle))
 
     def __getstate__(self) -> dict:
-        caches = {"_trials_cache": {}, "_asked_counts": {}, "_left_running": None}
+        caches = {"_trials_cache": {}, "_asked_counts": {}, "_left_running": None, "_reruns": {}}
         return {**self.__dict__, "_studies": {}, "_storage": None, "_lock": None, **caches}
 
     def __setstate__(self, state: dict) -> None:
-        self.__dict__.update({"_trials_cache": {}, "_asked_counts": {}, "_left_running": None, **state})
+        self.__dict__.update({"_trials_cache": {}, "_asked_counts": {}, "_left_running": None, "_reruns": {}, **state})
         self._by_key = {point.key: point for point in self.points}
         self._lock = threading.RLock()

@@ -67,18 +67,52 @@ def create_engine(url: sa.URL, *, must_exist: bool, read_only: bool = False) -> 
     ``must_exist`` refuses a SQLite file that is not there yet instead of creating an empty one,
     so a mistyped path in a read command is an error rather than an empty store. ``read_only`` (readers; implies
     ``must_exist``) opens a SQLite store that this process may not write, in a read-only folder or on a read-only
-    mount, without creating any file there (see ``sqlite_read_target``).
+    mount, without creating any file there (see ``sqlite_read_target``), and its connections cannot write
+    (``_refuse_writes``).
     """
     if url.get_backend_name() == "sqlite":
-        return _sqlite_engine(url, must_exist=must_exist or read_only, read_only=read_only)
-    connect_args = {} if "connect_timeout" in url.query else {"connect_timeout": POSTGRES_CONNECT_SECONDS}
-    try:
-        return sa.create_engine(url, connect_args=connect_args, pool_pre_ping=True)
-    except (sa.exc.NoSuchModuleError, ImportError) as exc:
-        raise BadStoreURL(f"cannot use {label(url)}: {exc}") from None
+        engine = _sqlite_engine(url, must_exist=must_exist or read_only, read_only=read_only)
+    else:
+        connect_args = {} if "connect_timeout" in url.query else {"connect_timeout": POSTGRES_CONNECT_SECONDS}
+        try:
+            engine = sa.create_engine(url, connect_args=connect_args, pool_pre_ping=True)
+        except (sa.exc.NoSuchModuleError, ImportError) as exc:
+            raise BadStoreURL(f"cannot use {label(url)}: {exc}") from None
+    if read_only:
+        sa.event.listen(engine, "connect", _refuse_writes)
+    return engine
+
+
+def _refuse_writes(dbapi_connection: object, _record: object) -> None:
+    """Make a reader's connection unable to write, whatever its role may do: SQLite ``PRAGMA query_only`` (which
+    still lets the last connection to close merge the write-ahead log), PostgreSQL read-only transactions. A write
+    on a read path then fails as an error instead of changing the store."""
+    if isinstance(dbapi_connection, sqlite3.Connection):
+        dbapi_connection.execute("PRAGMA query_only=ON")
+        return
+    with dbapi_connection.cursor() as cursor:  # type: ignore[attr-defined]
+        cursor.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+    dbapi_connection.commit()  # type: ignore[attr-defined]
+
+
+# An execution option of a connection whose transactions only read (``Store.transaction(write=False)``).
+READ_TRANSACTION = "analog_sweep_read_transaction"
 
 
 def _sqlite_engine(url: sa.URL, *, must_exist: bool, read_only: bool = False) -> sa.Engine:
+    """An engine for a SQLite store (file or memory) in WAL mode, whose transactions begin as they will be used.
+
+    The sqlite3 module's own transaction control begins a transaction only before INSERT, UPDATE and DELETE: the
+    reads before a write (a check that the sweep exists, that a trial is not another point's) and DDL run outside it,
+    so a check and its write are not atomic, and another process opening a store sees a half-made schema. Here every
+    transaction on a file begins with an explicit ``BEGIN``. One that may write (any on an engine that is not
+    ``read_only``, unless the connection carries ``READ_TRANSACTION``) begins ``BEGIN IMMEDIATE``: it takes the
+    single write lock at once, waiting for another process's write up to the busy timeout. A deferred transaction
+    that read first and then writes could not wait: when another process has committed since its read, SQLite
+    answers "database is locked" at once, whatever the timeout. A transaction that only reads begins ``BEGIN``: one
+    snapshot of the store for all its statements, taking no lock a writer waits for (WAL). A store in memory is one
+    connection in one process, left to the sqlite3 module.
+    """
     reading_elsewhere = False  # a read-only connection to a store in a place this process cannot write
     if is_memory_sqlite(url):
         engine = sa.create_engine(url, poolclass=StaticPool, connect_args={"check_same_thread": False})
@@ -101,8 +135,12 @@ def _sqlite_engine(url: sa.URL, *, must_exist: bool, read_only: bool = False) ->
         else:
             engine = sa.create_engine(url, connect_args={"timeout": timeout})
 
+    memory = is_memory_sqlite(url)
+
     @sa.event.listens_for(engine, "connect")
     def _set_pragmas(dbapi_connection: sqlite3.Connection, _record: object) -> None:
+        if not memory:  # SQLAlchemy begins each transaction itself (``_begin``), not the sqlite3 module
+            dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         if not read_only and not is_memory_sqlite(url):
             cursor.execute("PRAGMA journal_mode=WAL")  # readers never block the single writer
@@ -111,7 +149,33 @@ def _sqlite_engine(url: sa.URL, *, must_exist: bool, read_only: bool = False) ->
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
+    if not memory:
+
+        @sa.event.listens_for(engine, "begin")
+        def _begin(connection: sa.Connection) -> None:
+            reading = read_only or connection.get_execution_options().get(READ_TRANSACTION, False)
+            connection.exec_driver_sql("BEGIN" if reading else "BEGIN IMMEDIATE")
+
     return engine
+
+
+# Key of the PostgreSQL advisory lock that serializes writers setting up a store (``lock_store_setup``), with the
+# schema's name as the second key: "anSw".
+STORE_SETUP_LOCK = 0x616E5377
+
+
+def lock_store_setup(connection: sa.Connection) -> None:
+    """Make a writer that creates or upgrades the store's schema wait for any other doing it, until the transaction
+    ends. Two sweeps started at once on a new store would otherwise both find no tables and both create them, and
+    PostgreSQL refuses the second (``duplicate key value violates unique constraint "pg_type_typname_nsp_index"``).
+    On PostgreSQL: a transaction-level advisory lock keyed by the schema the tables go into (released at commit,
+    taken by writers only, so readers never wait for it). On SQLite the transaction already holds the write lock
+    (``BEGIN IMMEDIATE``, ``_sqlite_engine``)."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(
+            sa.text("SELECT pg_advisory_xact_lock(:key, hashtext(coalesce(current_schema(), '')))"),
+            {"key": STORE_SETUP_LOCK},
+        )
 
 
 def sqlite_read_target(path: Path) -> tuple[str, bool]:
@@ -149,6 +213,32 @@ def _snapshot(path: Path) -> Path:
     return folder / path.name
 
 
+def sqlite_private_copy(path: Path) -> Path:
+    """A copy of the SQLite store at ``path`` in a new temporary folder, which the caller removes, taken with SQLite's
+    online backup API: one consistent state of the store, every committed row included, even while a writer runs.
+
+    The store is read as a reader reads it (``sqlite_read_target``), on a connection that cannot write: its file
+    keeps its bytes and modification time, and nothing is left beside it."""
+    database, is_uri = sqlite_read_target(path)
+    folder = Path(tempfile.mkdtemp(prefix="analog-sweep-copy-"))
+    copy = folder / path.name
+    try:
+        source = sqlite3.connect(database, uri=is_uri, timeout=sqlite_busy_seconds())
+        try:
+            source.execute("PRAGMA query_only=ON")
+            target = sqlite3.connect(copy)
+            try:
+                source.backup(target)
+            finally:
+                target.close()
+        finally:
+            source.close()
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    return copy
+
+
 def sqlite_busy_seconds() -> float:
     """How long a SQLite connection waits for another process's write lock: ``$ANALOG_SWEEP_SQLITE_BUSY_SECONDS``,
     else ``SQLITE_BUSY_SECONDS``. After that the write fails as ``StoreUnavailable`` (and the driver retries)."""
@@ -166,26 +256,37 @@ def sqlite_busy_seconds() -> float:
 
 @contextlib.contextmanager
 def database_errors(url: sa.URL) -> Iterator[None]:
-    """Re-raise driver errors as store errors with one line: unreachable or locked means ``StoreUnavailable``."""
+    """Re-raise driver errors as store errors with one line: a damaged database (malformed pages, text that is not
+    UTF-8) means ``StoreDamaged``, naming the file and the next step; unreachable or locked means ``StoreUnavailable``.
+    """
     try:
         yield
     except StoreError:
         raise
-    except sa.exc.DatabaseError as exc:
-        if getattr(exc.orig, "sqlite_errorcode", None) == sqlite3.SQLITE_NOTADB:  # the URL names some other file
-            raise BadStoreURL(f"{label(url)} is not a store: {first_line(exc.orig)}") from None
-        if isinstance(exc, sa.exc.OperationalError):
+    except (sa.exc.DBAPIError, sqlite3.Error) as exc:
+        from analog_sweep.results._integrity import damage_reason, damaged  # it builds on this module
+
+        reason = damage_reason(exc)
+        if reason is not None:
+            raise damaged(url, reason) from None
+        if isinstance(exc, sqlite3.Error):  # raised by the driver outside SQLAlchemy, e.g. while a result streams
+            raise StoreError(f"store {label(url)} failed: {first_line(exc)}") from exc
+        if isinstance(exc, sa.exc.DatabaseError):
+            if getattr(exc.orig, "sqlite_errorcode", None) == sqlite3.SQLITE_NOTADB:  # the URL names some other file
+                raise BadStoreURL(f"{label(url)} is not a store: {first_line(exc.orig)}") from None
+            if isinstance(exc, sa.exc.OperationalError):
+                raise StoreUnavailable(f"cannot use store {label(url)}: {first_line(exc.orig)}") from exc
+        elif isinstance(exc, sa.exc.InterfaceError):
             raise StoreUnavailable(f"cannot use store {label(url)}: {first_line(exc.orig)}") from exc
-        raise StoreError(f"store {label(url)} failed: {first_line(exc.orig)}") from exc
-    except sa.exc.InterfaceError as exc:
-        raise StoreUnavailable(f"cannot use store {label(url)}: {first_line(exc.orig)}") from exc
-    except sa.exc.DBAPIError as exc:
         raise StoreError(f"store {label(url)} failed: {first_line(exc.orig)}") from exc
 
 
 def first_line(exc: BaseException | None) -> str:
+    """The first line of an error's text, without characters that would break a one-line message (a damaged cell's
+    bytes may hold control characters); the error's type name when it has no text."""
     text = str(exc).strip() if exc is not None else ""
-    return text.splitlines()[0].strip() if text else type(exc).__name__
+    line = text.splitlines()[0].strip() if text else type(exc).__name__
+    return "".join(c if c.isprintable() else "?" for c in line)
 
 
 # Query parameters of a store URL that hold secrets (libpq connection parameters).

@@ -11,6 +11,14 @@ class StoreUnavailable(StoreError):
     """The database could not be reached or opened; retrying later may work (exit code 1)."""
 
 
+class StoreDamaged(StoreError):
+    """The database file (or a PostgreSQL server's pages) is damaged: its pages are malformed or its text is not UTF-8.
+
+    Retrying will fail again, and so will every command that reads the damaged part (exit code 1); the message names
+    the store and the next step (``analog-sweep store check``, and restoring its last backup where there is one).
+    """
+
+
 class StoreInputError(StoreError, ValueError):
     """The caller asked for something wrong; retrying the same request will fail again (exit code 2)."""
 
@@ -25,6 +33,15 @@ class StoreMissing(BadStoreURL):
 
 class SchemaVersionError(StoreInputError):
     """The database holds a store schema this version of analog-sweep cannot read or upgrade."""
+
+
+class StoreOutdated(SchemaVersionError):
+    """A reader found a store of an older schema version, which only a writer upgrades, and cannot read it as it is
+    (a PostgreSQL store: a SQLite one is read from an upgraded private copy). ``version``: the store's version."""
+
+    def __init__(self, message: str, version: int) -> None:
+        super().__init__(message)
+        self.version = version
 
 
 class NotFound(StoreInputError):

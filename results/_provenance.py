@@ -1,8 +1,9 @@
-"""Provenance in the store: how each run of a sweep was made, which pretrained models and rpu configs it used.
+"""Provenance in the store: how each run of a sweep was made, which pretrained models and rpu configs it used, and
+on which Ray nodes, with which package versions, its trials ran.
 
-The sweep driver gathers the environment (``orchestrator``: packages, project commit, host, command line) and hands
-it here as plain data; this module validates it, keeps secrets out of it, writes it, and reads it back as one
-dict (``Store.provenance``) for ``analog-sweep results provenance`` and the report.
+The sweep driver gathers the environment (``orchestrator``: packages, project commit, host, command line, each node's
+package versions) and hands it here as plain data; this module validates it, keeps secrets out of it, writes it, and
+reads it back as one dict (``Store.provenance``) for ``analog-sweep results provenance`` and the report.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from analog_sweep.results import _labels
 from analog_sweep.results._errors import StoreInputError
 from analog_sweep.results._schema import (
     RUN_KINDS,
+    node_environments,
     points,
     pretrained_models,
     rpu_configs,
@@ -190,6 +192,91 @@ def set_trial_rpu_config(connection: sa.Connection, trial_id: str, rpu_config: M
     return done.rowcount
 
 
+# The fields of a node environment (``Store.set_trial_node_environment``): all but ``packages`` may be None.
+NODE_FIELDS = ("node_id", "host", "ip", "packages")
+
+
+def _node_environment(environment: Mapping[str, Any], what: str) -> dict[str, Any]:
+    """A node environment checked and in canonical form, or ``StoreInputError``."""
+    if not isinstance(environment, Mapping):
+        raise StoreInputError(f"{what} must be a mapping of {', '.join(NODE_FIELDS)}")
+    unknown = sorted(set(environment) - set(NODE_FIELDS))
+    if unknown:
+        raise StoreInputError(f"unknown node field(s) {', '.join(unknown)}: expected {', '.join(NODE_FIELDS)}")
+    packages = environment.get("packages")
+    if not isinstance(packages, Mapping) or not all(
+        isinstance(k, str) and (v is None or isinstance(v, str)) for k, v in packages.items()
+    ):
+        raise StoreInputError(f"{what}: packages must map package names to version strings (or None)")
+    values = {name: environment.get(name) for name in NODE_FIELDS[:-1]}
+    if not all(v is None or isinstance(v, str) for v in values.values()):
+        raise StoreInputError(f"{what}: node_id, host and ip must be text")
+    return {**values, "packages": dict(packages)}
+
+
+def record_node_environment(connection: sa.Connection, environment: Mapping[str, Any]) -> str:
+    """Write a node environment once (``node_environments``, by its hash) and return its ``environment_hash``."""
+    value = _node_environment(environment, "a node environment")
+    digest = config_hash(value)
+    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
+    connection.execute(
+        dialect.insert(node_environments).values(environment_hash=digest, **value).on_conflict_do_nothing()
+    )
+    return digest
+
+
+def set_trial_node_environment(connection: sa.Connection, trial_id: str, environment: Mapping[str, Any] | None) -> int:
+    """Point a trial at the node it ran on (written once per distinct node environment); return how many trial
+    rows changed (0: no such trial)."""
+    digest = None if environment is None else record_node_environment(connection, environment)
+    done = connection.execute(
+        sa.update(trials).where(trials.c.trial_id == trial_id).values(node_environment_hash=digest)
+    )
+    return done.rowcount
+
+
+def package_differences(
+    node: Mapping[str, str | None], driver: Mapping[str, str | None]
+) -> dict[str, dict[str, str | None]]:
+    """The packages whose versions differ between a node and the driver, as ``{name: {"node": v, "driver": v}}`` (None:
+    not installed); a package only one side recorded is no difference (an older record has fewer)."""
+    return {
+        name: {"node": node[name], "driver": driver[name]}
+        for name in node
+        if name in driver and node[name] != driver[name]
+    }
+
+
+def node_label(environment: Mapping[str, Any]) -> str:
+    """``10.0.0.7 (1a2b3c4d)``: a node's IP (else its host name) and the first 8 hex digits of its Ray node id."""
+    where = environment.get("ip") or environment.get("host") or "?"
+    node_id = environment.get("node_id")
+    return f"{where} ({node_id[:8]})" if node_id else str(where)
+
+
+def differences_text(differences: Mapping[str, Mapping[str, str | None]]) -> str:
+    """``timm 0.0.1 (the driver 1.0.31), aihwkit none (the driver 1.1.0)``, or ``none`` when the versions agree."""
+    if not differences:
+        return "none"
+    return ", ".join(
+        f"{name} {v.get('node') or 'none'} (the driver {v.get('driver') or 'none'})" for name, v in differences.items()
+    )
+
+
+def nodes_summary(nodes: Sequence[Mapping[str, Any]]) -> str:
+    """``3 nodes, 2 package sets; 1 node differs from the driver (12 trials)``: what a sweep's nodes had."""
+    sets = {json.dumps(dict(node.get("packages") or {}), sort_keys=True) for node in nodes}
+    differ = [node for node in nodes if node.get("differences")]
+    text = f"{len(nodes)} node{'s' if len(nodes) != 1 else ''}, {len(sets)} package set{'s' if len(sets) != 1 else ''}"
+    if not differ:
+        return f"{text}; every node has the driver's versions"
+    trials = sum(int(node.get("trials") or 0) for node in differ)
+    return (
+        f"{text}; {len(differ)} node{'s' if len(differ) != 1 else ''} differ{'s' if len(differ) == 1 else ''} from "
+        f"the driver ({trials} trial{'s' if trials != 1 else ''})"
+    )
+
+
 def config_hash(rpu_config: Mapping[str, Any]) -> str:
     """SHA-256 of the canonical JSON of an rpu config, first 16 hex digits: the same config, the same hash."""
     text = json.dumps(rpu_config, sort_keys=True, separators=(",", ":"))
@@ -284,10 +371,75 @@ def read_provenance(connection: sa.Connection, sweep: str) -> dict[str, Any]:
         labels = _point_labels(connection, sweep)
         for group in groups.values():
             group["point_labels"] = [labels.get(key, key) for key in group["point_keys"]]
+    nodes, without_node = _read_nodes(connection, sweep, runs)
     return {
         "sweep": sweep,
         "runs": runs,
         "pretrained": pretrained,
         "rpu_configs": list(groups.values()),
         "trials_without_rpu_config": without,
+        "nodes": nodes,
+        "trials_without_node": without_node,
     }
+
+
+def driver_packages(run: Mapping[str, Any]) -> dict[str, str | None]:
+    """The driver's package versions of a run record, with the project's version as ``analog-sweep`` (as a node
+    environment names it)."""
+    packages = dict(run.get("packages") or {})
+    version = (run.get("project") or {}).get("version")
+    if version is not None:
+        packages["analog-sweep"] = version
+    return packages
+
+
+def _read_nodes(connection: sa.Connection, sweep: str, runs: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
+    """The Ray nodes of a sweep (those its trials ran on, and those its runs checked before they started), each with
+    its package versions, how many trials ran on it, and which packages differ from the driver of the last run; and
+    how many trials have no node recorded."""
+    counts: dict[str, int] = {}
+    without = 0
+    for digest, count in connection.execute(
+        sa.select(trials.c.node_environment_hash, sa.func.count())
+        .where(trials.c.sweep == sweep)
+        .group_by(trials.c.node_environment_hash)
+    ):
+        if digest is None:
+            without += count
+        else:
+            counts[digest] = count
+    checked = [
+        digest
+        for run in runs
+        for digest in ((run.get("cluster") or {}).get("node_environments") or [])
+        if isinstance(digest, str)
+    ]
+    wanted = list(dict.fromkeys([*checked, *counts]))
+    if not wanted:
+        return [], without
+    rows = {
+        row["environment_hash"]: dict(row)
+        for row in connection.execute(
+            sa.select(node_environments).where(node_environments.c.environment_hash.in_(wanted))
+        ).mappings()
+    }
+    driver = driver_packages(runs[-1]) if runs else {}
+    nodes = []
+    for digest in wanted:
+        row = rows.get(digest)
+        if row is None:
+            continue
+        packages = row["packages"] or {}
+        nodes.append(
+            {
+                "environment_hash": digest,
+                "node_id": row["node_id"],
+                "host": row["host"],
+                "ip": row["ip"],
+                "packages": packages,
+                "trials": counts.get(digest, 0),
+                "differences": package_differences(packages, driver),
+            }
+        )
+    nodes.sort(key=lambda node: (-node["trials"], node["ip"] or "", node["node_id"] or ""))
+    return nodes, without

@@ -121,6 +121,10 @@ def _run_sqlite(url: sa.URL, sql: str, max_rows: int | None) -> QueryResult:
     except (sqlite3.ProgrammingError, sqlite3.Warning) as exc:  # "You can only execute one statement at a time."
         raise QueryRefused(f"refused: {first_line(exc)}") from None
     except sqlite3.Error as exc:
+        from analog_sweep.results._integrity import damage_reason, damaged
+
+        if (reason := damage_reason(exc)) is not None:
+            raise damaged(url, reason) from None
         message = first_line(exc)
         if "not authorized" in message or "readonly" in message or "read-only" in message:
             raise QueryRefused(f"refused: {message}") from None

@@ -41,6 +41,7 @@ from analog_sweep.results._figures import (
 from analog_sweep.results._findings import activity_by_mode, critical_points, mode_differences, task_names
 from analog_sweep.results._paper import CRITICAL_POINT, PAPER_VALUES, paper_value
 from analog_sweep.results._profile import SMOKE_NOTE, run_profile, smoke_run
+from analog_sweep.results._provenance import differences_text, node_label, nodes_summary
 from analog_sweep.results._replicates import CONFIDENCE, MIN_REPLICATES, replicate_rows
 
 REPORT_NAME = "report.html"
@@ -304,14 +305,15 @@ def _provenance(store: Any, sweep: str) -> tuple[dict[str, Any] | None, str | No
     if read is None:
         return None, "provenance is not recorded by this version of analog-sweep (no Store.provenance)"
     recorded = read(sweep)
-    if not any(recorded.get(part) for part in ("runs", "pretrained", "rpu_configs")):
+    if not any(recorded.get(part) for part in ("runs", "pretrained", "rpu_configs", "nodes")):
         return None, "none recorded for this sweep (it ran before analog-sweep recorded provenance)"
     return recorded, None
 
 
 def _provenance_view(provenance: Mapping[str, Any]) -> dict[str, Any]:
     """``Store.provenance`` as the report shows it: each run as label-value pairs, the pretrained models as a table,
-    each distinct rpu config as JSON with the trials and points that ran with it."""
+    each distinct rpu config as JSON with the trials and points that ran with it, and the Ray nodes the trials ran
+    on as a table (trials each, what differs from the driver's versions, the versions there)."""
     runs = []
     for run in provenance.get("runs") or []:
         project = run.get("project") or {}
@@ -368,11 +370,28 @@ def _provenance_view(provenance: Mapping[str, Any]) -> dict[str, Any]:
         }
         for config in provenance.get("rpu_configs") or []
     ]
+    nodes = provenance.get("nodes") or []
+    node_rows = [
+        [
+            node_label(node),
+            _cell(node.get("host")),
+            _cell(node.get("trials")),
+            differences_text(node.get("differences") or {}),
+            _pairs(node.get("packages")),
+        ]
+        for node in nodes
+    ]
     return {
         "runs": runs,
         "pretrained": {"columns": columns, "rows": pretrained},
         "rpu_configs": configs,
         "without": provenance.get("trials_without_rpu_config"),
+        "nodes": {
+            "columns": ("node", "host", "trials", "differences from the driver", "packages"),
+            "rows": node_rows,
+            "summary": nodes_summary(nodes) if nodes else None,
+            "without": provenance.get("trials_without_node"),
+        },
     }
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 
 # Bump when the tables change, and add the step from the previous version to ``_versions.UPGRADES``.
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 
 # The five device axes a sweep varies, stored as REAL columns on each point.
 AXES = ("transfer_noise", "sp_skew", "sp_variability", "pulse_noise", "dtod")
@@ -124,6 +124,10 @@ trials = sa.Table(
     # The resolved aihwkit rpu config the trial ran with: its ``config_hash`` in ``rpu_configs`` (schema version 6;
     # version 4 and 5 kept the JSON in each trial row). NULL for digital trials and trials recorded before version 4.
     sa.Column("rpu_config_hash", sa.String(64)),
+    # The Ray node the trial ran on, with its package versions: its ``environment_hash`` in ``node_environments``
+    # (schema version 8; a trial moved to another node points at the node of its last run). NULL for trials recorded
+    # before version 8, and for a trial none of whose reports reached the driver.
+    sa.Column("node_environment_hash", sa.String(64)),
     sa.ForeignKeyConstraint(["sweep", "point_key"], ["points.sweep", "points.point_key"], ondelete="CASCADE"),
     sa.Index("ix_trials_point", "sweep", "point_key"),
 )
@@ -151,6 +155,21 @@ rpu_configs = sa.Table(
     sa.Column("rpu_config", sa.JSON, nullable=False),
 )
 
+# Each Ray node trials ran on, with the versions of the packages that decide a trial's numbers as installed there
+# (``orchestrator._node_versions``: python, analog-sweep, torch, torchvision, aihwkit, timm, numpy; None for one not
+# installed), once, by the first 16 hex digits of the SHA-256 of the canonical JSON of the row's other columns
+# (``_provenance.config_hash``); trials point at it (schema version 8). A node of other versions than the driver's
+# produces other numbers: this keeps which trials ran where, and with what.
+node_environments = sa.Table(
+    "node_environments",
+    metadata,
+    sa.Column("environment_hash", sa.String(64), primary_key=True),
+    sa.Column("node_id", sa.String(64)),  # Ray's node id (hex); a node that restarts gets a new one
+    sa.Column("host", sa.String(255)),
+    sa.Column("ip", sa.String(64)),
+    sa.Column("packages", sa.JSON, nullable=False),  # name -> version (None: not installed there)
+)
+
 # Provenance (schema version 4): one row per ``run`` or ``resume`` of a sweep, with the environment it ran in.
 RUN_KINDS = ("run", "resume")
 sweep_runs = sa.Table(
@@ -173,7 +192,9 @@ sweep_runs = sa.Table(
     sa.Column("platform", sa.String(255)),
     sa.Column("cpu", sa.JSON),  # {"model": ..., "count": ...}
     sa.Column("gpus", sa.JSON),  # {"model": ..., "count": ...}
-    sa.Column("cluster", sa.JSON),  # what Ray offered: {"nodes", "cpus", "gpus", "accelerator_types"}
+    # What Ray offered: {"nodes", "cpus", "gpus", "accelerator_types"}, and from schema version 8 "node_environments":
+    # the hashes (``node_environments``) of the nodes the driver checked before the first trial.
+    sa.Column("cluster", sa.JSON),
     sa.Index("ix_sweep_runs_sweep", "sweep", "started_at"),
 )
 
@@ -194,7 +215,7 @@ pretrained_models = sa.Table(
 )
 
 # The tables users may read with ``results query``, in dependency order.
-DATA_TABLES = (sweeps, points, trials, epochs, rpu_configs, sweep_runs, pretrained_models)
+DATA_TABLES = (sweeps, points, trials, epochs, rpu_configs, node_environments, sweep_runs, pretrained_models)
 
 
 def as_utc(moment: datetime) -> datetime:

@@ -1,14 +1,18 @@
 """The results store: what the sweep driver writes (idempotent upserts) and what the CLI reads.
 
-Only one process writes (the sweep driver); workers report to it and never open the database.
-Every write is an upsert on a natural key, so replaying a sweep's reports after a crash or a resume leaves
-exactly the rows a single run would have left.
+Each sweep's rows are written by one process, its driver; workers report to it and never open the database.
+Several drivers may share one store (two sweeps at once): each write transaction takes the store's write lock when
+it begins (``BEGIN IMMEDIATE`` on SQLite), so a check and the write that follows it see the same rows, and readers
+take no lock. Every write is an upsert on a natural key, so replaying a sweep's reports after a crash or a resume
+leaves exactly the rows a single run would have left.
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
+import shutil
+import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,8 +25,16 @@ from analog_sweep.results import _best, _labels, _provenance, _queries, _readonl
 
 # _elbows (numpy, piecewise-regression) and _export (pyarrow) are imported by the methods that use them, so that a
 # command reading a table does not load them.
-from analog_sweep.results._engine import create_engine, database_errors, label, resolve_url
-from analog_sweep.results._errors import NotFound, SpecConflict, StoreInputError, TrialConflict
+from analog_sweep.results._engine import (
+    READ_TRANSACTION,
+    create_engine,
+    database_errors,
+    label,
+    lock_store_setup,
+    resolve_url,
+    sqlite_private_copy,
+)
+from analog_sweep.results._errors import NotFound, SpecConflict, StoreInputError, StoreOutdated, TrialConflict
 from analog_sweep.results._profile import run_profile
 from analog_sweep.results._schema import (
     ACTIVITY_FIELDS,
@@ -48,20 +60,70 @@ def open_store(url: str | None = None, *, must_exist: bool = False, read_only: b
 
     ``url`` is any SQLAlchemy URL for SQLite or PostgreSQL; None means ``$ANALOG_SWEEP_STORE``, else
     ``sqlite:///<cwd>/sweep-store/results.db``. ``must_exist`` (for readers) refuses to create a new store.
-    ``read_only`` (for commands that only read; implies ``must_exist``) never writes, and opens a SQLite store in a
-    place this process cannot write (a read-only folder or mount) without leaving any file behind.
+    ``read_only`` (for commands that only read; implies ``must_exist``) never writes and takes no write lock: its
+    connections cannot write, and it opens a SQLite store in a place this process cannot write (a read-only folder
+    or mount) without leaving any file behind. A reader finding a store of an older schema version does not upgrade
+    it: it reads a SQLite store from a private copy, upgraded (``_upgraded_copy``), and refuses a PostgreSQL one with
+    ``StoreOutdated``, saying which writers upgrade it.
     Raises ``BadStoreURL`` for a bad or empty URL, ``StoreUnavailable`` when the server cannot be reached,
     ``SchemaVersionError`` for a store newer than this code.
     """
     resolved = resolve_url(url)
-    engine = create_engine(resolved, must_exist=must_exist, read_only=read_only)
     try:
-        with database_errors(resolved), engine.begin() as connection:
-            ensure_schema(connection, where=label(resolved), must_exist=must_exist or read_only)
+        return Store(_open_engine(resolved, must_exist=must_exist, read_only=read_only)[0])
+    except StoreOutdated as outdated:
+        if not (read_only and resolved.get_backend_name() == "sqlite"):
+            raise
+        version = outdated.version
+    return _CopiedStore(_upgraded_copy(resolved), resolved, version)
+
+
+def upgrade_store(url: str | None = None) -> tuple[str, int]:
+    """Upgrade the store at ``url`` (it must exist) to ``SCHEMA_VERSION`` as a writer's ``open_store`` does, under the
+    same lock; return its label and the version it had (``SCHEMA_VERSION``: nothing was to do). Raises as
+    ``open_store``."""
+    resolved = resolve_url(url)
+    engine, found = _open_engine(resolved, must_exist=True, read_only=False)
+    engine.dispose()
+    return label(resolved), found
+
+
+def _open_engine(url: sa.URL, *, must_exist: bool, read_only: bool) -> tuple[sa.Engine, int]:
+    """An engine on the store at ``url`` whose schema ``ensure_schema`` has checked, and the version the store had: a
+    writer's in a transaction that creates or upgrades it, a reader's in one that only reads."""
+    engine = create_engine(url, must_exist=must_exist, read_only=read_only)
+    try:
+        with database_errors(url), engine.connect() as connection:
+            if read_only:
+                connection.execution_options(**{READ_TRANSACTION: True})
+            with connection.begin():
+                if not read_only:
+                    lock_store_setup(connection)
+                found = ensure_schema(
+                    connection, where=label(url), must_exist=must_exist or read_only, read_only=read_only
+                )
     except BaseException:
         engine.dispose()
         raise
-    return Store(engine)
+    return engine, found
+
+
+def _upgraded_copy(url: sa.URL) -> sa.Engine:
+    """A reader's engine on a private copy of the older SQLite store at ``url`` (``sqlite_private_copy``), upgraded
+    as a writer would upgrade the store itself: the reader sees the store as this code reads it, and the store keeps
+    its bytes. The copy's folder is removed when the engine is garbage-collected or the process exits. The copy costs
+    the store's size on the temporary folder's disk, once per command."""
+    with database_errors(url):
+        copy = sqlite_private_copy(Path(str(url.database)).expanduser())
+    try:
+        copy_url = url.set(database=str(copy))
+        _open_engine(copy_url, must_exist=True, read_only=False)[0].dispose()
+        engine = _open_engine(copy_url, must_exist=True, read_only=True)[0]
+    except BaseException:
+        shutil.rmtree(copy.parent, ignore_errors=True)
+        raise
+    weakref.finalize(engine, shutil.rmtree, copy.parent, True)
+    return engine
 
 
 def _now() -> datetime:
@@ -124,10 +186,19 @@ class Store:
         self.close()
 
     @contextlib.contextmanager
-    def transaction(self) -> Iterator[sa.Connection]:
-        """One transaction, with database failures turned into store errors."""
-        with database_errors(self.engine.url), self.engine.begin() as connection:
-            yield connection
+    def transaction(self, *, write: bool = True) -> Iterator[sa.Connection]:
+        """One transaction, with database failures turned into store errors.
+
+        On SQLite a transaction that may write (``write``, the default) takes the write lock when it begins, waiting
+        for another process's write, so its reads and writes are one atomic step; ``write=False`` (a method that
+        only reads) takes no lock and sees one snapshot (``_engine._sqlite_engine``). Either is a plain transaction on
+        PostgreSQL, whose row locks serialize writers by themselves.
+        """
+        with database_errors(self.engine.url), self.engine.connect() as connection:
+            if not write:
+                connection.execution_options(**{READ_TRANSACTION: True})
+            with connection.begin():
+                yield connection
 
     # ---- writes (the sweep driver) ----
 
@@ -428,6 +499,21 @@ class Store:
             if _provenance.set_trial_rpu_config(connection, trial_id, rpu_config) == 0:
                 raise NotFound(f"unknown trial {trial_id!r}")
 
+    def record_node_environment(self, environment: Mapping[str, Any]) -> str:
+        """Record a Ray node's environment once (``node_id``, ``host``, ``ip``, ``packages``: name -> version, None
+        for one not installed) and return its ``environment_hash``, which a run's ``cluster`` may list
+        (``node_environments``) as the nodes it checked. ``StoreInputError`` for an unknown field or bad values."""
+        with self.transaction() as connection:
+            return _provenance.record_node_environment(connection, environment)
+
+    def set_trial_node_environment(self, trial_id: str, environment: Mapping[str, Any] | None) -> None:
+        """Record the Ray node a trial ran on, with its package versions (as ``record_node_environment``; stored
+        once per distinct environment). Raises ``NotFound`` for an unknown trial, ``StoreInputError`` for bad
+        values."""
+        with self.transaction() as connection:
+            if _provenance.set_trial_node_environment(connection, trial_id, environment) == 0:
+                raise NotFound(f"unknown trial {trial_id!r}")
+
     def provenance(self, sweep: str) -> dict[str, Any]:
         """How a sweep was made, as plain data.
 
@@ -435,7 +521,7 @@ class Store:
             sweep: The sweep's name.
 
         Returns:
-            A dict with four keys. Runs recorded before schema version 4 have no rows: ``runs`` is then empty.
+            A dict with six keys. Runs recorded before schema version 4 have no rows: ``runs`` is then empty.
 
         - ``runs``: one dict per run and resume, oldest first: ``run`` (1, 2, ...), ``run_id``, ``kind`` (``run`` or
           ``resume``), ``started_at`` (UTC datetime), ``command`` (text, passwords as ``***``), ``options`` (dict),
@@ -449,12 +535,18 @@ class Store:
           (16 hex digits of the canonical JSON), ``rpu_config`` (the JSON as a dict), ``trial_ids`` and
           ``point_keys`` (every trial and point that ran with it), ``point_labels`` (the points by label, in the
           order of ``point_keys``);
-        - ``trials_without_rpu_config``: trials with none (digital trials, and trials recorded before provenance).
+        - ``trials_without_rpu_config``: trials with none (digital trials, and trials recorded before provenance);
+        - ``nodes``: one dict per Ray node the trials ran on or a run checked before it started, most trials first:
+          ``environment_hash``, ``node_id``, ``host``, ``ip``, ``packages`` (name -> version there), ``trials`` (how
+          many ran there) and ``differences`` (``{name: {"node": v, "driver": v}}`` against the driver of the last
+          run; empty when the node has the driver's versions);
+        - ``trials_without_node``: trials with no node recorded (recorded before schema version 8, or no report of
+          theirs reached the driver).
 
         Raises:
             NotFound: For an unknown sweep.
         """
-        with self.transaction() as connection:
+        with self.transaction(write=False) as connection:
             self._require_sweep(connection, sweep)
             return _provenance.read_provenance(connection, sweep)
 
@@ -462,21 +554,21 @@ class Store:
 
     def selection(self, sweep: str) -> _best.Selection:
         """The rule the sweep's points are chosen by; ``NotFound`` for an unknown sweep."""
-        with self.transaction() as connection:
+        with self.transaction(write=False) as connection:
             self._require_sweep(connection, sweep)
             return _queries.sweep_selection(connection, sweep)
 
     def best_trial(self, sweep: str, point_key: str, selection: _best.Selection | None = None) -> _best.BestTrial:
         """The point's chosen trial under ``selection`` (the sweep's rule when None), the epoch, errors and all
         candidates with their learning rate, status and errors, the chosen one first, to say why (``why()``)."""
-        with self.transaction() as connection:
+        with self.transaction(write=False) as connection:
             self._require_point(connection, sweep, point_key)
             rule = self._selection(connection, sweep, selection)
             return _queries.choices(connection, sweep, rule, [point_key])[0][point_key]
 
     def get_sweep(self, name: str) -> dict[str, Any]:
         """A sweep's row (name, spec, spec_hash, status, experiment_path, times); ``NotFound`` if unknown."""
-        with self.transaction() as connection:
+        with self.transaction(write=False) as connection:
             row = connection.execute(sa.select(sweeps).where(sweeps.c.name == name)).mappings().first()
         if row is None:
             raise NotFound(f"unknown sweep {name!r}")
@@ -484,7 +576,7 @@ class Store:
 
     def list_points(self, sweep: str) -> list[dict[str, Any]]:
         """The points of a sweep, by mode, algorithm, task, device axes and seed (``point_sort_key``)."""
-        with self.transaction() as connection:
+        with self.transaction(write=False) as connection:
             self._require_sweep(connection, sweep)
             rows = connection.execute(sa.select(points).where(points.c.sweep == sweep))
             return sorted((dict(r) for r in rows.mappings()), key=_labels.point_sort_key)
@@ -493,7 +585,7 @@ class Store:
         """The trials of a sweep (or of one point, or of several), by point (``point_sort_key``), learning rate
         and id; each with its point's ``label``."""
         keys = [point_key] if isinstance(point_key, str) else point_key
-        with self.transaction() as connection:
+        with self.transaction(write=False) as connection:
             self._require_sweep(connection, sweep)
             query = (
                 sa.select(trials, points.c.label.label("point_label"))
@@ -535,7 +627,7 @@ class Store:
 
     def sweep_progress(self) -> list[dict[str, Any]]:
         """Every sweep with its status, times, points done/total and trials by status."""
-        with self.transaction() as connection:
+        with self.transaction(write=False) as connection:
             return _queries.sweep_progress(connection)
 
     def best_points(self, sweep: str, selection: _best.Selection | None = None) -> list[dict[str, Any]]:
@@ -543,7 +635,7 @@ class Store:
         and the chosen trial's id, lr, ``epoch``, ``test_error`` and ``validation_error`` at that epoch (the number to
         report, percent), its final and best test error and activity. ``selection`` None: the sweep's own rule.
         Choosing on validation a sweep that measured none raises ``StoreInputError``."""
-        with self.transaction() as connection:
+        with self.transaction(write=False) as connection:
             self._require_sweep(connection, sweep)
             return _queries.best_points(connection, sweep, self._selection(connection, sweep, selection))
 
@@ -561,7 +653,7 @@ class Store:
         """Per-epoch rows of each point's chosen trial (the paper's Figure 2); only the given point(s) if
         ``point_key`` (one key or several)."""
         keys = [point_key] if isinstance(point_key, str) else point_key
-        with self.transaction() as connection:
+        with self.transaction(write=False) as connection:
             self._require_sweep(connection, sweep)
             for key in keys or ():
                 self._require_point(connection, sweep, key)
@@ -569,7 +661,7 @@ class Store:
 
     def epoch_seconds(self) -> list[dict[str, Any]]:
         """Every recorded epoch's seconds with its sweep's spec, across all sweeps (for dry-run cost estimates)."""
-        with self.transaction() as connection:
+        with self.transaction(write=False) as connection:
             return _timings.epoch_seconds(connection)
 
     def export_trials(self, sweep: str, path: str | Path, selection: _best.Selection | None = None) -> int:
@@ -578,7 +670,7 @@ class Store:
         from analog_sweep.results import _export
 
         profile = run_profile(self.get_sweep(sweep)["spec"])
-        with self.transaction() as connection:
+        with self.transaction(write=False) as connection:
             self._require_sweep(connection, sweep)
             rows = _queries.trial_epoch_rows(connection, sweep, self._selection(connection, sweep, selection))
             return _export.write_trials(rows, Path(path), profile=profile)
@@ -668,6 +760,24 @@ class Store:
         if found is None:
             cls._require_sweep(connection, sweep)
             raise NotFound(f"unknown point {point_key!r} of sweep {sweep!r}")
+
+
+class _CopiedStore(Store):
+    """A reader's store on an upgraded private copy of an older SQLite store (``_upgraded_copy``), named after the
+    store it copies: its ``url`` opens that store, its ``label`` (in reports and messages) names it and says so."""
+
+    def __init__(self, engine: sa.Engine, original: sa.URL, version: int) -> None:
+        super().__init__(engine)
+        self._original = original
+        self._version = version
+
+    @property
+    def url(self) -> str:
+        return self._original.render_as_string(hide_password=False)
+
+    @property
+    def label(self) -> str:
+        return f"{label(self._original)} (schema version {self._version}, read from an upgraded copy)"
 
 
 def _refresh_statistics(connection: sa.Connection) -> None:

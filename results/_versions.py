@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import sqlalchemy as sa
 
-from analog_sweep.results._errors import SchemaVersionError, StoreMissing
+from analog_sweep.results._errors import SchemaVersionError, StoreMissing, StoreOutdated
 from analog_sweep.results._provenance import config_hash
 from analog_sweep.results._schema import (
     ACTIVITY_FIELDS,
@@ -16,6 +16,7 @@ from analog_sweep.results._schema import (
     TRIAL_ACTIVITY_FIELDS,
     epochs,
     metadata,
+    node_environments,
     points,
     pretrained_models,
     rpu_configs,
@@ -125,6 +126,13 @@ def _add_point_algorithm(connection: sa.Connection) -> None:
         )
 
 
+def _add_node_environments(connection: sa.Connection) -> None:
+    """Version 7 -> 8: the Ray node each trial ran on, with its package versions. New table ``node_environments``
+    and ``trials.node_environment_hash``; empty and NULL for what was recorded before (it was not gathered then)."""
+    node_environments.create(connection)
+    _add_column(connection, trials, "node_environment_hash")
+
+
 def _add_column(connection: sa.Connection, table: sa.Table, name: str, extra: str = "") -> None:
     """ALTER TABLE ``table`` ADD COLUMN ``name`` with the type ``_schema`` gives it (``extra``: a default)."""
     kind = table.c[name].type.compile(dialect=connection.dialect)
@@ -139,23 +147,54 @@ UPGRADES: dict[int, Callable[[sa.Connection], None]] = {
     4: _add_validation_selection,
     5: _share_rpu_configs,
     6: _add_point_algorithm,
+    7: _add_node_environments,
 }
 OLDEST_UPGRADABLE = min(UPGRADES)
 
 
-def ensure_schema(connection: sa.Connection, *, where: str, must_exist: bool) -> int:
-    """Bring the database at ``where`` to ``SCHEMA_VERSION``; return the version it had (0 when created)."""
+def ensure_schema(connection: sa.Connection, *, where: str, must_exist: bool, read_only: bool = False) -> int:
+    """Bring the database at ``where`` to ``SCHEMA_VERSION``; return the version it had (0 when created).
+
+    ``read_only`` (readers) creates, upgrades and locks nothing: it reads the version and raises ``StoreOutdated`` for
+    an older store, which only a writer upgrades. A writer finding an older store takes the upgrade's lock first
+    (``_lock_for_upgrade``) and reads the version again under it: a second writer opening the store meanwhile waits
+    for the first's upgrade, then finds it done.
+    """
     inspector = sa.inspect(connection)
     if not inspector.has_table(schema_version.name):
         if inspector.has_table("sweeps"):
             raise SchemaVersionError(f"{where} has a sweeps table but no schema_version: not an analog-sweep store")
-        if must_exist:
+        if must_exist or read_only:
             raise StoreMissing(f"no analog-sweep store at {where}")
         metadata.create_all(connection)
         connection.execute(sa.insert(schema_version).values(version=SCHEMA_VERSION))
         return 0
-    # FOR UPDATE (PostgreSQL) makes a second process that opens the store meanwhile wait for this upgrade.
-    versions = connection.scalars(sa.select(schema_version.c.version).with_for_update()).all()
+    found = _stored_version(connection, where)
+    if found == SCHEMA_VERSION:
+        return found
+    if read_only:
+        raise StoreOutdated(
+            f"store at {where} has schema version {found}, older than this analog-sweep's {SCHEMA_VERSION}, and "
+            f"readers do not upgrade it: upgrade it with 'analog-sweep store upgrade' (or run or resume a sweep on "
+            "it) as a role that may change its tables",
+            found,
+        )
+    _lock_for_upgrade(connection)
+    found = _stored_version(connection, where, lock=True)
+    for version in range(found, SCHEMA_VERSION):
+        UPGRADES[version](connection)
+    if found != SCHEMA_VERSION:
+        # An UPDATE, not a DELETE and INSERT: a writer waiting on the row's lock (PostgreSQL) then reads the new
+        # version; a deleted row it would skip, and find the table empty.
+        connection.execute(sa.update(schema_version).values(version=SCHEMA_VERSION))
+    return found
+
+
+def _stored_version(connection: sa.Connection, where: str, *, lock: bool = False) -> int:
+    """The store's schema version; ``SchemaVersionError`` for none, or one this code cannot read or upgrade.
+    ``lock``: SELECT ... FOR UPDATE on PostgreSQL, which waits for another writer's upgrade to commit."""
+    query = sa.select(schema_version.c.version)
+    versions = connection.scalars(query.with_for_update() if lock else query).all()
     if not versions:
         raise SchemaVersionError(f"store at {where} has an empty schema_version table")
     found = max(versions)
@@ -166,9 +205,18 @@ def ensure_schema(connection: sa.Connection, *, where: str, must_exist: bool) ->
         )
     if found < OLDEST_UPGRADABLE:
         raise SchemaVersionError(f"store at {where} has schema version {found}, too old to upgrade")
-    for version in range(found, SCHEMA_VERSION):
-        UPGRADES[version](connection)
-    if found != SCHEMA_VERSION:
-        connection.execute(sa.delete(schema_version))
-        connection.execute(sa.insert(schema_version).values(version=SCHEMA_VERSION))
     return found
+
+
+def _lock_for_upgrade(connection: sa.Connection) -> None:
+    """Take the lock that serializes upgrades, held until the caller's transaction ends.
+
+    SQLite: the database's write lock (BEGIN IMMEDIATE), unless the connection is already in a transaction; its
+    driver opens none for a SELECT, and would run the upgrade's ALTER TABLEs outside one. PostgreSQL: the row lock of
+    ``_stored_version(lock=True)``, taken next.
+    """
+    if connection.dialect.name != "sqlite":
+        return
+    driver = connection.connection.driver_connection
+    if driver is not None and not driver.in_transaction:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")

@@ -567,6 +567,8 @@ def _algorithm(section: dict[Any, Any], path: str) -> AlgorithmConfig:
     pairs = []
     for key, value in _mapping({} if settings is None else settings, f"{path}.settings", ALGORITHM_SETTINGS).items():
         where = join(f"{path}.settings", key)
+        if key == "transfer_every":
+            _transfer_every_sign(value, where)
         if key in SETTING_RANGES:
             low, high, high_inclusive = SETTING_RANGES[key]
             number = _number(value, where, low, high, low_open=high == math.inf, high_open=not high_inclusive)
@@ -574,6 +576,7 @@ def _algorithm(section: dict[Any, Any], path: str) -> AlgorithmConfig:
             pairs.append((key, int(number) if integral else number))
         else:
             pairs.append((key, _boolean(value, where)))
+    _transfer_every_period(dict(pairs), f"{path}.settings")
     if name == "ttv2" and dict(pairs).get("in_chop_prob", 0.0) != 0.0:
         raise FieldError(f"{path}.settings.in_chop_prob", "must be 0 for ttv2 (choppers make it c-ttv2)")
     return AlgorithmConfig(
@@ -582,6 +585,48 @@ def _algorithm(section: dict[Any, Any], path: str) -> AlgorithmConfig:
         mapping=_weight_mapping(section, path),
         freeze_analog=_boolean(_get(section, "freeze_analog", False), f"{path}.freeze_analog"),
     )
+
+
+def _transfer_every_sign(value: Any, where: str) -> None:
+    """``transfer_every`` 0 or below: aihwkit 1.1.0 never transfers at 0 (nor at a negative period, outside the
+    chopped compounds, which read a negative value as a period set from the device's number of states), so the
+    slow devices that hold the weights would never learn."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value <= 0:
+        raise FieldError(
+            where,
+            f"{value:g}: must be positive (0 means no transfer at all, so the weights never learn; a negative value "
+            "is aihwkit's automatic period, not supported here)",
+        )
+
+
+def _transfer_every_period(settings: dict[str, Any], path: str) -> None:
+    """``transfer_every`` must be a period aihwkit 1.1.0 runs as written.
+
+    With ``units_in_mbatch`` false (Table I) it counts matrix-vector products (MVMs) between transfers, and aihwkit
+    rounds it to the nearest whole number (``TransferRPUDevice::getTransferEvery``): below 0.5 that is 0, no
+    transfer at all, and any other fraction transfers at a period other than the one written, while c-TTv2's
+    ``auto_granularity`` scales the buffer's threshold by the value as written. So it must be a whole number of at
+    least 1. With ``units_in_mbatch`` true it counts mini-batches and aihwkit rounds ``transfer_every x m_batch``
+    MVMs up, so any positive fraction of a mini-batch is a period."""
+    every = settings.get("transfer_every")
+    if every is None or settings.get("units_in_mbatch", TABLE_I["units_in_mbatch"]):
+        return
+    where = join(path, "transfer_every")
+    runs = math.floor(every + 0.5)  # aihwkit's roundf, halves away from zero
+    if every < 1:
+        after = "no transfer at all" if runs == 0 else f"{runs} MVM"
+        raise FieldError(
+            where,
+            f"{every:g}: fewer than 1 MVM between transfers (with units_in_mbatch false aihwkit counts matrix-vector "
+            f"products and rounds this to {after}); write a whole number of at least 1, or set units_in_mbatch: "
+            "true for a fraction of a mini-batch",
+        )
+    if not float(every).is_integer():
+        raise FieldError(
+            where,
+            f"{every:g}: not a whole number of MVMs between transfers (with units_in_mbatch false aihwkit rounds it to "
+            f"{runs}); write {runs}, or set units_in_mbatch: true for a fraction of a mini-batch",
+        )
 
 
 def algorithm_from_mapping(raw: Any, *, source: str) -> AlgorithmConfig:

@@ -5,10 +5,17 @@ PyYAML implements YAML 1.1, where ``on``/``yes``/``off``/``no`` are booleans, ``
 ``010`` is octal 8, ``1_000`` is 1000 and ``2024-01-01`` is a date; YAML 1.2 (and most other tools, and most
 readers) see text, or ten. Here a plain (unquoted) value means the same in both versions or is refused with a
 one-line error that says what to write instead; a date is read as the text it is. Quoted values are always text.
+
+An explicit tag follows the same rule. ``!!str`` (and the non-specific ``!``) is text in both versions, whatever the
+value looks like. ``!!int``, ``!!float``, ``!!bool`` and ``!!null`` are read by YAML 1.2's core schema and by
+PyYAML's YAML 1.1 constructors: the value is kept where both agree (``!!int "0x10"`` is 16, ``!!int "0o10"`` 8,
+``!!float "1e-3"`` 0.001) and refused where they do not (``!!int "010"`` is 8 in YAML 1.1 and 10 in YAML 1.2,
+``!!int "1_000"`` and ``!!bool "yes"`` are no integer or boolean in YAML 1.2).
 """
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
@@ -29,10 +36,23 @@ class SpecLoader(yaml.SafeLoader):
             )
         return super().compose_node(parent, index)
 
+    def compose_scalar_node(self, anchor: Any) -> yaml.ScalarNode:
+        """The scalar, marked when its tag was written out (``!!int "010"``) rather than resolved from its text: an
+        explicit tag is read by the tag's rules, not the plain value's. The non-specific ``!`` is resolved by PyYAML
+        as a plain value is (``! 010`` is the int 8), so it is read as one."""
+        tag = self.peek_event().tag
+        node = super().compose_scalar_node(anchor)
+        node.explicit_tag = tag not in (None, "!")
+        return node
+
     def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
         """Any failure to build a value (a 13th month, a 5000-digit integer) becomes a YAML error at its line; a
         plain value YAML 1.1 and 1.2 read differently is refused (see the module's docstring)."""
         try:
+            if isinstance(node, yaml.ScalarNode) and getattr(node, "explicit_tag", False):
+                if node.tag in _CORE_TAGS:
+                    return _tagged_scalar(node)
+                return super().construct_object(node, deep=deep)  # !!str, !: text in both versions
             if isinstance(node, yaml.ScalarNode) and node.style is None:
                 if node.tag in (_TIMESTAMP, _VALUE):
                     return node.value  # a date, or a lone "=": the text a reader sees (and YAML 1.2 reads)
@@ -105,6 +125,84 @@ def _version_dependent(tag: str, text: str) -> str | None:
         value = _yaml12_number(text)
         return f"{text} is text in YAML 1.1 but the number {value} in YAML 1.2: write {value}, {quoted}"
     return None
+
+
+_CORE_TAGS = frozenset(f"tag:yaml.org,2002:{kind}" for kind in ("int", "float", "bool", "null"))
+# YAML 1.2's core schema, tag by tag (a sign is also taken before 0o and 0x, as for plain values here).
+_YAML12_CORE = {
+    "int": re.compile(r"[-+]?(?:[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)"),
+    "float": re.compile(
+        r"[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN)"
+    ),
+    "bool": re.compile(r"true|True|TRUE|false|False|FALSE"),
+    "null": re.compile(r"null|Null|NULL|~|"),
+}
+_UNREADABLE = object()
+
+
+def _tagged_scalar(node: yaml.ScalarNode) -> Any:
+    """The value of a scalar with an explicit ``!!int``, ``!!float``, ``!!bool`` or ``!!null`` tag, if YAML 1.1
+    (PyYAML) and YAML 1.2 (the core schema) read it alike; otherwise a ``ConstructorError`` at its line that says
+    what each version reads and what to write."""
+    kind, text = node.tag.rsplit(":", 1)[-1], node.value
+    old, new = _yaml11_tagged(kind, text), _yaml12_tagged(kind, text)
+    if old is not _UNREADABLE and new is not _UNREADABLE and _same(old, new):
+        return new
+    tagged = f"!!{kind} {show(text)}"
+    if old is _UNREADABLE and new is _UNREADABLE:
+        problem = f"cannot read {show(text)} as {kind}: not {_ARTICLE[kind]} in YAML 1.1 or 1.2"
+    elif new is _UNREADABLE:
+        problem = f"{tagged} is {_plain(old)} in YAML 1.1 but not {_ARTICLE[kind]} in YAML 1.2: write {_plain(old)}"
+    elif old is _UNREADABLE:
+        problem = f"{tagged} is {_plain(new)} in YAML 1.2 but not {_ARTICLE[kind]} in YAML 1.1: write {_plain(new)}"
+    else:
+        problem = (
+            f"{tagged} is {_plain(old)} in YAML 1.1 but {_plain(new)} in YAML 1.2: write {_plain(old)} or "
+            f"{_plain(new)}, untagged"
+        )
+    raise yaml.constructor.ConstructorError(None, None, problem, node.start_mark)
+
+
+_ARTICLE = {"int": "an integer", "float": "a number", "bool": "a boolean", "null": "null"}
+
+
+def _yaml11_tagged(kind: str, text: str) -> Any:
+    try:
+        return _yaml11_number(kind, text)
+    except (ValueError, TypeError, AttributeError, OverflowError, KeyError, IndexError, yaml.YAMLError):
+        return _UNREADABLE
+
+
+def _yaml12_tagged(kind: str, text: str) -> Any:
+    if not _YAML12_CORE[kind].fullmatch(text):
+        return _UNREADABLE
+    if kind == "bool":
+        return text.lower() == "true"
+    if kind == "null":
+        return None
+    if kind == "float":
+        lowered = text.lower()
+        if lowered.lstrip("+-") == ".inf":
+            return -math.inf if lowered.startswith("-") else math.inf
+        return math.nan if lowered == ".nan" else float(text)
+    return _yaml12_number(text)
+
+
+def _same(old: Any, new: Any) -> bool:
+    if isinstance(old, float) and isinstance(new, float) and math.isnan(old) and math.isnan(new):
+        return True
+    return type(old) is type(new) and old == new
+
+
+def _plain(value: Any) -> str:
+    """``value`` as a plain YAML value reads it."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and not math.isfinite(value):
+        return ".nan" if math.isnan(value) else (".inf" if value > 0 else "-.inf")
+    return repr(value)
 
 
 def _yaml12_number(text: str) -> int | float:

@@ -31,7 +31,7 @@ from ._devices import (
     place_on_device,
     to_analog,
 )
-from ._divergence import check_finite
+from ._divergence import check_finite, check_loss_growth
 from ._metrics import EpochReport, test_error_percent
 from ._models import create_model, replace_head
 from ._pretrain import PretrainedModel, pretrained_model
@@ -174,7 +174,9 @@ def run_trial(
             optimizer.step()
             total_loss += float(loss.detach()) * len(labels)
             seen += len(labels)
-        check_finite(model, total_loss / max(seen, 1), epoch, config.lr)  # raises TrainingDiverged
+        train_loss = total_loss / max(seen, 1)
+        check_finite(model, train_loss, epoch, config.lr)  # these two raise TrainingDiverged
+        check_loss_growth(train_loss, [r.train_loss for r in reports], num_classes, epoch, config.lr)
         eval_batch = max(config.batch_size, 64)
         error = test_error_percent(model, test_set.images, test_set.labels, eval_batch)
         validation_error = (
@@ -184,7 +186,7 @@ def run_trial(
         )
         report = EpochReport(
             epoch=epoch,
-            train_loss=total_loss / max(seen, 1),
+            train_loss=train_loss,
             test_error=error,
             test_accuracy=100.0 - error,
             seconds=time.perf_counter() - started,

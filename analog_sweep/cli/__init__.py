@@ -23,6 +23,7 @@ COMMANDS = {
     "jobs": "analog_sweep.cli.submit:jobs",
     "logs": "analog_sweep.cli.submit:logs",
     "dashboard": "analog_sweep.cli.dashboard:dashboard",
+    "store": "analog_sweep.cli.store:store",
 }
 
 

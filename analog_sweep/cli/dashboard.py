@@ -23,7 +23,8 @@ DEFAULT_PORT = 8080  # optuna-dashboard's own default
     type=click.IntRange(0, 65535),
     default=DEFAULT_PORT,
     show_default=True,
-    help="Port to listen on (0: any free port; the line on stderr says which).",
+    help="Port to listen on (0: any free port; the line on stderr says which). A busy port is refused, naming a free "
+    "one to use instead.",
 )
 @store_option
 @one_line_errors(StoreInputError, failure=(StoreError, OSError))

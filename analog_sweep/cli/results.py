@@ -41,7 +41,10 @@ from analog_sweep.results import (
     Store,
     StoreError,
     StoreInputError,
+    differences_text,
     few_seeds_note,
+    node_label,
+    nodes_summary,
     open_store,
     plot_axis_curve,
     plot_epoch_curves,
@@ -506,7 +509,8 @@ def query(sql: str, limit: int, store_url: str | None, output_format: str) -> No
 
     Statements that would write or change the schema (INSERT, UPDATE, DELETE, DROP, CREATE, ALTER, ATTACH,
     PRAGMA other than schema lookups, writing CTEs, several statements) are refused, and exit 2.
-    Tables: sweeps, points, trials, epochs, sweep_runs, pretrained_models, schema_version.
+    Tables: sweeps, points, trials, epochs, rpu_configs, node_environments, sweep_runs, pretrained_models,
+    schema_version.
 
     \b
     Example:
@@ -532,8 +536,9 @@ def query(sql: str, limit: int, store_url: str | None, output_format: str) -> No
 @_store_errors
 def provenance(sweep: str, full: bool, store_url: str | None, output_format: str) -> None:
     """How a sweep was made: each run and resume (command line, options, package versions, project commit, host,
-    CPU and GPUs), the pretrained models it used (cache key, file hash, source error, training time) and the
-    resolved aihwkit rpu configs of its trials.
+    CPU and GPUs), the pretrained models it used (cache key, file hash, source error, training time), the
+    resolved aihwkit rpu configs of its trials, and the Ray nodes they ran on (the package versions there, how many
+    trials each ran, and what differs from the driver's versions).
 
     Tables and CSV have one row per fact (section, item, field, value); --format json prints the whole record as
     one JSON document (runs oldest first; rpu configs with the trials that ran with each). The table fits the
@@ -636,6 +641,28 @@ def _provenance_rows(found: dict[str, Any], full: bool, table: bool = False) -> 
     if found["trials_without_rpu_config"]:
         # Digital trials, and trials recorded before the store kept rpu configs.
         yield row("rpu_config", "none", "trials", found["trials_without_rpu_config"])
+    yield from _node_rows(found, row, table)
+
+
+def _node_rows(found: dict[str, Any], row: Callable[..., dict[str, Any]], table: bool) -> Iterator[dict[str, Any]]:
+    """The Ray nodes of a sweep as facts: a summary, then per node its host, how many trials ran there, its package
+    versions and what differs from the driver of the last run (CSV and JSON also give the node id and the hash)."""
+    nodes = found.get("nodes") or []
+    if nodes:
+        yield row("node", "all", "summary", nodes_summary(nodes))
+    for node in nodes:
+        item = node_label(node)
+        if not table:
+            yield row("node", item, "node_id", node["node_id"])
+            yield row("node", item, "environment_hash", node["environment_hash"])
+        yield row("node", item, "host", node["host"])
+        yield row("node", item, "trials", node["trials"])
+        yield row("node", item, "differences", differences_text(node["differences"]))
+        packages = ", ".join(f"{name} {version or 'none'}" for name, version in node["packages"].items())
+        yield row("node", item, "packages", packages)
+    if found.get("trials_without_node"):
+        # Trials recorded before the store kept nodes, or whose reports never reached the driver.
+        yield row("node", "none", "trials", found["trials_without_node"])
 
 
 def _points_in_short(labels: list[str], full: bool) -> str:

@@ -25,6 +25,7 @@ from analog_sweep.cli.output import (
     progress,
     store_option,
 )
+from analog_sweep.cli.store import back_up_before_sweep
 from analog_sweep.orchestrator import (
     CACHE_ENV,
     RETRIES_ENV,
@@ -38,7 +39,9 @@ from analog_sweep.orchestrator import (
     SweepFailed,
     SweepStateError,
     driver_alive,
+    environmental_cause,
     error_summary,
+    is_lasting,
     pretraining_lines,
     retry_policy,
 )
@@ -47,6 +50,7 @@ from analog_sweep.results import (
     StoreError,
     StoreInputError,
     StoreMissing,
+    StoreOutdated,
     few_seeds_note,
     open_store,
     profile_note,
@@ -118,7 +122,8 @@ def _stops_cleanly(name: str) -> Iterator[None]:
             error.exit_code = EXIT_TERMINATED
         raise error from None
     except StoreGaveUp as exc:
-        raise click.ClickException(f"{exc}; sweep {name} stopped: once the store is back, {resume}") from None
+        back = "once space is freed there" if is_lasting(environmental_cause(str(exc))) else "once the store is back"
+        raise click.ClickException(f"{exc}; sweep {name} stopped: {back}, {resume}") from None
     except (click.ClickException, SpecError, SweepStateError, StoreInputError, PreflightError, *_FAILURES):
         raise  # one line each, through _sweep_errors
     except Exception as exc:  # noqa: BLE001 - anything else is still one line, never a traceback
@@ -129,19 +134,21 @@ def _stops_cleanly(name: str) -> Iterator[None]:
 
 
 def _measured_in_store(store_url: str | None) -> dict[Any, Any]:
-    """Epoch times of earlier sweeps in the store, for the dry run; none when there is no store yet. Read-only: a
-    dry run creates and changes nothing."""
+    """Epoch times of earlier sweeps in the store, for the dry run; none when there is no store yet, or when it is a
+    PostgreSQL store of an older schema version, which the run itself upgrades. Read-only: a dry run creates and
+    changes nothing."""
     try:
         with open_store(store_url, read_only=True) as store:
             from analog_sweep.sweeps import measured_epochs
 
             return measured_epochs(store.epoch_seconds())
-    except StoreMissing:
+    except (StoreMissing, StoreOutdated):
         return {}
 
 
 def _pretraining_in_store(store_url: str | None) -> dict[str, Any]:
-    """Pretraining times of earlier sweeps in the store, by cache key, for the dry run; none without a store."""
+    """Pretraining times of earlier sweeps in the store, by cache key, for the dry run; none without a store (or
+    with an older PostgreSQL one, as ``_measured_in_store``)."""
     try:
         with open_store(store_url, read_only=True) as store:
             from analog_sweep.sweeps import measured_pretraining
@@ -150,7 +157,7 @@ def _pretraining_in_store(store_url: str | None) -> dict[str, Any]:
             return measured_pretraining(
                 {**model, "sweep": name} for name in names for model in store.provenance(name)["pretrained"]
             )
-    except StoreMissing:
+    except (StoreMissing, StoreOutdated):
         return {}
 
 
@@ -221,6 +228,13 @@ def _cluster_options(command: Any) -> Any:
         "--cpu-fallback",
         is_flag=True,
         help="If the spec asks for GPUs and the cluster has none, run the trials on CPUs.",
+    )(command)
+    command = click.option(
+        "--allow-mixed-versions",
+        is_flag=True,
+        help="Run on Ray nodes whose aihwkit, torch, torchvision, timm, numpy, Python or analog-sweep version differs "
+        "from this driver's (their trials may give other numbers): warn once per node instead of refusing. Each "
+        "trial records its node's versions (results provenance).",
     )(command)
     return store_option(command)
 
@@ -341,6 +355,7 @@ def run(
     cache_dir: str | None,
     address: str | None,
     cpu_fallback: bool,
+    allow_mixed_versions: bool,
     store_url: str | None,
     ray_dashboard: bool,
     ray_dashboard_port: int,
@@ -386,6 +401,7 @@ def run(
     _check_environment()
     dashboard_port = _dashboard_port(ray_dashboard, ray_dashboard_port, address)
     with open_store(store_url) as store:
+        back_up_before_sweep(store)
         invocation = Invocation(
             command_line(),
             {
@@ -406,6 +422,7 @@ def run(
                 invocation=invocation,
                 ray_dashboard_port=dashboard_port,
                 cache_dir=cache_dir,
+                allow_mixed_versions=allow_mixed_versions,
             )
         progress(outcome.message)
         if outcome.points_done or outcome.status == "finished":
@@ -417,6 +434,14 @@ def run(
 
 @click.command(epilog=STORE_RETRY_HELP)
 @click.argument("sweep")
+@click.option(
+    "--rerun-failed/--no-rerun-failed",
+    default=True,
+    show_default=True,
+    help="Run again the trials that failed on environmental causes (a full disk, memory, a lost node, the store "
+    "away), under their own ids, so every point is chosen from all its trials; --no-rerun-failed keeps them failed. "
+    "Trials that failed on bad data or config, or diverged, are never run again.",
+)
 @_cache_option
 @_cluster_options
 @_ray_dashboard_options
@@ -424,15 +449,18 @@ def run(
 @_sweep_errors
 def resume(
     sweep: str,
+    rerun_failed: bool,
     cache_dir: str | None,
     address: str | None,
     cpu_fallback: bool,
+    allow_mixed_versions: bool,
     store_url: str | None,
     ray_dashboard: bool,
     ray_dashboard_port: int,
     output_format: str,
 ) -> None:
-    """Continue an interrupted sweep: finished trials are kept, interrupted ones continue from their checkpoints.
+    """Continue an interrupted sweep: finished trials are kept, interrupted ones continue from their checkpoints,
+    and trials that failed on environmental causes (a full disk, memory, a lost node) run again.
 
     On a cluster: 'analog-sweep submit --resume SWEEP --address http://HEAD:8265'.
 
@@ -446,6 +474,7 @@ def resume(
     _check_environment()
     dashboard_port = _dashboard_port(ray_dashboard, ray_dashboard_port, address)
     with open_store(store_url, must_exist=True) as store:
+        back_up_before_sweep(store)
         invocation = Invocation(command_line(), {"store": store.label})
         with _stops_cleanly(sweep):
             outcome = resume_sweep(
@@ -457,6 +486,8 @@ def resume(
                 invocation=invocation,
                 ray_dashboard_port=dashboard_port,
                 cache_dir=cache_dir,
+                allow_mixed_versions=allow_mixed_versions,
+                rerun_failed=rerun_failed,
             )
         progress(outcome.message)
         _point_table(store, sweep, output_format)

@@ -63,6 +63,11 @@ def _address_option(command: click.Command) -> click.Command:
     help=f"Absolute folder on the cluster's shared volume [default: the cluster's ${STORAGE_ENV}].",
 )
 @click.option("--cpu-fallback", is_flag=True, help="If the spec asks for GPUs and the cluster has none, use CPUs.")
+@click.option(
+    "--allow-mixed-versions",
+    is_flag=True,
+    help="Run on nodes whose package versions differ from the driver's (one warning each) instead of refusing.",
+)
 @store_option
 @output_options
 @_job_errors
@@ -74,6 +79,7 @@ def submit(
     address: str,
     storage_path: str | None,
     cpu_fallback: bool,
+    allow_mixed_versions: bool,
     store_url: str | None,
     output_format: str,
 ) -> None:
@@ -98,7 +104,13 @@ def submit(
             raise BadInput(
                 "--resume takes the sweep's spec and storage path from the store: no --set, --profile or --storage-path"
             )
-        job = submit_resume(address, resume_sweep, store_url=store_url, cpu_fallback=cpu_fallback)
+        job = submit_resume(
+            address,
+            resume_sweep,
+            store_url=store_url,
+            cpu_fallback=cpu_fallback,
+            allow_mixed_versions=allow_mixed_versions,
+        )
     else:
         job = submit_sweep(
             address,
@@ -108,6 +120,7 @@ def submit(
             storage_path=storage_path,
             store_url=store_url,
             cpu_fallback=cpu_fallback,
+            allow_mixed_versions=allow_mixed_versions,
         )
     # A job whose entrypoint cannot run on the head fails within seconds: say so here, in one line, not later.
     started = wait_for_start(address, job.job_id)

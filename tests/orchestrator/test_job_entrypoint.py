@@ -67,3 +67,16 @@ def test_quoting_survives_a_spec_path_with_spaces_and_quotes(tmp_path):
     env = {"PATH": f"{Path(sys.executable).parent}{os.pathsep}/usr/bin:/bin"}
     result = subprocess.run(["/bin/sh", "-c", entrypoint], env=env, cwd=tmp_path, capture_output=True, text=True)
     assert result.stdout.splitlines()[1:] == ["run", "my spec's.yaml"]
+
+
+def test_every_option_a_job_passes_is_one_that_run_and_resume_take() -> None:
+    # The job's command line is assembled here and parsed on the cluster: an option the commands do not take would
+    # fail the job only there.
+    from analog_sweep.cli.run import resume, run
+    from analog_sweep.orchestrator._jobs import _common_args
+
+    for command, storage_path in ((run, "/shared/sweeps"), (resume, None)):  # a resume's path is in the store
+        args = _common_args(storage_path, "sqlite:////shared/results.db", True, True)
+        assert "--allow-mixed-versions" in args and "--cpu-fallback" in args
+        taken = {name for param in command.params for name in param.opts}
+        assert {arg for arg in args if arg.startswith("--")} <= taken, command.name

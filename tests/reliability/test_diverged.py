@@ -1,9 +1,11 @@
 """Diverged training is not a result.
 
-A learning rate far too large (here 1000 on the nano model; 50 does the same within a few more epochs) drives the
-training loss to NaN while the test error still reads 50 % (one class everywhere). Such a trial ends as
-``diverged``: its diverged epoch is neither checkpointed nor reported, it is never chosen as a point's best, every
-results command shows it as such, and every JSON line the product prints is valid JSON (no bare ``NaN``).
+A learning rate far too large drives the training loss up by orders of magnitude and then to NaN while the test
+error still reads 50 % (one class everywhere): on the nano model, 100 takes the loss from 42 in the first epoch to
+NaN in the second on digits 5 vs 8, and from 19 to 1e8 (finite, the growth rule of ``workers._divergence``) on the
+quickstart's 5 vs 7; 20 explodes finitely, 7 then 7.7e5. Such a trial ends as ``diverged``: its diverged epoch is
+neither checkpointed nor reported, it is never chosen as a point's best, every results command shows it as such,
+and every JSON line the product prints is valid JSON (no bare ``NaN``).
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from analog_sweep.workers import DataConfig, ModelConfig, TrialCheckpoint, Trial
 from .conftest import NANO, QUICKSTART, assert_one_line_error, set_args, snapshot
 
 NANO_MODEL = ["--model-set", "depths=[1,1]", "--model-set", "embed_dim=12", "--train-limit", "16", "--test-limit", "16"]
-HUGE_LR = 1000.0
+HUGE_LR = 100.0
+EXPLODING_LR = 20.0  # finite all the way to 1.5e20 in epoch 5, NaN only in epoch 6
 
 
 def strict_json(line: str) -> dict:
@@ -50,8 +53,18 @@ def test_a_diverged_trial_stops_with_one_line_and_prints_only_valid_json(tmp_pat
     )
     rows = [strict_json(line) for line in result.stdout.splitlines()]
     assert result.exit_code == 1, result.output
-    assert_one_line_error(result.stderr, "training diverged at epoch 2", "lr=1000", "nan")
+    assert_one_line_error(result.stderr, "training diverged at epoch 2", "lr=100", "nan")
     assert [row["epoch"] for row in rows] == [1]  # the diverged epoch is not reported as a result
+
+
+def test_a_trial_whose_loss_explodes_finitely_stops_with_the_rule_that_fired(tmp_path):
+    args = ["trial", "--mode", "digital_scratch", "--lr", str(EXPLODING_LR), "--epochs", "5", "--json"]
+    result = CliRunner().invoke(cli, [*args, "--cache-dir", str(tmp_path), *NANO_MODEL])
+    rows = [strict_json(line) for line in result.stdout.splitlines()]
+    assert result.exit_code == 1, result.output
+    line = assert_one_line_error(result.stderr, "training diverged at epoch 2 (lr=20): the training loss grew to 7.7")
+    assert f"x its lowest {rows[0]['train_loss']:.3g} at epoch 1 (growth rule: over 1000x the lowest" in line
+    assert [row["epoch"] for row in rows] == [1]
 
 
 def test_run_trial_raises_before_the_diverged_epoch_is_checkpointed(tmp_path):
@@ -77,16 +90,16 @@ def test_run_trial_raises_before_the_diverged_epoch_is_checkpointed(tmp_path):
 def test_a_diverged_trial_is_stored_as_diverged_never_chosen_and_shown_everywhere(tmp_path, ray_cluster):
     url = f"sqlite:///{tmp_path}/results.db"
     # Three epochs: the quickstart's 16 training images (digits 5 and 7, its validation split held out first)
-    # diverge at lr 1000 in epoch 2, after a first epoch that reports a result.
+    # diverge at lr 100 in epoch 2 (the loss grows from 19 to 1e8), after a first epoch that reports a result.
     overrides = [*NANO, "epochs=3", "modes=[digital_scratch]", "axes=null", f"lr_search.values=[0.01,{HUGE_LR:g}]"]
     run = CliRunner().invoke(
         cli, ["run", QUICKSTART, *set_args(overrides), "--store", url, "--storage-path", str(tmp_path / "storage")]
     )
     assert run.exit_code == 0, (run.output, run.exception)  # a diverged trial is a finding, not a failure
-    assert "1 of 2 trials diverged (lr 1000; not chosen as best)" in run.stderr
+    assert "1 of 2 trials diverged (lr 100; not chosen as best)" in run.stderr
     # Its good first epoch never stays the "best so far" of the progress line once it has diverged.
     last_progress = [line for line in run.stderr.splitlines() if "best so far" in line][-1]
-    assert "lr=1e+03" not in last_progress and "lr=0.01" in last_progress, last_progress
+    assert "lr=100" not in last_progress and "lr=0.01" in last_progress, last_progress
 
     state = snapshot(url)
     by_lr = {trial_id.rsplit("-lr", 1)[1]: status for trial_id, (status, _) in state["trials"].items()}

@@ -165,6 +165,17 @@ def test_provenance_is_shown_per_run_with_its_models_and_rpu_configs(study_store
     )
     trial = f"{study.key('5-8', 'analog_tl', 10.0, 0)}/lr0.05"
     study_store.set_trial_rpu_config(trial, {"device": {"fast_lr": 0.5}})
+    # Two trials ran on a node with the driver's versions, one on a node with another aihwkit.
+    same = {
+        "node_id": "aa" * 28,
+        "host": "gpu-1",
+        "ip": "10.0.0.1",
+        "packages": {"torch": "2.10.0", "aihwkit": "1.1.0"},
+    }
+    other = {**same, "node_id": "bb" * 28, "host": "gpu-7", "ip": "10.0.0.7", "packages": {"aihwkit": "1.0.0"}}
+    study_store.set_trial_node_environment(trial, other)
+    for seed in (1, 2):
+        study_store.set_trial_node_environment(f"{study.key('5-8', 'analog_tl', 10.0, seed)}/lr0.05", same)
     write_report(study_store, study.name, tmp_path / "after")
     html = (tmp_path / "after" / "report.html").read_text(encoding="utf-8")
     assert "none recorded for this sweep" not in html
@@ -174,3 +185,7 @@ def test_provenance_is_shown_per_run_with_its_models_and_rpu_configs(study_store
     assert "9e540985ae936667" in html and "ab" * 32 in html
     assert "1 trial(s) at 1 point(s)" in html and "&#34;fast_lr&#34;: 0.5" in html
     assert "53 trial(s) have none (digital trials, or trials recorded before provenance)" in html
+    assert "2 nodes, 2 package sets; 1 node differs from the driver (1 trial)" in html
+    assert "<td><code>10.0.0.7 (bbbbbbbb)</code></td><td><code>gpu-7</code></td><td><code>1</code></td>" in html
+    assert "aihwkit 1.0.0 (the driver 1.1.0)" in html and "<td><code>none</code></td>" in html
+    assert "51 trial(s) have no node recorded" in html

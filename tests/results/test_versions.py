@@ -33,8 +33,19 @@ V5_COLUMNS = {
 }
 
 
+def _drop_node_environments(url: str) -> None:
+    """Make a store look like version 7: no ``node_environments`` table, no ``trials.node_environment_hash``."""
+    _execute(
+        url,
+        "ALTER TABLE trials DROP COLUMN node_environment_hash",
+        "DROP TABLE node_environments",
+        "UPDATE schema_version SET version = 7",
+    )
+
+
 def _drop_point_algorithm(url: str) -> None:
-    """Make a store look like version 6: points have no ``algorithm``."""
+    """Make a store look like version 6: points have no ``algorithm`` (nor anything newer)."""
+    _drop_node_environments(url)
     _execute(url, "ALTER TABLE points DROP COLUMN algorithm", "UPDATE schema_version SET version = 6")
 
 
@@ -237,6 +248,42 @@ def test_version_6_points_gain_their_sweeps_algorithm(store_url, sample, algorit
     assert [r["algorithm"] for r in after] == [expected if r["mode"].startswith("analog") else None for r in before]
     assert {r["mode"] for r in after} == {"analog_tl", "digital_tl"}
     assert [{**r, "algorithm": None} for r in after] == [{**r, "algorithm": None} for r in before]
+
+
+def test_version_7_store_keeps_its_rows_and_its_trials_have_no_node(store_url, sample, count_rows):
+    """Nothing recorded before version 8 says where a trial ran: NULL, not a guess; new trials record their node."""
+    node = {"node_id": "ab" * 28, "host": "gpu-7", "ip": "10.0.0.7", "packages": {"python": "3.11.7", "timm": "0.0.1"}}
+    with results.open_store(store_url) as store:
+        sample.write(store)
+        store.record_run("noise", {"run_id": "r1", "kind": "run", "packages": {"timm": "1.0.31"}})
+        before = count_rows(store)
+        old_trials = store.list_trials("noise")
+        old_provenance = store.provenance("noise")
+    _drop_node_environments(store_url)
+    assert "node_environment_hash" not in {
+        c["name"] for c in sa.inspect(sa.create_engine(store_url)).get_columns("trials")
+    }
+
+    with results.open_store(store_url) as store:
+        assert count_rows(store) == before
+        assert _scalar(store_url, "SELECT version FROM schema_version") == results.SCHEMA_VERSION
+        assert store.list_trials("noise") == old_trials
+        assert all(t["node_environment_hash"] is None for t in old_trials)
+        found = store.provenance("noise")
+        assert found == old_provenance
+        assert found["nodes"] == [] and found["trials_without_node"] == len(old_trials)
+        # The upgraded store takes nodes like a fresh one: one row per distinct environment, trials pointing at it.
+        first, second = old_trials[0]["trial_id"], old_trials[1]["trial_id"]
+        store.set_trial_node_environment(first, node)
+        store.set_trial_node_environment(second, dict(node))
+        assert _scalar(store_url, "SELECT count(*) FROM node_environments") == 1
+        [listed] = store.provenance("noise")["nodes"]
+        assert (listed["ip"], listed["trials"], listed["packages"]) == ("10.0.0.7", 2, node["packages"])
+        assert listed["differences"] == {"timm": {"node": "0.0.1", "driver": "1.0.31"}}
+        with pytest.raises(results.NotFound, match="unknown trial"):
+            store.set_trial_node_environment("no-such-trial", node)
+        with pytest.raises(results.StoreInputError, match="unknown node field.*gpu"):
+            store.set_trial_node_environment(first, {**node, "gpu": "H100"})
 
 
 def test_version_5_store_keeps_each_rpu_config_once_and_the_same_provenance(store_url, sample, count_rows):
