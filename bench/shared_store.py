@@ -79,6 +79,8 @@ while not stop.exists():
     wal = Path(url.removeprefix("sqlite:///") + "-wal") if url.startswith("sqlite:///") else None
     size = wal.stat().st_size if wal is not None and wal.exists() else 0
     print(json.dumps({"seconds": seconds, "error": error, "wal": size}), file=out, flush=True)
+    if error is not None:
+        time.sleep(0.05)  # not there yet: ask again soon, without taking a core from the drivers that make it
 """
 
 # A writer: the driver's calls for POINTS points x 2 learning rates x EPOCHS epochs, each call timed; prints one JSON

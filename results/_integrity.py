@@ -193,9 +193,9 @@ def backup_store(url: str | sa.URL | None, to: str | Path | None = None, *, keep
     """Copy the SQLite store at ``url`` into a new file, consistently, while sweeps may be writing it.
 
     The copy is SQLite's online backup of every page in one step (one read transaction: a snapshot of the last commit,
-    which a writer in WAL mode does not wait for), written to a temporary name, checked with ``PRAGMA quick_check``,
-    then renamed into place: ``to``, which must not exist, or a new file in ``backups/`` beside the store, after which
-    only the newest ``keep`` backups there stay (default ``backups_kept()``; 0 keeps them all).
+    which a writer in WAL mode does not wait for), written to a temporary name, checked (``PRAGMA quick_check`` and
+    its text as UTF-8), then renamed into place: ``to``, which must not exist, or a new file in ``backups/`` beside
+    the store, after which only the newest ``keep`` backups there stay (default ``backups_kept()``; 0 keeps them all).
     Raises ``StoreDamaged`` (and writes nothing) when the copy is damaged: the store is, and its good backups stay.
     """
     resolved, path = _sqlite_store(url, "a backup")
@@ -253,16 +253,24 @@ def _copy(source: Path, target: Path, url: sa.URL) -> None:
 
 
 def _quick_check(path: Path) -> str | None:
-    """None when ``PRAGMA quick_check`` finds ``path`` sound, else its first finding."""
+    """None when ``path`` is sound as far as a backup must be, else its first finding: ``PRAGMA quick_check`` (every
+    page and record, not the indexes against their tables), then every cell of its text columns as UTF-8, which
+    quick_check does not look inside (``_scan_tables``)."""
     try:
         connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        connection.text_factory = bytes
         try:
-            rows = [row[0] for row in connection.execute("PRAGMA quick_check(1)")]
+            rows = [row[0].decode("utf-8", "replace") for row in connection.execute("PRAGMA quick_check(2)")]
+            # Its findings may start with a header line ("*** in database main ***") before the first problem.
+            findings = [row for row in rows if row != "ok" and not row.startswith("***")]
+            if rows != ["ok"]:
+                return f"quick_check: {first_line(Exception(findings[0] if findings else rows[0]))}"
+            found = _scan_tables(connection, text_only=True)
         finally:
             connection.close()
     except sqlite3.Error as exc:
         return first_line(exc)
-    return None if rows == ["ok"] else f"quick_check: {first_line(Exception(str(rows[0])))}"
+    return found[0] if found else None
 
 
 def backup_before_run(store: Any) -> Backup | None:
@@ -344,9 +352,15 @@ def _pragma_check(connection: sqlite3.Connection) -> list[tuple[bytes]]:
     return connection.execute(f"PRAGMA integrity_check({MAX_PROBLEMS})").fetchall()
 
 
-def _scan_tables(connection: sqlite3.Connection) -> list[str]:
+# Declared types whose values SQLite stores as numbers: nothing in them to decode (``text_only``).
+_NUMERIC_TYPES = ("INT", "FLOAT", "REAL", "DOUBLE", "NUMERIC", "BOOL")
+
+
+def _scan_tables(connection: sqlite3.Connection, *, text_only: bool = False) -> list[str]:
     """Read every row of every table: one line per table that cannot be read to its end (naming it, which
-    integrity_check may not), and per table and column holding text that is not UTF-8, with how many rows."""
+    integrity_check may not), and per table and column holding text that is not UTF-8, with how many rows.
+    ``text_only`` reads only the columns that may hold text (not the numeric ones: most of ``epochs``), the check a
+    backup gets before it is kept."""
     found = []
     tables = [
         row[0].decode()
@@ -357,7 +371,13 @@ def _scan_tables(connection: sqlite3.Connection) -> list[str]:
     for table in tables:
         bad: dict[str, int] = {}
         try:
-            columns = [row[1].decode() for row in connection.execute(f'PRAGMA table_info("{table}")')]
+            columns = [
+                row[1].decode()
+                for row in connection.execute(f'PRAGMA table_info("{table}")')
+                if not (text_only and any(kind in row[2].decode().upper() for kind in _NUMERIC_TYPES))
+            ]
+            if not columns:
+                continue
             selected = ", ".join(f'"{c}"' for c in columns)
             for row in connection.execute(f'SELECT {selected} FROM "{table}"'):
                 for column, value in zip(columns, row):
@@ -421,9 +441,9 @@ class Restored:
 
 def restore_store(url: str | sa.URL | None, source: str | Path | None = None) -> Restored:
     """Put a backup in place of the SQLite store at ``url`` (``source``, else its newest backup that passes
-    ``PRAGMA quick_check``); the file it replaces, with its ``-wal`` and ``-shm``, is kept beside it as
-    ``<name>.damaged-<UTC time>``. Nothing may be writing the store: the caller makes sure no sweep runs on it.
-    Raises ``StoreInputError`` when there is no usable backup."""
+    ``PRAGMA quick_check`` and holds only UTF-8 text); the file it replaces, with its ``-wal`` and ``-shm``, is kept
+    beside it as ``<name>.damaged-<UTC time>``. Nothing may be writing the store: the caller makes sure no sweep runs
+    on it. Raises ``StoreInputError`` when there is no usable backup."""
     resolved = url if isinstance(url, sa.URL) else resolve_url(url)
     path = store_file(resolved)
     if path is None:
@@ -475,6 +495,7 @@ class Salvaged:
     unreadable: dict[str, int] = field(default_factory=dict)  # rows lost on damaged pages (from the rowids skipped)
     repaired: dict[str, int] = field(default_factory=dict)  # "table.column": text cells that were not UTF-8
     cut: set[str] = field(default_factory=set)  # tables whose rows after a damaged page could not be read at all
+    reopened: list[str] = field(default_factory=list)  # sweeps that lost rows: marked interrupted, for a resume
 
 
 _BATCH = 5000
@@ -522,6 +543,7 @@ def salvage_store(url: str | sa.URL | None, to: str | Path) -> Salvaged:
                     continue
                 columns = [row[1] for row in writer.execute(f'PRAGMA table_info("{table}")')]
                 _salvage_table(reader, writer, table, columns, found)
+            found.reopened = _reopen_incomplete(writer)
             writer.commit()
             writer.execute("PRAGMA journal_mode=WAL")
         finally:
@@ -532,6 +554,42 @@ def salvage_store(url: str | sa.URL | None, to: str | Path) -> Salvaged:
     finally:
         reader.close()
     return found
+
+
+def _reopen_incomplete(writer: sqlite3.Connection) -> list[str]:
+    """Make the salvaged rows a store a sweep can be resumed from; return the sweeps that lost rows.
+
+    Rows whose parent was on a damaged page (epochs of a lost trial, trials of a lost point, anything of a lost sweep)
+    are removed: without it they cannot be read as results. A sweep that lost such rows or a point's chosen trial is
+    marked ``interrupted`` and those points are opened again (no chosen trial), so ``analog-sweep resume`` records
+    the lost trials again from the journal and the checkpoints and chooses again. Epochs lost from a trial that is
+    still there are only counted (``unreadable``): its summary and its choice stand."""
+    lost_by_sweep: set[str] = set()
+    orphans = {
+        "epochs": "trial_id NOT IN (SELECT trial_id FROM trials)",
+        "trials": "NOT EXISTS (SELECT 1 FROM points p WHERE p.sweep = trials.sweep AND p.point_key = trials.point_key)",
+        "points": "sweep NOT IN (SELECT name FROM sweeps)",
+    }
+    for table, where in orphans.items():
+        if table != "epochs":
+            lost_by_sweep.update(row[0] for row in writer.execute(f"SELECT DISTINCT sweep FROM {table} WHERE {where}"))
+        writer.execute(f"DELETE FROM {table} WHERE {where}")
+    unchosen = "SELECT sweep, point_key FROM points WHERE chosen_trial_id NOT IN (SELECT trial_id FROM trials)"
+    for sweep, point_key in writer.execute(unchosen).fetchall():
+        lost_by_sweep.add(sweep)
+        writer.execute(
+            "UPDATE points SET status = 'running', chosen_trial_id = NULL, chosen_epoch = NULL, "
+            "chosen_test_error = NULL, chosen_validation_error = NULL WHERE sweep = ? AND point_key = ?",
+            (sweep, point_key),
+        )
+    reopened = sorted(
+        name if isinstance(name, str) else name.decode("utf-8", "replace")
+        for (name,) in writer.execute("SELECT name FROM sweeps").fetchall()
+        if (name if isinstance(name, str) else name.decode("utf-8", "replace")) in lost_by_sweep
+    )
+    for name in reopened:
+        writer.execute("UPDATE sweeps SET status = 'interrupted' WHERE name = ? AND status != 'failed'", (name,))
+    return reopened
 
 
 def _salvage_table(

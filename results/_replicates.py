@@ -143,7 +143,7 @@ def replicate_rows(best_rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any
             selected_on=",".join(sorted({r["selected_on"] for r in rows})),
             points=len(rows),
             seeds=len(done),
-            lr=",".join(f"{r['lr']:g}" for r in done) or None,
+            lr=",".join("-" if r["lr"] is None else f"{r['lr']:g}" for r in done) or None,  # a chosen trial lost
             test_error_mean=summary.mean if summary else None,
             test_error_sd=summary.sd if summary else None,
             test_error_ci95=summary.ci95 if summary else None,

@@ -74,8 +74,8 @@ def loss_divergence(train_loss: float, earlier: Sequence[float], num_classes: in
             times = train_loss / lowest if lowest > 0 else math.inf
             return (
                 f"the training loss grew to {train_loss:.3g}, {times:.2g}x its lowest {lowest:.3g} at epoch {at} "
-                f"(growth rule: over {GROWTH_FACTOR:g}x the lowest and {GROWTH_FLOOR:g}x ln({num_classes}) = "
-                f"{chance:.3g})"
+                f"(growth rule: over {GROWTH_FACTOR:g}x the lowest and over {GROWTH_FLOOR:g} x ln({num_classes}) = "
+                f"{GROWTH_FLOOR * chance:.3g})"
             )
     if num_classes > 1 and train_loss > CHANCE_FACTOR * chance:
         return (

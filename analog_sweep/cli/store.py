@@ -261,6 +261,11 @@ def salvage(store_url: str | None, to: Path, output_format: str) -> None:
         f"salvaged {sum(found.copied.values())} rows of {found.source} into {found.target}"
         + (f"; {'; '.join(said)}" if said else "")
     )
+    for name in found.reopened:
+        progress(
+            f"sweep {name} lost rows: marked interrupted; 'analog-sweep resume {name}' (on the restored store) records "
+            "them again from its journal and checkpoints"
+        )
     rows = [
         {
             "table": table,

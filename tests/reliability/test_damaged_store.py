@@ -357,6 +357,51 @@ def test_salvage_keeps_a_row_whose_text_is_not_utf8(store_copy, tmp_path):
     assert invoke("results", "sweeps", "--store", f"sqlite:///{target}").exit_code == 0
 
 
+def test_text_that_is_not_utf8_is_never_backed_up_over_good_backups_nor_restored(store_copy, monkeypatch):
+    # quick_check does not read inside text: a backup is also read as UTF-8 before it is kept, and restore skips one
+    # that is not, so a store damaged this way cannot push its good backups out.
+    path, url = store_copy
+    monkeypatch.setenv("ANALOG_SWEEP_STORE_BACKUPS", "1")
+    assert invoke("store", "backup", "--store", url).exit_code == 0
+    good = list_backups(path)
+    damage_text(path, EXPERIMENT_PATH)
+    result = invoke("store", "backup", "--store", url)
+    assert result.exit_code == 1
+    assert_one_line_error(result.stderr, f"store {path} is damaged (", "experiment_path", "restore its last backup")
+    assert list_backups(path) == good
+    # A damaged backup beside the good one (copied in by hand, newer): restore takes the good one.
+    newer = good[0].with_name(good[0].name.replace("results-20", "results-29"))
+    shutil.copyfile(path, newer)
+    assert list_backups(path)[0] == newer
+    result = invoke("store", "restore", "--store", url)
+    assert result.exit_code == 0, result.output
+    assert invoke("store", "check", "--store", url).exit_code == 0
+
+
+def test_a_sweep_that_lost_its_trials_is_reopened_by_salvage_and_reads_without_them(store_copy, tmp_path):
+    path, url = store_copy
+    damage_btree(path, "trials")
+    target = tmp_path / "salvaged.db"
+    result = invoke("store", "salvage", "--store", url, "--to", str(target))
+    assert result.exit_code == 0, result.output
+    assert f"sweep {SWEEP} lost rows: marked interrupted; 'analog-sweep resume {SWEEP}'" in result.stderr
+    salvaged = table_rows(target)
+    assert salvaged["trials"] == [] and salvaged["epochs"] == []  # no epoch row left without its trial
+    assert [row for row in salvaged["sweeps"] if "interrupted" in row]
+    connection = sqlite3.connect(target)
+    try:
+        assert connection.execute("SELECT DISTINCT status, chosen_trial_id FROM points").fetchall() == [
+            ("running", None)
+        ]
+    finally:
+        connection.close()
+    salvaged_url = f"sqlite:///{target}"
+    assert invoke("store", "check", "--store", salvaged_url).exit_code == 0
+    for command in (["results", "best", SWEEP], ["status", SWEEP], ["report", SWEEP, "--out", str(tmp_path / "r")]):
+        result = invoke(*command, "--store", salvaged_url)
+        assert "Traceback" not in result.output and not isinstance(result.exception, TypeError), command
+
+
 # ---- a backup while a sweep writes ---------------------------------------------------------------------------
 
 WRITER = """
