@@ -147,7 +147,7 @@ def backup(store_url: str | None, to: Path | None, output_format: str) -> None:
     \b
     Example:
         analog-sweep store backup
-        analog-sweep store backup --to /archive/results-before-fig4.db
+        analog-sweep store backup --to results-before-fig4.db
     """
     made = backup_store(store_url, to)
     for old in made.removed:
@@ -201,14 +201,14 @@ def _sweep_folders(database: Path) -> list[tuple[str, str]]:
 def restore(store_url: str | None, source: Path | None, output_format: str) -> None:
     """Put a backup in place of a SQLite store; the file it replaces is kept beside it as NAME.damaged-TIME.
 
-    The backup is checked first (PRAGMA quick_check). Refused while a driver runs a sweep of the store. Sweeps that
+    The backup is checked first (PRAGMA quick_check, and its text as UTF-8). Refused while a driver runs a sweep of the store. Sweeps that
     ran after the backup was taken lose their later rows: 'analog-sweep resume SWEEP' records them again from the
     sweep's checkpoints.
 
     \b
     Example:
         analog-sweep store restore
-        analog-sweep store restore --from sweep-store/backups/results-20261207T193012.345Z.db
+        analog-sweep store restore --from results-before-fig4.db
     """
     from analog_sweep.orchestrator import driver_alive
 
@@ -291,7 +291,7 @@ def upgrade(store_url: str | None) -> None:
 
     \b
     Example:
-        analog-sweep store upgrade --store postgresql://owner@db-host/sweeps
+        analog-sweep store upgrade
     """
     where, found = upgrade_store(store_url)
     if found == SCHEMA_VERSION:
