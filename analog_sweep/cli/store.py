@@ -201,9 +201,9 @@ def _sweep_folders(database: Path) -> list[tuple[str, str]]:
 def restore(store_url: str | None, source: Path | None, output_format: str) -> None:
     """Put a backup in place of a SQLite store; the file it replaces is kept beside it as NAME.damaged-TIME.
 
-    The backup is checked first (PRAGMA quick_check, and its text as UTF-8). Refused while a driver runs a sweep of the store. Sweeps that
-    ran after the backup was taken lose their later rows: 'analog-sweep resume SWEEP' records them again from the
-    sweep's checkpoints.
+    The backup is checked first (PRAGMA quick_check, and its text as UTF-8). Refused while a driver runs a sweep of
+    the store. Sweeps that ran after the backup was taken lose their later rows: 'analog-sweep resume SWEEP' records
+    them again from the sweep's checkpoints.
 
     \b
     Example:
