@@ -81,7 +81,7 @@ def check(store_url: str | None, output_format: str) -> None:
     \b
     Example:
         analog-sweep store check
-        analog-sweep store check --store sqlite:///sweep-store/results.db --format json
+        analog-sweep store check --format json
     """
     found = check_store(store_url)
     if output_format == "json":
