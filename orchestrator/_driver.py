@@ -538,8 +538,8 @@ def _rerun_environmental(
     store: RetryingStore, name: str, search: LearningRateSearch, echo: Callable[[str], None]
 ) -> None:
     """Hand the trials that failed on an environmental cause out again (``LearningRateSearch.rerun``), saying so in
-    one line. The cause is read from the error the study holds, else the store's row (a failure through Ray Tune is
-    recorded there only)."""
+    one line. The cause is read from the error the journal holds (``LearningRateSearch.failed_trials``), else the
+    store's row."""
     rows = {row["trial_id"]: row for row in store.list_trials(name)}
     causes = {}
     for trial_id, error in search.failed_trials().items():

@@ -154,8 +154,12 @@ class StoreRecorder(tune.Callback):
         self._choose_best_if_done(trial.config["point_key"])
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        error = trial.error_file and _last_line(trial.error_file)
-        self._record_trial(trial, "failed", error=error or "trial failed")
+        error = (trial.error_file and _last_line(trial.error_file)) or "trial failed"
+        try:  # the sweep's journal too: the store may be away now, and a resume needs the cause to rerun it
+            self.search.keep_failure_error(trial.config["point_key"], trial.config["trial_id"], error)
+        except OSError:  # a full disk: the store row still has the error, and the sweep stops on it
+            pass
+        self._record_trial(trial, "failed", error=error)
         self._choose_best_if_done(trial.config["point_key"])
 
     def _choose_best_if_done(self, point_key: str) -> None:

@@ -83,6 +83,10 @@ ENDED_AS = "ended_as"
 # The trial attribute of a study trial that runs a failed trial again: the slot (``LearningRateSearch._view``) of the
 # trial it replaces, whose trial id it reports under.
 RERUN_OF = "rerun_of"
+# The study attribute that keeps the one-line errors of the point's trials that failed through Ray Tune, by trial id.
+# Ray Tune tells a search only that a trial failed; the recorder, which reads the error, keeps it here as well as in
+# the store, so a resume knows a failure's cause even when the store was away as the trial failed.
+FAILURE_ERRORS = "failure_errors"
 # The study attribute that records a point's warm-start learning rates, written once before the first is queued.
 WARM_START = "warm_start"
 # The study attribute that records a warm-started point's probe (its first sampler trial's rate, or None), written
@@ -387,14 +391,26 @@ class LearningRateSearch(Searcher):
     # --- trials run again (a failure on the environment, ``rerun``) ----------------------------------------------
 
     def failed_trials(self) -> dict[str, str | None]:
-        """The trials whose study trial failed (not diverged), by trial id, with the error the study holds (None
-        when the failure came through Ray Tune, which records it in the store only)."""
+        """The trials whose study trial failed (not diverged), by trial id, with the error the journal holds: the
+        trial's own report, else the one kept for a failure through Ray Tune (``keep_failure_error``); None when
+        neither was written."""
         found: dict[str, str | None] = {}
         for point in self.points:
+            kept = self.study(point.key).user_attrs.get(FAILURE_ERRORS) or {}
             for slot, frozen in enumerate(self._trials(point.key)):
                 if frozen.state == TrialState.FAIL and _store_status(frozen) == "failed":
-                    found[trial_id_for(self.sweep, point.key, slot)] = frozen.user_attrs.get("error") or None
+                    trial_id = trial_id_for(self.sweep, point.key, slot)
+                    found[trial_id] = frozen.user_attrs.get("error") or kept.get(trial_id) or None
         return found
+
+    def keep_failure_error(self, point_key: str, trial_id: str, error: str) -> None:
+        """Keep the one-line error of a trial that failed through Ray Tune (``FAILURE_ERRORS``), replacing an
+        earlier one of the same trial; ``failed_trials`` reads it back, in this run or at a resume."""
+        with self._lock:
+            study = self.study(point_key)
+            kept = dict(study.user_attrs.get(FAILURE_ERRORS) or {})
+            kept[trial_id] = error
+            study.set_user_attr(FAILURE_ERRORS, kept)
 
     def rerun(self, trial_ids: list[str]) -> None:
         """Hand these failed trials out again, before any new trial, each under its own trial id (its worker

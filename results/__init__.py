@@ -65,6 +65,7 @@ _EXPORTS = {
         "salvage_store",
         "Salvaged",
         "sqlite_store_path",
+        "sweeps_a_restore_touches",
     ),
     "_labels": ("matching_points", "point_label", "point_sort_key", "resolve_point", "resolve_replicates"),
     "_paper": ("PAPER_VALUES", "PaperValue"),

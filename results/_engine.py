@@ -9,7 +9,7 @@ import re
 import shutil
 import sqlite3
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import quote
 
@@ -78,6 +78,7 @@ def create_engine(url: sa.URL, *, must_exist: bool, read_only: bool = False) -> 
             engine = sa.create_engine(url, connect_args=connect_args, pool_pre_ping=True)
         except (sa.exc.NoSuchModuleError, ImportError) as exc:
             raise BadStoreURL(f"cannot use {label(url)}: {exc}") from None
+        sa.event.listen(engine, "begin", _snapshot_for_readers(read_only))
     if read_only:
         sa.event.listen(engine, "connect", _refuse_writes)
     return engine
@@ -97,6 +98,21 @@ def _refuse_writes(dbapi_connection: object, _record: object) -> None:
 
 # An execution option of a connection whose transactions only read (``Store.transaction(write=False)``).
 READ_TRANSACTION = "analog_sweep_read_transaction"
+
+
+def _snapshot_for_readers(read_only: bool) -> Callable[[sa.Connection], None]:
+    """The ``begin`` hook of a PostgreSQL engine: a transaction that only reads (every one of a ``read_only``
+    engine, else one whose connection carries ``READ_TRANSACTION``) runs at REPEATABLE READ, so all its statements
+    see one snapshot, as a SQLite reader's ``BEGIN`` does. At PostgreSQL's default READ COMMITTED each statement sees
+    what was committed before it: a reader checking a new store table by table could see none of a writer's tables,
+    then some, and take a store being created for one that is not an analog-sweep store. A transaction that only
+    reads never fails to serialize at this level, and takes no lock a writer waits for."""
+
+    def begin(connection: sa.Connection) -> None:
+        if read_only or connection.get_execution_options().get(READ_TRANSACTION, False):
+            connection.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+
+    return begin
 
 
 def _sqlite_engine(url: sa.URL, *, must_exist: bool, read_only: bool = False) -> sa.Engine:

@@ -439,6 +439,34 @@ class Restored:
     seconds: float
 
 
+def sweeps_a_restore_touches(url: str | sa.URL | None, source: str | Path | None = None) -> list[tuple[str, str]]:
+    """(name, experiment path) of each sweep listed in the SQLite store at ``url`` or in the backup a restore would
+    put in its place (``source``, else the newest backup), as far as each file can be read (a damaged one may not):
+    the sweeps whose drivers must not be running while the store is restored. Empty for a store that is not a
+    SQLite file."""
+    resolved = url if isinstance(url, sa.URL) else resolve_url(url)
+    path = store_file(resolved)
+    if path is None:
+        return []
+    files = [path, *([Path(source).expanduser()] if source is not None else list_backups(path)[:1])]
+    return sorted({row for database in files for row in _sweep_folders(database)})
+
+
+def _sweep_folders(database: Path) -> list[tuple[str, str]]:
+    """(name, experiment_path) of the sweeps the SQLite file ``database`` lists; none when it cannot be read."""
+    try:
+        connection = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
+        try:
+            return [(str(name), str(folder)) for name, folder in connection.execute(_SWEEP_FOLDERS)]
+        finally:
+            connection.close()
+    except sqlite3.Error:
+        return []
+
+
+_SWEEP_FOLDERS = "SELECT name, experiment_path FROM sweeps WHERE experiment_path IS NOT NULL"
+
+
 def restore_store(url: str | sa.URL | None, source: str | Path | None = None) -> Restored:
     """Put a backup in place of the SQLite store at ``url`` (``source``, else its newest backup that passes
     ``PRAGMA quick_check`` and holds only UTF-8 text); the file it replaces, with its ``-wal`` and ``-shm``, is kept

@@ -191,8 +191,9 @@ class Store:
 
         On SQLite a transaction that may write (``write``, the default) takes the write lock when it begins, waiting
         for another process's write, so its reads and writes are one atomic step; ``write=False`` (a method that
-        only reads) takes no lock and sees one snapshot (``_engine._sqlite_engine``). Either is a plain transaction on
-        PostgreSQL, whose row locks serialize writers by themselves.
+        only reads) takes no lock and sees one snapshot (``_engine._sqlite_engine``). On PostgreSQL, whose row locks
+        serialize writers by themselves, a transaction that may write is a plain one and one that only reads runs at
+        REPEATABLE READ: one snapshot too (``_engine._snapshot_for_readers``).
         """
         with database_errors(self.engine.url), self.engine.connect() as connection:
             if not write:
@@ -333,7 +334,8 @@ class Store:
         """Record a trial (one learning rate at one point) or update its status.
 
         The start time is set once, and so is the end time, when the trial first reaches an end status
-        (completed, pruned, failed): a replay of its reports after a crash moves neither.
+        (completed, pruned, failed): a replay of its reports after a crash moves neither. A failed trial that runs
+        again (a resume reruns a failure on its environment) loses its end time until it ends again.
         A missing ``ray_trial_id`` keeps the one recorded before; ``error`` is replaced (None clears it).
         Epoch counts and test errors are kept up to date by ``record_epoch``, not here.
         """
@@ -359,6 +361,8 @@ class Store:
         }
         if ended:
             update["ended_at"] = sa.func.coalesce(trials.c.ended_at, sa.literal(ended, sa.DateTime(timezone=True)))
+        elif status == "running":
+            update["ended_at"] = sa.case((trials.c.status == "failed", sa.null()), else_=trials.c.ended_at)
         with self.transaction() as connection:
             self._require_point(connection, sweep, point_key)
             owner = connection.execute(

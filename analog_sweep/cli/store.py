@@ -7,7 +7,6 @@ damaged or could not be used, 2 bad input (a PostgreSQL store for a backup, a ba
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +35,7 @@ from analog_sweep.results import (
     restore_store,
     salvage_store,
     sqlite_store_path,
+    sweeps_a_restore_touches,
     upgrade_store,
 )
 
@@ -175,18 +175,6 @@ def backups(store_url: str | None, output_format: str) -> None:
     emit_rows(rows, output_format, columns=("backup", "bytes"))
 
 
-def _sweep_folders(database: Path) -> list[tuple[str, str]]:
-    """(name, experiment_path) of the sweeps a store file lists, as far as it can be read (a damaged one may not)."""
-    try:
-        connection = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
-        try:
-            return [tuple(row) for row in connection.execute("SELECT name, experiment_path FROM sweeps")]
-        finally:
-            connection.close()
-    except sqlite3.Error:
-        return []
-
-
 @store.command()
 @store_option
 @click.option(
@@ -212,12 +200,10 @@ def restore(store_url: str | None, source: Path | None, output_format: str) -> N
     """
     from analog_sweep.orchestrator import driver_alive
 
-    path = sqlite_store_path(store_url)
-    if path is not None:
-        candidates = [path, *([source] if source is not None else list_backups(path)[:1])]
-        for name, folder in {row for database in candidates for row in _sweep_folders(database)}:
-            if driver_alive(folder):
-                raise StoreInputError(f"sweep {name} is running on store {path}: stop it before restoring the store")
+    for name, folder in sweeps_a_restore_touches(store_url, source):
+        if driver_alive(folder):
+            path = sqlite_store_path(store_url)
+            raise StoreInputError(f"sweep {name} is running on store {path}: stop it before restoring the store")
     restored = restore_store(store_url, source)
     for kept in restored.kept:
         progress(f"kept the replaced file as {kept}")

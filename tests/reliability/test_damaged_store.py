@@ -491,3 +491,26 @@ def test_check_on_postgresql_reads_the_schema_version_and_counts_the_tables(post
         refused = invoke("store", *command, "--store", url)
         assert refused.exit_code == 2, refused.output
         assert_one_line_error(refused.stderr, "PostgreSQL", "pg_dump")
+
+
+def test_restore_is_refused_while_a_driver_runs_a_sweep_of_the_store(tmp_path):
+    """A restore under a running driver would lose what it writes next: refused, the store untouched, while the
+    sweep's driver lock is held (the lock ``run`` takes); allowed once it is released."""
+    from analog_sweep.orchestrator._paths import SweepPaths, driver_lock
+
+    folder = tmp_path / "storage" / "live"
+    folder.mkdir(parents=True)
+    path = tmp_path / "store" / "results.db"
+    path.parent.mkdir()
+    url = f"sqlite:///{path}"
+    with open_store(url) as store:
+        store.record_sweep("live", {"name": "live"}, "hash", "running", str(folder))
+    assert invoke("store", "backup", "--store", url).exit_code == 0
+    before = path.read_bytes()
+    with driver_lock(SweepPaths(folder), "live"):
+        refused = invoke("store", "restore", "--store", url)
+    assert refused.exit_code != 0
+    assert_one_line_error(refused.output, f"sweep live is running on store {path}: stop it before restoring the store")
+    assert path.read_bytes() == before and not list(path.parent.glob("*.damaged-*"))
+    restored = invoke("store", "restore", "--store", url)
+    assert restored.exit_code == 0, restored.output

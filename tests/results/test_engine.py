@@ -9,6 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from analog_sweep import results
+from analog_sweep.results._engine import create_engine
 
 
 def test_default_store_is_sqlite_in_wal_mode_under_sweep_store(tmp_path, monkeypatch):
@@ -78,6 +79,42 @@ def test_sqlite_readers_do_not_block_the_writer(tmp_path):
         reader.execute("COMMIT")
         assert reader.execute("SELECT count(*) FROM sweeps").fetchone() == (2,)
         reader.close()
+
+
+@pytest.mark.parametrize("store_url", ["sqlite", "postgresql"], indirect=True)
+@pytest.mark.parametrize("reader", ["read-only store", "writer's read"])
+def test_a_transaction_that_only_reads_sees_one_snapshot(store_url, reader):
+    """Every statement of a read transaction sees the store as it was at its first: a sweep committed meanwhile by
+    another writer appears only in the next transaction (PostgreSQL's default level would show it at once)."""
+    count = sa.text("SELECT count(*) FROM sweeps")
+    with results.open_store(store_url) as writer:
+        writer.record_sweep("first", {}, "h")
+        with results.open_store(store_url, read_only=reader == "read-only store") as opened:
+            with opened.transaction(write=False) as connection:
+                before = connection.scalar(count)
+                writer.record_sweep("second", {}, "h")
+                during = connection.scalar(count)
+            with opened.transaction(write=False) as connection:
+                after = connection.scalar(count)
+    assert (before, during, after) == (1, 1, 2)
+
+
+@pytest.mark.parametrize("store_url", ["postgresql"], indirect=True)
+def test_a_postgresql_reader_that_began_before_a_store_was_created_sees_none_of_it(store_url):
+    """A reader's transaction that began before a writer created the store in its schema sees no table of it, not
+    some: the schema check, one catalog query a table, then says "no store" rather than taking a store being created
+    for a foreign one ("a sweeps table but no schema_version"). A SQLite reader needs the file, made with its tables
+    in one transaction."""
+    engine = create_engine(sa.make_url(store_url), must_exist=False, read_only=True)
+    try:
+        with engine.connect() as connection, connection.begin():
+            connection.scalar(sa.text("SELECT 1"))
+            results.open_store(store_url).close()  # a writer creates the whole schema and commits
+            inspector = sa.inspect(connection)
+            seen = (inspector.has_table("schema_version"), inspector.has_table("sweeps"))
+    finally:
+        engine.dispose()
+    assert seen == (False, False)
 
 
 def test_url_reopens_the_store_and_label_hides_the_password(tmp_path):
