@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from analog_sweep.results import _best, _replicates
 from analog_sweep.results._errors import StoreInputError
 from analog_sweep.results._labels import point_label, point_sort_key, varied_axes
+from analog_sweep.results._profile import run_profile
 from analog_sweep.results._schema import (
     ACTIVITY_FIELDS,
     ALGORITHM_ORDER,
@@ -37,7 +38,7 @@ def sweep_progress(connection: sa.Connection) -> list[dict[str, Any]]:
     trial_counts = _counts(connection, trials, TRIAL_STATUSES)
     rows = []
     query = sa.select(
-        sweeps.c.name, sweeps.c.status, sweeps.c.started_at, sweeps.c.ended_at, sweeps.c.experiment_path
+        sweeps.c.name, sweeps.c.status, sweeps.c.started_at, sweeps.c.ended_at, sweeps.c.experiment_path, sweeps.c.spec
     ).order_by(sweeps.c.created_at, sweeps.c.name)
     for sweep in connection.execute(query).mappings():
         name = sweep["name"]
@@ -48,6 +49,7 @@ def sweep_progress(connection: sa.Connection) -> list[dict[str, Any]]:
         row.update({f"trials_{status}": trial_counts[name][status] for status in TRIAL_STATUSES})
         row.update(utc_row({"started_at": sweep["started_at"], "ended_at": sweep["ended_at"]}))
         row["experiment_path"] = sweep["experiment_path"]
+        row["profile"] = run_profile(sweep["spec"])
         rows.append(row)
     return rows
 

@@ -630,7 +630,8 @@ class Store:
         return [{**row, "label": _labels.point_label(row, varied)} for row in rows]
 
     def sweep_progress(self) -> list[dict[str, Any]]:
-        """Every sweep with its status, times, points done/total and trials by status."""
+        """Every sweep with its status, times, points done/total, trials by status, storage folder
+        (``experiment_path``) and ``profile`` (``smoke`` for a smoke run, None for a full one)."""
         with self.transaction(write=False) as connection:
             return _queries.sweep_progress(connection)
 

@@ -2,9 +2,10 @@
 
 A thin layer over the ``results`` library: every command opens the store read-only (``read_only``: it must exist, so a
 mistyped path is an error, not a new empty store) and prints rows with the shared ``--format`` option. Rows carry the
-sweep's ``profile`` (``smoke`` for a smoke run; CSV and JSON only, as a table shows one value in every row); a table of
-a smoke run is preceded by one line on stderr saying its numbers are not results, and a table of replicates with
-fewer than 3 seeds, or of curves not tested for a critical point, is followed by one line saying so.
+sweep's ``profile`` (``smoke`` for a smoke run; CSV and JSON only, as a table shows one value in every row, except
+the list of sweeps, which shows it when a sweep has one); a table of a smoke run is preceded by one line on stderr
+saying its numbers are not results, and a table of replicates with fewer than 3 seeds, or of curves not tested
+for a critical point, is followed by one line saying so.
 Exit codes: 0 ok, 1 the store could not be used (unreachable server), 2 bad input.
 """
 
@@ -23,6 +24,7 @@ from typing import Any
 import click
 
 from analog_sweep.cli._liveness import with_live_status
+from analog_sweep.cli._sweep_list import emit_sweep_list
 from analog_sweep.cli.output import (
     ACTIVITY_COLUMNS,
     cell_text,
@@ -129,7 +131,7 @@ def sweeps(store_url: str | None, output_format: str) -> None:
     """
     with open_store(store_url, read_only=True) as store:
         rows = with_live_status(store.sweep_progress(), progress)
-        emit_rows(display_rows(rows), output_format, columns=_SWEEP_COLUMNS)
+        emit_sweep_list(rows, output_format, columns=_SWEEP_COLUMNS)
 
 
 _SWEEP_COLUMNS = (
@@ -145,6 +147,7 @@ _SWEEP_COLUMNS = (
     "trials_diverged",
     "started_at",
     "ended_at",
+    "profile",
 )
 
 

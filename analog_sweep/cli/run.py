@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from analog_sweep.cli._liveness import STOPPED, live_status, resume_hint, with_live_status
+from analog_sweep.cli._sweep_list import emit_sweep_list
 from analog_sweep.cli.output import (
     ACTIVITY_COLUMNS,
     BadInput,
@@ -528,9 +529,12 @@ def status(sweep: str | None, store_url: str | None, output_format: str) -> None
             for row in rows:
                 for line in _pretraining_now(row["status"], row.get("experiment_path")):
                     progress(f"sweep {row['sweep']}: {line}")
-            emit_rows(display_rows(rows), output_format)
+            emit_sweep_list(rows, output_format)
             return
         known = store.get_sweep(sweep)
+        note = profile_note(known["spec"])
+        if note:
+            progress(note)
         progress(f"sweep {sweep}: {_status_line(sweep, known)}, storage {known['experiment_path'] or '-'}")
         for line in _pretraining_now(known["status"], known["experiment_path"]):
             progress(line)

@@ -59,6 +59,38 @@ def test_sweeps_lists_progress(filled_url, run, sample):
     assert next(csv.reader(io.StringIO(out)))[:4] == ["sweep", "status", "points_done", "points_total"]
 
 
+def test_sweep_lists_mark_smoke_runs(tmp_path):
+    """``results sweeps`` and ``status`` name smoke runs on stderr and show their profile; a list of full runs
+    shows no profile column in a table (CSV and JSON always carry it); ``status`` of a smoke run says it first."""
+    url = f"sqlite:///{tmp_path / 'results.db'}"
+    with results.open_store(url) as store:
+        store.record_sweep("full", {"name": "full"}, "h1")
+
+    def table(*args: str):
+        outcome = CliRunner().invoke(cli, [*args, "--store", url])
+        assert outcome.exit_code == 0, outcome.output
+        header = outcome.stdout.splitlines()[0].split()
+        rows = {line.split()[0]: line.split() for line in outcome.stdout.splitlines()[2:]}
+        return header, rows, outcome.stderr
+
+    for command in (["results", "sweeps"], ["status"]):
+        header, _, stderr = table(*command)
+        assert "profile" not in header and "smoke" not in stderr
+    outcome = CliRunner().invoke(cli, ["results", "sweeps", "--store", url, "--format", "json"])
+    assert [row["profile"] for row in _json_lines(outcome.stdout)] == [None]
+
+    with results.open_store(url) as store:
+        store.record_sweep("full-smoke", {"name": "full-smoke", "profile": "smoke"}, "h2")
+    for command in (["results", "sweeps"], ["status"]):
+        header, rows, stderr = table(*command)
+        column = header.index("profile")
+        assert (rows["full"][column], rows["full-smoke"][column]) == ("-", "smoke")
+        assert "smoke runs (--profile smoke), whose numbers are not results: full-smoke" in stderr
+    outcome = CliRunner().invoke(cli, ["status", "full-smoke", "--store", url])
+    assert outcome.exit_code == 0, outcome.output
+    assert outcome.stderr.splitlines()[0] == results.SMOKE_NOTE
+
+
 def test_store_comes_from_the_environment(filled_url, run):
     code, out, _ = run("sweeps", "--format", "json", store=None, env={results.STORE_ENV: filled_url})
     assert code == 0 and _json_lines(out)[0]["sweep"] == "noise"
