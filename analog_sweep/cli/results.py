@@ -56,11 +56,11 @@ from analog_sweep.results import (
 
 _store_errors = one_line_errors(StoreInputError, failure=(StoreError, OSError))
 # ``results provenance``'s table: its width without a terminal, the most its section, item and field columns take,
-# the least room its value column gets, and how many characters of an rpu config's point labels it shows without
-# --full.
+# the least room its value column gets (the key columns narrow to leave it on a narrow terminal), and how many
+# characters of an rpu config's point labels it shows without --full.
 PROVENANCE_WIDTH = 120
 PROVENANCE_KEY_WIDTH = 36
-PROVENANCE_MIN_VALUE = 30
+PROVENANCE_MIN_VALUE = 26
 PROVENANCE_POINTS_SHOWN = 160
 
 
@@ -704,13 +704,23 @@ def _fact_table(rows: list[dict[str, Any]], columns: tuple[str, ...], width: int
     """Rows as a table that fits ``width`` characters, every cell left-aligned, so no short number is pushed right by
     a long value. The last column wraps (``_wrap``; it keeps at least ``PROVENANCE_MIN_VALUE`` characters): a value
     of many lines (a command line, a path) starts under the column's head and continues below it. The other columns
-    are at most ``PROVENANCE_KEY_WIDTH`` wide; a longer cell (an rpu config's deepest fields, --full) has the line to
-    itself, its value starting on the next."""
+    are at most ``PROVENANCE_KEY_WIDTH`` wide, narrower (none below its heading) where the value column would
+    otherwise get less than ``PROVENANCE_MIN_VALUE``; a longer cell (an rpu config's deepest fields,
+    --full, or a node on a narrow terminal) has the line to itself, its value starting on the next."""
     cells = [[cell_text(row.get(column)) for column in columns] for row in rows]
     widths = [
         min(PROVENANCE_KEY_WIDTH, max([len(column)] + [len(cells_[i]) for cells_ in cells]))
         for i, column in enumerate(columns[:-1])
     ]
+    floors = [len(column) for column in columns[:-1]]
+    room_for_keys = width - PROVENANCE_MIN_VALUE - 2 * len(widths)
+    while sum(widths) > room_for_keys and widths != floors:
+        # Narrow the column that puts the fewest rows on a line of their own (a node's item, the longest field).
+        narrowed = min(
+            (i for i in range(len(widths)) if widths[i] > floors[i]),
+            key=lambda i: (sum(len(cells_[i]) >= widths[i] for cells_ in cells), -widths[i]),
+        )
+        widths[narrowed] -= 1
     indent = sum(widths) + 2 * len(widths)
     room = max(PROVENANCE_MIN_VALUE, width - indent)
     widths.append(min(room, max([len(columns[-1])] + [len(cells_[-1]) for cells_ in cells])))
