@@ -22,7 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch  # noqa: E402
 
-from analog_sweep.workers import (  # noqa: E402  # noqa: E402  # noqa: E402  # noqa: E402
+from analog_sweep.orchestrator import pretrain_cache_dir  # noqa: E402
+from analog_sweep.workers import (  # noqa: E402
     DataConfig,
     DevicePoint,
     ModelConfig,
@@ -51,7 +52,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=5, help="measurements timed per model (median reported)")
-    parser.add_argument("--cache-dir", default="sweep-store/cache")
+    parser.add_argument(
+        "--cache-dir",
+        default=str(pretrain_cache_dir(".")),
+        help="pretrained-model cache (default: the one 'analog-sweep run' uses, $ANALOG_SWEEP_CACHE or the user's)",
+    )
     options = parser.parse_args()
     torch.set_num_threads(options.threads)
     print(f"activity measurement vs one training epoch, {options.threads} thread(s), median of {options.repeats}")

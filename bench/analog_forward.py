@@ -38,7 +38,8 @@ import torch  # noqa: E402
 from aihwkit.nn.conversion import convert_to_analog  # noqa: E402
 from aihwkit.simulator.parameters import BoundManagementType, NoiseManagementType  # noqa: E402
 
-from analog_sweep.workers import (  # noqa: E402  # noqa: E402  # noqa: E402  # noqa: E402
+from analog_sweep.orchestrator import pretrain_cache_dir  # noqa: E402
+from analog_sweep.workers import (  # noqa: E402
     ANALOG_CONVERSION,
     DEFAULT_DEVICE,
     DataConfig,
@@ -138,7 +139,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--layers", action="store_true", help="also the per-layer table")
-    parser.add_argument("--cache-dir", default="sweep-store/cache")
+    parser.add_argument(
+        "--cache-dir",
+        default=str(pretrain_cache_dir(".")),
+        help="pretrained-model cache (default: the one 'analog-sweep run' uses, $ANALOG_SWEEP_CACHE or the user's)",
+    )
     options = parser.parse_args()
     if options.override is None:
         options.override = [f"{key}={value}" for key, value in window_overrides(options.image_size).items()]

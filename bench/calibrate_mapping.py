@@ -25,6 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from analog_sweep.orchestrator import pretrain_cache_dir  # noqa: E402
 from analog_sweep.workers import AlgorithmConfig, DataConfig, DevicePoint, MappingConfig, TrialConfig  # noqa: E402
 
 MAPPINGS = {"none": MappingConfig(weight_scaling_omega=0.0, weight_scaling_columnwise=False)}
@@ -73,7 +74,11 @@ def main() -> None:
     parser.add_argument("--test-limit", type=int, default=None)
     parser.add_argument("--mode", default="analog_tl")
     parser.add_argument("--freeze", action="store_true", help="also run each setting with the tiles frozen")
-    parser.add_argument("--cache-dir", default="sweep-store/cache")
+    parser.add_argument(
+        "--cache-dir",
+        default=str(pretrain_cache_dir(".")),
+        help="pretrained-model cache (default: the one 'analog-sweep run' uses, $ANALOG_SWEEP_CACHE or the user's)",
+    )
     parser.add_argument("--workers", type=int, default=2)
     options = parser.parse_args()
 

@@ -31,6 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from analog_sweep.orchestrator import pretrain_cache_dir  # noqa: E402
 from analog_sweep.results import difference  # noqa: E402
 from analog_sweep.sweeps import expand, load_spec, shipped_specs, trial_config  # noqa: E402
 from analog_sweep.workers import (
@@ -84,7 +85,11 @@ def main() -> None:
     parser.add_argument("--analog-lr", type=float, nargs="+", default=None, help="default: the spec's values")
     parser.add_argument("--digital-lr", type=float, nargs="+", default=None, help="default: the spec's values")
     parser.add_argument("--frozen", action="store_true", help="also analog TL with the tiles frozen")
-    parser.add_argument("--cache-dir", default="sweep-store/cache")
+    parser.add_argument(
+        "--cache-dir",
+        default=str(pretrain_cache_dir(".")),
+        help="pretrained-model cache (default: the one 'analog-sweep run' uses, $ANALOG_SWEEP_CACHE or the user's)",
+    )
     parser.add_argument("--workers", type=int, default=2)
     options = parser.parse_args()
 
