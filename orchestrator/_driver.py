@@ -59,7 +59,7 @@ from analog_sweep.orchestrator._refine import LinePlan, plan_round, refinement_s
 from analog_sweep.orchestrator._retrying_store import RetryingStore
 from analog_sweep.orchestrator._search import LearningRateSearch
 from analog_sweep.orchestrator._trainable import fine_tune
-from analog_sweep.results import NotFound, Selection, Store
+from analog_sweep.results import NotFound, Selection, Store, store_in_use
 from analog_sweep.sweeps import (
     Point,
     SweepSpec,
@@ -299,7 +299,7 @@ def _execute(
     if any(point.pretrain_key for point in points):
         check_cache_dir(cache)
     environment = gather_environment()
-    with driver_lock(paths, spec.name):
+    with driver_lock(paths, spec.name), store_in_use(store.engine.url):
         _check_journal(store, spec.name, paths, echo)
         if kind == "resume":
             _warn_changed_versions(store, spec.name, environment, echo)

@@ -30,12 +30,11 @@ SQLITE_BUSY_ENV = "ANALOG_SWEEP_SQLITE_BUSY_SECONDS"  # overrides SQLITE_BUSY_SE
 
 
 def resolve_url(url: str | None) -> sa.URL:
-    """The URL given, else ``$ANALOG_SWEEP_STORE``, else a SQLite file under ``./sweep-store/`` (created)."""
+    """The URL given, else ``$ANALOG_SWEEP_STORE``, else a SQLite file under ``./sweep-store/`` (the folder is made
+    by the first writer, never by a reader)."""
     text = url or os.environ.get(STORE_ENV)
     if not text:
-        folder = Path.cwd() / DEFAULT_FOLDER
-        folder.mkdir(parents=True, exist_ok=True)
-        return sa.URL.create("sqlite", database=str(folder / DEFAULT_FILE))
+        return sa.URL.create("sqlite", database=str(Path.cwd() / DEFAULT_FOLDER / DEFAULT_FILE))
     try:
         parsed = sa.make_url(text)
     except sa.exc.ArgumentError:

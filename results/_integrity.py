@@ -17,12 +17,14 @@ place of a damaged store, keeping the damaged file beside it.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import re
 import shlex
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,6 +45,7 @@ from analog_sweep.results._errors import BadStoreURL, StoreDamaged, StoreError, 
 BACKUPS_ENV = "ANALOG_SWEEP_STORE_BACKUPS"  # how many automatic backups to keep; 0 turns them off
 DEFAULT_BACKUPS_KEPT = 3
 BACKUP_FOLDER = "backups"  # beside the store's file
+AUTOMATIC_TAG = "-auto"  # in the name of a backup taken before a run or resume (``backup_before_run``)
 # PostgreSQL's SQLSTATEs for damaged pages: data_corrupted, index_corrupted.
 POSTGRES_DAMAGE_STATES = ("XX001", "XX002")
 # The problems ``check_store`` lists at most (``PRAGMA integrity_check(N)``).
@@ -125,7 +128,13 @@ def backup_folder(path: Path) -> Path:
 
 
 def _backup_pattern(path: Path) -> re.Pattern[str]:
-    return re.compile(rf"{re.escape(path.stem)}-\d{{8}}T\d{{6}}\.\d{{3}}Z\.db")
+    """A backup's name: the store's stem, the UTC time, and ``-auto`` for one taken before a run or resume."""
+    return re.compile(rf"{re.escape(path.stem)}-\d{{8}}T\d{{6}}\.\d{{3}}Z({re.escape(AUTOMATIC_TAG)})?\.db")
+
+
+def is_automatic_backup(backup: Path) -> bool:
+    """Whether ``backup`` (a name ``list_backups`` gives) was taken before a run or resume: only those are rotated."""
+    return backup.name.endswith(f"{AUTOMATIC_TAG}.db")
 
 
 def list_backups(path: Path) -> list[Path]:
@@ -161,14 +170,15 @@ class Backup:
     store: Path
     bytes: int
     seconds: float
-    removed: tuple[Path, ...] = ()  # older backups removed to keep the newest ``backups_kept()``
+    removed: tuple[Path, ...] = ()  # older automatic backups removed to keep the newest ``backups_kept()``
 
 
-def _new_backup_path(path: Path) -> Path:
+def _new_backup_path(path: Path, automatic: bool) -> Path:
     folder = backup_folder(path)
+    tag = AUTOMATIC_TAG if automatic else ""
     while True:
         now = datetime.now(UTC)
-        candidate = folder / f"{path.stem}-{now.strftime(_STAMP)}.{now.microsecond // 1000:03d}Z.db"
+        candidate = folder / f"{path.stem}-{now.strftime(_STAMP)}.{now.microsecond // 1000:03d}Z{tag}.db"
         if not candidate.exists():
             return candidate
         time.sleep(0.001)
@@ -189,14 +199,18 @@ def _sqlite_store(url: str | sa.URL | None, what: str) -> tuple[sa.URL, Path]:
     return resolved, path
 
 
-def backup_store(url: str | sa.URL | None, to: str | Path | None = None, *, keep: int | None = None) -> Backup:
+def backup_store(
+    url: str | sa.URL | None, to: str | Path | None = None, *, keep: int | None = None, automatic: bool = False
+) -> Backup:
     """Copy the SQLite store at ``url`` into a new file, consistently, while sweeps may be writing it.
 
     The copy is SQLite's online backup of every page in one step (one read transaction: a snapshot of the last commit,
     which a writer in WAL mode does not wait for), written to a temporary name, checked (``PRAGMA quick_check`` and
     its text as UTF-8), then renamed into place: ``to``, which must not exist, or a new file in ``backups/`` beside
-    the store, after which only the newest ``keep`` backups there stay (default ``backups_kept()``; 0 keeps them all).
-    Raises ``StoreDamaged`` (and writes nothing) when the copy is damaged: the store is, and its good backups stay.
+    the store. A backup there that someone asked for stays until they remove it; an ``automatic`` one (taken before a
+    run or resume, named ``...-auto.db``) is rotated: only the newest ``keep`` automatic backups stay (default
+    ``backups_kept()``; 0 keeps them all). Raises ``StoreDamaged`` (and writes nothing) when the copy is damaged: the
+    store is, and its good backups stay.
     """
     resolved, path = _sqlite_store(url, "a backup")
     if to is not None:
@@ -207,7 +221,7 @@ def backup_store(url: str | sa.URL | None, to: str | Path | None = None, *, keep
             raise StoreInputError(f"no folder {target.parent} for the backup {target.name}")
     else:
         backup_folder(path).mkdir(exist_ok=True)
-        target = _new_backup_path(path)
+        target = _new_backup_path(path, automatic)
     started = time.perf_counter()
     partial = target.with_name(f".{target.name}.partial-{os.getpid()}")
     try:
@@ -220,10 +234,10 @@ def backup_store(url: str | sa.URL | None, to: str | Path | None = None, *, keep
         partial.unlink(missing_ok=True)
     seconds = time.perf_counter() - started
     removed: tuple[Path, ...] = ()
-    if to is None:
+    if to is None and automatic:
         kept = backups_kept() if keep is None else keep
         if kept > 0:
-            removed = tuple(list_backups(path)[kept:])
+            removed = tuple([backup for backup in list_backups(path) if is_automatic_backup(backup)][kept:])
             for old in removed:
                 old.unlink(missing_ok=True)
     return Backup(target, path, target.stat().st_size, seconds, removed)
@@ -282,7 +296,60 @@ def backup_before_run(store: Any) -> Backup | None:
         return None
     if not store.sweep_progress():
         return None
-    return backup_store(url)
+    return backup_store(url, automatic=True)
+
+
+# ---- the drivers writing a store --------------------------------------------------------------------------------
+
+
+def _drivers_file(path: Path) -> Path:
+    """The file beside a SQLite store that its sweeps' drivers hold a shared lock on (``store_in_use``)."""
+    return path.with_name(f".{path.name}.drivers")
+
+
+@contextlib.contextmanager
+def store_in_use(url: sa.URL) -> Iterator[None]:
+    """Mark the SQLite store at ``url`` as written by a sweep's driver while the block runs: a shared ``flock`` on
+    ``.<name>.drivers`` beside it, held by every driver at once and released when the block ends or the process dies.
+    ``restore_store`` refuses while any driver holds it, whatever it can read of the store itself (a damaged store
+    may not even list its sweeps). Nothing for PostgreSQL or a store in memory, or where the folder takes no lock file.
+
+    Raises:
+        StoreInputError: While the store is being restored.
+    """
+    path = store_file(url)
+    handle = None
+    if path is not None:
+        try:
+            handle = open(_drivers_file(path), "a+")  # noqa: SIM115 (held for the block)
+        except OSError:
+            handle = None
+    if handle is None:
+        yield
+        return
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise StoreInputError(
+                f"store {path} is being restored: start the sweep again once 'analog-sweep store restore' is done"
+            ) from None
+        yield
+
+
+@contextlib.contextmanager
+def _no_driver_writing(path: Path) -> Iterator[None]:
+    """Hold the store's drivers file exclusively (``store_in_use``) while the block runs, so no sweep starts writing
+    the store meanwhile. Raises ``StoreInputError`` while a driver holds it."""
+    with open(_drivers_file(path), "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise StoreInputError(
+                f"a sweep's driver is writing store {path}: stop it (Ctrl-C, or 'analog-sweep status' names the "
+                "running sweeps) before restoring the store"
+            ) from None
+        yield
 
 
 # ---- checking and restoring --------------------------------------------------------------------------------------
@@ -437,6 +504,8 @@ class Restored:
     source: Path
     kept: tuple[Path, ...]
     seconds: float
+    # Sweeps the replaced file lists and the backup does not: their rows are only in the kept file.
+    not_in_backup: tuple[str, ...] = ()
 
 
 def sweeps_a_restore_touches(url: str | sa.URL | None, source: str | Path | None = None) -> list[tuple[str, str]]:
@@ -453,7 +522,8 @@ def sweeps_a_restore_touches(url: str | sa.URL | None, source: str | Path | None
 
 
 def _sweep_folders(database: Path) -> list[tuple[str, str]]:
-    """(name, experiment_path) of the sweeps the SQLite file ``database`` lists; none when it cannot be read."""
+    """(name, experiment_path, "" for none) of the sweeps the SQLite file ``database`` lists; none when it cannot be
+    read."""
     try:
         connection = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
         try:
@@ -464,14 +534,15 @@ def _sweep_folders(database: Path) -> list[tuple[str, str]]:
         return []
 
 
-_SWEEP_FOLDERS = "SELECT name, experiment_path FROM sweeps WHERE experiment_path IS NOT NULL"
+_SWEEP_FOLDERS = "SELECT name, coalesce(experiment_path, '') FROM sweeps"
 
 
 def restore_store(url: str | sa.URL | None, source: str | Path | None = None) -> Restored:
     """Put a backup in place of the SQLite store at ``url`` (``source``, else its newest backup that passes
     ``PRAGMA quick_check`` and holds only UTF-8 text); the file it replaces, with its ``-wal`` and ``-shm``, is kept
-    beside it as ``<name>.damaged-<UTC time>``. Nothing may be writing the store: the caller makes sure no sweep runs
-    on it. Raises ``StoreInputError`` when there is no usable backup."""
+    beside it as ``<name>.damaged-<UTC time>``. Refused (``StoreInputError``) while a sweep's driver writes the store
+    (``store_in_use``), or when there is no usable backup; ``Restored.not_in_backup`` names the sweeps the replaced
+    file lists and the backup does not."""
     resolved = url if isinstance(url, sa.URL) else resolve_url(url)
     path = store_file(resolved)
     if path is None:
@@ -494,20 +565,23 @@ def restore_store(url: str | sa.URL | None, source: str | Path | None = None) ->
             )
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.restoring-{os.getpid()}")
-    try:
-        _copy(chosen, partial, resolved)
-        stamp = datetime.now(UTC).strftime(_STAMP) + "Z"
-        kept = []
-        for suffix in ("", "-wal", "-shm"):  # a log left by the damaged file must never be applied to the backup
-            old = path.with_name(path.name + suffix)
-            if old.exists():
-                aside = path.with_name(f"{path.name}.damaged-{stamp}{suffix}")
-                os.replace(old, aside)
-                kept.append(aside)
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
-    return Restored(path, chosen, tuple(kept), time.perf_counter() - started)
+    with _no_driver_writing(path):
+        before = {name for name, _ in _sweep_folders(path)}
+        try:
+            _copy(chosen, partial, resolved)
+            stamp = datetime.now(UTC).strftime(_STAMP) + "Z"
+            kept = []
+            for suffix in ("", "-wal", "-shm"):  # a log left by the damaged file must never be applied to the backup
+                old = path.with_name(path.name + suffix)
+                if old.exists():
+                    aside = path.with_name(f"{path.name}.damaged-{stamp}{suffix}")
+                    os.replace(old, aside)
+                    kept.append(aside)
+            os.replace(partial, path)
+        finally:
+            partial.unlink(missing_ok=True)
+    missing = tuple(sorted(before - {name for name, _ in _sweep_folders(path)}))
+    return Restored(path, chosen, tuple(kept), time.perf_counter() - started, missing)
 
 
 # ---- salvage -----------------------------------------------------------------------------------------------------

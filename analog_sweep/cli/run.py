@@ -475,6 +475,7 @@ def resume(
     _check_environment()
     dashboard_port = _dashboard_port(ray_dashboard, ray_dashboard_port, address)
     with open_store(store_url, must_exist=True) as store:
+        store.get_sweep(sweep)  # an unknown name is refused before a backup takes the place of an older one
         back_up_before_sweep(store)
         invocation = Invocation(command_line(), {"store": store.label})
         with _stops_cleanly(sweep):

@@ -46,8 +46,9 @@ _store_errors = one_line_errors(StoreInputError, failure=(StoreError, OSError))
 def store() -> None:
     """Keep the results store safe: check it for damage, back it up, restore a backup.
 
-    A SQLite store is backed up on its own before every run and resume (into backups/ beside it, the newest
-    $ANALOG_SWEEP_STORE_BACKUPS kept, default 3; 0 turns it off).
+    A SQLite store is backed up on its own before every run and resume (into backups/ beside it as NAME-TIME-auto.db,
+    the newest $ANALOG_SWEEP_STORE_BACKUPS kept, default 3; 0 turns it off); a backup taken with 'store backup'
+    stays until you remove it.
 
     \b
     Example:
@@ -133,8 +134,8 @@ def _backup_rows(made: Backup) -> list[dict[str, Any]]:
     "to",
     type=SafePath(dir_okay=False, path_type=Path),
     metavar="FILE",
-    help="Write the backup to this new file instead of backups/ beside the store (where only the newest "
-    f"${BACKUPS_ENV}, default 3, are kept).",
+    help="Write the backup to this new file instead of backups/ beside the store (where it stays until you remove "
+    f"it; of the automatic backups before each run and resume, the newest ${BACKUPS_ENV}, default 3, are kept).",
 )
 @output_options
 @_store_errors
@@ -190,8 +191,9 @@ def restore(store_url: str | None, source: Path | None, output_format: str) -> N
     """Put a backup in place of a SQLite store; the file it replaces is kept beside it as NAME.damaged-TIME.
 
     The backup is checked first (PRAGMA quick_check, and its text as UTF-8). Refused while a driver runs a sweep of
-    the store. Sweeps that ran after the backup was taken lose their later rows: 'analog-sweep resume SWEEP' records
-    them again from the sweep's checkpoints.
+    the store, even one the damaged file no longer lists. Sweeps that ran after the backup was taken lose their later
+    rows: 'analog-sweep resume SWEEP' records them again from the sweep's checkpoints; a sweep the backup does not
+    list at all is named, to be run again.
 
     \b
     Example:
@@ -208,6 +210,9 @@ def restore(store_url: str | None, source: Path | None, output_format: str) -> N
     for kept in restored.kept:
         progress(f"kept the replaced file as {kept}")
     progress(f"restored {restored.store} from {restored.source}")
+    for name in restored.not_in_backup:
+        replaced = restored.kept[0] if restored.kept else "the replaced file"
+        progress(f"sweep {name} is not in the backup: its rows are only in {replaced}; run its spec again to record it")
     emit_rows(
         [{"store": str(restored.store), "restored_from": str(restored.source), "seconds": round(restored.seconds, 3)}],
         output_format,

@@ -6,7 +6,7 @@ import pytest
 import sqlalchemy as sa
 
 from analog_sweep.orchestrator import ClusterError, SweepStateError, resume_sweep, run_sweep
-from analog_sweep.results import Selection, open_store
+from analog_sweep.results import Selection, StoreInputError, backup_store, open_store, restore_store
 from analog_sweep.sweeps import expand, load_spec, shipped_specs
 
 from .conftest import NANO_SWEEP
@@ -104,3 +104,24 @@ def test_the_retrying_store_waits_out_an_unavailable_store_and_passes_other_erro
     with pytest.raises(StoreGaveUp, match="results store unavailable after 2 tries: database is locked"):
         RetryingStore(store, policy=RetryPolicy(1, 0.25), notice=None).set_sweep_status("s", "failed")
     assert RetryingStore(retrying).wrapped is store  # never retried twice over
+
+
+def test_a_running_sweep_holds_its_store_against_a_restore(tmp_path, store, local_ray):
+    """While the driver runs a sweep, a restore of its SQLite store is refused (the driver holds the store's drivers
+    lock, which does not depend on reading the store); once the sweep is over, the restore goes ahead."""
+    spec = load_spec(shipped_specs()["quickstart"], [*NANO_SWEEP, "modes=[digital_tl]", "axes=null", "epochs=1"])
+    url = store.url  # the echo is pickled with the sweep's callbacks: it holds the URL, not the store
+    backup_store(url)
+    answers = []
+
+    def echo(line: str) -> None:
+        if not answers and "points" in line:
+            try:
+                restore_store(url)
+                answers.append("restored")
+            except StoreInputError as refused:
+                answers.append(str(refused))
+
+    assert run_sweep(spec, store, storage_root=tmp_path / "storage", echo=echo).status == "finished"
+    assert answers and answers[0].startswith(f"a sweep's driver is writing store {tmp_path / 'results.db'}")
+    assert restore_store(url).not_in_backup == (spec.name,)

@@ -18,9 +18,10 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from sqlalchemy import make_url
 
 from analog_sweep.cli import cli
-from analog_sweep.results import list_backups, open_store
+from analog_sweep.results import backup_before_run, is_automatic_backup, list_backups, open_store, store_in_use
 
 from .conftest import assert_one_line_error
 
@@ -305,12 +306,28 @@ def test_backup_to_a_file_and_refusals(store_copy, tmp_path):
     assert_one_line_error(postgres.stderr, "pg_dump")
 
 
-def test_automatic_backups_keep_the_newest(store_copy, monkeypatch):
+def test_automatic_backups_keep_the_newest_and_never_remove_one_taken_by_hand(store_copy, monkeypatch):
     path, url = store_copy
     monkeypatch.setenv("ANALOG_SWEEP_STORE_BACKUPS", "2")
+    assert invoke("store", "backup", "--store", url).exit_code == 0
+    (by_hand,) = list_backups(path)
+    automatic = []
     for _ in range(3):
+        with open_store(url) as store:
+            automatic.append(backup_before_run(store).path)
+    assert all(is_automatic_backup(made) and made.name.endswith("-auto.db") for made in automatic)
+    assert list_backups(path) == [*automatic[:0:-1], by_hand]  # newest first; the oldest automatic one went
+    for _ in range(3):  # and backups taken by hand are never rotated
         assert invoke("store", "backup", "--store", url).exit_code == 0
-    assert len(list_backups(path)) == 2
+    assert len(list_backups(path)) == 6
+
+
+def test_resume_of_an_unknown_sweep_takes_no_backup(store_copy):
+    path, url = store_copy
+    result = invoke("resume", "no-such-sweep", "--store", url)
+    assert result.exit_code != 0
+    assert_one_line_error(result.output, "no-such-sweep")
+    assert list_backups(path) == []
 
 
 def test_a_damaged_store_is_not_backed_up_over_its_good_backups(store_copy):
@@ -506,6 +523,8 @@ def test_restore_is_refused_while_a_driver_runs_a_sweep_of_the_store(tmp_path):
     with open_store(url) as store:
         store.record_sweep("live", {"name": "live"}, "hash", "running", str(folder))
     assert invoke("store", "backup", "--store", url).exit_code == 0
+    with open_store(url) as store:
+        store.record_sweep("later", {"name": "later"}, "hash", "finished", str(tmp_path / "later"))
     before = path.read_bytes()
     with driver_lock(SweepPaths(folder), "live"):
         refused = invoke("store", "restore", "--store", url)
@@ -514,3 +533,30 @@ def test_restore_is_refused_while_a_driver_runs_a_sweep_of_the_store(tmp_path):
     assert path.read_bytes() == before and not list(path.parent.glob("*.damaged-*"))
     restored = invoke("store", "restore", "--store", url)
     assert restored.exit_code == 0, restored.output
+    assert "sweep later is not in the backup: its rows are only in " in restored.stderr
+    assert "run its spec again to record it" in restored.stderr
+
+
+def test_restore_of_a_store_too_damaged_to_list_its_sweeps_is_refused_while_a_driver_writes_it(tmp_path):
+    """A store whose header is gone lists no sweep, so no sweep's lock can be found from it: the drivers' lock beside
+    the store (held by every driver while it runs) refuses the restore all the same; a sweep the backup does not
+    list is named after a restore."""
+    path = tmp_path / "results.db"
+    url = f"sqlite:///{path}"
+    with open_store(url) as store:
+        store.record_sweep("old", {"name": "old"}, "hash", "finished", str(tmp_path / "old"))
+    assert invoke("store", "backup", "--store", url).exit_code == 0
+    with open_store(url) as store:
+        store.record_sweep("new", {"name": "new"}, "hash", "running", str(tmp_path / "new"))
+    with open(path, "r+b") as damaged:
+        damaged.write(b"\0" * 16)  # SQLite's header string: the file reads as no database at all
+    before = path.read_bytes()
+    with store_in_use(make_url(url)):  # as a running driver holds it
+        refused = invoke("store", "restore", "--store", url)
+    assert refused.exit_code != 0
+    assert_one_line_error(refused.output, f"a sweep's driver is writing store {path}: stop it")
+    assert path.read_bytes() == before and not list(tmp_path.glob("*.damaged-*"))
+    restored = invoke("store", "restore", "--store", url)
+    assert restored.exit_code == 0, restored.output
+    assert "sweep new is not in the backup" not in restored.stderr  # the damaged file could not say it had one
+    assert [row[0] for row in table_rows(path)["sweeps"]] == ["old"]

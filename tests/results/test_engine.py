@@ -24,6 +24,19 @@ def test_default_store_is_sqlite_in_wal_mode_under_sweep_store(tmp_path, monkeyp
     connection.close()
 
 
+@pytest.mark.parametrize("command", [["results", "sweeps"], ["status"], ["store", "backup"], ["store", "check"]])
+def test_a_command_that_finds_no_default_store_leaves_no_folder_behind(tmp_path, monkeypatch, command):
+    from click.testing import CliRunner
+
+    from analog_sweep.cli import cli
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv(results.STORE_ENV, raising=False)
+    outcome = CliRunner().invoke(cli, command)
+    assert outcome.exit_code != 0 and f"no store at {tmp_path / 'sweep-store' / 'results.db'}" in outcome.output
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_environment_variable_names_the_store(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv(results.STORE_ENV, f"sqlite:///{tmp_path / 'elsewhere.db'}")
