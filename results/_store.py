@@ -334,8 +334,7 @@ class Store:
         """Record a trial (one learning rate at one point) or update its status.
 
         The start time is set once, and so is the end time, when the trial first reaches an end status
-        (completed, pruned, failed): a replay of its reports after a crash moves neither. A failed trial that runs
-        again (a resume reruns a failure on its environment) loses its end time until it ends again.
+        (completed, pruned, failed): a replay of its reports after a crash moves neither.
         A missing ``ray_trial_id`` keeps the one recorded before; ``error`` is replaced (None clears it).
         Epoch counts and test errors are kept up to date by ``record_epoch``, not here.
         """
@@ -361,8 +360,6 @@ class Store:
         }
         if ended:
             update["ended_at"] = sa.func.coalesce(trials.c.ended_at, sa.literal(ended, sa.DateTime(timezone=True)))
-        elif status == "running":
-            update["ended_at"] = sa.case((trials.c.status == "failed", sa.null()), else_=trials.c.ended_at)
         with self.transaction() as connection:
             self._require_point(connection, sweep, point_key)
             owner = connection.execute(
