@@ -279,7 +279,7 @@ def database_errors(url: sa.URL) -> Iterator[None]:
     except StoreError:
         raise
     except (sa.exc.DBAPIError, sqlite3.Error) as exc:
-        from analog_sweep.results._integrity import damage_reason, damaged  # it builds on this module
+        from analog_sweep.results._integrity import damage_reason, damaged, list_backups, store_file  # builds on this
 
         reason = damage_reason(exc)
         if reason is not None:
@@ -287,7 +287,11 @@ def database_errors(url: sa.URL) -> Iterator[None]:
         if isinstance(exc, sqlite3.Error):  # raised by the driver outside SQLAlchemy, e.g. while a result streams
             raise StoreError(f"store {label(url)} failed: {first_line(exc)}") from exc
         if isinstance(exc, sa.exc.DatabaseError):
-            if getattr(exc.orig, "sqlite_errorcode", None) == sqlite3.SQLITE_NOTADB:  # the URL names some other file
+            if getattr(exc.orig, "sqlite_errorcode", None) == sqlite3.SQLITE_NOTADB:
+                # Some other file, or a store whose header is gone: a file with backups of it beside it was a store.
+                path = store_file(url)
+                if path is not None and list_backups(path):
+                    raise damaged(url, first_line(exc.orig)) from None
                 raise BadStoreURL(f"{label(url)} is not a store: {first_line(exc.orig)}") from None
             if isinstance(exc, sa.exc.OperationalError):
                 raise StoreUnavailable(f"cannot use store {label(url)}: {first_line(exc.orig)}") from exc

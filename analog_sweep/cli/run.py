@@ -533,9 +533,6 @@ def status(sweep: str | None, store_url: str | None, output_format: str) -> None
             emit_sweep_list(rows, output_format)
             return
         known = store.get_sweep(sweep)
-        note = profile_note(known["spec"])
-        if note:
-            progress(note)
         progress(f"sweep {sweep}: {_status_line(sweep, known)}, storage {known['experiment_path'] or '-'}")
         for line in _pretraining_now(known["status"], known["experiment_path"]):
             progress(line)

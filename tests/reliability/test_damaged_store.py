@@ -551,6 +551,10 @@ def test_restore_of_a_store_too_damaged_to_list_its_sweeps_is_refused_while_a_dr
     with open(path, "r+b") as damaged:
         damaged.write(b"\0" * 16)  # SQLite's header string: the file reads as no database at all
     before = path.read_bytes()
+    # A file with backups of it beside it was a store: damaged, not "not a store" (bad input).
+    read = invoke("results", "sweeps", "--store", url)
+    assert read.exit_code == 1
+    assert_one_line_error(read.output, f"store {path} is damaged (file is not a database)", "store restore")
     with store_in_use(make_url(url)):  # as a running driver holds it
         refused = invoke("store", "restore", "--store", url)
     assert refused.exit_code != 0
