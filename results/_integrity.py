@@ -506,6 +506,8 @@ class Restored:
     seconds: float
     # Sweeps the replaced file lists and the backup does not: their rows are only in the kept file.
     not_in_backup: tuple[str, ...] = ()
+    # The command line that ran each of those, where the replaced file records one (its last ``run``).
+    run_commands: dict[str, str] = field(default_factory=dict)
 
 
 def sweeps_a_restore_touches(url: str | sa.URL | None, source: str | Path | None = None) -> list[tuple[str, str]]:
@@ -535,6 +537,22 @@ def _sweep_folders(database: Path) -> list[tuple[str, str]]:
 
 
 _SWEEP_FOLDERS = "SELECT name, coalesce(experiment_path, '') FROM sweeps"
+
+
+def _run_commands(database: Path) -> dict[str, str]:
+    """The command line of each sweep's last ``run`` that the SQLite file ``database`` records (passwords already
+    hidden); none when it cannot be read."""
+    try:
+        connection = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
+        try:
+            rows = connection.execute(
+                "SELECT sweep, command FROM sweep_runs WHERE kind = 'run' AND command IS NOT NULL ORDER BY started_at"
+            ).fetchall()
+        finally:
+            connection.close()
+    except sqlite3.Error:
+        return {}
+    return {str(sweep): str(command) for sweep, command in rows}  # the last run of a sweep wins
 
 
 def restore_store(url: str | sa.URL | None, source: str | Path | None = None) -> Restored:
@@ -581,7 +599,15 @@ def restore_store(url: str | sa.URL | None, source: str | Path | None = None) ->
         finally:
             partial.unlink(missing_ok=True)
     missing = tuple(sorted(before - {name for name, _ in _sweep_folders(path)}))
-    return Restored(path, chosen, tuple(kept), time.perf_counter() - started, missing)
+    commands = _run_commands(kept[0]) if missing and kept else {}
+    return Restored(
+        path,
+        chosen,
+        tuple(kept),
+        time.perf_counter() - started,
+        missing,
+        {name: commands[name] for name in missing if name in commands},
+    )
 
 
 # ---- salvage -----------------------------------------------------------------------------------------------------

@@ -212,7 +212,9 @@ def restore(store_url: str | None, source: Path | None, output_format: str) -> N
     progress(f"restored {restored.store} from {restored.source}")
     for name in restored.not_in_backup:
         replaced = restored.kept[0] if restored.kept else "the replaced file"
-        progress(f"sweep {name} is not in the backup: its rows are only in {replaced}; run its spec again to record it")
+        command = restored.run_commands.get(name)
+        again = f"run it again as it was run, {command}," if command else "run its spec again"
+        progress(f"sweep {name} is not in the backup: its rows are only in {replaced}; {again} to record it")
     emit_rows(
         [{"store": str(restored.store), "restored_from": str(restored.source), "seconds": round(restored.seconds, 3)}],
         output_format,

@@ -23,6 +23,7 @@ from sqlalchemy import make_url
 from analog_sweep.cli import cli
 from analog_sweep.results import backup_before_run, is_automatic_backup, list_backups, open_store, store_in_use
 
+from ..results.test_provenance import a_run
 from .conftest import assert_one_line_error
 
 SWEEP = "damaged"
@@ -525,6 +526,8 @@ def test_restore_is_refused_while_a_driver_runs_a_sweep_of_the_store(tmp_path):
     assert invoke("store", "backup", "--store", url).exit_code == 0
     with open_store(url) as store:
         store.record_sweep("later", {"name": "later"}, "hash", "finished", str(tmp_path / "later"))
+        command = ["analog-sweep", "run", "sweeps/quickstart.yaml", "--profile", "smoke"]
+        store.record_run("later", a_run("r1", command=command))
     before = path.read_bytes()
     with driver_lock(SweepPaths(folder), "live"):
         refused = invoke("store", "restore", "--store", url)
@@ -534,7 +537,9 @@ def test_restore_is_refused_while_a_driver_runs_a_sweep_of_the_store(tmp_path):
     restored = invoke("store", "restore", "--store", url)
     assert restored.exit_code == 0, restored.output
     assert "sweep later is not in the backup: its rows are only in " in restored.stderr
-    assert "run its spec again to record it" in restored.stderr
+    assert "run it again as it was run, analog-sweep run sweeps/quickstart.yaml --profile smoke, to record" in (
+        restored.stderr
+    )
 
 
 def test_restore_of_a_store_too_damaged_to_list_its_sweeps_is_refused_while_a_driver_writes_it(tmp_path):
