@@ -318,38 +318,27 @@ def store_in_use(url: sa.URL) -> Iterator[None]:
         StoreInputError: While the store is being restored.
     """
     path = store_file(url)
-    handle = None
-    if path is not None:
-        try:
-            handle = open(_drivers_file(path), "a+")  # noqa: SIM115 (held for the block)
-        except OSError:
-            handle = None
-    if handle is None:
-        yield
-        return
-    with handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise StoreInputError(
-                f"store {path} is being restored: start the sweep again once 'analog-sweep store restore' is done"
-            ) from None
+    try:
+        handle = open(_drivers_file(path), "a+") if path is not None else None  # noqa: SIM115 (held for the block)
+    except OSError:  # a folder that takes no lock file: nothing to mark
+        handle = None
+    with handle or contextlib.nullcontext():
+        if handle is not None:
+            _lock_drivers_file(
+                handle,
+                fcntl.LOCK_SH,
+                f"store {path} is being restored: start the sweep again once 'analog-sweep store restore' is done",
+            )
         yield
 
 
-@contextlib.contextmanager
-def _no_driver_writing(path: Path) -> Iterator[None]:
-    """Hold the store's drivers file exclusively (``store_in_use``) while the block runs, so no sweep starts writing
-    the store meanwhile. Raises ``StoreInputError`` while a driver holds it."""
-    with open(_drivers_file(path), "a+") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise StoreInputError(
-                f"a sweep's driver is writing store {path}: stop it (Ctrl-C, or 'analog-sweep status' names the "
-                "running sweeps) before restoring the store"
-            ) from None
-        yield
+def _lock_drivers_file(handle: Any, mode: int, refusal: str) -> None:
+    """``flock`` the open drivers file (``_drivers_file``) with ``mode``, shared for a driver or exclusive for a
+    restore, without waiting. Raises ``StoreInputError`` with ``refusal`` when the other kind holds it."""
+    try:
+        fcntl.flock(handle, mode | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise StoreInputError(refusal) from None
 
 
 # ---- checking and restoring --------------------------------------------------------------------------------------
@@ -526,14 +515,7 @@ def sweeps_a_restore_touches(url: str | sa.URL | None, source: str | Path | None
 def _sweep_folders(database: Path) -> list[tuple[str, str]]:
     """(name, experiment_path, "" for none) of the sweeps the SQLite file ``database`` lists; none when it cannot be
     read."""
-    try:
-        connection = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
-        try:
-            return [(str(name), str(folder)) for name, folder in connection.execute(_SWEEP_FOLDERS)]
-        finally:
-            connection.close()
-    except sqlite3.Error:
-        return []
+    return [(str(name), str(folder)) for name, folder in _rows_if_readable(database, _SWEEP_FOLDERS)]
 
 
 _SWEEP_FOLDERS = "SELECT name, coalesce(experiment_path, '') FROM sweeps"
@@ -542,17 +524,24 @@ _SWEEP_FOLDERS = "SELECT name, coalesce(experiment_path, '') FROM sweeps"
 def _run_commands(database: Path) -> dict[str, str]:
     """The command line of each sweep's last ``run`` that the SQLite file ``database`` records (passwords already
     hidden); none when it cannot be read."""
+    rows = _rows_if_readable(database, _RUN_COMMANDS)
+    return {str(sweep): str(command) for sweep, command in rows}  # the last run of a sweep wins
+
+
+_RUN_COMMANDS = "SELECT sweep, command FROM sweep_runs WHERE kind = 'run' AND command IS NOT NULL ORDER BY started_at"
+
+
+def _rows_if_readable(database: Path, query: str) -> list[tuple]:
+    """``query``'s rows from the SQLite file ``database``, opened read-only; none when it cannot be read (a damaged
+    or missing file)."""
     try:
         connection = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
         try:
-            rows = connection.execute(
-                "SELECT sweep, command FROM sweep_runs WHERE kind = 'run' AND command IS NOT NULL ORDER BY started_at"
-            ).fetchall()
+            return connection.execute(query).fetchall()
         finally:
             connection.close()
     except sqlite3.Error:
-        return {}
-    return {str(sweep): str(command) for sweep, command in rows}  # the last run of a sweep wins
+        return []
 
 
 def restore_store(url: str | sa.URL | None, source: str | Path | None = None) -> Restored:
@@ -583,7 +572,13 @@ def restore_store(url: str | sa.URL | None, source: str | Path | None = None) ->
             )
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.restoring-{os.getpid()}")
-    with _no_driver_writing(path):
+    with open(_drivers_file(path), "a+") as drivers:  # held exclusively: no sweep starts writing the store meanwhile
+        _lock_drivers_file(
+            drivers,
+            fcntl.LOCK_EX,
+            f"a sweep's driver is writing store {path}: stop it (Ctrl-C, or 'analog-sweep status' names the running "
+            "sweeps) before restoring the store",
+        )
         before = {name for name, _ in _sweep_folders(path)}
         try:
             _copy(chosen, partial, resolved)
